@@ -1,0 +1,91 @@
+//! The command line: clap definitions only; `commands` does the work.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::schema::Kind;
+use crate::source::Origin;
+
+/// Declarative GitOps for streaming-platform namespaces: Kafka topics,
+/// capacity, retention, access, alerts and disaster recovery.
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub source: SourceArgs,
+
+    /// Environment to work on (default: `SLUICE_ENV`, else the only one, else `default`)
+    #[arg(long, global = true, value_name = "ENV")]
+    pub env: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the config repository is read from.
+#[derive(Debug, Args)]
+pub struct SourceArgs {
+    /// Config repository directory
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        default_value = ".",
+        conflicts_with = "git"
+    )]
+    pub repo: PathBuf,
+
+    /// Read the config from a Git repository (local path or URL), without a checkout
+    #[arg(long, global = true, value_name = "PATH|URL")]
+    pub git: Option<String>,
+
+    /// Revision to read with `--git`
+    #[arg(
+        long,
+        global = true,
+        value_name = "REF",
+        default_value = "HEAD",
+        requires = "git"
+    )]
+    pub rev: String,
+}
+
+impl SourceArgs {
+    pub fn origin(&self) -> Origin {
+        match &self.git {
+            Some(repo) => Origin::Git {
+                repo: repo.clone(),
+                rev: self.rev.clone(),
+            },
+            None => Origin::Dir(self.repo.clone()),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Parse and check the config, without touching any live system
+    Validate {
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Print the JSON Schema of a kind, or write both to a directory
+    Schema {
+        /// Kind to print
+        #[arg(value_enum, default_value_t = Kind::Namespace)]
+        kind: Kind,
+        /// Write `workspace.schema.json` and `namespace.schema.json` here
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Fail when the schemas in `--out` (default `schemas/`) are stale
+        #[arg(long)]
+        check: bool,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}

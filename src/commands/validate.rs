@@ -1,0 +1,103 @@
+//! `sluice validate`: parse, check and resolve the config; no network.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use super::{Error, Exit, color_stderr};
+use crate::cli::{Cli, Format};
+use crate::config::parse::parse_tree;
+use crate::desired::{Desired, Overrides, Selection, resolve};
+use crate::diag::{Diagnostic, Level, normalize, render_text};
+
+/// The version of `validate --format json` output.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    format_version: u32,
+    valid: bool,
+    revision: Option<&'a str>,
+    diagnostics: &'a [Diagnostic],
+    /// The resolved model per environment; empty unless valid.
+    environments: &'a [Desired],
+}
+
+pub fn run(cli: &Cli, format: Format) -> Result<Exit, Error> {
+    let tree = cli.source.origin().load()?;
+    let mut diags = Vec::new();
+    let parsed = parse_tree(&tree, &mut diags);
+    let desired = resolve(
+        &parsed,
+        Selection::AllUnless(cli.env.as_deref()),
+        &Overrides::from_process(),
+        &mut diags,
+    );
+    normalize(&mut diags);
+    let errors = diags.iter().filter(|d| d.level == Level::Error).count();
+    let warnings = diags.len() - errors;
+
+    match format {
+        Format::Json => {
+            let report = JsonReport {
+                format_version: FORMAT_VERSION,
+                valid: errors == 0,
+                revision: tree.revision.as_deref(),
+                diagnostics: &diags,
+                environments: if errors == 0 { &desired } else { &[] },
+            };
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).expect("the report is always JSON")
+            );
+        }
+        Format::Text => {
+            let sources: HashMap<String, String> = tree
+                .files()
+                .map(|f| (f.path.clone(), f.text.clone()))
+                .collect();
+            eprint!("{}", render_text(&diags, &sources, color_stderr()));
+            if errors > 0 {
+                eprintln!("error: the config is invalid: {}", counts(errors, warnings));
+            } else {
+                let envs: Vec<&str> = desired
+                    .iter()
+                    .map(|d| d.environment.name.as_str())
+                    .collect();
+                let namespaces = desired
+                    .iter()
+                    .map(|d| d.namespaces.len())
+                    .max()
+                    .unwrap_or(0);
+                let topics = desired
+                    .iter()
+                    .map(|d| d.topics().count())
+                    .max()
+                    .unwrap_or(0);
+                println!(
+                    "ok: {namespaces} namespace(s), {topics} topic(s), environment(s) {}{}",
+                    envs.join(", "),
+                    if warnings > 0 {
+                        format!("; {}", counts(0, warnings))
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+        }
+    }
+    Ok(if errors > 0 {
+        Exit::Failure
+    } else {
+        Exit::Success
+    })
+}
+
+fn counts(errors: usize, warnings: usize) -> String {
+    let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    match (errors, warnings) {
+        (0, w) => plural(w, "warning"),
+        (e, 0) => plural(e, "error"),
+        (e, w) => format!("{}, {}", plural(e, "error"), plural(w, "warning")),
+    }
+}

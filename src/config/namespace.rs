@@ -1,0 +1,313 @@
+//! `kind: Namespace`: what a team declares about its streaming namespace.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::located::Located;
+use super::scalar::Scalar;
+use super::units::{CronSchedule, HumanDuration, HumanSize};
+use super::{ApiVersion, Labels};
+
+/// One namespace: its topics, capacity, retention, access, alerts and DR policy.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "sluice Namespace")]
+pub struct Namespace {
+    #[serde(rename = "apiVersion")]
+    pub api_version: ApiVersion,
+    pub kind: NamespaceKind,
+    pub metadata: NamespaceMeta,
+    #[serde(default)]
+    pub spec: NamespaceSpec,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema)]
+pub enum NamespaceKind {
+    Namespace,
+}
+
+/// Who owns the namespace and how it is treated.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NamespaceMeta {
+    /// Namespace name: lowercase letters, digits and `-`; names its default topic.
+    pub name: Located<String>,
+    /// Owning team, used in alert labels and the registry.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Service tier; policies read it.
+    #[serde(default)]
+    pub tier: Tier,
+    /// Free-form labels, copied to the registry and alert rules.
+    #[serde(default)]
+    pub labels: Labels,
+    /// A protected namespace is never deleted, even after its YAML is removed.
+    #[serde(default)]
+    pub protected: bool,
+    /// Environments this namespace applies to; all when absent.
+    #[serde(default)]
+    pub environments: Option<Vec<Located<String>>>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Tier {
+    Critical,
+    #[default]
+    Standard,
+    BestEffort,
+}
+
+/// The desired state of the namespace.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NamespaceSpec {
+    /// Expected traffic; partition counts derive from it when not set.
+    #[serde(default)]
+    pub capacity: Option<Capacity>,
+    /// How long messages are kept (`7d`, `30days`, `12h`) → `retention.ms`.
+    #[serde(default)]
+    pub retention: Option<HumanDuration>,
+    /// Topic compression → `compression.type`.
+    #[serde(default)]
+    pub compression: Option<Compression>,
+    /// Largest message accepted (`1MiB`) → `max.message.bytes`.
+    #[serde(default)]
+    pub max_message_bytes: Option<HumanSize>,
+    /// Data-plane cache settings, recorded in the registry.
+    #[serde(default)]
+    pub cache: Option<Cache>,
+    /// Data-plane connection pool size, recorded in the registry.
+    #[serde(default)]
+    pub connection_pool_size: Option<u32>,
+    /// Kafka topics; when absent, one topic named after the namespace.
+    #[serde(default)]
+    pub topics: Option<Vec<Located<TopicSpec>>>,
+    /// Consumer groups that read the namespace.
+    #[serde(default)]
+    pub consumers: Vec<Consumer>,
+    /// Who may read, write or administer the namespace's topics.
+    #[serde(default)]
+    pub access: Vec<Located<Grant>>,
+    /// Alert rules, in the operators' own vocabulary.
+    #[serde(default)]
+    pub alerts: Vec<Alert>,
+    /// Backup, replication and point-in-time recovery.
+    #[serde(default)]
+    pub disaster_recovery: Option<DrPolicy>,
+}
+
+/// Requests per second the namespace must sustain.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Capacity {
+    /// Writes (produced messages) per second.
+    #[serde(default)]
+    pub write_rps: u64,
+    /// Reads (consumed messages) per second.
+    #[serde(default)]
+    pub read_rps: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    None,
+    Gzip,
+    Snappy,
+    Lz4,
+    Zstd,
+    /// Keep whatever the producer used.
+    Producer,
+}
+
+impl Compression {
+    /// The value of Kafka's `compression.type`.
+    pub fn kafka_value(self) -> &'static str {
+        match self {
+            Compression::None => "uncompressed",
+            Compression::Gzip => "gzip",
+            Compression::Snappy => "snappy",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+            Compression::Producer => "producer",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Cache {
+    pub enabled: bool,
+    /// How long entries live (`5m`).
+    #[serde(default)]
+    pub ttl: Option<HumanDuration>,
+}
+
+/// One Kafka topic of the namespace.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TopicSpec {
+    /// Topic name; defaults to the namespace name.
+    #[serde(default)]
+    pub name: Option<Located<String>>,
+    /// Partition count; derived from capacity when absent. Only ever grows.
+    #[serde(default)]
+    pub partitions: Option<Located<u32>>,
+    /// Replicas per partition; the workspace default when absent.
+    #[serde(default)]
+    pub replication_factor: Option<Located<u16>>,
+    /// Any Kafka topic config (`cleanup.policy: compact`); wins over spec-level settings.
+    #[serde(default)]
+    pub config: BTreeMap<String, Located<Scalar>>,
+    /// Adds a dead-letter topic `<name>.dlq`, with the namespace's retention,
+    /// compression and message size but not this topic's own `config`.
+    #[serde(default)]
+    pub dlq: bool,
+}
+
+/// A consumer group that reads the namespace.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Consumer {
+    /// Kafka consumer group id.
+    pub group: Located<String>,
+    /// Lag (messages) above which the group is reported as behind.
+    #[serde(default)]
+    pub max_lag: Option<u64>,
+}
+
+/// Access for one service or one team.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Grant {
+    /// A service principal; set this or `team`.
+    #[serde(default)]
+    pub service: Option<String>,
+    /// A team principal; set this or `service`.
+    #[serde(default)]
+    pub team: Option<String>,
+    pub permissions: Vec<Permission>,
+}
+
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Permission {
+    /// Read and Describe on the topics, Read on the consumer groups.
+    Read,
+    /// Write and Describe on the topics.
+    Write,
+    /// Every topic operation.
+    Admin,
+}
+
+/// One alert rule.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Alert {
+    /// Rule name, unique within the namespace.
+    pub name: Located<String>,
+    /// Condition such as `p99_latency > 50ms` or `write_rps > 0.9 * capacity`.
+    pub condition: Located<String>,
+    /// How long the condition must hold before the alert fires (`5m`).
+    #[serde(default, rename = "for")]
+    pub for_: Option<HumanDuration>,
+    pub severity: Severity,
+    #[serde(default)]
+    pub labels: Labels,
+    #[serde(default)]
+    pub annotations: Labels,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Critical,
+    Warning,
+    Info,
+}
+
+/// Disaster-recovery policy.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DrPolicy {
+    /// Recovery point objective: the newest backup must be younger than this.
+    #[serde(default)]
+    pub rpo: Option<HumanDuration>,
+    /// Recovery time objective, recorded for the runbooks.
+    #[serde(default)]
+    pub rto: Option<HumanDuration>,
+    #[serde(default)]
+    pub backup: Option<Backup>,
+    #[serde(default)]
+    pub replication: Option<Replication>,
+    #[serde(default)]
+    pub pitr: Option<Pitr>,
+}
+
+/// Where and how often the namespace is backed up.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Backup {
+    /// S3 bucket holding the backups.
+    pub bucket: Located<String>,
+    /// Key prefix in the bucket; defaults to `<namespace>/`.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// When backups run (cron).
+    #[serde(default)]
+    pub schedule: Option<CronSchedule>,
+    /// How long backups are kept (`30d`).
+    #[serde(default)]
+    pub retain: Option<HumanDuration>,
+    /// Whether backups are incremental.
+    #[serde(default)]
+    pub incremental: bool,
+    /// Default object-lock retention on the bucket.
+    #[serde(default)]
+    pub object_lock: Option<ObjectLock>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectLock {
+    pub mode: LockMode,
+    /// Days each object version is locked.
+    pub days: Located<u32>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LockMode {
+    Governance,
+    Compliance,
+}
+
+/// Replication of the backup bucket into another region.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Replication {
+    /// The replica bucket.
+    pub bucket: Located<String>,
+    /// The replica's region.
+    pub region: Located<String>,
+    /// Deny writes to the replica except by replication.
+    #[serde(default = "yes")]
+    pub read_only: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Point-in-time recovery.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Pitr {
+    /// How far back any version can be restored; noncurrent versions expire after it.
+    pub window: HumanDuration,
+}

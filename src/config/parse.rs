@@ -1,0 +1,276 @@
+//! YAML text to typed documents, strictly: unknown fields, duplicate keys and
+//! wrong types are problems with a location. A broken document is reported and
+//! skipped; the other documents and files are still read, so one run reports
+//! everything.
+
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde_saphyr::MessageFormatter;
+
+use super::{Loc, Namespace, Workspace};
+use crate::diag::Diagnostic;
+use crate::source::{SourceFile, SourceTree, WORKSPACE_FILE};
+
+/// A document, the file it came from and that file's text.
+#[derive(Clone, Debug)]
+pub struct Doc<T> {
+    pub file: String,
+    pub text: Arc<str>,
+    pub value: T,
+}
+
+impl<T> Doc<T> {
+    /// The 1-based column of byte `offset` inside the scalar that starts at
+    /// `loc`, stepping over an opening quote.
+    pub fn column_in_value(&self, loc: Loc, offset: usize) -> Loc {
+        let Some(line) = self.text.lines().nth(loc.line.saturating_sub(1) as usize) else {
+            return loc;
+        };
+        let rest: String = line
+            .chars()
+            .skip(loc.column.saturating_sub(1) as usize)
+            .collect();
+        let quoted = rest.starts_with(['"', '\'']);
+        let body = &rest[usize::from(quoted)..];
+        let chars = body
+            .get(..offset.min(body.len()))
+            .map_or(0, |s| s.chars().count());
+        Loc {
+            line: loc.line,
+            column: loc.column + u32::from(quoted) + u32::try_from(chars).unwrap_or(0),
+        }
+    }
+}
+
+/// Every document that parsed.
+#[derive(Clone, Debug, Default)]
+pub struct Parsed {
+    pub workspace: Option<Doc<Workspace>>,
+    pub namespaces: Vec<Doc<Namespace>>,
+}
+
+/// Parses the workspace and every namespace document, adding a diagnostic for
+/// each document that does not parse.
+pub fn parse_tree(tree: &SourceTree, diags: &mut Vec<Diagnostic>) -> Parsed {
+    let mut parsed = Parsed::default();
+    match &tree.workspace {
+        None => diags.push(
+            Diagnostic::error("no-workspace", format!("no `{WORKSPACE_FILE}` found"))
+                .hint("run sluice at the root of a config repository (or pass `--repo DIR`); it needs a `sluice.yaml` with `kind: Workspace`"),
+        ),
+        Some(file) => {
+            let mut docs = parse_documents::<Workspace>(file, diags).into_iter();
+            parsed.workspace = docs.next();
+            if docs.next().is_some() {
+                diags.push(
+                    Diagnostic::error("several-workspaces", format!("`{}` holds more than one document", file.path))
+                        .hint("keep exactly one `kind: Workspace` document in sluice.yaml"),
+                );
+            }
+        }
+    }
+    for file in &tree.namespaces {
+        parsed
+            .namespaces
+            .extend(parse_documents::<Namespace>(file, diags));
+    }
+    parsed
+}
+
+/// Parses each document of a (possibly multi-document) file on its own, so a
+/// broken document does not hide problems in the next one.
+pub fn parse_documents<T: DeserializeOwned>(
+    file: &SourceFile,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<Doc<T>> {
+    let shared: Arc<str> = Arc::from(file.text.as_str());
+    let mut docs = Vec::new();
+    for chunk in split_documents(&file.text) {
+        if is_blank(&file.text[chunk.clone()]) {
+            continue;
+        }
+        // Blank lines in front keep the parser's line numbers those of the file.
+        let lines_before = file.text[..chunk.start].matches('\n').count();
+        let mut text = "\n".repeat(lines_before);
+        text.push_str(&file.text[chunk]);
+        let options = serde_saphyr::options! { with_snippet: false };
+        match serde_saphyr::from_str_with_options::<T>(&text, options) {
+            Ok(value) => docs.push(Doc {
+                file: file.path.clone(),
+                text: shared.clone(),
+                value,
+            }),
+            Err(err) => diags.push(yaml_problem(&file.path, &err)),
+        }
+    }
+    docs
+}
+
+/// Byte ranges of the documents of a YAML stream: each `---` at the start of
+/// a line begins one. (A `---` line cannot occur inside a block scalar, which
+/// is indented, nor inside a flow scalar, where YAML forbids it.)
+fn split_documents(text: &str) -> Vec<std::ops::Range<usize>> {
+    let mut starts = vec![0];
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let marker = line
+            .strip_prefix("---")
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t', '\r', '\n']));
+        if marker && offset > 0 {
+            starts.push(offset);
+        }
+        offset += line.len();
+    }
+    let mut ranges: Vec<_> = starts.windows(2).map(|w| w[0]..w[1]).collect();
+    ranges.push(*starts.last().unwrap_or(&0)..text.len());
+    ranges
+}
+
+/// Whether a document holds nothing but markers, comments and blank lines.
+fn is_blank(doc: &str) -> bool {
+    doc.lines().all(|l| {
+        let l = l.trim();
+        l.is_empty() || l.starts_with('#') || l == "---" || l == "..." || l.starts_with("--- #")
+    })
+}
+
+/// A diagnostic for a document serde-saphyr rejected, with a hint by kind.
+fn yaml_problem(file: &str, err: &serde_saphyr::Error) -> Diagnostic {
+    let err = err.without_snippet();
+    let message = serde_saphyr::UserMessageFormatter
+        .format_message(err)
+        .escape_debug()
+        .to_string();
+    let loc = err.location().map(Loc::from).unwrap_or(Loc::UNKNOWN);
+    let syntax = matches!(err, serde_saphyr::Error::ExternalMessage { source, .. }
+        if matches!(**source, serde_saphyr::ExternalMessageSource::Parser(_)));
+    let (code, message, hint) = if syntax {
+        (
+            "yaml-syntax",
+            message,
+            "this is not valid YAML: check quotes, brackets and indentation here".to_owned(),
+        )
+    } else {
+        classify(message)
+    };
+    Diagnostic::error(code, message).at(file, loc).hint(hint)
+}
+
+/// The problem class, a message and a hint, from serde's and serde-saphyr's wording.
+fn classify(message: String) -> (&'static str, String, String) {
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let hint = suggest(
+            rest,
+            "remove it, or check its spelling against the schema in `schemas/`",
+        );
+        return ("unknown-field", message, hint);
+    }
+    if message.starts_with("unknown variant `Workspace`") {
+        let hint = "a Workspace belongs in `sluice.yaml` at the repository root; files under `namespaces/` hold `kind: Namespace`";
+        return ("wrong-kind", message, hint.into());
+    }
+    if message.starts_with("unknown variant `Namespace`") {
+        let hint = "namespaces belong in `namespaces/**/*.yaml`; `sluice.yaml` holds the one `kind: Workspace`";
+        return ("wrong-kind", message, hint.into());
+    }
+    if let Some(rest) = message.strip_prefix("unknown variant `") {
+        let hint = suggest(rest, "use one of the listed values");
+        return ("unknown-value", message, hint);
+    }
+    if message.starts_with("missing field") {
+        return (
+            "missing-field",
+            message,
+            "add the field; the schema in `schemas/` lists what each kind needs".into(),
+        );
+    }
+    if message.contains("duplicate") {
+        return (
+            "duplicate-key",
+            message,
+            "a key may appear only once in a mapping; remove or merge the repeats".into(),
+        );
+    }
+    // serde-saphyr says `invalid u64` where people want to read what was expected.
+    let plain = match message
+        .strip_prefix("invalid ")
+        .map(|t| t.trim_end_matches(':'))
+    {
+        Some("u8" | "u16" | "u32" | "u64" | "i32" | "i64") => Some("a whole number"),
+        Some("f32" | "f64") => Some("a number"),
+        Some("bool" | "boolean") => Some("`true` or `false`"),
+        _ => None,
+    };
+    match plain {
+        Some(want) => (
+            "wrong-type",
+            format!("expected {want}"),
+            format!("this field takes {want}"),
+        ),
+        None => (
+            "wrong-type",
+            message,
+            "check the value against the schema in `schemas/`".into(),
+        ),
+    }
+}
+
+/// "did you mean `x`?" for "`typo`, expected one of a, b" (names may be in backticks).
+fn suggest(rest: &str, fallback: &str) -> String {
+    let Some((got, tail)) = rest.split_once('`') else {
+        return fallback.into();
+    };
+    let Some((_, expected)) = tail.split_once("expected") else {
+        return fallback.into();
+    };
+    let best = expected
+        .trim_start_matches(" one of")
+        .split([',', ' ', '`'])
+        .filter(|c| !c.is_empty() && *c != "or")
+        .map(|cand| (strsim::jaro_winkler(got, cand), cand))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    match best {
+        Some((_, cand)) => format!("did you mean `{cand}`?"),
+        None => fallback.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_documents_at_markers_only() {
+        let text = "a: 1\n---\nb: |\n  ---\n--- # c\nc: 3\n";
+        let docs: Vec<_> = split_documents(text)
+            .into_iter()
+            .map(|r| &text[r])
+            .collect();
+        assert_eq!(
+            docs,
+            vec!["a: 1\n", "---\nb: |\n  ---\n", "--- # c\nc: 3\n"]
+        );
+        assert_eq!(split_documents("---\na: 1\n").len(), 1);
+    }
+
+    #[test]
+    fn suggests_the_closest_field() {
+        assert_eq!(
+            suggest("retension`, expected one of `capacity`, `retention`", "x"),
+            "did you mean `retention`?"
+        );
+        assert_eq!(
+            suggest(
+                "retension`, expected one of capacity, retention, topics",
+                "x"
+            ),
+            "did you mean `retention`?"
+        );
+        assert_eq!(
+            suggest("zzz`, expected one of `capacity`", "fallback"),
+            "fallback"
+        );
+    }
+}

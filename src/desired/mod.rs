@@ -1,0 +1,237 @@
+//! The desired model: parsed config, validated and resolved per environment.
+//!
+//! Every check adds to one list of diagnostics; nothing stops at the first
+//! problem. The resolved [`Desired`] holds plain values (milliseconds, bytes,
+//! partition counts, Kafka config strings) for the later stages.
+
+pub mod env;
+pub mod model;
+mod namespace;
+mod topic_config;
+mod units;
+
+use std::collections::HashMap;
+
+use crate::config::condition::METRICS;
+use crate::config::parse::{Doc, Parsed};
+use crate::config::{Loc, Workspace};
+use crate::diag::{Diagnostic, Span};
+
+pub use env::{Overrides, select_env};
+pub use model::*;
+
+/// Which environments to resolve.
+#[derive(Clone, Copy, Debug)]
+pub enum Selection<'a> {
+    /// The one asked for, else every environment (what `validate` checks).
+    AllUnless(Option<&'a str>),
+    /// Exactly one: the one asked for, else the only or `default` one.
+    One(Option<&'a str>),
+}
+
+/// Resolves the parsed config for the selected environments. Problems are
+/// added to `diags`; a `Desired` is returned for every environment resolved,
+/// and is complete only when no error was added.
+pub fn resolve(
+    parsed: &Parsed,
+    selection: Selection<'_>,
+    overrides: &Overrides,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<Desired> {
+    let Some(ws) = &parsed.workspace else {
+        return Vec::new();
+    };
+    let (requested, every) = match selection {
+        Selection::AllUnless(r) => (r, true),
+        Selection::One(r) => (r, false),
+    };
+    let requested = requested.or(overrides.env.as_deref());
+    // `SLUICE_*` endpoint overrides apply to the environment a command would select.
+    let selected = select_env(&ws.value, requested);
+    let envs: Vec<String> = if every && requested.is_none() {
+        ws.value.spec.environments.keys().cloned().collect()
+    } else {
+        match &selected {
+            Ok(name) => vec![name.clone()],
+            Err(d) => {
+                diags.push(d.as_ref().clone().at(&ws.file, Loc::UNKNOWN));
+                return Vec::new();
+            }
+        }
+    };
+
+    check_workspace(ws, diags);
+    check_namespace_environments(ws, parsed, diags);
+
+    let custom_metrics: Vec<&str> = ws
+        .value
+        .spec
+        .metrics
+        .keys()
+        .map(String::as_str)
+        .filter(|m| !METRICS.iter().any(|(b, _)| b == m))
+        .collect();
+
+    envs.iter()
+        .map(|name| {
+            let applies_overrides = selected.as_ref().is_ok_and(|s| s == name);
+            let (environment, defaults) = env::resolve_environment(
+                &ws.value,
+                &ws.file,
+                name,
+                applies_overrides.then_some(overrides),
+                diags,
+            );
+            let cx = namespace::Ctx {
+                env: name,
+                brokers: *ws.value.spec.environments[name].kafka.brokers,
+                defaults: &defaults,
+                guards: &ws.value.spec.guards,
+                custom_metrics: &custom_metrics,
+                catalog: ws.value.spec.disaster_recovery.as_ref(),
+                ws_file: &ws.file,
+            };
+            let namespaces: Vec<NamespaceState> = parsed
+                .namespaces
+                .iter()
+                .filter(|doc| namespace::applies(&doc.value, name))
+                .map(|doc| namespace::resolve(doc, &cx, diags))
+                .collect();
+            check_unique(&namespaces, diags);
+            Desired {
+                environment,
+                guards: ws.value.spec.guards.clone(),
+                metrics: ws.value.spec.metrics.clone(),
+                namespaces,
+            }
+        })
+        .collect()
+}
+
+/// Workspace-level consistency: declared buckets in declared regions.
+fn check_workspace(ws: &Doc<Workspace>, diags: &mut Vec<Diagnostic>) {
+    let Some(catalog) = &ws.value.spec.disaster_recovery else {
+        return;
+    };
+    if catalog.regions.is_empty() {
+        return;
+    }
+    for (bucket, decl) in &catalog.buckets {
+        if !catalog.regions.iter().any(|r| r.value == decl.region.value) {
+            diags.push(
+                Diagnostic::error(
+                    "undeclared-region",
+                    format!(
+                        "bucket `{bucket}` is in region `{}`, which is not declared",
+                        decl.region.value
+                    ),
+                )
+                .at(&ws.file, decl.region.loc)
+                .hint("add the region to `spec.disaster_recovery.regions`"),
+            );
+        }
+    }
+}
+
+/// Namespaces may only name declared environments; protected names should exist.
+fn check_namespace_environments(ws: &Doc<Workspace>, parsed: &Parsed, diags: &mut Vec<Diagnostic>) {
+    let declared = &ws.value.spec.environments;
+    for doc in &parsed.namespaces {
+        let Some(envs) = &doc.value.metadata.environments else {
+            continue;
+        };
+        if envs.is_empty() {
+            diags.push(
+                Diagnostic::warning(
+                    "no-environment",
+                    format!(
+                        "namespace `{}` applies to no environment",
+                        doc.value.metadata.name.value
+                    ),
+                )
+                .at(&doc.file, doc.value.metadata.name.loc)
+                .hint("list its environments, or remove `environments` to apply it everywhere"),
+            );
+        }
+        for e in envs {
+            if !declared.contains_key(&e.value) {
+                let names: Vec<_> = declared.keys().map(|n| format!("`{n}`")).collect();
+                diags.push(
+                    Diagnostic::error(
+                        "unknown-environment",
+                        format!("environment `{}` is not declared in the workspace", e.value),
+                    )
+                    .at(&doc.file, e.loc)
+                    .hint(format!("declared environments: {}", names.join(", "))),
+                );
+            }
+        }
+    }
+    for name in &ws.value.spec.guards.protected_namespaces {
+        if !parsed
+            .namespaces
+            .iter()
+            .any(|d| &d.value.metadata.name.value == name)
+        {
+            diags.push(
+                Diagnostic::warning("unknown-namespace", format!("protected namespace `{name}` is not declared"))
+                    .at(&ws.file, Loc::UNKNOWN)
+                    .hint("it stays protected if sluice already manages it; otherwise remove it from `guards.protected_namespaces`"),
+            );
+        }
+    }
+}
+
+/// Namespace and topic names are unique within an environment (topics are
+/// cluster-wide); a DLQ must not take a declared topic's name.
+fn check_unique(namespaces: &[NamespaceState], diags: &mut Vec<Diagnostic>) {
+    let mut seen_ns: HashMap<&str, &Span> = HashMap::new();
+    let mut unique = Vec::new();
+    for ns in namespaces {
+        match seen_ns.insert(&ns.name, &ns.source) {
+            None => unique.push(ns),
+            Some(first) => {
+                diags.push(
+                Diagnostic::error("duplicate-namespace", format!("namespace `{}` is declared twice", ns.name))
+                    .at_span(&ns.source)
+                    .related_span(first, "first declared here")
+                    .hint("merge the two declarations, or give each a distinct `metadata.environments`"),
+                );
+            }
+        }
+    }
+    // A duplicated namespace's topics would all repeat; its error says enough.
+    let mut seen_topics: HashMap<&str, &TopicState> = HashMap::new();
+    let mut topics: Vec<&TopicState> = unique.iter().flat_map(|n| &n.topics).collect();
+    topics.sort_by_key(|t| t.dlq_of.is_some());
+    for t in topics {
+        let Some(first) = seen_topics.insert(&t.name, t) else {
+            continue;
+        };
+        let d = match (&first.dlq_of, &t.dlq_of) {
+            (None, Some(parent)) => Diagnostic::error(
+                "dlq-collision",
+                format!(
+                    "the dead-letter topic `{}` of `{parent}` collides with a declared topic",
+                    t.name
+                ),
+            )
+            .at_span(&first.source)
+            .related_span(&t.source, "`dlq: true` here")
+            .hint(format!(
+                "rename the declared topic, or drop `dlq: true` from `{parent}`"
+            )),
+            _ => Diagnostic::error(
+                "duplicate-topic",
+                format!(
+                    "topic `{}` is declared twice (in namespaces `{}` and `{}`)",
+                    t.name, first.namespace, t.namespace
+                ),
+            )
+            .at_span(&t.source)
+            .related_span(&first.source, "first declared here")
+            .hint("Kafka topic names are cluster-wide: rename one of them"),
+        };
+        diags.push(d);
+    }
+}

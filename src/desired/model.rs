@@ -1,0 +1,164 @@
+//! The resolved desired state of one environment: every default applied, every
+//! unit converted, every derived value computed. Later stages read only this.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::config::Labels;
+use crate::config::condition::Condition;
+use crate::config::namespace::{Capacity, Compression, LockMode, Permission, Severity, Tier};
+use crate::config::workspace::{AlertsEnv, EtcdEnv, Guards, KafkaEnv, S3Env, Stage};
+use crate::diag::Span;
+
+/// Desired state of one environment.
+#[derive(Clone, Debug, Serialize)]
+pub struct Desired {
+    pub environment: Environment,
+    pub guards: Guards,
+    /// PromQL overrides per metric name, from the workspace.
+    pub metrics: BTreeMap<String, String>,
+    pub namespaces: Vec<NamespaceState>,
+}
+
+impl Desired {
+    pub fn topics(&self) -> impl Iterator<Item = &TopicState> {
+        self.namespaces.iter().flat_map(|n| &n.topics)
+    }
+}
+
+/// An environment's endpoints, after `SLUICE_*` overrides.
+#[derive(Clone, Debug, Serialize)]
+pub struct Environment {
+    pub name: String,
+    pub stage: Stage,
+    pub kafka: KafkaEnv,
+    pub s3: Option<S3Env>,
+    pub etcd: EtcdEnv,
+    pub alerts: Option<AlertsEnv>,
+    /// The `SLUICE_*` variables that changed this environment.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub overridden_by: Vec<&'static str>,
+}
+
+/// One namespace, resolved.
+#[derive(Clone, Debug, Serialize)]
+pub struct NamespaceState {
+    pub name: String,
+    /// Where the namespace is declared.
+    pub source: Span,
+    pub owner: Option<String>,
+    pub tier: Tier,
+    pub labels: Labels,
+    /// Marked `protected`, or listed in the workspace guards.
+    pub protected: bool,
+    pub capacity: Option<Capacity>,
+    pub retention_ms: Option<u64>,
+    pub compression: Option<Compression>,
+    pub max_message_bytes: Option<u64>,
+    pub cache: Option<CacheState>,
+    pub connection_pool_size: Option<u32>,
+    pub topics: Vec<TopicState>,
+    pub consumers: Vec<ConsumerState>,
+    pub access: Vec<GrantState>,
+    pub alerts: Vec<AlertState>,
+    pub disaster_recovery: Option<DrState>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CacheState {
+    pub enabled: bool,
+    pub ttl_ms: Option<u64>,
+}
+
+/// Where a topic's partition count came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PartitionsFrom {
+    /// Set in the YAML.
+    Explicit,
+    /// Derived from the namespace's capacity.
+    Capacity,
+    /// The workspace default (no capacity, or a DLQ).
+    Default,
+}
+
+/// A Kafka topic as sluice wants it.
+#[derive(Clone, Debug, Serialize)]
+pub struct TopicState {
+    pub name: String,
+    pub namespace: String,
+    pub partitions: u32,
+    pub partitions_from: PartitionsFrom,
+    pub replication_factor: u16,
+    /// Exactly the configs sluice sets; nothing else is compared.
+    pub config: BTreeMap<String, String>,
+    /// For a dead-letter topic, the topic it serves.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dlq_of: Option<String>,
+    pub source: Span,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ConsumerState {
+    pub group: String,
+    pub max_lag: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PrincipalKind {
+    Service,
+    Team,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct GrantState {
+    pub kind: PrincipalKind,
+    pub principal: String,
+    pub permissions: Vec<Permission>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct AlertState {
+    pub name: String,
+    pub condition: Condition,
+    pub for_ms: Option<u64>,
+    pub severity: Severity,
+    pub labels: Labels,
+    pub annotations: Labels,
+    pub source: Span,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DrState {
+    pub rpo_ms: Option<u64>,
+    pub rto_ms: Option<u64>,
+    pub backup: Option<BackupState>,
+    pub replication: Option<ReplicationState>,
+    pub pitr_window_ms: Option<u64>,
+    pub source: Span,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BackupState {
+    pub bucket: String,
+    pub prefix: String,
+    pub schedule: Option<String>,
+    pub retain_ms: Option<u64>,
+    pub incremental: bool,
+    pub object_lock: Option<ObjectLockState>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ObjectLockState {
+    pub mode: LockMode,
+    pub days: u32,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ReplicationState {
+    pub bucket: String,
+    pub region: String,
+    pub read_only: bool,
+}

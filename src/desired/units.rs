@@ -1,0 +1,59 @@
+//! Turning unit fields into values, with a diagnostic for each bad one.
+
+use crate::config::Located;
+use crate::config::units::{Human, UnitKind};
+use crate::diag::Diagnostic;
+
+/// Parses an optional human-unit field; a malformed one is reported and yields `None`.
+pub fn parse_unit<K: UnitKind>(
+    field: Option<&Human<K>>,
+    file: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<K::Value> {
+    let field = field?;
+    match field.parse() {
+        Ok(v) => Some(v),
+        Err(message) => {
+            diags.push(
+                Diagnostic::error(K::CODE, message)
+                    .at(file, field.loc())
+                    .hint(K::HINT),
+            );
+            None
+        }
+    }
+}
+
+/// Reports a zero where only a positive count makes sense.
+pub fn nonzero<T: Copy + Into<u64>>(
+    v: &Located<T>,
+    field: &str,
+    file: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> bool {
+    if v.value.into() == 0 {
+        diags.push(
+            Diagnostic::error("invalid-value", format!("`{field}` must be at least 1"))
+                .at(file, v.loc)
+                .hint(format!(
+                    "set `{field}` to 1 or more, or remove it to use the default"
+                )),
+        );
+        return false;
+    }
+    true
+}
+
+/// An optional count with a default; a zero is reported and replaced by the default.
+pub fn count<T: Copy + Into<u64>>(
+    v: Option<&Located<T>>,
+    default: T,
+    field: &str,
+    file: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> T {
+    match v {
+        Some(v) if nonzero(v, field, file, diags) => v.value,
+        _ => default,
+    }
+}

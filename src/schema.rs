@@ -1,0 +1,44 @@
+//! JSON Schemas of both kinds, generated from the config types.
+
+use std::path::Path;
+
+use crate::config::{Namespace, Workspace};
+
+/// The kinds a schema is generated for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    Workspace,
+    Namespace,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 2] = [Kind::Workspace, Kind::Namespace];
+
+    /// The file name under `schemas/`.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Kind::Workspace => "workspace.schema.json",
+            Kind::Namespace => "namespace.schema.json",
+        }
+    }
+
+    /// The schema as pretty JSON, ending in a newline.
+    pub fn render(self) -> String {
+        let schema = match self {
+            Kind::Workspace => schemars::schema_for!(Workspace),
+            Kind::Namespace => schemars::schema_for!(Namespace),
+        };
+        let mut text = serde_json::to_string_pretty(&schema).expect("a schema is always JSON");
+        text.push('\n');
+        text
+    }
+}
+
+/// The schema files under `dir` that are missing or differ from the types.
+pub fn stale(dir: &Path) -> Vec<String> {
+    Kind::ALL
+        .iter()
+        .filter(|k| std::fs::read_to_string(dir.join(k.file_name())).ok() != Some(k.render()))
+        .map(|k| k.file_name().to_owned())
+        .collect()
+}

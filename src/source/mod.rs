@@ -1,0 +1,84 @@
+//! Where desired state comes from: a directory, or a Git revision read without
+//! a checkout. Both yield the same [`SourceTree`].
+
+mod dir;
+mod git;
+
+use std::path::PathBuf;
+
+pub use dir::load_dir;
+pub use git::load_git;
+
+/// The workspace file at the root of a config repository.
+pub const WORKSPACE_FILE: &str = "sluice.yaml";
+/// The folder whose `**/*.yaml` files hold namespaces.
+pub const NAMESPACES_DIR: &str = "namespaces";
+
+/// One config file: its path as shown to people, and its text.
+#[derive(Clone, Debug)]
+pub struct SourceFile {
+    pub path: String,
+    pub text: String,
+}
+
+/// The config files of one repository at one revision.
+#[derive(Clone, Debug, Default)]
+pub struct SourceTree {
+    /// The commit the files were read at, when read from Git.
+    pub revision: Option<String>,
+    pub workspace: Option<SourceFile>,
+    /// Namespace files, sorted by path.
+    pub namespaces: Vec<SourceFile>,
+}
+
+impl SourceTree {
+    /// Every file, the workspace first.
+    pub fn files(&self) -> impl Iterator<Item = &SourceFile> {
+        self.workspace.iter().chain(&self.namespaces)
+    }
+}
+
+/// Where to read a config repository from.
+#[derive(Clone, Debug)]
+pub enum Origin {
+    Dir(PathBuf),
+    Git { repo: String, rev: String },
+}
+
+impl Origin {
+    pub fn load(&self) -> Result<SourceTree, SourceError> {
+        match self {
+            Origin::Dir(dir) => load_dir(dir),
+            Origin::Git { repo, rev } => load_git(repo, rev),
+        }
+    }
+}
+
+/// Whether a file name is a YAML document.
+fn is_yaml(name: &str) -> bool {
+    name.ends_with(".yaml") || name.ends_with(".yml")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The repository directory does not exist.
+    #[error("config repository `{0}` does not exist")]
+    NoRepo(PathBuf),
+    /// A file or directory could not be read.
+    #[error("cannot read `{path}`")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A config file is not UTF-8 text.
+    #[error("`{0}` is not UTF-8 text")]
+    NotUtf8(String),
+    /// Git could not open, fetch or resolve.
+    #[error("{context}")]
+    Git {
+        context: String,
+        #[source]
+        source: ::git2::Error,
+    },
+}
