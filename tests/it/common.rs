@@ -1,0 +1,110 @@
+//! Helpers shared by the integration tests.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// What a `sluice` run printed and returned.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Everything printed, for "never appears" checks.
+    pub fn all_output(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+/// A `sluice` command in `dir`, isolated from the caller's `SLUICE_*` settings.
+pub fn sluice(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    cmd.current_dir(dir).env("NO_COLOR", "1");
+    for (name, _) in std::env::vars() {
+        if name.starts_with("SLUICE_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd
+}
+
+pub fn run(cmd: &mut Command) -> Run {
+    let out = cmd.output().expect("the sluice binary runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Copies a directory tree.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Addresses of the local servers that `scripts/services.sh up` started.
+#[derive(Debug, Clone)]
+pub struct Services {
+    pub etcd: String,
+    pub s3: String,
+    pub kafka: String,
+}
+
+/// Reads the servers' env file (`$SLUICE_SERVICES_ENV`, else `.services/env`).
+/// Fails loudly when the servers are not up: these tests never skip.
+pub fn services() -> Services {
+    let path = std::env::var_os("SLUICE_SERVICES_ENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".services/env"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "the local servers are not running ({} is missing): start them with `scripts/services.sh up`, or run the suite with `scripts/test.sh`",
+            path.display()
+        )
+    });
+    let get = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("{} has no {key}", path.display()))
+            .to_owned()
+    };
+    Services {
+        etcd: get("SLUICE_ETCD_ENDPOINTS"),
+        s3: get("SLUICE_S3_ENDPOINT"),
+        kafka: get("SLUICE_KAFKA_BOOTSTRAP"),
+    }
+}
+
+/// A name no other test run uses, for resources on the shared servers.
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}

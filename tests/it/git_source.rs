@@ -1,0 +1,125 @@
+//! Reading the config from a Git revision, without a checkout.
+
+use std::path::Path;
+
+use git2::{IndexAddOption, Oid, Repository, Signature};
+
+use crate::common::{copy_tree, root, run, sluice};
+
+fn commit_all(repo: &Repository, message: &str) -> Oid {
+    let mut index = repo.index().unwrap();
+    index.add_all(["*"], IndexAddOption::DEFAULT, None).unwrap();
+    index.write().unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let sig = Signature::now("sluice tests", "tests@sluice.invalid").unwrap();
+    let parents: Vec<_> = repo
+        .head()
+        .ok()
+        .and_then(|h| h.peel_to_commit().ok())
+        .into_iter()
+        .collect();
+    let parents: Vec<_> = parents.iter().collect();
+    repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
+        .unwrap()
+}
+
+/// A repository with the examples committed, then a broken namespace committed on top.
+fn repo_with_history(dir: &Path) -> (Repository, Oid, Oid) {
+    let repo = Repository::init(dir).unwrap();
+    copy_tree(&root().join("examples"), dir);
+    let good = commit_all(&repo, "examples");
+    std::fs::write(dir.join("namespaces/orders.yaml"), "apiVersion: sluice/v1\nkind: Namespace\nmetadata:\n  name: orders\nspec:\n  retention: soon\n").unwrap();
+    let bad = commit_all(&repo, "break orders");
+    (repo, good, bad)
+}
+
+#[test]
+fn reads_the_committed_files_at_a_revision() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_repo, good, bad) = repo_with_history(tmp.path());
+    let git = tmp.path().to_str().unwrap();
+
+    let out = run(sluice(&root()).args(["validate", "--git", git, "--rev", "HEAD"]));
+    assert_eq!(out.code, 1, "HEAD has the broken file");
+    assert!(
+        out.stderr.contains("namespaces/orders.yaml:6:14"),
+        "{}",
+        out.stderr
+    );
+
+    let out = run(sluice(&root()).args([
+        "validate", "--format", "json", "--git", git, "--rev", "HEAD~1",
+    ]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.json()["revision"], good.to_string());
+    assert_ne!(good, bad);
+}
+
+#[test]
+fn the_working_tree_is_not_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_repo, _good, bad) = repo_with_history(tmp.path());
+    // Fix the file on disk only: the commit is still broken, and that is what counts.
+    std::fs::copy(
+        root().join("examples/namespaces/orders.yaml"),
+        tmp.path().join("namespaces/orders.yaml"),
+    )
+    .unwrap();
+    std::fs::remove_file(tmp.path().join("sluice.yaml")).unwrap();
+    let out = run(sluice(&root()).args([
+        "validate",
+        "--format",
+        "json",
+        "--git",
+        tmp.path().to_str().unwrap(),
+    ]));
+    assert_eq!(out.code, 1);
+    assert_eq!(out.json()["revision"], bad.to_string());
+    assert_eq!(out.json()["diagnostics"][0]["code"], "invalid-duration");
+}
+
+#[test]
+fn a_url_is_fetched_into_the_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = tmp.path().join("origin");
+    let (repo, good, _bad) = repo_with_history(&origin);
+    let branch = repo.head().unwrap().shorthand().unwrap().to_owned();
+    let url = format!("file://{}", origin.display());
+    let cache = tmp.path().join("cache");
+
+    let out = run(sluice(&root()).env("SLUICE_CACHE_DIR", &cache).args([
+        "validate",
+        "--format",
+        "json",
+        "--git",
+        &url,
+        "--rev",
+        &format!("{branch}~1"),
+    ]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.json()["revision"], good.to_string());
+    assert!(
+        cache.join("git").read_dir().unwrap().next().is_some(),
+        "the remote is cached"
+    );
+
+    let out = run(sluice(&root())
+        .env("SLUICE_CACHE_DIR", &cache)
+        .args(["validate", "--git", &url]));
+    assert_eq!(out.code, 1, "HEAD of the remote is the broken commit");
+
+    let out = run(sluice(&root()).env("SLUICE_CACHE_DIR", &cache).args([
+        "validate",
+        "--git",
+        &url,
+        "--rev",
+        "no-such-branch",
+    ]));
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .contains("cannot resolve revision `no-such-branch`"),
+        "{}",
+        out.stderr
+    );
+}

@@ -1,0 +1,8 @@
+//! Integration tests: the `sluice` binary on fixtures and examples, Git
+//! sources, schemas, and the client stack against the real local servers.
+
+mod common;
+mod git_source;
+mod schema;
+mod smoke;
+mod validate;

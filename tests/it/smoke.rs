@@ -1,0 +1,142 @@
+//! The client stack against the real local servers: etcd, S3 (moto) and
+//! Kafka (tansu), with the bundled librdkafka. These prove a fresh machine can
+//! build and talk to everything later features need.
+
+use std::time::Duration;
+
+use crate::common::{services, unique};
+
+#[tokio::test]
+async fn etcd_put_get_and_lease() {
+    let s = services();
+    let mut client = etcd_client::Client::connect([s.etcd.as_str()], None)
+        .await
+        .expect("etcd answers");
+    let key = format!("/sluice-smoke/{}", unique("key"));
+
+    client.put(key.as_str(), "v1", None).await.unwrap();
+    let got = client.get(key.as_str(), None).await.unwrap();
+    assert_eq!(got.kvs()[0].value_str().unwrap(), "v1");
+
+    let lease = client.lease_grant(30, None).await.unwrap();
+    let leased = format!("{key}/leased");
+    client
+        .put(
+            leased.as_str(),
+            "held",
+            Some(etcd_client::PutOptions::new().with_lease(lease.id())),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        client.get(leased.as_str(), None).await.unwrap().kvs()[0].lease(),
+        lease.id()
+    );
+    client.lease_revoke(lease.id()).await.unwrap();
+    assert!(
+        client
+            .get(leased.as_str(), None)
+            .await
+            .unwrap()
+            .kvs()
+            .is_empty(),
+        "revoking the lease removes its key"
+    );
+
+    client.delete(key.as_str(), None).await.unwrap();
+}
+
+#[tokio::test]
+async fn s3_create_and_list_a_bucket() {
+    use aws_sdk_s3::config::{
+        BehaviorVersion, Credentials, Region, RequestChecksumCalculation,
+        ResponseChecksumValidation,
+    };
+    let s = services();
+    let config = aws_sdk_s3::config::Builder::new()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(&s.s3)
+        .region(Region::new("us-east-1"))
+        .force_path_style(true)
+        .credentials_provider(Credentials::new(
+            "sluice-local",
+            "sluice-local",
+            None,
+            None,
+            "static",
+        ))
+        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+        .build();
+    let client = aws_sdk_s3::Client::from_conf(config);
+    let bucket = unique("smoke");
+    client
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("moto creates the bucket");
+    let listed = client.list_buckets().send().await.unwrap();
+    assert!(
+        listed
+            .buckets()
+            .iter()
+            .any(|b| b.name() == Some(bucket.as_str())),
+        "{listed:?}"
+    );
+    client.delete_bucket().bucket(&bucket).send().await.unwrap();
+}
+
+#[tokio::test]
+async fn kafka_metadata_and_a_topic_with_config() {
+    use rdkafka::admin::{
+        AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication,
+    };
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::config::ClientConfig;
+
+    let s = services();
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &s.kafka)
+        .create()
+        .expect("the bundled librdkafka creates a client");
+    let (_, version) = rdkafka::util::get_rdkafka_version();
+    assert!(
+        !version.starts_with("2.0."),
+        "linked to librdkafka {version}: Debian's 2.0 cannot talk to tansu; use the bundled one"
+    );
+
+    let metadata = admin
+        .inner()
+        .fetch_metadata(None, Duration::from_secs(10))
+        .expect("tansu answers Metadata");
+    assert!(!metadata.brokers().is_empty());
+
+    let topic = unique("smoke");
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let created = admin
+        .create_topics(
+            &[NewTopic::new(&topic, 2, TopicReplication::Fixed(1)).set("retention.ms", "3600000")],
+            &opts,
+        )
+        .await
+        .unwrap();
+    assert!(created[0].is_ok(), "{created:?}");
+
+    let described = admin
+        .describe_configs(&[ResourceSpecifier::Topic(&topic)], &opts)
+        .await
+        .unwrap();
+    let resource = described[0].as_ref().expect("DescribeConfigs answers");
+    let retention = resource.get("retention.ms").and_then(|e| e.value.clone());
+    assert_eq!(retention.as_deref(), Some("3600000"));
+
+    let metadata = admin
+        .inner()
+        .fetch_metadata(Some(&topic), Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(metadata.topics()[0].partitions().len(), 2);
+
+    let deleted = admin.delete_topics(&[&topic], &opts).await.unwrap();
+    assert!(deleted[0].is_ok(), "{deleted:?}");
+}
