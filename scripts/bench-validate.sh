@@ -17,7 +17,10 @@ trap 'rm -rf "$repo"' EXIT
 python3 - "$repo" "$n" <<'PY'
 import os, shutil, sys
 repo, n = sys.argv[1], int(sys.argv[2])
-shutil.copy("examples/sluice.yaml", os.path.join(repo, "sluice.yaml"))
+with open("examples/sluice.yaml") as f:
+    workspace = f.read().replace("protected_namespaces: [payments]", "protected_namespaces: [ns-0000]")
+with open(os.path.join(repo, "sluice.yaml"), "w") as f:
+    f.write(workspace)
 for i in range(n):
     team = "team-%02d" % (i % 40)
     d = os.path.join(repo, "namespaces", team)
@@ -85,7 +88,7 @@ PY
 files=$(find "$repo/namespaces" -name '*.yaml' | wc -l)
 bytes=$(du -sb "$repo" | cut -f1)
 echo "config: $files namespace files, $((bytes / 1024)) KiB, $(nproc) cores"
-"$bin" validate --repo "$repo" >/dev/null   # warm the page cache; fails the bench if invalid
+"$bin" validate --repo "$repo"   # warms the page cache; fails the bench if invalid
 
 python3 - "$bin" "$repo" "$runs" <<'PY'
 import resource, statistics, subprocess, sys, time
