@@ -10,7 +10,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 keep=false
 [ "${1:-}" = "--keep" ] && keep=true
 
-say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold='' plain=''; fi
+say() { printf '\n%s==> %s%s\n' "$bold" "$*" "$plain"; }
 show() { printf '$ %s\n' "$*"; "$@"; }
 
 say "Starting the local servers (etcd, S3 on moto, Kafka on tansu)"
@@ -39,7 +40,7 @@ for ns in env["namespaces"]:
 '
 
 say "A broken config: every problem is reported at once, with file:line:column and a hint"
-(cd tests/fixtures/invalid/many-problems && "$sluice" validate) || echo "(exit $?, as expected)"
+(cd tests/fixtures/invalid/many-problems && env -u SLUICE_ENV "$sluice" validate) || echo "(exit $?, as expected)"
 
 say "Not built yet: plan, apply and drift against these servers come with the next issues"
 $keep && echo "Servers keep running; stop them with scripts/services.sh down."
