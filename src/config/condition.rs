@@ -179,7 +179,7 @@ impl CmpOp {
 /// An expression of the condition language.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Expr {
-    /// A number as written, with its unit; [`Expr::base_value`] converts.
+    /// A number as written, with its unit ([`Unit::factor`] converts).
     Number {
         value: f64,
         unit: Option<Unit>,
@@ -194,11 +194,6 @@ pub enum Expr {
 }
 
 impl Expr {
-    /// A number in base units: seconds for durations, a fraction for ratios.
-    pub fn base_value(value: f64, unit: Option<Unit>) -> f64 {
-        unit.map_or(value, |u| value * u.factor())
-    }
-
     fn visit_metrics<'a>(&'a self, out: &mut Vec<&'a str>) {
         match self {
             Expr::Metric(m) => out.push(m),
@@ -673,7 +668,14 @@ mod tests {
             vec!["read_rps", "write_rps"]
         );
         assert_eq!(ok("queue_depth > 5").metrics(), vec!["queue_depth"]);
-        assert_eq!(Expr::base_value(50.0, Some(Unit::Millis)), 0.05);
+        assert_eq!(
+            ok("error_rate > 0.5%").rhs,
+            Expr::Number {
+                value: 0.5,
+                unit: Some(Unit::Percent)
+            }
+        );
+        assert_eq!(50.0 * Unit::Millis.factor(), 0.05);
     }
 
     #[test]

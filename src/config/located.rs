@@ -16,10 +16,6 @@ pub struct Loc {
 
 impl Loc {
     pub const UNKNOWN: Loc = Loc { line: 0, column: 0 };
-
-    pub fn is_known(&self) -> bool {
-        self.line > 0
-    }
 }
 
 impl fmt::Display for Loc {

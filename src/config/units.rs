@@ -1,5 +1,6 @@
 //! Human units as people write them: durations (`5m`, `7d`, `30days`), sizes
-//! (`1MiB`), percentages (`1%`) and cron schedules (`0 * * * *`).
+//! (`1MiB`) and cron schedules (`0 * * * *`). Percentages (`1%`) occur in alert
+//! conditions and are read by their lexer.
 //!
 //! Config fields keep the text and its location; [`Human::parse`] turns it into
 //! a value during validation, so that every malformed unit in a run is reported.
@@ -38,12 +39,6 @@ pub struct Human<K> {
 }
 
 impl<K: UnitKind> Human<K> {
-    pub fn new(text: impl Into<String>, loc: Loc) -> Self {
-        Human {
-            raw: Located::new(text.into(), loc),
-            kind: PhantomData,
-        }
-    }
     pub fn text(&self) -> &str {
         &self.raw.value
     }
@@ -170,26 +165,6 @@ pub type HumanDuration = Human<DurationUnit>;
 pub type HumanSize = Human<SizeUnit>;
 pub type CronSchedule = Human<CronUnit>;
 
-/// Parses `1%` or `0.5 %` into a fraction (`0.01`, `0.005`).
-pub fn parse_percent(text: &str) -> Result<f64, String> {
-    let number = text
-        .trim()
-        .strip_suffix('%')
-        .ok_or_else(|| format!("invalid percentage `{text}`: it must end with `%`"))?;
-    let value: f64 = number.trim().parse().map_err(|_| {
-        format!(
-            "invalid percentage `{text}`: `{}` is not a number",
-            number.trim()
-        )
-    })?;
-    if !value.is_finite() || value < 0.0 {
-        return Err(format!(
-            "invalid percentage `{text}`: it must be zero or more"
-        ));
-    }
-    Ok(value / 100.0)
-}
-
 /// Milliseconds of a duration, as Kafka and etcd records want them.
 pub fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
@@ -226,15 +201,6 @@ mod tests {
         assert_eq!(SizeUnit::parse("512KiB").unwrap(), 524_288);
         assert_eq!(SizeUnit::parse("2048").unwrap(), 2048);
         assert!(SizeUnit::parse("1 parsec").is_err());
-    }
-
-    #[test]
-    fn percentages() {
-        assert_eq!(parse_percent("1%").unwrap(), 0.01);
-        assert_eq!(parse_percent("0.5 %").unwrap(), 0.005);
-        assert!(parse_percent("1").is_err());
-        assert!(parse_percent("x%").is_err());
-        assert!(parse_percent("-1%").is_err());
     }
 
     #[test]

@@ -130,18 +130,6 @@ pub enum SecurityProtocol {
     SaslSsl,
 }
 
-impl SecurityProtocol {
-    /// The value of librdkafka's `security.protocol`.
-    pub fn kafka_value(self) -> &'static str {
-        match self {
-            SecurityProtocol::Plaintext => "plaintext",
-            SecurityProtocol::Ssl => "ssl",
-            SecurityProtocol::SaslPlaintext => "sasl_plaintext",
-            SecurityProtocol::SaslSsl => "sasl_ssl",
-        }
-    }
-}
-
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Sasl {
