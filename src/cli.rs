@@ -70,6 +70,37 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Show what would change in the live systems to match the desired state
+    Plan {
+        #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+        format: PlanFormat,
+        /// Also save the plan (JSON) for `sluice apply FILE`
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Exit 2 when there are changes, 0 when there are none
+        #[arg(long)]
+        detailed_exitcode: bool,
+    },
+    /// Apply a saved plan, or plan and apply after confirmation
+    Apply {
+        /// A plan saved with `sluice plan --out`; refused when live state moved since
+        #[arg(value_name = "PLAN")]
+        plan: Option<PathBuf>,
+        /// Apply without asking (needed without a terminal or a saved plan)
+        #[arg(long)]
+        auto_approve: bool,
+        /// Allow the plan's deletes
+        #[arg(long)]
+        allow_delete: bool,
+        /// Wait this long for another apply to release the lock, e.g. `30s`
+        #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+        lock_timeout: std::time::Duration,
+    },
+    /// Show what differs live from the desired state (exit 2 when anything does)
+    Drift {
+        #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+        format: PlanFormat,
+    },
     /// Print the JSON Schema of a kind, or write both to a directory
     Schema {
         /// Kind to print
@@ -88,4 +119,12 @@ pub enum Command {
 pub enum Format {
     Text,
     Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    Text,
+    Json,
+    /// A pull-request comment
+    Markdown,
 }

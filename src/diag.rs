@@ -21,7 +21,7 @@ pub enum Level {
 }
 
 /// A place in a config file.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
 pub struct Span {
     pub file: String,
     pub line: u32,

@@ -2,13 +2,21 @@
 //!
 //! The pipeline, one module each: [`source`] (files from a directory or Git)
 //! → [`config`] (the YAML model, parsed strictly) → [`desired`] (validated and
-//! resolved per environment) → live backends, plan, apply, drift (later) →
-//! rendering, in [`commands`] and [`diag`].
+//! resolved per environment) → [`resource`] (what it becomes live) →
+//! [`backend`] (the live systems) and [`state`] (sluice's own, in etcd) →
+//! [`plan`] (a pure diff) → [`engine`] (plan and apply) → [`render`], with
+//! [`commands`] wiring it to the command line.
 
+pub mod backend;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod desired;
 pub mod diag;
+pub mod engine;
+pub mod plan;
+pub mod render;
+pub mod resource;
 pub mod schema;
 pub mod source;
+pub mod state;

@@ -1,16 +1,26 @@
 //! The commands: each loads what it needs, does its work and returns an
 //! exit status. Output goes through here, never from library code.
 
+mod apply;
+mod plan;
 mod schema;
 mod validate;
 
+use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
 
+use crate::backend::ConnectError;
 use crate::cli::{Cli, Command};
-use crate::source::SourceError;
+use crate::config::parse::parse_tree;
+use crate::desired::{Desired, Overrides, Selection, resolve};
+use crate::diag::{Diagnostic, normalize, render_text};
+use crate::engine::EngineError;
+use crate::engine::apply::ApplyError;
+use crate::source::{SourceError, SourceTree};
+use crate::state::StateError;
 
 /// Exit statuses, as DESIGN §3 defines them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,6 +46,46 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The config has errors; they were printed.
+    #[error("the config is invalid ({0} error(s) above)")]
+    Invalid(usize),
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    /// A saved plan could not be used.
+    #[error("cannot use the plan `{path}`: {message}")]
+    PlanFile { path: String, message: String },
+    /// Apply without a terminal to confirm on.
+    #[error("refusing to apply without confirmation: there is no terminal to ask on")]
+    NeedsApproval,
+}
+
+impl Error {
+    /// What to do about it, where there is something to say.
+    fn hint(&self) -> Option<&'static str> {
+        match self {
+            Error::NeedsApproval => Some(
+                "review the plan and pass `--auto-approve`, or apply a saved plan: `sluice plan --out plan.json` then `sluice apply plan.json`",
+            ),
+            Error::Apply(ApplyError::State(StateError::Locked { .. }))
+            | Error::Engine(EngineError::State(StateError::Locked { .. })) => {
+                Some("wait for that apply to finish, or retry with `--lock-timeout 60s`")
+            }
+            Error::Apply(ApplyError::Stale(_)) => {
+                Some("run `sluice plan --out plan.json` again, review it, and apply the new plan")
+            }
+            Error::Apply(ApplyError::DeletesNotAllowed(_)) => {
+                Some("review the deletes in the plan; pass `--allow-delete` to apply them")
+            }
+            Error::Engine(EngineError::Plan(_)) => Some(
+                "check `--repo` and `--env`; to remove everything, remove namespaces a few at a time",
+            ),
+            _ => None,
+        }
+    }
 }
 
 /// Runs sluice with this process's arguments.
@@ -46,6 +96,9 @@ pub fn main() -> ExitCode {
         Ok(exit) => exit,
         Err(err) => {
             eprintln!("error: {}", chain(&err));
+            if let Some(hint) = err.hint() {
+                eprintln!("hint: {hint}");
+            }
             Exit::Failure
         }
     };
@@ -55,8 +108,66 @@ pub fn main() -> ExitCode {
 fn run(cli: &Cli) -> Result<Exit, Error> {
     match &cli.command {
         Command::Validate { format } => validate::run(cli, *format),
+        Command::Plan {
+            format,
+            out,
+            detailed_exitcode,
+        } => plan::plan(cli, *format, out.as_deref(), *detailed_exitcode),
+        Command::Drift { format } => plan::drift(cli, *format),
+        Command::Apply {
+            plan,
+            auto_approve,
+            allow_delete,
+            lock_timeout,
+        } => apply::run(
+            cli,
+            plan.as_deref(),
+            *auto_approve,
+            *allow_delete,
+            *lock_timeout,
+        ),
         Command::Schema { kind, out, check } => schema::run(*kind, out.as_deref(), *check),
     }
+}
+
+/// Prints diagnostics (the offending lines, hints) to stderr; returns the error count.
+fn print_diagnostics(tree: &SourceTree, diags: &[Diagnostic]) -> usize {
+    let sources: HashMap<String, String> = tree
+        .files()
+        .map(|f| (f.path.clone(), f.text.clone()))
+        .collect();
+    eprint!("{}", render_text(diags, &sources, color_stderr()));
+    diags.iter().filter(|d| d.is_error()).count()
+}
+
+/// Loads, validates and resolves the one environment a command works on
+/// (`env`, else `--env`, else the default); problems are printed.
+fn load_desired(cli: &Cli, env: Option<&str>) -> Result<(SourceTree, Desired), Error> {
+    let tree = cli.source.origin().load()?;
+    let mut diags = Vec::new();
+    let parsed = parse_tree(&tree, &mut diags);
+    let selection = Selection::One(env.or(cli.env.as_deref()));
+    let mut desired = resolve(&parsed, selection, &Overrides::from_process(), &mut diags);
+    normalize(&mut diags);
+    let errors = print_diagnostics(&tree, &diags);
+    match desired.pop() {
+        Some(d) if errors == 0 => Ok((tree, d)),
+        _ => Err(Error::Invalid(errors.max(1))),
+    }
+}
+
+/// The runtime for commands that talk to live systems.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime starts")
+}
+
+/// Colour on stdout only on a terminal, and never with `NO_COLOR` set.
+pub fn color_stdout() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
 }
 
 /// An error and its causes, on one line.

@@ -1,14 +1,12 @@
 //! `sluice validate`: parse, check and resolve the config; no network.
 
-use std::collections::HashMap;
-
 use serde::Serialize;
 
-use super::{Error, Exit, color_stderr};
+use super::{Error, Exit, print_diagnostics};
 use crate::cli::{Cli, Format};
 use crate::config::parse::parse_tree;
 use crate::desired::{Desired, Overrides, Selection, resolve};
-use crate::diag::{Diagnostic, Level, normalize, render_text};
+use crate::diag::{Diagnostic, Level, normalize};
 
 /// The version of `validate --format json` output.
 pub const FORMAT_VERSION: u32 = 1;
@@ -52,11 +50,7 @@ pub fn run(cli: &Cli, format: Format) -> Result<Exit, Error> {
             );
         }
         Format::Text => {
-            let sources: HashMap<String, String> = tree
-                .files()
-                .map(|f| (f.path.clone(), f.text.clone()))
-                .collect();
-            eprint!("{}", render_text(&diags, &sources, color_stderr()));
+            print_diagnostics(&tree, &diags);
             if errors > 0 {
                 eprintln!("error: the config is invalid: {}", counts(errors, warnings));
             } else {

@@ -78,6 +78,54 @@ pub fn parse_reference(text: &str) -> Option<SecretSource> {
     }
 }
 
+/// A secret reference that could not be read. Names the reference, never a value.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("`{field}` holds an inline secret; write `${{env:NAME}}` or `${{file:PATH}}`")]
+    Inline { field: String },
+    #[error("secret `{reference}` for `{field}`: the environment variable is not set")]
+    MissingEnv { field: String, reference: String },
+    #[error("secret `{reference}` for `{field}`: cannot read the file")]
+    File {
+        field: String,
+        reference: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl SecretRef {
+    /// Reads the secret, when connecting. `field` names it in errors.
+    pub fn resolve(&self, field: &str) -> Result<String, SecretError> {
+        resolve(&self.0.value.0, field)?.ok_or_else(|| SecretError::Inline {
+            field: field.to_owned(),
+        })
+    }
+}
+
+/// Reads the secret a value refers to; `None` when the value is no reference.
+pub fn resolve(value: &str, field: &str) -> Result<Option<String>, SecretError> {
+    let reference = value.trim().to_owned();
+    match parse_reference(value) {
+        None => Ok(None),
+        Some(SecretSource::Env(name)) => {
+            std::env::var(&name)
+                .map(Some)
+                .map_err(|_| SecretError::MissingEnv {
+                    field: field.to_owned(),
+                    reference,
+                })
+        }
+        Some(SecretSource::File(path)) => std::fs::read_to_string(&path)
+            .map(|s| Some(s.trim_end_matches(['\n', '\r']).to_owned()))
+            .map_err(|source| SecretError::File {
+                field: field.to_owned(),
+                reference,
+                source,
+            }),
+    }
+}
+
 impl fmt::Debug for SecretRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "SecretRef({})", self.display())
@@ -125,6 +173,30 @@ mod tests {
         assert_eq!(parse_reference("${env:A-B}"), None);
         assert_eq!(parse_reference("${vault:x}"), None);
         assert_eq!(parse_reference("hunter2"), None);
+    }
+
+    #[test]
+    fn references_resolve_at_connection_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "from-file\n").unwrap();
+        let by_file = secret(&format!("${{file:{}}}", file.display()));
+        assert_eq!(by_file.resolve("etcd.password").unwrap(), "from-file");
+        let missing = secret("${env:SLUICE_TEST_SURELY_UNSET}")
+            .resolve("kafka.sasl.password")
+            .unwrap_err();
+        assert_eq!(
+            missing.to_string(),
+            "secret `${env:SLUICE_TEST_SURELY_UNSET}` for `kafka.sasl.password`: the environment variable is not set"
+        );
+        assert!(
+            !secret("hunter2")
+                .resolve("x")
+                .unwrap_err()
+                .to_string()
+                .contains("hunter2")
+        );
+        assert_eq!(resolve("plain", "x").unwrap(), None);
     }
 
     #[test]

@@ -243,7 +243,7 @@ pub struct Defaults {
 }
 
 /// Limits on deletion.
-#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Guards {
     /// Most resources one apply may delete (built-in: 10).

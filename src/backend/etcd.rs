@@ -1,0 +1,167 @@
+//! The etcd records sluice keeps for the data plane (registry, grants,
+//! alerts, DR), as JSON: one range read per prefix, writes in transactions
+//! fenced by the apply lock.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use etcd_client::{Client, ConnectOptions, GetOptions, Txn, TxnOp, TxnOpResponse};
+
+use super::{Backend, BackendError, ConnectError, LiveResource, LiveState};
+use crate::config::secret::resolve;
+use crate::config::workspace::EtcdEnv;
+use crate::plan::{Action, Change};
+use crate::resource::{Address, Kind, System, Value};
+use crate::state::Fence;
+use crate::state::etcd::fence_compare;
+
+/// etcd's default limit is 128 operations per transaction.
+const TXN_OPS: usize = 100;
+
+/// Connects to the environment's etcd (fails when no endpoint answers).
+pub async fn connect(etcd: &EtcdEnv) -> Result<Client, ConnectError> {
+    let mut options = ConnectOptions::new()
+        .with_connect_timeout(Duration::from_secs(5))
+        .with_timeout(Duration::from_secs(15));
+    if let Some(user) = &etcd.username {
+        let user = resolve(user, "etcd.username")?.unwrap_or_else(|| user.clone());
+        let password = match &etcd.password {
+            Some(p) => p.resolve("etcd.password")?,
+            None => String::new(),
+        };
+        options = options.with_user(user, password);
+    }
+    let endpoints = etcd.endpoints.value.clone();
+    let error = |message: String| ConnectError::Etcd {
+        endpoints: endpoints.join(","),
+        message,
+    };
+    let mut client = Client::connect(&endpoints, Some(options))
+        .await
+        .map_err(|e| error(e.to_string()))?;
+    // Connecting is lazy; a status call proves an endpoint answers.
+    client.status().await.map_err(|e| error(e.to_string()))?;
+    Ok(client)
+}
+
+/// The records of one environment.
+pub struct EtcdBackend {
+    client: Client,
+}
+
+impl EtcdBackend {
+    pub fn new(client: Client) -> Self {
+        EtcdBackend { client }
+    }
+}
+
+/// The "directory" of a key: `/sluice/namespaces/` for `/sluice/namespaces/orders`.
+fn parent(key: &str) -> &str {
+    key.rfind('/').map_or("", |i| &key[..=i])
+}
+
+fn read_error(e: impl ToString) -> BackendError {
+    BackendError::Read {
+        system: System::Etcd,
+        message: e.to_string(),
+    }
+}
+
+#[async_trait]
+impl Backend for EtcdBackend {
+    fn system(&self) -> System {
+        System::Etcd
+    }
+
+    async fn read(&self, wanted: &[Address]) -> Result<LiveState, BackendError> {
+        let keys: BTreeSet<&str> = wanted
+            .iter()
+            .filter(|a| a.kind() == Kind::EtcdKey)
+            .map(Address::name)
+            .collect();
+        let prefixes: BTreeSet<&str> = keys.iter().map(|k| parent(k)).collect();
+        let mut live = LiveState::default();
+        if prefixes.is_empty() {
+            return Ok(live);
+        }
+        // One range read per prefix, all in one round trip.
+        let ops: Vec<TxnOp> = prefixes
+            .iter()
+            .map(|p| TxnOp::get(*p, Some(GetOptions::new().with_prefix())))
+            .collect();
+        let resp = self
+            .client
+            .clone()
+            .txn(Txn::new().and_then(ops))
+            .await
+            .map_err(read_error)?;
+        for op in resp.op_responses() {
+            let TxnOpResponse::Get(get) = op else {
+                continue;
+            };
+            for kv in get.kvs() {
+                let key = String::from_utf8_lossy(kv.key());
+                if !keys.contains(key.as_ref()) {
+                    continue;
+                }
+                // A value edited into something that is not JSON still compares, as a string.
+                let value = serde_json::from_slice(kv.value()).unwrap_or_else(|_| {
+                    serde_json::Value::String(String::from_utf8_lossy(kv.value()).into_owned())
+                });
+                live.resources.insert(
+                    Address::etcd_key(&key),
+                    LiveResource {
+                        value: Value::Record(value),
+                        fingerprint: kv.mod_revision().to_string(),
+                    },
+                );
+            }
+        }
+        Ok(live)
+    }
+
+    async fn apply(&self, changes: &[&Change], fence: &Fence) -> Vec<Result<(), BackendError>> {
+        let mut results = Vec::with_capacity(changes.len());
+        for chunk in changes.chunks(TXN_OPS) {
+            let mut ops = Vec::with_capacity(chunk.len());
+            let mut prepared: BTreeMap<usize, BackendError> = BTreeMap::new();
+            for (i, c) in chunk.iter().enumerate() {
+                match (c.action, &c.desired) {
+                    (Action::Create | Action::Update, Some(Value::Record(json))) => {
+                        ops.push(TxnOp::put(
+                            c.address.name(),
+                            serde_json::to_vec(json).expect("a record is JSON"),
+                            None,
+                        ));
+                    }
+                    (Action::Delete, _) => ops.push(TxnOp::delete(c.address.name(), None)),
+                    _ => {
+                        prepared.insert(
+                            i,
+                            BackendError::Rejected(format!(
+                                "{} is not an etcd record change",
+                                c.address
+                            )),
+                        );
+                    }
+                }
+            }
+            let txn = Txn::new().when([fence_compare(fence)]).and_then(ops);
+            let outcome = match self.client.clone().txn(txn).await {
+                Ok(r) if r.succeeded() => Ok(()),
+                Ok(_) => Err(BackendError::FenceLost),
+                Err(e) => Err(BackendError::Rejected(format!(
+                    "etcd transaction failed: {e}"
+                ))),
+            };
+            for i in 0..chunk.len() {
+                results.push(match prepared.remove(&i) {
+                    Some(e) => Err(e),
+                    None => outcome.clone(),
+                });
+            }
+        }
+        results
+    }
+}

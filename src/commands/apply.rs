@@ -1,0 +1,150 @@
+//! `sluice apply [PLAN]`: apply a saved plan, or plan, confirm and apply.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use super::plan::plan_now;
+use super::{Error, Exit, color_stdout, load_desired, runtime};
+use crate::cli::Cli;
+use crate::engine::Target;
+use crate::engine::apply::{ApplyOptions, Outcome, apply};
+use crate::plan::{FORMAT_VERSION, Plan};
+use crate::render;
+use crate::state::{ApplyStatus, Holder};
+
+pub fn run(
+    cli: &Cli,
+    plan_file: Option<&Path>,
+    auto_approve: bool,
+    allow_delete: bool,
+    lock_wait: Duration,
+) -> Result<Exit, Error> {
+    runtime().block_on(async {
+        let (plan, target) = match plan_file {
+            Some(path) => {
+                let plan = read_plan(path, cli.env.as_deref())?;
+                let (_, desired) = load_desired(cli, Some(&plan.environment))?;
+                (plan, Target::connect(&desired.environment).await?)
+            }
+            None => {
+                let (planned, target) = plan_now(cli).await?;
+                let plan = planned.plan;
+                print!("{}", render::text::plan(&plan, color_stdout()));
+                if plan.summary.blocked > 0 {
+                    return Ok(Exit::Failure);
+                }
+                if plan.is_empty() {
+                    return Ok(Exit::Success);
+                }
+                if !auto_approve && !confirm(&plan.environment)? {
+                    eprintln!("Apply cancelled; nothing was changed.");
+                    return Ok(Exit::Failure);
+                }
+                (plan, target)
+            }
+        };
+        let opts = ApplyOptions {
+            allow_delete,
+            lock_wait,
+            holder: Holder::current(),
+            cancel: on_signal(),
+        };
+        let outcome = apply(&plan, &target, &opts).await?;
+        report(&outcome, plan.adopt.len());
+        Ok(if outcome.status() == ApplyStatus::Complete {
+            Exit::Success
+        } else {
+            Exit::Failure
+        })
+    })
+}
+
+fn read_plan(path: &Path, env: Option<&str>) -> Result<Plan, Error> {
+    let error = |message: String| Error::PlanFile {
+        path: path.display().to_string(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
+    let version: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| error(format!("not a plan: {e}")))?;
+    if version["format_version"] != FORMAT_VERSION {
+        return Err(error(format!(
+            "format_version {} is not {FORMAT_VERSION}; plan again with this sluice",
+            version["format_version"]
+        )));
+    }
+    let plan: Plan =
+        serde_json::from_value(version).map_err(|e| error(format!("not a plan: {e}")))?;
+    if let Some(env) = env
+        && env != plan.environment
+    {
+        return Err(error(format!(
+            "it is for environment `{}`, not `{env}`",
+            plan.environment
+        )));
+    }
+    Ok(plan)
+}
+
+/// Asks on the terminal; without one, refuses.
+fn confirm(env: &str) -> Result<bool, Error> {
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::NeedsApproval);
+    }
+    print!("\nApply these changes to environment `{env}`? Only `yes` is accepted: ");
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    Ok(answer.trim() == "yes")
+}
+
+/// A flag set by SIGINT or SIGTERM: apply then starts nothing new, finishes
+/// what is in flight, records it and releases the lock.
+fn on_signal() -> Arc<AtomicBool> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let flag = Arc::new(AtomicBool::new(false));
+    let set = flag.clone();
+    if let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+                set.store(true, Ordering::SeqCst);
+                eprintln!("sluice: interrupted; finishing the changes in flight, then stopping");
+            }
+        });
+    }
+    flag
+}
+
+fn report(outcome: &Outcome, adopted: usize) {
+    for (address, error) in &outcome.failed {
+        eprintln!("  ! {address}: {error}");
+    }
+    let applied = outcome.applied.len();
+    let adopted = if adopted > 0 {
+        format!(", {adopted} adopted into the inventory")
+    } else {
+        String::new()
+    };
+    match outcome.status() {
+        ApplyStatus::Complete => println!("Apply complete: {applied} change(s) applied{adopted}."),
+        ApplyStatus::Interrupted => eprintln!(
+            "Apply interrupted: {applied} change(s) applied, {} not started. The inventory records what was applied; apply again to continue.",
+            outcome.not_attempted
+        ),
+        _ => eprintln!(
+            "Apply failed: {applied} change(s) applied, {} failed, {} not attempted. The inventory records what was applied; fix the cause and apply again.",
+            outcome.failed.len(),
+            outcome.not_attempted
+        ),
+    }
+}

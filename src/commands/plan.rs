@@ -1,0 +1,92 @@
+//! `sluice plan` and `sluice drift`: desired against live, no writes.
+
+use std::path::Path;
+
+use super::{Error, Exit, color_stdout, load_desired, runtime};
+use crate::cli::{Cli, PlanFormat};
+use crate::engine::{self, Planned, Target};
+use crate::plan::{Action, Plan};
+use crate::render;
+use crate::state::{ApplyStatus, Stored};
+
+/// Validates, connects and plans the selected environment.
+pub(super) async fn plan_now(cli: &Cli) -> Result<(Planned, Target), Error> {
+    let (tree, desired) = load_desired(cli, None)?;
+    let target = Target::connect(&desired.environment).await?;
+    let planned = engine::plan(&desired, tree.revision.as_deref(), &target).await?;
+    warn_unfinished(&planned.stored);
+    Ok((planned, target))
+}
+
+/// Says when the last apply did not end cleanly: a plan then shows what it left.
+fn warn_unfinished(stored: &Stored) {
+    let Some(last) = &stored.applied else { return };
+    let what = match last.status {
+        ApplyStatus::Complete => return,
+        ApplyStatus::Applying => "did not finish (it crashed, or it is running now)",
+        ApplyStatus::Failed => "failed",
+        ApplyStatus::Interrupted => "was interrupted",
+    };
+    eprintln!(
+        "warning: the last apply (by {} at {}, plan {}) {what}: {} change(s) applied, {} failed. This plan shows what is left.",
+        last.user,
+        last.time,
+        &last.plan_digest[..last.plan_digest.len().min(12)],
+        last.applied,
+        last.failed
+    );
+}
+
+fn print(plan: &Plan, format: PlanFormat, drift: bool) {
+    match format {
+        PlanFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(plan).expect("a plan is JSON")
+        ),
+        PlanFormat::Markdown => print!("{}", render::markdown::plan(plan)),
+        PlanFormat::Text if drift => print!("{}", render::text::drift(plan, color_stdout())),
+        PlanFormat::Text => print!("{}", render::text::plan(plan, color_stdout())),
+    }
+}
+
+pub fn plan(
+    cli: &Cli,
+    format: PlanFormat,
+    out: Option<&Path>,
+    detailed: bool,
+) -> Result<Exit, Error> {
+    let (planned, _target) = runtime().block_on(plan_now(cli))?;
+    let plan = planned.plan;
+    print(&plan, format, false);
+    if let Some(path) = out {
+        let text = serde_json::to_string_pretty(&plan).expect("a plan is JSON");
+        std::fs::write(path, text + "\n").map_err(|source| Error::Write {
+            path: path.display().to_string(),
+            source,
+        })?;
+        eprintln!(
+            "Saved the plan to {}; apply it with `sluice apply {}`.",
+            path.display(),
+            path.display()
+        );
+    }
+    Ok(
+        if plan.changes.iter().any(|c| c.action == Action::Blocked) {
+            Exit::Failure
+        } else if detailed && !plan.changes.is_empty() {
+            Exit::Changes
+        } else {
+            Exit::Success
+        },
+    )
+}
+
+pub fn drift(cli: &Cli, format: PlanFormat) -> Result<Exit, Error> {
+    let (planned, _target) = runtime().block_on(plan_now(cli))?;
+    print(&planned.plan, format, true);
+    Ok(if planned.plan.changes.is_empty() {
+        Exit::Success
+    } else {
+        Exit::Changes
+    })
+}

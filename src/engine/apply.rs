@@ -1,0 +1,219 @@
+//! Applying a plan: guards first, then the lock, a stale check, the changes in
+//! order, and the inventory recorded as each batch lands.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use super::Target;
+use crate::backend::{ABSENT, BackendError};
+use crate::plan::{Action, Change, Plan};
+use crate::resource::Address;
+use crate::state::{AppliedRecord, ApplyStatus, Holder, Lock, StateError, now};
+
+/// Changes sent to a backend at once: small enough that an interrupt is
+/// honoured quickly and a crash loses little, large enough to batch.
+pub const BATCH: usize = 50;
+
+pub struct ApplyOptions {
+    pub allow_delete: bool,
+    /// How long to wait for another apply's lock (0: fail at once).
+    pub lock_wait: Duration,
+    pub holder: Holder,
+    /// Set on SIGINT/SIGTERM: start nothing new.
+    pub cancel: Arc<AtomicBool>,
+}
+
+/// What an apply did.
+#[derive(Clone, Debug, Default)]
+pub struct Outcome {
+    pub applied: Vec<Address>,
+    pub failed: Vec<(Address, String)>,
+    /// Changes not attempted after an interrupt or a failure.
+    pub not_attempted: usize,
+    pub interrupted: bool,
+}
+
+impl Outcome {
+    pub fn status(&self) -> ApplyStatus {
+        if self.interrupted {
+            ApplyStatus::Interrupted
+        } else if !self.failed.is_empty() {
+            ApplyStatus::Failed
+        } else {
+            ApplyStatus::Complete
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("the plan has {0} blocked change(s); resolve them before applying")]
+    Blocked(usize),
+    #[error(
+        "the plan deletes {0} resource(s); deletes need `--allow-delete` (or `guards.allow_delete: true` in the workspace)"
+    )]
+    DeletesNotAllowed(usize),
+    #[error("the plan deletes {count} resource(s), more than `guards.max_deletes` ({max}) allows")]
+    TooManyDeletes { count: usize, max: u32 },
+    #[error("the plan is stale: {} changed since it was made; nothing was changed. Plan again.", .0.join(", "))]
+    Stale(Vec<String>),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+/// Checks the guards, takes the lock, refuses a stale plan, applies the
+/// changes in order and records the outcome. The lock is released on every
+/// path.
+pub async fn apply(
+    plan: &Plan,
+    target: &Target,
+    opts: &ApplyOptions,
+) -> Result<Outcome, ApplyError> {
+    check_guards(plan, opts.allow_delete)?;
+    let lock = target.state.lock(&opts.holder, opts.lock_wait).await?;
+    let result = locked(plan, target, lock.as_ref(), opts).await;
+    if let Err(e) = lock.release().await {
+        tracing::warn!("could not release the apply lock (it expires with its lease): {e}");
+    }
+    result
+}
+
+fn check_guards(plan: &Plan, allow_delete: bool) -> Result<(), ApplyError> {
+    let s = plan.summary;
+    if s.blocked > 0 {
+        return Err(ApplyError::Blocked(s.blocked));
+    }
+    if s.delete > 0 && !(allow_delete || plan.guards.allow_delete) {
+        return Err(ApplyError::DeletesNotAllowed(s.delete));
+    }
+    if s.delete > plan.guards.max_deletes as usize {
+        return Err(ApplyError::TooManyDeletes {
+            count: s.delete,
+            max: plan.guards.max_deletes,
+        });
+    }
+    Ok(())
+}
+
+/// The part of an apply that runs under the lock.
+async fn locked(
+    plan: &Plan,
+    target: &Target,
+    lock: &dyn Lock,
+    opts: &ApplyOptions,
+) -> Result<Outcome, ApplyError> {
+    let stored = target.state.load().await?;
+    let mut stale = Vec::new();
+    if stored.inventory_revision != plan.inventory_revision {
+        stale.push("sluice's inventory (another apply ran)".to_owned());
+    }
+    let live = target
+        .read(&plan.fingerprints.keys().cloned().collect())
+        .await?;
+    for (address, fingerprint) in &plan.fingerprints {
+        let now = live
+            .resources
+            .get(address)
+            .map_or(ABSENT, |l| l.fingerprint.as_str());
+        if now != fingerprint {
+            stale.push(address.to_string());
+        }
+    }
+    if !stale.is_empty() {
+        return Err(ApplyError::Stale(stale));
+    }
+
+    let mut record = AppliedRecord {
+        status: ApplyStatus::Applying,
+        commit: plan.revision.clone(),
+        plan_digest: plan.digest(),
+        time: now(),
+        user: opts.holder.user.clone(),
+        applied: 0,
+        failed: 0,
+        errors: Vec::new(),
+    };
+    lock.record(&record).await?;
+
+    let mut inventory = stored.inventory;
+    inventory.entries.extend(plan.adopt.clone());
+    for address in &plan.forget {
+        inventory.entries.remove(address);
+    }
+    let fence = lock.fence();
+    let mut outcome = Outcome::default();
+    for batch in batches(&plan.changes) {
+        if opts.cancel.load(Ordering::SeqCst) {
+            outcome.interrupted = true;
+            break;
+        }
+        let system = batch[0].address.kind().system();
+        let backend = target.backend(system).ok_or_else(|| BackendError::Read {
+            system,
+            message: "no backend is configured for it".into(),
+        })?;
+        let results = backend.apply(&batch, &fence).await;
+        for (change, result) in batch.iter().zip(results) {
+            match result {
+                Ok(()) => {
+                    match (change.action, &change.inventory) {
+                        (Action::Delete, _) => {
+                            inventory.entries.remove(&change.address);
+                        }
+                        (_, Some(entry)) => {
+                            inventory
+                                .entries
+                                .insert(change.address.clone(), entry.clone());
+                        }
+                        (_, None) => {}
+                    }
+                    outcome.applied.push(change.address.clone());
+                }
+                Err(BackendError::FenceLost) => {
+                    return Err(StateError::FenceLost(plan.environment.clone()).into());
+                }
+                Err(e) => outcome.failed.push((change.address.clone(), e.to_string())),
+            }
+        }
+        record.applied = outcome.applied.len();
+        record.failed = outcome.failed.len();
+        // Progress is recorded batch by batch: a crash loses at most one batch
+        // of inventory, and a re-run adopts what that batch created.
+        lock.save(&inventory, &record).await?;
+        if !outcome.failed.is_empty() {
+            break;
+        }
+    }
+    outcome.not_attempted = plan.changes.len() - outcome.applied.len() - outcome.failed.len();
+    record.status = outcome.status();
+    record.time = now();
+    record.errors = outcome
+        .failed
+        .iter()
+        .take(20)
+        .map(|(a, e)| format!("{a}: {e}"))
+        .collect();
+    lock.save(&inventory, &record).await?;
+    Ok(outcome)
+}
+
+/// Consecutive changes of one kind and action, at most [`BATCH`] at a time.
+fn batches(changes: &[Change]) -> Vec<Vec<&Change>> {
+    let mut out: Vec<Vec<&Change>> = Vec::new();
+    for c in changes {
+        match out.last_mut() {
+            Some(batch)
+                if batch.len() < BATCH
+                    && batch[0].action == c.action
+                    && batch[0].address.kind() == c.address.kind() =>
+            {
+                batch.push(c);
+            }
+            _ => out.push(vec![c]),
+        }
+    }
+    out
+}

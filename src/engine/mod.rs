@@ -1,0 +1,109 @@
+//! The reconcile engine: read sluice's state and the live systems, compute
+//! the plan (pure, in [`crate::plan`]), and apply it ([`apply`]).
+
+pub mod apply;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::backend::etcd::EtcdBackend;
+use crate::backend::kafka::KafkaBackend;
+use crate::backend::{Backend, BackendError, ConnectError, LiveState};
+use crate::desired::{Desired, Environment};
+use crate::plan::{Plan, PlanError, PlanInput, diff};
+use crate::resource::expand::expand;
+use crate::resource::{Address, System};
+use crate::state::etcd::EtcdState;
+use crate::state::{StateError, StateStore, Stored};
+
+/// The live systems and the state store of one environment.
+pub struct Target {
+    pub backends: Vec<Box<dyn Backend>>,
+    pub state: Box<dyn StateStore>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+impl Target {
+    /// The real systems of an environment: its Kafka cluster, and its etcd
+    /// for both the records and sluice's state. Fails when etcd does not answer.
+    pub async fn connect(env: &Environment) -> Result<Target, ConnectError> {
+        let kafka = KafkaBackend::connect(&env.kafka)?;
+        let etcd = crate::backend::etcd::connect(&env.etcd).await?;
+        Ok(Target {
+            backends: vec![Box::new(kafka), Box::new(EtcdBackend::new(etcd.clone()))],
+            state: Box::new(EtcdState::new(etcd, &env.etcd.prefix, &env.name)),
+        })
+    }
+
+    fn backend(&self, system: System) -> Option<&dyn Backend> {
+        self.backends
+            .iter()
+            .find(|b| b.system() == system)
+            .map(|b| b.as_ref())
+    }
+
+    /// Reads the live state of `wanted`, one batched read per system. Any
+    /// failed read fails the whole: a missing answer must never look like a
+    /// missing resource.
+    pub async fn read(&self, wanted: &BTreeSet<Address>) -> Result<LiveState, BackendError> {
+        let mut by_system: BTreeMap<System, Vec<Address>> = BTreeMap::new();
+        for a in wanted {
+            by_system
+                .entry(a.kind().system())
+                .or_default()
+                .push(a.clone());
+        }
+        let mut live = LiveState::default();
+        for backend in &self.backends {
+            let addresses = by_system.remove(&backend.system()).unwrap_or_default();
+            live.merge(backend.read(&addresses).await?);
+        }
+        if let Some((system, _)) = by_system.into_iter().next() {
+            return Err(BackendError::Read {
+                system,
+                message: "no backend is configured for it".into(),
+            });
+        }
+        Ok(live)
+    }
+}
+
+/// A plan and the state it was made against.
+pub struct Planned {
+    pub plan: Plan,
+    pub stored: Stored,
+}
+
+/// Plans the desired state of one environment against its live state.
+pub async fn plan(
+    desired: &Desired,
+    revision: Option<&str>,
+    target: &Target,
+) -> Result<Planned, EngineError> {
+    let resources = expand(desired);
+    let stored = target.state.load().await?;
+    let wanted: BTreeSet<Address> = resources
+        .iter()
+        .map(|r| r.address.clone())
+        .chain(stored.inventory.entries.keys().cloned())
+        .collect();
+    let live = target.read(&wanted).await?;
+    let plan = diff(&PlanInput {
+        environment: &desired.environment.name,
+        revision,
+        guards: &desired.guards,
+        desired: &resources,
+        live: &live,
+        inventory: &stored.inventory,
+        inventory_revision: stored.inventory_revision,
+    })?;
+    Ok(Planned { plan, stored })
+}

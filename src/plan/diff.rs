@@ -1,0 +1,364 @@
+//! Desired state, live state and inventory in; a plan out. No I/O.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{Action, Cause, Change, FORMAT_VERSION, FieldChange, Plan, Summary};
+use crate::backend::{ABSENT, Api, LiveState};
+use crate::config::workspace::Guards;
+use crate::resource::{Address, Kind, Resource, TopicValue, Value};
+use crate::state::{Inventory, InventoryEntry};
+
+/// Everything a plan is computed from.
+pub struct PlanInput<'a> {
+    pub environment: &'a str,
+    pub revision: Option<&'a str>,
+    pub guards: &'a Guards,
+    /// Sorted by address, unique.
+    pub desired: &'a [Resource],
+    pub live: &'a LiveState,
+    pub inventory: &'a Inventory,
+    pub inventory_revision: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// Planning would delete everything sluice manages: almost always a wrong
+    /// `--repo` or `--env`, never what anyone wants from one plan.
+    #[error(
+        "the desired state of environment `{env}` is empty, but sluice manages {managed} resource(s) there; refusing to plan their deletion"
+    )]
+    EmptyDesired { env: String, managed: usize },
+}
+
+/// Computes the plan: creates, updates, deletes and blocked changes, each
+/// with its cause, sorted in apply order.
+pub fn diff(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
+    if input.desired.is_empty() && !input.inventory.entries.is_empty() {
+        return Err(PlanError::EmptyDesired {
+            env: input.environment.to_owned(),
+            managed: input.inventory.entries.len(),
+        });
+    }
+    let desired: BTreeMap<&Address, &Resource> =
+        input.desired.iter().map(|r| (&r.address, r)).collect();
+    let addresses: BTreeSet<&Address> = desired
+        .keys()
+        .copied()
+        .chain(input.inventory.entries.keys())
+        .collect();
+
+    let mut plan = Plan {
+        format_version: FORMAT_VERSION,
+        environment: input.environment.to_owned(),
+        revision: input.revision.map(str::to_owned),
+        guards: input.guards.clone(),
+        summary: Summary::default(),
+        changes: Vec::new(),
+        unchanged: 0,
+        adopt: BTreeMap::new(),
+        forget: Vec::new(),
+        fingerprints: BTreeMap::new(),
+        inventory_revision: input.inventory_revision,
+    };
+
+    for address in addresses {
+        let live = input.live.resources.get(address);
+        let inv = input.inventory.entries.get(address);
+        plan.fingerprints.insert(
+            address.clone(),
+            live.map_or_else(|| ABSENT.to_owned(), |l| l.fingerprint.clone()),
+        );
+        let change = match (desired.get(address), live) {
+            (Some(d), None) => Some(create(d, inv)),
+            (Some(d), Some(l)) => {
+                let entry = InventoryEntry::of(d);
+                let c = update(d, &l.value, inv);
+                if c.is_none() {
+                    plan.unchanged += 1;
+                    if inv != Some(&entry) {
+                        plan.adopt.insert(address.clone(), entry);
+                    }
+                }
+                c
+            }
+            (None, Some(l)) => inv.map(|inv| delete(address, &l.value, inv, input.guards)),
+            (None, None) => {
+                plan.forget.push(address.clone());
+                None
+            }
+        };
+        if let Some(mut change) = change {
+            let missing: Vec<Api> = required_apis(&change)
+                .into_iter()
+                .filter(|api| input.live.unsupported.contains(api))
+                .collect();
+            if !missing.is_empty() {
+                change.action = Action::Blocked;
+                change.inventory = None;
+                change.reasons.extend(
+                    missing
+                        .iter()
+                        .map(|api| format!("not supported by this broker ({api})")),
+                );
+            }
+            plan.changes.push(change);
+        }
+    }
+    plan.changes.sort_by_key(apply_order);
+    plan.summary = Summary::of(&plan.changes);
+    Ok(plan)
+}
+
+/// Creates and updates run kind by kind; deletes after them, in reverse.
+fn apply_order(c: &Change) -> (bool, usize, Address) {
+    let rank = Kind::ALL
+        .iter()
+        .position(|k| *k == c.address.kind())
+        .unwrap_or(0);
+    let delete = c.action == Action::Delete;
+    (
+        delete,
+        if delete { Kind::ALL.len() - rank } else { rank },
+        c.address.clone(),
+    )
+}
+
+/// The requests a change needs from its server.
+fn required_apis(change: &Change) -> Vec<Api> {
+    match (change.address.kind(), change.action) {
+        (Kind::KafkaTopic, Action::Create) => vec![Api::CreateTopics],
+        (Kind::KafkaTopic, Action::Delete) => vec![Api::DeleteTopics],
+        (Kind::KafkaTopic, Action::Update) => {
+            let mut apis = BTreeSet::new();
+            for f in &change.fields {
+                if f.field == "partitions" {
+                    apis.insert(Api::CreatePartitions);
+                } else if f.field.starts_with("config.") {
+                    apis.insert(Api::IncrementalAlterConfigs);
+                }
+            }
+            apis.into_iter().collect()
+        }
+        (Kind::KafkaAcl, Action::Create) => vec![Api::CreateAcls],
+        (Kind::KafkaAcl, Action::Delete) => vec![Api::DeleteAcls],
+        _ => Vec::new(),
+    }
+}
+
+fn change(d: &Resource, action: Action, cause: Cause, fields: Vec<FieldChange>) -> Change {
+    Change {
+        address: d.address.clone(),
+        namespace: d.namespace.clone(),
+        action,
+        cause,
+        fields,
+        reasons: Vec::new(),
+        source: d.source.clone(),
+        desired: Some(d.value.clone()),
+        live: None,
+        inventory: Some(InventoryEntry::of(d)),
+    }
+}
+
+/// Drift when the desired value is the one sluice last applied: then only
+/// the live side can have moved.
+fn cause(d: &Resource, inv: Option<&InventoryEntry>) -> Cause {
+    match inv {
+        Some(i) if i.digest == d.value.digest() => Cause::Drift,
+        _ => Cause::Pending,
+    }
+}
+
+fn create(d: &Resource, inv: Option<&InventoryEntry>) -> Change {
+    let fields = fields_of(&d.value)
+        .into_iter()
+        .map(|(field, after)| FieldChange {
+            field,
+            before: None,
+            after: Some(after),
+        })
+        .collect();
+    let mut c = change(d, Action::Create, cause(d, inv), fields);
+    if c.cause == Cause::Drift {
+        c.reasons.push("deleted outside sluice".into());
+    }
+    c
+}
+
+fn update(d: &Resource, live: &Value, inv: Option<&InventoryEntry>) -> Option<Change> {
+    let (fields, reasons, shown) = match (&d.value, live) {
+        (Value::Topic(want), Value::Topic(have)) => {
+            let managed: BTreeSet<&String> = want
+                .config
+                .keys()
+                .chain(inv.into_iter().flat_map(|i| &i.keys))
+                .collect();
+            let (fields, reasons) = compare_topic(want, have, &managed, d.partitions_floor);
+            let shown = TopicValue {
+                config: have
+                    .config
+                    .iter()
+                    .filter(|(k, _)| managed.contains(k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                ..have.clone()
+            };
+            (fields, reasons, Value::Topic(shown))
+        }
+        (want, have) => {
+            let w: BTreeMap<String, String> = fields_of(want).into_iter().collect();
+            let h: BTreeMap<String, String> = fields_of(have).into_iter().collect();
+            let keys: BTreeSet<&String> = w.keys().chain(h.keys()).collect();
+            let fields = keys
+                .into_iter()
+                .filter(|k| w.get(*k) != h.get(*k))
+                .map(|k| FieldChange {
+                    field: k.clone(),
+                    before: h.get(k).cloned(),
+                    after: w.get(k).cloned(),
+                })
+                .collect();
+            (fields, Vec::new(), have.clone())
+        }
+    };
+    if fields.is_empty() && reasons.is_empty() {
+        return None;
+    }
+    let mut c = change(d, Action::Update, cause(d, inv), fields);
+    c.live = Some(shown);
+    if inv.is_none() {
+        c.reasons.push(
+            "it exists, sluice did not create it, and it differs from the desired state: adopt it with `sluice import`, or make the YAML match it".into(),
+        );
+    }
+    c.reasons.extend(reasons);
+    if !c.reasons.is_empty() {
+        c.action = Action::Blocked;
+        c.inventory = None;
+    }
+    Some(c)
+}
+
+fn compare_topic(
+    want: &TopicValue,
+    have: &TopicValue,
+    managed: &BTreeSet<&String>,
+    floor: bool,
+) -> (Vec<FieldChange>, Vec<String>) {
+    let mut fields = Vec::new();
+    let mut reasons = Vec::new();
+    let field = |name: &str, before: Option<&String>, after: Option<&String>| FieldChange {
+        field: name.to_owned(),
+        before: before.cloned(),
+        after: after.cloned(),
+    };
+    if want.partitions > have.partitions {
+        fields.push(field(
+            "partitions",
+            Some(&have.partitions.to_string()),
+            Some(&want.partitions.to_string()),
+        ));
+    } else if want.partitions < have.partitions && !floor {
+        reasons.push(format!(
+            "partition count cannot shrink: live {}, desired {}",
+            have.partitions, want.partitions
+        ));
+        fields.push(field(
+            "partitions",
+            Some(&have.partitions.to_string()),
+            Some(&want.partitions.to_string()),
+        ));
+    }
+    if want.replication_factor != have.replication_factor {
+        reasons.push(format!(
+            "replication factor cannot change in place: live {}, desired {} (it needs a partition reassignment)",
+            have.replication_factor, want.replication_factor
+        ));
+        fields.push(field(
+            "replication_factor",
+            Some(&have.replication_factor.to_string()),
+            Some(&want.replication_factor.to_string()),
+        ));
+    }
+    for key in managed {
+        let (w, h) = (want.config.get(*key), have.config.get(*key));
+        // A key sluice set before and no longer wants is reset to the default.
+        if w != h && (w.is_some() || h.is_some()) {
+            fields.push(field(&format!("config.{key}"), h, w));
+        }
+    }
+    (fields, reasons)
+}
+
+fn delete(address: &Address, live: &Value, inv: &InventoryEntry, guards: &Guards) -> Change {
+    let protected = inv.protected || guards.protected_namespaces.contains(&inv.namespace);
+    let mut c = Change {
+        address: address.clone(),
+        namespace: inv.namespace.clone(),
+        action: Action::Delete,
+        cause: Cause::Pending,
+        fields: Vec::new(),
+        reasons: Vec::new(),
+        source: None,
+        desired: None,
+        live: Some(live.clone()),
+        inventory: None,
+    };
+    if protected {
+        c.action = Action::Blocked;
+        c.reasons.push(format!(
+            "namespace `{}` is protected: sluice never deletes its resources",
+            inv.namespace
+        ));
+    }
+    c
+}
+
+/// The fields of a value as `(name, text)`, for creates and record diffs:
+/// a topic's partitions and replication factor first, then its configs.
+fn fields_of(value: &Value) -> Vec<(String, String)> {
+    match value {
+        Value::Topic(t) => [
+            ("partitions".to_owned(), t.partitions.to_string()),
+            (
+                "replication_factor".to_owned(),
+                t.replication_factor.to_string(),
+            ),
+        ]
+        .into_iter()
+        .chain(
+            t.config
+                .iter()
+                .map(|(k, v)| (format!("config.{k}"), v.clone())),
+        )
+        .collect(),
+        Value::Acl(_) => Vec::new(),
+        Value::Record(json) => {
+            let mut out = BTreeMap::new();
+            flatten("", json, &mut out);
+            out.into_iter().collect()
+        }
+    }
+}
+
+/// JSON leaves as dotted paths: `capacity.write_rps`, `topics[0].name`.
+fn flatten(path: &str, v: &serde_json::Value, out: &mut BTreeMap<String, String>) {
+    use serde_json::Value as J;
+    let join = |k: &str| {
+        if path.is_empty() {
+            k.to_owned()
+        } else {
+            format!("{path}.{k}")
+        }
+    };
+    match v {
+        J::Object(m) if !m.is_empty() => m.iter().for_each(|(k, x)| flatten(&join(k), x, out)),
+        J::Array(a) if !a.is_empty() => a
+            .iter()
+            .enumerate()
+            .for_each(|(i, x)| flatten(&format!("{path}[{i}]"), x, out)),
+        leaf => {
+            out.insert(path.to_owned(), leaf.to_string());
+        }
+    }
+}

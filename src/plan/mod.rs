@@ -1,0 +1,173 @@
+//! The plan as a value: what would change, why, and the fingerprints of every
+//! live resource it was computed from. [`diff`] computes it without I/O.
+
+mod diff;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::workspace::Guards;
+use crate::diag::Span;
+use crate::resource::{Address, Value};
+use crate::state::InventoryEntry;
+
+pub use diff::{PlanError, PlanInput, diff};
+
+/// The version of the plan JSON (`plan --format json`, `plan --out`).
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What a change does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Create,
+    Update,
+    Delete,
+    /// Asked for, but impossible or forbidden; the reasons say why.
+    Blocked,
+}
+
+impl Action {
+    pub fn symbol(self) -> char {
+        match self {
+            Action::Create => '+',
+            Action::Update => '~',
+            Action::Delete => '-',
+            Action::Blocked => '!',
+        }
+    }
+}
+
+/// Why a change is there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cause {
+    /// The desired state changed in Git and is not applied yet.
+    Pending,
+    /// The live state changed behind Git's back since sluice applied it.
+    Drift,
+}
+
+/// One field, before and after (`None`: absent, or reset to the default).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldChange {
+    pub field: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+/// A change to one resource.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub address: Address,
+    pub namespace: String,
+    pub action: Action,
+    pub cause: Cause,
+    pub fields: Vec<FieldChange>,
+    /// Why it is blocked, or what to know about it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+    /// Where the desired state asks for it.
+    pub source: Option<Span>,
+    /// The value to write, for creates and updates.
+    pub desired: Option<Value>,
+    /// The live value, as far as sluice compares it, for updates and deletes.
+    pub live: Option<Value>,
+    /// What the inventory records once the change is applied.
+    pub inventory: Option<InventoryEntry>,
+}
+
+/// Counts of a plan, for the closing line and the tables.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub create: usize,
+    pub update: usize,
+    pub delete: usize,
+    pub blocked: usize,
+    /// Changes caused by drift, counted also under their action.
+    pub drift: usize,
+}
+
+impl Summary {
+    pub fn of<'a>(changes: impl IntoIterator<Item = &'a Change>) -> Self {
+        let mut s = Summary::default();
+        for c in changes {
+            match c.action {
+                Action::Create => s.create += 1,
+                Action::Update => s.update += 1,
+                Action::Delete => s.delete += 1,
+                Action::Blocked => s.blocked += 1,
+            }
+            if c.cause == Cause::Drift {
+                s.drift += 1;
+            }
+        }
+        s
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.create + self.update + self.delete + self.blocked == 0
+    }
+}
+
+impl fmt::Display for Summary {
+    /// `Plan: 3 to create, 2 to update, 1 to delete.` plus what is blocked or drifted.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Plan: {} to create, {} to update, {} to delete.",
+            self.create, self.update, self.delete
+        )?;
+        if self.blocked > 0 {
+            write!(f, " {} blocked.", self.blocked)?;
+        }
+        if self.drift > 0 {
+            write!(f, " {} from drift.", self.drift)?;
+        }
+        Ok(())
+    }
+}
+
+/// A plan for one environment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub format_version: u32,
+    pub environment: String,
+    /// The Git commit of the desired state, when read from Git.
+    pub revision: Option<String>,
+    pub guards: Guards,
+    pub summary: Summary,
+    /// Sorted in apply order.
+    pub changes: Vec<Change>,
+    /// Resources that need no change.
+    pub unchanged: usize,
+    /// Unchanged resources whose inventory entry an apply writes or refreshes
+    /// (adopted identical resources, or ones last applied from other YAML).
+    pub adopt: BTreeMap<Address, InventoryEntry>,
+    /// Inventory entries of resources already gone, which an apply forgets.
+    pub forget: Vec<Address>,
+    /// Every live resource read, and `absent` for those that do not exist:
+    /// an apply refuses a plan when any differs.
+    pub fingerprints: BTreeMap<Address, String>,
+    /// The inventory's revision when planned: an apply refuses a plan made
+    /// before another apply.
+    pub inventory_revision: i64,
+}
+
+impl Plan {
+    /// Whether applying the plan would change anything live or in the inventory.
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty() && self.adopt.is_empty() && self.forget.is_empty()
+    }
+
+    /// A digest of the plan's content, recorded with each apply.
+    pub fn digest(&self) -> String {
+        crate::resource::digest(&serde_json::to_vec(self).expect("a plan is JSON"))
+    }
+
+    pub fn drift(&self) -> impl Iterator<Item = &Change> {
+        self.changes.iter().filter(|c| c.cause == Cause::Drift)
+    }
+}

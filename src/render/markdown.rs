@@ -1,0 +1,85 @@
+//! The plan as a pull-request comment: a summary table and one collapsible
+//! section per namespace, cut with a note before it grows past what a comment
+//! may hold.
+
+use std::fmt::Write;
+
+use super::{by_namespace, counts, field_lines};
+use crate::plan::{Cause, Plan, Summary};
+
+/// GitHub rejects comments over 65,536 characters; keep a margin.
+pub const LIMIT: usize = 60_000;
+
+pub fn plan(plan: &Plan) -> String {
+    let mut out = format!("### sluice plan: `{}`\n\n", plan.environment);
+    if let Some(r) = &plan.revision {
+        let _ = writeln!(out, "From commit `{}`.\n", &r[..r.len().min(12)]);
+    }
+    let _ = writeln!(out, "**{}**\n", plan.summary);
+    if plan.changes.is_empty() {
+        out.push_str("No changes: the live state matches the desired state.\n");
+        return out;
+    }
+    if plan.summary.blocked > 0 {
+        out.push_str("> [!WARNING]\n> Some changes are blocked; the plan cannot be applied until they are resolved.\n\n");
+    }
+    let groups = by_namespace(&plan.changes);
+    let total = groups.len();
+
+    let mut table = String::from(
+        "| Namespace | Create | Update | Delete | Blocked | Drift |\n|---|---:|---:|---:|---:|---:|\n",
+    );
+    let mut sections = Vec::with_capacity(total);
+    for (ns, changes) in &groups {
+        let s = Summary::of(changes.iter().copied());
+        let _ = writeln!(
+            table,
+            "| `{ns}` | {} | {} | {} | {} | {} |",
+            s.create, s.update, s.delete, s.blocked, s.drift
+        );
+        let mut section = format!(
+            "<details><summary><code>{ns}</code>: {}</summary>\n\n```diff\n",
+            counts(changes)
+        );
+        for c in changes {
+            let drift = if c.cause == Cause::Drift {
+                "  (drift)"
+            } else {
+                ""
+            };
+            let _ = writeln!(section, "{} {}{drift}", c.action.symbol(), c.address);
+            for line in field_lines(c) {
+                let _ = writeln!(section, "      {line}");
+            }
+            for reason in &c.reasons {
+                let _ = writeln!(section, "      {reason}");
+            }
+        }
+        section.push_str("```\n\n</details>\n\n");
+        sections.push(section);
+    }
+
+    // Room for the note that says what was left out.
+    let budget = LIMIT - 400;
+    if out.len() + table.len() <= budget {
+        out.push_str(&table);
+        out.push('\n');
+    }
+    let mut shown = 0;
+    for section in &sections {
+        if out.len() + section.len() > budget {
+            break;
+        }
+        out.push_str(section);
+        shown += 1;
+    }
+    if shown < total {
+        let _ = writeln!(
+            out,
+            "> [!NOTE]\n> Truncated: {} of {total} namespaces are not shown, to keep this comment under {LIMIT} characters. Run `sluice plan --env {}` for the full plan.",
+            total - shown,
+            plan.environment
+        );
+    }
+    out
+}

@@ -1,0 +1,160 @@
+//! Plans and drift for a terminal.
+
+use std::fmt::Write;
+
+use super::{by_namespace, field_lines};
+use crate::plan::{Action, Cause, Change, Plan};
+
+const RESET: &str = "\x1b[0m";
+
+fn paint(color: bool, code: &str, text: &str) -> String {
+    if color {
+        format!("\x1b[{code}m{text}{RESET}")
+    } else {
+        text.to_owned()
+    }
+}
+
+fn action_color(action: Action) -> &'static str {
+    match action {
+        Action::Create => "32",
+        Action::Update => "33",
+        Action::Delete => "31",
+        Action::Blocked => "1;31",
+    }
+}
+
+/// One change: its symbol and address, where it is declared, its fields and reasons.
+fn change(out: &mut String, c: &Change, color: bool) {
+    let head = format!("{} {}", c.action.symbol(), c.address);
+    let _ = write!(out, "    {}", paint(color, action_color(c.action), &head));
+    if c.cause == Cause::Drift {
+        let _ = write!(out, "  {}", paint(color, "35", "(drift)"));
+    }
+    if c.action == Action::Blocked
+        && let Some(source) = &c.source
+    {
+        let _ = write!(out, "  {source}");
+    }
+    out.push('\n');
+    for line in field_lines(c) {
+        let _ = writeln!(out, "        {line}");
+    }
+    for reason in &c.reasons {
+        let _ = writeln!(
+            out,
+            "        {}",
+            paint(
+                color,
+                if c.action == Action::Blocked {
+                    "31"
+                } else {
+                    "2"
+                },
+                reason
+            )
+        );
+    }
+}
+
+fn changes<'a>(out: &mut String, changes: impl IntoIterator<Item = &'a Change>, color: bool) {
+    for (ns, group) in by_namespace(changes) {
+        let _ = writeln!(out, "  namespace {}", paint(color, "1", ns));
+        for c in group {
+            change(out, c, color);
+        }
+        out.push('\n');
+    }
+}
+
+fn header(plan: &Plan) -> String {
+    let revision = plan.revision.as_deref().map_or_else(
+        || "the working tree".to_owned(),
+        |r| format!("commit {}", &r[..r.len().min(12)]),
+    );
+    format!(
+        "sluice plan for environment `{}`, from {revision}\n\n",
+        plan.environment
+    )
+}
+
+/// The plan, closing with "Plan: N to create, N to update, N to delete."
+pub fn plan(plan: &Plan, color: bool) -> String {
+    let mut out = header(plan);
+    if plan.changes.is_empty() {
+        out.push_str("No changes: the live state matches the desired state.\n");
+    } else {
+        changes(&mut out, &plan.changes, color);
+    }
+    if !plan.adopt.is_empty() {
+        let _ = writeln!(
+            out,
+            "{} unchanged resource(s) will be recorded in sluice's inventory.",
+            plan.adopt.len()
+        );
+    }
+    if !plan.forget.is_empty() {
+        let _ = writeln!(
+            out,
+            "{} resource(s) already gone will be dropped from sluice's inventory.",
+            plan.forget.len()
+        );
+    }
+    if plan.summary.delete > 0 && !plan.guards.allow_delete {
+        let _ = writeln!(out, "Deletes need `sluice apply --allow-delete`.");
+    }
+    if plan.summary.delete > plan.guards.max_deletes as usize {
+        let _ = writeln!(
+            out,
+            "{}",
+            paint(
+                color,
+                "31",
+                &format!(
+                    "The plan deletes more than `guards.max_deletes` ({}): apply will refuse it.",
+                    plan.guards.max_deletes
+                )
+            )
+        );
+    }
+    let _ = writeln!(out, "{}", paint(color, "1", &plan.summary.to_string()));
+    out
+}
+
+/// Drift first (live changed behind Git's back), then what Git asks for and
+/// is not applied yet.
+pub fn drift(plan: &Plan, color: bool) -> String {
+    let mut out = header(plan).replacen("sluice plan", "sluice drift", 1);
+    let drifted: Vec<&Change> = plan.drift().collect();
+    let pending: Vec<&Change> = plan
+        .changes
+        .iter()
+        .filter(|c| c.cause == Cause::Pending)
+        .collect();
+    if drifted.is_empty() && pending.is_empty() {
+        out.push_str("No drift: the live state matches the desired state.\n");
+        return out;
+    }
+    if !drifted.is_empty() {
+        out.push_str("Changed outside sluice (apply restores the desired state):\n");
+        changes(&mut out, drifted.iter().copied(), color);
+    }
+    if !pending.is_empty() {
+        out.push_str("Desired in Git but not applied yet:\n");
+        changes(&mut out, pending.iter().copied(), color);
+    }
+    let _ = writeln!(
+        out,
+        "{}",
+        paint(
+            color,
+            "1",
+            &format!(
+                "Drift: {} resource(s) changed outside sluice, {} change(s) pending.",
+                drifted.len(),
+                pending.len()
+            )
+        )
+    );
+    out
+}

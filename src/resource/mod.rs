@@ -1,0 +1,261 @@
+//! Resources: what a namespace becomes in the live systems, each with a stable,
+//! readable address such as `kafka.topic/user-events` or
+//! `etcd.key//sluice/namespaces/user-events`.
+
+pub mod expand;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::diag::Span;
+
+/// A live system sluice reconciles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum System {
+    Kafka,
+    Etcd,
+}
+
+impl fmt::Display for System {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            System::Kafka => "Kafka",
+            System::Etcd => "etcd",
+        })
+    }
+}
+
+/// A kind of resource, in apply order: creates and updates run in this order,
+/// deletes in the reverse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Kind {
+    #[serde(rename = "kafka.topic")]
+    KafkaTopic,
+    #[serde(rename = "kafka.acl")]
+    KafkaAcl,
+    #[serde(rename = "etcd.key")]
+    EtcdKey,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::KafkaTopic, Kind::KafkaAcl, Kind::EtcdKey];
+
+    /// The address prefix, before the `/`.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Kind::KafkaTopic => "kafka.topic",
+            Kind::KafkaAcl => "kafka.acl",
+            Kind::EtcdKey => "etcd.key",
+        }
+    }
+
+    pub fn system(self) -> System {
+        match self {
+            Kind::KafkaTopic | Kind::KafkaAcl => System::Kafka,
+            Kind::EtcdKey => System::Etcd,
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.prefix())
+    }
+}
+
+/// `<kind>/<name>`: stable across runs, readable in plans.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Address {
+    kind: Kind,
+    name: String,
+}
+
+impl Address {
+    pub fn new(kind: Kind, name: impl Into<String>) -> Self {
+        Address {
+            kind,
+            name: name.into(),
+        }
+    }
+    pub fn topic(name: &str) -> Self {
+        Address::new(Kind::KafkaTopic, name)
+    }
+    pub fn etcd_key(key: &str) -> Self {
+        Address::new(Kind::EtcdKey, key)
+    }
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+    /// The part after the kind: a topic name, an etcd key, an ACL binding.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.kind.prefix(), self.name)
+    }
+}
+
+impl TryFrom<String> for Address {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let (prefix, name) = s
+            .split_once('/')
+            .ok_or_else(|| format!("`{s}` is not a resource address"))?;
+        let kind = Kind::ALL
+            .into_iter()
+            .find(|k| k.prefix() == prefix)
+            .ok_or_else(|| format!("`{s}` has an unknown resource kind `{prefix}`"))?;
+        Ok(Address::new(kind, name))
+    }
+}
+
+impl From<Address> for String {
+    fn from(a: Address) -> String {
+        a.to_string()
+    }
+}
+
+/// A Kafka topic, as far as sluice manages it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicValue {
+    pub partitions: u32,
+    pub replication_factor: u16,
+    /// Desired: exactly the configs sluice sets. Live: every config set on the topic.
+    pub config: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AclResource {
+    Topic,
+    Group,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AclOperation {
+    All,
+    Read,
+    Write,
+    Describe,
+}
+
+/// An `Allow` ACL for any host on a literal resource name: the only shape
+/// sluice creates. Other bindings on the cluster are not sluice's.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct AclBinding {
+    /// `User:<service>` or `Group:<team>`.
+    pub principal: String,
+    pub resource: AclResource,
+    pub resource_name: String,
+    pub operation: AclOperation,
+}
+
+impl AclBinding {
+    /// `kafka.acl/User:analytics-api/topic:user-events/read`.
+    pub fn address(&self) -> Address {
+        let resource = serde_json::to_value(self.resource).unwrap_or_default();
+        let operation = serde_json::to_value(self.operation).unwrap_or_default();
+        Address::new(
+            Kind::KafkaAcl,
+            format!(
+                "{}/{}:{}/{}",
+                self.principal,
+                resource.as_str().unwrap_or_default(),
+                self.resource_name,
+                operation.as_str().unwrap_or_default()
+            ),
+        )
+    }
+}
+
+/// What a resource is: the part sluice compares and applies.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Value {
+    Topic(TopicValue),
+    Acl(AclBinding),
+    /// An etcd record: a JSON document.
+    Record(serde_json::Value),
+}
+
+impl Value {
+    /// A digest of the value, stable across runs and platforms.
+    pub fn digest(&self) -> String {
+        digest(&serde_json::to_vec(self).expect("values are JSON"))
+    }
+}
+
+/// The first 128 bits of a SHA-256, in hex.
+pub fn digest(bytes: &[u8]) -> String {
+    let hash = Sha256::digest(bytes);
+    hash[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A desired resource: its address, value, and where it was declared.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Resource {
+    pub address: Address,
+    pub namespace: String,
+    pub value: Value,
+    /// The partition count is derived from capacity: a floor, not a target,
+    /// so it never shrinks a live topic.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partitions_floor: bool,
+    pub protected: bool,
+    pub source: Option<Span>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_round_trip() {
+        for text in [
+            "kafka.topic/user-events",
+            "etcd.key//sluice/namespaces/orders",
+            "kafka.acl/User:a/topic:orders/read",
+        ] {
+            let a = Address::try_from(text.to_owned()).unwrap();
+            assert_eq!(a.to_string(), text);
+        }
+        assert_eq!(
+            Address::try_from("etcd.key//x".to_owned()).unwrap().name(),
+            "/x"
+        );
+        assert!(Address::try_from("s4.bucket/x".to_owned()).is_err());
+    }
+
+    #[test]
+    fn acl_addresses_name_every_part() {
+        let b = AclBinding {
+            principal: "User:analytics-api".into(),
+            resource: AclResource::Topic,
+            resource_name: "user-events".into(),
+            operation: AclOperation::Read,
+        };
+        assert_eq!(
+            b.address().to_string(),
+            "kafka.acl/User:analytics-api/topic:user-events/read"
+        );
+    }
+
+    #[test]
+    fn digests_are_stable() {
+        let v = Value::Record(serde_json::json!({"b": 1, "a": [true]}));
+        assert_eq!(
+            v.digest(),
+            Value::Record(serde_json::json!({"a": [true], "b": 1})).digest()
+        );
+        assert_eq!(v.digest().len(), 32);
+    }
+}

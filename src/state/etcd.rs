@@ -1,0 +1,271 @@
+//! sluice's state in etcd: inventory shards, the applied record and the lease
+//! lock, every write fenced by the lock.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use etcd_client::{Client, Compare, CompareOp, GetOptions, PutOptions, Txn, TxnOp, TxnOpResponse};
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinHandle;
+
+use super::{
+    AppliedRecord, Fence, Holder, Inventory, InventoryEntry, Lock, StateError, StateStore, Stored,
+};
+use crate::resource::expand::etcd_key;
+use crate::resource::{Address, digest};
+
+/// Seconds the lock outlives a crashed holder.
+pub const LOCK_TTL_SECS: i64 = 10;
+/// The inventory is split into this many keys, so that no value nears etcd's
+/// request size limit on large estates; all are written in one transaction.
+const SHARDS: usize = 16;
+
+/// The keys of one environment's state.
+#[derive(Clone, Debug)]
+pub struct StateKeys {
+    pub inventory: String,
+    pub applied: String,
+    pub lock: String,
+}
+
+impl StateKeys {
+    pub fn new(prefix: &str, env: &str) -> Self {
+        StateKeys {
+            inventory: etcd_key(prefix, &format!("inventory/{env}/")),
+            applied: etcd_key(prefix, &format!("applied/{env}")),
+            lock: etcd_key(prefix, &format!("locks/{env}")),
+        }
+    }
+
+    fn shard(&self, n: usize) -> String {
+        format!("{}{n:x}", self.inventory)
+    }
+}
+
+/// The value of one inventory shard.
+#[derive(Default, Serialize, Deserialize)]
+struct Shard {
+    format_version: u32,
+    entries: BTreeMap<Address, InventoryEntry>,
+}
+
+fn shard_of(address: &Address) -> usize {
+    usize::from_str_radix(&digest(address.to_string().as_bytes())[..1], 16).unwrap_or(0) % SHARDS
+}
+
+fn unreachable(e: etcd_client::Error) -> StateError {
+    StateError::Unreachable(e.to_string())
+}
+
+/// An environment's state in etcd.
+#[derive(Clone)]
+pub struct EtcdState {
+    client: Client,
+    env: String,
+    keys: StateKeys,
+}
+
+impl EtcdState {
+    pub fn new(client: Client, prefix: &str, env: &str) -> Self {
+        EtcdState {
+            client,
+            env: env.to_owned(),
+            keys: StateKeys::new(prefix, env),
+        }
+    }
+}
+
+#[async_trait]
+impl StateStore for EtcdState {
+    async fn load(&self) -> Result<Stored, StateError> {
+        let txn = Txn::new().and_then([
+            TxnOp::get(
+                self.keys.inventory.as_str(),
+                Some(GetOptions::new().with_prefix()),
+            ),
+            TxnOp::get(self.keys.applied.as_str(), None),
+        ]);
+        let resp = self.client.clone().txn(txn).await.map_err(unreachable)?;
+        let mut stored = Stored::default();
+        for (i, op) in resp.op_responses().into_iter().enumerate() {
+            let TxnOpResponse::Get(get) = op else {
+                continue;
+            };
+            for kv in get.kvs() {
+                let key = String::from_utf8_lossy(kv.key()).into_owned();
+                let corrupt = |e: serde_json::Error| StateError::Corrupt {
+                    key: key.clone(),
+                    message: e.to_string(),
+                };
+                if i == 0 {
+                    let shard: Shard = serde_json::from_slice(kv.value()).map_err(corrupt)?;
+                    stored.inventory.entries.extend(shard.entries);
+                    stored.inventory_revision = stored.inventory_revision.max(kv.mod_revision());
+                } else {
+                    stored.applied = Some(serde_json::from_slice(kv.value()).map_err(corrupt)?);
+                }
+            }
+        }
+        Ok(stored)
+    }
+
+    async fn lock(&self, holder: &Holder, wait: Duration) -> Result<Box<dyn Lock>, StateError> {
+        let mut client = self.client.clone();
+        let lease = client
+            .lease_grant(LOCK_TTL_SECS, None)
+            .await
+            .map_err(unreachable)?
+            .id();
+        let value = serde_json::to_string(holder).expect("a holder is JSON");
+        let started = Instant::now();
+        loop {
+            let txn = Txn::new()
+                .when([Compare::create_revision(
+                    self.keys.lock.as_str(),
+                    CompareOp::Equal,
+                    0,
+                )])
+                .and_then([TxnOp::put(
+                    self.keys.lock.as_str(),
+                    value.as_str(),
+                    Some(PutOptions::new().with_lease(lease)),
+                )])
+                .or_else([TxnOp::get(self.keys.lock.as_str(), None)]);
+            let resp = client.txn(txn).await.map_err(unreachable)?;
+            if resp.succeeded() {
+                let revision = resp.header().map_or(0, |h| h.revision());
+                return Ok(Box::new(EtcdLock {
+                    client: client.clone(),
+                    env: self.env.clone(),
+                    keys: self.keys.clone(),
+                    lease,
+                    fence: Fence {
+                        key: self.keys.lock.clone(),
+                        revision,
+                    },
+                    keepalive: keep_alive(client, lease),
+                }));
+            }
+            if started.elapsed() >= wait {
+                let current = resp.op_responses().into_iter().find_map(|op| match op {
+                    TxnOpResponse::Get(g) => g.kvs().first().map(|kv| kv.value().to_vec()),
+                    _ => None,
+                });
+                let holder = current
+                    .and_then(|v| serde_json::from_slice::<Holder>(&v).ok())
+                    .map_or_else(|| "another process".to_owned(), |h| h.to_string());
+                let _ = client.lease_revoke(lease).await;
+                return Err(StateError::Locked {
+                    env: self.env.clone(),
+                    holder,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
+
+/// Renews the lease every third of its TTL until aborted.
+fn keep_alive(mut client: Client, lease: i64) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let Ok((mut keeper, mut stream)) = client.lease_keep_alive(lease).await else {
+            return;
+        };
+        loop {
+            tokio::time::sleep(Duration::from_secs((LOCK_TTL_SECS / 3).max(1) as u64)).await;
+            if keeper.keep_alive().await.is_err() || !matches!(stream.message().await, Ok(Some(_)))
+            {
+                tracing::warn!(lease, "lost the keep-alive of the apply lock");
+                return;
+            }
+        }
+    })
+}
+
+struct EtcdLock {
+    client: Client,
+    env: String,
+    keys: StateKeys,
+    lease: i64,
+    fence: Fence,
+    keepalive: JoinHandle<()>,
+}
+
+impl EtcdLock {
+    async fn fenced(&self, ops: Vec<TxnOp>) -> Result<(), StateError> {
+        let txn = Txn::new()
+            .when([Compare::create_revision(
+                self.fence.key.as_str(),
+                CompareOp::Equal,
+                self.fence.revision,
+            )])
+            .and_then(ops);
+        let resp = self.client.clone().txn(txn).await.map_err(unreachable)?;
+        if resp.succeeded() {
+            Ok(())
+        } else {
+            Err(StateError::FenceLost(self.env.clone()))
+        }
+    }
+}
+
+/// A compare that holds only while this apply holds the lock.
+pub fn fence_compare(fence: &Fence) -> Compare {
+    Compare::create_revision(fence.key.as_str(), CompareOp::Equal, fence.revision)
+}
+
+#[async_trait]
+impl Lock for EtcdLock {
+    fn fence(&self) -> Fence {
+        self.fence.clone()
+    }
+
+    async fn record(&self, applied: &AppliedRecord) -> Result<(), StateError> {
+        let value = serde_json::to_vec(applied).expect("a record is JSON");
+        self.fenced(vec![TxnOp::put(self.keys.applied.as_str(), value, None)])
+            .await
+    }
+
+    async fn save(&self, inventory: &Inventory, applied: &AppliedRecord) -> Result<(), StateError> {
+        let mut shards: Vec<Shard> = (0..SHARDS)
+            .map(|_| Shard {
+                format_version: 1,
+                ..Shard::default()
+            })
+            .collect();
+        for (address, entry) in &inventory.entries {
+            shards[shard_of(address)]
+                .entries
+                .insert(address.clone(), entry.clone());
+        }
+        let mut ops: Vec<TxnOp> = shards
+            .iter()
+            .enumerate()
+            .map(|(n, s)| {
+                TxnOp::put(
+                    self.keys.shard(n),
+                    serde_json::to_vec(s).expect("a shard is JSON"),
+                    None,
+                )
+            })
+            .collect();
+        ops.push(TxnOp::put(
+            self.keys.applied.as_str(),
+            serde_json::to_vec(applied).expect("a record is JSON"),
+            None,
+        ));
+        self.fenced(ops).await
+    }
+
+    async fn release(self: Box<Self>) -> Result<(), StateError> {
+        self.keepalive.abort();
+        // Revoking the lease deletes the lock key with it.
+        self.client
+            .clone()
+            .lease_revoke(self.lease)
+            .await
+            .map(|_| ())
+            .map_err(unreachable)
+    }
+}

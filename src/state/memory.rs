@@ -1,0 +1,109 @@
+//! State in memory, for unit tests of the engine.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::{AppliedRecord, Fence, Holder, Inventory, Lock, StateError, StateStore, Stored};
+
+#[derive(Debug, Default)]
+struct Inner {
+    stored: Stored,
+    holder: Option<(Holder, i64)>,
+    next_revision: i64,
+}
+
+/// An environment's state held in memory; clones share it.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryState {
+    env: String,
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl MemoryState {
+    pub fn new(env: &str, inventory: Inventory) -> Self {
+        let state = MemoryState {
+            env: env.to_owned(),
+            inner: Arc::default(),
+        };
+        state.inner.lock().unwrap().stored.inventory = inventory;
+        state
+    }
+
+    pub fn snapshot(&self) -> Stored {
+        self.inner.lock().unwrap().stored.clone()
+    }
+}
+
+#[async_trait]
+impl StateStore for MemoryState {
+    async fn load(&self) -> Result<Stored, StateError> {
+        Ok(self.snapshot())
+    }
+
+    async fn lock(&self, holder: &Holder, _wait: Duration) -> Result<Box<dyn Lock>, StateError> {
+        let mut inner = self.inner.lock().unwrap();
+        if let Some((h, _)) = &inner.holder {
+            return Err(StateError::Locked {
+                env: self.env.clone(),
+                holder: h.to_string(),
+            });
+        }
+        inner.next_revision += 1;
+        let revision = inner.next_revision;
+        inner.holder = Some((holder.clone(), revision));
+        Ok(Box::new(MemoryLock {
+            state: self.clone(),
+            revision,
+        }))
+    }
+}
+
+struct MemoryLock {
+    state: MemoryState,
+    revision: i64,
+}
+
+impl MemoryLock {
+    fn held(&self, inner: &Inner) -> Result<(), StateError> {
+        match &inner.holder {
+            Some((_, r)) if *r == self.revision => Ok(()),
+            _ => Err(StateError::FenceLost(self.state.env.clone())),
+        }
+    }
+}
+
+#[async_trait]
+impl Lock for MemoryLock {
+    fn fence(&self) -> Fence {
+        Fence {
+            key: format!("memory/{}", self.state.env),
+            revision: self.revision,
+        }
+    }
+
+    async fn record(&self, applied: &AppliedRecord) -> Result<(), StateError> {
+        let mut inner = self.state.inner.lock().unwrap();
+        self.held(&inner)?;
+        inner.stored.applied = Some(applied.clone());
+        Ok(())
+    }
+
+    async fn save(&self, inventory: &Inventory, applied: &AppliedRecord) -> Result<(), StateError> {
+        let mut inner = self.state.inner.lock().unwrap();
+        self.held(&inner)?;
+        inner.stored.inventory = inventory.clone();
+        inner.stored.inventory_revision += 1;
+        inner.stored.applied = Some(applied.clone());
+        Ok(())
+    }
+
+    async fn release(self: Box<Self>) -> Result<(), StateError> {
+        let mut inner = self.state.inner.lock().unwrap();
+        if self.held(&inner).is_ok() {
+            inner.holder = None;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,183 @@
+//! sluice's own state, kept in etcd (there is no local state file):
+//!
+//! - the inventory of what sluice manages, with the digest of what it last
+//!   applied and the protected flag, under `<prefix>inventory/<env>/`;
+//! - the applied record (commit, plan digest, time, user, outcome) at
+//!   `<prefix>applied/<env>`, written in the same transaction as the inventory;
+//! - a lease-based apply lock per environment at `<prefix>locks/<env>`.
+
+pub mod etcd;
+pub mod memory;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::resource::{Address, Resource, Value};
+
+/// What sluice manages in one environment.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Inventory {
+    pub entries: BTreeMap<Address, InventoryEntry>,
+}
+
+/// One managed resource.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InventoryEntry {
+    pub namespace: String,
+    /// Digest of the desired value sluice last applied.
+    pub digest: String,
+    /// Protection is remembered, so that deleting the YAML does not lift it.
+    pub protected: bool,
+    /// For topics: the config keys sluice set, so that a key removed from the
+    /// YAML is reset on the topic rather than forgotten.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<String>,
+}
+
+impl InventoryEntry {
+    pub fn of(resource: &Resource) -> Self {
+        let keys = match &resource.value {
+            Value::Topic(t) => t.config.keys().cloned().collect(),
+            _ => Vec::new(),
+        };
+        InventoryEntry {
+            namespace: resource.namespace.clone(),
+            digest: resource.value.digest(),
+            protected: resource.protected,
+            keys,
+        }
+    }
+}
+
+/// How the last apply ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApplyStatus {
+    /// Started and not yet recorded as ended: a crash, if no apply runs now.
+    Applying,
+    Complete,
+    Failed,
+    Interrupted,
+}
+
+/// The record of the last apply in an environment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AppliedRecord {
+    pub status: ApplyStatus,
+    /// The Git commit the plan was made from, when it was made from Git.
+    pub commit: Option<String>,
+    pub plan_digest: String,
+    /// RFC 3339, UTC.
+    pub time: String,
+    pub user: String,
+    pub applied: usize,
+    pub failed: usize,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
+
+/// Who holds the apply lock.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    pub user: String,
+    pub host: String,
+    pub pid: u32,
+    /// RFC 3339, UTC.
+    pub since: String,
+}
+
+impl Holder {
+    /// This process: `$SLUICE_ACTOR` (CI sets it to the actor), else `$USER`.
+    pub fn current() -> Self {
+        let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
+        Holder {
+            user: var("SLUICE_ACTOR")
+                .or_else(|| var("USER"))
+                .unwrap_or_else(|| "unknown".into()),
+            host: var("HOSTNAME")
+                .or_else(|| {
+                    std::fs::read_to_string("/proc/sys/kernel/hostname")
+                        .ok()
+                        .map(|h| h.trim().to_owned())
+                })
+                .unwrap_or_else(|| "unknown".into()),
+            pid: std::process::id(),
+            since: now(),
+        }
+    }
+}
+
+impl fmt::Display for Holder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}@{} (pid {}) since {}",
+            self.user, self.host, self.pid, self.since
+        )
+    }
+}
+
+/// The current time, RFC 3339 in UTC, to the second.
+pub fn now() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+/// The state of an environment as read at one moment.
+#[derive(Clone, Debug, Default)]
+pub struct Stored {
+    pub inventory: Inventory,
+    /// Changes whenever the inventory is written; a plan records it.
+    pub inventory_revision: i64,
+    pub applied: Option<AppliedRecord>,
+}
+
+/// Proof of holding the lock, checked by every etcd write of an apply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fence {
+    pub key: String,
+    /// The lock key's create revision: unique to this holding of the lock.
+    pub revision: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// Another apply holds the lock.
+    #[error("the apply lock of environment `{env}` is held by {holder}")]
+    Locked { env: String, holder: String },
+    /// The lock expired or was taken over while applying.
+    #[error(
+        "the apply lock of environment `{0}` was lost (its lease expired or was revoked); nothing more is written"
+    )]
+    FenceLost(String),
+    /// etcd did not answer or refused.
+    #[error("cannot reach sluice's state in etcd: {0}")]
+    Unreachable(String),
+    /// A state record does not parse.
+    #[error("sluice's state record `{key}` is not readable: {message}")]
+    Corrupt { key: String, message: String },
+}
+
+/// Where an environment's state lives.
+#[async_trait]
+pub trait StateStore: Send + Sync {
+    /// Reads the inventory and the applied record, in one round trip.
+    async fn load(&self) -> Result<Stored, StateError>;
+    /// Takes the apply lock, waiting up to `wait` for another holder; fails
+    /// naming the holder after that.
+    async fn lock(&self, holder: &Holder, wait: Duration) -> Result<Box<dyn Lock>, StateError>;
+}
+
+/// A held apply lock. Writes through it fail once it is lost.
+#[async_trait]
+pub trait Lock: Send + Sync {
+    fn fence(&self) -> Fence;
+    /// Writes the applied record alone (as an apply starts).
+    async fn record(&self, applied: &AppliedRecord) -> Result<(), StateError>;
+    /// Writes the inventory and the applied record in one transaction.
+    async fn save(&self, inventory: &Inventory, applied: &AppliedRecord) -> Result<(), StateError>;
+    async fn release(self: Box<Self>) -> Result<(), StateError>;
+}
