@@ -36,6 +36,15 @@ impl FakeBackend {
         }
     }
 
+    /// A fake of another system over the same store and call log, so that
+    /// tests see the order of calls across systems.
+    pub fn sharing(&self, system: System) -> Self {
+        FakeBackend {
+            system,
+            inner: self.inner.clone(),
+        }
+    }
+
     pub fn insert(&self, address: Address, value: Value) {
         self.inner.lock().unwrap().resources.insert(address, value);
     }
@@ -96,7 +105,9 @@ impl Backend for FakeBackend {
 
     async fn read(&self, wanted: &[Address]) -> Result<LiveState, BackendError> {
         let mut inner = self.inner.lock().unwrap();
-        inner.calls.push(format!("read {}", wanted.len()));
+        inner
+            .calls
+            .push(format!("read {} {}", self.system, wanted.len()));
         if inner.fail_reads {
             return Err(BackendError::Read {
                 system: self.system,

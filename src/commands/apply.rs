@@ -6,14 +6,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use super::plan::plan_now;
+use super::plan::warn_unfinished;
 use super::{Error, Exit, color_stdout, load_desired, runtime};
 use crate::cli::Cli;
-use crate::engine::Target;
-use crate::engine::apply::{ApplyOptions, Outcome, apply};
+use crate::desired::Desired;
+use crate::engine::apply::{ApplyError, ApplyOptions, Outcome, apply, apply_locked, release};
+use crate::engine::{self, EngineError, Target};
 use crate::plan::{FORMAT_VERSION, Plan};
 use crate::render;
-use crate::state::{ApplyStatus, Holder};
+use crate::source::SourceTree;
+use crate::state::{ApplyStatus, Holder, Lock};
 
 pub fn run(
     cli: &Cli,
@@ -22,44 +24,75 @@ pub fn run(
     allow_delete: bool,
     lock_wait: Duration,
 ) -> Result<Exit, Error> {
+    let opts = ApplyOptions {
+        allow_delete,
+        lock_wait,
+        holder: Holder::current(),
+        cancel: Arc::new(AtomicBool::new(false)),
+    };
     runtime().block_on(async {
-        let (plan, target) = match plan_file {
+        let done = match plan_file {
             Some(path) => {
                 let plan = read_plan(path, cli.env.as_deref())?;
                 let (_, desired) = load_desired(cli, Some(&plan.environment))?;
-                (plan, Target::connect(&desired.environment).await?)
+                let target = Target::connect(&desired.environment).await?;
+                on_signal(&opts.cancel);
+                Some((apply(&plan, &target, &opts).await?, plan.adopt.len()))
             }
             None => {
-                let (planned, target) = plan_now(cli).await?;
-                let plan = planned.plan;
-                print!("{}", render::text::plan(&plan, color_stdout()));
-                if plan.summary.blocked > 0 {
-                    return Ok(Exit::Failure);
-                }
-                if plan.is_empty() {
-                    return Ok(Exit::Success);
-                }
-                if !auto_approve && !confirm(&plan.environment)? {
-                    eprintln!("Apply cancelled; nothing was changed.");
-                    return Ok(Exit::Failure);
-                }
-                (plan, target)
+                // Plan under the lock, so that nothing moves between plan and apply.
+                let (tree, desired) = load_desired(cli, None)?;
+                let target = Target::connect(&desired.environment).await?;
+                let lock = target
+                    .state
+                    .lock(&opts.holder, opts.lock_wait)
+                    .await
+                    .map_err(EngineError::from)?;
+                let result =
+                    plan_and_apply(&tree, &desired, &target, lock.as_ref(), auto_approve, &opts)
+                        .await;
+                release(lock).await;
+                result?
             }
         };
-        let opts = ApplyOptions {
-            allow_delete,
-            lock_wait,
-            holder: Holder::current(),
-            cancel: on_signal(),
+        let Some((outcome, adopted)) = done else {
+            return Ok(Exit::Success);
         };
-        let outcome = apply(&plan, &target, &opts).await?;
-        report(&outcome, plan.adopt.len());
+        report(&outcome, adopted);
         Ok(if outcome.status() == ApplyStatus::Complete {
             Exit::Success
         } else {
             Exit::Failure
         })
     })
+}
+
+/// Plans, shows the plan, asks, and applies; `None` when there is nothing to
+/// do or the answer is no.
+async fn plan_and_apply(
+    tree: &SourceTree,
+    desired: &Desired,
+    target: &Target,
+    lock: &dyn Lock,
+    auto_approve: bool,
+    opts: &ApplyOptions,
+) -> Result<Option<(Outcome, usize)>, Error> {
+    let planned = engine::plan(desired, tree.revision.as_deref(), target).await?;
+    warn_unfinished(&planned.stored);
+    let plan = planned.plan;
+    print!("{}", render::text::plan(&plan, color_stdout()));
+    if plan.summary.blocked > 0 {
+        return Err(ApplyError::Blocked(plan.summary.blocked).into());
+    }
+    if plan.is_empty() {
+        return Ok(None);
+    }
+    if !auto_approve && !confirm(&plan.environment)? {
+        return Err(Error::Cancelled);
+    }
+    on_signal(&opts.cancel);
+    let outcome = apply_locked(&plan, target, lock, opts).await?;
+    Ok(Some((outcome, plan.adopt.len())))
 }
 
 fn read_plan(path: &Path, env: Option<&str>) -> Result<Plan, Error> {
@@ -101,11 +134,10 @@ fn confirm(env: &str) -> Result<bool, Error> {
     Ok(answer.trim() == "yes")
 }
 
-/// A flag set by SIGINT or SIGTERM: apply then starts nothing new, finishes
+/// Sets `flag` on SIGINT or SIGTERM: apply then starts nothing new, finishes
 /// what is in flight, records it and releases the lock.
-fn on_signal() -> Arc<AtomicBool> {
+fn on_signal(flag: &Arc<AtomicBool>) {
     use tokio::signal::unix::{SignalKind, signal};
-    let flag = Arc::new(AtomicBool::new(false));
     let set = flag.clone();
     if let (Ok(mut int), Ok(mut term)) = (
         signal(SignalKind::interrupt()),
@@ -122,7 +154,6 @@ fn on_signal() -> Arc<AtomicBool> {
             }
         });
     }
-    flag
 }
 
 fn report(outcome: &Outcome, adopted: usize) {

@@ -14,9 +14,8 @@ use clap::Parser;
 
 use crate::backend::ConnectError;
 use crate::cli::{Cli, Command};
-use crate::config::parse::parse_tree;
-use crate::desired::{Desired, Overrides, Selection, resolve};
-use crate::diag::{Diagnostic, normalize, render_text};
+use crate::desired::{Desired, Overrides, Selection, load};
+use crate::diag::{Diagnostic, render_text};
 use crate::engine::EngineError;
 use crate::engine::apply::ApplyError;
 use crate::source::{SourceError, SourceTree};
@@ -58,6 +57,9 @@ pub enum Error {
     /// A saved plan could not be used.
     #[error("cannot use the plan `{path}`: {message}")]
     PlanFile { path: String, message: String },
+    /// The person at the terminal said no.
+    #[error("apply cancelled; nothing was changed")]
+    Cancelled,
     /// Apply without a terminal to confirm on.
     #[error("refusing to apply without confirmation: there is no terminal to ask on")]
     NeedsApproval,
@@ -144,11 +146,8 @@ fn print_diagnostics(tree: &SourceTree, diags: &[Diagnostic]) -> usize {
 /// (`env`, else `--env`, else the default); problems are printed.
 fn load_desired(cli: &Cli, env: Option<&str>) -> Result<(SourceTree, Desired), Error> {
     let tree = cli.source.origin().load()?;
-    let mut diags = Vec::new();
-    let parsed = parse_tree(&tree, &mut diags);
     let selection = Selection::One(env.or(cli.env.as_deref()));
-    let mut desired = resolve(&parsed, selection, &Overrides::from_process(), &mut diags);
-    normalize(&mut diags);
+    let (mut desired, diags) = load(&tree, selection, &Overrides::from_process());
     let errors = print_diagnostics(&tree, &diags);
     match desired.pop() {
         Some(d) if errors == 0 => Ok((tree, d)),

@@ -19,7 +19,7 @@ pub(super) async fn plan_now(cli: &Cli) -> Result<(Planned, Target), Error> {
 }
 
 /// Says when the last apply did not end cleanly: a plan then shows what it left.
-fn warn_unfinished(stored: &Stored) {
+pub(super) fn warn_unfinished(stored: &Stored) {
     let Some(last) = &stored.applied else { return };
     let what = match last.status {
         ApplyStatus::Complete => return,

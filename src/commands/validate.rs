@@ -4,9 +4,8 @@ use serde::Serialize;
 
 use super::{Error, Exit, print_diagnostics};
 use crate::cli::{Cli, Format};
-use crate::config::parse::parse_tree;
-use crate::desired::{Desired, Overrides, Selection, resolve};
-use crate::diag::{Diagnostic, Level, normalize};
+use crate::desired::{Desired, Overrides, Selection, load};
+use crate::diag::{Diagnostic, Level};
 
 /// The version of `validate --format json` output.
 pub const FORMAT_VERSION: u32 = 1;
@@ -23,15 +22,11 @@ struct JsonReport<'a> {
 
 pub fn run(cli: &Cli, format: Format) -> Result<Exit, Error> {
     let tree = cli.source.origin().load()?;
-    let mut diags = Vec::new();
-    let parsed = parse_tree(&tree, &mut diags);
-    let desired = resolve(
-        &parsed,
+    let (desired, diags) = load(
+        &tree,
         Selection::AllUnless(cli.env.as_deref()),
         &Overrides::from_process(),
-        &mut diags,
     );
-    normalize(&mut diags);
     let errors = diags.iter().filter(|d| d.level == Level::Error).count();
     let warnings = diags.len() - errors;
 

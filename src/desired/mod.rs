@@ -16,6 +16,7 @@ use crate::config::condition::METRICS;
 use crate::config::parse::{Doc, Parsed};
 use crate::config::{Loc, Workspace};
 use crate::diag::{Diagnostic, Span};
+use crate::source::SourceTree;
 
 pub use env::{Overrides, select_env};
 pub use model::*;
@@ -27,6 +28,20 @@ pub enum Selection<'a> {
     AllUnless(Option<&'a str>),
     /// Exactly one: the one asked for, else the only or `default` one.
     One(Option<&'a str>),
+}
+
+/// Parses, validates and resolves a source tree: the resolved environments,
+/// and every problem found, sorted.
+pub fn load(
+    tree: &SourceTree,
+    selection: Selection<'_>,
+    overrides: &Overrides,
+) -> (Vec<Desired>, Vec<Diagnostic>) {
+    let mut diags = Vec::new();
+    let parsed = crate::config::parse::parse_tree(tree, &mut diags);
+    let desired = resolve(&parsed, selection, overrides, &mut diags);
+    crate::diag::normalize(&mut diags);
+    (desired, diags)
 }
 
 /// Resolves the parsed config for the selected environments. Problems are

@@ -64,9 +64,9 @@ pub enum ApplyError {
     Backend(#[from] BackendError),
 }
 
-/// Checks the guards, takes the lock, refuses a stale plan, applies the
-/// changes in order and records the outcome. The lock is released on every
-/// path.
+/// Applies a saved plan: checks the guards, takes the lock, refuses a stale
+/// plan, applies the changes in order and records the outcome. The lock is
+/// released on every path.
 pub async fn apply(
     plan: &Plan,
     target: &Target,
@@ -74,11 +74,16 @@ pub async fn apply(
 ) -> Result<Outcome, ApplyError> {
     check_guards(plan, opts.allow_delete)?;
     let lock = target.state.lock(&opts.holder, opts.lock_wait).await?;
-    let result = locked(plan, target, lock.as_ref(), opts).await;
+    let result = apply_locked(plan, target, lock.as_ref(), opts).await;
+    release(lock).await;
+    result
+}
+
+/// Releases the lock; a failure only delays the next apply until the lease expires.
+pub async fn release(lock: Box<dyn Lock>) {
     if let Err(e) = lock.release().await {
         tracing::warn!("could not release the apply lock (it expires with its lease): {e}");
     }
-    result
 }
 
 fn check_guards(plan: &Plan, allow_delete: bool) -> Result<(), ApplyError> {
@@ -98,13 +103,15 @@ fn check_guards(plan: &Plan, allow_delete: bool) -> Result<(), ApplyError> {
     Ok(())
 }
 
-/// The part of an apply that runs under the lock.
-async fn locked(
+/// Applies a plan under a lock the caller holds (and releases): checks the
+/// guards, refuses the plan when anything it read moved, then applies.
+pub async fn apply_locked(
     plan: &Plan,
     target: &Target,
     lock: &dyn Lock,
     opts: &ApplyOptions,
 ) -> Result<Outcome, ApplyError> {
+    check_guards(plan, opts.allow_delete)?;
     let stored = target.state.load().await?;
     let mut stale = Vec::new();
     if stored.inventory_revision != plan.inventory_revision {

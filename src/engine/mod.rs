@@ -8,10 +8,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::backend::etcd::EtcdBackend;
 use crate::backend::kafka::KafkaBackend;
 use crate::backend::{Backend, BackendError, ConnectError, LiveState};
+use crate::config::workspace::Guards;
 use crate::desired::{Desired, Environment};
 use crate::plan::{Plan, PlanError, PlanInput, diff};
 use crate::resource::expand::expand;
-use crate::resource::{Address, System};
+use crate::resource::{Address, Resource, System};
 use crate::state::etcd::EtcdState;
 use crate::state::{StateError, StateStore, Stored};
 
@@ -89,6 +90,24 @@ pub async fn plan(
     target: &Target,
 ) -> Result<Planned, EngineError> {
     let resources = expand(desired);
+    plan_resources(
+        &desired.environment.name,
+        revision,
+        &desired.guards,
+        &resources,
+        target,
+    )
+    .await
+}
+
+/// Plans desired resources (sorted by address) against live state and the inventory.
+pub async fn plan_resources(
+    environment: &str,
+    revision: Option<&str>,
+    guards: &Guards,
+    resources: &[Resource],
+    target: &Target,
+) -> Result<Planned, EngineError> {
     let stored = target.state.load().await?;
     let wanted: BTreeSet<Address> = resources
         .iter()
@@ -97,13 +116,16 @@ pub async fn plan(
         .collect();
     let live = target.read(&wanted).await?;
     let plan = diff(&PlanInput {
-        environment: &desired.environment.name,
+        environment,
         revision,
-        guards: &desired.guards,
-        desired: &resources,
+        guards,
+        desired: resources,
         live: &live,
         inventory: &stored.inventory,
         inventory_revision: stored.inventory_revision,
     })?;
     Ok(Planned { plan, stored })
 }
+
+#[cfg(test)]
+mod tests;

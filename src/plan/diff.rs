@@ -206,16 +206,20 @@ fn update(d: &Resource, live: &Value, inv: Option<&InventoryEntry>) -> Option<Ch
             (fields, reasons, Value::Topic(shown))
         }
         (want, have) => {
-            let w: BTreeMap<String, String> = fields_of(want).into_iter().collect();
-            let h: BTreeMap<String, String> = fields_of(have).into_iter().collect();
-            let keys: BTreeSet<&String> = w.keys().chain(h.keys()).collect();
+            let (w, h) = (fields_of(want), fields_of(have));
+            let (wm, hm): (BTreeMap<_, _>, BTreeMap<_, _>) =
+                (w.iter().cloned().collect(), h.iter().cloned().collect());
+            // In the desired order, then what only the live side has.
+            let keys = w
+                .iter()
+                .map(|(k, _)| k)
+                .chain(h.iter().map(|(k, _)| k).filter(|k| !wm.contains_key(*k)));
             let fields = keys
-                .into_iter()
-                .filter(|k| w.get(*k) != h.get(*k))
+                .filter(|k| wm.get(*k) != hm.get(*k))
                 .map(|k| FieldChange {
                     field: k.clone(),
-                    before: h.get(k).cloned(),
-                    after: w.get(k).cloned(),
+                    before: hm.get(k).cloned(),
+                    after: wm.get(k).cloned(),
                 })
                 .collect();
             (fields, Vec::new(), have.clone())
@@ -334,15 +338,16 @@ fn fields_of(value: &Value) -> Vec<(String, String)> {
         .collect(),
         Value::Acl(_) => Vec::new(),
         Value::Record(json) => {
-            let mut out = BTreeMap::new();
+            let mut out = Vec::new();
             flatten("", json, &mut out);
-            out.into_iter().collect()
+            out
         }
     }
 }
 
-/// JSON leaves as dotted paths: `capacity.write_rps`, `topics[0].name`.
-fn flatten(path: &str, v: &serde_json::Value, out: &mut BTreeMap<String, String>) {
+/// JSON leaves as dotted paths (`capacity.write_rps`, `topics[0].name`), in
+/// document order: keys sorted, array items in sequence.
+fn flatten(path: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>) {
     use serde_json::Value as J;
     let join = |k: &str| {
         if path.is_empty() {
@@ -357,8 +362,6 @@ fn flatten(path: &str, v: &serde_json::Value, out: &mut BTreeMap<String, String>
             .iter()
             .enumerate()
             .for_each(|(i, x)| flatten(&format!("{path}[{i}]"), x, out)),
-        leaf => {
-            out.insert(path.to_owned(), leaf.to_string());
-        }
+        leaf => out.push((path.to_owned(), leaf.to_string())),
     }
 }

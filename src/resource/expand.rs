@@ -105,17 +105,12 @@ fn acl_bindings(ns: &NamespaceState) -> BTreeSet<AclBinding> {
 /// grant, alert and DR records when the namespace has any.
 fn records(prefix: &str, ns: &NamespaceState) -> Vec<(String, serde_json::Value)> {
     let name = &ns.name;
+    // Partition counts and replication stay Kafka's to tell: a derived count
+    // is only a floor, and the live topic may have more.
     let topics: Vec<_> = ns
         .topics
         .iter()
-        .map(|t| {
-            json!({
-                "name": t.name,
-                "partitions": t.partitions,
-                "replication_factor": t.replication_factor,
-                "dlq_of": t.dlq_of,
-            })
-        })
+        .map(|t| json!({"name": t.name, "dlq_of": t.dlq_of}))
         .collect();
     let mut out = vec![(
         etcd_key(prefix, &format!("namespaces/{name}")),

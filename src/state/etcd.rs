@@ -117,6 +117,8 @@ impl StateStore for EtcdState {
             .await
             .map_err(unreachable)?
             .id();
+        // Kept alive from the start: waiting for another holder may outlast the TTL.
+        let keepalive = keep_alive(client.clone(), lease);
         let value = serde_json::to_string(holder).expect("a holder is JSON");
         let started = Instant::now();
         loop {
@@ -132,7 +134,14 @@ impl StateStore for EtcdState {
                     Some(PutOptions::new().with_lease(lease)),
                 )])
                 .or_else([TxnOp::get(self.keys.lock.as_str(), None)]);
-            let resp = client.txn(txn).await.map_err(unreachable)?;
+            let resp = match client.txn(txn).await {
+                Ok(resp) => resp,
+                Err(e) => {
+                    keepalive.abort();
+                    let _ = client.lease_revoke(lease).await;
+                    return Err(unreachable(e));
+                }
+            };
             if resp.succeeded() {
                 let revision = resp.header().map_or(0, |h| h.revision());
                 return Ok(Box::new(EtcdLock {
@@ -144,10 +153,11 @@ impl StateStore for EtcdState {
                         key: self.keys.lock.clone(),
                         revision,
                     },
-                    keepalive: keep_alive(client, lease),
+                    keepalive,
                 }));
             }
             if started.elapsed() >= wait {
+                keepalive.abort();
                 let current = resp.op_responses().into_iter().find_map(|op| match op {
                     TxnOpResponse::Get(g) => g.kvs().first().map(|kv| kv.value().to_vec()),
                     _ => None,

@@ -108,3 +108,74 @@ pub fn unique(prefix: &str) -> String {
         .subsec_nanos();
     format!("{prefix}-{}-{nanos}", std::process::id())
 }
+
+/// A config repository of one test: its namespaces carry a unique tag and
+/// its etcd prefix is its own, so tests share the servers without meeting.
+pub struct TestRepo {
+    pub dir: tempfile::TempDir,
+    pub tag: String,
+    pub services: Services,
+}
+
+impl TestRepo {
+    pub fn new() -> Self {
+        let repo = TestRepo {
+            dir: tempfile::tempdir().unwrap(),
+            tag: unique("t").replace('-', ""),
+            services: services(),
+        };
+        std::fs::create_dir_all(repo.dir.path().join("namespaces")).unwrap();
+        repo.workspace("");
+        repo
+    }
+
+    /// Writes `sluice.yaml` with one `local` environment; `extra` goes under `spec`.
+    pub fn workspace(&self, extra: &str) {
+        let text = format!(
+            "apiVersion: sluice/v1\nkind: Workspace\nspec:\n  environments:\n    local:\n      stage: dev\n      kafka:\n        bootstrap_servers: [\"127.0.0.1:9\"]\n        brokers: 1\n      etcd:\n        endpoints: [\"http://127.0.0.1:9\"]\n      defaults:\n        replication_factor: 1\n{extra}"
+        );
+        std::fs::write(self.dir.path().join("sluice.yaml"), text).unwrap();
+    }
+
+    /// The name a namespace or topic of this test gets.
+    pub fn name(&self, short: &str) -> String {
+        format!("{}-{short}", self.tag)
+    }
+
+    /// Writes `namespaces/<short>.yaml` for namespace `<tag>-<short>`; `spec`
+    /// is the indented body under `spec:`, where `{tag}` stands for the tag.
+    pub fn namespace(&self, short: &str, spec: &str) {
+        let text = format!(
+            "apiVersion: sluice/v1\nkind: Namespace\nmetadata:\n  name: {}\n  owner: tests\nspec:\n{}",
+            self.name(short),
+            spec.replace("{tag}", &self.tag)
+        );
+        std::fs::write(
+            self.dir.path().join(format!("namespaces/{short}.yaml")),
+            text,
+        )
+        .unwrap();
+    }
+
+    pub fn remove_namespace(&self, short: &str) {
+        std::fs::remove_file(self.dir.path().join(format!("namespaces/{short}.yaml"))).unwrap();
+    }
+
+    /// The etcd prefix of this test.
+    pub fn prefix(&self) -> String {
+        format!("/{}/", self.tag)
+    }
+
+    /// `sluice` in the repository, pointed at the local servers.
+    pub fn sluice(&self) -> Command {
+        let mut cmd = sluice(self.dir.path());
+        cmd.env("SLUICE_KAFKA_BOOTSTRAP", &self.services.kafka)
+            .env("SLUICE_ETCD_ENDPOINTS", &self.services.etcd)
+            .env("SLUICE_ETCD_PREFIX", self.prefix());
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        run(self.sluice().args(args))
+    }
+}

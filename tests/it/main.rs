@@ -3,6 +3,8 @@
 
 mod common;
 mod git_source;
+mod plans;
+mod reconcile;
 mod schema;
 mod smoke;
 mod validate;

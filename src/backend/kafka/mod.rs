@@ -4,7 +4,7 @@
 //! What the broker supports comes from its ApiVersions answer.
 
 mod api_versions;
-mod sys;
+pub mod sys;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};

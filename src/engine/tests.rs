@@ -1,0 +1,380 @@
+//! The engine's semantics on the fakes: order, guards, staleness, the lock,
+//! failures, interrupts and failed reads.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::apply::{ApplyError, ApplyOptions, apply};
+use super::{EngineError, Planned, Target, plan_resources};
+use crate::backend::BackendError;
+use crate::backend::fake::FakeBackend;
+use crate::config::workspace::Guards;
+use crate::plan::Plan;
+use crate::resource::{Address, Resource, System, TopicValue, Value};
+use crate::state::memory::MemoryState;
+use crate::state::{ApplyStatus, Holder, Inventory, StateError, StateStore};
+
+struct World {
+    kafka: FakeBackend,
+    etcd: FakeBackend,
+    state: MemoryState,
+    target: Target,
+}
+
+fn world() -> World {
+    let kafka = FakeBackend::new(System::Kafka);
+    let etcd = kafka.sharing(System::Etcd);
+    let state = MemoryState::new("dev", Inventory::default());
+    let target = Target {
+        backends: vec![Box::new(kafka.clone()), Box::new(etcd.clone())],
+        state: Box::new(state.clone()),
+    };
+    World {
+        kafka,
+        etcd,
+        state,
+        target,
+    }
+}
+
+fn resource(address: Address, namespace: &str, value: Value) -> Resource {
+    Resource {
+        address,
+        namespace: namespace.into(),
+        value,
+        partitions_floor: false,
+        protected: false,
+        source: None,
+    }
+}
+
+fn topic(name: &str, partitions: u32) -> Resource {
+    let value = TopicValue {
+        partitions,
+        replication_factor: 1,
+        config: BTreeMap::from([("retention.ms".to_owned(), "1000".to_owned())]),
+    };
+    resource(Address::topic(name), name, Value::Topic(value))
+}
+
+fn record(name: &str) -> Resource {
+    resource(
+        Address::etcd_key(&format!("/sluice/namespaces/{name}")),
+        name,
+        Value::Record(json!({"name": name})),
+    )
+}
+
+fn holder() -> Holder {
+    Holder {
+        user: "tests".into(),
+        host: "here".into(),
+        pid: 7,
+        since: "2026-01-01T00:00:00Z".into(),
+    }
+}
+
+fn options(allow_delete: bool) -> ApplyOptions {
+    ApplyOptions {
+        allow_delete,
+        lock_wait: Duration::ZERO,
+        holder: holder(),
+        cancel: Arc::new(AtomicBool::new(false)),
+    }
+}
+
+async fn plan(w: &World, desired: &[Resource], guards: &Guards) -> Result<Planned, EngineError> {
+    let mut desired = desired.to_vec();
+    desired.sort_by(|a, b| a.address.cmp(&b.address));
+    plan_resources("dev", None, guards, &desired, &w.target).await
+}
+
+async fn converge(w: &World, desired: &[Resource]) -> Plan {
+    let p = plan(w, desired, &Guards::default()).await.unwrap().plan;
+    let outcome = apply(&p, &w.target, &options(true)).await.unwrap();
+    assert_eq!(outcome.status(), ApplyStatus::Complete);
+    p
+}
+
+#[tokio::test]
+async fn applies_in_order_then_converges() {
+    let w = world();
+    let desired = [
+        record("orders"),
+        topic("orders", 3),
+        record("billing"),
+        topic("billing", 1),
+    ];
+    converge(&w, &desired).await;
+    // Each system reads its own addresses, at plan time and again under the
+    // lock; then topics are created before etcd records, one batch per kind.
+    assert_eq!(
+        w.kafka.calls(),
+        [
+            "read Kafka 2",
+            "read etcd 2",
+            "read Kafka 2",
+            "read etcd 2",
+            "create kafka.topic/billing",
+            "create kafka.topic/orders",
+            "create etcd.key//sluice/namespaces/billing",
+            "create etcd.key//sluice/namespaces/orders",
+        ]
+    );
+    let again = plan(&w, &desired, &Guards::default()).await.unwrap().plan;
+    assert!(again.is_empty(), "{:#?}", again.changes);
+    assert_eq!(w.state.snapshot().inventory.entries.len(), 4);
+    assert_eq!(
+        w.state.snapshot().applied.unwrap().status,
+        ApplyStatus::Complete
+    );
+}
+
+#[tokio::test]
+async fn deletes_need_permission_stay_under_the_limit_and_run_in_reverse() {
+    let w = world();
+    converge(
+        &w,
+        &[
+            topic("orders", 3),
+            record("orders"),
+            topic("billing", 1),
+            record("billing"),
+        ],
+    )
+    .await;
+    let p = plan(
+        &w,
+        &[topic("orders", 3), record("orders")],
+        &Guards::default(),
+    )
+    .await
+    .unwrap()
+    .plan;
+    assert_eq!(p.summary.delete, 2);
+
+    let refused = apply(&p, &w.target, &options(false)).await.unwrap_err();
+    assert!(
+        matches!(refused, ApplyError::DeletesNotAllowed(2)),
+        "{refused}"
+    );
+    let limited = Plan {
+        guards: Guards {
+            max_deletes: 1,
+            ..Guards::default()
+        },
+        ..p.clone()
+    };
+    assert!(matches!(
+        apply(&limited, &w.target, &options(true)).await,
+        Err(ApplyError::TooManyDeletes { count: 2, max: 1 })
+    ));
+    assert!(
+        w.kafka.resources().contains_key(&Address::topic("billing")),
+        "nothing was deleted"
+    );
+
+    apply(&p, &w.target, &options(true)).await.unwrap();
+    let deletes: Vec<String> = w
+        .kafka
+        .calls()
+        .into_iter()
+        .filter(|c| c.starts_with("delete"))
+        .collect();
+    assert_eq!(
+        deletes,
+        [
+            "delete etcd.key//sluice/namespaces/billing",
+            "delete kafka.topic/billing"
+        ]
+    );
+    assert!(
+        !w.state
+            .snapshot()
+            .inventory
+            .entries
+            .contains_key(&Address::topic("billing"))
+    );
+}
+
+#[tokio::test]
+async fn a_stale_plan_changes_nothing() {
+    let w = world();
+    converge(&w, &[topic("orders", 3)]).await;
+    let p = plan(
+        &w,
+        &[topic("orders", 6), topic("billing", 1)],
+        &Guards::default(),
+    )
+    .await
+    .unwrap()
+    .plan;
+    // Someone changes the topic between plan and apply.
+    w.kafka
+        .insert(Address::topic("orders"), topic("orders", 4).value);
+    let err = apply(&p, &w.target, &options(false)).await.unwrap_err();
+    assert!(
+        matches!(&err, ApplyError::Stale(s) if s == &["kafka.topic/orders".to_owned()]),
+        "{err}"
+    );
+    assert!(
+        !w.kafka
+            .calls()
+            .iter()
+            .any(|c| c.starts_with("create") && c.contains("billing"))
+    );
+
+    // Another apply between plan and apply makes the plan stale too.
+    let p = plan(
+        &w,
+        &[topic("orders", 4), topic("billing", 1)],
+        &Guards::default(),
+    )
+    .await
+    .unwrap()
+    .plan;
+    converge(&w, &[topic("orders", 4), record("orders")]).await;
+    assert!(matches!(
+        apply(&p, &w.target, &options(false)).await,
+        Err(ApplyError::Stale(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_held_lock_fails_fast_naming_its_holder() {
+    let w = world();
+    let p = plan(&w, &[topic("orders", 3)], &Guards::default())
+        .await
+        .unwrap()
+        .plan;
+    let other = Holder {
+        user: "alice".into(),
+        ..holder()
+    };
+    let lock = w.state.lock(&other, Duration::ZERO).await.unwrap();
+    let err = apply(&p, &w.target, &options(false)).await.unwrap_err();
+    assert!(
+        matches!(&err, ApplyError::State(StateError::Locked { holder, .. }) if holder.starts_with("alice@here")),
+        "{err}"
+    );
+    assert!(w.kafka.resources().is_empty());
+    lock.release().await.unwrap();
+    apply(&p, &w.target, &options(false)).await.unwrap();
+    // The lock is released after an apply: another can take it.
+    w.state.lock(&holder(), Duration::ZERO).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_blocked_plan_is_refused() {
+    let w = world();
+    converge(&w, &[topic("orders", 6)]).await;
+    let p = plan(&w, &[topic("orders", 3)], &Guards::default())
+        .await
+        .unwrap()
+        .plan;
+    assert_eq!(p.summary.blocked, 1);
+    assert!(matches!(
+        apply(&p, &w.target, &options(true)).await,
+        Err(ApplyError::Blocked(1))
+    ));
+}
+
+#[tokio::test]
+async fn a_failure_stops_the_apply_and_records_what_landed() {
+    let w = world();
+    w.etcd.refuse(record("orders").address);
+    let p = plan(
+        &w,
+        &[topic("orders", 3), record("orders")],
+        &Guards::default(),
+    )
+    .await
+    .unwrap()
+    .plan;
+    let outcome = apply(&p, &w.target, &options(false)).await.unwrap();
+    assert_eq!(outcome.status(), ApplyStatus::Failed);
+    assert_eq!(outcome.applied, [Address::topic("orders")]);
+    let stored = w.state.snapshot();
+    assert!(
+        stored
+            .inventory
+            .entries
+            .contains_key(&Address::topic("orders"))
+    );
+    assert!(
+        !stored
+            .inventory
+            .entries
+            .contains_key(&record("orders").address)
+    );
+    let applied = stored.applied.unwrap();
+    assert_eq!(
+        (applied.status, applied.applied, applied.failed),
+        (ApplyStatus::Failed, 1, 1)
+    );
+    assert!(
+        applied.errors[0].contains("refused"),
+        "{:?}",
+        applied.errors
+    );
+}
+
+#[tokio::test]
+async fn an_interrupt_starts_nothing_new_and_releases_the_lock() {
+    let w = world();
+    let p = plan(
+        &w,
+        &[topic("orders", 3), record("orders")],
+        &Guards::default(),
+    )
+    .await
+    .unwrap()
+    .plan;
+    let opts = options(false);
+    opts.cancel.store(true, std::sync::atomic::Ordering::SeqCst);
+    let outcome = apply(&p, &w.target, &opts).await.unwrap();
+    assert!(outcome.interrupted);
+    assert_eq!(outcome.not_attempted, 2);
+    assert!(w.kafka.resources().is_empty());
+    assert_eq!(
+        w.state.snapshot().applied.unwrap().status,
+        ApplyStatus::Interrupted
+    );
+    w.state.lock(&holder(), Duration::ZERO).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_read_fails_the_plan_and_never_becomes_deletes() {
+    let w = world();
+    converge(&w, &[topic("orders", 3), record("orders")]).await;
+    w.kafka.fail_reads(true);
+    let err = plan(&w, &[record("orders")], &Guards::default())
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(
+            err,
+            EngineError::Backend(BackendError::Read {
+                system: System::Kafka,
+                ..
+            })
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn an_empty_desired_state_never_deletes_everything() {
+    let w = world();
+    converge(&w, &[topic("orders", 3)]).await;
+    let err = plan(&w, &[], &Guards::default()).await.err().unwrap();
+    assert!(
+        err.to_string().contains("refusing to plan their deletion"),
+        "{err}"
+    );
+}
