@@ -24,7 +24,7 @@ say "Building sluice"
 cargo build --quiet --locked --bin sluice
 sluice="$PWD/target/debug/sluice"
 
-say "Validating the example config repository"
+say "Validating the example config repository (every environment)"
 show $sluice validate --repo examples
 
 say "The resolved model of the local environment (partitions from capacity, Kafka configs, DLQs)"
@@ -42,5 +42,31 @@ for ns in env["namespaces"]:
 say "A broken config: every problem is reported at once, with file:line:column and a hint"
 (cd tests/fixtures/invalid/many-problems && env -u SLUICE_ENV "$sluice" validate) || echo "(exit $?, as expected)"
 
-say "Not built yet: plan, apply and drift against these servers come with the next issues"
+say "The plan for the local environment, against the real servers"
+show $sluice plan --repo examples
+
+say "Applying it"
+show $sluice apply --repo examples --auto-approve
+
+say "Planning again: nothing to do (--detailed-exitcode exits 0)"
+show $sluice plan --repo examples --detailed-exitcode
+
+say "Changing things behind sluice's back, with the servers' own tools"
+record=$(etcdctl --endpoints "$SLUICE_ETCD_ENDPOINTS" get /sluice/namespaces/orders --print-value-only)
+edited=$(printf '%s' "$record" | python3 -c 'import json,sys; r=json.load(sys.stdin); r["owner"]="someone-else"; print(json.dumps(r))')
+show etcdctl --endpoints "$SLUICE_ETCD_ENDPOINTS" put /sluice/namespaces/orders "$edited"
+show scripts/services.sh tansu topic delete orders.dlq --broker "tcp://$SLUICE_KAFKA_BOOTSTRAP"
+
+say "sluice drift catches both (exit 2)"
+show $sluice drift --repo examples || echo "(exit $?: drift)"
+
+say "apply restores the desired state; drift is clean again"
+show $sluice apply --repo examples --auto-approve
+show $sluice drift --repo examples
+
+say "The plan as a pull-request comment (markdown), for a change in Git"
+rm -rf .services/pr && mkdir -p .services/pr && cp -r examples/sluice.yaml examples/namespaces .services/pr/
+sed -i 's/retention: 3d/retention: 5d/' .services/pr/namespaces/orders.yaml
+show $sluice plan --repo .services/pr --format markdown
+
 $keep && echo "Servers keep running; stop them with scripts/services.sh down."

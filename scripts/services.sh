@@ -7,6 +7,7 @@
 #   scripts/services.sh env      print the env file (addresses, as SLUICE_* overrides)
 #   scripts/services.sh status   show what runs
 #   scripts/services.sh install  only install
+#   scripts/services.sh tansu …  run the tansu CLI (e.g. `tansu topic list --broker tcp://…`)
 #
 # Installs are idempotent and cached: Debian packages once per machine, the Python
 # tools (moto, tansu) in $SLUICE_TOOLS_DIR (default ~/.cache/sluice/tools). Runtime
@@ -179,5 +180,6 @@ case "${1:-}" in
   env) [ -f "$env_file" ] || die "not running: scripts/services.sh up first"; cat "$env_file" ;;
   status) status ;;
   install) install_all ;;
-  *) echo "usage: $0 up|down|env|status|install" >&2; exit 2 ;;
+  tansu) shift; exec "$(tansu_bin)" "$@" ;;
+  *) echo "usage: $0 up|down|env|status|install|tansu ARGS" >&2; exit 2 ;;
 esac

@@ -95,6 +95,9 @@ pub enum Command {
         /// Wait this long for another apply to release the lock, e.g. `30s`
         #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
         lock_timeout: std::time::Duration,
+        /// Changes sent per request; smaller batches stop sooner on an interrupt
+        #[arg(long, value_name = "N", default_value_t = crate::engine::apply::BATCH as u16, value_parser = clap::value_parser!(u16).range(1..))]
+        batch_size: u16,
     },
     /// Show what differs live from the desired state (exit 2 when anything does)
     Drift {

@@ -17,18 +17,25 @@ use crate::render;
 use crate::source::SourceTree;
 use crate::state::{ApplyStatus, Holder, Lock};
 
+/// How long to wait for the lock, and how many changes per request.
+pub struct Limits {
+    pub lock_wait: Duration,
+    pub batch: usize,
+}
+
 pub fn run(
     cli: &Cli,
     plan_file: Option<&Path>,
     auto_approve: bool,
     allow_delete: bool,
-    lock_wait: Duration,
+    limits: Limits,
 ) -> Result<Exit, Error> {
     let opts = ApplyOptions {
         allow_delete,
-        lock_wait,
+        lock_wait: limits.lock_wait,
         holder: Holder::current(),
         cancel: Arc::new(AtomicBool::new(false)),
+        batch: limits.batch,
     };
     runtime().block_on(async {
         let done = match plan_file {

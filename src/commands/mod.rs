@@ -121,12 +121,16 @@ fn run(cli: &Cli) -> Result<Exit, Error> {
             auto_approve,
             allow_delete,
             lock_timeout,
+            batch_size,
         } => apply::run(
             cli,
             plan.as_deref(),
             *auto_approve,
             *allow_delete,
-            *lock_timeout,
+            apply::Limits {
+                lock_wait: *lock_timeout,
+                batch: usize::from(*batch_size),
+            },
         ),
         Command::Schema { kind, out, check } => schema::run(*kind, out.as_deref(), *check),
     }

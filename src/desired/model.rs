@@ -117,6 +117,7 @@ pub struct GrantState {
     pub kind: PrincipalKind,
     pub principal: String,
     pub permissions: Vec<Permission>,
+    pub source: Span,
 }
 
 #[derive(Clone, Debug, Serialize)]

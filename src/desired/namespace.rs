@@ -320,6 +320,7 @@ fn resolve_access(ns: &Namespace, file: &str, diags: &mut Vec<Diagnostic>) -> Ve
             kind,
             principal: principal.clone(),
             permissions: permissions.into_iter().collect(),
+            source: Span::new(file, g.loc),
         });
     }
     out

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::Target;
 use crate::backend::{ABSENT, BackendError};
@@ -11,9 +11,11 @@ use crate::plan::{Action, Change, Plan};
 use crate::resource::Address;
 use crate::state::{AppliedRecord, ApplyStatus, Holder, Lock, StateError, now};
 
-/// Changes sent to a backend at once: small enough that an interrupt is
-/// honoured quickly and a crash loses little, large enough to batch.
+/// Changes sent to a backend at once, by default: small enough that an
+/// interrupt is honoured quickly, large enough to batch.
 pub const BATCH: usize = 50;
+/// How often a long apply records its progress in etcd.
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
 pub struct ApplyOptions {
     pub allow_delete: bool,
@@ -22,6 +24,8 @@ pub struct ApplyOptions {
     pub holder: Holder,
     /// Set on SIGINT/SIGTERM: start nothing new.
     pub cancel: Arc<AtomicBool>,
+    /// Changes per request (at least 1).
+    pub batch: usize,
 }
 
 /// What an apply did.
@@ -152,7 +156,8 @@ pub async fn apply_locked(
     }
     let fence = lock.fence();
     let mut outcome = Outcome::default();
-    for batch in batches(&plan.changes) {
+    let mut last_save = Instant::now();
+    for batch in batches(&plan.changes, opts.batch.max(1)) {
         if opts.cancel.load(Ordering::SeqCst) {
             outcome.interrupted = true;
             break;
@@ -185,16 +190,20 @@ pub async fn apply_locked(
                 Err(e) => outcome.failed.push((change.address.clone(), e.to_string())),
             }
         }
-        record.applied = outcome.applied.len();
-        record.failed = outcome.failed.len();
-        // Progress is recorded batch by batch: a crash loses at most one batch
-        // of inventory, and a re-run adopts what that batch created.
-        lock.save(&inventory, &record).await?;
         if !outcome.failed.is_empty() {
             break;
         }
+        // Progress is recorded every few seconds: a crash loses little
+        // inventory, and a re-run adopts what it created since.
+        if last_save.elapsed() >= PROGRESS_EVERY {
+            record.applied = outcome.applied.len();
+            lock.save(&inventory, &record).await?;
+            last_save = Instant::now();
+        }
     }
     outcome.not_attempted = plan.changes.len() - outcome.applied.len() - outcome.failed.len();
+    record.applied = outcome.applied.len();
+    record.failed = outcome.failed.len();
     record.status = outcome.status();
     record.time = now();
     record.errors = outcome
@@ -207,13 +216,13 @@ pub async fn apply_locked(
     Ok(outcome)
 }
 
-/// Consecutive changes of one kind and action, at most [`BATCH`] at a time.
-fn batches(changes: &[Change]) -> Vec<Vec<&Change>> {
+/// Consecutive changes of one kind and action, at most `size` at a time.
+fn batches(changes: &[Change], size: usize) -> Vec<Vec<&Change>> {
     let mut out: Vec<Vec<&Change>> = Vec::new();
     for c in changes {
         match out.last_mut() {
             Some(batch)
-                if batch.len() < BATCH
+                if batch.len() < size
                     && batch[0].action == c.action
                     && batch[0].address.kind() == c.address.kind() =>
             {

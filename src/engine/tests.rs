@@ -84,6 +84,7 @@ fn options(allow_delete: bool) -> ApplyOptions {
         lock_wait: Duration::ZERO,
         holder: holder(),
         cancel: Arc::new(AtomicBool::new(false)),
+        batch: crate::engine::apply::BATCH,
     }
 }
 

@@ -139,7 +139,8 @@ fn required_apis(change: &Change) -> Vec<Api> {
             }
             apis.into_iter().collect()
         }
-        (Kind::KafkaAcl, Action::Create) => vec![Api::CreateAcls],
+        // An ACL sluice could not delete again could never be revoked.
+        (Kind::KafkaAcl, Action::Create) => vec![Api::CreateAcls, Api::DeleteAcls],
         (Kind::KafkaAcl, Action::Delete) => vec![Api::DeleteAcls],
         _ => Vec::new(),
     }

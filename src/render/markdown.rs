@@ -26,17 +26,16 @@ pub fn plan(plan: &Plan) -> String {
     let groups = by_namespace(&plan.changes);
     let total = groups.len();
 
-    let mut table = String::from(
-        "| Namespace | Create | Update | Delete | Blocked | Drift |\n|---|---:|---:|---:|---:|---:|\n",
-    );
+    // Room for the notes that say what was left out.
+    let budget = LIMIT - 400;
     let mut sections = Vec::with_capacity(total);
+    let mut rows = Vec::with_capacity(total);
     for (ns, changes) in &groups {
         let s = Summary::of(changes.iter().copied());
-        let _ = writeln!(
-            table,
-            "| `{ns}` | {} | {} | {} | {} | {} |",
+        rows.push(format!(
+            "| `{ns}` | {} | {} | {} | {} | {} |\n",
             s.create, s.update, s.delete, s.blocked, s.drift
-        );
+        ));
         let mut section = format!(
             "<details><summary><code>{ns}</code>: {}</summary>\n\n```diff\n",
             counts(changes)
@@ -59,20 +58,14 @@ pub fn plan(plan: &Plan) -> String {
         sections.push(section);
     }
 
-    // Room for the note that says what was left out.
-    let budget = LIMIT - 400;
-    if out.len() + table.len() <= budget {
-        out.push_str(&table);
-        out.push('\n');
+    // The table takes at most half the room; the sections share the rest.
+    out.push_str("| Namespace | Create | Update | Delete | Blocked | Drift |\n|---|---:|---:|---:|---:|---:|\n");
+    let listed = append_while_fits(&mut out, &rows, budget / 2);
+    if listed < total {
+        let _ = writeln!(out, "| … and {} more | | | | | |", total - listed);
     }
-    let mut shown = 0;
-    for section in &sections {
-        if out.len() + section.len() > budget {
-            break;
-        }
-        out.push_str(section);
-        shown += 1;
-    }
+    out.push('\n');
+    let shown = append_while_fits(&mut out, &sections, budget);
     if shown < total {
         let _ = writeln!(
             out,
@@ -82,4 +75,17 @@ pub fn plan(plan: &Plan) -> String {
         );
     }
     out
+}
+
+/// Appends pieces in order while `out` stays within `budget`; returns how many.
+fn append_while_fits(out: &mut String, pieces: &[String], budget: usize) -> usize {
+    let mut n = 0;
+    for piece in pieces {
+        if out.len() + piece.len() > budget {
+            break;
+        }
+        out.push_str(piece);
+        n += 1;
+    }
+    n
 }

@@ -78,3 +78,74 @@ fn counts(changes: &[&Change]) -> String {
     }
     parts.join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use crate::config::workspace::Guards;
+    use crate::plan::{Action, Cause, Change, FORMAT_VERSION, FieldChange, Plan, Summary};
+    use crate::resource::{Address, TopicValue, Value};
+
+    /// A plan creating `n` topics, each in its own namespace.
+    fn plan(n: usize) -> Plan {
+        let changes: Vec<Change> = (0..n)
+            .map(|i| Change {
+                address: Address::topic(&format!("team-{i:05}-events")),
+                namespace: format!("team-{i:05}"),
+                action: Action::Create,
+                cause: Cause::Pending,
+                fields: vec![FieldChange {
+                    field: "partitions".into(),
+                    before: None,
+                    after: Some("12".into()),
+                }],
+                reasons: Vec::new(),
+                source: None,
+                desired: Some(Value::Topic(TopicValue {
+                    partitions: 12,
+                    replication_factor: 3,
+                    config: BTreeMap::new(),
+                })),
+                live: None,
+                inventory: None,
+            })
+            .collect();
+        Plan {
+            format_version: FORMAT_VERSION,
+            environment: "prod".into(),
+            revision: None,
+            guards: Guards::default(),
+            summary: Summary::of(&changes),
+            changes,
+            unchanged: 0,
+            adopt: BTreeMap::new(),
+            forget: Vec::new(),
+            fingerprints: BTreeMap::new(),
+            inventory_revision: 0,
+        }
+    }
+
+    #[test]
+    fn a_large_markdown_plan_stays_under_the_limit_and_says_so() {
+        let md = super::markdown::plan(&plan(3000));
+        assert!(md.len() <= super::markdown::LIMIT, "{}", md.len());
+        assert!(md.contains("Truncated:"), "no truncation note");
+        assert!(md.contains("| … and "), "the table is cut too");
+        assert!(md.contains("**Plan: 3000 to create, 0 to update, 0 to delete.**"));
+        let small = super::markdown::plan(&plan(3));
+        assert!(!small.contains("Truncated"));
+        assert_eq!(small.matches("<details>").count(), 3);
+    }
+
+    #[test]
+    fn colour_only_when_asked() {
+        let p = plan(1);
+        assert!(super::text::plan(&p, true).contains("\x1b[32m+ kafka.topic/team-00000-events"));
+        assert!(!super::text::plan(&p, false).contains('\x1b'));
+        assert!(
+            super::text::plan(&p, false)
+                .ends_with("Plan: 1 to create, 0 to update, 0 to delete.\n")
+        );
+    }
+}

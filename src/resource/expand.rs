@@ -1,13 +1,14 @@
 //! The resolved model expanded into resources (DESIGN §2): topics, ACL
 //! bindings when the environment enforces them, and etcd records.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use serde_json::json;
 
 use super::{AclBinding, AclOperation, AclResource, Address, Resource, TopicValue, Value};
 use crate::config::namespace::Permission;
 use crate::desired::{Desired, GrantState, NamespaceState, PartitionsFrom, PrincipalKind};
+use crate::diag::Span;
 
 /// Every resource of the desired state, sorted by address.
 pub fn expand(desired: &Desired) -> Vec<Resource> {
@@ -37,8 +38,11 @@ pub fn expand(desired: &Desired) -> Vec<Resource> {
             });
         }
         if desired.environment.kafka.acls {
-            for binding in acl_bindings(ns) {
-                out.push(resource(binding.address(), Value::Acl(binding)));
+            for (binding, source) in acl_bindings(ns) {
+                out.push(Resource {
+                    source: Some(source),
+                    ..resource(binding.address(), Value::Acl(binding))
+                });
             }
         }
         for (key, record) in records(prefix, ns) {
@@ -67,18 +71,20 @@ pub fn principal(g: &GrantState) -> String {
 }
 
 /// read → Read and Describe on the topics, Read on the consumer groups;
-/// write → Write and Describe on the topics; admin → All on the topics.
-fn acl_bindings(ns: &NamespaceState) -> BTreeSet<AclBinding> {
-    let mut out = BTreeSet::new();
+/// write → Write and Describe on the topics; admin → All on the topics. Each
+/// binding with the grant that asks for it (the first, when several do).
+fn acl_bindings(ns: &NamespaceState) -> BTreeMap<AclBinding, Span> {
+    let mut out = BTreeMap::new();
     for g in &ns.access {
         let principal = principal(g);
         let mut add = |resource, name: &str, operation| {
-            out.insert(AclBinding {
+            let binding = AclBinding {
                 principal: principal.clone(),
                 resource,
                 resource_name: name.to_owned(),
                 operation,
-            });
+            };
+            out.entry(binding).or_insert_with(|| g.source.clone());
         };
         for p in &g.permissions {
             let topic_ops: &[AclOperation] = match p {

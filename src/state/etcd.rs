@@ -18,8 +18,10 @@ use crate::resource::{Address, digest};
 /// Seconds the lock outlives a crashed holder.
 pub const LOCK_TTL_SECS: i64 = 10;
 /// The inventory is split into this many keys, so that no value nears etcd's
-/// request size limit on large estates; all are written in one transaction.
+/// request size limit on large estates.
 const SHARDS: usize = 16;
+/// Bytes written per transaction, under etcd's default request limit (1.5 MiB).
+const TXN_BYTES: usize = 1 << 20;
 
 /// The keys of one environment's state.
 #[derive(Clone, Debug)]
@@ -249,23 +251,33 @@ impl Lock for EtcdLock {
                 .entries
                 .insert(address.clone(), entry.clone());
         }
-        let mut ops: Vec<TxnOp> = shards
+        let mut puts: Vec<(String, Vec<u8>)> = shards
             .iter()
             .enumerate()
             .map(|(n, s)| {
-                TxnOp::put(
+                (
                     self.keys.shard(n),
                     serde_json::to_vec(s).expect("a shard is JSON"),
-                    None,
                 )
             })
             .collect();
-        ops.push(TxnOp::put(
-            self.keys.applied.as_str(),
+        puts.push((
+            self.keys.applied.clone(),
             serde_json::to_vec(applied).expect("a record is JSON"),
-            None,
         ));
-        self.fenced(ops).await
+        // One transaction, unless the inventory outgrows etcd's request limit;
+        // then several, each fenced, the applied record in the last.
+        let mut txn = Vec::new();
+        let mut bytes = 0;
+        for (key, value) in puts {
+            if !txn.is_empty() && bytes + value.len() > TXN_BYTES {
+                self.fenced(std::mem::take(&mut txn)).await?;
+                bytes = 0;
+            }
+            bytes += key.len() + value.len();
+            txn.push(TxnOp::put(key, value, None));
+        }
+        self.fenced(txn).await
     }
 
     async fn release(self: Box<Self>) -> Result<(), StateError> {

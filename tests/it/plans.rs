@@ -73,6 +73,7 @@ fn options() -> ApplyOptions {
             since: "2026-01-01T00:00:00Z".into(),
         },
         cancel: Arc::new(AtomicBool::new(false)),
+        batch: sluice::engine::apply::BATCH,
     }
 }
 

@@ -432,7 +432,8 @@ fn wait_for_topics(repo: &TestRepo, n: usize) {
 fn kill_9_during_an_apply_then_a_rerun_converges() {
     let repo = TestRepo::new();
     many(&repo, 200);
-    let mut child = spawn_apply(&repo, &["apply", "--auto-approve"]);
+    // Small batches: the kill lands while most are still to come.
+    let mut child = spawn_apply(&repo, &["apply", "--auto-approve", "--batch-size", "5"]);
     wait_for_topics(&repo, 1);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
@@ -454,7 +455,7 @@ fn kill_9_during_an_apply_then_a_rerun_converges() {
 fn sigint_during_an_apply_finishes_in_flight_records_and_releases_the_lock() {
     let repo = TestRepo::new();
     many(&repo, 200);
-    let child = spawn_apply(&repo, &["apply", "--auto-approve"]);
+    let child = spawn_apply(&repo, &["apply", "--auto-approve", "--batch-size", "5"]);
     wait_for_topics(&repo, 1);
     // SAFETY: sending a signal to our own child process.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);

@@ -140,3 +140,39 @@ async fn kafka_metadata_and_a_topic_with_config() {
     let deleted = admin.delete_topics(&[&topic], &opts).await.unwrap();
     assert!(deleted[0].is_ok(), "{deleted:?}");
 }
+
+/// The ACL calls go through sluice's own rdkafka-sys wrappers. tansu answers
+/// DescribeAcls without storing anything and lacks DeleteAcls, which still
+/// runs the request, result parsing, freeing and error paths. CreateAcls is
+/// not sent: tansu's answer makes librdkafka 2.12 abort the process (its
+/// CreateAcls parser reports success on a result-count mismatch and then
+/// asserts), and librdkafka's mock cluster has no ACL handlers.
+#[test]
+fn acl_calls_through_librdkafka() {
+    use rdkafka::admin::AdminClient;
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::config::ClientConfig;
+    use sluice::backend::kafka::sys::{delete_acls, describe_acls};
+    use sluice::resource::{AclBinding, AclOperation, AclResource};
+
+    let s = services();
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &s.kafka)
+        .create()
+        .unwrap();
+    let admin = std::sync::Arc::new(admin);
+    let timeout = Duration::from_secs(10);
+    let described = describe_acls(&admin, timeout).expect("DescribeAcls answers");
+    assert!(described.is_empty(), "tansu keeps no ACLs: {described:?}");
+    let binding = AclBinding {
+        principal: "User:smoke".into(),
+        resource: AclResource::Topic,
+        resource_name: unique("smoke"),
+        operation: AclOperation::Read,
+    };
+    let deleted = delete_acls(&admin, &[binding], timeout);
+    assert!(
+        deleted.is_err() || deleted.as_ref().unwrap().iter().all(Result::is_err),
+        "tansu lacks DeleteAcls: {deleted:?}"
+    );
+}

@@ -471,6 +471,7 @@ impl KafkaBackend {
 
     async fn acls(&self, changes: &[&Change], api: Api) -> BatchResult {
         self.require(api)?;
+        self.require(Api::DeleteAcls)?;
         let bindings: Vec<AclBinding> = changes
             .iter()
             .map(|c| match (&c.desired, &c.live) {
