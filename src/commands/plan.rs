@@ -10,12 +10,12 @@ use crate::render;
 use crate::state::{ApplyStatus, Stored};
 
 /// Validates, connects and plans the selected environment.
-pub(super) async fn plan_now(cli: &Cli) -> Result<(Planned, Target), Error> {
+async fn plan_now(cli: &Cli) -> Result<Planned, Error> {
     let (tree, desired) = load_desired(cli, None)?;
     let target = Target::connect(&desired.environment).await?;
     let planned = engine::plan(&desired, tree.revision.as_deref(), &target).await?;
     warn_unfinished(&planned.stored);
-    Ok((planned, target))
+    Ok(planned)
 }
 
 /// Says when the last apply did not end cleanly: a plan then shows what it left.
@@ -55,7 +55,7 @@ pub fn plan(
     out: Option<&Path>,
     detailed: bool,
 ) -> Result<Exit, Error> {
-    let (planned, _target) = runtime().block_on(plan_now(cli))?;
+    let planned = runtime().block_on(plan_now(cli))?;
     let plan = planned.plan;
     print(&plan, format, false);
     if let Some(path) = out {
@@ -82,7 +82,7 @@ pub fn plan(
 }
 
 pub fn drift(cli: &Cli, format: PlanFormat) -> Result<Exit, Error> {
-    let (planned, _target) = runtime().block_on(plan_now(cli))?;
+    let planned = runtime().block_on(plan_now(cli))?;
     print(&planned.plan, format, true);
     Ok(if planned.plan.changes.is_empty() {
         Exit::Success

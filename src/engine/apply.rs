@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::Target;
 use crate::backend::{ABSENT, BackendError};
-use crate::plan::{Action, Change, Plan};
+use crate::plan::{Action, Change, Plan, Summary};
 use crate::resource::Address;
 use crate::state::{AppliedRecord, ApplyStatus, Holder, Lock, StateError, now};
 
@@ -90,8 +90,10 @@ pub async fn release(lock: Box<dyn Lock>) {
     }
 }
 
+/// Counted from the changes themselves, which are what runs, not from the
+/// plan's summary.
 fn check_guards(plan: &Plan, allow_delete: bool) -> Result<(), ApplyError> {
-    let s = plan.summary;
+    let s = Summary::of(&plan.changes);
     if s.blocked > 0 {
         return Err(ApplyError::Blocked(s.blocked));
     }

@@ -7,7 +7,6 @@ mod api_versions;
 pub mod sys;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -40,8 +39,6 @@ pub struct KafkaBackend {
     tls: Option<TlsFiles>,
     /// API keys the broker supports, from the last read.
     supported: Mutex<Option<BTreeSet<i16>>>,
-    /// Admin requests sent, for the benchmark (`SLUICE_LOG=sluice::backend::kafka=debug`).
-    requests: AtomicUsize,
 }
 
 impl KafkaBackend {
@@ -107,17 +104,12 @@ impl KafkaBackend {
             servers: kafka.bootstrap_servers.value.clone(),
             tls,
             supported: Mutex::new(None),
-            requests: AtomicUsize::new(0),
         })
     }
 
-    /// Admin requests sent so far.
-    pub fn requests(&self) -> usize {
-        self.requests.load(Ordering::Relaxed)
-    }
-
+    /// Logs each admin request; the plan benchmark counts them
+    /// (`SLUICE_LOG=sluice::backend::kafka=debug`).
     fn sent(&self, api: &str) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(api, "kafka request");
     }
 
