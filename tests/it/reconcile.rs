@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::process::{Child, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -416,36 +416,63 @@ fn a_canary_secret_never_appears() {
     );
 }
 
-/// Waits until the broker has at least `n` of the test's topics.
-fn wait_for_topics(repo: &TestRepo, n: usize) {
-    let started = Instant::now();
-    while topics(repo).len() < n {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the apply did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
+/// Starts `apply --batch-size 1` and returns once it has sent `n`
+/// CreateTopics requests (it logs each as it sends it): the apply is then
+/// certainly in the middle of its 200 topics.
+fn apply_until_requests(repo: &TestRepo, n: usize) -> (Child, std::thread::JoinHandle<String>) {
+    use std::io::{BufRead, BufReader};
+    let mut child = repo
+        .sluice()
+        .env("SLUICE_LOG", "sluice::backend::kafka=debug")
+        .args(["apply", "--auto-approve", "--batch-size", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = 0;
+    let mut log = String::new();
+    while seen < n {
+        let line = lines
+            .next()
+            .expect("the apply ended before sending its requests")
+            .unwrap();
+        seen += usize::from(line.contains("api=\"CreateTopics\""));
+        log.push_str(&line);
+        log.push('\n');
     }
+    // Keep draining, so the child never blocks on a full pipe.
+    let rest = std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            log.push_str(&line);
+            log.push('\n');
+        }
+        log
+    });
+    (child, rest)
 }
 
 #[test]
 fn kill_9_during_an_apply_then_a_rerun_converges() {
     let repo = TestRepo::new();
     many(&repo, 200);
-    // Small batches: the kill lands while most are still to come.
-    let mut child = spawn_apply(&repo, &["apply", "--auto-approve", "--batch-size", "5"]);
-    wait_for_topics(&repo, 1);
+    let (mut child, _) = apply_until_requests(&repo, 20);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let landed = topics(&repo).len();
     assert!(
-        landed < 200,
-        "the apply finished before the kill ({landed} topics)"
+        (1..200).contains(&landed),
+        "the kill did not land mid-apply ({landed} topics)"
     );
 
     // The dead apply's lock lives until its lease expires.
     let rerun = repo.run(&["apply", "--auto-approve", "--lock-timeout", "30s"]);
     ok(&rerun);
+    assert!(
+        rerun.stderr.contains("did not finish"),
+        "the crash is on record: {}",
+        rerun.stderr
+    );
     assert_eq!(topics(&repo).len(), 200);
     let third = repo.run(&["plan", "--detailed-exitcode"]);
     assert_eq!(third.code, 0, "{}{}", third.stdout, third.stderr);
@@ -455,17 +482,15 @@ fn kill_9_during_an_apply_then_a_rerun_converges() {
 fn sigint_during_an_apply_finishes_in_flight_records_and_releases_the_lock() {
     let repo = TestRepo::new();
     many(&repo, 200);
-    let child = spawn_apply(&repo, &["apply", "--auto-approve", "--batch-size", "5"]);
-    wait_for_topics(&repo, 1);
+    let (child, rest) = apply_until_requests(&repo, 20);
     // SAFETY: sending a signal to our own child process.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
-    let interrupted = finish(child);
-    assert_eq!(interrupted.code, 1, "{interrupted:#?}");
-    assert!(
-        interrupted.stderr.contains("Apply interrupted"),
-        "{}",
-        interrupted.stderr
-    );
+    let status = { child }.wait_with_output().unwrap().status;
+    let log = rest.join().unwrap();
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(log.contains("Apply interrupted"), "{log}");
+    let landed = topics(&repo).len();
+    assert!((1..200).contains(&landed), "{landed} topics");
 
     // The lock was released (no waiting), and what landed is in the inventory.
     let plan = repo.run(&["plan", "--format", "json"]);
@@ -473,8 +498,8 @@ fn sigint_during_an_apply_finishes_in_flight_records_and_releases_the_lock() {
     let creates = plan.json()["summary"]["create"].as_u64().unwrap() as usize;
     assert_eq!(
         creates,
-        200 - topics(&repo).len() + 1,
-        "the registry record, and the topics not yet created"
+        200 - landed + 1,
+        "the topics not yet created, and the registry record"
     );
     assert!(plan.stderr.contains("was interrupted"), "{}", plan.stderr);
     ok(&repo.run(&["apply", "--auto-approve"]));
