@@ -5,9 +5,11 @@
 pub mod etcd;
 pub mod fake;
 pub mod kafka;
+pub mod s3;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -129,4 +131,18 @@ pub trait Backend: Send + Sync {
     /// allows; one result per change, in order. Creating what exists
     /// identically and deleting what is gone succeed, so re-runs converge.
     async fn apply(&self, changes: &[&Change], fence: &Fence) -> Vec<Result<(), BackendError>>;
+}
+
+/// A shared backend is a backend: the engine's S3 also serves DR checks.
+#[async_trait]
+impl<T: Backend + ?Sized> Backend for Arc<T> {
+    fn system(&self) -> System {
+        (**self).system()
+    }
+    async fn read(&self, wanted: &[Address]) -> Result<LiveState, BackendError> {
+        (**self).read(wanted).await
+    }
+    async fn apply(&self, changes: &[&Change], fence: &Fence) -> Vec<Result<(), BackendError>> {
+        (**self).apply(changes, fence).await
+    }
 }

@@ -84,9 +84,11 @@ pub fn plan(
 pub fn drift(cli: &Cli, format: PlanFormat) -> Result<Exit, Error> {
     let planned = runtime().block_on(plan_now(cli))?;
     print(&planned.plan, format, true);
-    Ok(if planned.plan.changes.is_empty() {
-        Exit::Success
-    } else {
-        Exit::Changes
-    })
+    Ok(
+        if planned.plan.changes.is_empty() && planned.plan.violations().next().is_none() {
+            Exit::Success
+        } else {
+            Exit::Changes
+        },
+    )
 }

@@ -182,6 +182,10 @@ pub struct S3Env {
     pub access_key_id: Option<SecretRef>,
     #[serde(default)]
     pub secret_access_key: Option<SecretRef>,
+    /// IAM role S3 assumes to replicate DR backups; it is also the one
+    /// principal the replica's read-only policy lets write.
+    #[serde(default)]
+    pub replication_role: Option<String>,
 }
 
 /// sluice's state store.

@@ -139,6 +139,7 @@ fn apply_overrides(env: &mut Environment, o: &Overrides) {
             path_style: true,
             access_key_id: None,
             secret_access_key: None,
+            replication_role: None,
         });
         if let Some(v) = &o.s3_endpoint {
             s3.endpoint = Some(v.clone());

@@ -113,14 +113,68 @@ pub fn resolve(
                 .map(|doc| namespace::resolve(doc, &cx, diags))
                 .collect();
             check_unique(&namespaces, diags);
+            check_dr_targets(&environment, &namespaces, diags);
             Desired {
                 environment,
                 guards: ws.value.spec.guards.clone(),
                 metrics: ws.value.spec.metrics.clone(),
+                buckets: ws
+                    .value
+                    .spec
+                    .disaster_recovery
+                    .iter()
+                    .flat_map(|c| &c.buckets)
+                    .map(|(name, b)| (name.clone(), b.region.value.clone()))
+                    .collect(),
                 namespaces,
             }
         })
         .collect()
+}
+
+/// DR needs S3 in the environment, and replication needs the role S3
+/// replicates with.
+fn check_dr_targets(env: &Environment, namespaces: &[NamespaceState], diags: &mut Vec<Diagnostic>) {
+    for ns in namespaces {
+        let Some(dr) = &ns.disaster_recovery else {
+            continue;
+        };
+        let Some(s3) = &env.s3 else {
+            if dr.backup.is_some() || dr.replication.is_some() {
+                diags.push(
+                    Diagnostic::error(
+                        "dr-without-s3",
+                        format!(
+                            "namespace `{}` has a DR policy, but environment `{}` has no `s3` settings",
+                            ns.name, env.name
+                        ),
+                    )
+                    .at_span(&dr.source)
+                    .hint(format!(
+                        "add `s3:` (region, and endpoint for S3-compatible servers) to `spec.environments.{}`, or limit the namespace's `environments`",
+                        env.name
+                    )),
+                );
+            }
+            continue;
+        };
+        if dr.replication.is_some() && s3.replication_role.is_none() {
+            diags.push(
+                Diagnostic::error(
+                    "replication-without-role",
+                    format!(
+                        "namespace `{}` replicates its backups, but environment `{}` names no replication role",
+                        ns.name, env.name
+                    ),
+                )
+                .at_span(&dr.source)
+                .hint(format!(
+                    "set `spec.environments.{}.s3.replication_role` to the IAM role S3 replicates with",
+                    env.name
+                )),
+            );
+        }
+    }
 }
 
 /// Workspace-level consistency: declared buckets in declared regions.

@@ -18,6 +18,9 @@ pub struct Desired {
     pub guards: Guards,
     /// PromQL overrides per metric name, from the workspace.
     pub metrics: BTreeMap<String, String>,
+    /// Buckets the workspace declares for DR, with their regions: sluice
+    /// creates a declared replica bucket; an undeclared one must exist.
+    pub buckets: BTreeMap<String, String>,
     pub namespaces: Vec<NamespaceState>,
 }
 
@@ -149,12 +152,17 @@ pub struct BackupState {
     pub retain_ms: Option<u64>,
     pub incremental: bool,
     pub object_lock: Option<ObjectLockState>,
+    /// Where the bucket is named.
+    #[serde(skip)]
+    pub source: Span,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct ObjectLockState {
     pub mode: LockMode,
     pub days: u32,
+    #[serde(skip)]
+    pub source: Span,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -162,4 +170,7 @@ pub struct ReplicationState {
     pub bucket: String,
     pub region: String,
     pub read_only: bool,
+    /// Where the replica bucket is named.
+    #[serde(skip)]
+    pub source: Span,
 }

@@ -443,6 +443,7 @@ fn resolve_dr(
             ObjectLockState {
                 mode: l.mode,
                 days: l.days.value,
+                source: Span::new(file, l.days.loc),
             }
         });
         BackupState {
@@ -452,6 +453,7 @@ fn resolve_dr(
             retain_ms: parse_unit(b.retain.as_ref(), file, diags).map(millis),
             incremental: b.incremental,
             object_lock,
+            source: Span::new(file, b.bucket.loc),
         }
     });
 
@@ -521,6 +523,7 @@ fn resolve_dr(
             bucket: r.bucket.value.clone(),
             region: r.region.value.clone(),
             read_only: r.read_only,
+            source: Span::new(file, r.bucket.loc),
         }
     });
 

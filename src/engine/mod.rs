@@ -2,11 +2,14 @@
 //! the plan (pure, in [`crate::plan`]), and apply it ([`apply`]).
 
 pub mod apply;
+pub mod compliance;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use crate::backend::etcd::EtcdBackend;
 use crate::backend::kafka::KafkaBackend;
+use crate::backend::s3::S3Backend;
 use crate::backend::{Backend, BackendError, ConnectError, LiveState};
 use crate::config::workspace::Guards;
 use crate::desired::{Desired, Environment};
@@ -20,6 +23,8 @@ use crate::state::{StateError, StateStore, Stored};
 pub struct Target {
     pub backends: Vec<Box<dyn Backend>>,
     pub state: Box<dyn StateStore>,
+    /// The environment's S3, also for DR compliance checks.
+    pub s3: Option<Arc<S3Backend>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,9 +43,19 @@ impl Target {
     pub async fn connect(env: &Environment) -> Result<Target, ConnectError> {
         let kafka = KafkaBackend::connect(&env.kafka)?;
         let etcd = crate::backend::etcd::connect(&env.etcd).await?;
+        let mut backends: Vec<Box<dyn Backend>> =
+            vec![Box::new(kafka), Box::new(EtcdBackend::new(etcd.clone()))];
+        let s3 = match &env.s3 {
+            Some(s3) => Some(Arc::new(S3Backend::connect(s3).await?)),
+            None => None,
+        };
+        if let Some(s3) = &s3 {
+            backends.insert(0, Box::new(s3.clone()));
+        }
         Ok(Target {
-            backends: vec![Box::new(kafka), Box::new(EtcdBackend::new(etcd.clone()))],
+            backends,
             state: Box::new(EtcdState::new(etcd, &env.etcd.prefix, &env.name)),
+            s3,
         })
     }
 
@@ -81,6 +96,8 @@ impl Target {
 pub struct Planned {
     pub plan: Plan,
     pub stored: Stored,
+    /// What the plan was computed from.
+    pub live: LiveState,
 }
 
 /// Plans the desired state of one environment against its live state.
@@ -90,14 +107,20 @@ pub async fn plan(
     target: &Target,
 ) -> Result<Planned, EngineError> {
     let resources = expand(desired);
-    plan_resources(
+    let mut planned = plan_resources(
         &desired.environment.name,
         revision,
         &desired.guards,
         &resources,
         target,
     )
-    .await
+    .await?;
+    if let Some(s3) = &target.s3 {
+        let newest = compliance::newest_backups(desired, s3).await?;
+        planned.plan.dr =
+            compliance::evaluate(desired, &planned.live, &newest, compliance::now_s());
+    }
+    Ok(planned)
 }
 
 /// Plans desired resources (sorted by address) against live state and the inventory.
@@ -111,7 +134,8 @@ pub async fn plan_resources(
     let stored = target.state.load().await?;
     let wanted: BTreeSet<Address> = resources
         .iter()
-        .map(|r| r.address.clone())
+        .flat_map(|r| std::iter::once(&r.address).chain(&r.requires))
+        .cloned()
         .chain(stored.inventory.entries.keys().cloned())
         .collect();
     let live = target.read(&wanted).await?;
@@ -124,7 +148,7 @@ pub async fn plan_resources(
         inventory: &stored.inventory,
         inventory_revision: stored.inventory_revision,
     })?;
-    Ok(Planned { plan, stored })
+    Ok(Planned { plan, stored, live })
 }
 
 #[cfg(test)]

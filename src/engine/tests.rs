@@ -32,6 +32,7 @@ fn world() -> World {
     let target = Target {
         backends: vec![Box::new(kafka.clone()), Box::new(etcd.clone())],
         state: Box::new(state.clone()),
+        s3: None,
     };
     World {
         kafka,
@@ -49,6 +50,7 @@ fn resource(address: Address, namespace: &str, value: Value) -> Resource {
         partitions_floor: false,
         protected: false,
         source: None,
+        requires: Vec::new(),
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::{Action, Cause, Change, FORMAT_VERSION, FieldChange, Plan, Summary};
 use crate::backend::{ABSENT, Api, LiveState};
 use crate::config::workspace::Guards;
-use crate::resource::{Address, Kind, Resource, TopicValue, Value};
+use crate::resource::{Address, BucketValue, Kind, Resource, TopicValue, Value};
 use crate::state::{Inventory, InventoryEntry};
 
 /// Everything a plan is computed from.
@@ -59,6 +59,7 @@ pub fn diff(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         forget: Vec::new(),
         fingerprints: BTreeMap::new(),
         inventory_revision: input.inventory_revision,
+        dr: Vec::new(),
     };
 
     for address in addresses {
@@ -88,6 +89,14 @@ pub fn diff(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
             }
         };
         if let Some(mut change) = change {
+            if let Some(d) = desired.get(address) {
+                let unmet = unmet_requirements(d, &desired, input.live);
+                if !unmet.is_empty() {
+                    change.action = Action::Blocked;
+                    change.inventory = None;
+                    change.reasons.extend(unmet);
+                }
+            }
             let missing: Vec<Api> = required_apis(&change)
                 .into_iter()
                 .filter(|api| input.live.unsupported.contains(api))
@@ -107,6 +116,38 @@ pub fn diff(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
     plan.changes.sort_by_key(apply_order);
     plan.summary = Summary::of(&plan.changes);
     Ok(plan)
+}
+
+/// Why what `d` needs is not there: a required resource that is neither
+/// desired nor live, or a bucket sluice does not manage that is not versioned.
+fn unmet_requirements(
+    d: &Resource,
+    desired: &BTreeMap<&Address, &Resource>,
+    live: &LiveState,
+) -> Vec<String> {
+    let mut reasons = Vec::new();
+    for required in &d.requires {
+        if desired.contains_key(required) {
+            continue;
+        }
+        let what = match required.kind() {
+            Kind::S3Bucket => format!("bucket `{}`", required.name()),
+            _ => format!("`{required}`"),
+        };
+        match live.resources.get(required).map(|l| &l.value) {
+            None => reasons.push(match required.kind() {
+                Kind::S3Bucket => format!(
+                    "{what} does not exist and is not declared in the workspace's `disaster_recovery.buckets`, so sluice will not create it: create it, or declare it"
+                ),
+                _ => format!("{what} does not exist"),
+            }),
+            Some(Value::Bucket(b)) if !b.versioning => reasons.push(format!(
+                "{what} is not versioned; S3 replicates only into versioned buckets"
+            )),
+            Some(_) => {}
+        }
+    }
+    reasons
 }
 
 /// Creates and updates run kind by kind; deletes after them, in reverse.
@@ -206,25 +247,15 @@ fn update(d: &Resource, live: &Value, inv: Option<&InventoryEntry>) -> Option<Ch
             };
             (fields, reasons, Value::Topic(shown))
         }
-        (want, have) => {
-            let (w, h) = (fields_of(want), fields_of(have));
-            let (wm, hm): (BTreeMap<_, _>, BTreeMap<_, _>) =
-                (w.iter().cloned().collect(), h.iter().cloned().collect());
-            // In the desired order, then what only the live side has.
-            let keys = w
-                .iter()
-                .map(|(k, _)| k)
-                .chain(h.iter().map(|(k, _)| k).filter(|k| !wm.contains_key(*k)));
-            let fields = keys
-                .filter(|k| wm.get(*k) != hm.get(*k))
-                .map(|k| FieldChange {
-                    field: k.clone(),
-                    before: hm.get(k).cloned(),
-                    after: wm.get(k).cloned(),
-                })
-                .collect();
-            (fields, Vec::new(), have.clone())
+        (Value::Bucket(want), Value::Bucket(have)) => {
+            let (fields, reasons, shown) = compare_bucket(want, have);
+            (fields, reasons, Value::Bucket(shown))
         }
+        (want, have) => (
+            diff_fields(&fields_of(want), &fields_of(have)),
+            Vec::new(),
+            have.clone(),
+        ),
     };
     if fields.is_empty() && reasons.is_empty() {
         return None;
@@ -295,6 +326,58 @@ fn compare_topic(
     (fields, reasons)
 }
 
+/// A bucket's settings: only what sluice sets is compared, and what S3
+/// cannot do in place is blocked.
+fn compare_bucket(
+    want: &BucketValue,
+    have: &BucketValue,
+) -> (Vec<FieldChange>, Vec<String>, BucketValue) {
+    let mut reasons = Vec::new();
+    // What the live bucket looks like to sluice: settings it does not ask
+    // for are not compared.
+    let shown = BucketValue {
+        object_lock: want.object_lock.as_ref().and(have.object_lock.clone()),
+        object_lock_enabled: have.object_lock_enabled,
+        tags: have
+            .tags
+            .iter()
+            .filter(|(k, _)| want.tags.contains_key(*k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        ..have.clone()
+    };
+    let mut compared = want.clone();
+    if !want.object_lock_enabled {
+        compared.object_lock_enabled = have.object_lock_enabled;
+    }
+    if want.region != have.region {
+        reasons.push(format!(
+            "a bucket cannot move: it is in `{}`, the workspace says `{}`",
+            have.region, want.region
+        ));
+    }
+    if want.object_lock_enabled && !have.object_lock_enabled {
+        reasons.push(
+            "object lock can only be enabled when a bucket is created, and this bucket was created without it: back up to a new bucket, or drop `object_lock`".into(),
+        );
+    }
+    if !want.versioning && have.versioning {
+        reasons.push(
+            "turning versioning off would lose the point-in-time history; sluice never does it"
+                .into(),
+        );
+    }
+    // An empty tag map is no field of its own: its tags are.
+    let fields = diff_fields(
+        &fields_of(&Value::Bucket(compared)),
+        &fields_of(&Value::Bucket(shown.clone())),
+    )
+    .into_iter()
+    .filter(|f| f.field != "tags")
+    .collect();
+    (fields, reasons, shown)
+}
+
 fn delete(address: &Address, live: &Value, inv: &InventoryEntry, guards: &Guards) -> Change {
     let protected = inv.protected || guards.protected_namespaces.contains(&inv.namespace);
     let mut c = Change {
@@ -319,6 +402,24 @@ fn delete(address: &Address, live: &Value, inv: &InventoryEntry, guards: &Guards
     c
 }
 
+/// The fields that differ, in the desired order, then those only the live side has.
+fn diff_fields(want: &[(String, String)], have: &[(String, String)]) -> Vec<FieldChange> {
+    let (wm, hm): (BTreeMap<_, _>, BTreeMap<_, _>) = (
+        want.iter().cloned().collect(),
+        have.iter().cloned().collect(),
+    );
+    want.iter()
+        .map(|(k, _)| k)
+        .chain(have.iter().map(|(k, _)| k).filter(|k| !wm.contains_key(*k)))
+        .filter(|k| wm.get(*k) != hm.get(*k))
+        .map(|k| FieldChange {
+            field: k.clone(),
+            before: hm.get(k).cloned(),
+            after: wm.get(k).cloned(),
+        })
+        .collect()
+}
+
 /// The fields of a value as `(name, text)`, for creates and record diffs:
 /// a topic's partitions and replication factor first, then its configs.
 fn fields_of(value: &Value) -> Vec<(String, String)> {
@@ -338,9 +439,20 @@ fn fields_of(value: &Value) -> Vec<(String, String)> {
         )
         .collect(),
         Value::Acl(_) => Vec::new(),
-        Value::Record(json) => {
+        Value::Record(json) | Value::Statement(json) => {
             let mut out = Vec::new();
             flatten("", json, &mut out);
+            out
+        }
+        Value::Bucket(_) | Value::Lifecycle(_) | Value::Replication(_) => {
+            let json = match serde_json::to_value(value).expect("values are JSON") {
+                serde_json::Value::Object(mut m) => {
+                    m.values_mut().next().map(serde_json::Value::take)
+                }
+                _ => None,
+            };
+            let mut out = Vec::new();
+            flatten("", &json.unwrap_or_default(), &mut out);
             out
         }
     }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::workspace::Guards;
 use crate::diag::Span;
+use crate::engine::compliance::{DrReport, Violation};
 use crate::resource::{Address, Value};
 use crate::state::InventoryEntry;
 
@@ -154,6 +155,9 @@ pub struct Plan {
     /// The inventory's revision when planned: an apply refuses a plan made
     /// before another apply.
     pub inventory_revision: i64,
+    /// DR compliance of each namespace with a backup: checks, not changes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dr: Vec<DrReport>,
 }
 
 impl Plan {
@@ -165,6 +169,12 @@ impl Plan {
     /// A digest of the plan's content, recorded with each apply.
     pub fn digest(&self) -> String {
         crate::resource::digest(&serde_json::to_vec(self).expect("a plan is JSON"))
+    }
+
+    pub fn violations(&self) -> impl Iterator<Item = (&str, &Violation)> {
+        self.dr
+            .iter()
+            .flat_map(|r| r.violations.iter().map(|v| (r.namespace.as_str(), v)))
     }
 
     pub fn drift(&self) -> impl Iterator<Item = &Change> {

@@ -16,6 +16,14 @@ pub fn plan(plan: &Plan) -> String {
         let _ = writeln!(out, "From commit `{}`.\n", &r[..r.len().min(12)]);
     }
     let _ = writeln!(out, "**{}**\n", plan.summary);
+    let violations: Vec<_> = plan.violations().take(50).collect();
+    if !violations.is_empty() {
+        out.push_str("> [!CAUTION]\n> DR compliance violations:\n");
+        for (ns, v) in violations {
+            let _ = writeln!(out, "> - `{ns}`: {} ({})", v.message, v.check);
+        }
+        out.push('\n');
+    }
     if plan.changes.is_empty() {
         out.push_str("No changes: the live state matches the desired state.\n");
         return out;

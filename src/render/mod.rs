@@ -21,6 +21,9 @@ fn by_namespace<'a>(
 
 /// `name: before → after`, `name: value` for a create, aligned.
 fn field_lines(change: &Change) -> Vec<String> {
+    if let Some(diff) = document_diff(change) {
+        return diff;
+    }
     let width = change
         .fields
         .iter()
@@ -39,6 +42,36 @@ fn field_lines(change: &Change) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// The rules and statements sluice owns in a bucket's shared documents
+/// read best as a unified diff of their JSON, live → desired.
+fn document_diff(change: &Change) -> Option<Vec<String>> {
+    if !matches!(
+        change.address.kind(),
+        Kind::S3Lifecycle | Kind::S3Replication | Kind::S3Policy
+    ) {
+        return None;
+    }
+    let json = |v: &Option<crate::resource::Value>| {
+        v.as_ref().map_or_else(String::new, |v| {
+            let inner = match serde_json::to_value(v).expect("values are JSON") {
+                serde_json::Value::Object(mut m) => {
+                    m.values_mut().next().map(serde_json::Value::take)
+                }
+                other => Some(other),
+            };
+            serde_json::to_string_pretty(&inner.unwrap_or_default()).expect("JSON prints") + "\n"
+        })
+    };
+    let (before, after) = (json(&change.live), json(&change.desired));
+    let diff = similar::TextDiff::from_lines(&before, &after);
+    let text = diff
+        .unified_diff()
+        .context_radius(3)
+        .header("live", "desired")
+        .to_string();
+    Some(text.lines().map(str::to_owned).collect())
 }
 
 fn values(change: &Change, f: &FieldChange) -> String {
@@ -123,6 +156,7 @@ mod tests {
             forget: Vec::new(),
             fingerprints: BTreeMap::new(),
             inventory_revision: 0,
+            dr: Vec::new(),
         }
     }
 

@@ -117,8 +117,30 @@ pub fn plan(plan: &Plan, color: bool) -> String {
             )
         );
     }
+    violations(&mut out, plan, color);
     let _ = writeln!(out, "{}", paint(color, "1", &plan.summary.to_string()));
     out
+}
+
+/// DR compliance violations: checks, not changes, so apply does not fix them.
+fn violations(out: &mut String, plan: &Plan, color: bool) {
+    let mut any = false;
+    for (ns, v) in plan.violations() {
+        if !any {
+            out.push_str("DR compliance violations:\n");
+            any = true;
+        }
+        let _ = writeln!(
+            out,
+            "  {} {ns}: {} ({})",
+            paint(color, "1;31", "✗"),
+            v.message,
+            v.check
+        );
+    }
+    if any {
+        out.push('\n');
+    }
 }
 
 /// Drift first (live changed behind Git's back), then what Git asks for and
@@ -131,6 +153,7 @@ pub fn drift(plan: &Plan, color: bool) -> String {
         .iter()
         .filter(|c| c.cause == Cause::Pending)
         .collect();
+    violations(&mut out, plan, color);
     if drifted.is_empty() && pending.is_empty() {
         out.push_str("No drift: the live state matches the desired state.\n");
         return out;

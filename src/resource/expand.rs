@@ -5,8 +5,11 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::{AclBinding, AclOperation, AclResource, Address, Resource, TopicValue, Value};
-use crate::config::namespace::Permission;
+use super::{
+    AclBinding, AclOperation, AclResource, Address, BucketValue, Kind, LifecycleValue,
+    LockRetention, MANAGED_BY, ReplicationValue, Resource, TopicValue, Value,
+};
+use crate::config::namespace::{LockMode, Permission};
 use crate::desired::{Desired, GrantState, NamespaceState, PartitionsFrom, PrincipalKind};
 use crate::diag::Span;
 
@@ -22,6 +25,7 @@ pub fn expand(desired: &Desired) -> Vec<Resource> {
             partitions_floor: false,
             protected: ns.protected,
             source: Some(ns.source.clone()),
+            requires: Vec::new(),
         };
         for t in &ns.topics {
             out.push(Resource {
@@ -49,7 +53,173 @@ pub fn expand(desired: &Desired) -> Vec<Resource> {
             out.push(resource(Address::etcd_key(&key), Value::Record(record)));
         }
     }
+    out.extend(dr_resources(desired));
     out.sort_by(|a, b| a.address.cmp(&b.address));
+    out
+}
+
+const DAY_MS: u64 = 86_400_000;
+
+/// Whole days, rounded up: S3 lifecycle rules count in days.
+fn days(ms: u64) -> u32 {
+    u32::try_from(ms.div_ceil(DAY_MS).max(1)).unwrap_or(u32::MAX)
+}
+
+/// The ID of everything sluice owns for a namespace in a shared bucket
+/// document: lifecycle and replication rules, policy statements.
+pub fn rule_id(namespace: &str) -> String {
+    format!("sluice-{namespace}")
+}
+
+/// The statement that makes a namespace's prefix of the replica read-only:
+/// writes and deletes are denied to everyone but the replication role.
+pub fn read_only_statement(
+    namespace: &str,
+    bucket: &str,
+    prefix: &str,
+    role: &str,
+) -> serde_json::Value {
+    json!({
+        "Sid": rule_id(namespace),
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": ["s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"],
+        "Resource": format!("arn:aws:s3:::{bucket}/{prefix}*"),
+        "Condition": {"ArnNotEquals": {"aws:PrincipalArn": role}},
+    })
+}
+
+/// The S3 side of each namespace's disaster recovery (DESIGN §2): its backup
+/// bucket and the replica when the workspace declares it, and the rules and
+/// statements sluice owns in their shared documents.
+fn dr_resources(desired: &Desired) -> Vec<Resource> {
+    let Some(s3) = &desired.environment.s3 else {
+        return Vec::new();
+    };
+    let mut buckets: BTreeMap<String, Resource> = BTreeMap::new();
+    let mut out = Vec::new();
+    for ns in &desired.namespaces {
+        let Some(dr) = &ns.disaster_recovery else {
+            continue;
+        };
+        let Some(backup) = &dr.backup else { continue };
+        let owned = |address: Address, value: Value, source: &Span| Resource {
+            address,
+            namespace: ns.name.clone(),
+            value,
+            partitions_floor: false,
+            protected: ns.protected,
+            source: Some(source.clone()),
+            requires: Vec::new(),
+        };
+        let mut bucket = |name: &str, region: &str, lock: Option<LockRetention>, source: &Span| {
+            let r = buckets.entry(name.to_owned()).or_insert_with(|| {
+                owned(
+                    Address::bucket(name),
+                    Value::Bucket(BucketValue {
+                        region: region.to_owned(),
+                        versioning: true,
+                        object_lock_enabled: false,
+                        object_lock: None,
+                        public_access_blocked: true,
+                        default_encryption: true,
+                        tags: [MANAGED_BY]
+                            .into_iter()
+                            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                            .collect(),
+                    }),
+                    source,
+                )
+            });
+            r.protected |= ns.protected;
+            if let (Value::Bucket(b), Some(lock)) = (&mut r.value, lock) {
+                r.source = Some(source.clone());
+                // Namespaces sharing a bucket share its default retention:
+                // the strictest wins.
+                b.object_lock_enabled = true;
+                b.object_lock = Some(match b.object_lock.take() {
+                    Some(old) => LockRetention {
+                        mode: if old.mode == "COMPLIANCE" {
+                            old.mode
+                        } else {
+                            lock.mode
+                        },
+                        days: old.days.max(lock.days),
+                    },
+                    None => lock,
+                });
+            }
+        };
+        let region = |name: &str| desired.buckets.get(name).unwrap_or(&s3.region).clone();
+        bucket(
+            &backup.bucket,
+            &region(&backup.bucket),
+            backup.object_lock.as_ref().map(|l| LockRetention {
+                mode: match l.mode {
+                    LockMode::Governance => "GOVERNANCE".into(),
+                    LockMode::Compliance => "COMPLIANCE".into(),
+                },
+                days: l.days,
+            }),
+            backup
+                .object_lock
+                .as_ref()
+                .map_or(&backup.source, |l| &l.source),
+        );
+        let id = rule_id(&ns.name);
+        if backup.retain_ms.is_some() || dr.pitr_window_ms.is_some() {
+            out.push(owned(
+                Address::in_bucket(Kind::S3Lifecycle, &backup.bucket, &id),
+                Value::Lifecycle(LifecycleValue {
+                    prefix: backup.prefix.clone(),
+                    expiration_days: backup.retain_ms.map(days),
+                    noncurrent_days: dr.pitr_window_ms.map(days),
+                }),
+                &backup.source,
+            ));
+        }
+        let (Some(replica), Some(role)) = (&dr.replication, &s3.replication_role) else {
+            continue;
+        };
+        if desired.buckets.contains_key(&replica.bucket) {
+            bucket(
+                &replica.bucket,
+                &region(&replica.bucket),
+                None,
+                &replica.source,
+            );
+        }
+        let requires = vec![Address::bucket(&replica.bucket)];
+        out.push(Resource {
+            requires: requires.clone(),
+            ..owned(
+                Address::in_bucket(Kind::S3Replication, &backup.bucket, &id),
+                Value::Replication(ReplicationValue {
+                    prefix: backup.prefix.clone(),
+                    destination_bucket: replica.bucket.clone(),
+                    role: role.clone(),
+                    enabled: true,
+                }),
+                &replica.source,
+            )
+        });
+        if replica.read_only {
+            out.push(Resource {
+                requires,
+                ..owned(
+                    Address::in_bucket(Kind::S3Policy, &replica.bucket, &id),
+                    Value::Statement(read_only_statement(
+                        &ns.name,
+                        &replica.bucket,
+                        &backup.prefix,
+                        role,
+                    )),
+                    &replica.source,
+                )
+            });
+        }
+    }
+    out.extend(buckets.into_values());
     out
 }
 

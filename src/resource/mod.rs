@@ -16,6 +16,7 @@ use crate::diag::Span;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum System {
+    S3,
     Kafka,
     Etcd,
 }
@@ -23,6 +24,7 @@ pub enum System {
 impl fmt::Display for System {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            System::S3 => "S3",
             System::Kafka => "Kafka",
             System::Etcd => "etcd",
         })
@@ -33,6 +35,14 @@ impl fmt::Display for System {
 /// deletes in the reverse.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Kind {
+    #[serde(rename = "s3.bucket")]
+    S3Bucket,
+    #[serde(rename = "s3.lifecycle")]
+    S3Lifecycle,
+    #[serde(rename = "s3.replication")]
+    S3Replication,
+    #[serde(rename = "s3.policy")]
+    S3Policy,
     #[serde(rename = "kafka.topic")]
     KafkaTopic,
     #[serde(rename = "kafka.acl")]
@@ -42,11 +52,25 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 3] = [Kind::KafkaTopic, Kind::KafkaAcl, Kind::EtcdKey];
+    /// DESIGN §4's apply order: buckets and their settings, then the
+    /// documents shared in them, topics, ACLs, records.
+    pub const ALL: [Kind; 7] = [
+        Kind::S3Bucket,
+        Kind::S3Lifecycle,
+        Kind::S3Replication,
+        Kind::S3Policy,
+        Kind::KafkaTopic,
+        Kind::KafkaAcl,
+        Kind::EtcdKey,
+    ];
 
     /// The address prefix, before the `/`.
     pub fn prefix(self) -> &'static str {
         match self {
+            Kind::S3Bucket => "s3.bucket",
+            Kind::S3Lifecycle => "s3.lifecycle",
+            Kind::S3Replication => "s3.replication",
+            Kind::S3Policy => "s3.policy",
             Kind::KafkaTopic => "kafka.topic",
             Kind::KafkaAcl => "kafka.acl",
             Kind::EtcdKey => "etcd.key",
@@ -55,6 +79,7 @@ impl Kind {
 
     pub fn system(self) -> System {
         match self {
+            Kind::S3Bucket | Kind::S3Lifecycle | Kind::S3Replication | Kind::S3Policy => System::S3,
             Kind::KafkaTopic | Kind::KafkaAcl => System::Kafka,
             Kind::EtcdKey => System::Etcd,
         }
@@ -87,6 +112,21 @@ impl Address {
     }
     pub fn etcd_key(key: &str) -> Self {
         Address::new(Kind::EtcdKey, key)
+    }
+    pub fn bucket(name: &str) -> Self {
+        Address::new(Kind::S3Bucket, name)
+    }
+    /// A rule or statement sluice owns in a bucket's shared document:
+    /// `s3.lifecycle/<bucket>/sluice-<namespace>`.
+    pub fn in_bucket(kind: Kind, bucket: &str, id: &str) -> Self {
+        Address::new(kind, format!("{bucket}/{id}"))
+    }
+    /// For S3 resources: the bucket, and the rule or statement ID if any.
+    pub fn bucket_and_id(&self) -> (&str, Option<&str>) {
+        match self.name.split_once('/') {
+            Some((b, id)) => (b, Some(id)),
+            None => (&self.name, None),
+        }
     }
     pub fn kind(&self) -> Kind {
         self.kind
@@ -177,6 +217,54 @@ impl AclBinding {
     }
 }
 
+/// The tag that marks what sluice created.
+pub const MANAGED_BY: (&str, &str) = ("managed-by", "sluice");
+
+/// A bucket's settings, as far as sluice manages them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketValue {
+    pub region: String,
+    pub versioning: bool,
+    /// Whether the bucket was created with object lock (it cannot be added later).
+    pub object_lock_enabled: bool,
+    /// Default retention of new object versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_lock: Option<LockRetention>,
+    /// All four public access block settings on.
+    pub public_access_blocked: bool,
+    /// Some default server-side encryption (sluice sets AES256; KMS counts too).
+    pub default_encryption: bool,
+    /// Desired: the tags sluice sets. Live: those of them the bucket carries.
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockRetention {
+    /// `GOVERNANCE` or `COMPLIANCE`.
+    pub mode: String,
+    pub days: u32,
+}
+
+/// sluice's lifecycle rule for one namespace's prefix.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleValue {
+    pub prefix: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiration_days: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noncurrent_days: Option<u32>,
+}
+
+/// sluice's replication rule for one namespace's prefix.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicationValue {
+    pub prefix: String,
+    pub destination_bucket: String,
+    /// The role of the bucket's whole replication document.
+    pub role: String,
+    pub enabled: bool,
+}
+
 /// What a resource is: the part sluice compares and applies.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -185,6 +273,11 @@ pub enum Value {
     Acl(AclBinding),
     /// An etcd record: a JSON document.
     Record(serde_json::Value),
+    Bucket(BucketValue),
+    Lifecycle(LifecycleValue),
+    Replication(ReplicationValue),
+    /// A bucket policy statement, as JSON.
+    Statement(serde_json::Value),
 }
 
 impl Value {
@@ -212,6 +305,10 @@ pub struct Resource {
     pub partitions_floor: bool,
     pub protected: bool,
     pub source: Option<Span>,
+    /// Resources that must exist (desired, or live) for this one to be made,
+    /// such as the bucket a replication rule copies into.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requires: Vec<Address>,
 }
 
 #[cfg(test)]

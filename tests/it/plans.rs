@@ -37,6 +37,9 @@ struct LiveEdits {
     records: BTreeMap<String, Option<serde_json::Value>>,
     #[serde(default)]
     unsupported: Vec<Api>,
+    /// Any other live resource (buckets, their rules and statements), by address.
+    #[serde(default)]
+    resources: BTreeMap<Address, Option<Value>>,
 }
 
 fn fixtures() -> PathBuf {
@@ -81,10 +84,16 @@ fn options() -> ApplyOptions {
 async fn run_case(case: &Path) -> (String, Option<String>) {
     let kafka = FakeBackend::new(System::Kafka);
     let etcd = kafka.sharing(System::Etcd);
+    let s3 = kafka.sharing(System::S3);
     let state = MemoryState::new("dev", Inventory::default());
     let target = Target {
-        backends: vec![Box::new(kafka.clone()), Box::new(etcd.clone())],
+        backends: vec![
+            Box::new(s3.clone()),
+            Box::new(kafka.clone()),
+            Box::new(etcd.clone()),
+        ],
         state: Box::new(state.clone()),
+        s3: None,
     };
 
     if case.join("applied").is_dir() {
@@ -118,6 +127,12 @@ async fn run_case(case: &Path) -> (String, Option<String>) {
             match record {
                 Some(r) => etcd.insert(Address::etcd_key(&key), Value::Record(r)),
                 None => etcd.remove(&Address::etcd_key(&key)),
+            }
+        }
+        for (address, value) in edits.resources {
+            match value {
+                Some(v) => s3.insert(address, v),
+                None => s3.remove(&address),
             }
         }
         kafka.set_unsupported(edits.unsupported);

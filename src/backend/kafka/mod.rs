@@ -4,6 +4,7 @@
 //! What the broker supports comes from its ApiVersions answer.
 
 mod api_versions;
+mod lag;
 pub mod sys;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -27,6 +28,7 @@ use crate::resource::{AclBinding, Address, Kind, System, TopicValue, Value, dige
 use crate::state::Fence;
 
 pub use api_versions::TlsFiles;
+pub use lag::PartitionLag;
 use sys::{Admin, ConfigOp, TopicConfigOps};
 
 /// How long one Kafka request may take.
@@ -35,6 +37,8 @@ const TIMEOUT: Duration = Duration::from_secs(15);
 /// The Kafka cluster of one environment.
 pub struct KafkaBackend {
     admin: Admin,
+    /// For the consumers that read committed offsets.
+    config: ClientConfig,
     servers: Vec<String>,
     tls: Option<TlsFiles>,
     /// API keys the broker supports, from the last read.
@@ -45,6 +49,59 @@ impl KafkaBackend {
     /// Builds the client: librdkafka connects lazily, so an unreachable
     /// broker shows up at the first read.
     pub fn connect(kafka: &KafkaEnv) -> Result<Self, ConnectError> {
+        let (config, tls) = client_config(kafka)?;
+        let admin: AdminClient<DefaultClientContext> = config
+            .create()
+            .map_err(|e| ConnectError::Kafka(e.to_string()))?;
+        Ok(KafkaBackend {
+            admin: Arc::new(admin),
+            config,
+            servers: kafka.bootstrap_servers.value.clone(),
+            tls,
+            supported: Mutex::new(None),
+        })
+    }
+
+    /// The brokers the cluster reports, as `id@host:port`.
+    pub async fn brokers(&self) -> Result<Vec<String>, String> {
+        self.sent("Metadata");
+        self.blocking(|admin| {
+            admin
+                .inner()
+                .fetch_metadata(None, TIMEOUT)
+                .map(|m| {
+                    m.brokers()
+                        .iter()
+                        .map(|b| format!("{}@{}:{}", b.id(), b.host(), b.port()))
+                        .collect()
+                })
+                .map_err(|e| e.to_string())
+        })
+        .await?
+    }
+
+    /// A consumer group's lag on topics: per partition, the high watermark
+    /// against the group's committed offset. Reads only; it joins no group.
+    pub async fn consumer_lag(
+        &self,
+        group: &str,
+        topics: Vec<String>,
+    ) -> Result<Vec<PartitionLag>, String> {
+        let mut config = self.config.clone();
+        config
+            .set("group.id", group)
+            .set("enable.auto.commit", "false");
+        self.sent("OffsetFetch");
+        tokio::task::spawn_blocking(move || lag::read(&config, &topics, TIMEOUT))
+            .await
+            .map_err(|e| e.to_string())?
+    }
+}
+
+/// The librdkafka settings of an environment, and the TLS files for the
+/// ApiVersions probe.
+fn client_config(kafka: &KafkaEnv) -> Result<(ClientConfig, Option<TlsFiles>), ConnectError> {
+    {
         let mut config = ClientConfig::new();
         config
             .set("bootstrap.servers", kafka.bootstrap_servers.join(","))
@@ -96,17 +153,11 @@ impl KafkaBackend {
             let v = resolve(&value.value.0, &field)?.unwrap_or_else(|| value.value.0.clone());
             config.set(key, v);
         }
-        let admin: AdminClient<DefaultClientContext> = config
-            .create()
-            .map_err(|e| ConnectError::Kafka(e.to_string()))?;
-        Ok(KafkaBackend {
-            admin: Arc::new(admin),
-            servers: kafka.bootstrap_servers.value.clone(),
-            tls,
-            supported: Mutex::new(None),
-        })
+        Ok((config, tls))
     }
+}
 
+impl KafkaBackend {
     /// Logs each admin request; the plan benchmark counts them
     /// (`SLUICE_LOG=sluice::backend::kafka=debug`).
     fn sent(&self, api: &str) {

@@ -1,0 +1,161 @@
+//! DR compliance: checks, not changes. Is the newest backup within the RPO,
+//! are both buckets versioned, is replication on, is the replica read-only?
+
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::s3::S3Backend;
+use crate::backend::{BackendError, LiveState};
+use crate::desired::{Desired, NamespaceState};
+use crate::resource::expand::rule_id;
+use crate::resource::{Address, Kind, Value};
+
+/// The DR state of one namespace, as `status` and the JSON outputs show it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DrReport {
+    pub namespace: String,
+    /// `s3://bucket/prefix` of the backups.
+    pub backups: String,
+    /// Seconds since the newest backup object; `None` when there is none.
+    pub backup_age_s: Option<u64>,
+    pub rpo_s: Option<u64>,
+    pub violations: Vec<Violation>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Violation {
+    /// `backup-age`, `versioning`, `replication` or `replica-policy`.
+    pub check: String,
+    pub message: String,
+}
+
+/// Newest backup times (seconds since the epoch), by `(bucket, prefix)`.
+pub type Newest = BTreeMap<(String, String), Option<i64>>;
+
+/// Reads the newest backup of every namespace with a DR backup.
+pub async fn newest_backups(desired: &Desired, s3: &S3Backend) -> Result<Newest, BackendError> {
+    let mut out = Newest::new();
+    for ns in &desired.namespaces {
+        if let Some(b) = ns
+            .disaster_recovery
+            .as_ref()
+            .and_then(|d| d.backup.as_ref())
+        {
+            let newest = s3.newest_object(&b.bucket, &b.prefix).await?;
+            out.insert(
+                (b.bucket.clone(), b.prefix.clone()),
+                newest.map(|t| t.secs()),
+            );
+        }
+    }
+    Ok(out)
+}
+
+pub fn now_s() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Checks every namespace with a DR backup against the live state a plan
+/// read and the newest backups. Pure, for tests.
+pub fn evaluate(desired: &Desired, live: &LiveState, newest: &Newest, now: i64) -> Vec<DrReport> {
+    desired
+        .namespaces
+        .iter()
+        .filter_map(|ns| report(ns, live, newest, now))
+        .collect()
+}
+
+fn human(secs: u64) -> String {
+    humantime::format_duration(std::time::Duration::from_secs(secs)).to_string()
+}
+
+fn report(ns: &NamespaceState, live: &LiveState, newest: &Newest, now: i64) -> Option<DrReport> {
+    let dr = ns.disaster_recovery.as_ref()?;
+    let backup = dr.backup.as_ref()?;
+    let mut violations = Vec::new();
+    let mut violate = |check: &str, message: String| {
+        violations.push(Violation {
+            check: check.into(),
+            message,
+        })
+    };
+    let rpo_s = dr.rpo_ms.map(|ms| ms / 1000);
+    let backups = format!("s3://{}/{}", backup.bucket, backup.prefix);
+    let age = newest
+        .get(&(backup.bucket.clone(), backup.prefix.clone()))
+        .copied()
+        .flatten()
+        .map(|t| u64::try_from(now - t).unwrap_or(0));
+    if let Some(rpo) = rpo_s {
+        match age {
+            None => violate(
+                "backup-age",
+                format!("no backup under {backups}; the RPO is {}", human(rpo)),
+            ),
+            Some(age) if age > rpo => violate(
+                "backup-age",
+                format!(
+                    "the newest backup under {backups} is {} old, older than the RPO of {}",
+                    human(age),
+                    human(rpo)
+                ),
+            ),
+            Some(_) => {}
+        }
+    }
+    let versioned = |bucket: &str| match live.resources.get(&Address::bucket(bucket)) {
+        Some(l) => match &l.value {
+            Value::Bucket(b) if b.versioning => None,
+            _ => Some(format!("bucket `{bucket}` is not versioned")),
+        },
+        None => Some(format!("bucket `{bucket}` does not exist")),
+    };
+    if let Some(problem) = versioned(&backup.bucket) {
+        violate("versioning", problem);
+    }
+    if let Some(replica) = &dr.replication {
+        if let Some(problem) = versioned(&replica.bucket) {
+            violate("versioning", problem);
+        }
+        let id = rule_id(&ns.name);
+        let rule = Address::in_bucket(Kind::S3Replication, &backup.bucket, &id);
+        match live.resources.get(&rule).map(|l| &l.value) {
+            Some(Value::Replication(r)) if r.enabled && r.destination_bucket == replica.bucket => {}
+            Some(_) => violate(
+                "replication",
+                format!(
+                    "replication rule `{id}` of `{}` is disabled or points elsewhere",
+                    backup.bucket
+                ),
+            ),
+            None => violate(
+                "replication",
+                format!(
+                    "`{}` has no replication rule `{id}` to `{}`",
+                    backup.bucket, replica.bucket
+                ),
+            ),
+        }
+        let statement = Address::in_bucket(Kind::S3Policy, &replica.bucket, &id);
+        if replica.read_only && !live.resources.contains_key(&statement) {
+            violate(
+                "replica-policy",
+                format!(
+                    "replica `{}` has no read-only policy statement `{id}`",
+                    replica.bucket
+                ),
+            );
+        }
+    }
+    Some(DrReport {
+        namespace: ns.name.clone(),
+        backups,
+        backup_age_s: age,
+        rpo_s,
+        violations,
+    })
+}
