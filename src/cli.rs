@@ -104,6 +104,23 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
         format: PlanFormat,
     },
+    /// The operator's view: last apply, drift, backend health, consumer lag, DR
+    Status {
+        /// Only this namespace
+        #[arg(value_name = "NAMESPACE")]
+        namespace: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Write Namespace YAML from live state, to adopt an existing cluster
+    Import {
+        /// Directory the namespace files are written to
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Only topics whose names match this regular expression
+        #[arg(long, value_name = "REGEX")]
+        topics: Option<String>,
+    },
     /// Print the JSON Schema of a kind, or write both to a directory
     Schema {
         /// Kind to print

@@ -4,6 +4,7 @@
 mod apply;
 mod plan;
 mod schema;
+mod status;
 mod validate;
 
 use std::collections::HashMap;
@@ -60,6 +61,8 @@ pub enum Error {
     /// The person at the terminal said no.
     #[error("apply cancelled; nothing was changed")]
     Cancelled,
+    #[error("there is no namespace `{name}` in environment `{env}`")]
+    UnknownNamespace { name: String, env: String },
     /// Apply without a terminal to confirm on.
     #[error("refusing to apply without confirmation: there is no terminal to ask on")]
     NeedsApproval,
@@ -132,6 +135,8 @@ fn run(cli: &Cli) -> Result<Exit, Error> {
                 batch: usize::from(*batch_size),
             },
         ),
+        Command::Status { namespace, format } => status::run(cli, namespace.as_deref(), *format),
+        Command::Import { .. } => Err(Error::Invalid(0)),
         Command::Schema { kind, out, check } => schema::run(*kind, out.as_deref(), *check),
     }
 }

@@ -25,6 +25,8 @@ pub struct Target {
     pub state: Box<dyn StateStore>,
     /// The environment's S3, also for DR compliance checks.
     pub s3: Option<Arc<S3Backend>>,
+    /// The environment's Kafka, also for health and consumer lag.
+    pub kafka: Option<Arc<KafkaBackend>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,10 +43,12 @@ impl Target {
     /// The real systems of an environment: its Kafka cluster, and its etcd
     /// for both the records and sluice's state. Fails when etcd does not answer.
     pub async fn connect(env: &Environment) -> Result<Target, ConnectError> {
-        let kafka = KafkaBackend::connect(&env.kafka)?;
+        let kafka = Arc::new(KafkaBackend::connect(&env.kafka)?);
         let etcd = crate::backend::etcd::connect(&env.etcd).await?;
-        let mut backends: Vec<Box<dyn Backend>> =
-            vec![Box::new(kafka), Box::new(EtcdBackend::new(etcd.clone()))];
+        let mut backends: Vec<Box<dyn Backend>> = vec![
+            Box::new(kafka.clone()),
+            Box::new(EtcdBackend::new(etcd.clone())),
+        ];
         let s3 = match &env.s3 {
             Some(s3) => Some(Arc::new(S3Backend::connect(s3).await?)),
             None => None,
@@ -56,6 +60,7 @@ impl Target {
             backends,
             state: Box::new(EtcdState::new(etcd, &env.etcd.prefix, &env.name)),
             s3,
+            kafka: Some(kafka),
         })
     }
 

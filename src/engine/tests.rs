@@ -33,6 +33,7 @@ fn world() -> World {
         backends: vec![Box::new(kafka.clone()), Box::new(etcd.clone())],
         state: Box::new(state.clone()),
         s3: None,
+        kafka: None,
     };
     World {
         kafka,

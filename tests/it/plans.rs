@@ -94,6 +94,7 @@ async fn run_case(case: &Path) -> (String, Option<String>) {
         ],
         state: Box::new(state.clone()),
         s3: None,
+        kafka: None,
     };
 
     if case.join("applied").is_dir() {
