@@ -5,7 +5,8 @@
 //! resolved per environment) → [`resource`] (what it becomes live) →
 //! [`backend`] (the live systems) and [`state`] (sluice's own, in etcd) →
 //! [`plan`] (a pure diff) → [`engine`] (plan and apply) → [`render`], with
-//! [`commands`] wiring it to the command line.
+//! [`commands`] wiring it to the command line. [`import`] runs the other way:
+//! live state back to namespace YAML.
 
 pub mod backend;
 pub mod cli;
@@ -14,6 +15,7 @@ pub mod config;
 pub mod desired;
 pub mod diag;
 pub mod engine;
+pub mod import;
 pub mod plan;
 pub mod render;
 pub mod resource;

@@ -56,6 +56,31 @@ impl EtcdBackend {
     }
 }
 
+impl EtcdBackend {
+    /// Every record under a prefix, by key; values that are not JSON are left out.
+    pub async fn records(
+        &self,
+        prefix: &str,
+    ) -> Result<BTreeMap<String, serde_json::Value>, BackendError> {
+        let resp = self
+            .client
+            .clone()
+            .get(prefix, Some(GetOptions::new().with_prefix()))
+            .await
+            .map_err(read_error)?;
+        Ok(resp
+            .kvs()
+            .iter()
+            .filter_map(|kv| {
+                Some((
+                    String::from_utf8_lossy(kv.key()).into_owned(),
+                    serde_json::from_slice(kv.value()).ok()?,
+                ))
+            })
+            .collect())
+    }
+}
+
 /// The "directory" of a key: `/sluice/namespaces/` for `/sluice/namespaces/orders`.
 fn parent(key: &str) -> &str {
     key.rfind('/').map_or("", |i| &key[..=i])

@@ -2,6 +2,7 @@
 //! exit status. Output goes through here, never from library code.
 
 mod apply;
+mod import;
 mod plan;
 mod schema;
 mod status;
@@ -61,6 +62,12 @@ pub enum Error {
     /// The person at the terminal said no.
     #[error("apply cancelled; nothing was changed")]
     Cancelled,
+    /// `import --topics` is not a regular expression.
+    #[error("`--topics` is not a regular expression: {0}")]
+    Pattern(String),
+    /// `import` would overwrite namespace files.
+    #[error("refusing to overwrite {}; import into an empty directory", .0.join(", "))]
+    Exists(Vec<String>),
     #[error("there is no namespace `{name}` in environment `{env}`")]
     UnknownNamespace { name: String, env: String },
     /// Apply without a terminal to confirm on.
@@ -136,7 +143,7 @@ fn run(cli: &Cli) -> Result<Exit, Error> {
             },
         ),
         Command::Status { namespace, format } => status::run(cli, namespace.as_deref(), *format),
-        Command::Import { .. } => Err(Error::Invalid(0)),
+        Command::Import { out, topics } => import::run(cli, out, topics.as_deref()),
         Command::Schema { kind, out, check } => schema::run(*kind, out.as_deref(), *check),
     }
 }

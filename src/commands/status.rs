@@ -192,7 +192,11 @@ async fn gather(
                 .iter()
                 .filter(|t| {
                     matches!(
-                        planned.live.resources.get(&Address::topic(&t.name)).map(|l| &l.value),
+                        planned
+                            .live
+                            .resources
+                            .get(&Address::topic(&t.name))
+                            .map(|l| &l.value),
                         Some(Value::Topic(_))
                     )
                 })
@@ -220,7 +224,8 @@ async fn gather(
 
 fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
-    t.load_style(NOTHING).set_header(header.iter().map(Cell::new));
+    t.load_style(NOTHING)
+        .set_header(header.iter().map(Cell::new));
     t
 }
 

@@ -80,6 +80,30 @@ impl KafkaBackend {
         .await?
     }
 
+    /// Every topic's name, internal ones (`__…`) left out.
+    pub async fn topic_names(&self) -> Result<Vec<String>, BackendError> {
+        self.sent("Metadata");
+        self.blocking(|admin| {
+            admin
+                .inner()
+                .fetch_metadata(None, TIMEOUT)
+                .map(|m| {
+                    m.topics()
+                        .iter()
+                        .map(|t| t.name().to_owned())
+                        .filter(|n| !n.starts_with("__"))
+                        .collect()
+                })
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .and_then(|r| r)
+        .map_err(|message| BackendError::Read {
+            system: System::Kafka,
+            message,
+        })
+    }
+
     /// A consumer group's lag on topics: per partition, the high watermark
     /// against the group's committed offset. Reads only; it joins no group.
     pub async fn consumer_lag(

@@ -1,0 +1,108 @@
+//! `sluice import --env E --out DIR [--topics REGEX]`: Namespace YAML from
+//! live state. Read-only against the live systems; it writes only new files.
+
+use std::path::Path;
+
+use super::{Error, Exit, load_desired, runtime};
+use crate::backend::etcd::{EtcdBackend, connect};
+use crate::backend::kafka::KafkaBackend;
+use crate::backend::s3::S3Backend;
+use crate::backend::{Backend, LiveState};
+use crate::cli::Cli;
+use crate::engine::EngineError;
+use crate::import::{Estate, namespaces};
+use crate::resource::expand::etcd_key;
+use crate::resource::{Address, Value};
+
+const MODELINE: &str = "# yaml-language-server: $schema=../schemas/namespace.schema.json\n";
+
+pub fn run(cli: &Cli, out: &Path, topics: Option<&str>) -> Result<Exit, Error> {
+    let pattern = topics
+        .map(regex::Regex::new)
+        .transpose()
+        .map_err(|e| Error::Pattern(e.to_string()))?;
+    let (_, desired) = load_desired(cli, None)?;
+    let env = &desired.environment;
+    let estate = runtime().block_on(async {
+        let kafka = KafkaBackend::connect(&env.kafka)?;
+        let names: Vec<String> = kafka
+            .topic_names()
+            .await
+            .map_err(EngineError::from)?
+            .into_iter()
+            .filter(|n| pattern.as_ref().is_none_or(|p| p.is_match(n)))
+            .collect();
+        let addresses: Vec<Address> = names.iter().map(|n| Address::topic(n)).collect();
+        let live = kafka.read(&addresses).await.map_err(EngineError::from)?;
+        let mut estate = Estate::default();
+        for (address, l) in live.resources {
+            if let Value::Topic(t) = l.value {
+                estate.topics.insert(address.name().to_owned(), t);
+            }
+        }
+        let etcd = EtcdBackend::new(connect(&env.etcd).await?);
+        let root = etcd_key(&env.etcd.prefix, "");
+        for (key, record) in etcd.records(&root).await.map_err(EngineError::from)? {
+            let Some(rest) = key.strip_prefix(&root) else {
+                continue;
+            };
+            // sluice's own state is not desired state.
+            if ["namespaces/", "grants/", "alerts/", "dr/"]
+                .iter()
+                .any(|p| rest.starts_with(p))
+            {
+                estate.records.insert(rest.to_owned(), record);
+            }
+        }
+        // With `--topics`, only the namespaces of the chosen topics.
+        if pattern.is_some() {
+            let kept: std::collections::BTreeSet<String> =
+                crate::import::namespaces(&estate).into_keys().collect();
+            estate
+                .records
+                .retain(|k, _| k.split_once('/').is_some_and(|(_, ns)| kept.contains(ns)));
+        }
+        estate.s3 = match &env.s3 {
+            Some(s3) if !estate.dr_addresses().is_empty() => S3Backend::connect(s3)
+                .await?
+                .read(&estate.dr_addresses())
+                .await
+                .map_err(EngineError::from)?,
+            _ => LiveState::default(),
+        };
+        Ok::<_, Error>(estate)
+    })?;
+
+    let docs = namespaces(&estate);
+    let files: Vec<_> = docs
+        .keys()
+        .map(|ns| out.join(format!("{ns}.yaml")))
+        .collect();
+    let existing: Vec<String> = files
+        .iter()
+        .filter(|f| f.exists())
+        .map(|f| f.display().to_string())
+        .collect();
+    if !existing.is_empty() {
+        return Err(Error::Exists(existing));
+    }
+    let write_error = |source| Error::Write {
+        path: out.display().to_string(),
+        source,
+    };
+    std::fs::create_dir_all(out).map_err(write_error)?;
+    for (doc, path) in docs.values().zip(&files) {
+        let yaml = serde_saphyr::to_string(doc).expect("a namespace document is YAML");
+        std::fs::write(path, format!("{MODELINE}{yaml}")).map_err(|source| Error::Write {
+            path: path.display().to_string(),
+            source,
+        })?;
+    }
+    eprintln!(
+        "Wrote {} namespace(s) with {} topic(s) to {}. Check them with `sluice plan`: it should show no changes, and the next apply adopts them.",
+        docs.len(),
+        estate.topics.len(),
+        out.display()
+    );
+    Ok(Exit::Success)
+}
