@@ -132,7 +132,7 @@ impl TestRepo {
     /// Writes `sluice.yaml` with one `local` environment; `extra` goes under `spec`.
     pub fn workspace(&self, extra: &str) {
         let text = format!(
-            "apiVersion: sluice/v1\nkind: Workspace\nspec:\n  environments:\n    local:\n      stage: dev\n      kafka:\n        bootstrap_servers: [\"127.0.0.1:9\"]\n        brokers: 1\n      etcd:\n        endpoints: [\"http://127.0.0.1:9\"]\n      defaults:\n        replication_factor: 1\n{extra}"
+            "apiVersion: sluice/v1\nkind: Workspace\nspec:\n  environments:\n    local:\n      stage: dev\n      kafka:\n        bootstrap_servers: [\"127.0.0.1:9\"]\n        brokers: 1\n      s3:\n        region: us-east-1\n        endpoint: http://127.0.0.1:9\n        path_style: true\n        replication_role: arn:aws:iam::123456789012:role/tests\n      etcd:\n        endpoints: [\"http://127.0.0.1:9\"]\n      defaults:\n        replication_factor: 1\n{extra}"
         );
         std::fs::write(self.dir.path().join("sluice.yaml"), text).unwrap();
     }
@@ -171,11 +171,48 @@ impl TestRepo {
         let mut cmd = sluice(self.dir.path());
         cmd.env("SLUICE_KAFKA_BOOTSTRAP", &self.services.kafka)
             .env("SLUICE_ETCD_ENDPOINTS", &self.services.etcd)
-            .env("SLUICE_ETCD_PREFIX", self.prefix());
+            .env("SLUICE_ETCD_PREFIX", self.prefix())
+            .env("SLUICE_S3_ENDPOINT", &self.services.s3)
+            .env("AWS_ACCESS_KEY_ID", "sluice-local")
+            .env("AWS_SECRET_ACCESS_KEY", "sluice-local");
         cmd
+    }
+
+    /// A bucket name of this test.
+    pub fn bucket(&self, short: &str) -> String {
+        format!("{}-{short}", self.tag)
+    }
+
+    /// An S3 client for the local server.
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        s3_client(&self.services.s3)
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
         run(self.sluice().args(args))
     }
+}
+
+/// An S3 client for an S3-compatible server at `endpoint`.
+pub fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
+    use aws_sdk_s3::config::{
+        BehaviorVersion, Credentials, Region, RequestChecksumCalculation,
+        ResponseChecksumValidation,
+    };
+    let config = aws_sdk_s3::config::Builder::new()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .force_path_style(true)
+        .credentials_provider(Credentials::new(
+            "sluice-local",
+            "sluice-local",
+            None,
+            None,
+            "static",
+        ))
+        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
 }

@@ -2,6 +2,7 @@
 //! sources, schemas, and the client stack against the real local servers.
 
 mod common;
+mod dr;
 mod git_source;
 mod plans;
 mod reconcile;

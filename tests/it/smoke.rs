@@ -48,27 +48,7 @@ async fn etcd_put_get_and_lease() {
 
 #[tokio::test]
 async fn s3_create_and_list_a_bucket() {
-    use aws_sdk_s3::config::{
-        BehaviorVersion, Credentials, Region, RequestChecksumCalculation,
-        ResponseChecksumValidation,
-    };
-    let s = services();
-    let config = aws_sdk_s3::config::Builder::new()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(&s.s3)
-        .region(Region::new("us-east-1"))
-        .force_path_style(true)
-        .credentials_provider(Credentials::new(
-            "sluice-local",
-            "sluice-local",
-            None,
-            None,
-            "static",
-        ))
-        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-        .build();
-    let client = aws_sdk_s3::Client::from_conf(config);
+    let client = crate::common::s3_client(&services().s3);
     let bucket = unique("smoke");
     client
         .create_bucket()

@@ -1,0 +1,311 @@
+//! Disaster recovery against the real S3 server (moto), with Kafka and etcd:
+//! buckets and their shared documents, drift, compliance, failed reads.
+
+use std::time::Duration;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{
+    BucketLifecycleConfiguration, BucketVersioningStatus, ExpirationStatus, LifecycleExpiration,
+    LifecycleRule, LifecycleRuleFilter, VersioningConfiguration,
+};
+
+use crate::common::{Run, TestRepo};
+
+fn ok(run: &Run) {
+    assert_eq!(run.code, 0, "{}", run.all_output());
+}
+
+/// A workspace that declares the test's two buckets.
+fn declare_buckets(repo: &TestRepo) {
+    repo.workspace(&format!(
+        "  disaster_recovery:\n    regions: [us-east-1, eu-west-1]\n    buckets:\n      {}:\n        region: us-east-1\n      {}:\n        region: eu-west-1\n",
+        repo.bucket("backups"),
+        repo.bucket("replica")
+    ));
+}
+
+/// Namespace `dr` backing up to the test's bucket; `extra` goes under
+/// `disaster_recovery` (replication, rpo, pitr).
+fn dr_namespace(repo: &TestRepo, retain: &str, extra: &str) {
+    repo.namespace(
+        "dr",
+        &format!(
+            "  topics:\n    - name: {{tag}}-dr\n      partitions: 1\n  disaster_recovery:\n    backup:\n      bucket: {}\n      prefix: dr/\n      retain: {retain}\n{extra}",
+            repo.bucket("backups")
+        ),
+    );
+}
+
+fn replicated(repo: &TestRepo, read_only: bool) -> String {
+    format!(
+        "    replication:\n      bucket: {}\n      region: eu-west-1\n      read_only: {read_only}\n    pitr:\n      window: 7d\n",
+        repo.bucket("replica")
+    )
+}
+
+#[tokio::test]
+async fn apply_dr_then_plan_has_no_changes() {
+    let repo = TestRepo::new();
+    declare_buckets(&repo);
+    dr_namespace(&repo, "30d", &replicated(&repo, true));
+    ok(&repo.run(&["apply", "--auto-approve"]));
+    let plan = repo.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{}", plan.all_output());
+
+    let s3 = repo.s3();
+    let (backups, replica) = (repo.bucket("backups"), repo.bucket("replica"));
+    let id = format!("sluice-{}", repo.name("dr"));
+    for b in [&backups, &replica] {
+        let v = s3.get_bucket_versioning().bucket(b).send().await.unwrap();
+        assert_eq!(v.status(), Some(&BucketVersioningStatus::Enabled), "{b}");
+        let tags = s3.get_bucket_tagging().bucket(b).send().await.unwrap();
+        assert!(
+            tags.tag_set()
+                .iter()
+                .any(|t| t.key() == "managed-by" && t.value() == "sluice")
+        );
+    }
+    let lifecycle = s3
+        .get_bucket_lifecycle_configuration()
+        .bucket(&backups)
+        .send()
+        .await
+        .unwrap();
+    let rule = &lifecycle.rules()[0];
+    assert_eq!(rule.id(), Some(id.as_str()));
+    assert_eq!(rule.expiration().and_then(|e| e.days()), Some(30));
+    let replication = s3
+        .get_bucket_replication()
+        .bucket(&backups)
+        .send()
+        .await
+        .unwrap();
+    let rules = replication.replication_configuration().unwrap().rules();
+    assert_eq!(rules[0].id(), Some(id.as_str()));
+    let policy = s3
+        .get_bucket_policy()
+        .bucket(&replica)
+        .send()
+        .await
+        .unwrap();
+    assert!(policy.policy().unwrap().contains(&id));
+}
+
+#[tokio::test]
+async fn foreign_rules_and_statements_survive_an_apply_byte_for_byte() {
+    let repo = TestRepo::new();
+    declare_buckets(&repo);
+    dr_namespace(&repo, "30d", &replicated(&repo, true));
+    ok(&repo.run(&["apply", "--auto-approve"]));
+    let s3 = repo.s3();
+    let (backups, replica) = (repo.bucket("backups"), repo.bucket("replica"));
+
+    // Another tool's lifecycle rule beside sluice's.
+    let theirs = LifecycleRule::builder()
+        .id("their-tmp-expiry")
+        .filter(LifecycleRuleFilter::builder().prefix("tmp/").build())
+        .status(ExpirationStatus::Enabled)
+        .expiration(LifecycleExpiration::builder().days(1).build())
+        .build()
+        .unwrap();
+    let mut rules = s3
+        .get_bucket_lifecycle_configuration()
+        .bucket(&backups)
+        .send()
+        .await
+        .unwrap()
+        .rules()
+        .to_vec();
+    rules.insert(0, theirs.clone());
+    s3.put_bucket_lifecycle_configuration()
+        .bucket(&backups)
+        .lifecycle_configuration(
+            BucketLifecycleConfiguration::builder()
+                .set_rules(Some(rules))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // And a foreign policy statement, written with its own spacing.
+    let foreign = r#"{ "Sid": "AuditorsRead",  "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:role/auditor"}, "Action": "s3:GetObject", "Resource": "arn:aws:s3:::BUCKET/*" }"#
+        .replace("BUCKET", &replica);
+    let current = s3
+        .get_bucket_policy()
+        .bucket(&replica)
+        .send()
+        .await
+        .unwrap();
+    let current = current.policy().unwrap();
+    let statements = current
+        .split_once("\"Statement\":[")
+        .unwrap()
+        .1
+        .trim_end_matches('}')
+        .trim_end_matches(']');
+    let with_foreign =
+        format!(r#"{{"Version":"2012-10-17","Statement":[{foreign},{statements}]}}"#);
+    s3.put_bucket_policy()
+        .bucket(&replica)
+        .policy(&with_foreign)
+        .send()
+        .await
+        .unwrap();
+
+    // sluice changes its own rule and drops its own statement.
+    dr_namespace(&repo, "60d", &replicated(&repo, false));
+    ok(&repo.run(&["apply", "--auto-approve", "--allow-delete"]));
+
+    let rules = s3
+        .get_bucket_lifecycle_configuration()
+        .bucket(&backups)
+        .send()
+        .await
+        .unwrap()
+        .rules()
+        .to_vec();
+    assert!(rules.contains(&theirs), "{rules:#?}");
+    let ours = rules
+        .iter()
+        .find(|r| r.id() == Some(&format!("sluice-{}", repo.name("dr"))))
+        .unwrap();
+    assert_eq!(ours.expiration().and_then(|e| e.days()), Some(60));
+    let policy = s3
+        .get_bucket_policy()
+        .bucket(&replica)
+        .send()
+        .await
+        .unwrap();
+    let policy = policy.policy().unwrap();
+    assert!(policy.contains(&foreign), "{policy}");
+    assert!(!policy.contains("sluice-"), "{policy}");
+    let plan = repo.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{}", plan.all_output());
+}
+
+#[tokio::test]
+async fn versioning_suspended_out_of_band_is_drift_and_apply_restores_it() {
+    let repo = TestRepo::new();
+    declare_buckets(&repo);
+    dr_namespace(&repo, "30d", "");
+    ok(&repo.run(&["apply", "--auto-approve"]));
+    let s3 = repo.s3();
+    let backups = repo.bucket("backups");
+    s3.put_bucket_versioning()
+        .bucket(&backups)
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Suspended)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let drift = repo.run(&["drift"]);
+    assert_eq!(drift.code, 2, "{}", drift.all_output());
+    assert!(
+        drift
+            .stdout
+            .contains(&format!("~ s3.bucket/{backups}  (drift)")),
+        "{}",
+        drift.stdout
+    );
+    assert!(
+        drift.stdout.contains("versioning:  false → true"),
+        "{}",
+        drift.stdout
+    );
+    ok(&repo.run(&["apply", "--auto-approve"]));
+    let v = s3
+        .get_bucket_versioning()
+        .bucket(&backups)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(v.status(), Some(&BucketVersioningStatus::Enabled));
+    ok(&repo.run(&["drift"]));
+}
+
+#[tokio::test]
+async fn a_backup_older_than_the_rpo_is_a_violation_and_a_fresh_one_clears_it() {
+    let repo = TestRepo::new();
+    declare_buckets(&repo);
+    dr_namespace(&repo, "30d", "    rpo: 3s\n");
+    ok(&repo.run(&["apply", "--auto-approve"]));
+    let s3 = repo.s3();
+    let backups = repo.bucket("backups");
+    let put = |key: &'static str| {
+        s3.put_object()
+            .bucket(&backups)
+            .key(key)
+            .body(ByteStream::from_static(b"backup"))
+            .send()
+    };
+    put("dr/0001.tar").await.unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    let drift = repo.run(&["drift", "--format", "json"]);
+    assert_eq!(drift.code, 2, "{}", drift.all_output());
+    let report = &drift.json()["dr"][0];
+    assert_eq!(report["violations"][0]["check"], "backup-age", "{report}");
+    assert!(report["backup_age_s"].as_u64().unwrap() >= 4, "{report}");
+    let text = repo.run(&["drift"]);
+    assert!(
+        text.stdout.contains("older than the RPO of 3s"),
+        "{}",
+        text.stdout
+    );
+
+    put("dr/0002.tar").await.unwrap();
+    let drift = repo.run(&["drift", "--format", "json"]);
+    assert_eq!(drift.code, 0, "{}", drift.all_output());
+    assert_eq!(drift.json()["dr"][0]["violations"], serde_json::json!([]));
+}
+
+#[test]
+fn with_s3_stopped_plan_fails_and_plans_no_deletes() {
+    let repo = TestRepo::new();
+    declare_buckets(&repo);
+    dr_namespace(&repo, "30d", &replicated(&repo, true));
+    ok(&repo.run(&["apply", "--auto-approve"]));
+    let down = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let plan = crate::common::run(
+        repo.sluice()
+            .env("SLUICE_S3_ENDPOINT", format!("http://{down}"))
+            .args(["plan", "--detailed-exitcode"]),
+    );
+    assert_eq!(plan.code, 1, "{}", plan.all_output());
+    assert!(plan.stderr.contains("cannot read S3"), "{}", plan.stderr);
+    assert!(!plan.stdout.contains("to delete"), "{}", plan.stdout);
+    assert!(!plan.stdout.contains("- s3."), "{}", plan.stdout);
+}
+
+#[test]
+fn a_missing_replication_target_is_blocked_with_file_and_line() {
+    let repo = TestRepo::new();
+    // No bucket catalog: the replica is not sluice's to create.
+    dr_namespace(&repo, "30d", &replicated(&repo, false));
+    let plan = repo.run(&["plan"]);
+    assert_eq!(plan.code, 1, "{}", plan.all_output());
+    let blocked = format!(
+        "! s3.replication/{}/sluice-{}  namespaces/dr.yaml:",
+        repo.bucket("backups"),
+        repo.name("dr")
+    );
+    assert!(plan.stdout.contains(&blocked), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains(&format!(
+            "bucket `{}` does not exist and is not declared",
+            repo.bucket("replica")
+        )),
+        "{}",
+        plan.stdout
+    );
+    let apply = repo.run(&["apply", "--auto-approve"]);
+    assert_eq!(apply.code, 1, "{}", apply.all_output());
+}
