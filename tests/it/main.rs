@@ -1,6 +1,7 @@
 //! Integration tests: the `sluice` binary on fixtures and examples, Git
 //! sources, schemas, and the client stack against the real local servers.
 
+mod adopt;
 mod common;
 mod dr;
 mod git_source;
