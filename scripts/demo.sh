@@ -51,13 +51,32 @@ show $sluice apply --repo examples --auto-approve
 say "Planning again: nothing to do (--detailed-exitcode exits 0)"
 show $sluice plan --repo examples --detailed-exitcode
 
+s3() { scripts/services.sh python scripts/s3.py "$@"; }
+
+say "Disaster recovery: the example DR policies are live in S3; status shows what is missing"
+show $sluice status --repo examples || echo "(exit $?: attention needed)"
+
+say "Backups land (a backup job would write these), and the namespaces comply"
+show s3 put platform-dr-backups payments/backup-0001.tar
+show s3 put platform-dr-backups user-events/backup-0001.tar
+show $sluice status --repo examples
+
+say "A backup older than its RPO is a violation (a copy of examples/ with payments' RPO at 5s, after 6s)"
+rm -rf .services/dr && mkdir -p .services/dr && cp -r examples/sluice.yaml examples/namespaces .services/dr/
+sed -i 's/rpo: 5m/rpo: 5s/' .services/dr/namespaces/payments.yaml
+sleep 6
+show $sluice drift --repo .services/dr || echo "(exit $?: a compliance violation)"
+show s3 put platform-dr-backups payments/backup-0002.tar
+show $sluice drift --repo .services/dr || echo "(exit $?: the copy's shorter RPO is a pending change; the violation is gone)"
+
 say "Changing things behind sluice's back, with the servers' own tools"
+show s3 suspend-versioning platform-dr-replica
 record=$(etcdctl --endpoints "$SLUICE_ETCD_ENDPOINTS" get /sluice/namespaces/orders --print-value-only)
 edited=$(printf '%s' "$record" | python3 -c 'import json,sys; r=json.load(sys.stdin); r["owner"]="someone-else"; print(json.dumps(r))')
 show etcdctl --endpoints "$SLUICE_ETCD_ENDPOINTS" put /sluice/namespaces/orders "$edited"
 show scripts/services.sh tansu topic delete orders.dlq --broker "tcp://$SLUICE_KAFKA_BOOTSTRAP"
 
-say "sluice drift catches both (exit 2)"
+say "sluice drift catches all three (exit 2)"
 show $sluice drift --repo examples || echo "(exit $?: drift)"
 
 say "apply restores the desired state; drift is clean again"
@@ -69,4 +88,9 @@ rm -rf .services/pr && mkdir -p .services/pr && cp -r examples/sluice.yaml examp
 sed -i 's/retention: 3d/retention: 5d/' .services/pr/namespaces/orders.yaml
 show $sluice plan --repo .services/pr --format markdown
 
-$keep && echo "Servers keep running; stop them with scripts/services.sh down."
+say "Adopting an existing cluster: import writes Namespace YAML from live state, and plan shows no changes"
+rm -rf .services/imported && mkdir -p .services/imported && cp examples/sluice.yaml .services/imported/
+show $sluice import --repo .services/imported --out .services/imported/namespaces
+show $sluice plan --repo .services/imported --detailed-exitcode
+
+if $keep; then echo "Servers keep running; stop them with scripts/services.sh down."; fi

@@ -8,6 +8,7 @@
 #   scripts/services.sh status   show what runs
 #   scripts/services.sh install  only install
 #   scripts/services.sh tansu …  run the tansu CLI (e.g. `tansu topic list --broker tcp://…`)
+#   scripts/services.sh python … the tools' Python, which has boto3 (the demo's S3 edits)
 #
 # Installs are idempotent and cached: Debian packages once per machine, the Python
 # tools (moto, tansu) in $SLUICE_TOOLS_DIR (default ~/.cache/sluice/tools). Runtime
@@ -209,5 +210,6 @@ case "${1:-}" in
   status) status ;;
   install) install_all ;;
   tansu) shift; exec "$(tansu_bin)" "$@" ;;
-  *) echo "usage: $0 up|down|env|status|install|tansu ARGS" >&2; exit 2 ;;
+  python) shift; install_python_tools; exec "$venv/bin/python" "$@" ;;
+  *) echo "usage: $0 up|down|env|status|install|tansu ARGS|python ARGS" >&2; exit 2 ;;
 esac

@@ -19,7 +19,9 @@ fn config(repo: &TestRepo) -> ClientConfig {
     c
 }
 
-async fn create_topics(repo: &TestRepo, topics: &[(&str, i32, &[(&str, &str)])]) {
+type Seed<'a> = (&'a str, i32, &'a [(&'a str, &'a str)]);
+
+async fn create_topics(repo: &TestRepo, topics: &[Seed<'_>]) {
     let admin: AdminClient<DefaultClientContext> = config(repo).create().unwrap();
     let new: Vec<NewTopic> = topics
         .iter()
