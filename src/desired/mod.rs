@@ -140,7 +140,12 @@ fn check_dr_targets(env: &Environment, namespaces: &[NamespaceState], diags: &mu
             continue;
         };
         let Some(s3) = &env.s3 else {
-            if dr.backup.is_some() || dr.replication.is_some() {
+            let at = dr
+                .backup
+                .as_ref()
+                .map(|b| &b.source)
+                .or(dr.replication.as_ref().map(|r| &r.source));
+            if let Some(at) = at {
                 diags.push(
                     Diagnostic::error(
                         "dr-without-s3",
@@ -149,7 +154,7 @@ fn check_dr_targets(env: &Environment, namespaces: &[NamespaceState], diags: &mu
                             ns.name, env.name
                         ),
                     )
-                    .at_span(&dr.source)
+                    .at_span(at)
                     .hint(format!(
                         "add `s3:` (region, and endpoint for S3-compatible servers) to `spec.environments.{}`, or limit the namespace's `environments`",
                         env.name
@@ -158,7 +163,9 @@ fn check_dr_targets(env: &Environment, namespaces: &[NamespaceState], diags: &mu
             }
             continue;
         };
-        if dr.replication.is_some() && s3.replication_role.is_none() {
+        if let Some(replica) = &dr.replication
+            && s3.replication_role.is_none()
+        {
             diags.push(
                 Diagnostic::error(
                     "replication-without-role",
@@ -167,7 +174,7 @@ fn check_dr_targets(env: &Environment, namespaces: &[NamespaceState], diags: &mu
                         ns.name, env.name
                     ),
                 )
-                .at_span(&dr.source)
+                .at_span(&replica.source)
                 .hint(format!(
                     "set `spec.environments.{}.s3.replication_role` to the IAM role S3 replicates with",
                     env.name
