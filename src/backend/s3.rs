@@ -14,7 +14,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
-use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::DateTime;
 use aws_sdk_s3::types::{
     BucketLifecycleConfiguration, BucketLocationConstraint, BucketVersioningStatus,
@@ -47,7 +47,7 @@ pub struct S3Backend {
     clients: Mutex<HashMap<String, Client>>,
 }
 
-/// A bucket as read: sluice's view of its settings, and its shared documents.
+/// A bucket's shared documents, as read.
 #[derive(Clone, Debug, Default)]
 struct BucketDocs {
     lifecycle: Vec<LifecycleRule>,
@@ -55,10 +55,10 @@ struct BucketDocs {
     policy: Option<String>,
 }
 
-fn read_error(what: &str, e: impl std::fmt::Display) -> BackendError {
+fn read_error(message: String) -> BackendError {
     BackendError::Read {
         system: System::S3,
-        message: format!("{what}: {e}"),
+        message,
     }
 }
 
@@ -68,7 +68,7 @@ fn code<E: ProvideErrorMetadata>(e: &E) -> &str {
 }
 
 /// An S3 error as one line: its code and message, or the transport failure.
-fn describe<E, R>(e: &aws_sdk_s3::error::SdkError<E, R>) -> String
+fn describe<E, R>(e: &SdkError<E, R>) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
@@ -86,6 +86,125 @@ where
             text
         }
     }
+}
+
+/// An S3 answer: `Some`, `None` when S3 says the thing was never set (one of
+/// the `absent` codes), or the failure as one line naming the request.
+fn answer<T, E, R>(
+    result: Result<T, SdkError<E, R>>,
+    op: &str,
+    bucket: &str,
+    absent: &[&str],
+) -> Result<Option<T>, String>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(r) => Ok(Some(r)),
+        Err(e) if absent.contains(&code(&e)) => Ok(None),
+        Err(e) => Err(format!("{op} {bucket}: {}", describe(&e))),
+    }
+}
+
+/// A write's outcome: S3's refusal becomes the change's error.
+fn written<T, E, R>(
+    result: Result<T, SdkError<E, R>>,
+    op: &str,
+    bucket: &str,
+) -> Result<(), BackendError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    answer(result, op, bucket, &[])
+        .map(|_| ())
+        .map_err(BackendError::Rejected)
+}
+
+fn rejected(op: &str, bucket: &str, e: impl std::fmt::Display) -> BackendError {
+    BackendError::Rejected(format!("{op} {bucket}: {e}"))
+}
+
+/// Each of a document's changes: the rule ID or Sid, and the value to write
+/// (`None`: remove it).
+fn owned<'a>(changes: &'a [&'a Change]) -> impl Iterator<Item = (&'a str, Option<&'a Value>)> {
+    changes.iter().map(|c| {
+        let value = match c.action {
+            Action::Create | Action::Update => c.desired.as_ref(),
+            Action::Delete | Action::Blocked => None,
+        };
+        (c.address.bucket_and_id().1.unwrap_or_default(), value)
+    })
+}
+
+// One reader per setting or document, shared by the plan's read and the
+// apply's read-merge-write.
+
+async fn tags_of(c: &Client, bucket: &str) -> Result<BTreeMap<String, String>, String> {
+    let tags = answer(
+        c.get_bucket_tagging().bucket(bucket).send().await,
+        "GetBucketTagging",
+        bucket,
+        &["NoSuchTagSet", "NoSuchTagSetError"],
+    )?;
+    Ok(tags
+        .map(|t| {
+            t.tag_set()
+                .iter()
+                .map(|t| (t.key().to_owned(), t.value().to_owned()))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// Whether the bucket has any default encryption (KMS counts).
+async fn encrypted(c: &Client, bucket: &str) -> Result<bool, String> {
+    let sse = answer(
+        c.get_bucket_encryption().bucket(bucket).send().await,
+        "GetBucketEncryption",
+        bucket,
+        &["ServerSideEncryptionConfigurationNotFoundError"],
+    )?;
+    Ok(sse
+        .and_then(|s| s.server_side_encryption_configuration().cloned())
+        .is_some_and(|s| !s.rules().is_empty()))
+}
+
+async fn lifecycle_of(c: &Client, bucket: &str) -> Result<Vec<LifecycleRule>, String> {
+    let l = answer(
+        c.get_bucket_lifecycle_configuration()
+            .bucket(bucket)
+            .send()
+            .await,
+        "GetBucketLifecycleConfiguration",
+        bucket,
+        &["NoSuchLifecycleConfiguration"],
+    )?;
+    Ok(l.map(|l| l.rules().to_vec()).unwrap_or_default())
+}
+
+async fn replication_of(
+    c: &Client,
+    bucket: &str,
+) -> Result<Option<ReplicationConfiguration>, String> {
+    let r = answer(
+        c.get_bucket_replication().bucket(bucket).send().await,
+        "GetBucketReplication",
+        bucket,
+        &["ReplicationConfigurationNotFoundError"],
+    )?;
+    Ok(r.and_then(|r| r.replication_configuration().cloned()))
+}
+
+async fn policy_of(c: &Client, bucket: &str) -> Result<Option<String>, String> {
+    let p = answer(
+        c.get_bucket_policy().bucket(bucket).send().await,
+        "GetBucketPolicy",
+        bucket,
+        &["NoSuchBucketPolicy"],
+    )?;
+    Ok(p.and_then(|p| p.policy().map(str::to_owned)))
 }
 
 impl S3Backend {
@@ -149,39 +268,45 @@ impl S3Backend {
 
     /// The bucket's region, or `None` when there is no such bucket.
     async fn region_of(&self, bucket: &str) -> Result<Option<String>, BackendError> {
-        match self
-            .client(&self.home)
-            .get_bucket_location()
-            .bucket(bucket)
-            .send()
-            .await
-        {
-            Ok(r) => Ok(Some(
-                r.location_constraint()
-                    .map(|c| c.as_str())
-                    .filter(|c| !c.is_empty())
-                    .unwrap_or("us-east-1")
-                    .to_owned(),
-            )),
-            Err(e) if code(&e) == "NoSuchBucket" => Ok(None),
-            Err(e) => Err(read_error(
-                &format!("GetBucketLocation {bucket}"),
-                describe(&e),
-            )),
-        }
+        let location = answer(
+            self.client(&self.home)
+                .get_bucket_location()
+                .bucket(bucket)
+                .send()
+                .await,
+            "GetBucketLocation",
+            bucket,
+            &["NoSuchBucket"],
+        )
+        .map_err(read_error)?;
+        Ok(location.map(|r| {
+            r.location_constraint()
+                .map(|c| c.as_str())
+                .filter(|c| !c.is_empty())
+                .unwrap_or("us-east-1")
+                .to_owned()
+        }))
     }
 
-    /// The newest LastModified under a prefix, or `None` when it holds nothing.
+    /// The client for an existing bucket, for a write.
+    async fn client_for(&self, bucket: &str) -> Result<Client, BackendError> {
+        let region = self
+            .region_of(bucket)
+            .await?
+            .ok_or_else(|| BackendError::Rejected(format!("bucket `{bucket}` does not exist")))?;
+        Ok(self.client(&region))
+    }
+
+    /// The newest LastModified under a prefix of a bucket in `region`, or
+    /// `None` when it holds nothing.
     pub async fn newest_object(
         &self,
         bucket: &str,
+        region: &str,
         prefix: &str,
     ) -> Result<Option<DateTime>, BackendError> {
-        let Some(region) = self.region_of(bucket).await? else {
-            return Ok(None);
-        };
         let mut pages = self
-            .client(&region)
+            .client(region)
             .list_objects_v2()
             .bucket(bucket)
             .prefix(prefix)
@@ -190,7 +315,7 @@ impl S3Backend {
         let mut newest: Option<DateTime> = None;
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| {
-                read_error(&format!("ListObjectsV2 {bucket}/{prefix}"), describe(&e))
+                read_error(format!("ListObjectsV2 {bucket}/{prefix}: {}", describe(&e)))
             })?;
             for o in page.contents() {
                 if let Some(t) = o.last_modified()
@@ -212,62 +337,34 @@ impl S3Backend {
             return Ok(None);
         };
         let c = self.client(&region);
-        let (versioning, lock, pab, sse, tags, lifecycle, replication, policy) = tokio::join!(
+        let (versioning, lock, pab, encrypted, tags, lifecycle, replication, policy) = tokio::join!(
             c.get_bucket_versioning().bucket(bucket).send(),
             c.get_object_lock_configuration().bucket(bucket).send(),
             c.get_public_access_block().bucket(bucket).send(),
-            c.get_bucket_encryption().bucket(bucket).send(),
-            c.get_bucket_tagging().bucket(bucket).send(),
-            c.get_bucket_lifecycle_configuration().bucket(bucket).send(),
-            c.get_bucket_replication().bucket(bucket).send(),
-            c.get_bucket_policy().bucket(bucket).send(),
+            encrypted(&c, bucket),
+            tags_of(&c, bucket),
+            lifecycle_of(&c, bucket),
+            replication_of(&c, bucket),
+            policy_of(&c, bucket),
         );
-        let what = |op: &str| format!("{op} {bucket}");
-        // A document that was never set is an answer, not a failure.
-        macro_rules! absent_when {
-            ($result:expr, $op:literal, $($code:literal)|+) => {
-                match $result {
-                    Ok(r) => Some(r),
-                    Err(e) if matches!(code(&e), $($code)|+) => None,
-                    Err(e) => return Err(read_error(&what($op), describe(&e))),
-                }
-            };
-        }
         let versioning =
-            versioning.map_err(|e| read_error(&what("GetBucketVersioning"), describe(&e)))?;
-        let lock = absent_when!(
+            answer(versioning, "GetBucketVersioning", bucket, &[]).map_err(read_error)?;
+        let lock = answer(
             lock,
             "GetObjectLockConfiguration",
-            "ObjectLockConfigurationNotFoundError"
-        );
-        let pab = absent_when!(
+            bucket,
+            &["ObjectLockConfigurationNotFoundError"],
+        )
+        .map_err(read_error)?
+        .and_then(|l| l.object_lock_configuration().cloned());
+        let pab = answer(
             pab,
             "GetPublicAccessBlock",
-            "NoSuchPublicAccessBlockConfiguration"
-        );
-        let sse = absent_when!(
-            sse,
-            "GetBucketEncryption",
-            "ServerSideEncryptionConfigurationNotFoundError"
-        );
-        let tags = absent_when!(
-            tags,
-            "GetBucketTagging",
-            "NoSuchTagSet" | "NoSuchTagSetError"
-        );
-        let lifecycle = absent_when!(
-            lifecycle,
-            "GetBucketLifecycleConfiguration",
-            "NoSuchLifecycleConfiguration"
-        );
-        let replication = absent_when!(
-            replication,
-            "GetBucketReplication",
-            "ReplicationConfigurationNotFoundError"
-        );
-        let policy = absent_when!(policy, "GetBucketPolicy", "NoSuchBucketPolicy");
+            bucket,
+            &["NoSuchPublicAccessBlockConfiguration"],
+        )
+        .map_err(read_error)?;
 
-        let lock = lock.and_then(|l| l.object_lock_configuration().cloned());
         let retention = lock
             .as_ref()
             .and_then(|l| l.rule())
@@ -280,7 +377,8 @@ impl S3Backend {
             });
         let value = BucketValue {
             region,
-            versioning: versioning.status() == Some(&BucketVersioningStatus::Enabled),
+            versioning: versioning.and_then(|v| v.status().cloned())
+                == Some(BucketVersioningStatus::Enabled),
             object_lock_enabled: lock.as_ref().and_then(|l| l.object_lock_enabled())
                 == Some(&ObjectLockEnabled::Enabled),
             object_lock: retention,
@@ -296,34 +394,26 @@ impl S3Backend {
                     .iter()
                     .all(|b| *b == Some(true))
                 }),
-            default_encryption: sse
-                .and_then(|s| s.server_side_encryption_configuration().cloned())
-                .is_some_and(|s| !s.rules().is_empty()),
-            tags: tags
-                .map(|t| {
-                    t.tag_set()
-                        .iter()
-                        .map(|t| (t.key().to_owned(), t.value().to_owned()))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            default_encryption: encrypted.map_err(read_error)?,
+            tags: tags.map_err(read_error)?,
         };
         let docs = BucketDocs {
-            lifecycle: lifecycle.map(|l| l.rules().to_vec()).unwrap_or_default(),
-            replication: replication.and_then(|r| r.replication_configuration().cloned()),
-            policy: policy.and_then(|p| p.policy().map(str::to_owned)),
+            lifecycle: lifecycle.map_err(read_error)?,
+            replication: replication.map_err(read_error)?,
+            policy: policy.map_err(read_error)?,
         };
         Ok(Some((value, docs)))
     }
 
+    /// Applies the changes to one bucket: its settings, or one of its
+    /// documents in one read-merge-write.
     async fn write(&self, bucket: &str, changes: &[&Change]) -> Result<(), BackendError> {
         match changes[0].address.kind() {
-            Kind::S3Bucket => match changes[0].action {
-                Action::Delete => self.delete_bucket(bucket).await,
-                _ => match &changes[0].desired {
-                    Some(Value::Bucket(b)) => self.converge_bucket(bucket, b).await,
-                    _ => Err(not_a(changes[0])),
-                },
+            // A bucket has one address, so one change.
+            Kind::S3Bucket => match (changes[0].action, &changes[0].desired) {
+                (Action::Delete, _) => self.delete_bucket(bucket).await,
+                (_, Some(Value::Bucket(b))) => self.converge_bucket(bucket, b).await,
+                _ => Err(not_a(changes[0])),
             },
             Kind::S3Lifecycle => self.merge_lifecycle(bucket, changes).await,
             Kind::S3Replication => self.merge_replication(bucket, changes).await,
@@ -336,7 +426,6 @@ impl S3Backend {
     /// manages. Each call is idempotent, so a re-run converges.
     async fn converge_bucket(&self, bucket: &str, want: &BucketValue) -> Result<(), BackendError> {
         let c = self.client(&want.region);
-        let rejected = |op: &str, e: String| BackendError::Rejected(format!("{op} {bucket}: {e}"));
         if self.region_of(bucket).await?.is_none() {
             let mut create = c
                 .create_bucket()
@@ -349,124 +438,120 @@ impl S3Backend {
                         .build(),
                 );
             }
-            match create.send().await {
-                Ok(_) => {}
-                Err(e) if code(&e) == "BucketAlreadyOwnedByYou" => {}
-                Err(e) => return Err(rejected("CreateBucket", describe(&e))),
-            }
+            let created = answer(
+                create.send().await,
+                "CreateBucket",
+                bucket,
+                &["BucketAlreadyOwnedByYou"],
+            );
+            created.map_err(BackendError::Rejected)?;
         }
         if want.versioning {
-            c.put_bucket_versioning()
-                .bucket(bucket)
-                .versioning_configuration(
-                    VersioningConfiguration::builder()
-                        .status(BucketVersioningStatus::Enabled)
-                        .build(),
-                )
-                .send()
-                .await
-                .map_err(|e| rejected("PutBucketVersioning", describe(&e)))?;
+            let enabled = VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build();
+            written(
+                c.put_bucket_versioning()
+                    .bucket(bucket)
+                    .versioning_configuration(enabled)
+                    .send()
+                    .await,
+                "PutBucketVersioning",
+                bucket,
+            )?;
         }
         if want.public_access_blocked {
-            c.put_public_access_block()
-                .bucket(bucket)
-                .public_access_block_configuration(
-                    PublicAccessBlockConfiguration::builder()
-                        .block_public_acls(true)
-                        .ignore_public_acls(true)
-                        .block_public_policy(true)
-                        .restrict_public_buckets(true)
+            let all = PublicAccessBlockConfiguration::builder()
+                .block_public_acls(true)
+                .ignore_public_acls(true)
+                .block_public_policy(true)
+                .restrict_public_buckets(true)
+                .build();
+            written(
+                c.put_public_access_block()
+                    .bucket(bucket)
+                    .public_access_block_configuration(all)
+                    .send()
+                    .await,
+                "PutPublicAccessBlock",
+                bucket,
+            )?;
+        }
+        // A bucket encrypted with KMS already meets the bar; keep it.
+        if want.default_encryption
+            && !encrypted(&c, bucket)
+                .await
+                .map_err(BackendError::Rejected)?
+        {
+            let op = "PutBucketEncryption";
+            let aes = ServerSideEncryptionByDefault::builder()
+                .sse_algorithm(ServerSideEncryption::Aes256)
+                .build()
+                .map_err(|e| rejected(op, bucket, e))?;
+            let config = ServerSideEncryptionConfiguration::builder()
+                .rules(
+                    ServerSideEncryptionRule::builder()
+                        .apply_server_side_encryption_by_default(aes)
                         .build(),
                 )
-                .send()
-                .await
-                .map_err(|e| rejected("PutPublicAccessBlock", describe(&e)))?;
-        }
-        if want.default_encryption {
-            let current = c.get_bucket_encryption().bucket(bucket).send().await;
-            let has_some = current.as_ref().is_ok_and(|r| {
-                r.server_side_encryption_configuration()
-                    .is_some_and(|s| !s.rules().is_empty())
-            });
-            // A bucket encrypted with KMS already meets the bar; keep it.
-            if !has_some {
-                let rule = ServerSideEncryptionRule::builder()
-                    .apply_server_side_encryption_by_default(
-                        ServerSideEncryptionByDefault::builder()
-                            .sse_algorithm(ServerSideEncryption::Aes256)
-                            .build()
-                            .map_err(|e| rejected("PutBucketEncryption", e.to_string()))?,
-                    )
-                    .build();
+                .build()
+                .map_err(|e| rejected(op, bucket, e))?;
+            written(
                 c.put_bucket_encryption()
                     .bucket(bucket)
-                    .server_side_encryption_configuration(
-                        ServerSideEncryptionConfiguration::builder()
-                            .rules(rule)
-                            .build()
-                            .map_err(|e| rejected("PutBucketEncryption", e.to_string()))?,
-                    )
+                    .server_side_encryption_configuration(config)
                     .send()
-                    .await
-                    .map_err(|e| rejected("PutBucketEncryption", describe(&e)))?;
-            }
+                    .await,
+                op,
+                bucket,
+            )?;
         }
-        if !want.tags.is_empty() {
-            // Tagging replaces the whole set: keep everyone else's tags.
-            let mut tags: BTreeMap<String, String> =
-                match c.get_bucket_tagging().bucket(bucket).send().await {
-                    Ok(r) => r
-                        .tag_set()
-                        .iter()
-                        .map(|t| (t.key().to_owned(), t.value().to_owned()))
-                        .collect(),
-                    Err(e) if matches!(code(&e), "NoSuchTagSet" | "NoSuchTagSetError") => {
-                        BTreeMap::new()
-                    }
-                    Err(e) => return Err(rejected("GetBucketTagging", describe(&e))),
-                };
-            if want.tags.iter().any(|(k, v)| tags.get(k) != Some(v)) {
-                tags.extend(want.tags.clone());
-                let set = tags
-                    .into_iter()
-                    .map(|(k, v)| Tag::builder().key(k).value(v).build())
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| rejected("PutBucketTagging", e.to_string()))?;
+        // Tagging replaces the whole set: keep everyone else's tags.
+        let mut tags = tags_of(&c, bucket).await.map_err(BackendError::Rejected)?;
+        if want.tags.iter().any(|(k, v)| tags.get(k) != Some(v)) {
+            let op = "PutBucketTagging";
+            tags.extend(want.tags.clone());
+            let set = tags
+                .into_iter()
+                .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| rejected(op, bucket, e))?;
+            let tagging = Tagging::builder()
+                .set_tag_set(Some(set))
+                .build()
+                .map_err(|e| rejected(op, bucket, e))?;
+            written(
                 c.put_bucket_tagging()
                     .bucket(bucket)
-                    .tagging(
-                        Tagging::builder()
-                            .set_tag_set(Some(set))
-                            .build()
-                            .map_err(|e| rejected("PutBucketTagging", e.to_string()))?,
-                    )
+                    .tagging(tagging)
                     .send()
-                    .await
-                    .map_err(|e| rejected("PutBucketTagging", describe(&e)))?;
-            }
+                    .await,
+                op,
+                bucket,
+            )?;
         }
         if let Some(lock) = &want.object_lock {
-            let days = i32::try_from(lock.days).unwrap_or(i32::MAX);
-            c.put_object_lock_configuration()
-                .bucket(bucket)
-                .object_lock_configuration(
-                    ObjectLockConfiguration::builder()
-                        .object_lock_enabled(ObjectLockEnabled::Enabled)
-                        .rule(
-                            ObjectLockRule::builder()
-                                .default_retention(
-                                    DefaultRetention::builder()
-                                        .mode(ObjectLockRetentionMode::from(lock.mode.as_str()))
-                                        .days(days)
-                                        .build(),
-                                )
-                                .build(),
-                        )
+            let retention = DefaultRetention::builder()
+                .mode(ObjectLockRetentionMode::from(lock.mode.as_str()))
+                .days(i32::try_from(lock.days).unwrap_or(i32::MAX))
+                .build();
+            let config = ObjectLockConfiguration::builder()
+                .object_lock_enabled(ObjectLockEnabled::Enabled)
+                .rule(
+                    ObjectLockRule::builder()
+                        .default_retention(retention)
                         .build(),
                 )
-                .send()
-                .await
-                .map_err(|e| rejected("PutObjectLockConfiguration", describe(&e)))?;
+                .build();
+            written(
+                c.put_object_lock_configuration()
+                    .bucket(bucket)
+                    .object_lock_configuration(config)
+                    .send()
+                    .await,
+                "PutObjectLockConfiguration",
+                bucket,
+            )?;
         }
         Ok(())
     }
@@ -477,68 +562,48 @@ impl S3Backend {
         let Some(region) = self.region_of(bucket).await? else {
             return Ok(());
         };
-        match self
+        let deleted = self
             .client(&region)
             .delete_bucket()
             .bucket(bucket)
             .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if code(&e) == "NoSuchBucket" => Ok(()),
-            Err(e) => Err(BackendError::Rejected(format!(
-                "DeleteBucket {bucket}: {} (S3 deletes only empty buckets; empty it first if the backups may go)",
-                describe(&e)
-            ))),
-        }
-    }
-
-    async fn docs(&self, bucket: &str) -> Result<(Client, BucketDocs), BackendError> {
-        let region = self
-            .region_of(bucket)
-            .await?
-            .ok_or_else(|| BackendError::Rejected(format!("bucket `{bucket}` does not exist")))?;
-        let (_, docs) = self
-            .read_bucket(bucket)
-            .await?
-            .ok_or_else(|| BackendError::Rejected(format!("bucket `{bucket}` does not exist")))?;
-        Ok((self.client(&region), docs))
+            .await;
+        answer(deleted, "DeleteBucket", bucket, &["NoSuchBucket"])
+            .map(|_| ())
+            .map_err(|e| {
+                BackendError::Rejected(format!(
+                    "{e} (S3 deletes only empty buckets; empty it first if the backups may go)"
+                ))
+            })
     }
 
     async fn merge_lifecycle(&self, bucket: &str, changes: &[&Change]) -> Result<(), BackendError> {
-        let (c, docs) = self.docs(bucket).await?;
-        let mut rules = docs.lifecycle;
-        for change in changes {
-            let (_, id) = change.address.bucket_and_id();
-            let id = id.unwrap_or_default();
+        let c = self.client_for(bucket).await?;
+        let mut rules = lifecycle_of(&c, bucket)
+            .await
+            .map_err(BackendError::Rejected)?;
+        for (id, value) in owned(changes) {
             rules.retain(|r| r.id() != Some(id));
-            if let (Action::Create | Action::Update, Some(Value::Lifecycle(v))) =
-                (change.action, &change.desired)
-            {
+            if let Some(Value::Lifecycle(v)) = value {
                 rules.push(lifecycle_rule(id, v)?);
             }
         }
-        let result = if rules.is_empty() {
-            c.delete_bucket_lifecycle()
-                .bucket(bucket)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| describe(&e))
-        } else {
-            let config = BucketLifecycleConfiguration::builder()
-                .set_rules(Some(rules))
-                .build()
-                .map_err(|e| BackendError::Rejected(e.to_string()))?;
-            c.put_bucket_lifecycle_configuration()
-                .bucket(bucket)
-                .lifecycle_configuration(config)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| describe(&e))
-        };
-        result.map_err(|e| BackendError::Rejected(format!("lifecycle of {bucket}: {e}")))
+        if rules.is_empty() {
+            let deleted = c.delete_bucket_lifecycle().bucket(bucket).send().await;
+            return written(deleted, "DeleteBucketLifecycle", bucket);
+        }
+        let op = "PutBucketLifecycleConfiguration";
+        let config = BucketLifecycleConfiguration::builder()
+            .set_rules(Some(rules))
+            .build()
+            .map_err(|e| rejected(op, bucket, e))?;
+        let put = c
+            .put_bucket_lifecycle_configuration()
+            .bucket(bucket)
+            .lifecycle_configuration(config)
+            .send()
+            .await;
+        written(put, op, bucket)
     }
 
     async fn merge_replication(
@@ -546,18 +611,15 @@ impl S3Backend {
         bucket: &str,
         changes: &[&Change],
     ) -> Result<(), BackendError> {
-        let (c, docs) = self.docs(bucket).await?;
-        let (mut role, mut rules) = docs
-            .replication
+        let c = self.client_for(bucket).await?;
+        let (mut role, mut rules) = replication_of(&c, bucket)
+            .await
+            .map_err(BackendError::Rejected)?
             .map(|r| (Some(r.role().to_owned()), r.rules().to_vec()))
             .unwrap_or_default();
-        for change in changes {
-            let (_, id) = change.address.bucket_and_id();
-            let id = id.unwrap_or_default();
+        for (id, value) in owned(changes) {
             rules.retain(|r| r.id() != Some(id));
-            let (Action::Create | Action::Update, Some(Value::Replication(v))) =
-                (change.action, &change.desired)
-            else {
+            let Some(Value::Replication(v)) = value else {
                 continue;
             };
             let foreign = rules
@@ -574,64 +636,54 @@ impl S3Backend {
             let priority = rules.iter().filter_map(|r| r.priority()).max().unwrap_or(0) + 1;
             rules.push(replication_rule(id, priority, v)?);
         }
-        let result = match role {
-            Some(role) if !rules.is_empty() => {
-                let config = ReplicationConfiguration::builder()
-                    .role(role)
-                    .set_rules(Some(rules))
-                    .build()
-                    .map_err(|e| BackendError::Rejected(e.to_string()))?;
-                c.put_bucket_replication()
-                    .bucket(bucket)
-                    .replication_configuration(config)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| describe(&e))
-            }
-            _ => c
-                .delete_bucket_replication()
-                .bucket(bucket)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| describe(&e)),
+        let Some(role) = role.filter(|_| !rules.is_empty()) else {
+            let deleted = c.delete_bucket_replication().bucket(bucket).send().await;
+            return written(deleted, "DeleteBucketReplication", bucket);
         };
-        result.map_err(|e| BackendError::Rejected(format!("replication of {bucket}: {e}")))
+        let op = "PutBucketReplication";
+        let config = ReplicationConfiguration::builder()
+            .role(role)
+            .set_rules(Some(rules))
+            .build()
+            .map_err(|e| rejected(op, bucket, e))?;
+        let put = c
+            .put_bucket_replication()
+            .bucket(bucket)
+            .replication_configuration(config)
+            .send()
+            .await;
+        written(put, op, bucket)
     }
 
     async fn merge_policy(&self, bucket: &str, changes: &[&Change]) -> Result<(), BackendError> {
-        let (c, docs) = self.docs(bucket).await?;
-        let mut policy = match &docs.policy {
-            Some(text) => Policy::parse(text)
-                .map_err(|e| BackendError::Rejected(format!("the policy of {bucket}: {e}")))?,
+        let c = self.client_for(bucket).await?;
+        let text = policy_of(&c, bucket)
+            .await
+            .map_err(BackendError::Rejected)?;
+        let mut policy = match text {
+            Some(text) => {
+                Policy::parse(&text).map_err(|e| rejected("GetBucketPolicy", bucket, e))?
+            }
             None => Policy::default(),
         };
-        for change in changes {
-            let (_, sid) = change.address.bucket_and_id();
-            let desired = match (change.action, &change.desired) {
-                (Action::Create | Action::Update, Some(Value::Statement(s))) => Some(s),
+        for (sid, value) in owned(changes) {
+            let statement = match value {
+                Some(Value::Statement(s)) => Some(s),
                 _ => None,
             };
-            policy.set(sid.unwrap_or_default(), desired);
+            policy.set(sid, statement);
         }
-        let result = if policy.statements.is_empty() {
-            c.delete_bucket_policy()
-                .bucket(bucket)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| describe(&e))
-        } else {
-            c.put_bucket_policy()
-                .bucket(bucket)
-                .policy(policy.to_text())
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| describe(&e))
-        };
-        result.map_err(|e| BackendError::Rejected(format!("the policy of {bucket}: {e}")))
+        if policy.statements.is_empty() {
+            let deleted = c.delete_bucket_policy().bucket(bucket).send().await;
+            return written(deleted, "DeleteBucketPolicy", bucket);
+        }
+        let put = c
+            .put_bucket_policy()
+            .bucket(bucket)
+            .policy(policy.to_text())
+            .send()
+            .await;
+        written(put, "PutBucketPolicy", bucket)
     }
 }
 
@@ -858,7 +910,7 @@ impl Backend for S3Backend {
             }
             if let Some(text) = &docs.policy {
                 let policy = Policy::parse(text)
-                    .map_err(|e| read_error(&format!("the policy of {bucket}"), e))?;
+                    .map_err(|e| read_error(format!("the policy of {bucket}: {e}")))?;
                 for (sid, statement) in policy.owned() {
                     insert(
                         Address::in_bucket(Kind::S3Policy, bucket, &sid),
@@ -882,27 +934,14 @@ impl Backend for S3Backend {
         let mut results: Vec<Result<(), BackendError>> = changes.iter().map(|_| Ok(())).collect();
         for (bucket, indexes) in by_bucket {
             let group: Vec<&Change> = indexes.iter().map(|i| changes[*i]).collect();
-            // A bucket's settings are converged one change at a time; its
-            // documents in one read-merge-write.
-            let outcomes: Vec<Result<(), BackendError>> =
-                if group[0].address.kind() == Kind::S3Bucket {
-                    let mut out = Vec::new();
-                    for c in &group {
-                        out.push(self.write(bucket, std::slice::from_ref(c)).await);
-                    }
-                    out
-                } else {
-                    let r = self.write(bucket, &group).await;
-                    group.iter().map(|_| r.clone()).collect()
-                };
-            for (i, r) in indexes.into_iter().zip(outcomes) {
-                results[i] = r;
+            let outcome = self.write(bucket, &group).await;
+            for i in indexes {
+                results[i] = outcome.clone();
             }
         }
         results
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,21 +34,39 @@ pub struct Violation {
 /// Newest backup times (seconds since the epoch), by `(bucket, prefix)`.
 pub type Newest = BTreeMap<(String, String), Option<i64>>;
 
-/// Reads the newest backup of every namespace with a DR backup.
-pub async fn newest_backups(desired: &Desired, s3: &S3Backend) -> Result<Newest, BackendError> {
+/// Reads the newest backup under every backup prefix, in the buckets the
+/// plan found live (in the region it found them in); a missing bucket has
+/// no backups.
+pub async fn newest_backups(
+    desired: &Desired,
+    live: &LiveState,
+    s3: &S3Backend,
+) -> Result<Newest, BackendError> {
     let mut out = Newest::new();
     for ns in &desired.namespaces {
-        if let Some(b) = ns
+        let Some(b) = ns
             .disaster_recovery
             .as_ref()
             .and_then(|d| d.backup.as_ref())
-        {
-            let newest = s3.newest_object(&b.bucket, &b.prefix).await?;
-            out.insert(
-                (b.bucket.clone(), b.prefix.clone()),
-                newest.map(|t| t.secs()),
-            );
+        else {
+            continue;
+        };
+        let key = (b.bucket.clone(), b.prefix.clone());
+        if out.contains_key(&key) {
+            continue;
         }
+        let newest = match live
+            .resources
+            .get(&Address::bucket(&b.bucket))
+            .map(|l| &l.value)
+        {
+            Some(Value::Bucket(bucket)) => s3
+                .newest_object(&b.bucket, &bucket.region, &b.prefix)
+                .await?
+                .map(|t| t.secs()),
+            _ => None,
+        };
+        out.insert(key, newest);
     }
     Ok(out)
 }
@@ -69,7 +87,8 @@ pub fn evaluate(desired: &Desired, live: &LiveState, newest: &Newest, now: i64) 
         .collect()
 }
 
-fn human(secs: u64) -> String {
+/// `5m`, `1h 30m`: a duration in seconds, for people.
+pub fn human(secs: u64) -> String {
     humantime::format_duration(std::time::Duration::from_secs(secs)).to_string()
 }
 

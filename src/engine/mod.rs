@@ -54,7 +54,7 @@ impl Target {
             None => None,
         };
         if let Some(s3) = &s3 {
-            backends.insert(0, Box::new(s3.clone()));
+            backends.push(Box::new(s3.clone()));
         }
         Ok(Target {
             backends,
@@ -121,7 +121,7 @@ pub async fn plan(
     )
     .await?;
     if let Some(s3) = &target.s3 {
-        let newest = compliance::newest_backups(desired, s3).await?;
+        let newest = compliance::newest_backups(desired, &planned.live, s3).await?;
         planned.plan.dr =
             compliance::evaluate(desired, &planned.live, &newest, compliance::now_s());
     }
