@@ -10,7 +10,7 @@ use super::{Error, Exit, load_desired, runtime};
 use crate::backend::kafka::PartitionLag;
 use crate::cli::{Cli, Format};
 use crate::desired::Desired;
-use crate::engine::compliance::DrReport;
+use crate::engine::compliance::{DrReport, human};
 use crate::engine::{self, Target};
 use crate::plan::{Action, Cause};
 use crate::resource::{Address, Value};
@@ -186,28 +186,29 @@ async fn gather(
         .collect();
     if kafka_ok {
         for ns in desired.namespaces.iter().filter(|n| mine(&n.name)) {
-            // Only topics that exist: asking for others could create them.
-            let topics: Vec<String> = ns
+            // Only topics that exist, with the partition counts the plan read.
+            let topics: Vec<(String, u32)> = ns
                 .topics
                 .iter()
-                .filter(|t| {
-                    matches!(
-                        planned
-                            .live
-                            .resources
-                            .get(&Address::topic(&t.name))
-                            .map(|l| &l.value),
-                        Some(Value::Topic(_))
-                    )
+                .filter_map(|t| {
+                    match planned
+                        .live
+                        .resources
+                        .get(&Address::topic(&t.name))
+                        .map(|l| &l.value)
+                    {
+                        Some(Value::Topic(live)) => Some((t.name.clone(), live.partitions)),
+                        _ => None,
+                    }
                 })
-                .map(|t| t.name.clone())
                 .collect();
-            for c in &ns.consumers {
-                let (lag, partitions, error) =
-                    match kafka.consumer_lag(&c.group, topics.clone()).await {
-                        Ok(parts) => (Some(parts.iter().map(|p| p.lag).sum()), parts, None),
-                        Err(e) => (None, Vec::new(), Some(e)),
-                    };
+            let groups: Vec<String> = ns.consumers.iter().map(|c| c.group.clone()).collect();
+            let answers = kafka.consumer_lag(groups, topics).await;
+            for (c, answer) in ns.consumers.iter().zip(answers) {
+                let (lag, partitions, error) = match answer {
+                    Ok(parts) => (Some(parts.iter().map(|p| p.lag).sum()), parts, None),
+                    Err(e) => (None, Vec::new(), Some(e)),
+                };
                 status.consumers.push(ConsumerStatus {
                     namespace: ns.name.clone(),
                     group: c.group.clone(),
@@ -290,11 +291,7 @@ fn text(s: &Status) -> String {
         out.push_str(&format!("\nConsumer lag:\n{t}\n"));
     }
     if !s.dr.is_empty() {
-        let age = |secs: Option<u64>| {
-            secs.map_or("none".into(), |s| {
-                humantime::format_duration(std::time::Duration::from_secs(s)).to_string()
-            })
-        };
+        let age = |secs: Option<u64>| secs.map_or("none".into(), human);
         let mut t = table(&["namespace", "backups", "newest", "rpo", ""]);
         for r in &s.dr {
             t.add_row(vec![

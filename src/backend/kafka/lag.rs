@@ -1,4 +1,4 @@
-//! Consumer lag: committed offsets of a group against the high watermarks.
+//! Consumer lag: committed offsets of groups against the high watermarks.
 
 use std::time::Duration;
 
@@ -20,52 +20,69 @@ pub struct PartitionLag {
     pub lag: i64,
 }
 
-/// Reads the lag of the consumer `config` names (its `group.id`) on `topics`.
+fn consumer(config: &ClientConfig, group: &str) -> Result<BaseConsumer, String> {
+    config
+        .clone()
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(|e| e.to_string())
+}
+
+/// The lag of each group on the partitions of `topics` (name and partition
+/// count), one answer per group, in order. The watermarks are read once for
+/// all groups; each group's committed offsets in one request.
 pub fn read(
     config: &ClientConfig,
-    topics: &[String],
+    groups: &[String],
+    topics: &[(String, u32)],
     timeout: Duration,
-) -> Result<Vec<PartitionLag>, String> {
-    let consumer: BaseConsumer = config.create().map_err(|e| e.to_string())?;
-    let mut wanted = TopicPartitionList::new();
-    let mut marks = Vec::new();
-    for topic in topics {
-        let metadata = consumer
-            .fetch_metadata(Some(topic), timeout)
-            .map_err(|e| format!("metadata of {topic}: {e}"))?;
-        for t in metadata.topics() {
-            for p in t.partitions() {
-                let (low, high) = consumer
-                    .fetch_watermarks(topic, p.id(), timeout)
-                    .map_err(|e| format!("watermarks of {topic}/{}: {e}", p.id()))?;
-                wanted.add_partition(topic, p.id());
-                marks.push((topic.clone(), p.id(), low, high));
+) -> Vec<Result<Vec<PartitionLag>, String>> {
+    let Some(first) = groups.first() else {
+        return Vec::new();
+    };
+    let marks = consumer(config, first).and_then(|c| {
+        let mut marks = Vec::new();
+        for (topic, partitions) in topics {
+            for p in 0..i32::try_from(*partitions).unwrap_or(i32::MAX) {
+                let (low, high) = c
+                    .fetch_watermarks(topic, p, timeout)
+                    .map_err(|e| format!("watermarks of {topic}/{p}: {e}"))?;
+                marks.push((topic.clone(), p, low, high));
             }
         }
-    }
-    if marks.is_empty() {
-        return Ok(Vec::new());
-    }
-    let committed = consumer
-        .committed_offsets(wanted, timeout)
-        .map_err(|e| format!("committed offsets: {e}"))?;
-    Ok(marks
-        .into_iter()
-        .map(|(topic, partition, low, high)| {
-            let committed =
-                committed
-                    .find_partition(&topic, partition)
-                    .and_then(|e| match e.offset() {
-                        Offset::Offset(o) => Some(o),
-                        _ => None,
-                    });
-            PartitionLag {
-                lag: (high - committed.unwrap_or(low)).max(0),
-                topic,
-                partition,
-                committed,
-                high_watermark: high,
+        Ok(marks)
+    });
+    groups
+        .iter()
+        .map(|group| {
+            let marks = marks.as_ref().map_err(Clone::clone)?;
+            let mut wanted = TopicPartitionList::new();
+            for (topic, p, _, _) in marks {
+                wanted.add_partition(topic, *p);
             }
+            let committed = consumer(config, group)?
+                .committed_offsets(wanted, timeout)
+                .map_err(|e| format!("committed offsets of {group}: {e}"))?;
+            Ok(marks
+                .iter()
+                .map(|(topic, partition, low, high)| {
+                    let committed =
+                        committed.find_partition(topic, *partition).and_then(|e| {
+                            match e.offset() {
+                                Offset::Offset(o) => Some(o),
+                                _ => None,
+                            }
+                        });
+                    PartitionLag {
+                        lag: (high - committed.unwrap_or(*low)).max(0),
+                        topic: topic.clone(),
+                        partition: *partition,
+                        committed,
+                        high_watermark: *high,
+                    }
+                })
+                .collect())
         })
-        .collect())
+        .collect()
 }

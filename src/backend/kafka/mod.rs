@@ -19,6 +19,7 @@ use rdkafka::admin::{
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::metadata::Metadata;
 
 use super::{Api, Backend, BackendError, ConnectError, LiveResource, LiveState};
 use crate::config::secret::resolve;
@@ -62,126 +63,66 @@ impl KafkaBackend {
         })
     }
 
-    /// The brokers the cluster reports, as `id@host:port`.
-    pub async fn brokers(&self) -> Result<Vec<String>, String> {
+    /// One Metadata request for the whole cluster, answered by `f`.
+    async fn metadata<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Metadata) -> T + Send + 'static,
+    ) -> Result<T, String> {
         self.sent("Metadata");
         self.blocking(|admin| {
             admin
                 .inner()
                 .fetch_metadata(None, TIMEOUT)
-                .map(|m| {
-                    m.brokers()
-                        .iter()
-                        .map(|b| format!("{}@{}:{}", b.id(), b.host(), b.port()))
-                        .collect()
-                })
+                .map(|m| f(&m))
                 .map_err(|e| e.to_string())
         })
         .await?
     }
 
-    /// Every topic's name, internal ones (`__…`) left out.
-    pub async fn topic_names(&self) -> Result<Vec<String>, BackendError> {
-        self.sent("Metadata");
-        self.blocking(|admin| {
-            admin
-                .inner()
-                .fetch_metadata(None, TIMEOUT)
-                .map(|m| {
-                    m.topics()
-                        .iter()
-                        .map(|t| t.name().to_owned())
-                        .filter(|n| !n.starts_with("__"))
-                        .collect()
-                })
-                .map_err(|e| e.to_string())
+    /// The brokers the cluster reports, as `id@host:port`.
+    pub async fn brokers(&self) -> Result<Vec<String>, String> {
+        self.metadata(|m| {
+            m.brokers()
+                .iter()
+                .map(|b| format!("{}@{}:{}", b.id(), b.host(), b.port()))
+                .collect()
         })
         .await
-        .and_then(|r| r)
+    }
+
+    /// Every topic's name, internal ones (`__…`) left out.
+    pub async fn topic_names(&self) -> Result<Vec<String>, BackendError> {
+        self.metadata(|m| {
+            m.topics()
+                .iter()
+                .map(|t| t.name().to_owned())
+                .filter(|n| !n.starts_with("__"))
+                .collect()
+        })
+        .await
         .map_err(|message| BackendError::Read {
             system: System::Kafka,
             message,
         })
     }
 
-    /// A consumer group's lag on topics: per partition, the high watermark
-    /// against the group's committed offset. Reads only; it joins no group.
+    /// The lag of consumer groups on topics (name and partition count): per
+    /// partition, the high watermark against each group's committed offset.
+    /// One answer per group, in order. Reads only; it joins no group.
     pub async fn consumer_lag(
         &self,
-        group: &str,
-        topics: Vec<String>,
-    ) -> Result<Vec<PartitionLag>, String> {
-        let mut config = self.config.clone();
-        config
-            .set("group.id", group)
-            .set("enable.auto.commit", "false");
+        groups: Vec<String>,
+        topics: Vec<(String, u32)>,
+    ) -> Vec<Result<Vec<PartitionLag>, String>> {
+        let config = self.config.clone();
+        self.sent("ListOffsets");
         self.sent("OffsetFetch");
-        tokio::task::spawn_blocking(move || lag::read(&config, &topics, TIMEOUT))
+        let n = groups.len();
+        tokio::task::spawn_blocking(move || lag::read(&config, &groups, &topics, TIMEOUT))
             .await
-            .map_err(|e| e.to_string())?
+            .unwrap_or_else(|e| vec![Err(e.to_string()); n])
     }
-}
 
-/// The librdkafka settings of an environment, and the TLS files for the
-/// ApiVersions probe.
-fn client_config(kafka: &KafkaEnv) -> Result<(ClientConfig, Option<TlsFiles>), ConnectError> {
-    {
-        let mut config = ClientConfig::new();
-        config
-            .set("bootstrap.servers", kafka.bootstrap_servers.join(","))
-            .set("security.protocol", protocol(kafka.security_protocol))
-            .set("client.id", "sluice");
-        if let Some(sasl) = &kafka.sasl {
-            let mechanism = serde_json::to_value(sasl.mechanism).unwrap_or_default();
-            config
-                .set("sasl.mechanism", mechanism.as_str().unwrap_or_default())
-                .set(
-                    "sasl.username",
-                    resolve(&sasl.username, "kafka.sasl.username")?
-                        .unwrap_or_else(|| sasl.username.clone()),
-                )
-                .set(
-                    "sasl.password",
-                    sasl.password.resolve("kafka.sasl.password")?,
-                );
-        }
-        let mut tls = None;
-        if let Some(t) = &kafka.tls {
-            for (key, value) in [
-                ("ssl.ca.location", &t.ca),
-                ("ssl.certificate.location", &t.cert),
-                ("ssl.key.location", &t.key),
-            ] {
-                if let Some(v) = value {
-                    config.set(key, v);
-                }
-            }
-            if let Some(p) = &t.key_password {
-                config.set("ssl.key.password", p.resolve("kafka.tls.key_password")?);
-            }
-            tls = Some(TlsFiles {
-                ca: t.ca.clone(),
-                cert: t.cert.clone(),
-                key: t.key.clone(),
-            });
-        }
-        if matches!(
-            kafka.security_protocol,
-            SecurityProtocol::Ssl | SecurityProtocol::SaslSsl
-        ) && tls.is_none()
-        {
-            tls = Some(TlsFiles::default());
-        }
-        for (key, value) in &kafka.properties {
-            let field = format!("kafka.properties.{key}");
-            let v = resolve(&value.value.0, &field)?.unwrap_or_else(|| value.value.0.clone());
-            config.set(key, v);
-        }
-        Ok((config, tls))
-    }
-}
-
-impl KafkaBackend {
     /// Logs each admin request; the plan benchmark counts them
     /// (`SLUICE_LOG=sluice::backend::kafka=debug`).
     fn sent(&self, api: &str) {
@@ -575,6 +516,63 @@ impl KafkaBackend {
 
 fn rejected(e: KafkaError) -> BackendError {
     BackendError::Rejected(e.to_string())
+}
+
+/// The librdkafka settings of an environment, and the TLS files for the
+/// ApiVersions probe.
+fn client_config(kafka: &KafkaEnv) -> Result<(ClientConfig, Option<TlsFiles>), ConnectError> {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", kafka.bootstrap_servers.join(","))
+        .set("security.protocol", protocol(kafka.security_protocol))
+        .set("client.id", "sluice");
+    if let Some(sasl) = &kafka.sasl {
+        let mechanism = serde_json::to_value(sasl.mechanism).unwrap_or_default();
+        config
+            .set("sasl.mechanism", mechanism.as_str().unwrap_or_default())
+            .set(
+                "sasl.username",
+                resolve(&sasl.username, "kafka.sasl.username")?
+                    .unwrap_or_else(|| sasl.username.clone()),
+            )
+            .set(
+                "sasl.password",
+                sasl.password.resolve("kafka.sasl.password")?,
+            );
+    }
+    let mut tls = None;
+    if let Some(t) = &kafka.tls {
+        for (key, value) in [
+            ("ssl.ca.location", &t.ca),
+            ("ssl.certificate.location", &t.cert),
+            ("ssl.key.location", &t.key),
+        ] {
+            if let Some(v) = value {
+                config.set(key, v);
+            }
+        }
+        if let Some(p) = &t.key_password {
+            config.set("ssl.key.password", p.resolve("kafka.tls.key_password")?);
+        }
+        tls = Some(TlsFiles {
+            ca: t.ca.clone(),
+            cert: t.cert.clone(),
+            key: t.key.clone(),
+        });
+    }
+    if matches!(
+        kafka.security_protocol,
+        SecurityProtocol::Ssl | SecurityProtocol::SaslSsl
+    ) && tls.is_none()
+    {
+        tls = Some(TlsFiles::default());
+    }
+    for (key, value) in &kafka.properties {
+        let field = format!("kafka.properties.{key}");
+        let v = resolve(&value.value.0, &field)?.unwrap_or_else(|| value.value.0.clone());
+        config.set(key, v);
+    }
+    Ok((config, tls))
 }
 
 #[cfg(test)]
