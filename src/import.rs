@@ -75,18 +75,23 @@ fn said(record: &Json, key: &str) -> Option<Option<Json>> {
     record.get(key).map(|v| (!v.is_null()).then(|| v.clone()))
 }
 
+/// The items of a record's list field (none when it is missing).
+fn items<'a>(record: &'a Json, key: &str) -> impl Iterator<Item = &'a Json> {
+    record[key].as_array().into_iter().flatten()
+}
+
 fn ms(v: Option<&Json>) -> Option<u64> {
     v.and_then(Json::as_u64)
 }
 
-/// Which namespace each topic belongs to.
-fn group(estate: &Estate) -> BTreeMap<String, BTreeSet<String>> {
+/// Which namespace each topic belongs to: the topics of each namespace.
+pub fn group(estate: &Estate) -> BTreeMap<String, BTreeSet<String>> {
     let mut owner: BTreeMap<&str, String> = BTreeMap::new();
     for (key, record) in &estate.records {
         let Some(ns) = key.strip_prefix("namespaces/") else {
             continue;
         };
-        for t in record["topics"].as_array().into_iter().flatten() {
+        for t in items(record, "topics") {
             if let Some(name) = t["name"].as_str() {
                 owner.insert(name, ns.to_owned());
             }
@@ -158,10 +163,7 @@ fn namespace(estate: &Estate, name: &str, topics: &BTreeSet<String>) -> Json {
         spec.insert("consumers".into(), c.clone());
     }
     if let Some(grants) = estate.record("grants", name) {
-        let access: Vec<Json> = grants["grants"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let access: Vec<Json> = items(grants, "grants")
             .filter_map(|g| {
                 let kind = g["kind"].as_str()?;
                 Some(json!({kind: g["principal"], "permissions": g["permissions"]}))
@@ -170,10 +172,7 @@ fn namespace(estate: &Estate, name: &str, topics: &BTreeSet<String>) -> Json {
         spec.insert("access".into(), Json::Array(access));
     }
     if let Some(alerts) = estate.record("alerts", name) {
-        let list: Vec<Json> = alerts["alerts"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let list: Vec<Json> = items(alerts, "alerts")
             .map(|a| {
                 let mut out = Map::new();
                 for key in ["name", "condition", "severity"] {

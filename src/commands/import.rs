@@ -10,7 +10,7 @@ use crate::backend::s3::S3Backend;
 use crate::backend::{Backend, LiveState};
 use crate::cli::Cli;
 use crate::engine::EngineError;
-use crate::import::{Estate, namespaces};
+use crate::import::{Estate, group, namespaces};
 use crate::resource::expand::etcd_key;
 use crate::resource::{Address, Value};
 
@@ -56,16 +56,17 @@ pub fn run(cli: &Cli, out: &Path, topics: Option<&str>) -> Result<Exit, Error> {
         }
         // With `--topics`, only the namespaces of the chosen topics.
         if pattern.is_some() {
-            let kept: std::collections::BTreeSet<String> =
-                crate::import::namespaces(&estate).into_keys().collect();
-            estate
-                .records
-                .retain(|k, _| k.split_once('/').is_some_and(|(_, ns)| kept.contains(ns)));
+            let kept = group(&estate);
+            estate.records.retain(|k, _| {
+                k.split_once('/')
+                    .is_some_and(|(_, ns)| kept.contains_key(ns))
+            });
         }
+        let dr = estate.dr_addresses();
         estate.s3 = match &env.s3 {
-            Some(s3) if !estate.dr_addresses().is_empty() => S3Backend::connect(s3)
+            Some(s3) if !dr.is_empty() => S3Backend::connect(s3)
                 .await?
-                .read(&estate.dr_addresses())
+                .read(&dr)
                 .await
                 .map_err(EngineError::from)?,
             _ => LiveState::default(),

@@ -126,26 +126,18 @@ fn unmet_requirements(
     live: &LiveState,
 ) -> Vec<String> {
     let mut reasons = Vec::new();
-    for required in &d.requires {
-        if desired.contains_key(required) {
-            continue;
-        }
-        let what = match required.kind() {
-            Kind::S3Bucket => format!("bucket `{}`", required.name()),
-            _ => format!("`{required}`"),
-        };
-        match live.resources.get(required).map(|l| &l.value) {
-            None => reasons.push(match required.kind() {
-                Kind::S3Bucket => format!(
-                    "{what} does not exist and is not declared in the workspace's `disaster_recovery.buckets`, so sluice will not create it: create it, or declare it"
-                ),
-                _ => format!("{what} does not exist"),
-            }),
-            Some(Value::Bucket(b)) if !b.versioning => reasons.push(format!(
-                "{what} is not versioned; S3 replicates only into versioned buckets"
-            )),
-            Some(_) => {}
-        }
+    for required in d.requires.iter().filter(|r| !desired.contains_key(r)) {
+        let name = required.name();
+        reasons.push(match live.resources.get(required).map(|l| &l.value) {
+            None if required.kind() == Kind::S3Bucket => format!(
+                "bucket `{name}` does not exist and is not declared in the workspace's `disaster_recovery.buckets`, so sluice will not create it: create it, or declare it"
+            ),
+            None => format!("`{required}` does not exist"),
+            Some(Value::Bucket(b)) if !b.versioning => format!(
+                "bucket `{name}` is not versioned; S3 replicates only into versioned buckets"
+            ),
+            Some(_) => continue,
+        });
     }
     reasons
 }
@@ -439,20 +431,9 @@ fn fields_of(value: &Value) -> Vec<(String, String)> {
         )
         .collect(),
         Value::Acl(_) => Vec::new(),
-        Value::Record(json) | Value::Statement(json) => {
+        _ => {
             let mut out = Vec::new();
-            flatten("", json, &mut out);
-            out
-        }
-        Value::Bucket(_) | Value::Lifecycle(_) | Value::Replication(_) => {
-            let json = match serde_json::to_value(value).expect("values are JSON") {
-                serde_json::Value::Object(mut m) => {
-                    m.values_mut().next().map(serde_json::Value::take)
-                }
-                _ => None,
-            };
-            let mut out = Vec::new();
-            flatten("", &json.unwrap_or_default(), &mut out);
+            flatten("", &value.inner_json(), &mut out);
             out
         }
     }

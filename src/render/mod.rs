@@ -55,13 +55,7 @@ fn document_diff(change: &Change) -> Option<Vec<String>> {
     }
     let json = |v: &Option<crate::resource::Value>| {
         v.as_ref().map_or_else(String::new, |v| {
-            let inner = match serde_json::to_value(v).expect("values are JSON") {
-                serde_json::Value::Object(mut m) => {
-                    m.values_mut().next().map(serde_json::Value::take)
-                }
-                other => Some(other),
-            };
-            serde_json::to_string_pretty(&inner.unwrap_or_default()).expect("JSON prints") + "\n"
+            serde_json::to_string_pretty(&v.inner_json()).expect("JSON prints") + "\n"
         })
     };
     let (before, after) = (json(&change.live), json(&change.desired));

@@ -124,23 +124,16 @@ pub fn plan(plan: &Plan, color: bool) -> String {
 
 /// DR compliance violations: checks, not changes, so apply does not fix them.
 fn violations(out: &mut String, plan: &Plan, color: bool) {
-    let mut any = false;
-    for (ns, v) in plan.violations() {
-        if !any {
-            out.push_str("DR compliance violations:\n");
-            any = true;
-        }
-        let _ = writeln!(
-            out,
-            "  {} {ns}: {} ({})",
-            paint(color, "1;31", "✗"),
-            v.message,
-            v.check
-        );
+    let mut list = plan.violations().peekable();
+    if list.peek().is_none() {
+        return;
     }
-    if any {
-        out.push('\n');
+    out.push_str("DR compliance violations:\n");
+    for (ns, v) in list {
+        let mark = paint(color, "1;31", "✗");
+        let _ = writeln!(out, "  {mark} {ns}: {} ({})", v.message, v.check);
     }
+    out.push('\n');
 }
 
 /// Drift first (live changed behind Git's back), then what Git asks for and

@@ -285,6 +285,19 @@ impl Value {
     pub fn digest(&self) -> String {
         digest(&serde_json::to_vec(self).expect("values are JSON"))
     }
+
+    /// The value without its kind tag: what a topic, bucket, rule or record
+    /// holds, as JSON.
+    pub fn inner_json(&self) -> serde_json::Value {
+        match serde_json::to_value(self).expect("values are JSON") {
+            serde_json::Value::Object(mut m) => m
+                .values_mut()
+                .next()
+                .map(serde_json::Value::take)
+                .unwrap_or_default(),
+            other => other,
+        }
+    }
 }
 
 /// The first 128 bits of a SHA-256, in hex.

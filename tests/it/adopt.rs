@@ -109,7 +109,7 @@ async fn import_from_a_seeded_cluster_then_plan_has_no_changes() {
         "--out",
         out.to_str().unwrap(),
         "--topics",
-        &format!("^{}\\.", regex_escape(&ns)),
+        &format!("^{}\\.", regex::escape(&ns)),
     ]);
     assert_eq!(import.code, 0, "{}", import.all_output());
     let yaml = std::fs::read_to_string(out.join(format!("{ns}.yaml"))).unwrap();
@@ -135,18 +135,6 @@ async fn import_from_a_seeded_cluster_then_plan_has_no_changes() {
         "{}",
         again.stderr
     );
-}
-
-fn regex_escape(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            if c.is_ascii_alphanumeric() {
-                vec![c]
-            } else {
-                vec!['\\', c]
-            }
-        })
-        .collect()
 }
 
 #[tokio::test]

@@ -11,6 +11,23 @@ use aws_sdk_s3::types::{
 
 use crate::common::{Run, TestRepo};
 
+/// A bucket's lifecycle rules, as S3 answers them.
+async fn lifecycle_rules(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<LifecycleRule> {
+    s3.get_bucket_lifecycle_configuration()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap()
+        .rules()
+        .to_vec()
+}
+
+/// A bucket's policy text, as S3 answers it.
+async fn policy_text(s3: &aws_sdk_s3::Client, bucket: &str) -> String {
+    let p = s3.get_bucket_policy().bucket(bucket).send().await.unwrap();
+    p.policy().unwrap().to_owned()
+}
+
 fn ok(run: &Run) {
     assert_eq!(run.code, 0, "{}", run.all_output());
 }
@@ -65,13 +82,8 @@ async fn apply_dr_then_plan_has_no_changes() {
                 .any(|t| t.key() == "managed-by" && t.value() == "sluice")
         );
     }
-    let lifecycle = s3
-        .get_bucket_lifecycle_configuration()
-        .bucket(&backups)
-        .send()
-        .await
-        .unwrap();
-    let rule = &lifecycle.rules()[0];
+    let lifecycle = lifecycle_rules(&s3, &backups).await;
+    let rule = &lifecycle[0];
     assert_eq!(rule.id(), Some(id.as_str()));
     assert_eq!(rule.expiration().and_then(|e| e.days()), Some(30));
     let replication = s3
@@ -82,13 +94,7 @@ async fn apply_dr_then_plan_has_no_changes() {
         .unwrap();
     let rules = replication.replication_configuration().unwrap().rules();
     assert_eq!(rules[0].id(), Some(id.as_str()));
-    let policy = s3
-        .get_bucket_policy()
-        .bucket(&replica)
-        .send()
-        .await
-        .unwrap();
-    assert!(policy.policy().unwrap().contains(&id));
+    assert!(policy_text(&s3, &replica).await.contains(&id));
 }
 
 #[tokio::test]
@@ -108,14 +114,7 @@ async fn foreign_rules_and_statements_survive_an_apply_byte_for_byte() {
         .expiration(LifecycleExpiration::builder().days(1).build())
         .build()
         .unwrap();
-    let mut rules = s3
-        .get_bucket_lifecycle_configuration()
-        .bucket(&backups)
-        .send()
-        .await
-        .unwrap()
-        .rules()
-        .to_vec();
+    let mut rules = lifecycle_rules(&s3, &backups).await;
     rules.insert(0, theirs.clone());
     s3.put_bucket_lifecycle_configuration()
         .bucket(&backups)
@@ -131,13 +130,7 @@ async fn foreign_rules_and_statements_survive_an_apply_byte_for_byte() {
     // And a foreign policy statement, written with its own spacing.
     let foreign = r#"{ "Sid": "AuditorsRead",  "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:role/auditor"}, "Action": "s3:GetObject", "Resource": "arn:aws:s3:::BUCKET/*" }"#
         .replace("BUCKET", &replica);
-    let current = s3
-        .get_bucket_policy()
-        .bucket(&replica)
-        .send()
-        .await
-        .unwrap();
-    let current = current.policy().unwrap();
+    let current = policy_text(&s3, &replica).await;
     let statements = current
         .split_once("\"Statement\":[")
         .unwrap()
@@ -157,27 +150,14 @@ async fn foreign_rules_and_statements_survive_an_apply_byte_for_byte() {
     dr_namespace(&repo, "60d", &replicated(&repo, false));
     ok(&repo.run(&["apply", "--auto-approve", "--allow-delete"]));
 
-    let rules = s3
-        .get_bucket_lifecycle_configuration()
-        .bucket(&backups)
-        .send()
-        .await
-        .unwrap()
-        .rules()
-        .to_vec();
+    let rules = lifecycle_rules(&s3, &backups).await;
     assert!(rules.contains(&theirs), "{rules:#?}");
     let ours = rules
         .iter()
         .find(|r| r.id() == Some(&format!("sluice-{}", repo.name("dr"))))
         .unwrap();
     assert_eq!(ours.expiration().and_then(|e| e.days()), Some(60));
-    let policy = s3
-        .get_bucket_policy()
-        .bucket(&replica)
-        .send()
-        .await
-        .unwrap();
-    let policy = policy.policy().unwrap();
+    let policy = policy_text(&s3, &replica).await;
     assert!(policy.contains(&foreign), "{policy}");
     assert!(!policy.contains("sluice-"), "{policy}");
     let plan = repo.run(&["plan", "--detailed-exitcode"]);
@@ -269,11 +249,7 @@ fn with_s3_stopped_plan_fails_and_plans_no_deletes() {
     declare_buckets(&repo);
     dr_namespace(&repo, "30d", &replicated(&repo, true));
     ok(&repo.run(&["apply", "--auto-approve"]));
-    let down = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .to_string();
+    let down = crate::common::closed_port();
     let plan = crate::common::run(
         repo.sluice()
             .env("SLUICE_S3_ENDPOINT", format!("http://{down}"))

@@ -348,11 +348,7 @@ fn with_the_broker_stopped_plan_fails_and_plans_no_deletes() {
     orders(&repo, 1);
     ok(&repo.run(&["apply", "--auto-approve"]));
     // A port nothing listens on: the broker is down.
-    let down = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .to_string();
+    let down = crate::common::closed_port();
     let plan = crate::common::run(
         repo.sluice()
             .env("SLUICE_KAFKA_BOOTSTRAP", &down)
