@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Local servers for sluice's demo and tests: etcd, an S3 server (moto) and a
-# Kafka-protocol broker (tansu), all on loopback; plus promtool.
+# Local servers for sluice's demo and tests: etcd, an S3 server (moto), a
+# Kafka-protocol broker (tansu) and Prometheus (loading the rules directory,
+# reloadable), all on loopback; plus promtool.
 #
 #   scripts/services.sh up       install what is missing, start all, wait until each answers
 #   scripts/services.sh down     stop all and remove their data
@@ -101,6 +102,7 @@ install_all() {
   install_debian
   install_python_tools
   command -v promtool >/dev/null || die "promtool missing after install"
+  command -v prometheus >/dev/null || die "prometheus missing after install"
 }
 
 free_port() {
@@ -135,14 +137,24 @@ wait_for() {
 
 up() {
   install_all
-  if [ -f "$env_file" ] && alive etcd && alive s3 && alive kafka; then
+  if [ -f "$env_file" ] && alive etcd && alive s3 && alive kafka && alive prometheus; then
     log "already running (scripts/services.sh down to stop)"
     return 0
   fi
   down_quiet
   mkdir -p "$state"
-  local etcd_port etcd_peer s3_port kafka_port
+  local etcd_port etcd_peer s3_port kafka_port prom_port
   etcd_port=$(free_port); etcd_peer=$(free_port); s3_port=$(free_port); kafka_port=$(free_port)
+  prom_port=$(free_port)
+  # Rule files sluice writes: the demo's, and the Prometheus integration test's.
+  mkdir -p "$state/rules" "$state/test-rules"
+  cat >"$state/prometheus.yml" <<EOF
+global:
+  evaluation_interval: 5s
+rule_files:
+  - $state/rules/*.yml
+  - $state/test-rules/*.yml
+EOF
 
   start etcd etcd --name sluice-local --data-dir "$state/etcd-data" \
     --listen-client-urls "http://127.0.0.1:$etcd_port" \
@@ -155,12 +167,15 @@ up() {
     --listener-url "tcp://127.0.0.1:$kafka_port" \
     --advertised-listener-url "tcp://127.0.0.1:$kafka_port" \
     --storage-engine memory://tansu/
+  start prometheus prometheus --config.file="$state/prometheus.yml" \
+    --web.listen-address="127.0.0.1:$prom_port" --web.enable-lifecycle \
+    --storage.tsdb.path="$state/prometheus-data"
 
   wait_for etcd http_ok "http://127.0.0.1:$etcd_port/health"
   wait_for s3 http_ok "http://127.0.0.1:$s3_port/"
   wait_for kafka tcp_open "$kafka_port"
+  wait_for prometheus http_ok "http://127.0.0.1:$prom_port/-/ready"
 
-  mkdir -p "$state/rules"
   cat >"$env_file" <<EOF
 # Written by scripts/services.sh; the SLUICE_* names are sluice's own overrides.
 SLUICE_ETCD_ENDPOINTS=http://127.0.0.1:$etcd_port
@@ -168,11 +183,14 @@ SLUICE_S3_ENDPOINT=http://127.0.0.1:$s3_port
 SLUICE_S3_REGION=us-east-1
 SLUICE_KAFKA_BOOTSTRAP=127.0.0.1:$kafka_port
 SLUICE_RULES_DIR=$state/rules
+SLUICE_RELOAD_URL=http://127.0.0.1:$prom_port/-/reload
+PROMETHEUS_URL=http://127.0.0.1:$prom_port
+PROMETHEUS_TEST_RULES_DIR=$state/test-rules
 AWS_ACCESS_KEY_ID=sluice-local
 AWS_SECRET_ACCESS_KEY=sluice-local
 AWS_REGION=us-east-1
 EOF
-  log "etcd 127.0.0.1:$etcd_port, S3 127.0.0.1:$s3_port, Kafka 127.0.0.1:$kafka_port"
+  log "etcd 127.0.0.1:$etcd_port, S3 127.0.0.1:$s3_port, Kafka 127.0.0.1:$kafka_port, Prometheus 127.0.0.1:$prom_port"
   log "env file: $env_file"
 }
 
@@ -189,14 +207,14 @@ stop_one() {
 }
 
 down_quiet() {
-  for s in kafka s3 etcd; do stop_one "$s"; done
-  rm -rf "$state/etcd-data" "$env_file"
+  for s in prometheus kafka s3 etcd; do stop_one "$s"; done
+  rm -rf "$state/etcd-data" "$state/prometheus-data" "$state/rules" "$state/test-rules" "$env_file"
 }
 
 down() { down_quiet; log "stopped"; }
 
 status() {
-  for s in etcd s3 kafka; do
+  for s in etcd s3 kafka prometheus; do
     if alive "$s"; then echo "$s: running (pid $(cat "$state/$s.pid"))"; else echo "$s: stopped"; fi
   done
   [ -f "$env_file" ] && cat "$env_file"

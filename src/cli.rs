@@ -80,6 +80,10 @@ pub enum Command {
         /// Exit 2 when there are changes, 0 when there are none
         #[arg(long)]
         detailed_exitcode: bool,
+        /// Judge the plan by the policies at this Git revision (the pull request's
+        /// base), so a change cannot loosen the policies that judge it
+        #[arg(long, value_name = "REF")]
+        base: Option<String>,
     },
     /// Apply a saved plan, or plan and apply after confirmation
     Apply {
@@ -121,6 +125,11 @@ pub enum Command {
         #[arg(long, value_name = "REGEX")]
         topics: Option<String>,
     },
+    /// Write generated files
+    Render {
+        #[command(subcommand)]
+        what: Render,
+    },
     /// Print the JSON Schema of a kind, or write both to a directory
     Schema {
         /// Kind to print
@@ -132,6 +141,16 @@ pub enum Command {
         /// Fail when the schemas in `--out` (default `schemas/`) are stale
         #[arg(long)]
         check: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Render {
+    /// Write the Prometheus rule file of each namespace with alerts
+    Alerts {
+        /// Directory the rule files are written to
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
     },
 }
 

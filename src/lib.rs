@@ -6,8 +6,10 @@
 //! [`backend`] (the live systems) and [`state`] (sluice's own, in etcd) →
 //! [`plan`] (a pure diff) → [`engine`] (plan and apply) → [`render`], with
 //! [`commands`] wiring it to the command line. [`import`] runs the other way:
-//! live state back to namespace YAML.
+//! live state back to namespace YAML. [`alerts`] compiles alert conditions to
+//! PromQL rule files, and [`policy`] judges namespaces and plans with Rego.
 
+pub mod alerts;
 pub mod backend;
 pub mod cli;
 pub mod commands;
@@ -17,6 +19,7 @@ pub mod diag;
 pub mod engine;
 pub mod import;
 pub mod plan;
+pub mod policy;
 pub mod render;
 pub mod resource;
 pub mod schema;

@@ -1,10 +1,11 @@
 //! Live systems behind one narrow interface: a batched read of current state
-//! and the application of changes. Kafka and etcd are real; the fake serves
-//! the engine's unit tests. S3 and rule files plug in the same way.
+//! and the application of changes: Kafka, etcd, S3 and the Prometheus rules
+//! directory. The fake serves the engine's unit tests.
 
 pub mod etcd;
 pub mod fake;
 pub mod kafka;
+pub mod rules;
 pub mod s3;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::plan::warn_unfinished;
-use super::{Error, Exit, color_stdout, load_desired, runtime};
+use super::{Error, Exit, color_stdout, load_desired, load_policies, print_findings, runtime};
 use crate::cli::Cli;
 use crate::desired::Desired;
 use crate::engine::apply::{ApplyError, ApplyOptions, Outcome, apply, apply_locked, release};
@@ -41,6 +41,10 @@ pub fn run(
         let done = match plan_file {
             Some(path) => {
                 let plan = read_plan(path, cli.env.as_deref())?;
+                let denied = plan.denials().count();
+                if denied > 0 {
+                    return Err(Error::Denied(denied));
+                }
                 let (_, desired) = load_desired(cli, Some(&plan.environment))?;
                 let target = Target::connect(&desired.environment).await?;
                 on_signal(&opts.cancel);
@@ -55,9 +59,16 @@ pub fn run(
                     .lock(&opts.holder, opts.lock_wait)
                     .await
                     .map_err(EngineError::from)?;
-                let result =
-                    plan_and_apply(&tree, &desired, &target, lock.as_ref(), auto_approve, &opts)
-                        .await;
+                let result = plan_and_apply(
+                    cli,
+                    &tree,
+                    &desired,
+                    &target,
+                    lock.as_ref(),
+                    auto_approve,
+                    &opts,
+                )
+                .await;
                 release(lock).await;
                 result?
             }
@@ -77,6 +88,7 @@ pub fn run(
 /// Plans, shows the plan, asks, and applies; `None` when there is nothing to
 /// do or the answer is no.
 async fn plan_and_apply(
+    cli: &Cli,
     tree: &SourceTree,
     desired: &Desired,
     target: &Target,
@@ -84,10 +96,15 @@ async fn plan_and_apply(
     auto_approve: bool,
     opts: &ApplyOptions,
 ) -> Result<Option<(Outcome, usize)>, Error> {
-    let planned = engine::plan(desired, tree.revision.as_deref(), target).await?;
+    let policies = load_policies(cli, tree, None)?;
+    let planned = engine::plan(desired, tree.revision.as_deref(), target, &policies).await?;
     warn_unfinished(&planned.stored);
     let plan = planned.plan;
     print!("{}", render::text::plan(&plan, color_stdout()));
+    let denied = print_findings(tree, &plan.policy);
+    if denied > 0 {
+        return Err(Error::Denied(denied));
+    }
     if plan.summary.blocked > 0 {
         return Err(ApplyError::Blocked(plan.summary.blocked).into());
     }

@@ -4,6 +4,7 @@
 mod apply;
 mod import;
 mod plan;
+mod render;
 mod schema;
 mod status;
 mod validate;
@@ -15,11 +16,12 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::backend::ConnectError;
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, Render};
 use crate::desired::{Desired, Overrides, Selection, load};
 use crate::diag::{Diagnostic, render_text};
 use crate::engine::EngineError;
 use crate::engine::apply::ApplyError;
+use crate::policy::{Finding, Policies, PolicyError};
 use crate::source::{SourceError, SourceTree};
 use crate::state::StateError;
 
@@ -70,6 +72,9 @@ pub enum Error {
     Exists(Vec<String>),
     #[error("there is no namespace `{name}` in environment `{env}`")]
     UnknownNamespace { name: String, env: String },
+    /// Policies refused the plan; their messages were printed.
+    #[error("the plan is denied by {0} policy message(s) above")]
+    Denied(usize),
     /// Apply without a terminal to confirm on.
     #[error("refusing to apply without confirmation: there is no terminal to ask on")]
     NeedsApproval,
@@ -92,6 +97,9 @@ impl Error {
             Error::Apply(ApplyError::DeletesNotAllowed(_)) => {
                 Some("review the deletes in the plan; pass `--allow-delete` to apply them")
             }
+            Error::Denied(_) => Some(
+                "change the namespaces to meet the policies; a policy's own file says what it checks",
+            ),
             Error::Engine(EngineError::Plan(_)) => Some(
                 "check `--repo` and `--env`; to remove everything, remove namespaces a few at a time",
             ),
@@ -124,7 +132,14 @@ fn run(cli: &Cli) -> Result<Exit, Error> {
             format,
             out,
             detailed_exitcode,
-        } => plan::plan(cli, *format, out.as_deref(), *detailed_exitcode),
+            base,
+        } => plan::plan(
+            cli,
+            *format,
+            out.as_deref(),
+            *detailed_exitcode,
+            base.as_deref(),
+        ),
         Command::Drift { format } => plan::drift(cli, *format),
         Command::Apply {
             plan,
@@ -144,6 +159,9 @@ fn run(cli: &Cli) -> Result<Exit, Error> {
         ),
         Command::Status { namespace, format } => status::run(cli, namespace.as_deref(), *format),
         Command::Import { out, topics } => import::run(cli, out, topics.as_deref()),
+        Command::Render {
+            what: Render::Alerts { out },
+        } => render::alerts(cli, out),
         Command::Schema { kind, out, check } => schema::run(*kind, out.as_deref(), *check),
     }
 }
@@ -169,6 +187,29 @@ fn load_desired(cli: &Cli, env: Option<&str>) -> Result<(SourceTree, Desired), E
         Some(d) if errors == 0 => Ok((tree, d)),
         _ => Err(Error::Invalid(errors.max(1))),
     }
+}
+
+/// The built-in policies and the repository's, or those of the repository
+/// at `base` (the pull request's base) when given; problems are printed.
+fn load_policies(cli: &Cli, tree: &SourceTree, base: Option<&str>) -> Result<Policies, Error> {
+    let base_tree;
+    let (from, user) = match base {
+        Some(rev) => {
+            base_tree = cli.source.origin().load_at(rev)?;
+            (&base_tree, &base_tree.policies)
+        }
+        None => (tree, &tree.policies),
+    };
+    Policies::load(user).map_err(|errors| {
+        let diags: Vec<Diagnostic> = errors.iter().map(PolicyError::to_diagnostic).collect();
+        Error::Invalid(print_diagnostics(from, &diags))
+    })
+}
+
+/// Prints what the policies said about a plan; returns the number of denials.
+fn print_findings(tree: &SourceTree, findings: &[Finding]) -> usize {
+    let diags: Vec<Diagnostic> = findings.iter().map(Finding::to_diagnostic).collect();
+    print_diagnostics(tree, &diags)
 }
 
 /// The runtime for commands that talk to live systems.

@@ -2,19 +2,22 @@
 
 use std::path::Path;
 
-use super::{Error, Exit, color_stdout, load_desired, runtime};
+use super::{Error, Exit, color_stdout, load_desired, load_policies, print_findings, runtime};
 use crate::cli::{Cli, PlanFormat};
 use crate::engine::{self, Planned, Target};
 use crate::plan::{Action, Plan};
 use crate::render;
 use crate::state::{ApplyStatus, Stored};
 
-/// Validates, connects and plans the selected environment.
-async fn plan_now(cli: &Cli) -> Result<Planned, Error> {
+/// Validates, connects and plans the selected environment, judged by the
+/// policies (of `base` when given); prints what the policies said.
+async fn plan_now(cli: &Cli, base: Option<&str>) -> Result<Planned, Error> {
     let (tree, desired) = load_desired(cli, None)?;
+    let policies = load_policies(cli, &tree, base)?;
     let target = Target::connect(&desired.environment).await?;
-    let planned = engine::plan(&desired, tree.revision.as_deref(), &target).await?;
+    let planned = engine::plan(&desired, tree.revision.as_deref(), &target, &policies).await?;
     warn_unfinished(&planned.stored);
+    print_findings(&tree, &planned.plan.policy);
     Ok(planned)
 }
 
@@ -54,10 +57,18 @@ pub fn plan(
     format: PlanFormat,
     out: Option<&Path>,
     detailed: bool,
+    base: Option<&str>,
 ) -> Result<Exit, Error> {
-    let planned = runtime().block_on(plan_now(cli))?;
+    let planned = runtime().block_on(plan_now(cli, base))?;
     let plan = planned.plan;
     print(&plan, format, false);
+    let denied = plan.denials().count();
+    if denied > 0 {
+        if out.is_some() {
+            eprintln!("The plan is denied by policy; it was not saved.");
+        }
+        return Err(Error::Denied(denied));
+    }
     if let Some(path) = out {
         let text = serde_json::to_string_pretty(&plan).expect("a plan is JSON");
         std::fs::write(path, text + "\n").map_err(|source| Error::Write {
@@ -82,7 +93,7 @@ pub fn plan(
 }
 
 pub fn drift(cli: &Cli, format: PlanFormat) -> Result<Exit, Error> {
-    let planned = runtime().block_on(plan_now(cli))?;
+    let planned = runtime().block_on(plan_now(cli, None))?;
     print(&planned.plan, format, true);
     Ok(
         if planned.plan.changes.is_empty() && planned.plan.violations().next().is_none() {

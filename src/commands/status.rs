@@ -6,13 +6,14 @@ use comfy_table::presets::NOTHING;
 use comfy_table::{Cell, Table};
 use serde::Serialize;
 
-use super::{Error, Exit, load_desired, runtime};
+use super::{Error, Exit, load_desired, load_policies, runtime};
 use crate::backend::kafka::PartitionLag;
 use crate::cli::{Cli, Format};
 use crate::desired::Desired;
 use crate::engine::compliance::{DrReport, human};
 use crate::engine::{self, Target};
 use crate::plan::{Action, Cause};
+use crate::policy::Policies;
 use crate::resource::{Address, Value};
 use crate::state::AppliedRecord;
 
@@ -74,7 +75,13 @@ pub fn run(cli: &Cli, namespace: Option<&str>, format: Format) -> Result<Exit, E
             env: desired.environment.name.clone(),
         });
     }
-    let status = runtime().block_on(gather(&desired, tree.revision.as_deref(), namespace))?;
+    let policies = load_policies(cli, &tree, None)?;
+    let status = runtime().block_on(gather(
+        &desired,
+        tree.revision.as_deref(),
+        &policies,
+        namespace,
+    ))?;
     match format {
         Format::Json => println!(
             "{}",
@@ -101,6 +108,7 @@ pub fn run(cli: &Cli, namespace: Option<&str>, format: Format) -> Result<Exit, E
 async fn gather(
     desired: &Desired,
     revision: Option<&str>,
+    policies: &Policies,
     only: Option<&str>,
 ) -> Result<Status, Error> {
     let target = Target::connect(&desired.environment).await?;
@@ -161,7 +169,7 @@ async fn gather(
         status.drift_error = Some("a backend is down; drift is unknown".into());
         return Ok(status);
     }
-    let planned = match engine::plan(desired, revision, &target).await {
+    let planned = match engine::plan(desired, revision, &target, policies).await {
         Ok(p) => p,
         Err(e) => {
             status.drift_error = Some(e.to_string());

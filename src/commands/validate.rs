@@ -6,6 +6,8 @@ use super::{Error, Exit, print_diagnostics};
 use crate::cli::{Cli, Format};
 use crate::desired::{Desired, Overrides, Selection, load};
 use crate::diag::{Diagnostic, Level};
+use crate::policy::{Finding, Policies, PolicyError};
+use crate::source::SourceTree;
 
 /// The version of `validate --format json` output.
 pub const FORMAT_VERSION: u32 = 1;
@@ -22,11 +24,12 @@ struct JsonReport<'a> {
 
 pub fn run(cli: &Cli, format: Format) -> Result<Exit, Error> {
     let tree = cli.source.origin().load()?;
-    let (desired, diags) = load(
+    let (desired, mut diags) = load(
         &tree,
         Selection::AllUnless(cli.env.as_deref()),
         &Overrides::from_process(),
     );
+    judge(&tree, &desired, &mut diags);
     let errors = diags.iter().filter(|d| d.level == Level::Error).count();
     let warnings = diags.len() - errors;
 
@@ -80,6 +83,27 @@ pub fn run(cli: &Cli, format: Format) -> Result<Exit, Error> {
     } else {
         Exit::Success
     })
+}
+
+/// The policies, judging each environment's namespaces; only a config
+/// without errors is judged, so that policies see what a plan would.
+fn judge(tree: &SourceTree, desired: &[Desired], diags: &mut Vec<Diagnostic>) {
+    let policies = match Policies::load(&tree.policies) {
+        Ok(p) => p,
+        Err(errors) => {
+            diags.extend(errors.iter().map(PolicyError::to_diagnostic));
+            return;
+        }
+    };
+    if diags.iter().any(Diagnostic::is_error) {
+        return;
+    }
+    for d in desired {
+        match policies.evaluate(d, &[]) {
+            Ok(findings) => diags.extend(findings.iter().map(Finding::to_diagnostic)),
+            Err(e) => diags.push(e.to_diagnostic()),
+        }
+    }
 }
 
 fn counts(errors: usize, warnings: usize) -> String {

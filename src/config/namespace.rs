@@ -40,7 +40,7 @@ pub struct NamespaceMeta {
     /// Service tier; policies read it.
     #[serde(default)]
     pub tier: Tier,
-    /// Free-form labels, copied to the registry and alert rules.
+    /// Free-form labels, copied to the registry record.
     #[serde(default)]
     pub labels: Labels,
     /// A protected namespace is never deleted, even after its YAML is removed.
@@ -58,6 +58,16 @@ pub enum Tier {
     #[default]
     Standard,
     BestEffort,
+}
+
+impl Tier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Critical => "critical",
+            Tier::Standard => "standard",
+            Tier::BestEffort => "best-effort",
+        }
+    }
 }
 
 /// The desired state of the namespace.
@@ -229,6 +239,16 @@ pub enum Severity {
     Critical,
     Warning,
     Info,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Critical => "critical",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        }
+    }
 }
 
 /// Disaster-recovery policy.

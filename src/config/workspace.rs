@@ -49,9 +49,11 @@ pub struct WorkspaceSpec {
     /// Limits on what one apply may delete.
     #[serde(default)]
     pub guards: Guards,
-    /// PromQL per alert metric name, overriding the built-in mapping.
+    /// PromQL per alert metric name, overriding the built-in mapping or
+    /// adding a metric. Placeholders: `$namespace`, `$topics`, `$dlq_topics`,
+    /// `$groups`.
     #[serde(default)]
-    pub metrics: BTreeMap<String, String>,
+    pub metrics: BTreeMap<String, Located<String>>,
     /// Buckets and regions DR policies may use; unchecked when absent.
     #[serde(default)]
     pub disaster_recovery: Option<DrCatalog>,

@@ -27,6 +27,7 @@ pub struct Overrides {
     pub etcd_endpoints: Option<String>,
     pub etcd_prefix: Option<String>,
     pub rules_dir: Option<String>,
+    pub reload_url: Option<String>,
 }
 
 impl Overrides {
@@ -41,6 +42,7 @@ impl Overrides {
             etcd_endpoints: var("SLUICE_ETCD_ENDPOINTS"),
             etcd_prefix: var("SLUICE_ETCD_PREFIX"),
             rules_dir: var("SLUICE_RULES_DIR"),
+            reload_url: var("SLUICE_RELOAD_URL"),
         }
     }
 }
@@ -165,6 +167,11 @@ fn apply_overrides(env: &mut Environment, o: &Overrides) {
         });
         alerts.rules_dir = v.clone();
         env.overridden_by.push("SLUICE_RULES_DIR");
+    }
+    // Only where there is a rules directory to reload.
+    if let (Some(v), Some(alerts)) = (&o.reload_url, env.alerts.as_mut()) {
+        alerts.reload_url = Some(v.clone());
+        env.overridden_by.push("SLUICE_RELOAD_URL");
     }
 }
 

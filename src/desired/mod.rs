@@ -10,6 +10,9 @@ mod namespace;
 mod topic_config;
 mod units;
 
+use std::collections::BTreeMap;
+
+use crate::alerts::promql;
 use std::collections::HashMap;
 
 use crate::config::condition::METRICS;
@@ -78,10 +81,14 @@ pub fn resolve(
     check_workspace(ws, diags);
     check_namespace_environments(ws, parsed, diags);
 
-    let custom_metrics: Vec<&str> = ws
+    let metrics: BTreeMap<String, String> = ws
         .value
         .spec
         .metrics
+        .iter()
+        .map(|(m, t)| (m.clone(), t.value.clone()))
+        .collect();
+    let custom_metrics: Vec<&str> = metrics
         .keys()
         .map(String::as_str)
         .filter(|m| !METRICS.iter().any(|(b, _)| b == m))
@@ -103,6 +110,7 @@ pub fn resolve(
                 defaults: &defaults,
                 guards: &ws.value.spec.guards,
                 custom_metrics: &custom_metrics,
+                metrics: &metrics,
                 catalog: ws.value.spec.disaster_recovery.as_ref(),
                 ws_file: &ws.file,
             };
@@ -114,10 +122,11 @@ pub fn resolve(
                 .collect();
             check_unique(&namespaces, diags);
             check_dr_targets(&environment, &namespaces, diags);
+            check_rules_dir(&environment, &namespaces, diags);
             Desired {
                 environment,
                 guards: ws.value.spec.guards.clone(),
-                metrics: ws.value.spec.metrics.clone(),
+                metrics: metrics.clone(),
                 buckets: ws
                     .value
                     .spec
@@ -130,6 +139,31 @@ pub fn resolve(
             }
         })
         .collect()
+}
+
+/// Alerts become rule files only where the environment has a rules directory;
+/// their etcd records are written regardless.
+fn check_rules_dir(env: &Environment, namespaces: &[NamespaceState], diags: &mut Vec<Diagnostic>) {
+    if env.alerts.is_some() {
+        return;
+    }
+    if let Some(a) = namespaces.iter().flat_map(|ns| &ns.alerts).next() {
+        let count = namespaces.iter().filter(|ns| !ns.alerts.is_empty()).count();
+        diags.push(
+            Diagnostic::warning(
+                "alerts-without-rules-dir",
+                format!(
+                    "{count} namespace(s) declare alerts, but environment `{}` has no `alerts.rules_dir`: no rule files are written there",
+                    env.name
+                ),
+            )
+            .at_span(&a.source)
+            .hint(format!(
+                "add `alerts: {{rules_dir: ...}}` to `spec.environments.{}`, or set SLUICE_RULES_DIR",
+                env.name
+            )),
+        );
+    }
 }
 
 /// DR needs S3 in the environment, and replication needs the role S3
@@ -186,6 +220,7 @@ fn check_dr_targets(env: &Environment, namespaces: &[NamespaceState], diags: &mu
 
 /// Workspace-level consistency: declared buckets in declared regions.
 fn check_workspace(ws: &Doc<Workspace>, diags: &mut Vec<Diagnostic>) {
+    check_metric_templates(ws, diags);
     let Some(catalog) = &ws.value.spec.disaster_recovery else {
         return;
     };
@@ -204,6 +239,50 @@ fn check_workspace(ws: &Doc<Workspace>, diags: &mut Vec<Diagnostic>) {
                 )
                 .at(&ws.file, decl.region.loc)
                 .hint("add the region to `spec.disaster_recovery.regions`"),
+            );
+        }
+    }
+}
+
+/// Metric names must be names the condition language can read, and their
+/// templates may only use the known placeholders.
+fn check_metric_templates(ws: &Doc<Workspace>, diags: &mut Vec<Diagnostic>) {
+    for (metric, template) in &ws.value.spec.metrics {
+        let name_ok = metric
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && metric
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !name_ok {
+            diags.push(
+                Diagnostic::error(
+                    "invalid-metric",
+                    format!("`{metric}` cannot be used in a condition"),
+                )
+                .at(&ws.file, template.loc)
+                .hint("metric names use letters, digits and `_`, such as `queue_depth`"),
+            );
+        }
+        if let Err(e) = promql::check_template(&template.value) {
+            diags.push(
+                Diagnostic::error(
+                    "unknown-placeholder",
+                    format!(
+                        "the PromQL of `{metric}` uses `${}`, which is not a placeholder",
+                        e.placeholder
+                    ),
+                )
+                .at(&ws.file, ws.column_in_value(template.loc, e.offset))
+                .hint(format!(
+                    "placeholders are {}",
+                    promql::PLACEHOLDERS
+                        .iter()
+                        .map(|p| format!("`${p}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
             );
         }
     }

@@ -127,6 +127,8 @@ pub struct GrantState {
 pub struct AlertState {
     pub name: String,
     pub condition: Condition,
+    /// The condition compiled to PromQL.
+    pub expr: String,
     pub for_ms: Option<u64>,
     pub severity: Severity,
     pub labels: Labels,

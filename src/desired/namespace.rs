@@ -2,6 +2,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::alerts::{
+    self,
+    promql::{self, Refs, Subjects},
+};
 use crate::config::condition::{self, Scope};
 use crate::config::namespace::{Alert, Capacity, DrPolicy, Namespace, TopicSpec};
 use crate::config::parse::Doc;
@@ -22,6 +26,8 @@ pub struct Ctx<'a> {
     pub defaults: &'a Effective,
     pub guards: &'a Guards,
     pub custom_metrics: &'a [&'a str],
+    /// PromQL per metric, overriding the built-in mapping.
+    pub metrics: &'a BTreeMap<String, String>,
     pub catalog: Option<&'a DrCatalog>,
     pub ws_file: &'a str,
 }
@@ -77,7 +83,7 @@ pub fn resolve(doc: &Doc<Namespace>, cx: &Ctx<'_>, diags: &mut Vec<Diagnostic>) 
     let topics = resolve_topics(doc, cx, &base, diags);
     let consumers = resolve_consumers(ns, file, diags);
     let access = resolve_access(ns, file, diags);
-    let alerts = resolve_alerts(doc, cx, diags);
+    let alerts = resolve_alerts(doc, cx, &topics, &consumers, diags);
     let disaster_recovery = spec
         .disaster_recovery
         .as_ref()
@@ -329,10 +335,31 @@ fn resolve_access(ns: &Namespace, file: &str, diags: &mut Vec<Diagnostic>) -> Ve
 fn resolve_alerts(
     doc: &Doc<Namespace>,
     cx: &Ctx<'_>,
+    topics: &[TopicState],
+    consumers: &[ConsumerState],
     diags: &mut Vec<Diagnostic>,
 ) -> Vec<AlertState> {
     let ns = &doc.value;
     let file = doc.file.as_str();
+    let subjects = Subjects {
+        namespace: &ns.metadata.name.value,
+        topics: topics.iter().map(|t| t.name.as_str()).collect(),
+        dlq_topics: topics
+            .iter()
+            .filter(|t| t.dlq_of.is_some())
+            .map(|t| t.name.as_str())
+            .collect(),
+        groups: consumers.iter().map(|c| c.group.as_str()).collect(),
+    };
+    let dr = ns.spec.disaster_recovery.as_ref();
+    let refs = Refs {
+        write_capacity: ns.spec.capacity.as_ref().map(|c| c.write_rps),
+        read_capacity: ns.spec.capacity.as_ref().map(|c| c.read_rps),
+        rpo_ms: dr
+            .and_then(|d| d.rpo.as_ref())
+            .and_then(|r| r.parse().ok())
+            .map(millis),
+    };
     let scope = Scope {
         custom_metrics: cx.custom_metrics,
         has_capacity: ns.spec.capacity.is_some(),
@@ -360,8 +387,19 @@ fn resolve_alerts(
             );
         }
         let for_ms = parse_unit(a.for_.as_ref(), file, diags).map(millis);
+        check_alert_labels(a, file, diags);
         match condition::parse(&a.condition.value, &scope) {
-            Ok(condition) => out.push(alert_state(a, condition, for_ms, file)),
+            Ok(condition) => match promql::compile(&condition, cx.metrics, &subjects, &refs) {
+                Ok(expr) => out.push(alert_state(a, condition, expr, for_ms, file)),
+                Err(e) => diags.push(
+                    Diagnostic::error(
+                        "invalid-condition",
+                        format!("alert `{}`: {}", a.name.value, e.message),
+                    )
+                    .at(file, a.condition.loc)
+                    .hint(e.hint),
+                ),
+            },
             Err(e) => {
                 let mut d = Diagnostic::error(
                     "invalid-condition",
@@ -378,15 +416,54 @@ fn resolve_alerts(
     out
 }
 
+/// Alert labels and annotations become Prometheus label names, and sluice
+/// sets its own labels itself.
+fn check_alert_labels(a: &Alert, file: &str, diags: &mut Vec<Diagnostic>) {
+    let valid = |k: &str| {
+        k.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    for (what, map) in [("label", &a.labels), ("annotation", &a.annotations)] {
+        for k in map.keys() {
+            if !valid(k) {
+                diags.push(
+                    Diagnostic::error(
+                        "invalid-label",
+                        format!(
+                            "alert `{}`: `{k}` is not a valid Prometheus {what} name",
+                            a.name.value
+                        ),
+                    )
+                    .at(file, a.name.loc)
+                    .hint("use letters, digits and `_`, not starting with a digit"),
+                );
+            } else if what == "label" && alerts::RESERVED_LABELS.contains(&k.as_str()) {
+                diags.push(
+                    Diagnostic::error(
+                        "reserved-label",
+                        format!("alert `{}`: sluice sets the `{k}` label itself", a.name.value),
+                    )
+                    .at(file, a.name.loc)
+                    .hint("set it on the namespace (`metadata.owner`, `metadata.tier`) or the alert (`severity`), or pick another label name"),
+                );
+            }
+        }
+    }
+}
+
 fn alert_state(
     a: &Alert,
     condition: condition::Condition,
+    expr: String,
     for_ms: Option<u64>,
     file: &str,
 ) -> AlertState {
     AlertState {
         name: a.name.value.clone(),
         condition,
+        expr,
         for_ms,
         severity: a.severity,
         labels: a.labels.clone(),

@@ -9,11 +9,13 @@ use std::sync::Arc;
 
 use crate::backend::etcd::EtcdBackend;
 use crate::backend::kafka::KafkaBackend;
+use crate::backend::rules::RulesBackend;
 use crate::backend::s3::S3Backend;
 use crate::backend::{Backend, BackendError, ConnectError, LiveState};
 use crate::config::workspace::Guards;
 use crate::desired::{Desired, Environment};
 use crate::plan::{Plan, PlanError, PlanInput, diff};
+use crate::policy::{Policies, PolicyError};
 use crate::resource::expand::expand;
 use crate::resource::{Address, Resource, System};
 use crate::state::etcd::EtcdState;
@@ -37,6 +39,8 @@ pub enum EngineError {
     Backend(#[from] BackendError),
     #[error(transparent)]
     State(#[from] StateError),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
 }
 
 impl Target {
@@ -55,6 +59,9 @@ impl Target {
         };
         if let Some(s3) = &s3 {
             backends.push(Box::new(s3.clone()));
+        }
+        if let Some(alerts) = &env.alerts {
+            backends.push(Box::new(RulesBackend::new(alerts)));
         }
         Ok(Target {
             backends,
@@ -105,11 +112,13 @@ pub struct Planned {
     pub live: LiveState,
 }
 
-/// Plans the desired state of one environment against its live state.
+/// Plans the desired state of one environment against its live state, and
+/// judges the plan by the policies.
 pub async fn plan(
     desired: &Desired,
     revision: Option<&str>,
     target: &Target,
+    policies: &Policies,
 ) -> Result<Planned, EngineError> {
     let resources = expand(desired);
     let mut planned = plan_resources(
@@ -120,6 +129,7 @@ pub async fn plan(
         target,
     )
     .await?;
+    planned.plan.policy = policies.evaluate(desired, &planned.plan.changes)?;
     if let Some(s3) = &target.s3 {
         let newest = compliance::newest_backups(desired, &planned.live, s3).await?;
         planned.plan.dr =

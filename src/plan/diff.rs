@@ -60,6 +60,7 @@ pub fn diff(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         fingerprints: BTreeMap::new(),
         inventory_revision: input.inventory_revision,
         dr: Vec::new(),
+        policy: Vec::new(),
     };
 
     for address in addresses {
@@ -431,6 +432,11 @@ fn fields_of(value: &Value) -> Vec<(String, String)> {
         )
         .collect(),
         Value::Acl(_) => Vec::new(),
+        // The text renders as a unified diff; bots get the digest.
+        Value::Rules(text) => vec![(
+            "digest".to_owned(),
+            crate::resource::digest(text.as_bytes()),
+        )],
         _ => {
             let mut out = Vec::new();
             flatten("", &value.inner_json(), &mut out);

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::workspace::Guards;
 use crate::diag::Span;
 use crate::engine::compliance::{DrReport, Violation};
+use crate::policy::{Finding, Level};
 use crate::resource::{Address, Value};
 use crate::state::InventoryEntry;
 
@@ -158,6 +159,9 @@ pub struct Plan {
     /// DR compliance of each namespace with a backup: checks, not changes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dr: Vec<DrReport>,
+    /// What the policies said about the plan; any `deny` refuses it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policy: Vec<Finding>,
 }
 
 impl Plan {
@@ -175,6 +179,11 @@ impl Plan {
         self.dr
             .iter()
             .flat_map(|r| r.violations.iter().map(|v| (r.namespace.as_str(), v)))
+    }
+
+    /// The policy messages that refuse the plan.
+    pub fn denials(&self) -> impl Iterator<Item = &Finding> {
+        self.policy.iter().filter(|f| f.level == Level::Deny)
     }
 
     pub fn drift(&self) -> impl Iterator<Item = &Change> {

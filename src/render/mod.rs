@@ -44,21 +44,22 @@ fn field_lines(change: &Change) -> Vec<String> {
         .collect()
 }
 
-/// The rules and statements sluice owns in a bucket's shared documents
-/// read best as a unified diff of their JSON, live → desired.
+/// The rules and statements sluice owns in a bucket's shared documents read
+/// best as a unified diff of their JSON, and rule files as one of their
+/// text, live → desired.
 fn document_diff(change: &Change) -> Option<Vec<String>> {
     if !matches!(
         change.address.kind(),
-        Kind::S3Lifecycle | Kind::S3Replication | Kind::S3Policy
+        Kind::S3Lifecycle | Kind::S3Replication | Kind::S3Policy | Kind::RuleFile
     ) {
         return None;
     }
-    let json = |v: &Option<crate::resource::Value>| {
-        v.as_ref().map_or_else(String::new, |v| {
-            serde_json::to_string_pretty(&v.inner_json()).expect("JSON prints") + "\n"
-        })
+    let text = |v: &Option<crate::resource::Value>| match v {
+        None => String::new(),
+        Some(crate::resource::Value::Rules(text)) => text.clone(),
+        Some(v) => serde_json::to_string_pretty(&v.inner_json()).expect("JSON prints") + "\n",
     };
-    let (before, after) = (json(&change.live), json(&change.desired));
+    let (before, after) = (text(&change.live), text(&change.desired));
     let diff = similar::TextDiff::from_lines(&before, &after);
     let text = diff
         .unified_diff()
@@ -151,6 +152,7 @@ mod tests {
             fingerprints: BTreeMap::new(),
             inventory_revision: 0,
             dr: Vec::new(),
+            policy: Vec::new(),
         }
     }
 

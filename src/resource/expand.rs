@@ -1,5 +1,6 @@
 //! The resolved model expanded into resources (DESIGN §2): topics, ACL
-//! bindings when the environment enforces them, and etcd records.
+//! bindings when the environment enforces them, etcd records, DR buckets and
+//! their documents, and rule files when the environment has a rules directory.
 
 use std::collections::BTreeMap;
 
@@ -51,6 +52,12 @@ pub fn expand(desired: &Desired) -> Vec<Resource> {
         }
         for (key, record) in records(prefix, ns) {
             out.push(resource(Address::etcd_key(&key), Value::Record(record)));
+        }
+        if desired.environment.alerts.is_some() && !ns.alerts.is_empty() {
+            out.push(resource(
+                Address::new(Kind::RuleFile, crate::alerts::file_name(&ns.name)),
+                Value::Rules(crate::alerts::rule_file(ns)),
+            ));
         }
     }
     out.extend(dr_resources(desired));
@@ -326,6 +333,7 @@ fn records(prefix: &str, ns: &NamespaceState) -> Vec<(String, serde_json::Value)
                 json!({
                     "name": a.name,
                     "condition": a.condition,
+                    "expr": a.expr,
                     "for_ms": a.for_ms,
                     "severity": a.severity,
                     "labels": a.labels,

@@ -19,6 +19,8 @@ pub enum System {
     S3,
     Kafka,
     Etcd,
+    /// The Prometheus rules directory.
+    Prometheus,
 }
 
 impl fmt::Display for System {
@@ -27,6 +29,7 @@ impl fmt::Display for System {
             System::S3 => "S3",
             System::Kafka => "Kafka",
             System::Etcd => "etcd",
+            System::Prometheus => "Prometheus rules",
         })
     }
 }
@@ -49,12 +52,15 @@ pub enum Kind {
     KafkaAcl,
     #[serde(rename = "etcd.key")]
     EtcdKey,
+    /// A rule file in the environment's rules directory.
+    #[serde(rename = "prometheus.rules")]
+    RuleFile,
 }
 
 impl Kind {
     /// DESIGN §4's apply order: buckets and their settings, then the
-    /// documents shared in them, topics, ACLs, records.
-    pub const ALL: [Kind; 7] = [
+    /// documents shared in them, topics, ACLs, records, rule files.
+    pub const ALL: [Kind; 8] = [
         Kind::S3Bucket,
         Kind::S3Lifecycle,
         Kind::S3Replication,
@@ -62,6 +68,7 @@ impl Kind {
         Kind::KafkaTopic,
         Kind::KafkaAcl,
         Kind::EtcdKey,
+        Kind::RuleFile,
     ];
 
     /// The address prefix, before the `/`.
@@ -74,6 +81,7 @@ impl Kind {
             Kind::KafkaTopic => "kafka.topic",
             Kind::KafkaAcl => "kafka.acl",
             Kind::EtcdKey => "etcd.key",
+            Kind::RuleFile => "prometheus.rules",
         }
     }
 
@@ -82,6 +90,7 @@ impl Kind {
             Kind::S3Bucket | Kind::S3Lifecycle | Kind::S3Replication | Kind::S3Policy => System::S3,
             Kind::KafkaTopic | Kind::KafkaAcl => System::Kafka,
             Kind::EtcdKey => System::Etcd,
+            Kind::RuleFile => System::Prometheus,
         }
     }
 }
@@ -278,6 +287,8 @@ pub enum Value {
     Replication(ReplicationValue),
     /// A bucket policy statement, as JSON.
     Statement(serde_json::Value),
+    /// A Prometheus rule file's text.
+    Rules(String),
 }
 
 impl Value {

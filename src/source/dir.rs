@@ -3,9 +3,12 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::{NAMESPACES_DIR, SourceError, SourceFile, SourceTree, WORKSPACE_FILE, is_yaml};
+use super::{
+    NAMESPACES_DIR, POLICIES_DIR, SourceError, SourceFile, SourceTree, WORKSPACE_FILE, is_policy,
+    is_yaml,
+};
 
-/// Reads `sluice.yaml` and `namespaces/**/*.yaml` under `root`. Paths are shown
+/// Reads `sluice.yaml`, `namespaces/**/*.yaml` and `policies/**/*.rego` under `root`. Paths are shown
 /// as `root` joined with the file, so people can open them from the shell.
 pub fn load_dir(root: &Path) -> Result<SourceTree, SourceError> {
     if !root.is_dir() {
@@ -17,24 +20,34 @@ pub fn load_dir(root: &Path) -> Result<SourceTree, SourceError> {
     } else {
         None
     };
-    let mut paths = Vec::new();
-    let ns_dir = root.join(NAMESPACES_DIR);
-    if ns_dir.is_dir() {
-        collect_yaml(&ns_dir, &mut paths)?;
-    }
-    paths.sort();
-    let namespaces = paths
-        .iter()
-        .map(|p| read(root, p))
-        .collect::<Result<_, _>>()?;
     Ok(SourceTree {
         revision: None,
         workspace,
-        namespaces,
+        namespaces: read_all(root, NAMESPACES_DIR, &is_yaml)?,
+        policies: read_all(root, POLICIES_DIR, &is_policy)?,
     })
 }
 
-fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), SourceError> {
+/// The files under `root/dir` whose names `keep` accepts, sorted by path.
+fn read_all(
+    root: &Path,
+    dir: &str,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<Vec<SourceFile>, SourceError> {
+    let mut paths = Vec::new();
+    let dir = root.join(dir);
+    if dir.is_dir() {
+        collect(&dir, keep, &mut paths)?;
+    }
+    paths.sort();
+    paths.iter().map(|p| read(root, p)).collect()
+}
+
+fn collect(
+    dir: &Path,
+    keep: &dyn Fn(&str) -> bool,
+    out: &mut Vec<PathBuf>,
+) -> Result<(), SourceError> {
     let io = |source| SourceError::Io {
         path: dir.to_owned(),
         source,
@@ -48,8 +61,8 @@ fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), SourceError> {
         }
         let path = entry.path();
         if path.is_dir() {
-            collect_yaml(&path, out)?;
-        } else if is_yaml(&name) {
+            collect(&path, keep, out)?;
+        } else if keep(&name) {
             out.push(path);
         }
     }

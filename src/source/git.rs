@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 
 use git2::{ObjectType, Repository, TreeWalkMode, TreeWalkResult};
 
-use super::{NAMESPACES_DIR, SourceError, SourceFile, SourceTree, WORKSPACE_FILE, is_yaml};
+use super::{
+    NAMESPACES_DIR, POLICIES_DIR, SourceError, SourceFile, SourceTree, WORKSPACE_FILE, is_policy,
+    is_yaml,
+};
 
 /// Reads the config files of `repo` (a local path or a URL) at `rev`. A URL is
 /// fetched into a bare cache repository first.
@@ -15,40 +18,92 @@ pub fn load_git(repo: &str, rev: &str) -> Result<SourceTree, SourceError> {
     let tree = commit
         .tree()
         .map_err(git(format!("cannot read the tree of `{rev}`")))?;
+    read_tree(&repository, &tree, Some(commit.id().to_string()))
+}
 
+/// Reads the config files of the Git repository holding directory `dir`,
+/// at `rev`: the same subdirectory of that revision's tree.
+pub fn load_dir_at(dir: &Path, rev: &str) -> Result<SourceTree, SourceError> {
+    let repository = Repository::discover(dir).map_err(git(format!(
+        "`{}` is not in a Git repository",
+        dir.display()
+    )))?;
+    let commit = resolve(&repository, rev, false)?;
+    let tree = commit
+        .tree()
+        .map_err(git(format!("cannot read the tree of `{rev}`")))?;
+    let workdir = repository.workdir().unwrap_or(Path::new("."));
+    let canonical = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_owned());
+    let sub = canonical(dir)
+        .strip_prefix(canonical(workdir))
+        .map(Path::to_owned)
+        .unwrap_or_default();
+    let revision = Some(commit.id().to_string());
+    if sub.as_os_str().is_empty() {
+        return read_tree(&repository, &tree, revision);
+    }
+    match tree.get_path(&sub) {
+        Ok(entry) if entry.kind() == Some(ObjectType::Tree) => {
+            let subtree = repository
+                .find_tree(entry.id())
+                .map_err(git(format!("cannot read `{}`", sub.display())))?;
+            read_tree(&repository, &subtree, revision)
+        }
+        _ => Ok(SourceTree {
+            revision,
+            ..SourceTree::default()
+        }),
+    }
+}
+
+/// The workspace, namespace files and policies of a tree.
+fn read_tree(
+    repository: &Repository,
+    tree: &git2::Tree<'_>,
+    revision: Option<String>,
+) -> Result<SourceTree, SourceError> {
     let workspace = match tree.get_path(Path::new(WORKSPACE_FILE)) {
-        Ok(entry) => Some(blob_file(&repository, entry.id(), WORKSPACE_FILE)?),
+        Ok(entry) => Some(blob_file(repository, entry.id(), WORKSPACE_FILE)?),
         Err(_) => None,
     };
-
-    let mut blobs = Vec::new();
-    if let Ok(entry) = tree.get_path(Path::new(NAMESPACES_DIR))
-        && entry.kind() == Some(ObjectType::Tree)
-    {
-        let ns_tree = repository
-            .find_tree(entry.id())
-            .map_err(git("cannot read `namespaces/`".into()))?;
-        ns_tree
-            .walk(TreeWalkMode::PreOrder, |dir, e| {
-                let name = e.name().unwrap_or_default();
-                if e.kind() == Some(ObjectType::Blob) && is_yaml(name) && !name.starts_with('.') {
-                    blobs.push((format!("{NAMESPACES_DIR}/{dir}{name}"), e.id()));
-                }
-                TreeWalkResult::Ok
-            })
-            .map_err(git("cannot walk `namespaces/`".into()))?;
-    }
-    blobs.sort();
-    let namespaces = blobs
-        .into_iter()
-        .map(|(path, id)| blob_file(&repository, id, &path))
-        .collect::<Result<_, _>>()?;
-
+    let namespaces = walk(repository, tree, NAMESPACES_DIR, is_yaml)?;
+    let policies = walk(repository, tree, POLICIES_DIR, is_policy)?;
     Ok(SourceTree {
-        revision: Some(commit.id().to_string()),
+        revision,
         workspace,
         namespaces,
+        policies,
     })
+}
+
+/// The files under `dir` whose names `keep` accepts, sorted by path.
+fn walk(
+    repository: &Repository,
+    tree: &git2::Tree<'_>,
+    dir: &str,
+    keep: impl Fn(&str) -> bool,
+) -> Result<Vec<SourceFile>, SourceError> {
+    let mut blobs = Vec::new();
+    if let Ok(entry) = tree.get_path(Path::new(dir))
+        && entry.kind() == Some(ObjectType::Tree)
+    {
+        let sub = repository
+            .find_tree(entry.id())
+            .map_err(git(format!("cannot read `{dir}/`")))?;
+        sub.walk(TreeWalkMode::PreOrder, |path, e| {
+            let name = e.name().unwrap_or_default();
+            if e.kind() == Some(ObjectType::Blob) && keep(name) && !name.starts_with('.') {
+                blobs.push((format!("{dir}/{path}{name}"), e.id()));
+            }
+            TreeWalkResult::Ok
+        })
+        .map_err(git(format!("cannot walk `{dir}/`")))?;
+    }
+    blobs.sort();
+    blobs
+        .into_iter()
+        .map(|(path, id)| blob_file(repository, id, &path))
+        .collect()
 }
 
 fn git(context: String) -> impl FnOnce(git2::Error) -> SourceError {

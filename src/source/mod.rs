@@ -7,12 +7,13 @@ mod git;
 use std::path::PathBuf;
 
 pub use dir::load_dir;
-pub use git::load_git;
+pub use git::{load_dir_at, load_git};
 
 /// The workspace file at the root of a config repository.
 pub const WORKSPACE_FILE: &str = "sluice.yaml";
 /// The folder whose `**/*.yaml` files hold namespaces.
 pub const NAMESPACES_DIR: &str = "namespaces";
+pub const POLICIES_DIR: &str = "policies";
 
 /// One config file: its path as shown to people, and its text.
 #[derive(Clone, Debug)]
@@ -29,6 +30,8 @@ pub struct SourceTree {
     pub workspace: Option<SourceFile>,
     /// Namespace files, sorted by path.
     pub namespaces: Vec<SourceFile>,
+    /// The repository's own Rego policies, `policies/**/*.rego`.
+    pub policies: Vec<SourceFile>,
 }
 
 impl SourceTree {
@@ -52,11 +55,24 @@ impl Origin {
             Origin::Git { repo, rev } => load_git(repo, rev),
         }
     }
+
+    /// The same config at another Git revision: with `--git`, of that
+    /// repository; with `--repo DIR`, of the repository holding DIR.
+    pub fn load_at(&self, rev: &str) -> Result<SourceTree, SourceError> {
+        match self {
+            Origin::Dir(dir) => load_dir_at(dir, rev),
+            Origin::Git { repo, .. } => load_git(repo, rev),
+        }
+    }
 }
 
 /// Whether a file name is a YAML document.
 fn is_yaml(name: &str) -> bool {
     name.ends_with(".yaml") || name.ends_with(".yml")
+}
+
+fn is_policy(name: &str) -> bool {
+    name.ends_with(".rego") && !name.ends_with("_test.rego")
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -99,7 +99,9 @@ async fn run_case(case: &Path) -> (String, Option<String>) {
 
     if case.join("applied").is_dir() {
         let before = desired(&case.join("applied"));
-        let planned = engine::plan(&before, None, &target).await.unwrap();
+        let planned = engine::plan(&before, None, &target, &builtin_policies())
+            .await
+            .unwrap();
         let outcome = apply(&planned.plan, &target, &options()).await.unwrap();
         assert_eq!(
             outcome.status(),
@@ -107,7 +109,9 @@ async fn run_case(case: &Path) -> (String, Option<String>) {
             "{}",
             case.display()
         );
-        let again = engine::plan(&before, None, &target).await.unwrap();
+        let again = engine::plan(&before, None, &target, &builtin_policies())
+            .await
+            .unwrap();
         assert!(
             again.plan.is_empty(),
             "{}: applying did not converge: {:#?}",
@@ -141,7 +145,7 @@ async fn run_case(case: &Path) -> (String, Option<String>) {
 
     let after = desired(&case.join("desired"));
     let prefix = format!("{}/", case.display());
-    match engine::plan(&after, None, &target).await {
+    match engine::plan(&after, None, &target, &builtin_policies()).await {
         Ok(planned) => {
             let text = render::text::plan(&planned.plan, false).replace(&prefix, "");
             let json = serde_json::to_string_pretty(&planned.plan)
@@ -193,4 +197,9 @@ async fn golden_plans() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The built-in policies, as every plan is judged by them.
+fn builtin_policies() -> sluice::policy::Policies {
+    sluice::policy::Policies::load(&[]).expect("the built-in policies parse")
 }

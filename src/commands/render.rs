@@ -1,0 +1,30 @@
+//! `sluice render alerts`: the rule files an apply would write, without
+//! touching any live system.
+
+use std::path::Path;
+
+use super::{Error, Exit, load_desired};
+use crate::alerts;
+use crate::cli::Cli;
+
+pub fn alerts(cli: &Cli, out: &Path) -> Result<Exit, Error> {
+    let (_, desired) = load_desired(cli, None)?;
+    let write_error = |path: &Path, source| Error::Write {
+        path: path.display().to_string(),
+        source,
+    };
+    std::fs::create_dir_all(out).map_err(|e| write_error(out, e))?;
+    let mut written = 0;
+    for ns in desired.namespaces.iter().filter(|ns| !ns.alerts.is_empty()) {
+        let path = out.join(alerts::file_name(&ns.name));
+        std::fs::write(&path, alerts::rule_file(ns)).map_err(|e| write_error(&path, e))?;
+        println!("{}", path.display());
+        written += 1;
+    }
+    eprintln!(
+        "Wrote {written} rule file(s) for environment `{}` to {}.",
+        desired.environment.name,
+        out.display()
+    );
+    Ok(Exit::Success)
+}

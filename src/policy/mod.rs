@@ -1,0 +1,341 @@
+//! Policy guardrails in Rego, evaluated in-process with regorus.
+//!
+//! The built-in policies (the project's `policies/`, embedded in the binary)
+//! and the config repository's own `policies/**/*.rego` are judged per
+//! namespace. The input is
+//!
+//! ```json
+//! {"namespace":   {...the resolved namespace..., "deleted": false},
+//!  "environment": {"name": "prod", "stage": "prod"},
+//!  "changes":     [{"address", "kind", "name", "action", "cause", "fields"}, ...]}
+//! ```
+//!
+//! `changes` is empty for `validate`, which plans nothing. A namespace whose
+//! file was removed is judged by its planned deletes, with `deleted: true`
+//! and the tier its registry record last had. Every `deny` message fails
+//! validate and plan; `warn` messages are printed.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value as Json, json};
+
+use crate::desired::{Desired, NamespaceState};
+use crate::diag::{Diagnostic, Span};
+use crate::plan::Change;
+use crate::resource::{Kind, Value};
+use crate::source::SourceFile;
+
+/// The built-in guardrails, as shipped in `policies/`.
+pub const BUILT_IN: &[(&str, &str)] = &[
+    (
+        "policies/critical_dr.rego",
+        include_str!("../../policies/critical_dr.rego"),
+    ),
+    (
+        "policies/replication_factor.rego",
+        include_str!("../../policies/replication_factor.rego"),
+    ),
+    (
+        "policies/critical_deletes.rego",
+        include_str!("../../policies/critical_deletes.rego"),
+    ),
+    (
+        "policies/wildcard_grants.rego",
+        include_str!("../../policies/wildcard_grants.rego"),
+    ),
+    (
+        "policies/retention.rego",
+        include_str!("../../policies/retention.rego"),
+    ),
+    (
+        "policies/critical_alerts.rego",
+        include_str!("../../policies/critical_alerts.rego"),
+    ),
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Deny,
+    Warn,
+}
+
+/// One message of one policy about one namespace.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Finding {
+    pub level: Level,
+    /// The package, such as `sluice.critical_dr`.
+    pub policy: String,
+    /// The file the policy came from.
+    pub file: String,
+    pub namespace: String,
+    pub environment: String,
+    pub message: String,
+    /// Where the namespace is declared, when it still is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Span>,
+}
+
+impl Finding {
+    pub fn to_diagnostic(&self) -> Diagnostic {
+        let text = format!(
+            "policy `{}` {} namespace `{}` in environment `{}`: {}",
+            self.policy,
+            match self.level {
+                Level::Deny => "denies",
+                Level::Warn => "warns about",
+            },
+            self.namespace,
+            self.environment,
+            self.message
+        );
+        let d = match self.level {
+            Level::Deny => Diagnostic::error("policy-deny", text).hint(format!(
+                "change the namespace to meet the policy, or change the policy in {}",
+                self.file
+            )),
+            Level::Warn => Diagnostic::warning("policy-warn", text),
+        };
+        match &self.source {
+            Some(span) => d.at_span(span),
+            None => d,
+        }
+    }
+}
+
+/// A policy that could not be loaded or evaluated.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("policy {file}: {message}")]
+pub struct PolicyError {
+    pub file: String,
+    pub message: String,
+}
+
+impl PolicyError {
+    pub fn to_diagnostic(&self) -> Diagnostic {
+        Diagnostic::error("invalid-policy", self.to_string())
+            .hint("policies are Rego v1 (OPA 1.0 syntax: `deny contains msg if { ... }`)")
+    }
+}
+
+/// The policies one evaluation runs: the built-in ones and the repository's.
+#[derive(Clone, Debug)]
+pub struct Policies {
+    sources: Vec<SourceFile>,
+    /// Package of each source, in the same order.
+    packages: Vec<String>,
+}
+
+impl Policies {
+    /// Parses the built-in policies and `user` ones; every broken file is reported.
+    pub fn load(user: &[SourceFile]) -> Result<Policies, Vec<PolicyError>> {
+        let sources: Vec<SourceFile> = BUILT_IN
+            .iter()
+            .map(|(path, text)| SourceFile {
+                path: format!("{path} (built-in)"),
+                text: (*text).to_owned(),
+            })
+            .chain(user.iter().cloned())
+            .collect();
+        let mut packages = Vec::new();
+        let mut errors = Vec::new();
+        for s in &sources {
+            let mut engine = regorus::Engine::new();
+            match engine.add_policy(s.path.clone(), s.text.clone()) {
+                Ok(package) => packages.push(package),
+                Err(e) => errors.push(PolicyError {
+                    file: s.path.clone(),
+                    message: e.to_string(),
+                }),
+            }
+        }
+        if errors.is_empty() {
+            Ok(Policies { sources, packages })
+        } else {
+            Err(errors)
+        }
+    }
+
+    fn engine(&self) -> Result<regorus::Engine, PolicyError> {
+        let mut engine = regorus::Engine::new();
+        for s in &self.sources {
+            engine
+                .add_policy(s.path.clone(), s.text.clone())
+                .map_err(|e| PolicyError {
+                    file: s.path.clone(),
+                    message: e.to_string(),
+                })?;
+        }
+        Ok(engine)
+    }
+
+    /// Judges every namespace of `desired`, and every namespace `changes`
+    /// delete entirely, against the policies; findings sorted.
+    pub fn evaluate(
+        &self,
+        desired: &Desired,
+        changes: &[Change],
+    ) -> Result<Vec<Finding>, PolicyError> {
+        let mut engine = self.engine()?;
+        let environment = json!({
+            "name": desired.environment.name,
+            "stage": desired.environment.stage,
+        });
+        let mut by_namespace: BTreeMap<&str, Vec<&Change>> = BTreeMap::new();
+        for c in changes {
+            by_namespace.entry(&c.namespace).or_default().push(c);
+        }
+        let mut findings = Vec::new();
+        for ns in &desired.namespaces {
+            let input = json!({
+                "namespace": namespace_input(ns),
+                "environment": environment,
+                "changes": changes_input(by_namespace.remove(ns.name.as_str()).unwrap_or_default()),
+            });
+            self.judge(
+                &mut engine,
+                &desired.environment.name,
+                &ns.name,
+                Some(&ns.source),
+                input,
+                &mut findings,
+            )?;
+        }
+        // What is left belongs to namespaces no longer declared.
+        for (name, changes) in by_namespace {
+            let input = json!({
+                "namespace": {"name": name, "deleted": true, "tier": last_tier(desired, name, &changes)},
+                "environment": environment,
+                "changes": changes_input(changes),
+            });
+            self.judge(
+                &mut engine,
+                &desired.environment.name,
+                name,
+                None,
+                input,
+                &mut findings,
+            )?;
+        }
+        findings.sort();
+        Ok(findings)
+    }
+
+    fn judge(
+        &self,
+        engine: &mut regorus::Engine,
+        environment: &str,
+        namespace: &str,
+        source: Option<&Span>,
+        input: Json,
+        out: &mut Vec<Finding>,
+    ) -> Result<(), PolicyError> {
+        let fail = |file: &str, message: String| PolicyError {
+            file: file.to_owned(),
+            message,
+        };
+        let input = regorus::Value::from_json_str(&input.to_string())
+            .map_err(|e| fail("(input)", e.to_string()))?;
+        engine.set_input(input);
+        for (s, package) in self.sources.iter().zip(&self.packages) {
+            let results = engine
+                .eval_query(package.clone(), false)
+                .map_err(|e| fail(&s.path, e.to_string()))?;
+            let Some(value) = results
+                .result
+                .first()
+                .and_then(|r| r.expressions.first())
+                .map(|e| &e.value)
+            else {
+                continue;
+            };
+            let json: Json = serde_json::from_str(
+                &value
+                    .to_json_str()
+                    .map_err(|e| fail(&s.path, e.to_string()))?,
+            )
+            .unwrap_or_default();
+            for (level, rule) in [(Level::Deny, "deny"), (Level::Warn, "warn")] {
+                let messages = match json.get(rule) {
+                    Some(Json::Array(items)) => items.clone(),
+                    Some(Json::Null) | None => Vec::new(),
+                    Some(other) => vec![other.clone()],
+                };
+                for m in messages {
+                    out.push(Finding {
+                        level,
+                        policy: package.trim_start_matches("data.").to_owned(),
+                        file: s.path.clone(),
+                        namespace: namespace.to_owned(),
+                        environment: environment.to_owned(),
+                        message: m.as_str().map_or_else(|| m.to_string(), str::to_owned),
+                        source: source.cloned(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The resolved namespace, as policies see it.
+fn namespace_input(ns: &NamespaceState) -> Json {
+    let mut value = serde_json::to_value(ns).expect("namespaces are JSON");
+    if let Some(map) = value.as_object_mut() {
+        map.insert("deleted".into(), Json::Bool(false));
+    }
+    value
+}
+
+fn changes_input(changes: Vec<&Change>) -> Json {
+    changes
+        .into_iter()
+        .map(|c| {
+            json!({
+                "address": c.address,
+                "kind": c.address.kind(),
+                "name": c.address.name(),
+                "action": c.action,
+                "cause": c.cause,
+                "fields": c.fields,
+            })
+        })
+        .collect()
+}
+
+/// The tier a removed namespace last had: its registry record says.
+fn last_tier(desired: &Desired, name: &str, changes: &[&Change]) -> Json {
+    let registry = format!("{}namespaces/{name}", desired.environment.etcd.prefix);
+    changes
+        .iter()
+        .filter(|c| c.address.kind() == Kind::EtcdKey && c.address.name() == registry)
+        .find_map(|c| match &c.live {
+            Some(Value::Record(r)) => r.get("tier").cloned(),
+            _ => None,
+        })
+        .unwrap_or(Json::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_built_in_policies_parse() {
+        let p = Policies::load(&[]).unwrap();
+        assert_eq!(p.packages.len(), BUILT_IN.len());
+        assert!(p.packages.iter().all(|p| p.starts_with("data.sluice.")));
+    }
+
+    #[test]
+    fn a_broken_policy_is_reported_with_its_file() {
+        let broken = SourceFile {
+            path: "policies/broken.rego".into(),
+            text: "package x\ndeny contains msg if {".into(),
+        };
+        let errors = Policies::load(&[broken]).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].file, "policies/broken.rego");
+    }
+}
