@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use git2::{IndexAddOption, Oid, Repository, Signature};
+
 /// The repository root.
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -73,6 +75,25 @@ pub struct Services {
     pub etcd: String,
     pub s3: String,
     pub kafka: String,
+    /// The whole env file, for [`Services::var`].
+    text: String,
+    path: PathBuf,
+}
+
+impl Services {
+    /// A variable of the env file; panics naming the file when it is missing.
+    pub fn var(&self, key: &str) -> String {
+        self.text
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| {
+                panic!(
+                    "{} has no {key}: restart the servers with `scripts/services.sh down && scripts/services.sh up`",
+                    self.path.display()
+                )
+            })
+            .to_owned()
+    }
 }
 
 /// Reads the servers' env file (`$SLUICE_SERVICES_ENV`, else `.services/env`).
@@ -87,17 +108,17 @@ pub fn services() -> Services {
             path.display()
         )
     });
-    let get = |key: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{key}=")))
-            .unwrap_or_else(|| panic!("{} has no {key}", path.display()))
-            .to_owned()
+    let mut s = Services {
+        etcd: String::new(),
+        s3: String::new(),
+        kafka: String::new(),
+        text,
+        path,
     };
-    Services {
-        etcd: get("SLUICE_ETCD_ENDPOINTS"),
-        s3: get("SLUICE_S3_ENDPOINT"),
-        kafka: get("SLUICE_KAFKA_BOOTSTRAP"),
-    }
+    s.etcd = s.var("SLUICE_ETCD_ENDPOINTS");
+    s.s3 = s.var("SLUICE_S3_ENDPOINT");
+    s.kafka = s.var("SLUICE_KAFKA_BOOTSTRAP");
+    s
 }
 
 /// A name no other test run uses, for resources on the shared servers.
@@ -145,8 +166,13 @@ impl TestRepo {
     /// Writes `namespaces/<short>.yaml` for namespace `<tag>-<short>`; `spec`
     /// is the indented body under `spec:`, where `{tag}` stands for the tag.
     pub fn namespace(&self, short: &str, spec: &str) {
+        self.namespace_in_tier(short, "standard", spec);
+    }
+
+    /// [`TestRepo::namespace`] of a tier (`critical`, `standard`, `best-effort`).
+    pub fn namespace_in_tier(&self, short: &str, tier: &str, spec: &str) {
         let text = format!(
-            "apiVersion: sluice/v1\nkind: Namespace\nmetadata:\n  name: {}\n  owner: tests\nspec:\n{}",
+            "apiVersion: sluice/v1\nkind: Namespace\nmetadata:\n  name: {}\n  owner: tests\n  tier: {tier}\nspec:\n{}",
             self.name(short),
             spec.replace("{tag}", &self.tag)
         );
@@ -224,4 +250,22 @@ pub fn closed_port() -> String {
         .local_addr()
         .unwrap()
         .to_string()
+}
+
+/// Commits everything in the work tree of `repo`; returns the commit.
+pub fn commit_all(repo: &Repository, message: &str) -> Oid {
+    let mut index = repo.index().unwrap();
+    index.add_all(["*"], IndexAddOption::DEFAULT, None).unwrap();
+    index.write().unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let sig = Signature::now("sluice tests", "tests@sluice.invalid").unwrap();
+    let parents: Vec<_> = repo
+        .head()
+        .ok()
+        .and_then(|h| h.peel_to_commit().ok())
+        .into_iter()
+        .collect();
+    let parents: Vec<_> = parents.iter().collect();
+    repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
+        .unwrap()
 }

@@ -2,26 +2,9 @@
 
 use std::path::Path;
 
-use git2::{IndexAddOption, Oid, Repository, Signature};
+use git2::{Oid, Repository};
 
-use crate::common::{copy_tree, root, run, sluice};
-
-fn commit_all(repo: &Repository, message: &str) -> Oid {
-    let mut index = repo.index().unwrap();
-    index.add_all(["*"], IndexAddOption::DEFAULT, None).unwrap();
-    index.write().unwrap();
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let sig = Signature::now("sluice tests", "tests@sluice.invalid").unwrap();
-    let parents: Vec<_> = repo
-        .head()
-        .ok()
-        .and_then(|h| h.peel_to_commit().ok())
-        .into_iter()
-        .collect();
-    let parents: Vec<_> = parents.iter().collect();
-    repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
-        .unwrap()
-}
+use crate::common::{commit_all, copy_tree, root, run, sluice};
 
 /// A repository with the examples committed, then a broken namespace committed on top.
 fn repo_with_history(dir: &Path) -> (Repository, Oid, Oid) {

@@ -2,10 +2,12 @@
 //! sources, schemas, and the client stack against the real local servers.
 
 mod adopt;
+mod alerts;
 mod common;
 mod dr;
 mod git_source;
 mod plans;
+mod policies;
 mod reconcile;
 mod schema;
 mod smoke;
