@@ -26,7 +26,8 @@ for i in range(n):
     d = os.path.join(repo, "namespaces", team)
     os.makedirs(d, exist_ok=True)
     name = "ns-%04d" % i
-    dr = "" if i % 3 else f"""  disaster_recovery:
+    # Every critical namespace (each 10th) has DR, as the built-in policy demands.
+    dr = "" if i % 3 and i % 10 else f"""  disaster_recovery:
     rpo: 15m
     backup:
       bucket: platform-dr-backups

@@ -16,6 +16,7 @@
 //! validate and plan; `warn` messages are printed.
 
 use std::collections::BTreeMap;
+use std::fmt::Write;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
@@ -25,6 +26,12 @@ use crate::diag::{Diagnostic, Span};
 use crate::plan::Change;
 use crate::resource::{Kind, Value};
 use crate::source::SourceFile;
+
+/// The package of the generated module that runs every policy.
+const DRIVER: &str = "sluice_driver";
+
+/// Fewest namespaces worth a thread of their own.
+const MIN_CHUNK: usize = 64;
 
 /// The built-in guardrails, as shipped in `policies/`.
 pub const BUILT_IN: &[(&str, &str)] = &[
@@ -157,6 +164,9 @@ impl Policies {
         }
     }
 
+    /// An engine with every policy, and a driver that judges all inputs in
+    /// one evaluation: each policy's rules run once per namespace, `with`
+    /// that namespace's input.
     fn engine(&self) -> Result<regorus::Engine, PolicyError> {
         let mut engine = regorus::Engine::new();
         for s in &self.sources {
@@ -167,7 +177,51 @@ impl Policies {
                     message: e.to_string(),
                 })?;
         }
+        let mut driver = format!("package {DRIVER}\n");
+        for (i, package) in self.packages.iter().enumerate() {
+            for rule in ["deny", "warn"] {
+                let _ = write!(
+                    driver,
+                    "\nfindings contains [n, {i}, \"{rule}\", msg] if {{\n\tsome n, item in input.items\n\tmsgs := {package}.{rule} with input as item\n\tsome msg in msgs\n}}\n"
+                );
+            }
+        }
+        engine
+            .add_policy("(sluice policy driver)".into(), driver)
+            .map_err(|e| PolicyError {
+                file: "(sluice policy driver)".into(),
+                message: e.to_string(),
+            })?;
         Ok(engine)
+    }
+
+    /// Runs the driver on `items`; findings are `[index, policy, rule,
+    /// message]`, indexes counted from `offset`.
+    fn run(&self, items: &[Json], offset: usize) -> Result<Vec<Json>, PolicyError> {
+        let fail = |message: String| PolicyError {
+            file: "(evaluation)".into(),
+            message,
+        };
+        let mut engine = self.engine()?;
+        let input = regorus::Value::from_json_str(&json!({ "items": items }).to_string())
+            .map_err(|e| fail(e.to_string()))?;
+        engine.set_input(input);
+        let value = engine
+            .eval_rule(format!("data.{DRIVER}.findings"))
+            .map_err(|e| fail(e.to_string()))?;
+        let json: Json =
+            serde_json::from_str(&value.to_json_str().map_err(|e| fail(e.to_string()))?)
+                .map_err(|e| fail(e.to_string()))?;
+        let mut out = match json {
+            Json::Array(findings) => findings,
+            _ => Vec::new(),
+        };
+        for f in &mut out {
+            if let Some(n) = f[0].as_u64() {
+                f[0] = json!(n as usize + offset);
+            }
+        }
+        Ok(out)
     }
 
     /// Judges every namespace of `desired`, and every namespace `changes`
@@ -177,7 +231,6 @@ impl Policies {
         desired: &Desired,
         changes: &[Change],
     ) -> Result<Vec<Finding>, PolicyError> {
-        let mut engine = self.engine()?;
         let environment = json!({
             "name": desired.environment.name,
             "stage": desired.environment.stage,
@@ -186,96 +239,82 @@ impl Policies {
         for c in changes {
             by_namespace.entry(&c.namespace).or_default().push(c);
         }
-        let mut findings = Vec::new();
+        // (name, where declared) and the input of each namespace judged.
+        let mut judged: Vec<(&str, Option<&Span>)> = Vec::new();
+        let mut items = Vec::new();
         for ns in &desired.namespaces {
-            let input = json!({
+            judged.push((&ns.name, Some(&ns.source)));
+            items.push(json!({
                 "namespace": namespace_input(ns),
                 "environment": environment,
                 "changes": changes_input(by_namespace.remove(ns.name.as_str()).unwrap_or_default()),
-            });
-            self.judge(
-                &mut engine,
-                &desired.environment.name,
-                &ns.name,
-                Some(&ns.source),
-                input,
-                &mut findings,
-            )?;
+            }));
         }
         // What is left belongs to namespaces no longer declared.
         for (name, changes) in by_namespace {
-            let input = json!({
+            judged.push((name, None));
+            items.push(json!({
                 "namespace": {"name": name, "deleted": true, "tier": last_tier(desired, name, &changes)},
                 "environment": environment,
                 "changes": changes_input(changes),
+            }));
+        }
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Namespaces are judged independently: split them over the cores.
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        let chunk = items.len().div_ceil(threads).max(MIN_CHUNK);
+        let results: Vec<Result<Vec<Json>, PolicyError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = items
+                .chunks(chunk)
+                .enumerate()
+                .map(|(c, part)| scope.spawn(move || self.run(part, c * chunk)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("policy evaluation does not panic"))
+                .collect()
+        });
+        let fail = |message: String| PolicyError {
+            file: "(evaluation)".into(),
+            message,
+        };
+        let mut raw = Vec::new();
+        for r in results {
+            raw.extend(r?);
+        }
+        let mut findings = Vec::new();
+        for f in &raw {
+            let (Some(n), Some(p), Some(rule)) = (
+                f[0].as_u64().and_then(|n| judged.get(n as usize)),
+                f[1].as_u64().and_then(|p| {
+                    self.packages
+                        .get(p as usize)
+                        .zip(self.sources.get(p as usize))
+                }),
+                f[2].as_str(),
+            ) else {
+                return Err(fail(format!("unexpected finding {f}")));
+            };
+            let ((namespace, source), (package, file)) = (n, p);
+            let m = &f[3];
+            findings.push(Finding {
+                level: if rule == "deny" {
+                    Level::Deny
+                } else {
+                    Level::Warn
+                },
+                policy: package.trim_start_matches("data.").to_owned(),
+                file: file.path.clone(),
+                namespace: (*namespace).to_owned(),
+                environment: desired.environment.name.clone(),
+                message: m.as_str().map_or_else(|| m.to_string(), str::to_owned),
+                source: source.cloned(),
             });
-            self.judge(
-                &mut engine,
-                &desired.environment.name,
-                name,
-                None,
-                input,
-                &mut findings,
-            )?;
         }
         findings.sort();
         Ok(findings)
-    }
-
-    fn judge(
-        &self,
-        engine: &mut regorus::Engine,
-        environment: &str,
-        namespace: &str,
-        source: Option<&Span>,
-        input: Json,
-        out: &mut Vec<Finding>,
-    ) -> Result<(), PolicyError> {
-        let fail = |file: &str, message: String| PolicyError {
-            file: file.to_owned(),
-            message,
-        };
-        let input = regorus::Value::from_json_str(&input.to_string())
-            .map_err(|e| fail("(input)", e.to_string()))?;
-        engine.set_input(input);
-        for (s, package) in self.sources.iter().zip(&self.packages) {
-            let results = engine
-                .eval_query(package.clone(), false)
-                .map_err(|e| fail(&s.path, e.to_string()))?;
-            let Some(value) = results
-                .result
-                .first()
-                .and_then(|r| r.expressions.first())
-                .map(|e| &e.value)
-            else {
-                continue;
-            };
-            let json: Json = serde_json::from_str(
-                &value
-                    .to_json_str()
-                    .map_err(|e| fail(&s.path, e.to_string()))?,
-            )
-            .unwrap_or_default();
-            for (level, rule) in [(Level::Deny, "deny"), (Level::Warn, "warn")] {
-                let messages = match json.get(rule) {
-                    Some(Json::Array(items)) => items.clone(),
-                    Some(Json::Null) | None => Vec::new(),
-                    Some(other) => vec![other.clone()],
-                };
-                for m in messages {
-                    out.push(Finding {
-                        level,
-                        policy: package.trim_start_matches("data.").to_owned(),
-                        file: s.path.clone(),
-                        namespace: namespace.to_owned(),
-                        environment: environment.to_owned(),
-                        message: m.as_str().map_or_else(|| m.to_string(), str::to_owned),
-                        source: source.cloned(),
-                    });
-                }
-            }
-        }
-        Ok(())
     }
 }
 
