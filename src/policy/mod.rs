@@ -30,8 +30,9 @@ use crate::source::SourceFile;
 /// The package of the generated module that runs every policy.
 const DRIVER: &str = "sluice_driver";
 
-/// Fewest namespaces worth a thread of their own.
-const MIN_CHUNK: usize = 64;
+/// Namespaces judged in one evaluation: enough to amortize it, few enough
+/// to keep the input document small.
+const CHUNK: usize = 128;
 
 /// The built-in guardrails, as shipped in `policies/`.
 pub const BUILT_IN: &[(&str, &str)] = &[
@@ -197,12 +198,16 @@ impl Policies {
 
     /// Runs the driver on `items`; findings are `[index, policy, rule,
     /// message]`, indexes counted from `offset`.
-    fn run(&self, items: &[Json], offset: usize) -> Result<Vec<Json>, PolicyError> {
+    fn run(
+        &self,
+        engine: &mut regorus::Engine,
+        items: &[Json],
+        offset: usize,
+    ) -> Result<Vec<Json>, PolicyError> {
         let fail = |message: String| PolicyError {
             file: "(evaluation)".into(),
             message,
         };
-        let mut engine = self.engine()?;
         let input = regorus::Value::from_json_str(&json!({ "items": items }).to_string())
             .map_err(|e| fail(e.to_string()))?;
         engine.set_input(input);
@@ -239,38 +244,62 @@ impl Policies {
         for c in changes {
             by_namespace.entry(&c.namespace).or_default().push(c);
         }
-        // (name, where declared) and the input of each namespace judged.
-        let mut judged: Vec<(&str, Option<&Span>)> = Vec::new();
-        let mut items = Vec::new();
-        for ns in &desired.namespaces {
-            judged.push((&ns.name, Some(&ns.source)));
-            items.push(json!({
-                "namespace": namespace_input(ns),
-                "environment": environment,
-                "changes": changes_input(by_namespace.remove(ns.name.as_str()).unwrap_or_default()),
-            }));
-        }
-        // What is left belongs to namespaces no longer declared.
-        for (name, changes) in by_namespace {
-            judged.push((name, None));
-            items.push(json!({
-                "namespace": {"name": name, "deleted": true, "tier": last_tier(desired, name, &changes)},
-                "environment": environment,
-                "changes": changes_input(changes),
-            }));
-        }
-        if items.is_empty() {
+        // Every namespace declared, then those only the changes name: their
+        // files were removed.
+        let mut judged: Vec<Judged<'_>> = desired
+            .namespaces
+            .iter()
+            .map(|ns| Judged {
+                name: &ns.name,
+                declared: Some(ns),
+                changes: by_namespace.remove(ns.name.as_str()).unwrap_or_default(),
+            })
+            .collect();
+        judged.extend(by_namespace.into_iter().map(|(name, changes)| Judged {
+            name,
+            declared: None,
+            changes,
+        }));
+        if judged.is_empty() {
             return Ok(Vec::new());
         }
-        // Namespaces are judged independently: split them over the cores.
-        let threads = std::thread::available_parallelism().map_or(1, usize::from);
-        let chunk = items.len().div_ceil(threads).max(MIN_CHUNK);
+        // The input of a namespace, built when its chunk is judged.
+        let input = |j: &Judged<'_>| {
+            let namespace = match j.declared {
+                Some(ns) => namespace_input(ns),
+                None => json!({
+                    "name": j.name,
+                    "deleted": true,
+                    "tier": last_tier(desired, j.name, &j.changes),
+                }),
+            };
+            json!({
+                "namespace": namespace,
+                "environment": environment,
+                "changes": changes_input(&j.changes),
+            })
+        };
+        // Namespaces are judged independently: each core takes the next
+        // chunk until none is left.
+        let chunks: Vec<&[Judged<'_>]> = judged.chunks(CHUNK).collect();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let threads = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .min(chunks.len());
+        let work = || -> Result<Vec<Json>, PolicyError> {
+            let mut engine = self.engine()?;
+            let mut out = Vec::new();
+            loop {
+                let c = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(part) = chunks.get(c) else {
+                    return Ok(out);
+                };
+                let items: Vec<Json> = part.iter().map(input).collect();
+                out.extend(self.run(&mut engine, &items, c * CHUNK)?);
+            }
+        };
         let results: Vec<Result<Vec<Json>, PolicyError>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = items
-                .chunks(chunk)
-                .enumerate()
-                .map(|(c, part)| scope.spawn(move || self.run(part, c * chunk)))
-                .collect();
+            let handles: Vec<_> = (0..threads).map(|_| scope.spawn(work)).collect();
             handles
                 .into_iter()
                 .map(|h| h.join().expect("policy evaluation does not panic"))
@@ -286,7 +315,7 @@ impl Policies {
         }
         let mut findings = Vec::new();
         for f in &raw {
-            let (Some(n), Some(p), Some(rule)) = (
+            let (Some(j), Some(p), Some(rule)) = (
                 f[0].as_u64().and_then(|n| judged.get(n as usize)),
                 f[1].as_u64().and_then(|p| {
                     self.packages
@@ -297,7 +326,7 @@ impl Policies {
             ) else {
                 return Err(fail(format!("unexpected finding {f}")));
             };
-            let ((namespace, source), (package, file)) = (n, p);
+            let (package, file) = p;
             let m = &f[3];
             findings.push(Finding {
                 level: if rule == "deny" {
@@ -307,15 +336,22 @@ impl Policies {
                 },
                 policy: package.trim_start_matches("data.").to_owned(),
                 file: file.path.clone(),
-                namespace: (*namespace).to_owned(),
+                namespace: j.name.to_owned(),
                 environment: desired.environment.name.clone(),
                 message: m.as_str().map_or_else(|| m.to_string(), str::to_owned),
-                source: source.cloned(),
+                source: j.declared.map(|ns| ns.source.clone()),
             });
         }
         findings.sort();
         Ok(findings)
     }
+}
+
+/// A namespace to judge: declared, or only named by the changes.
+struct Judged<'a> {
+    name: &'a str,
+    declared: Option<&'a NamespaceState>,
+    changes: Vec<&'a Change>,
 }
 
 /// The resolved namespace, as policies see it.
@@ -327,9 +363,9 @@ fn namespace_input(ns: &NamespaceState) -> Json {
     value
 }
 
-fn changes_input(changes: Vec<&Change>) -> Json {
+fn changes_input(changes: &[&Change]) -> Json {
     changes
-        .into_iter()
+        .iter()
         .map(|c| {
             json!({
                 "address": c.address,
