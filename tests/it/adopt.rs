@@ -77,7 +77,7 @@ async fn import_from_a_seeded_cluster_then_plan_has_no_changes() {
         (
             format!("{p}namespaces/{ns}"),
             json!({
-                "name": ns, "owner": "shop-team", "tier": "critical", "labels": {"domain": "shop"},
+                "name": ns, "owner": "shop-team", "tier": "best-effort", "labels": {"domain": "shop"},
                 "protected": false, "capacity": {"write_rps": 100, "read_rps": 200},
                 "retention_ms": 604800000u64, "cache": null, "connection_pool_size": 8,
                 "topics": [

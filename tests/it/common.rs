@@ -166,13 +166,17 @@ impl TestRepo {
     /// Writes `namespaces/<short>.yaml` for namespace `<tag>-<short>`; `spec`
     /// is the indented body under `spec:`, where `{tag}` stands for the tag.
     pub fn namespace(&self, short: &str, spec: &str) {
-        self.namespace_in_tier(short, "standard", spec);
+        self.write_namespace(short, "", spec);
     }
 
     /// [`TestRepo::namespace`] of a tier (`critical`, `standard`, `best-effort`).
     pub fn namespace_in_tier(&self, short: &str, tier: &str, spec: &str) {
+        self.write_namespace(short, &format!("  tier: {tier}\n"), spec);
+    }
+
+    fn write_namespace(&self, short: &str, metadata: &str, spec: &str) {
         let text = format!(
-            "apiVersion: sluice/v1\nkind: Namespace\nmetadata:\n  name: {}\n  owner: tests\n  tier: {tier}\nspec:\n{}",
+            "apiVersion: sluice/v1\nkind: Namespace\nmetadata:\n  name: {}\n  owner: tests\n{metadata}spec:\n{}",
             self.name(short),
             spec.replace("{tag}", &self.tag)
         );
