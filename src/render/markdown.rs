@@ -6,6 +6,7 @@ use std::fmt::Write;
 
 use super::{by_namespace, counts, field_lines};
 use crate::plan::{Cause, Plan, Summary};
+use crate::policy::Level;
 
 /// GitHub rejects comments over 65,536 characters; keep a margin.
 pub const LIMIT: usize = 60_000;
@@ -21,6 +22,34 @@ pub fn plan(plan: &Plan) -> String {
         out.push_str("> [!CAUTION]\n> DR compliance violations:\n");
         for (ns, v) in violations {
             let _ = writeln!(out, "> - `{ns}`: {} ({})", v.message, v.check);
+        }
+        out.push('\n');
+    }
+    let findings: Vec<_> = plan.policy.iter().take(50).collect();
+    if !findings.is_empty() {
+        let denied = plan.denials().next().is_some();
+        let _ = writeln!(
+            out,
+            "> [!{}]\n> Policies{}:",
+            if denied { "CAUTION" } else { "NOTE" },
+            if denied {
+                " deny this plan; it cannot be applied"
+            } else {
+                ""
+            }
+        );
+        for f in findings {
+            let _ = writeln!(
+                out,
+                "> - **{}** `{}` on `{}`: {}",
+                match f.level {
+                    Level::Deny => "deny",
+                    Level::Warn => "warn",
+                },
+                f.policy,
+                f.namespace,
+                f.message
+            );
         }
         out.push('\n');
     }

@@ -217,6 +217,22 @@ fn plans_never_delete_topics_of_critical_namespaces() {
         .map(|f| f["message"].as_str().unwrap())
         .collect();
     assert_eq!(messages.len(), 2, "{policy}");
+    // The pull-request comment says so too.
+    let md = repo.run(&["plan", "--format", "markdown"]);
+    assert_eq!(md.code, 1, "{}", md.all_output());
+    assert!(
+        md.stdout.contains("Policies deny this plan"),
+        "{}",
+        md.stdout
+    );
+    assert!(
+        md.stdout.contains(&format!(
+            "- **deny** `sluice.critical_deletes` on `{}`",
+            repo.name("crit")
+        )),
+        "{}",
+        md.stdout
+    );
 }
 
 const USER_POLICY: &str = r#"package team.naming
