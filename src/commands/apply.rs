@@ -59,16 +59,9 @@ pub fn run(
                     .lock(&opts.holder, opts.lock_wait)
                     .await
                     .map_err(EngineError::from)?;
-                let result = plan_and_apply(
-                    cli,
-                    &tree,
-                    &desired,
-                    &target,
-                    lock.as_ref(),
-                    auto_approve,
-                    &opts,
-                )
-                .await;
+                let result =
+                    plan_and_apply(&tree, &desired, &target, lock.as_ref(), auto_approve, &opts)
+                        .await;
                 release(lock).await;
                 result?
             }
@@ -88,7 +81,6 @@ pub fn run(
 /// Plans, shows the plan, asks, and applies; `None` when there is nothing to
 /// do or the answer is no.
 async fn plan_and_apply(
-    cli: &Cli,
     tree: &SourceTree,
     desired: &Desired,
     target: &Target,
@@ -96,7 +88,7 @@ async fn plan_and_apply(
     auto_approve: bool,
     opts: &ApplyOptions,
 ) -> Result<Option<(Outcome, usize)>, Error> {
-    let policies = load_policies(cli, tree, None)?;
+    let policies = load_policies(tree)?;
     let planned = engine::plan(desired, tree.revision.as_deref(), target, &policies).await?;
     warn_unfinished(&planned.stored);
     let plan = planned.plan;

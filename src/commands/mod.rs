@@ -179,7 +179,15 @@ fn print_diagnostics(tree: &SourceTree, diags: &[Diagnostic]) -> usize {
 /// Loads, validates and resolves the one environment a command works on
 /// (`env`, else `--env`, else the default); problems are printed.
 fn load_desired(cli: &Cli, env: Option<&str>) -> Result<(SourceTree, Desired), Error> {
-    let tree = cli.source.origin().load()?;
+    resolve_desired(cli, cli.source.origin().load()?, env)
+}
+
+/// [`load_desired`] of a tree already read.
+fn resolve_desired(
+    cli: &Cli,
+    tree: SourceTree,
+    env: Option<&str>,
+) -> Result<(SourceTree, Desired), Error> {
     let selection = Selection::One(env.or(cli.env.as_deref()));
     let (mut desired, diags) = load(&tree, selection, &Overrides::from_process());
     let errors = print_diagnostics(&tree, &diags);
@@ -189,20 +197,12 @@ fn load_desired(cli: &Cli, env: Option<&str>) -> Result<(SourceTree, Desired), E
     }
 }
 
-/// The built-in policies and the repository's, or those of the repository
-/// at `base` (the pull request's base) when given; problems are printed.
-fn load_policies(cli: &Cli, tree: &SourceTree, base: Option<&str>) -> Result<Policies, Error> {
-    let base_tree;
-    let (from, user) = match base {
-        Some(rev) => {
-            base_tree = cli.source.origin().load_at(rev)?;
-            (&base_tree, &base_tree.policies)
-        }
-        None => (tree, &tree.policies),
-    };
-    Policies::load(user).map_err(|errors| {
+/// The built-in policies and the repository's, from `tree` (the base
+/// revision's, for a pull request); problems are printed.
+fn load_policies(tree: &SourceTree) -> Result<Policies, Error> {
+    Policies::load(&tree.policies).map_err(|errors| {
         let diags: Vec<Diagnostic> = errors.iter().map(PolicyError::to_diagnostic).collect();
-        Error::Invalid(print_diagnostics(from, &diags))
+        Error::Invalid(print_diagnostics(tree, &diags))
     })
 }
 

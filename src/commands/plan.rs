@@ -2,23 +2,93 @@
 
 use std::path::Path;
 
-use super::{Error, Exit, color_stdout, load_desired, load_policies, print_findings, runtime};
+use super::{
+    Error, Exit, color_stdout, load_desired, load_policies, print_findings, resolve_desired,
+    runtime,
+};
 use crate::cli::{Cli, PlanFormat};
+use crate::config::parse::parse_tree;
+use crate::desired::Desired;
 use crate::engine::{self, Planned, Target};
 use crate::plan::{Action, Plan};
 use crate::render;
+use crate::source::{Origin, SourceTree, changed_namespace_files};
 use crate::state::{ApplyStatus, Stored};
+use std::collections::BTreeSet;
 
 /// Validates, connects and plans the selected environment, judged by the
-/// policies (of `base` when given); prints what the policies said.
+/// policies; prints what the policies said. With `base` (a pull request's
+/// base revision), plans only the namespaces whose files changed since, and
+/// judges by the base's policies.
 async fn plan_now(cli: &Cli, base: Option<&str>) -> Result<Planned, Error> {
-    let (tree, desired) = load_desired(cli, None)?;
-    let policies = load_policies(cli, &tree, base)?;
+    let (tree, desired, policies) = match base {
+        None => {
+            let (tree, desired) = load_desired(cli, None)?;
+            let policies = load_policies(&tree)?;
+            (tree, desired, policies)
+        }
+        Some(base) => {
+            let base_tree = cli.source.origin().load_at(base)?;
+            let policies = load_policies(&base_tree)?;
+            let (tree, desired) = load_changed(cli, base, &base_tree)?;
+            (tree, desired, policies)
+        }
+    };
     let target = Target::connect(&desired.environment).await?;
     let planned = engine::plan(&desired, tree.revision.as_deref(), &target, &policies).await?;
     warn_unfinished(&planned.stored);
     print_findings(&tree, &planned.plan.policy);
     Ok(planned)
+}
+
+/// The desired state of the namespaces whose files changed since `base`:
+/// those declared in the changed files now, and those declared in them at
+/// `base` (a deleted or renamed namespace, which then plans as deletes).
+fn load_changed(
+    cli: &Cli,
+    base: &str,
+    base_tree: &SourceTree,
+) -> Result<(SourceTree, Desired), Error> {
+    let origin = cli.source.origin();
+    let changed = changed_namespace_files(&origin, base)?;
+    let mut tree = origin.load()?;
+    if tree.namespaces.is_empty() {
+        // Nothing declared at all: plan everything, so that the guard
+        // against deleting everything applies.
+        return resolve_desired(cli, tree, None);
+    }
+    let prefix = match &origin {
+        Origin::Dir(root) if root != Path::new(".") && !root.as_os_str().is_empty() => {
+            format!("{}/", root.display())
+        }
+        _ => String::new(),
+    };
+    let relative = |path: &str| path.strip_prefix(&prefix).unwrap_or(path).to_owned();
+    tree.namespaces
+        .retain(|f| changed.now.contains(&relative(&f.path)));
+    let before = SourceTree {
+        namespaces: base_tree
+            .namespaces
+            .iter()
+            .filter(|f| changed.before.contains(&f.path))
+            .cloned()
+            .collect(),
+        ..SourceTree::default()
+    };
+    // A base version that no longer parses names nothing; the new one is checked.
+    let mut ignored = Vec::new();
+    let names = |t: &SourceTree, diags: &mut Vec<_>| -> Vec<String> {
+        parse_tree(t, diags)
+            .namespaces
+            .iter()
+            .map(|d| d.value.metadata.name.value.clone())
+            .collect()
+    };
+    let mut scope: BTreeSet<String> = names(&before, &mut ignored).into_iter().collect();
+    scope.extend(names(&tree, &mut ignored));
+    let (tree, mut desired) = resolve_desired(cli, tree, None)?;
+    desired.scope = Some(scope);
+    Ok((tree, desired))
 }
 
 /// Says when the last apply did not end cleanly: a plan then shows what it left.

@@ -75,7 +75,7 @@ pub fn run(cli: &Cli, namespace: Option<&str>, format: Format) -> Result<Exit, E
             env: desired.environment.name.clone(),
         });
     }
-    let policies = load_policies(cli, &tree, None)?;
+    let policies = load_policies(&tree)?;
     let status = runtime().block_on(gather(
         &desired,
         tree.revision.as_deref(),

@@ -136,6 +136,7 @@ pub fn resolve(
                     .map(|(name, b)| (name.clone(), b.region.value.clone()))
                     .collect(),
                 namespaces,
+                scope: None,
             }
         })
         .collect()

@@ -1,7 +1,7 @@
 //! The resolved desired state of one environment: every default applied, every
 //! unit converted, every derived value computed. Later stages read only this.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -22,6 +22,10 @@ pub struct Desired {
     /// creates a declared replica bucket; an undeclared one must exist.
     pub buckets: BTreeMap<String, String>,
     pub namespaces: Vec<NamespaceState>,
+    /// When set, the namespaces a partial plan covers (`plan --base`): the
+    /// others, and what the inventory holds of them, are left out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<BTreeSet<String>>,
 }
 
 impl Desired {

@@ -126,6 +126,7 @@ pub async fn plan(
         revision,
         &desired.guards,
         &resources,
+        desired.scope.as_ref(),
         target,
     )
     .await?;
@@ -138,20 +139,32 @@ pub async fn plan(
     Ok(planned)
 }
 
-/// Plans desired resources (sorted by address) against live state and the inventory.
+/// Plans desired resources (sorted by address) against live state and the
+/// inventory; with a `scope`, only the inventory of those namespaces.
 pub async fn plan_resources(
     environment: &str,
     revision: Option<&str>,
     guards: &Guards,
     resources: &[Resource],
+    scope: Option<&BTreeSet<String>>,
     target: &Target,
 ) -> Result<Planned, EngineError> {
     let stored = target.state.load().await?;
+    let in_scope;
+    let inventory = match scope {
+        Some(scope) => {
+            let mut partial = stored.inventory.clone();
+            partial.entries.retain(|_, e| scope.contains(&e.namespace));
+            in_scope = partial;
+            &in_scope
+        }
+        None => &stored.inventory,
+    };
     let wanted: BTreeSet<Address> = resources
         .iter()
         .flat_map(|r| std::iter::once(&r.address).chain(&r.requires))
         .cloned()
-        .chain(stored.inventory.entries.keys().cloned())
+        .chain(inventory.entries.keys().cloned())
         .collect();
     let live = target.read(&wanted).await?;
     let plan = diff(&PlanInput {
@@ -160,9 +173,12 @@ pub async fn plan_resources(
         guards,
         desired: resources,
         live: &live,
-        inventory: &stored.inventory,
+        inventory,
         inventory_revision: stored.inventory_revision,
+        partial: scope.is_some(),
     })?;
+    let mut plan = plan;
+    plan.scope = scope.map(|s| s.iter().cloned().collect());
     Ok(Planned { plan, stored, live })
 }
 

@@ -94,7 +94,7 @@ fn options(allow_delete: bool) -> ApplyOptions {
 async fn plan(w: &World, desired: &[Resource], guards: &Guards) -> Result<Planned, EngineError> {
     let mut desired = desired.to_vec();
     desired.sort_by(|a, b| a.address.cmp(&b.address));
-    plan_resources("dev", None, guards, &desired, &w.target).await
+    plan_resources("dev", None, guards, &desired, None, &w.target).await
 }
 
 async fn converge(w: &World, desired: &[Resource]) -> Plan {

@@ -18,6 +18,9 @@ pub struct PlanInput<'a> {
     pub live: &'a LiveState,
     pub inventory: &'a Inventory,
     pub inventory_revision: i64,
+    /// The desired state covers some namespaces only (`plan --base`): an
+    /// empty one is no sign of a wrong `--repo`.
+    pub partial: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +36,7 @@ pub enum PlanError {
 /// Computes the plan: creates, updates, deletes and blocked changes, each
 /// with its cause, sorted in apply order.
 pub fn diff(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
-    if input.desired.is_empty() && !input.inventory.entries.is_empty() {
+    if input.desired.is_empty() && !input.inventory.entries.is_empty() && !input.partial {
         return Err(PlanError::EmptyDesired {
             env: input.environment.to_owned(),
             managed: input.inventory.entries.len(),
@@ -61,6 +64,7 @@ pub fn diff(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         inventory_revision: input.inventory_revision,
         dr: Vec::new(),
         policy: Vec::new(),
+        scope: None,
     };
 
     for address in addresses {

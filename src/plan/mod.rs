@@ -162,6 +162,10 @@ pub struct Plan {
     /// What the policies said about the plan; any `deny` refuses it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub policy: Vec<Finding>,
+    /// The namespaces a partial plan covers (`plan --base`); absent when it
+    /// covers the whole desired state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<Vec<String>>,
 }
 
 impl Plan {

@@ -16,6 +16,18 @@ pub fn plan(plan: &Plan) -> String {
     if let Some(r) = &plan.revision {
         let _ = writeln!(out, "From commit `{}`.\n", &r[..r.len().min(12)]);
     }
+    if let Some(scope) = &plan.scope {
+        let _ = writeln!(
+            out,
+            "Only the {} namespace(s) whose files this change touches: {}.\n",
+            scope.len(),
+            scope
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let _ = writeln!(out, "**{}**\n", plan.summary);
     let violations: Vec<_> = plan.violations().take(50).collect();
     if !violations.is_empty() {

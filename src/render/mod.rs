@@ -153,6 +153,7 @@ mod tests {
             inventory_revision: 0,
             dr: Vec::new(),
             policy: Vec::new(),
+            scope: None,
         }
     }
 

@@ -72,8 +72,15 @@ fn header(plan: &Plan) -> String {
         || "the working tree".to_owned(),
         |r| format!("commit {}", &r[..r.len().min(12)]),
     );
+    let scope = plan.scope.as_ref().map_or_else(String::new, |s| {
+        format!(
+            "\nOnly the {} namespace(s) whose files changed: {}\n",
+            s.len(),
+            s.join(", ")
+        )
+    });
     format!(
-        "sluice plan for environment `{}`, from {revision}\n\n",
+        "sluice plan for environment `{}`, from {revision}\n{scope}\n",
         plan.environment
     )
 }

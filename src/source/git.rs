@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use git2::{ObjectType, Repository, TreeWalkMode, TreeWalkResult};
 
 use super::{
-    NAMESPACES_DIR, POLICIES_DIR, SourceError, SourceFile, SourceTree, WORKSPACE_FILE, is_policy,
-    is_yaml,
+    NAMESPACES_DIR, Origin, POLICIES_DIR, SourceError, SourceFile, SourceTree, WORKSPACE_FILE,
+    is_policy, is_yaml,
 };
 
 /// Reads the config files of `repo` (a local path or a URL) at `rev`. A URL is
@@ -32,12 +32,7 @@ pub fn load_dir_at(dir: &Path, rev: &str) -> Result<SourceTree, SourceError> {
     let tree = commit
         .tree()
         .map_err(git(format!("cannot read the tree of `{rev}`")))?;
-    let workdir = repository.workdir().unwrap_or(Path::new("."));
-    let canonical = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_owned());
-    let sub = canonical(dir)
-        .strip_prefix(canonical(workdir))
-        .map(Path::to_owned)
-        .unwrap_or_default();
+    let sub = subdirectory(&repository, dir);
     let revision = Some(commit.id().to_string());
     if sub.as_os_str().is_empty() {
         return read_tree(&repository, &tree, revision);
@@ -54,6 +49,84 @@ pub fn load_dir_at(dir: &Path, rev: &str) -> Result<SourceTree, SourceError> {
             ..SourceTree::default()
         }),
     }
+}
+
+/// The namespace files that differ between `base` and the source: those
+/// present now (added or modified) and those that were there at `base`
+/// (modified or deleted), as paths relative to the config repository's root
+/// (`namespaces/...`). Found with a git2 tree diff: with `--git`, of `base`
+/// against `rev`; with `--repo DIR`, of `base` against the working tree
+/// (untracked files included).
+pub fn changed_namespace_files(origin: &Origin, base: &str) -> Result<Changed, SourceError> {
+    let mut opts = git2::DiffOptions::new();
+    opts.include_untracked(true).recurse_untracked_dirs(true);
+    let (repository, remote, sub, head_rev) = match origin {
+        Origin::Git { repo, rev } => {
+            let (repository, remote) = open_or_fetch(repo)?;
+            (repository, remote, PathBuf::new(), Some(rev.as_str()))
+        }
+        Origin::Dir(dir) => {
+            let repository = Repository::discover(dir).map_err(git(format!(
+                "`{}` is not in a Git repository",
+                dir.display()
+            )))?;
+            let sub = subdirectory(&repository, dir);
+            (repository, false, sub, None)
+        }
+    };
+    let base_tree = resolve(&repository, base, remote)?
+        .tree()
+        .map_err(git(format!("cannot read the tree of `{base}`")))?;
+    let scope = sub.join(NAMESPACES_DIR);
+    opts.pathspec(scope.to_string_lossy().as_ref());
+    let diff = match head_rev {
+        Some(rev) => {
+            let head_tree = resolve(&repository, rev, remote)?
+                .tree()
+                .map_err(git(format!("cannot read the tree of `{rev}`")))?;
+            repository.diff_tree_to_tree(Some(&base_tree), Some(&head_tree), Some(&mut opts))
+        }
+        None => repository.diff_tree_to_workdir_with_index(Some(&base_tree), Some(&mut opts)),
+    }
+    .map_err(git(format!("cannot diff against `{base}`")))?;
+    let relative = |p: Option<&Path>| {
+        p.and_then(|p| p.strip_prefix(&sub).ok())
+            .map(|p| p.to_string_lossy().replace('\\', "/"))
+            .filter(|p| is_yaml(p))
+    };
+    let mut changed = Changed::default();
+    for delta in diff.deltas() {
+        if let Some(now) = relative(delta.new_file().path())
+            && delta.status() != git2::Delta::Deleted
+        {
+            changed.now.insert(now);
+        }
+        if let Some(before) = relative(delta.old_file().path())
+            && !matches!(delta.status(), git2::Delta::Added | git2::Delta::Untracked)
+        {
+            changed.before.insert(before);
+        }
+    }
+    Ok(changed)
+}
+
+/// Namespace files a pull request touches, relative to the config root.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Changed {
+    /// Added or modified: as they are now.
+    pub now: std::collections::BTreeSet<String>,
+    /// Modified or deleted: as they were at the base.
+    pub before: std::collections::BTreeSet<String>,
+}
+
+/// Where `dir` is inside the repository's work tree (empty at its root).
+fn subdirectory(repository: &Repository, dir: &Path) -> PathBuf {
+    let workdir = repository.workdir().unwrap_or(Path::new("."));
+    let canonical = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_owned());
+    canonical(dir)
+        .strip_prefix(canonical(workdir))
+        .map(Path::to_owned)
+        .unwrap_or_default()
 }
 
 /// The workspace, namespace files and policies of a tree.

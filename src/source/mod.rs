@@ -7,7 +7,7 @@ mod git;
 use std::path::PathBuf;
 
 pub use dir::load_dir;
-pub use git::{load_dir_at, load_git};
+pub use git::{Changed, changed_namespace_files, load_dir_at, load_git};
 
 /// The workspace file at the root of a config repository.
 pub const WORKSPACE_FILE: &str = "sluice.yaml";

@@ -8,6 +8,7 @@ mod dr;
 mod git_source;
 mod plans;
 mod policies;
+mod pull_request;
 mod reconcile;
 mod schema;
 mod smoke;
