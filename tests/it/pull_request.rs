@@ -148,3 +148,62 @@ fn the_markdown_of_a_large_change_is_cut_with_a_note() {
         &md.stdout[..400]
     );
 }
+
+/// Every `sluice …` command the example workflow runs, as the shell would
+/// split it (GitHub expressions stand for one word).
+fn workflow_commands() -> Vec<Vec<String>> {
+    let text =
+        std::fs::read_to_string(crate::common::root().join("examples/ci/github-actions.yml"))
+            .unwrap();
+    let workflow: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+    let expr = regex::Regex::new(r"\$\{\{[^}]*\}\}").unwrap();
+    let mut out = Vec::new();
+    for job in workflow["jobs"].as_object().unwrap().values() {
+        for step in job["steps"].as_array().unwrap() {
+            let Some(run) = step["run"].as_str() else {
+                continue;
+            };
+            let joined = expr
+                .replace_all(&run.replace("\\\n", " "), "X")
+                .into_owned();
+            for line in joined.lines() {
+                let Some(at) = line.find("sluice ") else {
+                    continue;
+                };
+                if line[..at].contains('#') || line[..at].contains("install") {
+                    continue;
+                }
+                let words: Vec<String> = line[at..]
+                    .split_whitespace()
+                    .take_while(|w| !w.starts_with(['>', '|', '&']) && !w.starts_with("2>"))
+                    .map(|w| w.trim_matches('"').to_owned())
+                    .collect();
+                out.push(words);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_example_workflow_runs_valid_sluice_commands() {
+    use clap::Parser;
+    let commands = workflow_commands();
+    let joined: Vec<String> = commands.iter().map(|c| c.join(" ")).collect();
+    for wanted in [
+        "sluice validate",
+        "sluice plan --base",
+        "sluice apply plan.json",
+        "sluice apply --auto-approve",
+    ] {
+        assert!(
+            joined.iter().any(|c| c.starts_with(wanted)),
+            "no `{wanted}` in {joined:?}"
+        );
+    }
+    for c in &commands {
+        if let Err(e) = sluice::cli::Cli::try_parse_from(c) {
+            panic!("`{}` is not a valid sluice command: {e}", c.join(" "));
+        }
+    }
+}
