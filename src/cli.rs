@@ -19,6 +19,10 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "ENV")]
     pub env: Option<String>,
 
+    /// Log lines as text, or as JSON objects for machines
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -125,6 +129,30 @@ pub enum Command {
         #[arg(long, value_name = "REGEX")]
         topics: Option<String>,
     },
+    /// Watch for drift: plan on every change and interval, serve metrics, optionally repair
+    Watch {
+        /// Branch to follow with `--git` (fetched and polled every interval)
+        #[arg(long, value_name = "BRANCH", default_value = "main")]
+        branch: String,
+        /// Time between cycles (jittered by 10%), e.g. `60s`
+        #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+        interval: std::time::Duration,
+        /// Address of `/metrics`, `/healthz` and `/readyz`
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
+        listen: std::net::SocketAddr,
+        /// Apply what the guards and policies allow (deletes only with the workspace's `allow_delete`)
+        #[arg(long)]
+        remediate: bool,
+        /// Elect a leader among replicas through an etcd lease; only the leader plans and remediates
+        #[arg(long)]
+        ha: bool,
+        /// TTL of the election lease: how soon another replica takes over from a dead leader
+        #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
+        lease_ttl: std::time::Duration,
+        /// Longest wait between retries after errors
+        #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+        max_backoff: std::time::Duration,
+    },
     /// Write generated files
     Render {
         #[command(subcommand)]
@@ -152,6 +180,12 @@ pub enum Render {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

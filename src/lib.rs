@@ -25,3 +25,4 @@ pub mod resource;
 pub mod schema;
 pub mod source;
 pub mod state;
+pub mod watch;

@@ -8,6 +8,7 @@ mod render;
 mod schema;
 mod status;
 mod validate;
+mod watch;
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -16,7 +17,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::backend::ConnectError;
-use crate::cli::{Cli, Command, Render};
+use crate::cli::{Cli, Command, LogFormat, Render};
 use crate::desired::{Desired, Overrides, Selection, load};
 use crate::diag::{Diagnostic, render_text};
 use crate::engine::EngineError;
@@ -75,6 +76,8 @@ pub enum Error {
     /// Policies refused the plan; their messages were printed.
     #[error("the plan is denied by {0} policy message(s) above")]
     Denied(usize),
+    #[error(transparent)]
+    Watch(#[from] crate::watch::WatchError),
     /// Apply without a terminal to confirm on.
     #[error("refusing to apply without confirmation: there is no terminal to ask on")]
     NeedsApproval,
@@ -111,7 +114,7 @@ impl Error {
 /// Runs sluice with this process's arguments.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    init_logging(&cli);
     let exit = match run(&cli) {
         Ok(exit) => exit,
         Err(err) => {
@@ -159,6 +162,30 @@ fn run(cli: &Cli) -> Result<Exit, Error> {
         ),
         Command::Status { namespace, format } => status::run(cli, namespace.as_deref(), *format),
         Command::Import { out, topics } => import::run(cli, out, topics.as_deref()),
+        Command::Watch {
+            branch,
+            interval,
+            listen,
+            remediate,
+            ha,
+            lease_ttl,
+            max_backoff,
+        } => watch::run(crate::watch::Options {
+            source: match &cli.source.git {
+                Some(repo) => crate::watch::Source::Git {
+                    repo: repo.clone(),
+                    branch: branch.clone(),
+                },
+                None => crate::watch::Source::Dir(cli.source.repo.clone()),
+            },
+            env: cli.env.clone(),
+            interval: *interval,
+            listen: *listen,
+            remediate: *remediate,
+            ha: *ha,
+            lease_ttl: *lease_ttl,
+            max_backoff: *max_backoff,
+        }),
         Command::Render {
             what: Render::Alerts { out },
         } => render::alerts(cli, out),
@@ -238,15 +265,22 @@ fn chain(err: &dyn std::error::Error) -> String {
     text
 }
 
-/// Logs go to stderr, filtered by `SLUICE_LOG` (default: warnings).
-fn init_logging() {
+/// Logs go to stderr, filtered by `SLUICE_LOG` (default: warnings; for
+/// `watch`, whose logs are its events, info), as text or JSON lines.
+fn init_logging(cli: &Cli) {
+    let default = match cli.command {
+        Command::Watch { .. } => "info",
+        _ => "warn",
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(color_stderr())
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match cli.log_format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.with_ansi(color_stderr()).try_init(),
+    };
 }
 
 /// Colour only on a terminal, and never with `NO_COLOR` set.

@@ -13,3 +13,4 @@ mod reconcile;
 mod schema;
 mod smoke;
 mod validate;
+mod watch;

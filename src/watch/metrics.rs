@@ -1,0 +1,199 @@
+//! The watcher's Prometheus metrics, in the text exposition format.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::plan::{Cause, Plan};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResourceLabels {
+    pub environment: String,
+    pub namespace: String,
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NamespaceLabels {
+    pub environment: String,
+    pub namespace: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub environment: String,
+    /// `success`, `changes`, `blocked`, `denied`, `error`, `remediated`.
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CommitLabels {
+    pub environment: String,
+    pub commit: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EnvLabels {
+    pub environment: String,
+}
+
+/// Every metric the watcher publishes.
+pub struct Metrics {
+    registry: Registry,
+    pub drifted: Family<ResourceLabels, Gauge>,
+    pub pending: Family<ResourceLabels, Gauge>,
+    pub blocked: Family<EnvLabels, Gauge>,
+    pub dr_violations: Family<NamespaceLabels, Gauge>,
+    pub duration: Histogram,
+    pub reconciles: Family<ResultLabels, Counter>,
+    pub last_success: Family<EnvLabels, Gauge<f64, AtomicU64>>,
+    pub commit: Family<CommitLabels, Gauge>,
+    pub leader: Family<EnvLabels, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("sluice");
+        let m = Metrics {
+            drifted: Family::default(),
+            pending: Family::default(),
+            blocked: Family::default(),
+            dr_violations: Family::default(),
+            duration: Histogram::new(exponential_buckets(0.05, 2.0, 12)),
+            reconciles: Family::default(),
+            last_success: Family::default(),
+            commit: Family::default(),
+            leader: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "drifted_resources",
+            "Resources changed outside sluice, per environment, namespace and kind",
+            m.drifted.clone(),
+        );
+        registry.register(
+            "pending_changes",
+            "Changes desired in Git and not applied yet, per environment, namespace and kind",
+            m.pending.clone(),
+        );
+        registry.register(
+            "blocked_changes",
+            "Changes the plan blocks, or that policies deny",
+            m.blocked.clone(),
+        );
+        registry.register(
+            "dr_compliance_violations",
+            "Failed DR compliance checks, per namespace",
+            m.dr_violations.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time one reconcile cycle took",
+            m.duration.clone(),
+        );
+        registry.register(
+            "reconciles",
+            "Reconcile cycles, by result",
+            m.reconciles.clone(),
+        );
+        registry.register(
+            "last_success_timestamp_seconds",
+            "When a reconcile cycle last succeeded (Unix time)",
+            m.last_success.clone(),
+        );
+        registry.register(
+            "commit_info",
+            "The desired state's current commit (1 for the current one)",
+            m.commit.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 when this replica is the leader (always 1 without --ha)",
+            m.leader.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// The text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+
+    /// Publishes what a plan found: drift and pending changes per namespace
+    /// and kind, blocked changes, DR violations.
+    pub fn publish(&self, environment: &str, plan: &Plan) {
+        self.drifted.clear();
+        self.pending.clear();
+        self.dr_violations.clear();
+        for c in &plan.changes {
+            let labels = ResourceLabels {
+                environment: environment.to_owned(),
+                namespace: c.namespace.clone(),
+                kind: c.address.kind().to_string(),
+            };
+            match c.cause {
+                Cause::Drift => self.drifted.get_or_create(&labels).inc(),
+                Cause::Pending => self.pending.get_or_create(&labels).inc(),
+            };
+        }
+        let blocked = plan.summary.blocked + plan.denials().count();
+        self.blocked
+            .get_or_create(&env(environment))
+            .set(i64::try_from(blocked).unwrap_or(i64::MAX));
+        for (namespace, _) in plan.violations() {
+            self.dr_violations
+                .get_or_create(&NamespaceLabels {
+                    environment: environment.to_owned(),
+                    namespace: namespace.to_owned(),
+                })
+                .inc();
+        }
+    }
+
+    /// Forgets what a plan found: a standby replica reports no drift.
+    pub fn forget_plan(&self) {
+        self.drifted.clear();
+        self.pending.clear();
+        self.dr_violations.clear();
+        self.blocked.clear();
+    }
+
+    pub fn set_commit(&self, environment: &str, commit: &str) {
+        self.commit.clear();
+        self.commit
+            .get_or_create(&CommitLabels {
+                environment: environment.to_owned(),
+                commit: commit.to_owned(),
+            })
+            .set(1);
+    }
+
+    pub fn count(&self, environment: &str, result: &str) {
+        self.reconciles
+            .get_or_create(&ResultLabels {
+                environment: environment.to_owned(),
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+}
+
+pub fn env(environment: &str) -> EnvLabels {
+    EnvLabels {
+        environment: environment.to_owned(),
+    }
+}

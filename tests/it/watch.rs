@@ -1,0 +1,351 @@
+//! `sluice watch` against the real servers and a real local Git repository:
+//! metrics of pending changes and drift, remediation, leader election, a
+//! blocked change reported once per commit, and SIGTERM.
+
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use git2::Repository;
+use rdkafka::admin::AdminClient;
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use sluice::backend::kafka::sys::{ConfigOp, incremental_alter_configs};
+
+use crate::common::{TestRepo, commit_all};
+
+const INTERVAL: Duration = Duration::from_secs(1);
+
+/// A free loopback port for a watcher's listen address.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `sluice watch`; killed when dropped.
+struct Watcher {
+    child: Child,
+    port: u16,
+}
+
+impl Watcher {
+    fn start(repo: &TestRepo, args: &[&str]) -> Watcher {
+        let port = free_port();
+        let child = repo
+            .sluice()
+            .args(["watch", "--interval", "1s", "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(args)
+            .env("SLUICE_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Watcher { child, port }
+    }
+
+    /// `GET path`, or `None` while it does not answer.
+    fn get(&self, path: &str) -> Option<String> {
+        let out = Command::new("curl")
+            .args(["-sf", "--max-time", "2"])
+            .arg(format!("http://127.0.0.1:{}{path}", self.port))
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// The value of the first sample whose line starts with `series`.
+    fn metric(&self, series: &str) -> Option<f64> {
+        let text = self.get("/metrics")?;
+        text.lines()
+            .find(|l| l.starts_with(series))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+
+    /// Waits until `check` holds, up to `within`; panics with what it saw.
+    fn wait_until(&self, within: Duration, what: &str, check: impl Fn(&Watcher) -> bool) {
+        let start = Instant::now();
+        while start.elapsed() < within {
+            if check(self) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!(
+            "{what}: not within {within:?}; metrics:\n{}",
+            self.get("/metrics").unwrap_or_default()
+        );
+    }
+
+    /// Stops it with SIGTERM; its exit code, how long it took, and its logs.
+    fn terminate(mut self) -> (Option<i32>, Duration, String) {
+        let start = Instant::now();
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break Some(s);
+            }
+            if start.elapsed() > Duration::from_secs(20) {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let took = start.elapsed();
+        let mut logs = String::new();
+        if let Some(mut err) = self.child.stderr.take() {
+            let _ = err.read_to_string(&mut logs);
+        }
+        (status.and_then(|s| s.code()), took, logs)
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn series(name: &str, repo: &TestRepo, short: &str, kind: &str) -> String {
+    format!(
+        "sluice_{name}{{environment=\"local\",namespace=\"{}\",kind=\"{kind}\"}}",
+        repo.name(short)
+    )
+}
+
+fn topic_spec(topics: &[&str]) -> String {
+    let mut spec = String::from("  topics:\n");
+    for t in topics {
+        spec.push_str(&format!("    - name: {{tag}}-{t}\n      partitions: 1\n"));
+    }
+    spec
+}
+
+fn branch(git: &Repository) -> String {
+    git.head().unwrap().shorthand().unwrap().to_owned()
+}
+
+#[test]
+fn a_commit_shows_as_a_pending_change_within_two_intervals() {
+    let repo = TestRepo::new();
+    let git = Repository::init(repo.dir.path()).unwrap();
+    repo.namespace("events", &topic_spec(&["events"]));
+    commit_all(&git, "events");
+    let applied = repo.run(&["apply", "--auto-approve"]);
+    assert_eq!(applied.code, 0, "{}", applied.all_output());
+
+    let dir = repo.dir.path().to_str().unwrap().to_owned();
+    let w = Watcher::start(&repo, &["--git", &dir, "--branch", &branch(&git)]);
+    w.wait_until(Duration::from_secs(20), "a first successful cycle", |w| {
+        w.metric("sluice_reconciles_total{environment=\"local\",result=\"success\"}")
+            .is_some_and(|n| n >= 1.0)
+    });
+    assert_eq!(w.get("/readyz").as_deref(), Some("ready\n"));
+    assert_eq!(w.get("/healthz").as_deref(), Some("ok\n"));
+
+    repo.namespace("events", &topic_spec(&["events", "audit"]));
+    let commit = commit_all(&git, "add a topic").to_string();
+    let pending = series("pending_changes", &repo, "events", "kafka.topic");
+    let started = Instant::now();
+    w.wait_until(
+        INTERVAL * 2 + Duration::from_secs(3),
+        "the pending topic",
+        |w| w.metric(&pending) == Some(1.0),
+    );
+    eprintln!("pending change seen after {:?}", started.elapsed());
+    let metrics = w.get("/metrics").unwrap();
+    assert!(
+        metrics.contains(&format!("commit=\"{commit}\"")),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("sluice_leader{environment=\"local\"} 1"),
+        "without --ha a watcher always leads:\n{metrics}"
+    );
+    let (code, _, _) = w.terminate();
+    assert_eq!(code, Some(0));
+}
+
+fn admin(repo: &TestRepo) -> AdminClient<DefaultClientContext> {
+    ClientConfig::new()
+        .set("bootstrap.servers", &repo.services.kafka)
+        .create()
+        .unwrap()
+}
+
+#[test]
+fn drift_shows_in_the_metrics_and_remediate_repairs_it() {
+    let repo = TestRepo::new();
+    repo.namespace(
+        "drift",
+        &format!("  retention: 3d\n{}", topic_spec(&["drift"])),
+    );
+    let applied = repo.run(&["apply", "--auto-approve"]);
+    assert_eq!(applied.code, 0, "{}", applied.all_output());
+    let changed = incremental_alter_configs(
+        &Arc::new(admin(&repo)),
+        &[(
+            repo.name("drift"),
+            vec![("retention.ms".into(), ConfigOp::Set("1000".into()))],
+        )],
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    assert_eq!(changed, [Ok(())]);
+
+    let drifted = series("drifted_resources", &repo, "drift", "kafka.topic");
+    let watching = Watcher::start(&repo, &[]);
+    watching.wait_until(Duration::from_secs(20), "the drift metric", |w| {
+        w.metric(&drifted) == Some(1.0)
+    });
+    let (code, _, logs) = watching.terminate();
+    assert_eq!(code, Some(0), "{logs}");
+    assert!(logs.contains("drift: changed outside sluice"), "{logs}");
+    assert_eq!(
+        logs.matches("drift: changed outside sluice").count(),
+        1,
+        "a drift event is logged once, not every cycle:\n{logs}"
+    );
+
+    let repairing = Watcher::start(&repo, &["--remediate", "--log-format", "json"]);
+    repairing.wait_until(Duration::from_secs(20), "the repair", |w| {
+        w.metric("sluice_reconciles_total{environment=\"local\",result=\"remediated\"}")
+            .is_some_and(|n| n >= 1.0)
+    });
+    let metrics = repairing.get("/metrics").unwrap();
+    assert!(!metrics.contains(&drifted), "drift remains:\n{metrics}");
+    let (code, _, logs) = repairing.terminate();
+    assert_eq!(code, Some(0), "{logs}");
+    let first = logs.lines().next().unwrap_or_default();
+    assert!(
+        serde_json::from_str::<serde_json::Value>(first).is_ok(),
+        "--log-format json writes JSON lines: {first}"
+    );
+    let plan = repo.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "repaired: {}", plan.all_output());
+}
+
+#[test]
+fn one_of_two_ha_replicas_leads_and_the_other_takes_over_within_the_ttl() {
+    let repo = TestRepo::new();
+    repo.namespace("ha", &topic_spec(&["ha"]));
+    let ha = ["--ha", "--lease-ttl", "3s"];
+    let a = Watcher::start(&repo, &ha);
+    let b = Watcher::start(&repo, &ha);
+    let leader = "sluice_leader{environment=\"local\"}";
+    for w in [&a, &b] {
+        w.wait_until(Duration::from_secs(20), "the leader gauge", |w| {
+            w.metric(leader).is_some()
+        });
+    }
+    // Give a loser's first cycle time to run after the winner's.
+    std::thread::sleep(Duration::from_secs(2));
+    let leads = |w: &Watcher| w.metric(leader) == Some(1.0);
+    assert_eq!(
+        [leads(&a), leads(&b)].iter().filter(|l| **l).count(),
+        1,
+        "exactly one leader"
+    );
+    let (mut dead, alive) = if leads(&a) { (a, b) } else { (b, a) };
+    // Only the leader reports drift and pending changes.
+    let pending = series("pending_changes", &repo, "ha", "kafka.topic");
+    assert_eq!(dead.metric(&pending), Some(1.0));
+    assert_eq!(alive.metric(&pending), None);
+
+    dead.child.kill().unwrap();
+    dead.child.wait().unwrap();
+    let killed = Instant::now();
+    alive.wait_until(
+        Duration::from_secs(3) + INTERVAL * 2 + Duration::from_secs(2),
+        "the take-over",
+        leads,
+    );
+    eprintln!(
+        "took over {:?} after kill -9 (lease TTL 3s)",
+        killed.elapsed()
+    );
+    alive.wait_until(Duration::from_secs(10), "the new leader's report", |w| {
+        w.metric(&pending) == Some(1.0)
+    });
+}
+
+#[test]
+fn a_blocked_change_is_logged_once_per_commit() {
+    let repo = TestRepo::new();
+    let git = Repository::init(repo.dir.path()).unwrap();
+    repo.namespace("blk", &topic_spec(&["blk"]));
+    commit_all(&git, "one partition");
+    let applied = repo.run(&["apply", "--auto-approve"]);
+    assert_eq!(applied.code, 0, "{}", applied.all_output());
+    // tansu cannot add partitions: the change is blocked.
+    repo.namespace(
+        "blk",
+        "  topics:\n    - name: {tag}-blk\n      partitions: 3\n",
+    );
+    commit_all(&git, "three partitions");
+
+    let dir = repo.dir.path().to_str().unwrap().to_owned();
+    let w = Watcher::start(
+        &repo,
+        &["--git", &dir, "--branch", &branch(&git), "--remediate"],
+    );
+    let blocked = "sluice_reconciles_total{environment=\"local\",result=\"blocked\"}";
+    w.wait_until(Duration::from_secs(20), "three blocked cycles", |w| {
+        w.metric(blocked).is_some_and(|n| n >= 3.0)
+    });
+    // Another commit, still blocked: reported again, once.
+    repo.namespace(
+        "blk",
+        "  topics:\n    - name: {tag}-blk\n      partitions: 4\n",
+    );
+    commit_all(&git, "four partitions");
+    let seen = w.metric(blocked).unwrap();
+    w.wait_until(Duration::from_secs(20), "three more blocked cycles", |w| {
+        w.metric(blocked).is_some_and(|n| n >= seen + 3.0)
+    });
+    let (code, _, logs) = w.terminate();
+    assert_eq!(code, Some(0), "{logs}");
+    assert_eq!(
+        logs.matches("cannot be applied").count(),
+        2,
+        "once per commit, not per cycle:\n{logs}"
+    );
+    assert!(
+        logs.contains("not supported by this broker (CreatePartitions)"),
+        "{logs}"
+    );
+}
+
+#[test]
+fn sigterm_exits_zero_within_seconds_and_releases_the_lease() {
+    let repo = TestRepo::new();
+    repo.namespace("term", &topic_spec(&["term"]));
+    let w = Watcher::start(&repo, &["--ha", "--lease-ttl", "30s"]);
+    w.wait_until(Duration::from_secs(20), "leadership", |w| {
+        w.metric("sluice_leader{environment=\"local\"}") == Some(1.0)
+    });
+    let (code, took, logs) = w.terminate();
+    assert_eq!(code, Some(0), "{logs}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert!(logs.contains("released leadership and its lease"), "{logs}");
+    // The election key went with the lease: nothing waits out the 30 s TTL.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let keys = rt.block_on(async {
+        let mut etcd = etcd_client::Client::connect([repo.services.etcd.as_str()], None)
+            .await
+            .unwrap();
+        let prefix = format!("{}leader/", repo.prefix());
+        etcd.get(prefix, Some(etcd_client::GetOptions::new().with_prefix()))
+            .await
+            .unwrap()
+            .count()
+    });
+    assert_eq!(keys, 0, "the election key outlived the watcher");
+}
