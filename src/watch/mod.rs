@@ -73,7 +73,8 @@ enum Outcome {
     Done(&'static str),
     /// Not the leader: nothing planned.
     Standby,
-    /// Will not get better before the desired state changes.
+    /// Will not get better before the desired state changes (an invalid
+    /// config): reported once per commit.
     Permanent { key: String, message: String },
     /// May get better by itself: back off and retry.
     Transient(String),
@@ -169,7 +170,7 @@ pub async fn run(opts: Options, shutdown: Arc<Notify>) -> Result<(), WatchError>
                             .set(now_s());
                     }
                     Outcome::Permanent { key, message } => {
-                        w.metrics.count(&w.environment, "blocked");
+                        w.metrics.count(&w.environment, "invalid");
                         if w.reported.insert(key) {
                             tracing::warn!("{message}; waiting for the next commit");
                         }
@@ -262,26 +263,34 @@ impl Watcher {
                 )
             }))
             .collect();
-        if !refused.is_empty() {
-            return Outcome::Permanent {
-                key: format!("{commit}:{}", refused.join("|")),
-                message: format!(
-                    "the plan at {commit} cannot be applied: {}",
+        let result = if !refused.is_empty() {
+            // Permanent until the desired state changes: said once per commit.
+            if self
+                .reported
+                .insert(format!("{commit}:{}", refused.join("|")))
+            {
+                tracing::warn!(
+                    "the plan at {commit} cannot be applied: {}; waiting for the next commit",
                     refused.join("; ")
-                ),
-            };
-        }
+                );
+            }
+            "blocked"
+        } else if plan.changes.is_empty() {
+            "success"
+        } else {
+            "changes"
+        };
         if !self.opts.remediate || plan.changes.is_empty() {
-            return Outcome::Done(if plan.changes.is_empty() {
-                "success"
-            } else {
-                "changes"
-            });
+            return Outcome::Done(result);
         }
-        self.remediate(plan, &desired, &tree, &policies).await
+        match self.remediate(plan, &desired, &tree, &policies).await {
+            Outcome::Done(_) if result == "blocked" => Outcome::Done(result),
+            other => other,
+        }
     }
 
-    /// Applies what the guards allow: deletes only with the workspace's
+    /// Applies what the guards and policies allow: not what is blocked, not
+    /// a namespace a policy denies, and deletes only with the workspace's
     /// `allow_delete`; then plans again so the metrics show the result.
     async fn remediate(
         &mut self,
@@ -291,6 +300,10 @@ impl Watcher {
         policies: &Policies,
     ) -> Outcome {
         let allow_delete = desired.guards.allow_delete;
+        let denied: BTreeSet<String> = plan.denials().map(|f| f.namespace.clone()).collect();
+        plan.changes
+            .retain(|c| c.action != Action::Blocked && !denied.contains(&c.namespace));
+        plan.policy.clear();
         let before = plan.changes.len();
         if !allow_delete {
             plan.changes.retain(|c| c.action != Action::Delete);
@@ -371,9 +384,12 @@ impl Watcher {
             .leader
             .get_or_create(&env(&self.environment))
             .set(i64::from(leads));
-        if !leads && self.leadership.as_ref().is_some_and(|l| l.finished()) {
-            // The lease was lost: campaign again with a new one.
-            self.leadership = None;
+        if !leads
+            && self.leadership.as_ref().is_some_and(Leadership::finished)
+            && let Some(lost) = self.leadership.take()
+        {
+            // The lease was lost: campaign again, with a new one, next cycle.
+            lost.release().await;
         }
         leads
     }

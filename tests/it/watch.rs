@@ -281,9 +281,24 @@ fn a_blocked_change_is_logged_once_per_commit() {
     let repo = TestRepo::new();
     let git = Repository::init(repo.dir.path()).unwrap();
     repo.namespace("blk", &topic_spec(&["blk"]));
+    repo.namespace(
+        "fine",
+        &format!("  retention: 3d\n{}", topic_spec(&["fine"])),
+    );
     commit_all(&git, "one partition");
     let applied = repo.run(&["apply", "--auto-approve"]);
     assert_eq!(applied.code, 0, "{}", applied.all_output());
+    // Drift elsewhere is still repaired while the blocked change waits.
+    let changed = incremental_alter_configs(
+        &Arc::new(admin(&repo)),
+        &[(
+            repo.name("fine"),
+            vec![("retention.ms".into(), ConfigOp::Set("1000".into()))],
+        )],
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    assert_eq!(changed, [Ok(())]);
     // tansu cannot add partitions: the change is blocked.
     repo.namespace(
         "blk",
@@ -320,6 +335,21 @@ fn a_blocked_change_is_logged_once_per_commit() {
     assert!(
         logs.contains("not supported by this broker (CreatePartitions)"),
         "{logs}"
+    );
+    let drift = repo.run(&["drift"]);
+    assert!(
+        !drift
+            .stdout
+            .contains(&format!("kafka.topic/{}", repo.name("fine"))),
+        "the other namespace's drift was not repaired:\n{}",
+        drift.stdout
+    );
+    assert!(
+        drift
+            .stdout
+            .contains(&format!("! kafka.topic/{}", repo.name("blk"))),
+        "{}",
+        drift.stdout
     );
 }
 
