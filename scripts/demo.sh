@@ -110,6 +110,19 @@ say "apply restores the desired state; drift is clean again"
 show $sluice apply --repo examples --auto-approve
 show $sluice drift --repo examples
 
+say "The drift watcher: metrics, drift repaired by --remediate, SIGTERM exits 0"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+$sluice watch --repo examples --interval 2s --listen "127.0.0.1:$port" --remediate 2> .services/watch.log &
+watcher=$!
+for _ in $(seq 1 50); do curl -sf 127.0.0.1:$port/readyz >/dev/null && break; sleep 0.2; done
+show curl -s 127.0.0.1:$port/readyz
+show scripts/services.sh tansu topic delete orders.dlq --broker "tcp://$SLUICE_KAFKA_BOOTSTRAP"
+sleep 4
+curl -s 127.0.0.1:$port/metrics | grep -E '^sluice_(reconciles_total|leader|commit_info|drifted_resources)' || true
+kill -TERM "$watcher"; wait "$watcher" && echo "(the watcher exited 0)"
+grep -E "drift: changed outside|remediated" .services/watch.log | cut -c1-160
+show $sluice plan --repo examples --detailed-exitcode
+
 say "The plan as a pull-request comment (markdown), for a change in Git"
 rm -rf .services/pr && mkdir -p .services/pr && cp -r examples/sluice.yaml examples/namespaces .services/pr/
 sed -i 's/retention: 3d/retention: 5d/' .services/pr/namespaces/orders.yaml
