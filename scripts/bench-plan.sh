@@ -2,7 +2,8 @@
 # Benchmark: `sluice plan` against the real servers. Loads N topics spread
 # over N/5 namespaces into tansu and etcd through `sluice apply`, then times
 # `sluice plan` (nothing to change), counts the Kafka admin requests one plan
-# sends, and reports peak RSS and the inventory's size in etcd.
+# sends, and reports peak RSS and the inventory's size in etcd. Then commits
+# the estate to Git, changes one namespace file, and times `plan --base HEAD`.
 # Target: 5,000 topics planned in under 3 s, with Kafka requests that do not
 # grow with N.
 #
@@ -79,6 +80,24 @@ rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 print(f"topics {n}, namespaces {namespaces}; loaded by sluice apply in {loaded} s")
 print(f"plan (no changes): min {min(times):.3f} s, median {statistics.median(times):.3f} s, max {max(times):.3f} s over {runs} runs; peak RSS {rss:.1f} MiB")
 print(f"Kafka admin requests per plan: {len(requests)} ({', '.join(requests)})")
+PY
+
+# The pull-request view: one namespace file changed in a commit's worth of estate.
+git -C "$repo" init -q && git -C "$repo" add -A
+git -C "$repo" -c user.name=bench -c user.email=bench@sluice.invalid commit -qm estate
+changed=$(find "$repo/namespaces" -name '*.yaml' | sort | head -n1)
+sed -i 's/retention: [0-9]*d/retention: 2d/' "$changed"
+python3 - "$bin" "$repo" "$runs" <<'PY'
+import statistics, subprocess, sys, time
+bin, repo, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+times = []
+for _ in range(runs):
+    t = time.perf_counter()
+    p = subprocess.run([bin, "plan", "--repo", repo, "--base", "HEAD", "--format", "json"], capture_output=True, text=True)
+    times.append(time.perf_counter() - t)
+    if p.returncode != 0:
+        sys.exit(f"plan --base failed ({p.returncode}): {p.stderr[-2000:]}")
+print(f"plan --base HEAD (1 namespace file changed): min {min(times):.3f} s, median {statistics.median(times):.3f} s over {runs} runs")
 PY
 
 size=$(etcdctl --endpoints "$SLUICE_ETCD_ENDPOINTS" get /sluice/inventory/local/ --prefix --print-value-only | wc -c)
