@@ -1,5 +1,6 @@
 //! `sluice plan` and `sluice drift`: desired against live, no writes.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use super::{
@@ -12,9 +13,8 @@ use crate::desired::Desired;
 use crate::engine::{self, Planned, Target};
 use crate::plan::{Action, Plan};
 use crate::render;
-use crate::source::{Origin, SourceTree, changed_namespace_files};
+use crate::source::{PullRequest, SourceTree, load_pull_request};
 use crate::state::{ApplyStatus, Stored};
-use std::collections::BTreeSet;
 
 /// Validates, connects and plans the selected environment, judged by the
 /// policies; prints what the policies said. With `base` (a pull request's
@@ -28,9 +28,9 @@ async fn plan_now(cli: &Cli, base: Option<&str>) -> Result<Planned, Error> {
             (tree, desired, policies)
         }
         Some(base) => {
-            let base_tree = cli.source.origin().load_at(base)?;
-            let policies = load_policies(&base_tree)?;
-            let (tree, desired) = load_changed(cli, base, &base_tree)?;
+            let pr = load_pull_request(&cli.source.origin(), base)?;
+            let policies = load_policies(&pr.base)?;
+            let (tree, desired) = load_changed(cli, pr)?;
             (tree, desired, policies)
         }
     };
@@ -41,52 +41,37 @@ async fn plan_now(cli: &Cli, base: Option<&str>) -> Result<Planned, Error> {
     Ok(planned)
 }
 
-/// The desired state of the namespaces whose files changed since `base`:
-/// those declared in the changed files now, and those declared in them at
-/// `base` (a deleted or renamed namespace, which then plans as deletes).
-fn load_changed(
-    cli: &Cli,
-    base: &str,
-    base_tree: &SourceTree,
-) -> Result<(SourceTree, Desired), Error> {
-    let origin = cli.source.origin();
-    let changed = changed_namespace_files(&origin, base)?;
-    let mut tree = origin.load()?;
+/// The desired state of the namespaces whose files a pull request changed:
+/// those its changed files declare now, and those they declared at the base
+/// (a deleted or renamed namespace, which then plans as deletes).
+fn load_changed(cli: &Cli, pr: PullRequest) -> Result<(SourceTree, Desired), Error> {
+    let PullRequest {
+        head: mut tree,
+        base,
+        changed,
+    } = pr;
     if tree.namespaces.is_empty() {
         // Nothing declared at all: plan everything, so that the guard
         // against deleting everything applies.
         return resolve_desired(cli, tree, None);
     }
-    let prefix = match &origin {
-        Origin::Dir(root) if root != Path::new(".") && !root.as_os_str().is_empty() => {
-            format!("{}/", root.display())
-        }
-        _ => String::new(),
-    };
-    let relative = |path: &str| path.strip_prefix(&prefix).unwrap_or(path).to_owned();
-    tree.namespaces
-        .retain(|f| changed.now.contains(&relative(&f.path)));
+    tree.namespaces.retain(|f| changed.now.contains(&f.path));
     let before = SourceTree {
-        namespaces: base_tree
+        namespaces: base
             .namespaces
-            .iter()
+            .into_iter()
             .filter(|f| changed.before.contains(&f.path))
-            .cloned()
             .collect(),
         ..SourceTree::default()
     };
     // A base version that no longer parses names nothing; the new one is checked.
-    let mut ignored = Vec::new();
-    let names = |t: &SourceTree, diags: &mut Vec<_>| -> Vec<String> {
-        parse_tree(t, diags)
-            .namespaces
-            .iter()
-            .map(|d| d.value.metadata.name.value.clone())
-            .collect()
-    };
-    let mut scope: BTreeSet<String> = names(&before, &mut ignored).into_iter().collect();
-    scope.extend(names(&tree, &mut ignored));
+    let mut scope: BTreeSet<String> = parse_tree(&before, &mut Vec::new())
+        .namespaces
+        .iter()
+        .map(|d| d.value.metadata.name.value.clone())
+        .collect();
     let (tree, mut desired) = resolve_desired(cli, tree, None)?;
+    scope.extend(desired.namespaces.iter().map(|ns| ns.name.clone()));
     desired.scope = Some(scope);
     Ok((tree, desired))
 }

@@ -80,7 +80,7 @@ fn read(root: &Path, path: &Path) -> Result<SourceFile, SourceError> {
 }
 
 /// `namespaces/a.yaml` for `--repo .`, `examples/namespaces/a.yaml` for `--repo examples`.
-fn display_path(root: &Path, path: &Path) -> String {
+pub(super) fn display_path(root: &Path, path: &Path) -> String {
     let rel = path.strip_prefix(root).unwrap_or(path);
     let shown = if root == Path::new(".") || root.as_os_str().is_empty() {
         rel.to_owned()

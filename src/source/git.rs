@@ -1,10 +1,12 @@
 //! Config files at a Git revision, read from the object database with git2:
 //! no checkout, no working tree.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use git2::{ObjectType, Repository, TreeWalkMode, TreeWalkResult};
 
+use super::dir::{display_path, load_dir};
 use super::{
     NAMESPACES_DIR, Origin, POLICIES_DIR, SourceError, SourceFile, SourceTree, WORKSPACE_FILE,
     is_policy, is_yaml,
@@ -21,49 +23,34 @@ pub fn load_git(repo: &str, rev: &str) -> Result<SourceTree, SourceError> {
     read_tree(&repository, &tree, Some(commit.id().to_string()))
 }
 
-/// Reads the config files of the Git repository holding directory `dir`,
-/// at `rev`: the same subdirectory of that revision's tree.
-pub fn load_dir_at(dir: &Path, rev: &str) -> Result<SourceTree, SourceError> {
-    let repository = Repository::discover(dir).map_err(git(format!(
-        "`{}` is not in a Git repository",
-        dir.display()
-    )))?;
-    let commit = resolve(&repository, rev, false)?;
-    let tree = commit
-        .tree()
-        .map_err(git(format!("cannot read the tree of `{rev}`")))?;
-    let sub = subdirectory(&repository, dir);
-    let revision = Some(commit.id().to_string());
-    if sub.as_os_str().is_empty() {
-        return read_tree(&repository, &tree, revision);
-    }
-    match tree.get_path(&sub) {
-        Ok(entry) if entry.kind() == Some(ObjectType::Tree) => {
-            let subtree = repository
-                .find_tree(entry.id())
-                .map_err(git(format!("cannot read `{}`", sub.display())))?;
-            read_tree(&repository, &subtree, revision)
-        }
-        _ => Ok(SourceTree {
-            revision,
-            ..SourceTree::default()
-        }),
-    }
+/// A pull request's view of the config: the source as it is, the config at
+/// the base revision, and the namespace files that differ between them.
+#[derive(Clone, Debug)]
+pub struct PullRequest {
+    pub head: SourceTree,
+    pub base: SourceTree,
+    pub changed: Changed,
 }
 
-/// The namespace files that differ between `base` and the source: those
-/// present now (added or modified) and those that were there at `base`
-/// (modified or deleted), as paths relative to the config repository's root
-/// (`namespaces/...`). Found with a git2 tree diff: with `--git`, of `base`
-/// against `rev`; with `--repo DIR`, of `base` against the working tree
-/// (untracked files included).
-pub fn changed_namespace_files(origin: &Origin, base: &str) -> Result<Changed, SourceError> {
-    let mut opts = git2::DiffOptions::new();
-    opts.include_untracked(true).recurse_untracked_dirs(true);
-    let (repository, remote, sub, head_rev) = match origin {
-        Origin::Git { repo, rev } => {
+/// Namespace files a pull request touches, each path as its tree shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Changed {
+    /// Added or modified: paths of `head`.
+    pub now: BTreeSet<String>,
+    /// Modified or deleted: paths of `base`.
+    pub before: BTreeSet<String>,
+}
+
+/// Reads the source and its config at `base`, and finds the namespace files
+/// that differ with a git2 tree diff: with `--git`, of `base`'s tree against
+/// `rev`'s; with `--repo DIR`, of `base`'s tree against the working tree
+/// (untracked files included), in the repository holding DIR. The
+/// repository is opened, and a URL fetched, once.
+pub fn load_pull_request(origin: &Origin, base: &str) -> Result<PullRequest, SourceError> {
+    let (repository, remote, sub) = match origin {
+        Origin::Git { repo, .. } => {
             let (repository, remote) = open_or_fetch(repo)?;
-            (repository, remote, PathBuf::new(), Some(rev.as_str()))
+            (repository, remote, PathBuf::new())
         }
         Origin::Dir(dir) => {
             let repository = Repository::discover(dir).map_err(git(format!(
@@ -71,35 +58,58 @@ pub fn changed_namespace_files(origin: &Origin, base: &str) -> Result<Changed, S
                 dir.display()
             )))?;
             let sub = subdirectory(&repository, dir);
-            (repository, false, sub, None)
+            (repository, false, sub)
         }
     };
-    let base_tree = resolve(&repository, base, remote)?
+    let base_commit = resolve(&repository, base, remote)?;
+    let base_tree = base_commit
         .tree()
         .map_err(git(format!("cannot read the tree of `{base}`")))?;
-    let scope = sub.join(NAMESPACES_DIR);
-    opts.pathspec(scope.to_string_lossy().as_ref());
-    let diff = match head_rev {
-        Some(rev) => {
-            let head_tree = resolve(&repository, rev, remote)?
+    let base_config = read_subtree(
+        &repository,
+        &base_tree,
+        &sub,
+        Some(base_commit.id().to_string()),
+    )?;
+
+    let mut opts = git2::DiffOptions::new();
+    opts.include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .pathspec(sub.join(NAMESPACES_DIR).to_string_lossy().as_ref());
+    let (head, diff) = match origin {
+        Origin::Git { rev, .. } => {
+            let commit = resolve(&repository, rev, remote)?;
+            let tree = commit
                 .tree()
                 .map_err(git(format!("cannot read the tree of `{rev}`")))?;
-            repository.diff_tree_to_tree(Some(&base_tree), Some(&head_tree), Some(&mut opts))
+            let head = read_tree(&repository, &tree, Some(commit.id().to_string()))?;
+            let diff = repository.diff_tree_to_tree(Some(&base_tree), Some(&tree), Some(&mut opts));
+            (head, diff)
         }
-        None => repository.diff_tree_to_workdir_with_index(Some(&base_tree), Some(&mut opts)),
-    }
-    .map_err(git(format!("cannot diff against `{base}`")))?;
+        Origin::Dir(dir) => (
+            load_dir(dir)?,
+            repository.diff_tree_to_workdir_with_index(Some(&base_tree), Some(&mut opts)),
+        ),
+    };
+    let diff = diff.map_err(git(format!("cannot diff against `{base}`")))?;
+
+    // Diff paths are relative to the repository; trees show them relative to
+    // the config root, and a directory's files under the directory as given.
     let relative = |p: Option<&Path>| {
         p.and_then(|p| p.strip_prefix(&sub).ok())
             .map(|p| p.to_string_lossy().replace('\\', "/"))
             .filter(|p| is_yaml(p))
+    };
+    let shown = |rel: String| match origin {
+        Origin::Dir(dir) => display_path(dir, &dir.join(&rel)),
+        Origin::Git { .. } => rel,
     };
     let mut changed = Changed::default();
     for delta in diff.deltas() {
         if let Some(now) = relative(delta.new_file().path())
             && delta.status() != git2::Delta::Deleted
         {
-            changed.now.insert(now);
+            changed.now.insert(shown(now));
         }
         if let Some(before) = relative(delta.old_file().path())
             && !matches!(delta.status(), git2::Delta::Added | git2::Delta::Untracked)
@@ -107,16 +117,35 @@ pub fn changed_namespace_files(origin: &Origin, base: &str) -> Result<Changed, S
             changed.before.insert(before);
         }
     }
-    Ok(changed)
+    Ok(PullRequest {
+        head,
+        base: base_config,
+        changed,
+    })
 }
 
-/// Namespace files a pull request touches, relative to the config root.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Changed {
-    /// Added or modified: as they are now.
-    pub now: std::collections::BTreeSet<String>,
-    /// Modified or deleted: as they were at the base.
-    pub before: std::collections::BTreeSet<String>,
+/// The config in subdirectory `sub` of a tree (empty when it is not there).
+fn read_subtree(
+    repository: &Repository,
+    tree: &git2::Tree<'_>,
+    sub: &Path,
+    revision: Option<String>,
+) -> Result<SourceTree, SourceError> {
+    if sub.as_os_str().is_empty() {
+        return read_tree(repository, tree, revision);
+    }
+    match tree.get_path(sub) {
+        Ok(entry) if entry.kind() == Some(ObjectType::Tree) => {
+            let subtree = repository
+                .find_tree(entry.id())
+                .map_err(git(format!("cannot read `{}`", sub.display())))?;
+            read_tree(repository, &subtree, revision)
+        }
+        _ => Ok(SourceTree {
+            revision,
+            ..SourceTree::default()
+        }),
+    }
 }
 
 /// Where `dir` is inside the repository's work tree (empty at its root).

@@ -7,7 +7,7 @@ mod git;
 use std::path::PathBuf;
 
 pub use dir::load_dir;
-pub use git::{Changed, changed_namespace_files, load_dir_at, load_git};
+pub use git::{Changed, PullRequest, load_git, load_pull_request};
 
 /// The workspace file at the root of a config repository.
 pub const WORKSPACE_FILE: &str = "sluice.yaml";
@@ -53,15 +53,6 @@ impl Origin {
         match self {
             Origin::Dir(dir) => load_dir(dir),
             Origin::Git { repo, rev } => load_git(repo, rev),
-        }
-    }
-
-    /// The same config at another Git revision: with `--git`, of that
-    /// repository; with `--repo DIR`, of the repository holding DIR.
-    pub fn load_at(&self, rev: &str) -> Result<SourceTree, SourceError> {
-        match self {
-            Origin::Dir(dir) => load_dir_at(dir, rev),
-            Origin::Git { repo, .. } => load_git(repo, rev),
         }
     }
 }
