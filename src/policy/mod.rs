@@ -130,56 +130,43 @@ impl PolicyError {
 /// The policies one evaluation runs: the built-in ones and the repository's.
 #[derive(Clone, Debug)]
 pub struct Policies {
-    sources: Vec<SourceFile>,
-    /// Package of each source, in the same order.
+    /// Every policy and the driver, parsed once; each evaluation clones it.
+    engine: regorus::Engine,
+    /// The file of each policy, by its index in the driver's findings.
+    files: Vec<String>,
+    /// The package of each policy, in the same order.
     packages: Vec<String>,
 }
 
 impl Policies {
-    /// Parses the built-in policies and `user` ones; every broken file is reported.
+    /// Parses the built-in policies and `user` ones into one engine, with a
+    /// driver that judges all inputs in one evaluation: each policy's rules
+    /// run once per namespace, `with` that namespace's input. Every broken
+    /// file is reported.
     pub fn load(user: &[SourceFile]) -> Result<Policies, Vec<PolicyError>> {
-        let sources: Vec<SourceFile> = BUILT_IN
-            .iter()
-            .map(|(path, text)| SourceFile {
-                path: format!("{path} (built-in)"),
-                text: (*text).to_owned(),
-            })
-            .chain(user.iter().cloned())
-            .collect();
-        let mut packages = Vec::new();
-        let mut errors = Vec::new();
-        for s in &sources {
-            let mut engine = regorus::Engine::new();
-            match engine.add_policy(s.path.clone(), s.text.clone()) {
-                Ok(package) => packages.push(package),
+        let built_in = BUILT_IN.iter().map(|(path, text)| SourceFile {
+            path: format!("{path} (built-in)"),
+            text: (*text).to_owned(),
+        });
+        let mut engine = regorus::Engine::new();
+        let (mut files, mut packages, mut errors) = (Vec::new(), Vec::new(), Vec::new());
+        for s in built_in.chain(user.iter().cloned()) {
+            match engine.add_policy(s.path.clone(), s.text) {
+                Ok(package) => {
+                    files.push(s.path);
+                    packages.push(package);
+                }
                 Err(e) => errors.push(PolicyError {
-                    file: s.path.clone(),
+                    file: s.path,
                     message: e.to_string(),
                 }),
             }
         }
-        if errors.is_empty() {
-            Ok(Policies { sources, packages })
-        } else {
-            Err(errors)
-        }
-    }
-
-    /// An engine with every policy, and a driver that judges all inputs in
-    /// one evaluation: each policy's rules run once per namespace, `with`
-    /// that namespace's input.
-    fn engine(&self) -> Result<regorus::Engine, PolicyError> {
-        let mut engine = regorus::Engine::new();
-        for s in &self.sources {
-            engine
-                .add_policy(s.path.clone(), s.text.clone())
-                .map_err(|e| PolicyError {
-                    file: s.path.clone(),
-                    message: e.to_string(),
-                })?;
+        if !errors.is_empty() {
+            return Err(errors);
         }
         let mut driver = format!("package {DRIVER}\n");
-        for (i, package) in self.packages.iter().enumerate() {
+        for (i, package) in packages.iter().enumerate() {
             for rule in ["deny", "warn"] {
                 let _ = write!(
                     driver,
@@ -189,44 +176,68 @@ impl Policies {
         }
         engine
             .add_policy("(sluice policy driver)".into(), driver)
-            .map_err(|e| PolicyError {
-                file: "(sluice policy driver)".into(),
-                message: e.to_string(),
+            .map_err(|e| {
+                vec![PolicyError {
+                    file: "(sluice policy driver)".into(),
+                    message: e.to_string(),
+                }]
             })?;
-        Ok(engine)
+        Ok(Policies {
+            engine,
+            files,
+            packages,
+        })
     }
 
-    /// Runs the driver on `items`; findings are `[index, policy, rule,
-    /// message]`, indexes counted from `offset`.
-    fn run(
-        &self,
-        engine: &mut regorus::Engine,
-        items: &[Json],
-        offset: usize,
-    ) -> Result<Vec<Json>, PolicyError> {
-        let fail = |message: String| PolicyError {
-            file: "(evaluation)".into(),
-            message,
-        };
+    /// Runs the driver on `items`: findings as `[index in items, policy,
+    /// rule, message]`.
+    fn run(engine: &mut regorus::Engine, items: &[Json]) -> Result<Vec<Json>, PolicyError> {
         let input = regorus::Value::from_json_str(&json!({ "items": items }).to_string())
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(evaluation_error)?;
         engine.set_input(input);
         let value = engine
             .eval_rule(format!("data.{DRIVER}.findings"))
-            .map_err(|e| fail(e.to_string()))?;
-        let json: Json =
-            serde_json::from_str(&value.to_json_str().map_err(|e| fail(e.to_string()))?)
-                .map_err(|e| fail(e.to_string()))?;
-        let mut out = match json {
+            .map_err(evaluation_error)?;
+        let json: Json = serde_json::from_str(&value.to_json_str().map_err(evaluation_error)?)
+            .map_err(evaluation_error)?;
+        Ok(match json {
             Json::Array(findings) => findings,
             _ => Vec::new(),
+        })
+    }
+
+    /// A driver finding about one of `judged` as a [`Finding`].
+    fn finding(
+        &self,
+        f: &Json,
+        judged: &[Judged<'_>],
+        environment: &str,
+    ) -> Result<Finding, PolicyError> {
+        let unexpected = || evaluation_error(format!("unexpected finding {f}"));
+        let j = f[0]
+            .as_u64()
+            .and_then(|n| judged.get(usize::try_from(n).ok()?))
+            .ok_or_else(unexpected)?;
+        let p = f[1]
+            .as_u64()
+            .and_then(|p| usize::try_from(p).ok())
+            .filter(|p| *p < self.packages.len())
+            .ok_or_else(unexpected)?;
+        let level = match f[2].as_str() {
+            Some("deny") => Level::Deny,
+            Some("warn") => Level::Warn,
+            _ => return Err(unexpected()),
         };
-        for f in &mut out {
-            if let Some(n) = f[0].as_u64() {
-                f[0] = json!(n as usize + offset);
-            }
-        }
-        Ok(out)
+        let m = &f[3];
+        Ok(Finding {
+            level,
+            policy: self.packages[p].trim_start_matches("data.").to_owned(),
+            file: self.files[p].clone(),
+            namespace: j.name.to_owned(),
+            environment: environment.to_owned(),
+            message: m.as_str().map_or_else(|| m.to_string(), str::to_owned),
+            source: j.declared.map(|ns| ns.source.clone()),
+        })
     }
 
     /// Judges every namespace of `desired`, and every namespace `changes`
@@ -236,8 +247,9 @@ impl Policies {
         desired: &Desired,
         changes: &[Change],
     ) -> Result<Vec<Finding>, PolicyError> {
+        let env_name = desired.environment.name.as_str();
         let environment = json!({
-            "name": desired.environment.name,
+            "name": env_name,
             "stage": desired.environment.stage,
         });
         let mut by_namespace: BTreeMap<&str, Vec<&Change>> = BTreeMap::new();
@@ -260,9 +272,6 @@ impl Policies {
             declared: None,
             changes,
         }));
-        if judged.is_empty() {
-            return Ok(Vec::new());
-        }
         // The input of a namespace, built when its chunk is judged.
         let input = |j: &Judged<'_>| {
             let namespace = match j.declared {
@@ -286,64 +295,39 @@ impl Policies {
         let threads = std::thread::available_parallelism()
             .map_or(1, usize::from)
             .min(chunks.len());
-        let work = || -> Result<Vec<Json>, PolicyError> {
-            let mut engine = self.engine()?;
+        let work = || -> Result<Vec<Finding>, PolicyError> {
+            let mut engine = self.engine.clone();
             let mut out = Vec::new();
-            loop {
-                let c = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(part) = chunks.get(c) else {
-                    return Ok(out);
-                };
+            while let Some(part) =
+                chunks.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+            {
                 let items: Vec<Json> = part.iter().map(input).collect();
-                out.extend(self.run(&mut engine, &items, c * CHUNK)?);
+                for f in Self::run(&mut engine, &items)? {
+                    out.push(self.finding(&f, part, env_name)?);
+                }
             }
+            Ok(out)
         };
-        let results: Vec<Result<Vec<Json>, PolicyError>> = std::thread::scope(|scope| {
+        let results: Vec<Result<Vec<Finding>, PolicyError>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..threads).map(|_| scope.spawn(work)).collect();
             handles
                 .into_iter()
                 .map(|h| h.join().expect("policy evaluation does not panic"))
                 .collect()
         });
-        let fail = |message: String| PolicyError {
-            file: "(evaluation)".into(),
-            message,
-        };
-        let mut raw = Vec::new();
-        for r in results {
-            raw.extend(r?);
-        }
         let mut findings = Vec::new();
-        for f in &raw {
-            let (Some(j), Some(p), Some(rule)) = (
-                f[0].as_u64().and_then(|n| judged.get(n as usize)),
-                f[1].as_u64().and_then(|p| {
-                    self.packages
-                        .get(p as usize)
-                        .zip(self.sources.get(p as usize))
-                }),
-                f[2].as_str(),
-            ) else {
-                return Err(fail(format!("unexpected finding {f}")));
-            };
-            let (package, file) = p;
-            let m = &f[3];
-            findings.push(Finding {
-                level: if rule == "deny" {
-                    Level::Deny
-                } else {
-                    Level::Warn
-                },
-                policy: package.trim_start_matches("data.").to_owned(),
-                file: file.path.clone(),
-                namespace: j.name.to_owned(),
-                environment: desired.environment.name.clone(),
-                message: m.as_str().map_or_else(|| m.to_string(), str::to_owned),
-                source: j.declared.map(|ns| ns.source.clone()),
-            });
+        for r in results {
+            findings.extend(r?);
         }
         findings.sort();
         Ok(findings)
+    }
+}
+
+fn evaluation_error(message: impl ToString) -> PolicyError {
+    PolicyError {
+        file: "(evaluation)".into(),
+        message: message.to_string(),
     }
 }
 
