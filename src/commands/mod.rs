@@ -23,7 +23,7 @@ use crate::diag::{Diagnostic, render_text};
 use crate::engine::EngineError;
 use crate::engine::apply::ApplyError;
 use crate::policy::{Finding, Policies, PolicyError};
-use crate::source::{SourceError, SourceTree};
+use crate::source::{Origin, SourceError, SourceTree};
 use crate::state::StateError;
 
 /// Exit statuses, as DESIGN §3 defines them.
@@ -172,11 +172,11 @@ fn run(cli: &Cli) -> Result<Exit, Error> {
             max_backoff,
         } => watch::run(crate::watch::Options {
             source: match &cli.source.git {
-                Some(repo) => crate::watch::Source::Git {
+                Some(repo) => Origin::Git {
                     repo: repo.clone(),
-                    branch: branch.clone(),
+                    rev: branch.clone(),
                 },
-                None => crate::watch::Source::Dir(cli.source.repo.clone()),
+                None => Origin::Dir(cli.source.repo.clone()),
             },
             env: cli.env.clone(),
             interval: *interval,

@@ -2,14 +2,12 @@
 
 use std::sync::Arc;
 
-use tokio::sync::Notify;
-
 use super::{Error, Exit, runtime};
-use crate::watch::{Options, run as watch};
+use crate::watch::{Options, Shutdown, run as watch};
 
 pub fn run(opts: Options) -> Result<Exit, Error> {
     runtime().block_on(async {
-        let shutdown = Arc::new(Notify::new());
+        let shutdown = Arc::new(Shutdown::default());
         on_signal(shutdown.clone());
         watch(opts, shutdown).await?;
         Ok(Exit::Success)
@@ -17,7 +15,7 @@ pub fn run(opts: Options) -> Result<Exit, Error> {
 }
 
 /// SIGTERM or SIGINT: finish the cycle in progress, then stop.
-fn on_signal(shutdown: Arc<Notify>) {
+fn on_signal(shutdown: Arc<Shutdown>) {
     use tokio::signal::unix::{SignalKind, signal};
     if let (Ok(mut int), Ok(mut term)) = (
         signal(SignalKind::interrupt()),
@@ -29,7 +27,7 @@ fn on_signal(shutdown: Arc<Notify>) {
                 _ = term.recv() => {}
             }
             tracing::info!("stopping: finishing the cycle in progress");
-            shutdown.notify_one();
+            shutdown.trigger();
         });
     }
 }

@@ -15,13 +15,13 @@ pub mod metrics;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::Notify;
 
+use crate::config::workspace::EtcdEnv;
 use crate::desired::{Desired, Overrides, Selection, load};
 use crate::engine::apply::{ApplyOptions, apply};
 use crate::engine::{self, Target};
@@ -34,18 +34,11 @@ use self::http::Health;
 use self::leader::Leadership;
 use self::metrics::{Metrics, env};
 
-/// Where the desired state comes from.
-#[derive(Clone, Debug)]
-pub enum Source {
-    /// A Git repository (path or URL; URLs are fetched into the cache) at a branch.
-    Git { repo: String, branch: String },
-    /// A directory, watched for file events.
-    Dir(PathBuf),
-}
-
 #[derive(Clone, Debug)]
 pub struct Options {
-    pub source: Source,
+    /// A Git repository at a branch (a URL is fetched into the cache each
+    /// cycle), or a directory, watched for file events.
+    pub source: Origin,
     pub env: Option<String>,
     pub interval: Duration,
     pub listen: SocketAddr,
@@ -67,25 +60,42 @@ pub enum WatchError {
     Notify { path: String, message: String },
 }
 
+/// A request to stop (SIGTERM): the flag stops an apply in flight from
+/// starting more, the notification ends the wait between cycles.
+#[derive(Debug, Default)]
+pub struct Shutdown {
+    flag: Arc<AtomicBool>,
+    wake: Notify,
+}
+
+impl Shutdown {
+    pub fn trigger(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+
+    fn requested(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+}
+
 /// How a cycle ended.
 enum Outcome {
     /// Planned; `result` is the metric's label.
     Done(&'static str),
     /// Not the leader: nothing planned.
     Standby,
-    /// Will not get better before the desired state changes (an invalid
-    /// config): reported once per commit.
-    Permanent { key: String, message: String },
+    /// The config is invalid: it waits for the next commit.
+    Invalid,
     /// May get better by itself: back off and retry.
     Transient(String),
 }
 
 struct Watcher {
     opts: Options,
-    origin: Origin,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
-    shutdown: Arc<AtomicBool>,
+    shutdown: Arc<Shutdown>,
     target: Option<(String, Target)>,
     leadership: Option<Leadership>,
     /// Permanent problems already reported, by commit and content.
@@ -93,13 +103,11 @@ struct Watcher {
     /// Drifted addresses of the last cycle: only new drift is logged.
     drifted: BTreeSet<String>,
     environment: String,
-    /// The environment's etcd, for the leader election.
-    etcd: Option<crate::config::workspace::EtcdEnv>,
 }
 
-/// Runs until `shutdown` is notified (SIGTERM): the cycle in progress
+/// Runs until `shutdown` is triggered (SIGTERM): the cycle in progress
 /// finishes, leadership and its lease are released.
-pub async fn run(opts: Options, shutdown: Arc<Notify>) -> Result<(), WatchError> {
+pub async fn run(opts: Options, shutdown: Arc<Shutdown>) -> Result<(), WatchError> {
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health {
         metrics: metrics.clone(),
@@ -115,36 +123,19 @@ pub async fn run(opts: Options, shutdown: Arc<Notify>) -> Result<(), WatchError>
 
     let changed = Arc::new(Notify::new());
     let _watcher = match &opts.source {
-        Source::Dir(dir) => Some(watch_dir(dir, changed.clone())?),
-        Source::Git { .. } => None,
+        Origin::Dir(dir) => Some(watch_dir(dir, changed.clone())?),
+        Origin::Git { .. } => None,
     };
-    let origin = match &opts.source {
-        Source::Git { repo, branch } => Origin::Git {
-            repo: repo.clone(),
-            rev: branch.clone(),
-        },
-        Source::Dir(dir) => Origin::Dir(dir.clone()),
-    };
-    let stopping = Arc::new(AtomicBool::new(false));
-    {
-        let (shutdown, stopping) = (shutdown.clone(), stopping.clone());
-        tokio::spawn(async move {
-            shutdown.notified().await;
-            stopping.store(true, Ordering::SeqCst);
-        });
-    }
     let mut w = Watcher {
         opts,
-        origin,
         metrics,
         health,
-        shutdown: stopping.clone(),
+        shutdown: shutdown.clone(),
         target: None,
         leadership: None,
         reported: BTreeSet::new(),
         drifted: BTreeSet::new(),
         environment: String::new(),
-        etcd: None,
     };
     let mut failures: u32 = 0;
     loop {
@@ -169,27 +160,20 @@ pub async fn run(opts: Options, shutdown: Arc<Notify>) -> Result<(), WatchError>
                             .get_or_create(&env(&w.environment))
                             .set(now_s());
                     }
-                    Outcome::Permanent { key, message } => {
-                        w.metrics.count(&w.environment, "invalid");
-                        if w.reported.insert(key) {
-                            tracing::warn!("{message}; waiting for the next commit");
-                        }
-                    }
+                    Outcome::Invalid => w.metrics.count(&w.environment, "invalid"),
                     Outcome::Standby | Outcome::Transient(_) => {}
                 }
                 w.health.ready.store(true, Ordering::Relaxed);
                 jitter(w.opts.interval)
             }
         };
-        if stopping.load(Ordering::SeqCst) {
-            break;
-        }
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
             () = changed.notified() => tracing::info!("the desired state changed"),
-            () = wait_for(&stopping) => {}
+            // Also at once when it came during the cycle: the permit waits.
+            () = shutdown.wake.notified() => {}
         }
-        if stopping.load(Ordering::SeqCst) {
+        if shutdown.requested() {
             break;
         }
     }
@@ -200,15 +184,9 @@ pub async fn run(opts: Options, shutdown: Arc<Notify>) -> Result<(), WatchError>
     Ok(())
 }
 
-async fn wait_for(flag: &AtomicBool) {
-    while !flag.load(Ordering::SeqCst) {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 impl Watcher {
     async fn cycle(&mut self) -> Outcome {
-        let tree = match self.origin.load() {
+        let tree = match self.opts.source.load() {
             Ok(t) => t,
             Err(e) => return Outcome::Transient(format!("cannot read the desired state: {e}")),
         };
@@ -219,10 +197,8 @@ impl Watcher {
         let (desired, policies) = match resolve(&tree, self.opts.env.as_deref()) {
             Ok(d) => d,
             Err(message) => {
-                return Outcome::Permanent {
-                    key: format!("{commit}:invalid:{message}"),
-                    message: format!("the config at {commit} is invalid: {message}"),
-                };
+                self.report_once(&commit, &format!("the config is invalid: {message}"));
+                return Outcome::Invalid;
             }
         };
         self.environment = desired.environment.name.clone();
@@ -236,7 +212,7 @@ impl Watcher {
                 .leader
                 .get_or_create(&env(&self.environment))
                 .set(1);
-        } else if !self.lead().await {
+        } else if !self.lead(&desired.environment.etcd).await {
             self.metrics.forget_plan();
             return Outcome::Standby;
         }
@@ -264,16 +240,10 @@ impl Watcher {
             }))
             .collect();
         let result = if !refused.is_empty() {
-            // Permanent until the desired state changes: said once per commit.
-            if self
-                .reported
-                .insert(format!("{commit}:{}", refused.join("|")))
-            {
-                tracing::warn!(
-                    "the plan at {commit} cannot be applied: {}; waiting for the next commit",
-                    refused.join("; ")
-                );
-            }
+            self.report_once(
+                &commit,
+                &format!("the plan cannot be applied: {}", refused.join("; ")),
+            );
             "blocked"
         } else if plan.changes.is_empty() {
             "success"
@@ -323,7 +293,7 @@ impl Watcher {
             allow_delete,
             lock_wait: Duration::from_secs(10),
             holder: Holder::current(),
-            cancel: self.shutdown.clone(),
+            cancel: self.shutdown.flag.clone(),
             batch: crate::engine::apply::BATCH,
         };
         match apply(&plan, target, &opts).await {
@@ -352,17 +322,13 @@ impl Watcher {
             .await
             .map_err(|e| e.to_string())?;
         self.target = Some((key, target));
-        self.etcd = Some(desired.environment.etcd.clone());
         Ok(())
     }
 
     /// With `--ha`: campaigns on the first call; whether this replica leads.
-    async fn lead(&mut self) -> bool {
+    async fn lead(&mut self, etcd_env: &EtcdEnv) -> bool {
         if self.leadership.is_none() {
-            let Some(etcd_env) = self.etcd.clone() else {
-                return false;
-            };
-            let etcd = match crate::backend::etcd::connect(&etcd_env).await {
+            let etcd = match crate::backend::etcd::connect(etcd_env).await {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!("cannot join the leader election: {e}");
@@ -392,6 +358,14 @@ impl Watcher {
             lost.release().await;
         }
         leads
+    }
+
+    /// Logs a problem that lasts until the desired state changes, once per
+    /// commit rather than once per cycle.
+    fn report_once(&mut self, commit: &str, problem: &str) {
+        if self.reported.insert(format!("{commit}\n{problem}")) {
+            tracing::warn!("at {commit}, {problem}; waiting for the next commit");
+        }
     }
 
     /// Logs drift that was not there in the last cycle.
