@@ -65,64 +65,62 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("sluice");
-        let m = Metrics {
-            drifted: Family::default(),
-            pending: Family::default(),
-            blocked: Family::default(),
-            dr_violations: Family::default(),
-            duration: Histogram::new(exponential_buckets(0.05, 2.0, 12)),
-            reconciles: Family::default(),
-            last_success: Family::default(),
-            commit: Family::default(),
-            leader: Family::default(),
-            registry: Registry::default(),
-        };
-        registry.register(
-            "drifted_resources",
-            "Resources changed outside sluice, per environment, namespace and kind",
-            m.drifted.clone(),
-        );
-        registry.register(
-            "pending_changes",
-            "Changes desired in Git and not applied yet, per environment, namespace and kind",
-            m.pending.clone(),
-        );
-        registry.register(
-            "blocked_changes",
-            "Changes the plan blocks, or that policies deny",
-            m.blocked.clone(),
-        );
-        registry.register(
-            "dr_compliance_violations",
-            "Failed DR compliance checks, per namespace",
-            m.dr_violations.clone(),
-        );
-        registry.register(
-            "reconcile_duration_seconds",
-            "Time one reconcile cycle took",
-            m.duration.clone(),
-        );
-        registry.register(
-            "reconciles",
-            "Reconcile cycles, by result",
-            m.reconciles.clone(),
-        );
-        registry.register(
-            "last_success_timestamp_seconds",
-            "When a reconcile cycle last succeeded (Unix time)",
-            m.last_success.clone(),
-        );
-        registry.register(
-            "commit_info",
-            "The desired state's current commit (1 for the current one)",
-            m.commit.clone(),
-        );
-        registry.register(
-            "leader",
-            "1 when this replica is the leader (always 1 without --ha)",
-            m.leader.clone(),
-        );
-        Metrics { registry, ..m }
+        // Registers a metric under its name and help, and hands it back.
+        macro_rules! registered {
+            ($name:literal, $help:literal, $metric:expr) => {{
+                let metric = $metric;
+                registry.register($name, $help, metric.clone());
+                metric
+            }};
+        }
+        Metrics {
+            drifted: registered!(
+                "drifted_resources",
+                "Resources changed outside sluice, per environment, namespace and kind",
+                Family::default()
+            ),
+            pending: registered!(
+                "pending_changes",
+                "Changes desired in Git and not applied yet, per environment, namespace and kind",
+                Family::default()
+            ),
+            blocked: registered!(
+                "blocked_changes",
+                "Changes the plan blocks, or that policies deny",
+                Family::default()
+            ),
+            dr_violations: registered!(
+                "dr_compliance_violations",
+                "Failed DR compliance checks, per namespace",
+                Family::default()
+            ),
+            duration: registered!(
+                "reconcile_duration_seconds",
+                "Time one reconcile cycle took",
+                Histogram::new(exponential_buckets(0.05, 2.0, 12))
+            ),
+            reconciles: registered!(
+                "reconciles",
+                "Reconcile cycles, by result",
+                Family::default()
+            ),
+            last_success: registered!(
+                "last_success_timestamp_seconds",
+                "When a reconcile cycle last succeeded (Unix time)",
+                Family::default()
+            ),
+            commit: registered!(
+                "commit_info",
+                "The desired state's current commit (1 for the current one)",
+                Family::default()
+            ),
+            leader: registered!(
+                "leader",
+                "1 when this replica is the leader (always 1 without --ha)",
+                Family::default()
+            ),
+            registry,
+        }
     }
 
     /// The text exposition of every metric.
@@ -136,9 +134,7 @@ impl Metrics {
     /// Publishes what a plan found: drift and pending changes per namespace
     /// and kind, blocked changes, DR violations.
     pub fn publish(&self, environment: &str, plan: &Plan) {
-        self.drifted.clear();
-        self.pending.clear();
-        self.dr_violations.clear();
+        self.forget_plan();
         for c in &plan.changes {
             let labels = ResourceLabels {
                 environment: environment.to_owned(),
