@@ -228,9 +228,6 @@ impl Cx<'_> {
     /// One side of the comparison: arithmetic binds tighter than comparisons,
     /// so only a template with its own comparison or set operator is wrapped.
     fn side(&self, e: &Expr) -> Result<String, CompileError> {
-        if let Some(v) = self.constant(e) {
-            return Ok(number(v));
-        }
         let c = self.expr(e)?;
         Ok(match e {
             Expr::Metric(_) if has_top_level_comparison(&c.text) => format!("({})", c.text),
@@ -269,8 +266,13 @@ impl Cx<'_> {
                     compound: true,
                 })
             }
-            // Constants were folded above.
-            Expr::Number { .. } | Expr::Ref(_) => unreachable!("constants are folded"),
+            // A reference whose setting did not parse (reported there) has no value.
+            Expr::Ref(r) => Err(CompileError {
+                message: format!("`{}` has no valid value to compare with", r.name()),
+                hint: "fix the setting it stands for (`spec.capacity`, `disaster_recovery.rpo`)"
+                    .into(),
+            }),
+            Expr::Number { .. } => unreachable!("numbers are constants"),
         }
     }
 
@@ -426,6 +428,17 @@ mod tests {
         s.dlq_topics.clear();
         let e = compile(&cond, &BTreeMap::new(), &s, &REFS).unwrap_err();
         assert!(e.message.contains("dead-letter topics"), "{e:?}");
+    }
+
+    #[test]
+    fn a_reference_without_a_value_is_an_error() {
+        let cond = parse("backup_age > rpo", &SCOPE).unwrap();
+        let refs = Refs {
+            rpo_ms: None,
+            ..REFS
+        };
+        let e = compile(&cond, &BTreeMap::new(), &subjects(), &refs).unwrap_err();
+        assert!(e.message.contains("`rpo` has no valid value"), "{e:?}");
     }
 
     #[test]

@@ -83,11 +83,12 @@ pub fn resolve(doc: &Doc<Namespace>, cx: &Ctx<'_>, diags: &mut Vec<Diagnostic>) 
     let topics = resolve_topics(doc, cx, &base, diags);
     let consumers = resolve_consumers(ns, file, diags);
     let access = resolve_access(ns, file, diags);
-    let alerts = resolve_alerts(doc, cx, &topics, &consumers, diags);
     let disaster_recovery = spec
         .disaster_recovery
         .as_ref()
         .map(|dr| resolve_dr(doc, dr, cx, diags));
+    let rpo_ms = disaster_recovery.as_ref().and_then(|d| d.rpo_ms);
+    let alerts = resolve_alerts(doc, cx, &topics, &consumers, rpo_ms, diags);
     let cache = spec.cache.as_ref().map(|c| CacheState {
         enabled: c.enabled,
         ttl_ms: parse_unit(c.ttl.as_ref(), file, diags).map(millis),
@@ -337,6 +338,7 @@ fn resolve_alerts(
     cx: &Ctx<'_>,
     topics: &[TopicState],
     consumers: &[ConsumerState],
+    rpo_ms: Option<u64>,
     diags: &mut Vec<Diagnostic>,
 ) -> Vec<AlertState> {
     let ns = &doc.value;
@@ -351,14 +353,10 @@ fn resolve_alerts(
             .collect(),
         groups: consumers.iter().map(|c| c.group.as_str()).collect(),
     };
-    let dr = ns.spec.disaster_recovery.as_ref();
     let refs = Refs {
         write_capacity: ns.spec.capacity.as_ref().map(|c| c.write_rps),
         read_capacity: ns.spec.capacity.as_ref().map(|c| c.read_rps),
-        rpo_ms: dr
-            .and_then(|d| d.rpo.as_ref())
-            .and_then(|r| r.parse().ok())
-            .map(millis),
+        rpo_ms,
     };
     let scope = Scope {
         custom_metrics: cx.custom_metrics,
