@@ -19,7 +19,7 @@ use crate::policy::{Policies, PolicyError};
 use crate::resource::expand::expand;
 use crate::resource::{Address, Resource, System};
 use crate::state::etcd::EtcdState;
-use crate::state::{StateError, StateStore, Stored};
+use crate::state::{Inventory, StateError, StateStore, Stored};
 
 /// The live systems and the state store of one environment.
 pub struct Target {
@@ -153,9 +153,15 @@ pub async fn plan_resources(
     let in_scope;
     let inventory = match scope {
         Some(scope) => {
-            let mut partial = stored.inventory.clone();
-            partial.entries.retain(|_, e| scope.contains(&e.namespace));
-            in_scope = partial;
+            in_scope = Inventory {
+                entries: stored
+                    .inventory
+                    .entries
+                    .iter()
+                    .filter(|(_, e)| scope.contains(&e.namespace))
+                    .map(|(a, e)| (a.clone(), e.clone()))
+                    .collect(),
+            };
             &in_scope
         }
         None => &stored.inventory,

@@ -217,26 +217,25 @@ fn prometheus_loads_applied_rules_and_drift_restores_an_edited_file() {
     // An edit behind sluice's back is drift, and apply restores the file.
     let file = rules_dir.join("sluice-user-events.yml");
     let rendered = std::fs::read_to_string(&file).unwrap();
+    // `drift` exits 2 and shows `marker`; its output.
+    let drift_shows = |marker: &str| {
+        let drift = sluice_here(&["drift"]);
+        assert_eq!(drift.code, 2, "{}", drift.all_output());
+        assert!(drift.stdout.contains(marker), "{}", drift.stdout);
+        drift.stdout
+    };
+    let apply_restores = || {
+        let again = sluice_here(&["apply", "--auto-approve"]);
+        assert_eq!(again.code, 0, "{}", again.all_output());
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), rendered);
+    };
     std::fs::write(&file, rendered.replace("> 0.05", "> 5")).unwrap();
-    let drift = sluice_here(&["drift"]);
-    assert_eq!(drift.code, 2, "{}", drift.all_output());
+    let drift = drift_shows("~ prometheus.rules/sluice-user-events.yml");
     assert!(
-        drift
-            .stdout
-            .contains("~ prometheus.rules/sluice-user-events.yml"),
-        "{}",
-        drift.stdout
+        drift.contains("+        expr: 'histogram_quantile(0.99"),
+        "{drift}"
     );
-    assert!(
-        drift
-            .stdout
-            .contains("+        expr: 'histogram_quantile(0.99"),
-        "{}",
-        drift.stdout
-    );
-    let again = sluice_here(&["apply", "--auto-approve"]);
-    assert_eq!(again.code, 0, "{}", again.all_output());
-    assert_eq!(std::fs::read_to_string(&file).unwrap(), rendered);
+    apply_restores();
     assert!(
         loaded_rules(&prometheus)
             .iter()
@@ -249,19 +248,9 @@ fn prometheus_loads_applied_rules_and_drift_restores_an_edited_file() {
     // A deleted file is drift too; a file sluice does not own is left alone.
     std::fs::write(rules_dir.join("team-own.yml"), "groups: []\n").unwrap();
     std::fs::remove_file(&file).unwrap();
-    let drift = sluice_here(&["drift"]);
-    assert_eq!(drift.code, 2, "{}", drift.all_output());
-    assert!(
-        drift
-            .stdout
-            .contains("+ prometheus.rules/sluice-user-events.yml"),
-        "{}",
-        drift.stdout
-    );
-    assert!(!drift.stdout.contains("team-own"), "{}", drift.stdout);
-    let again = sluice_here(&["apply", "--auto-approve"]);
-    assert_eq!(again.code, 0, "{}", again.all_output());
-    assert_eq!(std::fs::read_to_string(&file).unwrap(), rendered);
+    let drift = drift_shows("+ prometheus.rules/sluice-user-events.yml");
+    assert!(!drift.contains("team-own"), "{drift}");
+    apply_restores();
     assert_eq!(
         std::fs::read_to_string(rules_dir.join("team-own.yml")).unwrap(),
         "groups: []\n"

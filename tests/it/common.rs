@@ -3,7 +3,14 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use git2::{IndexAddOption, Oid, Repository, Signature};
+use rdkafka::admin::AdminClient;
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use sluice::backend::kafka::sys::{ConfigOp, incremental_alter_configs};
 
 /// The repository root.
 pub fn root() -> PathBuf {
@@ -83,17 +90,20 @@ pub struct Services {
 impl Services {
     /// A variable of the env file; panics naming the file when it is missing.
     pub fn var(&self, key: &str) -> String {
-        self.text
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{key}=")))
-            .unwrap_or_else(|| {
-                panic!(
-                    "{} has no {key}: restart the servers with `scripts/services.sh down && scripts/services.sh up`",
-                    self.path.display()
-                )
-            })
-            .to_owned()
+        lookup(&self.text, &self.path, key)
     }
+}
+
+fn lookup(text: &str, path: &Path, key: &str) -> String {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| {
+            panic!(
+                "{} has no {key}: restart the servers with `scripts/services.sh down && scripts/services.sh up`",
+                path.display()
+            )
+        })
+        .to_owned()
 }
 
 /// Reads the servers' env file (`$SLUICE_SERVICES_ENV`, else `.services/env`).
@@ -108,17 +118,13 @@ pub fn services() -> Services {
             path.display()
         )
     });
-    let mut s = Services {
-        etcd: String::new(),
-        s3: String::new(),
-        kafka: String::new(),
+    Services {
+        etcd: lookup(&text, &path, "SLUICE_ETCD_ENDPOINTS"),
+        s3: lookup(&text, &path, "SLUICE_S3_ENDPOINT"),
+        kafka: lookup(&text, &path, "SLUICE_KAFKA_BOOTSTRAP"),
         text,
         path,
-    };
-    s.etcd = s.var("SLUICE_ETCD_ENDPOINTS");
-    s.s3 = s.var("SLUICE_S3_ENDPOINT");
-    s.kafka = s.var("SLUICE_KAFKA_BOOTSTRAP");
-    s
+    }
 }
 
 /// A name no other test run uses, for resources on the shared servers.
@@ -220,6 +226,28 @@ impl TestRepo {
 
     pub fn run(&self, args: &[&str]) -> Run {
         run(self.sluice().args(args))
+    }
+
+    /// A Kafka admin client of the local broker.
+    pub fn kafka_admin(&self) -> AdminClient<DefaultClientContext> {
+        ClientConfig::new()
+            .set("bootstrap.servers", &self.services.kafka)
+            .create()
+            .unwrap()
+    }
+
+    /// Sets a topic config behind sluice's back, as another tool would.
+    pub fn set_topic_config(&self, topic: &str, key: &str, value: &str) {
+        let changed = incremental_alter_configs(
+            &Arc::new(self.kafka_admin()),
+            &[(
+                topic.to_owned(),
+                vec![(key.to_owned(), ConfigOp::Set(value.to_owned()))],
+            )],
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        assert_eq!(changed, [Ok(())]);
     }
 }
 

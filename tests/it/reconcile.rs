@@ -2,26 +2,16 @@
 
 use std::collections::BTreeMap;
 use std::process::{Child, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
-use sluice::backend::kafka::sys::{ConfigOp, incremental_alter_configs};
+use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
 
 use crate::common::{Run, TestRepo};
 
-fn admin(repo: &TestRepo) -> AdminClient<DefaultClientContext> {
-    ClientConfig::new()
-        .set("bootstrap.servers", &repo.services.kafka)
-        .create()
-        .unwrap()
-}
-
 /// The test's topics on the broker, with their partition counts.
 fn topics(repo: &TestRepo) -> BTreeMap<String, usize> {
-    let md = admin(repo)
+    let md = repo
+        .kafka_admin()
         .inner()
         .fetch_metadata(None, Duration::from_secs(10))
         .unwrap();
@@ -103,16 +93,7 @@ fn a_config_altered_out_of_band_is_drift_naming_the_field() {
     ok(&repo.run(&["apply", "--auto-approve"]));
 
     let topic = repo.name("orders");
-    let changed = incremental_alter_configs(
-        &Arc::new(admin(&repo)),
-        &[(
-            topic.clone(),
-            vec![("retention.ms".into(), ConfigOp::Set("1000".into()))],
-        )],
-        Duration::from_secs(10),
-    )
-    .unwrap();
-    assert_eq!(changed, [Ok(())]);
+    repo.set_topic_config(&topic, "retention.ms", "1000");
 
     let drift = repo.run(&["drift"]);
     assert_eq!(drift.code, 2, "{}{}", drift.stdout, drift.stderr);
@@ -250,12 +231,13 @@ fn a_topic_created_outside_sluice_is_never_planned_for_deletion() {
     billing(&repo);
     ok(&repo.run(&["apply", "--auto-approve"]));
     let foreign = repo.name("foreign");
-    let created = tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(admin(&repo).create_topics(
-            &[NewTopic::new(&foreign, 1, TopicReplication::Fixed(1))],
-            &AdminOptions::new(),
-        ));
+    let created =
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(repo.kafka_admin().create_topics(
+                &[NewTopic::new(&foreign, 1, TopicReplication::Fixed(1))],
+                &AdminOptions::new(),
+            ));
     assert!(created.unwrap()[0].is_ok());
 
     repo.remove_namespace("billing");

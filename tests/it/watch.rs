@@ -4,14 +4,9 @@
 
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use git2::Repository;
-use rdkafka::admin::AdminClient;
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
-use sluice::backend::kafka::sys::{ConfigOp, incremental_alter_configs};
 
 use crate::common::{TestRepo, commit_all};
 
@@ -173,13 +168,6 @@ fn a_commit_shows_as_a_pending_change_within_two_intervals() {
     assert_eq!(code, Some(0));
 }
 
-fn admin(repo: &TestRepo) -> AdminClient<DefaultClientContext> {
-    ClientConfig::new()
-        .set("bootstrap.servers", &repo.services.kafka)
-        .create()
-        .unwrap()
-}
-
 #[test]
 fn drift_shows_in_the_metrics_and_remediate_repairs_it() {
     let repo = TestRepo::new();
@@ -189,16 +177,7 @@ fn drift_shows_in_the_metrics_and_remediate_repairs_it() {
     );
     let applied = repo.run(&["apply", "--auto-approve"]);
     assert_eq!(applied.code, 0, "{}", applied.all_output());
-    let changed = incremental_alter_configs(
-        &Arc::new(admin(&repo)),
-        &[(
-            repo.name("drift"),
-            vec![("retention.ms".into(), ConfigOp::Set("1000".into()))],
-        )],
-        Duration::from_secs(10),
-    )
-    .unwrap();
-    assert_eq!(changed, [Ok(())]);
+    repo.set_topic_config(&repo.name("drift"), "retention.ms", "1000");
 
     let drifted = series("drifted_resources", &repo, "drift", "kafka.topic");
     let watching = Watcher::start(&repo, &[]);
@@ -289,16 +268,7 @@ fn a_blocked_change_is_logged_once_per_commit() {
     let applied = repo.run(&["apply", "--auto-approve"]);
     assert_eq!(applied.code, 0, "{}", applied.all_output());
     // Drift elsewhere is still repaired while the blocked change waits.
-    let changed = incremental_alter_configs(
-        &Arc::new(admin(&repo)),
-        &[(
-            repo.name("fine"),
-            vec![("retention.ms".into(), ConfigOp::Set("1000".into()))],
-        )],
-        Duration::from_secs(10),
-    )
-    .unwrap();
-    assert_eq!(changed, [Ok(())]);
+    repo.set_topic_config(&repo.name("fine"), "retention.ms", "1000");
     // tansu cannot add partitions: the change is blocked.
     repo.namespace(
         "blk",
