@@ -25,6 +25,15 @@ pub fn file_name(namespace: &str) -> String {
 /// Labels sluice sets on every rule; an alert's own labels may not replace them.
 pub const RESERVED_LABELS: &[&str] = &["namespace", "owner", "severity", "tier"];
 
+/// A valid Prometheus label (and metric) name: `[a-zA-Z_][a-zA-Z0-9_]*`,
+/// which is also how the condition language spells a metric.
+pub fn is_prometheus_name(name: &str) -> bool {
+    name.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// The rule file of a namespace with alerts.
 pub fn rule_file(ns: &NamespaceState) -> String {
     let mut out = String::new();

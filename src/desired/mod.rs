@@ -249,14 +249,7 @@ fn check_workspace(ws: &Doc<Workspace>, diags: &mut Vec<Diagnostic>) {
 /// templates may only use the known placeholders.
 fn check_metric_templates(ws: &Doc<Workspace>, diags: &mut Vec<Diagnostic>) {
     for (metric, template) in &ws.value.spec.metrics {
-        let name_ok = metric
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && metric
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !name_ok {
+        if !crate::alerts::is_prometheus_name(metric) {
             diags.push(
                 Diagnostic::error(
                     "invalid-metric",

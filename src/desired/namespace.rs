@@ -417,15 +417,9 @@ fn resolve_alerts(
 /// Alert labels and annotations become Prometheus label names, and sluice
 /// sets its own labels itself.
 fn check_alert_labels(a: &Alert, file: &str, diags: &mut Vec<Diagnostic>) {
-    let valid = |k: &str| {
-        k.chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-    };
     for (what, map) in [("label", &a.labels), ("annotation", &a.annotations)] {
         for k in map.keys() {
-            if !valid(k) {
+            if !alerts::is_prometheus_name(k) {
                 diags.push(
                     Diagnostic::error(
                         "invalid-label",

@@ -273,7 +273,6 @@ impl Watcher {
         let denied: BTreeSet<String> = plan.denials().map(|f| f.namespace.clone()).collect();
         plan.changes
             .retain(|c| c.action != Action::Blocked && !denied.contains(&c.namespace));
-        plan.policy.clear();
         let before = plan.changes.len();
         if !allow_delete {
             plan.changes.retain(|c| c.action != Action::Delete);
