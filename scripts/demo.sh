@@ -17,7 +17,7 @@ show() { printf '$ %s\n' "$*"; "$@"; }
 say "Starting the local servers (etcd, S3 on moto, Kafka on tansu, Prometheus)"
 scripts/services.sh up
 $keep || trap 'scripts/services.sh down' EXIT
-set -a; . .services/env; set +a
+. .services/env
 export SLUICE_ENV=local
 
 say "Building sluice"

