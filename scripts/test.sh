@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: starts the local servers (etcd, moto,
-# tansu), checks formatting and lints, runs every unit and integration test
-# against those servers, checks the schemas and the examples, and stops the
-# servers again, also when something fails.
+# The whole test suite, as CI runs it: installs what is missing and starts the
+# local servers (etcd, moto, tansu, Prometheus), checks formatting and lints,
+# runs the unit tests, the server-free integration tests (tests/it) and the
+# live ones against those servers (tests/live, the `live` feature), checks the
+# schemas and the examples, and stops the servers again, also when something
+# fails. A plain `cargo test` runs everything but tests/live.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -18,13 +20,13 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy"
-cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --all-targets --features live --locked -- -D warnings
 
-step "tests (unit and integration, against the local servers)"
+step "tests: unit, tests/it, and tests/live against the local servers"
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --locked --no-fail-fast
+  cargo nextest run --features live --locked --no-fail-fast
 else
-  cargo test --locked --no-fail-fast
+  cargo test --features live --locked --no-fail-fast
 fi
 
 step "schemas are fresh, examples are valid"

@@ -1,16 +1,11 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by both test binaries: `it` (no servers) and `live`
+//! (the local servers; `tests/live/servers.rs` adds what talks to them).
+#![allow(dead_code)] // each binary uses its own part
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use git2::{IndexAddOption, Oid, Repository, Signature};
-use rdkafka::admin::AdminClient;
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
-use sluice::backend::kafka::sys::{ConfigOp, incremental_alter_configs};
 
 /// The repository root.
 pub fn root() -> PathBuf {
@@ -76,55 +71,21 @@ pub fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-/// Addresses of the local servers that `scripts/services.sh up` started.
-#[derive(Debug, Clone)]
-pub struct Services {
-    pub etcd: String,
-    pub s3: String,
-    pub kafka: String,
-    /// The whole env file, for [`Services::var`].
-    text: String,
-    path: PathBuf,
-}
-
-impl Services {
-    /// A variable of the env file; panics naming the file when it is missing.
-    pub fn var(&self, key: &str) -> String {
-        lookup(&self.text, &self.path, key)
-    }
-}
-
-fn lookup(text: &str, path: &Path, key: &str) -> String {
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}=")))
-        .unwrap_or_else(|| {
-            panic!(
-                "{} has no {key}: restart the servers with `scripts/services.sh down && scripts/services.sh up`",
-                path.display()
-            )
-        })
-        .to_owned()
-}
-
-/// Reads the servers' env file (`$SLUICE_SERVICES_ENV`, else `.services/env`).
-/// Fails loudly when the servers are not up: these tests never skip.
-pub fn services() -> Services {
-    let path = std::env::var_os("SLUICE_SERVICES_ENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join(".services/env"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|_| {
-        panic!(
-            "the local servers are not running ({} is missing): start them with `scripts/services.sh up`, or run the suite with `scripts/test.sh`",
-            path.display()
-        )
-    });
-    Services {
-        etcd: lookup(&text, &path, "SLUICE_ETCD_ENDPOINTS"),
-        s3: lookup(&text, &path, "SLUICE_S3_ENDPOINT"),
-        kafka: lookup(&text, &path, "SLUICE_KAFKA_BOOTSTRAP"),
-        text,
-        path,
-    }
+/// `sluice render alerts` of `repo` (an environment of it) into a new directory.
+pub fn render_alerts(repo: &Path, env: &str) -> tempfile::TempDir {
+    let out = tempfile::tempdir().unwrap();
+    let r = run(sluice(&root()).args([
+        "render",
+        "alerts",
+        "--repo",
+        repo.to_str().unwrap(),
+        "--env",
+        env,
+        "--out",
+        out.path().to_str().unwrap(),
+    ]));
+    assert_eq!(r.code, 0, "{}", r.all_output());
+    out
 }
 
 /// A name no other test run uses, for resources on the shared servers.
@@ -136,12 +97,15 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{nanos}", std::process::id())
 }
 
+/// What a critical namespace needs to pass the built-in policies: DR with a
+/// short RPO, and an alert.
+pub const DR_AND_ALERTS: &str = "  disaster_recovery:\n    rpo: 10m\n  alerts:\n    - {name: lag, condition: consumer_lag > 100, severity: critical}\n";
+
 /// A config repository of one test: its namespaces carry a unique tag and
 /// its etcd prefix is its own, so tests share the servers without meeting.
 pub struct TestRepo {
     pub dir: tempfile::TempDir,
     pub tag: String,
-    pub services: Services,
 }
 
 impl TestRepo {
@@ -149,10 +113,25 @@ impl TestRepo {
         let repo = TestRepo {
             dir: tempfile::tempdir().unwrap(),
             tag: unique("t").replace('-', ""),
-            services: services(),
         };
         std::fs::create_dir_all(repo.dir.path().join("namespaces")).unwrap();
         repo.workspace("");
+        repo
+    }
+
+    /// A repository whose `local` environment has `stage` (`prod` also gets 3
+    /// brokers and 3 replicas by default).
+    pub fn in_stage(stage: &str) -> Self {
+        let repo = TestRepo::new();
+        if stage != "dev" {
+            let ws = repo.dir.path().join("sluice.yaml");
+            let text = std::fs::read_to_string(&ws)
+                .unwrap()
+                .replace("stage: dev", &format!("stage: {stage}"))
+                .replace("brokers: 1", "brokers: 3")
+                .replace("replication_factor: 1", "replication_factor: 3");
+            std::fs::write(ws, text).unwrap();
+        }
         repo
     }
 
@@ -202,86 +181,11 @@ impl TestRepo {
         format!("/{}/", self.tag)
     }
 
-    /// `sluice` in the repository, pointed at the local servers.
-    pub fn sluice(&self) -> Command {
-        let mut cmd = sluice(self.dir.path());
-        cmd.env("SLUICE_KAFKA_BOOTSTRAP", &self.services.kafka)
-            .env("SLUICE_ETCD_ENDPOINTS", &self.services.etcd)
-            .env("SLUICE_ETCD_PREFIX", self.prefix())
-            .env("SLUICE_S3_ENDPOINT", &self.services.s3)
-            .env("AWS_ACCESS_KEY_ID", "sluice-local")
-            .env("AWS_SECRET_ACCESS_KEY", "sluice-local");
-        cmd
+    /// `sluice` in the repository, with no server settings: for commands
+    /// that need no network (validate, schema, render).
+    pub fn offline(&self, args: &[&str]) -> Run {
+        run(sluice(self.dir.path()).args(args))
     }
-
-    /// A bucket name of this test.
-    pub fn bucket(&self, short: &str) -> String {
-        format!("{}-{short}", self.tag)
-    }
-
-    /// An S3 client for the local server.
-    pub fn s3(&self) -> aws_sdk_s3::Client {
-        s3_client(&self.services.s3)
-    }
-
-    pub fn run(&self, args: &[&str]) -> Run {
-        run(self.sluice().args(args))
-    }
-
-    /// A Kafka admin client of the local broker.
-    pub fn kafka_admin(&self) -> AdminClient<DefaultClientContext> {
-        ClientConfig::new()
-            .set("bootstrap.servers", &self.services.kafka)
-            .create()
-            .unwrap()
-    }
-
-    /// Sets a topic config behind sluice's back, as another tool would.
-    pub fn set_topic_config(&self, topic: &str, key: &str, value: &str) {
-        let changed = incremental_alter_configs(
-            &Arc::new(self.kafka_admin()),
-            &[(
-                topic.to_owned(),
-                vec![(key.to_owned(), ConfigOp::Set(value.to_owned()))],
-            )],
-            Duration::from_secs(10),
-        )
-        .unwrap();
-        assert_eq!(changed, [Ok(())]);
-    }
-}
-
-/// An S3 client for an S3-compatible server at `endpoint`.
-pub fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
-    use aws_sdk_s3::config::{
-        BehaviorVersion, Credentials, Region, RequestChecksumCalculation,
-        ResponseChecksumValidation,
-    };
-    let config = aws_sdk_s3::config::Builder::new()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .force_path_style(true)
-        .credentials_provider(Credentials::new(
-            "sluice-local",
-            "sluice-local",
-            None,
-            None,
-            "static",
-        ))
-        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
-}
-
-/// `127.0.0.1:PORT` with nothing listening: a server that is down.
-pub fn closed_port() -> String {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .to_string()
 }
 
 /// Commits everything in the work tree of `repo`; returns the commit.

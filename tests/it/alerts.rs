@@ -1,96 +1,15 @@
-//! Alerts: the PromQL each metric and operator compiles to (golden), the
-//! real promtool on every rendered rule file, and a real Prometheus loading
-//! what apply writes.
+//! Alerts: the PromQL each metric and operator compiles to (golden), and
+//! errors in the workspace's metric templates. `tests/live/alerts.rs` runs the
+//! real promtool and Prometheus on them.
 //!
 //! `SLUICE_BLESS=1 cargo test --test it alerts` rewrites the golden file.
 
-use std::path::Path;
-use std::process::Command;
-
-use crate::common::{copy_tree, root, run, services, sluice, unique};
-
-/// `sluice render alerts` of `repo` (an environment of it) into a new directory.
-fn render(repo: &Path, env: &str) -> tempfile::TempDir {
-    let out = tempfile::tempdir().unwrap();
-    let r = run(sluice(&root()).args([
-        "render",
-        "alerts",
-        "--repo",
-        repo.to_str().unwrap(),
-        "--env",
-        env,
-        "--out",
-        out.path().to_str().unwrap(),
-    ]));
-    assert_eq!(r.code, 0, "{}", r.all_output());
-    out
-}
-
-/// Runs the real `promtool check rules` on every file of `dir`; returns
-/// the number of rules it found.
-fn promtool(dir: &Path) -> usize {
-    let files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert!(!files.is_empty(), "no rule files in {}", dir.display());
-    let out = Command::new("promtool")
-        .args(["check", "rules"])
-        .args(&files)
-        .output()
-        .expect("promtool is installed by scripts/services.sh install");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "promtool refused the rules:\n{text}");
-    text.lines()
-        .filter_map(|l| l.trim().strip_prefix("SUCCESS: "))
-        .map(|l| l.split(' ').next().unwrap().parse::<usize>().unwrap())
-        .sum()
-}
-
-/// The alerts the example namespaces declare.
-fn example_alerts() -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for file in [
-        "orders.yaml",
-        "payments.yaml",
-        "user-events.yaml",
-        "analytics/streams.yaml",
-    ] {
-        let text = std::fs::read_to_string(root().join("examples/namespaces").join(file)).unwrap();
-        let ns = text
-            .lines()
-            .find_map(|l| l.strip_prefix("  name: "))
-            .unwrap()
-            .to_owned();
-        let mut in_alerts = false;
-        for line in text.lines() {
-            if line.starts_with("  alerts:") {
-                in_alerts = true;
-            } else if in_alerts && line.starts_with("    - name: ") {
-                out.push((ns.clone(), line["    - name: ".len()..].to_owned()));
-            } else if !line.starts_with("    ") {
-                in_alerts = false;
-            }
-        }
-    }
-    out
-}
-
-#[test]
-fn every_example_rule_file_passes_promtool() {
-    let alerts = example_alerts();
-    assert!(alerts.len() >= 8, "{alerts:?}");
-    for env in ["local", "prod"] {
-        let out = render(&root().join("examples"), env);
-        assert_eq!(promtool(out.path()), alerts.len(), "environment {env}");
-    }
-}
+use crate::common::{copy_tree, render_alerts, root, run, sluice};
 
 #[test]
 fn promql_of_every_metric_and_operator_is_golden() {
     let fixture = root().join("tests/fixtures/alerts");
-    let out = render(&fixture, "local");
+    let out = render_alerts(&fixture, "local");
     let got = std::fs::read_to_string(out.path().join("sluice-golden.yml")).unwrap();
     let expected_path = fixture.join("expected/sluice-golden.yml");
     if std::env::var_os("SLUICE_BLESS").is_some() {
@@ -98,9 +17,8 @@ fn promql_of_every_metric_and_operator_is_golden() {
     }
     let expected = std::fs::read_to_string(&expected_path).unwrap();
     assert_eq!(got, expected, "rerun with SLUICE_BLESS=1 to accept");
-    assert_eq!(promtool(out.path()), 15);
     // Rendering twice gives the same bytes: plans never churn.
-    let again = render(&fixture, "local");
+    let again = render_alerts(&fixture, "local");
     assert_eq!(
         std::fs::read(again.path().join("sluice-golden.yml")).unwrap(),
         got.as_bytes()
@@ -125,134 +43,4 @@ fn an_unknown_placeholder_is_an_error_at_its_column() {
         r.stderr
     );
     assert!(r.stderr.contains("sluice.yaml:18:"), "{}", r.stderr);
-}
-
-/// `GET /api/v1/rules` of the local Prometheus: (group, alert, expression).
-fn loaded_rules(prometheus: &str) -> Vec<(String, String, String)> {
-    let out = Command::new("curl")
-        .args(["-sf", &format!("{prometheus}/api/v1/rules")])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "Prometheus at {prometheus} does not answer"
-    );
-    let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let mut rules = Vec::new();
-    for g in body["data"]["groups"].as_array().unwrap() {
-        for r in g["rules"].as_array().unwrap() {
-            rules.push((
-                g["name"].as_str().unwrap().to_owned(),
-                r["name"].as_str().unwrap().to_owned(),
-                r["query"].as_str().unwrap().to_owned(),
-            ));
-        }
-    }
-    rules
-}
-
-#[test]
-fn prometheus_loads_applied_rules_and_drift_restores_an_edited_file() {
-    let s = services();
-    let rules_dir = std::path::PathBuf::from(s.var("PROMETHEUS_TEST_RULES_DIR"));
-    let prometheus = s.var("PROMETHEUS_URL");
-    // This test is the only writer of that directory: start it empty.
-    for e in std::fs::read_dir(&rules_dir).unwrap() {
-        std::fs::remove_file(e.unwrap().path()).unwrap();
-    }
-    let repo = tempfile::tempdir().unwrap();
-    copy_tree(&root().join("examples"), repo.path());
-    let prefix = format!("/{}/", unique("alerts"));
-    let sluice_here = |args: &[&str]| {
-        run(sluice(repo.path())
-            .args(args)
-            .args(["--env", "local"])
-            .env("SLUICE_KAFKA_BOOTSTRAP", &s.kafka)
-            .env("SLUICE_ETCD_ENDPOINTS", &s.etcd)
-            .env("SLUICE_ETCD_PREFIX", &prefix)
-            .env("SLUICE_S3_ENDPOINT", &s.s3)
-            .env("SLUICE_RULES_DIR", &rules_dir)
-            .env("SLUICE_RELOAD_URL", format!("{prometheus}/-/reload"))
-            .env("AWS_ACCESS_KEY_ID", "sluice-local")
-            .env("AWS_SECRET_ACCESS_KEY", "sluice-local"))
-    };
-
-    // The alert records in etcd carry the expression the rule file runs.
-    let plan = sluice_here(&["plan", "--format", "json"]);
-    assert_eq!(plan.code, 0, "{}", plan.all_output());
-    let plan = plan.json();
-    let record = plan["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["address"] == format!("etcd.key/{prefix}alerts/payments"))
-        .expect("an alert record for payments");
-    let exprs: Vec<&str> = record["desired"]["record"]["alerts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["expr"].as_str().unwrap())
-        .collect();
-    assert!(
-        exprs
-            .iter()
-            .any(|e| e.contains("backup_last_success_timestamp_seconds")),
-        "{exprs:?}"
-    );
-
-    let apply = sluice_here(&["apply", "--auto-approve"]);
-    assert_eq!(apply.code, 0, "{}", apply.all_output());
-    let loaded = loaded_rules(&prometheus);
-    for (ns, alert) in example_alerts() {
-        let group = format!("sluice-{ns}");
-        assert!(
-            loaded.iter().any(|(g, a, _)| *g == group && *a == alert),
-            "{group}/{alert} is not loaded: {loaded:?}"
-        );
-    }
-    for e in &exprs {
-        assert!(loaded.iter().any(|(_, _, q)| q == e), "{e} is not loaded");
-    }
-
-    // An edit behind sluice's back is drift, and apply restores the file.
-    let file = rules_dir.join("sluice-user-events.yml");
-    let rendered = std::fs::read_to_string(&file).unwrap();
-    // `drift` exits 2 and shows `marker`; its output.
-    let drift_shows = |marker: &str| {
-        let drift = sluice_here(&["drift"]);
-        assert_eq!(drift.code, 2, "{}", drift.all_output());
-        assert!(drift.stdout.contains(marker), "{}", drift.stdout);
-        drift.stdout
-    };
-    let apply_restores = || {
-        let again = sluice_here(&["apply", "--auto-approve"]);
-        assert_eq!(again.code, 0, "{}", again.all_output());
-        assert_eq!(std::fs::read_to_string(&file).unwrap(), rendered);
-    };
-    std::fs::write(&file, rendered.replace("> 0.05", "> 5")).unwrap();
-    let drift = drift_shows("~ prometheus.rules/sluice-user-events.yml");
-    assert!(
-        drift.contains("+        expr: 'histogram_quantile(0.99"),
-        "{drift}"
-    );
-    apply_restores();
-    assert!(
-        loaded_rules(&prometheus)
-            .iter()
-            .any(|(g, a, q)| g == "sluice-user-events"
-                && a == "high-latency"
-                && q.ends_with("> 0.05")),
-        "the restored rule is not what Prometheus runs"
-    );
-
-    // A deleted file is drift too; a file sluice does not own is left alone.
-    std::fs::write(rules_dir.join("team-own.yml"), "groups: []\n").unwrap();
-    std::fs::remove_file(&file).unwrap();
-    let drift = drift_shows("+ prometheus.rules/sluice-user-events.yml");
-    assert!(!drift.contains("team-own"), "{drift}");
-    apply_restores();
-    assert_eq!(
-        std::fs::read_to_string(rules_dir.join("team-own.yml")).unwrap(),
-        "groups: []\n"
-    );
 }

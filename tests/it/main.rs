@@ -1,16 +1,15 @@
-//! Integration tests: the `sluice` binary on fixtures and examples, Git
-//! sources, schemas, and the client stack against the real local servers.
+//! Tests that need no server, run by a plain `cargo test`: the `sluice`
+//! binary on fixtures and examples, golden plans on the in-memory backends,
+//! Git sources, schemas, alerts, policies and the example workflow.
+//! The tests against the real servers are in `tests/live/`.
 
-mod adopt;
-mod alerts;
+#[path = "../common/mod.rs"]
 mod common;
-mod dr;
+
+mod alerts;
 mod git_source;
 mod plans;
 mod policies;
-mod pull_request;
-mod reconcile;
 mod schema;
-mod smoke;
 mod validate;
-mod watch;
+mod workflow;

@@ -15,7 +15,7 @@ use crate::common::TestRepo;
 
 fn config(repo: &TestRepo) -> ClientConfig {
     let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &repo.services.kafka);
+    c.set("bootstrap.servers", &repo.services().kafka);
     c
 }
 
@@ -69,7 +69,7 @@ async fn import_from_a_seeded_cluster_then_plan_has_no_changes() {
     )
     .await;
     // The records a data plane already reads, in the registry's format.
-    let mut etcd = etcd_client::Client::connect([repo.services.etcd.as_str()], None)
+    let mut etcd = etcd_client::Client::connect([repo.services().etcd.as_str()], None)
         .await
         .unwrap();
     let p = repo.prefix();

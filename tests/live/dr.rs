@@ -249,7 +249,7 @@ fn with_s3_stopped_plan_fails_and_plans_no_deletes() {
     declare_buckets(&repo);
     dr_namespace(&repo, "30d", &replicated(&repo, true));
     ok(&repo.run(&["apply", "--auto-approve"]));
-    let down = crate::common::closed_port();
+    let down = crate::servers::closed_port();
     let plan = crate::common::run(
         repo.sluice()
             .env("SLUICE_S3_ENDPOINT", format!("http://{down}"))

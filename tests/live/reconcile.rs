@@ -23,7 +23,7 @@ fn topics(repo: &TestRepo) -> BTreeMap<String, usize> {
 }
 
 async fn etcd(repo: &TestRepo) -> etcd_client::Client {
-    etcd_client::Client::connect([repo.services.etcd.as_str()], None)
+    etcd_client::Client::connect([repo.services().etcd.as_str()], None)
         .await
         .unwrap()
 }
@@ -330,7 +330,7 @@ fn with_the_broker_stopped_plan_fails_and_plans_no_deletes() {
     orders(&repo, 1);
     ok(&repo.run(&["apply", "--auto-approve"]));
     // A port nothing listens on: the broker is down.
-    let down = crate::common::closed_port();
+    let down = crate::servers::closed_port();
     let plan = crate::common::run(
         repo.sluice()
             .env("SLUICE_KAFKA_BOOTSTRAP", &down)

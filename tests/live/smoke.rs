@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use crate::common::{services, unique};
+use crate::common::unique;
+use crate::servers::services;
 
 #[tokio::test]
 async fn etcd_put_get_and_lease() {
@@ -48,7 +49,7 @@ async fn etcd_put_get_and_lease() {
 
 #[tokio::test]
 async fn s3_create_and_list_a_bucket() {
-    let client = crate::common::s3_client(&services().s3);
+    let client = crate::servers::s3_client(&services().s3);
     let bucket = unique("smoke");
     client
         .create_bucket()

@@ -338,7 +338,7 @@ fn sigterm_exits_zero_within_seconds_and_releases_the_lease() {
     // The election key went with the lease: nothing waits out the 30 s TTL.
     let rt = tokio::runtime::Runtime::new().unwrap();
     let keys = rt.block_on(async {
-        let mut etcd = etcd_client::Client::connect([repo.services.etcd.as_str()], None)
+        let mut etcd = etcd_client::Client::connect([repo.services().etcd.as_str()], None)
             .await
             .unwrap();
         let prefix = format!("{}leader/", repo.prefix());

@@ -1,0 +1,18 @@
+//! Tests against the real local servers (etcd, moto, tansu, Prometheus and
+//! promtool) that `scripts/services.sh up` starts. Built only with the `live`
+//! feature, which `scripts/test.sh` turns on; a missing server fails them.
+
+#[path = "../common/mod.rs"]
+mod common;
+mod servers;
+
+mod adopt;
+mod alerts;
+mod dr;
+mod env_file;
+mod policies;
+mod pull_request;
+mod reconcile;
+mod smoke;
+mod watch;
+mod workflow;
