@@ -56,7 +56,11 @@ fi
 root=$work/root
 rm -rf "$root" && mkdir -p "$root"
 tar -C "$root" -xf "$base"
+# The machine's network, as every machine of this kind has it: its resolver,
+# and the trust anchors its egress needs (added to the root's store below).
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+mkdir -p "$root/usr/local/share/ca-certificates"
+cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/" 2>/dev/null || true
 mkdir -p "$root/opt/rust" "$root/opt/nextest" "$root/src/sluice.git"
 [ -n "$nextest" ] && cp "$nextest" "$root/opt/nextest/cargo-nextest"
 git clone -q --bare "$repo" "$root/src/sluice.git.tmp"
@@ -70,6 +74,10 @@ cat >"$root/fresh-run.sh" <<'INNER'
 set -uo pipefail
 export HOME=/root PATH=/opt/rust/bin:/opt/nextest:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export CARGO_HOME=/root/.cargo LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive
+update-ca-certificates >/dev/null 2>&1
+# Where this machine kind points TLS clients at the system store (pip's own
+# bundle would not hold the egress CA); set only when the host sets them.
+for v in $NETWORK_ENV; do export "$v=/etc/ssl/certs/ca-certificates.crt"; done
 step() {
   local name=$1 t0 rc; shift
   printf '\n[fresh-check] ==> %s\n' "$name"
@@ -88,6 +96,11 @@ step "scripts/test.sh" scripts/test.sh || exit 1
 INNER
 chmod +x "$root/fresh-run.sh"
 
+network_env=""
+for v in PIP_CERT SSL_CERT_FILE REQUESTS_CA_BUNDLE CURL_CA_BUNDLE GIT_SSL_CAINFO; do
+  [ -n "${!v:-}" ] && network_env="$network_env $v"
+done
+
 log "running the README's commands in a clean $suite root at $root (HEAD $commit)"
 t0=$(date +%s)
 set +e
@@ -102,8 +115,8 @@ unshare --mount --fork bash -c '
   mount -t tmpfs tmpfs "$root/tmp"
   mount --bind "$toolchain" "$root/opt/rust"
   mount -o remount,bind,ro "$root/opt/rust"
-  exec chroot "$root" env -i DEMO_ONLY="$3" /fresh-run.sh
-' fresh "$root" "$toolchain" "$demo_only"
+  exec chroot "$root" env -i DEMO_ONLY="$3" NETWORK_ENV="$4" /fresh-run.sh
+' fresh "$root" "$toolchain" "$demo_only" "$network_env"
 rc=$?
 set -e
 
