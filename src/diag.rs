@@ -2,7 +2,8 @@
 //!
 //! Every check adds to one list instead of stopping at the first problem; the
 //! command renders them all, as text (through miette, with the offending line)
-//! or as JSON.
+//! or as JSON. The sources handed to the renderer are already masked
+//! ([`crate::config::secret::mask_secrets`]): diagnostics know nothing of secrets.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -10,9 +11,24 @@ use std::fmt;
 use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
 use serde::Serialize;
 
-use crate::config::Loc;
-use crate::config::secret::is_secret_key;
+/// A 1-based line and column in a source file; `0:0` when unknown.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Loc {
+    pub line: u32,
+    pub column: u32,
+}
 
+impl Loc {
+    pub const UNKNOWN: Loc = Loc { line: 0, column: 0 };
+}
+
+impl fmt::Display for Loc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.line, self.column)
+    }
+}
+
+/// How bad a problem is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
@@ -148,7 +164,7 @@ pub fn render_text(diags: &[Diagnostic], sources: &HashMap<String, String>, colo
     out
 }
 
-/// A diagnostic prepared for miette: its source (secrets masked) and labels.
+/// A diagnostic prepared for miette: its source and labels.
 #[derive(Debug)]
 struct Shown<'a> {
     diag: &'a Diagnostic,
@@ -166,7 +182,7 @@ impl<'a> Shown<'a> {
         if let Some(span) = diag.span.as_ref().filter(|s| s.line > 0)
             && let Some(text) = sources.get(&span.file)
         {
-            let masked = mask_secrets(text);
+            let masked = text.clone();
             labels.push(LabeledSpan::new_primary_with_span(
                 None,
                 token_span(&masked, span.line, span.column),
@@ -271,60 +287,9 @@ fn token_span(text: &str, line: u32, column: u32) -> SourceSpan {
     SourceSpan::from((line_start + col, len.max(1)))
 }
 
-/// Replaces inline values of secret-looking keys by `****`, so that no snippet
-/// of a config file ever shows a secret, whatever the problem on that line.
-pub fn mask_secrets(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for line in text.split_inclusive('\n') {
-        out.push_str(&mask_line(line));
-    }
-    out
-}
-
-/// Where the key of a `key: value` line ends.
-fn key_end(body: &str) -> usize {
-    body.find(':').unwrap_or(body.len())
-}
-
-fn mask_line(line: &str) -> std::borrow::Cow<'_, str> {
-    let body = line.trim_start().trim_start_matches("- ").trim_start();
-    if !body.contains(':') {
-        return line.into();
-    }
-    let (key, value) = body.split_at(key_end(body));
-    let value = &value[1..];
-    let key = key.trim().trim_matches(['"', '\'']);
-    let value = value.trim();
-    if !is_secret_key(key)
-        || value.is_empty()
-        || value.starts_with("${")
-        || value.starts_with(['"', '\'']) && value[1..].starts_with("${")
-    {
-        return line.into();
-    }
-    // `body` is a suffix of `line`, so its colon sits at this offset in `line`.
-    let value_start = line.len() - body.len() + key_end(body) + 1;
-    let after = &line[value_start..];
-    let lead = after.len() - after.trim_start().len();
-    let newline = if line.ends_with('\n') { "\n" } else { "" };
-    format!("{}{}****{}", &line[..value_start], &after[..lead], newline).into()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn masks_inline_secrets_and_keeps_references() {
-        let text = "sasl:\n  password: hunter2\n  username: app\n  - ssl.keystore.password: \"s3cret\" # x\ntoken: ${env:TOKEN}\n";
-        let masked = mask_secrets(text);
-        assert!(!masked.contains("hunter2"), "{masked}");
-        assert!(!masked.contains("s3cret"), "{masked}");
-        assert!(masked.contains("  password: ****\n"), "{masked}");
-        assert!(masked.contains("username: app"));
-        assert!(masked.contains("token: ${env:TOKEN}"));
-        assert_eq!(masked.lines().count(), text.lines().count());
-    }
 
     #[test]
     fn token_spans_cover_the_value() {

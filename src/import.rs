@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value as Json, json};
 
-use crate::backend::LiveState;
-use crate::resource::expand::rule_id;
+use crate::plan::LiveState;
+use crate::resource::owned_id;
 use crate::resource::{Address, Kind, TopicValue, Value};
 
 /// Live state as import reads it.
@@ -40,11 +40,11 @@ impl Estate {
             };
             if let Some(bucket) = record.pointer("/backup/bucket").and_then(Json::as_str) {
                 out.push(Address::bucket(bucket));
-                out.push(Address::in_bucket(Kind::S3Lifecycle, bucket, &rule_id(ns)));
+                out.push(Address::in_bucket(Kind::S3Lifecycle, bucket, &owned_id(ns)));
                 out.push(Address::in_bucket(
                     Kind::S3Replication,
                     bucket,
-                    &rule_id(ns),
+                    &owned_id(ns),
                 ));
             }
         }
@@ -237,7 +237,7 @@ fn disaster_recovery(estate: &Estate, ns: &str, dr: &Json) -> Json {
             out.insert(to.into(), json!(duration(v)));
         }
     }
-    let id = rule_id(ns);
+    let id = owned_id(ns);
     let live = |a: Address| estate.s3.resources.get(&a).map(|l| &l.value);
     if let Some(b) = dr.get("backup").filter(|b| !b.is_null()) {
         let bucket = b["bucket"].as_str().unwrap_or_default();

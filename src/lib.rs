@@ -6,10 +6,10 @@
 //! [`backend`] (the live systems) and [`state`] (sluice's own, in etcd) →
 //! [`plan`] (a pure diff) → [`engine`] (plan and apply) → [`render`], with
 //! [`commands`] wiring it to the command line. [`import`] runs the other way:
-//! live state back to namespace YAML. [`alerts`] compiles alert conditions to
-//! PromQL rule files, and [`policy`] judges namespaces and plans with Rego.
+//! live state back to namespace YAML. [`policy`] judges namespaces and plans
+//! with Rego. Each module imports only from those before it in this list, and
+//! a test keeps it so.
 
-pub mod alerts;
 pub mod backend;
 pub mod cli;
 pub mod commands;

@@ -6,8 +6,9 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use super::{Api, Backend, BackendError, LiveResource, LiveState};
+use super::{Backend, BackendError};
 use crate::plan::{Action, Change};
+use crate::plan::{Api, LiveResource, LiveState};
 use crate::resource::{Address, System, Value};
 use crate::state::Fence;
 

@@ -12,9 +12,10 @@ use async_trait::async_trait;
 use http_body_util::Empty;
 use hyper::body::Bytes;
 
-use super::{Backend, BackendError, LiveResource, LiveState};
+use super::{Backend, BackendError};
 use crate::config::workspace::AlertsEnv;
 use crate::plan::{Action, Change};
+use crate::plan::{LiveResource, LiveState};
 use crate::resource::{Address, System, Value, digest};
 use crate::state::Fence;
 

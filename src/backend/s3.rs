@@ -29,16 +29,15 @@ use aws_sdk_s3::types::{
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::{Backend, BackendError, ConnectError, LiveResource, LiveState};
+use super::{Backend, BackendError, ConnectError};
 use crate::config::workspace::S3Env;
 use crate::plan::{Action, Change};
+use crate::plan::{LiveResource, LiveState};
 use crate::resource::{
-    Address, BucketValue, Kind, LifecycleValue, LockRetention, ReplicationValue, System, Value,
+    Address, BucketValue, Kind, LifecycleValue, LockRetention, OWNED_PREFIX, ReplicationValue,
+    System, Value,
 };
 use crate::state::Fence;
-
-/// What sluice's rule IDs and statement Sids start with.
-const OWNED: &str = "sluice-";
 
 /// The S3 of one environment, with a client per region its buckets live in.
 pub struct S3Backend {
@@ -624,7 +623,7 @@ impl S3Backend {
             };
             let foreign = rules
                 .iter()
-                .any(|r| !r.id().unwrap_or_default().starts_with(OWNED));
+                .any(|r| !r.id().unwrap_or_default().starts_with(OWNED_PREFIX));
             match &role {
                 Some(r) if r != &v.role && foreign => {
                     return Err(BackendError::Rejected(format!(
@@ -832,7 +831,7 @@ impl Policy {
     /// The statements sluice owns, by Sid, as JSON.
     pub fn owned(&self) -> impl Iterator<Item = (String, serde_json::Value)> + '_ {
         self.statements.iter().filter_map(|raw| {
-            let sid = Self::sid(raw).filter(|s| s.starts_with(OWNED))?;
+            let sid = Self::sid(raw).filter(|s| s.starts_with(OWNED_PREFIX))?;
             Some((sid, serde_json::from_str(raw.get()).ok()?))
         })
     }
@@ -891,7 +890,7 @@ impl Backend for S3Backend {
             };
             insert(Address::bucket(bucket), Value::Bucket(value));
             for rule in &docs.lifecycle {
-                if let Some(id) = rule.id().filter(|id| id.starts_with(OWNED)) {
+                if let Some(id) = rule.id().filter(|id| id.starts_with(OWNED_PREFIX)) {
                     insert(
                         Address::in_bucket(Kind::S3Lifecycle, bucket, id),
                         Value::Lifecycle(lifecycle_value(rule)),
@@ -900,7 +899,7 @@ impl Backend for S3Backend {
             }
             if let Some(config) = &docs.replication {
                 for rule in config.rules() {
-                    if let Some(id) = rule.id().filter(|id| id.starts_with(OWNED)) {
+                    if let Some(id) = rule.id().filter(|id| id.starts_with(OWNED_PREFIX)) {
                         insert(
                             Address::in_bucket(Kind::S3Replication, bucket, id),
                             Value::Replication(replication_value(config.role(), rule)),

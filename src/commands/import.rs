@@ -4,13 +4,14 @@
 use std::path::Path;
 
 use super::{Error, Exit, load_desired, runtime};
+use crate::backend::Backend;
 use crate::backend::etcd::{EtcdBackend, connect};
 use crate::backend::kafka::KafkaBackend;
 use crate::backend::s3::S3Backend;
-use crate::backend::{Backend, LiveState};
 use crate::cli::Cli;
 use crate::engine::EngineError;
 use crate::import::{Estate, group, namespaces};
+use crate::plan::LiveState;
 use crate::resource::expand::etcd_key;
 use crate::resource::{Address, Value};
 

@@ -18,11 +18,13 @@ use clap::Parser;
 
 use crate::backend::ConnectError;
 use crate::cli::{Cli, Command, LogFormat, Render};
+use crate::config::secret::mask_secrets;
 use crate::desired::{Desired, Overrides, Selection, load};
 use crate::diag::{Diagnostic, render_text};
 use crate::engine::EngineError;
 use crate::engine::apply::ApplyError;
-use crate::policy::{Finding, Policies, PolicyError};
+use crate::plan::Finding;
+use crate::policy::{Policies, PolicyError};
 use crate::source::{Origin, SourceError, SourceTree};
 use crate::state::StateError;
 
@@ -194,10 +196,17 @@ fn run(cli: &Cli) -> Result<Exit, Error> {
 }
 
 /// Prints diagnostics (the offending lines, hints) to stderr; returns the error count.
+/// Snippets come from the files the diagnostics point at, secrets masked.
 fn print_diagnostics(tree: &SourceTree, diags: &[Diagnostic]) -> usize {
+    let cited: std::collections::HashSet<&str> = diags
+        .iter()
+        .filter_map(|d| d.span.as_ref())
+        .map(|s| s.file.as_str())
+        .collect();
     let sources: HashMap<String, String> = tree
         .files()
-        .map(|f| (f.path.clone(), f.text.clone()))
+        .filter(|f| cited.contains(f.path.as_str()))
+        .map(|f| (f.path.clone(), mask_secrets(&f.text)))
         .collect();
     eprint!("{}", render_text(diags, &sources, color_stderr()));
     diags.iter().filter(|d| d.is_error()).count()

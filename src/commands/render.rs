@@ -4,8 +4,9 @@
 use std::path::Path;
 
 use super::{Error, Exit, load_desired};
-use crate::alerts;
 use crate::cli::Cli;
+use crate::resource::expand::rule_group;
+use crate::resource::rules;
 
 pub fn alerts(cli: &Cli, out: &Path) -> Result<Exit, Error> {
     let (_, desired) = load_desired(cli, None)?;
@@ -16,8 +17,8 @@ pub fn alerts(cli: &Cli, out: &Path) -> Result<Exit, Error> {
     std::fs::create_dir_all(out).map_err(|e| write_error(out, e))?;
     let mut written = 0;
     for ns in desired.namespaces.iter().filter(|ns| !ns.alerts.is_empty()) {
-        let path = out.join(alerts::file_name(&ns.name));
-        std::fs::write(&path, alerts::rule_file(ns)).map_err(|e| write_error(&path, e))?;
+        let path = out.join(rules::file_name(&ns.name));
+        std::fs::write(&path, rules::render(&rule_group(ns))).map_err(|e| write_error(&path, e))?;
         println!("{}", path.display());
         written += 1;
     }

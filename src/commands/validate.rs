@@ -6,7 +6,8 @@ use super::{Error, Exit, print_diagnostics};
 use crate::cli::{Cli, Format};
 use crate::desired::{Desired, Overrides, Selection, load};
 use crate::diag::{Diagnostic, Level};
-use crate::policy::{Finding, Policies, PolicyError};
+use crate::plan::Finding;
+use crate::policy::{Policies, PolicyError};
 use crate::source::SourceTree;
 
 /// The version of `validate --format json` output.

@@ -7,22 +7,7 @@ use std::ops::Deref;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// A 1-based line and column in a source file; `0:0` when unknown.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Loc {
-    pub line: u32,
-    pub column: u32,
-}
-
-impl Loc {
-    pub const UNKNOWN: Loc = Loc { line: 0, column: 0 };
-}
-
-impl fmt::Display for Loc {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.line, self.column)
-    }
-}
+pub use crate::diag::Loc;
 
 impl From<serde_saphyr::Location> for Loc {
     fn from(l: serde_saphyr::Location) -> Self {

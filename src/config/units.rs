@@ -165,6 +165,30 @@ pub type HumanDuration = Human<DurationUnit>;
 pub type HumanSize = Human<SizeUnit>;
 pub type CronSchedule = Human<CronUnit>;
 
+/// A duration as Prometheus writes it, and as people read it: `90000` ms is
+/// `1m30s`. Rule files and messages both use it.
+pub fn format_ms(ms: u64) -> String {
+    use std::fmt::Write;
+    if ms == 0 {
+        return "0s".into();
+    }
+    let mut rest = ms;
+    let mut out = String::new();
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+        ("ms", 1),
+    ] {
+        if rest >= size {
+            let _ = write!(out, "{}{unit}", rest / size);
+            rest %= size;
+        }
+    }
+    out
+}
+
 /// Milliseconds of a duration, as Kafka and etcd records want them.
 pub fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)

@@ -7,12 +7,12 @@
 pub mod env;
 pub mod model;
 mod namespace;
+pub mod promql;
 mod topic_config;
 mod units;
 
 use std::collections::BTreeMap;
 
-use crate::alerts::promql;
 use std::collections::HashMap;
 
 use crate::config::condition::METRICS;
@@ -91,7 +91,7 @@ pub fn resolve(
     let custom_metrics: Vec<&str> = metrics
         .keys()
         .map(String::as_str)
-        .filter(|m| !METRICS.iter().any(|(b, _)| b == m))
+        .filter(|m| !METRICS.iter().any(|b| b.name == *m))
         .collect();
 
     envs.iter()
@@ -249,7 +249,7 @@ fn check_workspace(ws: &Doc<Workspace>, diags: &mut Vec<Diagnostic>) {
 /// templates may only use the known placeholders.
 fn check_metric_templates(ws: &Doc<Workspace>, diags: &mut Vec<Diagnostic>) {
     for (metric, template) in &ws.value.spec.metrics {
-        if !crate::alerts::is_prometheus_name(metric) {
+        if !promql::is_prometheus_name(metric) {
             diags.push(
                 Diagnostic::error(
                     "invalid-metric",
@@ -271,7 +271,7 @@ fn check_metric_templates(ws: &Doc<Workspace>, diags: &mut Vec<Diagnostic>) {
                 .at(&ws.file, ws.column_in_value(template.loc, e.offset))
                 .hint(format!(
                     "placeholders are {}",
-                    promql::PLACEHOLDERS
+                    crate::config::condition::PLACEHOLDERS
                         .iter()
                         .map(|p| format!("`${p}`"))
                         .collect::<Vec<_>>()

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::Target;
-use crate::backend::{ABSENT, BackendError};
-use crate::plan::{Action, Change, Plan, Summary};
+use crate::backend::BackendError;
+use crate::plan::{ABSENT, Action, Change, Plan, Summary};
 use crate::resource::Address;
 use crate::state::{AppliedRecord, ApplyStatus, Holder, Lock, StateError, now};
 

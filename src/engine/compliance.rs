@@ -4,32 +4,12 @@
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
-
+use crate::backend::BackendError;
 use crate::backend::s3::S3Backend;
-use crate::backend::{BackendError, LiveState};
 use crate::desired::{Desired, NamespaceState};
-use crate::resource::expand::rule_id;
+use crate::plan::{Check, DrReport, LiveState, Violation};
+use crate::resource::owned_id;
 use crate::resource::{Address, Kind, Value};
-
-/// The DR state of one namespace, as `status` and the JSON outputs show it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct DrReport {
-    pub namespace: String,
-    /// `s3://bucket/prefix` of the backups.
-    pub backups: String,
-    /// Seconds since the newest backup object; `None` when there is none.
-    pub backup_age_s: Option<u64>,
-    pub rpo_s: Option<u64>,
-    pub violations: Vec<Violation>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Violation {
-    /// `backup-age`, `versioning`, `replication` or `replica-policy`.
-    pub check: String,
-    pub message: String,
-}
 
 /// Newest backup times (seconds since the epoch), by `(bucket, prefix)`.
 pub type Newest = BTreeMap<(String, String), Option<i64>>;
@@ -96,12 +76,7 @@ fn report(ns: &NamespaceState, live: &LiveState, newest: &Newest, now: i64) -> O
     let dr = ns.disaster_recovery.as_ref()?;
     let backup = dr.backup.as_ref()?;
     let mut violations = Vec::new();
-    let mut violate = |check: &str, message: String| {
-        violations.push(Violation {
-            check: check.into(),
-            message,
-        })
-    };
+    let mut violate = |check: Check, message: String| violations.push(Violation { check, message });
     let rpo_s = dr.rpo_ms.map(|ms| ms / 1000);
     let backups = format!("s3://{}/{}", backup.bucket, backup.prefix);
     let age = newest
@@ -112,11 +87,11 @@ fn report(ns: &NamespaceState, live: &LiveState, newest: &Newest, now: i64) -> O
     if let Some(rpo) = rpo_s {
         match age {
             None => violate(
-                "backup-age",
+                Check::BackupAge,
                 format!("no backup under {backups}; the RPO is {}", human(rpo)),
             ),
             Some(age) if age > rpo => violate(
-                "backup-age",
+                Check::BackupAge,
                 format!(
                     "the newest backup under {backups} is {} old, older than the RPO of {}",
                     human(age),
@@ -134,25 +109,25 @@ fn report(ns: &NamespaceState, live: &LiveState, newest: &Newest, now: i64) -> O
         None => Some(format!("bucket `{bucket}` does not exist")),
     };
     if let Some(problem) = versioned(&backup.bucket) {
-        violate("versioning", problem);
+        violate(Check::Versioning, problem);
     }
     if let Some(replica) = &dr.replication {
         if let Some(problem) = versioned(&replica.bucket) {
-            violate("versioning", problem);
+            violate(Check::Versioning, problem);
         }
-        let id = rule_id(&ns.name);
+        let id = owned_id(&ns.name);
         let rule = Address::in_bucket(Kind::S3Replication, &backup.bucket, &id);
         match live.resources.get(&rule).map(|l| &l.value) {
             Some(Value::Replication(r)) if r.enabled && r.destination_bucket == replica.bucket => {}
             Some(_) => violate(
-                "replication",
+                Check::Replication,
                 format!(
                     "replication rule `{id}` of `{}` is disabled or points elsewhere",
                     backup.bucket
                 ),
             ),
             None => violate(
-                "replication",
+                Check::Replication,
                 format!(
                     "`{}` has no replication rule `{id}` to `{}`",
                     backup.bucket, replica.bucket
@@ -162,7 +137,7 @@ fn report(ns: &NamespaceState, live: &LiveState, newest: &Newest, now: i64) -> O
         let statement = Address::in_bucket(Kind::S3Policy, &replica.bucket, &id);
         if replica.read_only && !live.resources.contains_key(&statement) {
             violate(
-                "replica-policy",
+                Check::ReplicaPolicy,
                 format!(
                     "replica `{}` has no read-only policy statement `{id}`",
                     replica.bucket

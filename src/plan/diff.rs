@@ -2,8 +2,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::live::{ABSENT, Api, LiveState};
 use super::{Action, Cause, Change, FORMAT_VERSION, FieldChange, Plan, Summary};
-use crate::backend::{ABSENT, Api, LiveState};
 use crate::config::workspace::Guards;
 use crate::resource::{Address, BucketValue, Kind, Resource, TopicValue, Value};
 use crate::state::{Inventory, InventoryEntry};

@@ -2,6 +2,9 @@
 //! live resource it was computed from. [`diff`] computes it without I/O.
 
 mod diff;
+pub mod dr;
+pub mod finding;
+pub mod live;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -10,12 +13,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::workspace::Guards;
 use crate::diag::Span;
-use crate::engine::compliance::{DrReport, Violation};
-use crate::policy::{Finding, Level};
 use crate::resource::{Address, Value};
 use crate::state::InventoryEntry;
 
 pub use diff::{PlanError, PlanInput, diff};
+pub use dr::{Check, DrReport, Violation};
+pub use finding::{Finding, Level};
+pub use live::{ABSENT, Api, LiveResource, LiveState};
 
 /// The version of the plan JSON (`plan --format json`, `plan --out`).
 pub const FORMAT_VERSION: u32 = 1;

@@ -18,12 +18,11 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 
 use crate::desired::{Desired, NamespaceState};
-use crate::diag::{Diagnostic, Span};
-use crate::plan::Change;
+use crate::diag::Diagnostic;
+use crate::plan::{Change, Finding, Level};
 use crate::resource::{Kind, Value};
 use crate::source::SourceFile;
 
@@ -61,56 +60,6 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../../policies/critical_alerts.rego"),
     ),
 ];
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    Deny,
-    Warn,
-}
-
-/// One message of one policy about one namespace.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Finding {
-    pub level: Level,
-    /// The package, such as `sluice.critical_dr`.
-    pub policy: String,
-    /// The file the policy came from.
-    pub file: String,
-    pub namespace: String,
-    pub environment: String,
-    pub message: String,
-    /// Where the namespace is declared, when it still is.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<Span>,
-}
-
-impl Finding {
-    pub fn to_diagnostic(&self) -> Diagnostic {
-        let text = format!(
-            "policy `{}` {} namespace `{}` in environment `{}`: {}",
-            self.policy,
-            match self.level {
-                Level::Deny => "denies",
-                Level::Warn => "warns about",
-            },
-            self.namespace,
-            self.environment,
-            self.message
-        );
-        let d = match self.level {
-            Level::Deny => Diagnostic::error("policy-deny", text).hint(format!(
-                "change the namespace to meet the policy, or change the policy in {}",
-                self.file
-            )),
-            Level::Warn => Diagnostic::warning("policy-warn", text),
-        };
-        match &self.source {
-            Some(span) => d.at_span(span),
-            None => d,
-        }
-    }
-}
 
 /// A policy that could not be loaded or evaluated.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

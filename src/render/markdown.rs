@@ -5,8 +5,8 @@
 use std::fmt::Write;
 
 use super::{by_namespace, counts, field_lines};
+use crate::plan::Level;
 use crate::plan::{Cause, Plan, Summary};
-use crate::policy::Level;
 
 /// GitHub rejects comments over 65,536 characters; keep a margin.
 pub const LIMIT: usize = 60_000;

@@ -6,11 +6,13 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
+use super::rules::{self, Rule, RuleGroup};
 use super::{
     AclBinding, AclOperation, AclResource, Address, BucketValue, Kind, LifecycleValue,
-    LockRetention, MANAGED_BY, ReplicationValue, Resource, TopicValue, Value,
+    LockRetention, MANAGED_BY, ReplicationValue, Resource, TopicValue, Value, owned_id,
 };
 use crate::config::namespace::{LockMode, Permission};
+use crate::config::units::format_ms;
 use crate::desired::{Desired, GrantState, NamespaceState, PartitionsFrom, PrincipalKind};
 use crate::diag::Span;
 
@@ -55,8 +57,8 @@ pub fn expand(desired: &Desired) -> Vec<Resource> {
         }
         if desired.environment.alerts.is_some() && !ns.alerts.is_empty() {
             out.push(resource(
-                Address::new(Kind::RuleFile, crate::alerts::file_name(&ns.name)),
-                Value::Rules(crate::alerts::rule_file(ns)),
+                Address::new(Kind::RuleFile, rules::file_name(&ns.name)),
+                Value::Rules(rules::render(&rule_group(ns))),
             ));
         }
     }
@@ -65,17 +67,59 @@ pub fn expand(desired: &Desired) -> Vec<Resource> {
     out
 }
 
+/// The rule group of a namespace's alerts: each with the namespace, owner,
+/// tier and severity as labels, and a summary and description unless the
+/// alert writes its own.
+pub fn rule_group(ns: &NamespaceState) -> RuleGroup {
+    let rules = ns
+        .alerts
+        .iter()
+        .map(|a| {
+            let mut labels = a.labels.clone();
+            labels.insert("namespace".into(), ns.name.clone());
+            labels.insert("severity".into(), a.severity.as_str().into());
+            labels.insert("tier".into(), ns.tier.as_str().into());
+            if let Some(owner) = &ns.owner {
+                labels.insert("owner".into(), owner.clone());
+            }
+            let mut annotations = a.annotations.clone();
+            annotations
+                .entry("summary".into())
+                .or_insert_with(|| format!("{} in namespace {}", a.name, ns.name));
+            annotations.entry("description".into()).or_insert_with(|| {
+                let held = a
+                    .for_ms
+                    .map(|ms| format!(" for {}", format_ms(ms)))
+                    .unwrap_or_default();
+                format!(
+                    "`{}` held{held} in namespace {} (owner: {}, tier: {}).",
+                    a.condition,
+                    ns.name,
+                    ns.owner.as_deref().unwrap_or("none"),
+                    ns.tier.as_str()
+                )
+            });
+            annotations.insert("condition".into(), a.condition.to_string());
+            Rule {
+                alert: a.name.clone(),
+                expr: a.expr.clone(),
+                for_ms: a.for_ms,
+                labels,
+                annotations,
+            }
+        })
+        .collect();
+    RuleGroup {
+        name: rules::group_name(&ns.name),
+        rules,
+    }
+}
+
 const DAY_MS: u64 = 86_400_000;
 
 /// Whole days, rounded up: S3 lifecycle rules count in days.
 fn days(ms: u64) -> u32 {
     u32::try_from(ms.div_ceil(DAY_MS).max(1)).unwrap_or(u32::MAX)
-}
-
-/// The ID of everything sluice owns for a namespace in a shared bucket
-/// document: lifecycle and replication rules, policy statements.
-pub fn rule_id(namespace: &str) -> String {
-    format!("sluice-{namespace}")
 }
 
 /// The statement that makes a namespace's prefix of the replica read-only:
@@ -87,7 +131,7 @@ pub fn read_only_statement(
     role: &str,
 ) -> serde_json::Value {
     json!({
-        "Sid": rule_id(namespace),
+        "Sid": owned_id(namespace),
         "Effect": "Deny",
         "Principal": "*",
         "Action": ["s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"],
@@ -173,7 +217,7 @@ fn dr_resources(desired: &Desired) -> Vec<Resource> {
                 .as_ref()
                 .map_or(&backup.source, |l| &l.source),
         );
-        let id = rule_id(&ns.name);
+        let id = owned_id(&ns.name);
         if backup.retain_ms.is_some() || dr.pitr_window_ms.is_some() {
             out.push(owned(
                 Address::in_bucket(Kind::S3Lifecycle, &backup.bucket, &id),

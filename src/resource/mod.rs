@@ -3,6 +3,7 @@
 //! `etcd.key//sluice/namespaces/user-events`.
 
 pub mod expand;
+pub mod rules;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -224,6 +225,16 @@ impl AclBinding {
             ),
         )
     }
+}
+
+/// What starts the ID of everything sluice owns in a document or directory
+/// it shares with others: lifecycle and replication rules, policy
+/// statements, rule groups and their files.
+pub const OWNED_PREFIX: &str = "sluice-";
+
+/// The ID of what sluice owns for a namespace: `sluice-<namespace>`.
+pub fn owned_id(namespace: &str) -> String {
+    format!("{OWNED_PREFIX}{namespace}")
 }
 
 /// The tag that marks what sluice created.

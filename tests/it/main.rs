@@ -8,6 +8,7 @@ mod common;
 
 mod alerts;
 mod git_source;
+mod layers;
 mod plans;
 mod policies;
 mod schema;

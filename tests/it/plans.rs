@@ -14,11 +14,11 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use serde::Deserialize;
-use sluice::backend::Api;
 use sluice::backend::fake::FakeBackend;
 use sluice::desired::{Desired, Overrides, Selection, load};
 use sluice::engine::apply::{ApplyOptions, apply};
 use sluice::engine::{self, Target};
+use sluice::plan::Api;
 use sluice::render;
 use sluice::resource::{Address, System, TopicValue, Value};
 use sluice::source::{SourceFile, load_dir};

@@ -21,10 +21,11 @@ use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::metadata::Metadata;
 
-use super::{Api, Backend, BackendError, ConnectError, LiveResource, LiveState};
+use super::{Backend, BackendError, ConnectError};
 use crate::config::secret::resolve;
 use crate::config::workspace::{KafkaEnv, SecurityProtocol};
 use crate::plan::{Action, Change};
+use crate::plan::{Api, LiveResource, LiveState};
 use crate::resource::{AclBinding, Address, Kind, System, TopicValue, Value, digest};
 use crate::state::Fence;
 

@@ -16,56 +16,19 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::condition::{ArithOp, Condition, Expr, Reference};
+use crate::config::condition::{ArithOp, Condition, Expr, METRICS, PLACEHOLDERS, Reference};
 
-/// The built-in mapping, in the units Prometheus uses (seconds, ratios).
-/// Latency and errors come from the data plane's request metrics; rates,
-/// lag and replication from kafka_exporter; backup age from the backup job.
-pub const DEFAULTS: &[(&str, &str)] = &[
-    (
-        "p50_latency",
-        r#"histogram_quantile(0.5, sum by (le) (rate(streaming_request_duration_seconds_bucket{namespace="$namespace"}[5m])))"#,
-    ),
-    (
-        "p95_latency",
-        r#"histogram_quantile(0.95, sum by (le) (rate(streaming_request_duration_seconds_bucket{namespace="$namespace"}[5m])))"#,
-    ),
-    (
-        "p99_latency",
-        r#"histogram_quantile(0.99, sum by (le) (rate(streaming_request_duration_seconds_bucket{namespace="$namespace"}[5m])))"#,
-    ),
-    (
-        "error_rate",
-        r#"sum(rate(streaming_requests_failed_total{namespace="$namespace"}[5m])) / sum(rate(streaming_requests_total{namespace="$namespace"}[5m]))"#,
-    ),
-    (
-        "write_rps",
-        r#"sum(rate(kafka_topic_partition_current_offset{topic=~"$topics"}[5m]))"#,
-    ),
-    (
-        "read_rps",
-        r#"sum(rate(kafka_consumergroup_current_offset{topic=~"$topics"}[5m]))"#,
-    ),
-    (
-        "consumer_lag",
-        r#"max(sum by (consumergroup) (kafka_consumergroup_lag{topic=~"$topics"}))"#,
-    ),
-    (
-        "dlq_depth",
-        r#"sum(kafka_topic_partition_current_offset{topic=~"$dlq_topics"}) - sum(kafka_topic_partition_oldest_offset{topic=~"$dlq_topics"})"#,
-    ),
-    (
-        "under_replicated_partitions",
-        r#"sum(kafka_topic_partition_under_replicated_partition{topic=~"$topics"})"#,
-    ),
-    (
-        "backup_age",
-        r#"time() - max(backup_last_success_timestamp_seconds{namespace="$namespace"})"#,
-    ),
-];
+/// Labels sluice sets on every rule; an alert's own labels may not replace them.
+pub const RESERVED_LABELS: &[&str] = &["namespace", "owner", "severity", "tier"];
 
-/// The placeholders a template may use.
-pub const PLACEHOLDERS: &[&str] = &["namespace", "topics", "dlq_topics", "groups"];
+/// A valid Prometheus label (and metric) name: `[a-zA-Z_][a-zA-Z0-9_]*`,
+/// which is also how the condition language spells a metric.
+pub fn is_prometheus_name(name: &str) -> bool {
+    name.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
 
 /// What a namespace's templates are filled with.
 #[derive(Clone, Debug, Default)]
@@ -125,7 +88,7 @@ pub fn template<'a>(metric: &str, overrides: &'a BTreeMap<String, String>) -> Op
     overrides
         .get(metric)
         .map(String::as_str)
-        .or_else(|| DEFAULTS.iter().find(|(m, _)| *m == metric).map(|(_, t)| *t))
+        .or_else(|| METRICS.iter().find(|m| m.name == metric).map(|m| m.promql))
 }
 
 /// A regex alternation matching exactly `names`, as the inside of a PromQL
