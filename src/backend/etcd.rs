@@ -11,8 +11,7 @@ use etcd_client::{Client, ConnectOptions, GetOptions, Txn, TxnOp, TxnOpResponse}
 use super::{Backend, BackendError, ConnectError};
 use crate::config::secret::resolve;
 use crate::config::workspace::EtcdEnv;
-use crate::plan::{Action, Change};
-use crate::plan::{LiveResource, LiveState};
+use crate::plan::{Action, Change, LiveResource, LiveState};
 use crate::resource::{Address, Kind, System, Value};
 use crate::state::Fence;
 use crate::state::etcd::fence_compare;

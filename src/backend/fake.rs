@@ -7,8 +7,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use super::{Backend, BackendError};
-use crate::plan::{Action, Change};
-use crate::plan::{Api, LiveResource, LiveState};
+use crate::plan::{Action, Api, Change, Field, LiveResource, LiveState};
 use crate::resource::{Address, System, Value};
 use crate::state::Fence;
 
@@ -83,13 +82,15 @@ fn updated(live: &Value, change: &Change) -> Option<Value> {
         (Value::Topic(have), Value::Topic(want)) => {
             let mut t = have.clone();
             for f in &change.fields {
-                if f.field == "partitions" {
-                    t.partitions = want.partitions;
-                } else if let Some(key) = f.field.strip_prefix("config.") {
-                    match &f.after {
-                        Some(v) => t.config.insert(key.to_owned(), v.clone()),
-                        None => t.config.remove(key),
-                    };
+                match &f.field {
+                    Field::Partitions => t.partitions = want.partitions,
+                    Field::Config(key) => {
+                        match &f.after {
+                            Some(v) => t.config.insert(key.clone(), v.clone()),
+                            None => t.config.remove(key),
+                        };
+                    }
+                    _ => {}
                 }
             }
             Some(Value::Topic(t))

@@ -12,8 +12,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::plan::Change;
-use crate::plan::live::{Api, LiveState};
+use crate::plan::{Api, Change, LiveState};
 use crate::resource::{Address, System};
 use crate::state::Fence;
 

@@ -14,8 +14,7 @@ use hyper::body::Bytes;
 
 use super::{Backend, BackendError};
 use crate::config::workspace::AlertsEnv;
-use crate::plan::{Action, Change};
-use crate::plan::{LiveResource, LiveState};
+use crate::plan::{Action, Change, LiveResource, LiveState};
 use crate::resource::{Address, System, Value, digest};
 use crate::state::Fence;
 

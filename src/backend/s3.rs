@@ -31,8 +31,7 @@ use serde_json::value::RawValue;
 
 use super::{Backend, BackendError, ConnectError};
 use crate::config::workspace::S3Env;
-use crate::plan::{Action, Change};
-use crate::plan::{LiveResource, LiveState};
+use crate::plan::{Action, Change, LiveResource, LiveState};
 use crate::resource::{
     Address, BucketValue, Kind, LifecycleValue, LockRetention, OWNED_PREFIX, ReplicationValue,
     System, Value,

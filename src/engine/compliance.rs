@@ -67,9 +67,9 @@ pub fn evaluate(desired: &Desired, live: &LiveState, newest: &Newest, now: i64) 
         .collect()
 }
 
-/// `5m`, `1h 30m`: a duration in seconds, for people.
+/// `5m`, `1h30m`: a duration in seconds, for people.
 pub fn human(secs: u64) -> String {
-    humantime::format_duration(std::time::Duration::from_secs(secs)).to_string()
+    crate::config::units::format_ms(secs.saturating_mul(1000))
 }
 
 fn report(ns: &NamespaceState, live: &LiveState, newest: &Newest, now: i64) -> Option<DrReport> {

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::live::{ABSENT, Api, LiveState};
-use super::{Action, Cause, Change, FORMAT_VERSION, FieldChange, Plan, Summary};
+use super::{Action, Cause, Change, FORMAT_VERSION, Field, FieldChange, Plan, Summary};
 use crate::config::workspace::Guards;
 use crate::resource::{Address, BucketValue, Kind, Resource, TopicValue, Value};
 use crate::state::{Inventory, InventoryEntry};
@@ -169,11 +169,11 @@ fn required_apis(change: &Change) -> Vec<Api> {
         (Kind::KafkaTopic, Action::Update) => {
             let mut apis = BTreeSet::new();
             for f in &change.fields {
-                if f.field == "partitions" {
-                    apis.insert(Api::CreatePartitions);
-                } else if f.field.starts_with("config.") {
-                    apis.insert(Api::IncrementalAlterConfigs);
-                }
+                match f.field {
+                    Field::Partitions => apis.insert(Api::CreatePartitions),
+                    Field::Config(_) => apis.insert(Api::IncrementalAlterConfigs),
+                    _ => false,
+                };
             }
             apis.into_iter().collect()
         }
@@ -280,14 +280,14 @@ fn compare_topic(
 ) -> (Vec<FieldChange>, Vec<String>) {
     let mut fields = Vec::new();
     let mut reasons = Vec::new();
-    let field = |name: &str, before: Option<&String>, after: Option<&String>| FieldChange {
-        field: name.to_owned(),
+    let field = |name: Field, before: Option<&String>, after: Option<&String>| FieldChange {
+        field: name,
         before: before.cloned(),
         after: after.cloned(),
     };
     if want.partitions > have.partitions {
         fields.push(field(
-            "partitions",
+            Field::Partitions,
             Some(&have.partitions.to_string()),
             Some(&want.partitions.to_string()),
         ));
@@ -297,7 +297,7 @@ fn compare_topic(
             have.partitions, want.partitions
         ));
         fields.push(field(
-            "partitions",
+            Field::Partitions,
             Some(&have.partitions.to_string()),
             Some(&want.partitions.to_string()),
         ));
@@ -308,7 +308,7 @@ fn compare_topic(
             have.replication_factor, want.replication_factor
         ));
         fields.push(field(
-            "replication_factor",
+            Field::ReplicationFactor,
             Some(&have.replication_factor.to_string()),
             Some(&want.replication_factor.to_string()),
         ));
@@ -317,7 +317,7 @@ fn compare_topic(
         let (w, h) = (want.config.get(*key), have.config.get(*key));
         // A key sluice set before and no longer wants is reset to the default.
         if w != h && (w.is_some() || h.is_some()) {
-            fields.push(field(&format!("config.{key}"), h, w));
+            fields.push(field(Field::Config((*key).clone()), h, w));
         }
     }
     (fields, reasons)
@@ -370,7 +370,7 @@ fn compare_bucket(
         &fields_of(&Value::Bucket(shown.clone())),
     )
     .into_iter()
-    .filter(|f| f.field != "tags")
+    .filter(|f| f.field != Field::Path("tags".into()))
     .collect();
     (fields, reasons, shown)
 }
@@ -400,7 +400,7 @@ fn delete(address: &Address, live: &Value, inv: &InventoryEntry, guards: &Guards
 }
 
 /// The fields that differ, in the desired order, then those only the live side has.
-fn diff_fields(want: &[(String, String)], have: &[(String, String)]) -> Vec<FieldChange> {
+fn diff_fields(want: &[(Field, String)], have: &[(Field, String)]) -> Vec<FieldChange> {
     let (wm, hm): (BTreeMap<_, _>, BTreeMap<_, _>) = (
         want.iter().cloned().collect(),
         have.iter().cloned().collect(),
@@ -419,28 +419,22 @@ fn diff_fields(want: &[(String, String)], have: &[(String, String)]) -> Vec<Fiel
 
 /// The fields of a value as `(name, text)`, for creates and record diffs:
 /// a topic's partitions and replication factor first, then its configs.
-fn fields_of(value: &Value) -> Vec<(String, String)> {
+fn fields_of(value: &Value) -> Vec<(Field, String)> {
     match value {
         Value::Topic(t) => [
-            ("partitions".to_owned(), t.partitions.to_string()),
-            (
-                "replication_factor".to_owned(),
-                t.replication_factor.to_string(),
-            ),
+            (Field::Partitions, t.partitions.to_string()),
+            (Field::ReplicationFactor, t.replication_factor.to_string()),
         ]
         .into_iter()
         .chain(
             t.config
                 .iter()
-                .map(|(k, v)| (format!("config.{k}"), v.clone())),
+                .map(|(k, v)| (Field::Config(k.clone()), v.clone())),
         )
         .collect(),
         Value::Acl(_) => Vec::new(),
         // The text renders as a unified diff; bots get the digest.
-        Value::Rules(text) => vec![(
-            "digest".to_owned(),
-            crate::resource::digest(text.as_bytes()),
-        )],
+        Value::Rules(text) => vec![(Field::Digest, crate::resource::digest(text.as_bytes()))],
         _ => {
             let mut out = Vec::new();
             flatten("", &value.inner_json(), &mut out);
@@ -451,7 +445,7 @@ fn fields_of(value: &Value) -> Vec<(String, String)> {
 
 /// JSON leaves as dotted paths (`capacity.write_rps`, `topics[0].name`), in
 /// document order: keys sorted, array items in sequence.
-fn flatten(path: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>) {
+fn flatten(path: &str, v: &serde_json::Value, out: &mut Vec<(Field, String)>) {
     use serde_json::Value as J;
     let join = |k: &str| {
         if path.is_empty() {
@@ -466,6 +460,6 @@ fn flatten(path: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>) {
             .iter()
             .enumerate()
             .for_each(|(i, x)| flatten(&format!("{path}[{i}]"), x, out)),
-        leaf => out.push((path.to_owned(), leaf.to_string())),
+        leaf => out.push((Field::Path(path.to_owned()), leaf.to_string())),
     }
 }

@@ -3,6 +3,7 @@
 
 mod diff;
 pub mod dr;
+pub mod field;
 pub mod finding;
 pub mod live;
 
@@ -18,6 +19,7 @@ use crate::state::InventoryEntry;
 
 pub use diff::{PlanError, PlanInput, diff};
 pub use dr::{Check, DrReport, Violation};
+pub use field::Field;
 pub use finding::{Finding, Level};
 pub use live::{ABSENT, Api, LiveResource, LiveState};
 
@@ -59,7 +61,7 @@ pub enum Cause {
 /// One field, before and after (`None`: absent, or reset to the default).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldChange {
-    pub field: String,
+    pub field: Field,
     pub before: Option<String>,
     pub after: Option<String>,
 }

@@ -27,7 +27,7 @@ fn field_lines(change: &Change) -> Vec<String> {
     let width = change
         .fields
         .iter()
-        .map(|f| f.field.len())
+        .map(|f| f.field.to_string().len())
         .max()
         .unwrap_or(0);
     change
@@ -124,7 +124,7 @@ mod tests {
                 action: Action::Create,
                 cause: Cause::Pending,
                 fields: vec![FieldChange {
-                    field: "partitions".into(),
+                    field: crate::plan::Field::Partitions,
                     before: None,
                     after: Some("12".into()),
                 }],

@@ -24,8 +24,7 @@ use rdkafka::metadata::Metadata;
 use super::{Backend, BackendError, ConnectError};
 use crate::config::secret::resolve;
 use crate::config::workspace::{KafkaEnv, SecurityProtocol};
-use crate::plan::{Action, Change};
-use crate::plan::{Api, LiveResource, LiveState};
+use crate::plan::{Action, Api, Change, Field, LiveResource, LiveState};
 use crate::resource::{AclBinding, Address, Kind, System, TopicValue, Value, digest};
 use crate::state::Fence;
 
@@ -415,7 +414,7 @@ impl KafkaBackend {
         let mut grown = Vec::new();
         let mut parts = Vec::new();
         for (i, c) in changes.iter().enumerate() {
-            if c.fields.iter().any(|f| f.field == "partitions") {
+            if c.fields.iter().any(|f| f.field == Field::Partitions) {
                 grown.push(i);
                 parts.push(NewPartitions::new(
                     c.address.name(),
@@ -445,7 +444,7 @@ impl KafkaBackend {
                 .fields
                 .iter()
                 .filter_map(|f| {
-                    let key = f.field.strip_prefix("config.")?;
+                    let key = f.field.config_key()?;
                     Some((
                         key.to_owned(),
                         f.after.clone().map_or(ConfigOp::Delete, ConfigOp::Set),
