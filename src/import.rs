@@ -5,45 +5,80 @@
 //! Topics are grouped by the registry records in etcd where they exist, else
 //! by name prefix (up to the first `.`). Only configs set on the topic are
 //! written, never broker defaults. `<topic>.dlq` folds back into `dlq: true`.
-//! Grants, alerts and DR come from their etcd records, and DR gaps from the
-//! buckets those records name.
+//! Grants, alerts and DR come from their etcd records ([`crate::records`]),
+//! and DR gaps from the buckets those records name.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value as Json, json};
 
 use crate::plan::LiveState;
-use crate::resource::owned_id;
-use crate::resource::{Address, Kind, TopicValue, Value};
+use crate::records::{
+    AlertRecord, AlertsRecord, DrRecord, GrantsRecord, RecordKind, RegistryRecord,
+};
+use crate::resource::{Address, Kind, TopicValue, Value, owned_id};
 
 /// Live state as import reads it.
 #[derive(Debug, Default)]
 pub struct Estate {
     pub topics: BTreeMap<String, TopicValue>,
-    /// etcd records by key relative to the prefix (`namespaces/orders`).
-    pub records: BTreeMap<String, Json>,
+    /// The records of each namespace, by namespace name.
+    pub registry: BTreeMap<String, RegistryRecord>,
+    pub grants: BTreeMap<String, GrantsRecord>,
+    pub alerts: BTreeMap<String, AlertsRecord>,
+    pub dr: BTreeMap<String, DrRecord>,
     /// The buckets and rules DR records name.
     pub s3: LiveState,
 }
 
 impl Estate {
-    fn record(&self, kind: &str, ns: &str) -> Option<&Json> {
-        self.records.get(&format!("{kind}/{ns}"))
+    /// Adds a record read at `rest`, its key relative to the prefix
+    /// (`namespaces/orders`). Keys that hold no namespace record (sluice's
+    /// own state, other tools') are not records: `Ok(false)`.
+    pub fn add_record(&mut self, rest: &str, value: &[u8]) -> Result<bool, serde_json::Error> {
+        let Some((kind, ns)) = RecordKind::parse(rest) else {
+            return Ok(false);
+        };
+        let ns = ns.to_owned();
+        match kind {
+            RecordKind::Registry => {
+                self.registry.insert(ns, serde_json::from_slice(value)?);
+            }
+            RecordKind::Grants => {
+                self.grants.insert(ns, serde_json::from_slice(value)?);
+            }
+            RecordKind::Alerts => {
+                self.alerts.insert(ns, serde_json::from_slice(value)?);
+            }
+            RecordKind::Dr => {
+                self.dr.insert(ns, serde_json::from_slice(value)?);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Keeps only the records of these namespaces.
+    pub fn retain_namespaces(&mut self, keep: &BTreeMap<String, BTreeSet<String>>) {
+        self.registry.retain(|ns, _| keep.contains_key(ns));
+        self.grants.retain(|ns, _| keep.contains_key(ns));
+        self.alerts.retain(|ns, _| keep.contains_key(ns));
+        self.dr.retain(|ns, _| keep.contains_key(ns));
     }
 
     /// The S3 addresses the DR records name, for the S3 read.
     pub fn dr_addresses(&self) -> Vec<Address> {
         let mut out = Vec::new();
-        for (key, record) in &self.records {
-            let Some(ns) = key.strip_prefix("dr/") else {
-                continue;
-            };
-            if let Some(bucket) = record.pointer("/backup/bucket").and_then(Json::as_str) {
-                out.push(Address::bucket(bucket));
-                out.push(Address::in_bucket(Kind::S3Lifecycle, bucket, &owned_id(ns)));
+        for (ns, record) in &self.dr {
+            if let Some(b) = &record.backup {
+                out.push(Address::bucket(&b.bucket));
+                out.push(Address::in_bucket(
+                    Kind::S3Lifecycle,
+                    &b.bucket,
+                    &owned_id(ns),
+                ));
                 out.push(Address::in_bucket(
                     Kind::S3Replication,
-                    bucket,
+                    &b.bucket,
                     &owned_id(ns),
                 ));
             }
@@ -69,32 +104,12 @@ fn duration(ms: u64) -> String {
     format!("{}{unit}", ms / size)
 }
 
-/// A record's value for `key`: `Some(None)` when the record says "none",
-/// `None` when it does not say, and the buckets may.
-fn said(record: &Json, key: &str) -> Option<Option<Json>> {
-    record.get(key).map(|v| (!v.is_null()).then(|| v.clone()))
-}
-
-/// The items of a record's list field (none when it is missing).
-fn items<'a>(record: &'a Json, key: &str) -> impl Iterator<Item = &'a Json> {
-    record[key].as_array().into_iter().flatten()
-}
-
-fn ms(v: Option<&Json>) -> Option<u64> {
-    v.and_then(Json::as_u64)
-}
-
 /// Which namespace each topic belongs to: the topics of each namespace.
 pub fn group(estate: &Estate) -> BTreeMap<String, BTreeSet<String>> {
     let mut owner: BTreeMap<&str, String> = BTreeMap::new();
-    for (key, record) in &estate.records {
-        let Some(ns) = key.strip_prefix("namespaces/") else {
-            continue;
-        };
-        for t in items(record, "topics") {
-            if let Some(name) = t["name"].as_str() {
-                owner.insert(name, ns.to_owned());
-            }
+    for (ns, record) in &estate.registry {
+        for t in &record.topics {
+            owner.insert(&t.name, ns.clone());
         }
     }
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -124,74 +139,32 @@ pub fn namespaces(estate: &Estate) -> BTreeMap<String, Json> {
 }
 
 fn namespace(estate: &Estate, name: &str, topics: &BTreeSet<String>) -> Json {
-    let registry = estate.record("namespaces", name);
-    let field = |k: &str| registry.map(|r| &r[k]).filter(|v| !v.is_null());
+    let registry = estate.registry.get(name);
     let mut metadata = Map::new();
     metadata.insert("name".into(), json!(name));
-    for key in ["owner", "tier"] {
-        if let Some(v) = field(key) {
-            metadata.insert(key.into(), v.clone());
-        }
-    }
-    if let Some(labels) = field("labels").filter(|l| l.as_object().is_some_and(|m| !m.is_empty())) {
-        metadata.insert("labels".into(), labels.clone());
-    }
-    if field("protected") == Some(&json!(true)) {
-        metadata.insert("protected".into(), json!(true));
-    }
-
     let mut spec = Map::new();
-    if let Some(c) = field("capacity") {
-        spec.insert("capacity".into(), c.clone());
-    }
-    if let Some(r) = ms(field("retention_ms")) {
-        spec.insert("retention".into(), json!(duration(r)));
-    }
-    if let Some(c) = field("cache") {
-        let mut cache = Map::new();
-        cache.insert("enabled".into(), c["enabled"].clone());
-        if let Some(ttl) = ms(c.get("ttl_ms")) {
-            cache.insert("ttl".into(), json!(duration(ttl)));
-        }
-        spec.insert("cache".into(), Json::Object(cache));
-    }
-    if let Some(p) = field("connection_pool_size") {
-        spec.insert("connection_pool_size".into(), p.clone());
+    if let Some(r) = registry {
+        registry_settings(r, &mut metadata, &mut spec);
     }
     spec.insert("topics".into(), Json::Array(topic_specs(estate, topics)));
-    if let Some(c) = field("consumers").filter(|c| c.as_array().is_some_and(|a| !a.is_empty())) {
-        spec.insert("consumers".into(), c.clone());
+    if let Some(c) = registry.map(|r| &r.consumers).filter(|c| !c.is_empty()) {
+        spec.insert("consumers".into(), json!(c));
     }
-    if let Some(grants) = estate.record("grants", name) {
-        let access: Vec<Json> = items(grants, "grants")
-            .filter_map(|g| {
-                let kind = g["kind"].as_str()?;
-                Some(json!({kind: g["principal"], "permissions": g["permissions"]}))
-            })
+    if let Some(grants) = estate.grants.get(name) {
+        let access: Vec<Json> = grants
+            .grants
+            .iter()
+            .map(|g| json!({g.kind.as_str(): g.principal, "permissions": g.permissions}))
             .collect();
         spec.insert("access".into(), Json::Array(access));
     }
-    if let Some(alerts) = estate.record("alerts", name) {
-        let list: Vec<Json> = items(alerts, "alerts")
-            .map(|a| {
-                let mut out = Map::new();
-                for key in ["name", "condition", "severity"] {
-                    out.insert(key.into(), a[key].clone());
-                }
-                if let Some(f) = ms(a.get("for_ms")) {
-                    out.insert("for".into(), json!(duration(f)));
-                }
-                for key in ["labels", "annotations"] {
-                    if a[key].as_object().is_some_and(|m| !m.is_empty()) {
-                        out.insert(key.into(), a[key].clone());
-                    }
-                }
-                Json::Object(out)
-            })
-            .collect();
-        spec.insert("alerts".into(), Json::Array(list));
+    if let Some(alerts) = estate.alerts.get(name) {
+        spec.insert(
+            "alerts".into(),
+            Json::Array(alerts.alerts.iter().map(alert).collect()),
+        );
     }
-    if let Some(dr) = estate.record("dr", name) {
+    if let Some(dr) = estate.dr.get(name) {
         spec.insert(
             "disaster_recovery".into(),
             disaster_recovery(estate, name, dr),
@@ -203,6 +176,57 @@ fn namespace(estate: &Estate, name: &str, topics: &BTreeSet<String>) -> Json {
         "metadata": metadata,
         "spec": spec,
     })
+}
+
+/// What the registry record says, as metadata and spec settings.
+fn registry_settings(
+    r: &RegistryRecord,
+    metadata: &mut Map<String, Json>,
+    spec: &mut Map<String, Json>,
+) {
+    if let Some(owner) = &r.owner {
+        metadata.insert("owner".into(), json!(owner));
+    }
+    metadata.insert("tier".into(), json!(r.tier));
+    if !r.labels.is_empty() {
+        metadata.insert("labels".into(), json!(r.labels));
+    }
+    if r.protected {
+        metadata.insert("protected".into(), json!(true));
+    }
+    if let Some(c) = &r.capacity {
+        spec.insert("capacity".into(), json!(c));
+    }
+    if let Some(ms) = r.retention_ms {
+        spec.insert("retention".into(), json!(duration(ms)));
+    }
+    if let Some(c) = &r.cache {
+        let mut cache = Map::new();
+        cache.insert("enabled".into(), json!(c.enabled));
+        if let Some(ttl) = c.ttl_ms {
+            cache.insert("ttl".into(), json!(duration(ttl)));
+        }
+        spec.insert("cache".into(), Json::Object(cache));
+    }
+    if let Some(p) = r.connection_pool_size {
+        spec.insert("connection_pool_size".into(), json!(p));
+    }
+}
+
+fn alert(a: &AlertRecord) -> Json {
+    let mut out = Map::new();
+    out.insert("name".into(), json!(a.name));
+    out.insert("condition".into(), json!(a.condition));
+    out.insert("severity".into(), json!(a.severity));
+    if let Some(f) = a.for_ms {
+        out.insert("for".into(), json!(duration(f)));
+    }
+    for (key, map) in [("labels", &a.labels), ("annotations", &a.annotations)] {
+        if !map.is_empty() {
+            out.insert(key.into(), json!(map));
+        }
+    }
+    Json::Object(out)
 }
 
 fn topic_specs(estate: &Estate, topics: &BTreeSet<String>) -> Vec<Json> {
@@ -229,68 +253,59 @@ fn topic_specs(estate: &Estate, topics: &BTreeSet<String>) -> Vec<Json> {
     out
 }
 
-/// The DR record mapped back; what it lacks is read from the buckets.
-fn disaster_recovery(estate: &Estate, ns: &str, dr: &Json) -> Json {
+/// The DR record mapped back. Retention and the PITR window a record leaves
+/// out are read from sluice's lifecycle rule for the namespace.
+fn disaster_recovery(estate: &Estate, ns: &str, dr: &DrRecord) -> Json {
     let mut out = Map::new();
-    for (from, to) in [("rpo_ms", "rpo"), ("rto_ms", "rto")] {
-        if let Some(v) = ms(dr.get(from)) {
+    for (value, to) in [(dr.rpo_ms, "rpo"), (dr.rto_ms, "rto")] {
+        if let Some(v) = value {
             out.insert(to.into(), json!(duration(v)));
         }
     }
+    let Some(b) = &dr.backup else {
+        return Json::Object(out);
+    };
     let id = owned_id(ns);
-    let live = |a: Address| estate.s3.resources.get(&a).map(|l| &l.value);
-    if let Some(b) = dr.get("backup").filter(|b| !b.is_null()) {
-        let bucket = b["bucket"].as_str().unwrap_or_default();
-        let rule = match live(Address::in_bucket(Kind::S3Lifecycle, bucket, &id)) {
-            Some(Value::Lifecycle(l)) => Some(l.clone()),
-            _ => None,
-        };
-        let mut backup = Map::new();
-        backup.insert("bucket".into(), json!(bucket));
-        backup.insert("prefix".into(), b["prefix"].clone());
-        if let Some(s) = b["schedule"].as_str() {
-            backup.insert("schedule".into(), json!(s));
-        }
-        let retain = match said(b, "retain_ms") {
-            Some(v) => ms(v.as_ref()),
-            None => rule
-                .as_ref()
-                .and_then(|r| r.expiration_days)
-                .map(|d| u64::from(d) * 86_400_000),
-        };
-        if let Some(r) = retain {
-            backup.insert("retain".into(), json!(duration(r)));
-        }
-        if b["incremental"] == json!(true) {
-            backup.insert("incremental".into(), json!(true));
-        }
-        let lock = match said(b, "object_lock") {
-            Some(v) => v,
-            None => match live(Address::bucket(bucket)) {
-                Some(Value::Bucket(v)) => v
-                    .object_lock
-                    .as_ref()
-                    .map(|l| json!({"mode": l.mode.to_lowercase(), "days": l.days})),
-                _ => None,
-            },
-        };
-        if let Some(l) = lock {
-            backup.insert("object_lock".into(), l);
-        }
-        out.insert("backup".into(), Json::Object(backup));
-        let pitr = match said(dr, "pitr_window_ms") {
-            Some(v) => ms(v.as_ref()),
-            None => rule
-                .and_then(|r| r.noncurrent_days)
-                .map(|d| u64::from(d) * 86_400_000),
-        };
-        if let Some(p) = pitr {
-            out.insert("pitr".into(), json!({"window": duration(p)}));
-        }
-        let replica = dr.get("replication").filter(|r| !r.is_null()).cloned();
-        if let Some(r) = replica {
-            out.insert("replication".into(), r);
-        }
+    let rule = match estate
+        .s3
+        .resources
+        .get(&Address::in_bucket(Kind::S3Lifecycle, &b.bucket, &id))
+        .map(|l| &l.value)
+    {
+        Some(Value::Lifecycle(l)) => Some(l.clone()),
+        _ => None,
+    };
+    let days = |d: u32| u64::from(d) * 86_400_000;
+    let mut backup = Map::new();
+    backup.insert("bucket".into(), json!(b.bucket));
+    backup.insert("prefix".into(), json!(b.prefix));
+    if let Some(s) = &b.schedule {
+        backup.insert("schedule".into(), json!(s));
+    }
+    let retain = b
+        .retain_ms
+        .or_else(|| rule.as_ref().and_then(|r| r.expiration_days).map(days));
+    if let Some(r) = retain {
+        backup.insert("retain".into(), json!(duration(r)));
+    }
+    if b.incremental {
+        backup.insert("incremental".into(), json!(true));
+    }
+    if let Some(l) = &b.object_lock {
+        backup.insert(
+            "object_lock".into(),
+            json!({"mode": l.mode, "days": l.days}),
+        );
+    }
+    out.insert("backup".into(), Json::Object(backup));
+    let pitr = dr
+        .pitr_window_ms
+        .or_else(|| rule.and_then(|r| r.noncurrent_days).map(days));
+    if let Some(p) = pitr {
+        out.insert("pitr".into(), json!({"window": duration(p)}));
+    }
+    if let Some(r) = &dr.replication {
+        out.insert("replication".into(), json!(r));
     }
     Json::Object(out)
 }
@@ -321,10 +336,18 @@ mod tests {
         ] {
             estate.topics.insert(name.into(), t);
         }
-        estate.records.insert(
-            "namespaces/billing".into(),
-            json!({"name": "billing", "owner": "fin", "topics": [{"name": "billing-ledger"}]}),
+        let registry = json!({
+            "name": "billing", "owner": "fin", "tier": "standard", "labels": {},
+            "protected": false, "capacity": null, "retention_ms": null, "cache": null,
+            "connection_pool_size": null, "topics": [{"name": "billing-ledger", "dlq_of": null}],
+            "consumers": [], "managed_by": "sluice",
+        });
+        assert!(
+            estate
+                .add_record("namespaces/billing", registry.to_string().as_bytes())
+                .unwrap()
         );
+        assert!(!estate.add_record("inventory/prod/0", b"{}").unwrap());
         let docs = namespaces(&estate);
         assert_eq!(docs.keys().collect::<Vec<_>>(), vec!["billing", "orders"]);
         let orders = &docs["orders"]["spec"]["topics"];

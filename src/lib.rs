@@ -20,6 +20,7 @@ pub mod engine;
 pub mod import;
 pub mod plan;
 pub mod policy;
+pub mod records;
 pub mod render;
 pub mod resource;
 pub mod schema;

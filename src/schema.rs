@@ -1,24 +1,29 @@
-//! JSON Schemas of both kinds, generated from the config types.
+//! JSON Schemas generated from the types: both config kinds, and the etcd
+//! records the data plane reads.
 
 use std::path::Path;
 
 use crate::config::{Namespace, Workspace};
+use crate::records::EtcdRecord;
 
 /// The kinds a schema is generated for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Kind {
     Workspace,
     Namespace,
+    /// The etcd records sluice writes for the data plane.
+    Records,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 2] = [Kind::Workspace, Kind::Namespace];
+    pub const ALL: [Kind; 3] = [Kind::Workspace, Kind::Namespace, Kind::Records];
 
     /// The file name under `schemas/`.
     pub fn file_name(self) -> &'static str {
         match self {
             Kind::Workspace => "workspace.schema.json",
             Kind::Namespace => "namespace.schema.json",
+            Kind::Records => "records.schema.json",
         }
     }
 
@@ -27,6 +32,7 @@ impl Kind {
         let schema = match self {
             Kind::Workspace => schemars::schema_for!(Workspace),
             Kind::Namespace => schemars::schema_for!(Namespace),
+            Kind::Records => schemars::schema_for!(EtcdRecord),
         };
         let mut text = serde_json::to_string_pretty(&schema).expect("a schema is always JSON");
         text.push('\n');

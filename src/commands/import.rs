@@ -12,7 +12,7 @@ use crate::cli::Cli;
 use crate::engine::EngineError;
 use crate::import::{Estate, group, namespaces};
 use crate::plan::LiveState;
-use crate::resource::expand::etcd_key;
+use crate::records::etcd_key;
 use crate::resource::{Address, Value};
 
 const MODELINE: &str = "# yaml-language-server: $schema=../schemas/namespace.schema.json\n";
@@ -47,21 +47,17 @@ pub fn run(cli: &Cli, out: &Path, topics: Option<&str>) -> Result<Exit, Error> {
             let Some(rest) = key.strip_prefix(&root) else {
                 continue;
             };
-            // sluice's own state is not desired state.
-            if ["namespaces/", "grants/", "alerts/", "dr/"]
-                .iter()
-                .any(|p| rest.starts_with(p))
-            {
-                estate.records.insert(rest.to_owned(), record);
+            // sluice's own state is not desired state, and a record that
+            // does not read is left out, said once.
+            let bytes = serde_json::to_vec(&record).expect("records are JSON");
+            if let Err(e) = estate.add_record(rest, &bytes) {
+                tracing::warn!("skipping the etcd record `{key}`, which does not read: {e}");
             }
         }
         // With `--topics`, only the namespaces of the chosen topics.
         if pattern.is_some() {
             let kept = group(&estate);
-            estate.records.retain(|k, _| {
-                k.split_once('/')
-                    .is_some_and(|(_, ns)| kept.contains_key(ns))
-            });
+            estate.retain_namespaces(&kept);
         }
         let dr = estate.dr_addresses();
         estate.s3 = match &env.s3 {

@@ -110,7 +110,7 @@ pub struct NamespaceSpec {
 }
 
 /// Requests per second the namespace must sustain.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Capacity {
     /// Writes (produced messages) per second.

@@ -112,11 +112,33 @@ pub struct ConsumerState {
     pub max_lag: Option<u64>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+/// `service` principals are Kafka users, `team` principals groups.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum PrincipalKind {
     Service,
     Team,
+}
+
+impl PrincipalKind {
+    /// The key of a grant in the namespace YAML: `service` or `team`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrincipalKind::Service => "service",
+            PrincipalKind::Team => "team",
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]

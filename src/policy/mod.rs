@@ -23,6 +23,7 @@ use serde_json::{Value as Json, json};
 use crate::desired::{Desired, NamespaceState};
 use crate::diag::Diagnostic;
 use crate::plan::{Change, Finding, Level};
+use crate::records::RecordKind;
 use crate::resource::{Kind, Value};
 use crate::source::SourceFile;
 
@@ -314,7 +315,7 @@ fn changes_input(changes: &[&Change]) -> Json {
 
 /// The tier a removed namespace last had: its registry record says.
 fn last_tier(desired: &Desired, name: &str, changes: &[&Change]) -> Json {
-    let registry = format!("{}namespaces/{name}", desired.environment.etcd.prefix);
+    let registry = RecordKind::Registry.key(&desired.environment.etcd.prefix, name);
     changes
         .iter()
         .filter(|c| c.address.kind() == Kind::EtcdKey && c.address.name() == registry)

@@ -13,8 +13,13 @@ use super::{
 };
 use crate::config::namespace::{LockMode, Permission};
 use crate::config::units::format_ms;
-use crate::desired::{Desired, GrantState, NamespaceState, PartitionsFrom, PrincipalKind};
+use crate::desired::{Desired, DrState, GrantState, NamespaceState, PartitionsFrom, PrincipalKind};
 use crate::diag::Span;
+use crate::records::{
+    AlertRecord, AlertsRecord, BackupRecord, CacheRecord, ConsumerRecord, DrRecord, GrantRecord,
+    GrantsRecord, ObjectLockRecord, RecordKind, RegistryRecord, ReplicationRecord, TopicRecord,
+    to_json,
+};
 
 /// Every resource of the desired state, sorted by address.
 pub fn expand(desired: &Desired) -> Vec<Resource> {
@@ -274,15 +279,6 @@ fn dr_resources(desired: &Desired) -> Vec<Resource> {
     out
 }
 
-/// An etcd key under the environment's prefix.
-pub fn etcd_key(prefix: &str, rest: &str) -> String {
-    if prefix.ends_with('/') {
-        format!("{prefix}{rest}")
-    } else {
-        format!("{prefix}/{rest}")
-    }
-}
-
 /// The Kafka principal of a grant: services are users, teams are groups.
 pub fn principal(g: &GrantState) -> String {
     match g.kind {
@@ -332,72 +328,104 @@ fn acl_bindings(ns: &NamespaceState) -> BTreeMap<AclBinding, Span> {
 /// grant, alert and DR records when the namespace has any.
 fn records(prefix: &str, ns: &NamespaceState) -> Vec<(String, serde_json::Value)> {
     let name = &ns.name;
-    // Partition counts and replication stay Kafka's to tell: a derived count
-    // is only a floor, and the live topic may have more.
-    let topics: Vec<_> = ns
-        .topics
-        .iter()
-        .map(|t| json!({"name": t.name, "dlq_of": t.dlq_of}))
-        .collect();
-    let mut out = vec![(
-        etcd_key(prefix, &format!("namespaces/{name}")),
-        json!({
-            "name": name,
-            "owner": ns.owner,
-            "tier": ns.tier,
-            "labels": ns.labels,
-            "protected": ns.protected,
-            "capacity": ns.capacity,
-            "retention_ms": ns.retention_ms,
-            "cache": ns.cache,
-            "connection_pool_size": ns.connection_pool_size,
-            "topics": topics,
-            "consumers": ns.consumers,
-            "managed_by": "sluice",
+    let registry = RegistryRecord {
+        name: name.clone(),
+        owner: ns.owner.clone(),
+        tier: ns.tier,
+        labels: ns.labels.clone(),
+        protected: ns.protected,
+        capacity: ns.capacity.clone(),
+        retention_ms: ns.retention_ms,
+        cache: ns.cache.as_ref().map(|c| CacheRecord {
+            enabled: c.enabled,
+            ttl_ms: c.ttl_ms,
         }),
-    )];
-    if !ns.access.is_empty() {
-        let grants: Vec<_> = ns
-            .access
+        connection_pool_size: ns.connection_pool_size,
+        topics: ns
+            .topics
             .iter()
-            .map(
-                |g| json!({"kind": g.kind, "principal": g.principal, "permissions": g.permissions}),
-            )
-            .collect();
-        out.push((
-            etcd_key(prefix, &format!("grants/{name}")),
-            json!({"namespace": name, "grants": grants}),
-        ));
+            .map(|t| TopicRecord {
+                name: t.name.clone(),
+                dlq_of: t.dlq_of.clone(),
+            })
+            .collect(),
+        consumers: ns
+            .consumers
+            .iter()
+            .map(|c| ConsumerRecord {
+                group: c.group.clone(),
+                max_lag: c.max_lag,
+            })
+            .collect(),
+        managed_by: "sluice".into(),
+    };
+    let mut out = vec![(RecordKind::Registry.key(prefix, name), to_json(&registry))];
+    if !ns.access.is_empty() {
+        let grants = GrantsRecord {
+            namespace: name.clone(),
+            grants: ns
+                .access
+                .iter()
+                .map(|g| GrantRecord {
+                    kind: g.kind,
+                    principal: g.principal.clone(),
+                    permissions: g.permissions.clone(),
+                })
+                .collect(),
+        };
+        out.push((RecordKind::Grants.key(prefix, name), to_json(&grants)));
     }
     if !ns.alerts.is_empty() {
-        let alerts: Vec<_> = ns
-            .alerts
-            .iter()
-            .map(|a| {
-                json!({
-                    "name": a.name,
-                    "condition": a.condition,
-                    "expr": a.expr,
-                    "for_ms": a.for_ms,
-                    "severity": a.severity,
-                    "labels": a.labels,
-                    "annotations": a.annotations,
+        let alerts = AlertsRecord {
+            namespace: name.clone(),
+            alerts: ns
+                .alerts
+                .iter()
+                .map(|a| AlertRecord {
+                    name: a.name.clone(),
+                    condition: a.condition.to_string(),
+                    expr: a.expr.clone(),
+                    for_ms: a.for_ms,
+                    severity: a.severity,
+                    labels: a.labels.clone(),
+                    annotations: a.annotations.clone(),
                 })
-            })
-            .collect();
-        out.push((
-            etcd_key(prefix, &format!("alerts/{name}")),
-            json!({"namespace": name, "alerts": alerts}),
-        ));
+                .collect(),
+        };
+        out.push((RecordKind::Alerts.key(prefix, name), to_json(&alerts)));
     }
     if let Some(dr) = &ns.disaster_recovery {
-        let mut record = serde_json::to_value(dr).expect("DR state is JSON");
-        if let Some(map) = record.as_object_mut() {
-            // Where the YAML says it would churn the record whenever lines move.
-            map.remove("source");
-            map.insert("namespace".into(), json!(name));
-        }
-        out.push((etcd_key(prefix, &format!("dr/{name}")), record));
+        out.push((
+            RecordKind::Dr.key(prefix, name),
+            to_json(&dr_record(name, dr)),
+        ));
     }
     out
+}
+
+/// The DR record: the resolved policy, without where the YAML says it (that
+/// would churn the record whenever lines move).
+fn dr_record(namespace: &str, dr: &DrState) -> DrRecord {
+    DrRecord {
+        namespace: namespace.to_owned(),
+        rpo_ms: dr.rpo_ms,
+        rto_ms: dr.rto_ms,
+        backup: dr.backup.as_ref().map(|b| BackupRecord {
+            bucket: b.bucket.clone(),
+            prefix: b.prefix.clone(),
+            schedule: b.schedule.clone(),
+            retain_ms: b.retain_ms,
+            incremental: b.incremental,
+            object_lock: b.object_lock.as_ref().map(|l| ObjectLockRecord {
+                mode: l.mode,
+                days: l.days,
+            }),
+        }),
+        replication: dr.replication.as_ref().map(|r| ReplicationRecord {
+            bucket: r.bucket.clone(),
+            region: r.region.clone(),
+            read_only: r.read_only,
+        }),
+        pitr_window_ms: dr.pitr_window_ms,
+    }
 }

@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use super::{
     AppliedRecord, Fence, Holder, Inventory, InventoryEntry, Lock, StateError, StateStore, Stored,
 };
-use crate::resource::expand::etcd_key;
+use crate::records::state_key;
 use crate::resource::{Address, digest};
 
 /// Seconds the lock outlives a crashed holder.
@@ -34,9 +34,9 @@ pub struct StateKeys {
 impl StateKeys {
     pub fn new(prefix: &str, env: &str) -> Self {
         StateKeys {
-            inventory: etcd_key(prefix, &format!("inventory/{env}/")),
-            applied: etcd_key(prefix, &format!("applied/{env}")),
-            lock: etcd_key(prefix, &format!("locks/{env}")),
+            inventory: format!("{}/", state_key(prefix, "inventory", env)),
+            applied: state_key(prefix, "applied", env),
+            lock: state_key(prefix, "locks", env),
         }
     }
 

@@ -334,7 +334,7 @@ impl Watcher {
                     return false;
                 }
             };
-            let election = format!("{}leader/{}", etcd_env.prefix, self.environment);
+            let election = crate::records::state_key(&etcd_env.prefix, "leader", &self.environment);
             let id = format!("{}@{}", std::process::id(), Holder::current().host);
             match Leadership::start(etcd, election, id, self.opts.lease_ttl).await {
                 Ok(l) => self.leadership = Some(l),
