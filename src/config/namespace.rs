@@ -300,11 +300,38 @@ pub struct ObjectLock {
     pub days: Located<u32>,
 }
 
+/// S3 object-lock retention modes: `compliance` cannot be shortened or
+/// lifted by anyone, `governance` by those with the permission to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LockMode {
     Governance,
     Compliance,
+}
+
+impl LockMode {
+    /// The name S3 uses: `GOVERNANCE` or `COMPLIANCE`.
+    pub fn s3_name(self) -> &'static str {
+        match self {
+            LockMode::Governance => "GOVERNANCE",
+            LockMode::Compliance => "COMPLIANCE",
+        }
+    }
+
+    pub fn from_s3_name(name: &str) -> Option<LockMode> {
+        [LockMode::Governance, LockMode::Compliance]
+            .into_iter()
+            .find(|m| m.s3_name() == name)
+    }
+
+    /// The stricter of two modes, for namespaces that share a bucket.
+    pub fn strictest(self, other: LockMode) -> LockMode {
+        if self == LockMode::Compliance || other == LockMode::Compliance {
+            LockMode::Compliance
+        } else {
+            LockMode::Governance
+        }
+    }
 }
 
 /// Replication of the backup bucket into another region.

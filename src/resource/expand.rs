@@ -11,7 +11,7 @@ use super::{
     AclBinding, AclOperation, AclResource, Address, BucketValue, Kind, LifecycleValue,
     LockRetention, MANAGED_BY, ReplicationValue, Resource, TopicValue, Value, owned_id,
 };
-use crate::config::namespace::{LockMode, Permission};
+use crate::config::namespace::Permission;
 use crate::config::units::format_ms;
 use crate::desired::{Desired, DrState, GrantState, NamespaceState, PartitionsFrom, PrincipalKind};
 use crate::diag::Span;
@@ -195,11 +195,7 @@ fn dr_resources(desired: &Desired) -> Vec<Resource> {
                 b.object_lock_enabled = true;
                 b.object_lock = Some(match b.object_lock.take() {
                     Some(old) => LockRetention {
-                        mode: if old.mode == "COMPLIANCE" {
-                            old.mode
-                        } else {
-                            lock.mode
-                        },
+                        mode: old.mode.strictest(lock.mode),
                         days: old.days.max(lock.days),
                     },
                     None => lock,
@@ -211,10 +207,7 @@ fn dr_resources(desired: &Desired) -> Vec<Resource> {
             &backup.bucket,
             &region(&backup.bucket),
             backup.object_lock.as_ref().map(|l| LockRetention {
-                mode: match l.mode {
-                    LockMode::Governance => "GOVERNANCE".into(),
-                    LockMode::Compliance => "COMPLIANCE".into(),
-                },
+                mode: l.mode,
                 days: l.days,
             }),
             backup

@@ -11,6 +11,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::config::namespace::LockMode;
 use crate::diag::Span;
 
 /// A live system sluice reconciles.
@@ -258,11 +259,29 @@ pub struct BucketValue {
     pub tags: BTreeMap<String, String>,
 }
 
+/// A bucket's default retention of new object versions.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockRetention {
-    /// `GOVERNANCE` or `COMPLIANCE`.
-    pub mode: String,
+    /// Written as S3 names it: `GOVERNANCE` or `COMPLIANCE`.
+    #[serde(with = "s3_lock_mode")]
+    pub mode: LockMode,
     pub days: u32,
+}
+
+mod s3_lock_mode {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::config::namespace::LockMode;
+
+    pub fn serialize<S: Serializer>(mode: &LockMode, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(mode.s3_name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<LockMode, D::Error> {
+        let name = String::deserialize(d)?;
+        LockMode::from_s3_name(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown object lock mode `{name}`")))
+    }
 }
 
 /// sluice's lifecycle rule for one namespace's prefix.

@@ -1,0 +1,288 @@
+//! Disaster-recovery buckets in S3 (aws-sdk-s3): reads batched per bucket,
+//! never per namespace, and shared documents merged, never overwritten.
+//!
+//! A bucket's lifecycle, replication and policy documents can hold rules from
+//! several namespaces and from other tools. sluice owns only the rules and
+//! statements whose ID or Sid is `sluice-<namespace>`; an apply reads the
+//! document fresh, changes those, and writes everything else back as it was.
+//!
+//! [`bucket`] reads and converges a bucket's own settings, [`documents`]
+//! merges its shared lifecycle, replication and policy documents, and
+//! [`policy`] is the bucket policy document that keeps others' statements
+//! byte for byte.
+
+mod bucket;
+mod documents;
+pub mod policy;
+
+use documents::{lifecycle_value, replication_value};
+use policy::Policy;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{
+    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::types::{LifecycleRule, ReplicationConfiguration};
+
+use super::{Backend, BackendError, ConnectError};
+use crate::config::workspace::S3Env;
+use crate::plan::{Change, LiveResource, LiveState};
+use crate::resource::{Address, Kind, OWNED_PREFIX, System, Value};
+use crate::state::Fence;
+
+/// The S3 of one environment, with a client per region its buckets live in.
+pub struct S3Backend {
+    base: aws_sdk_s3::Config,
+    home: String,
+    clients: Mutex<HashMap<String, Client>>,
+}
+
+/// A bucket's shared documents, as read.
+#[derive(Clone, Debug, Default)]
+struct BucketDocs {
+    lifecycle: Vec<LifecycleRule>,
+    replication: Option<ReplicationConfiguration>,
+    policy: Option<String>,
+}
+
+fn read_error(message: String) -> BackendError {
+    BackendError::Read {
+        system: System::S3,
+        message,
+    }
+}
+
+/// The error code S3 answered with, if it answered.
+fn code<E: ProvideErrorMetadata>(e: &E) -> &str {
+    e.code().unwrap_or_default()
+}
+
+/// An S3 error as one line: its code and message, or the transport failure.
+fn describe<E, R>(e: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match (e.code(), e.message()) {
+        (Some(c), Some(m)) => format!("{c}: {m}"),
+        (Some(c), None) => c.to_owned(),
+        _ => {
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                text = format!("{text}: {s}");
+                source = s.source();
+            }
+            text
+        }
+    }
+}
+
+/// An S3 answer: `Some`, `None` when S3 says the thing was never set (one of
+/// the `absent` codes), or the failure as one line naming the request.
+fn answer<T, E, R>(
+    result: Result<T, SdkError<E, R>>,
+    op: &str,
+    bucket: &str,
+    absent: &[&str],
+) -> Result<Option<T>, String>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(r) => Ok(Some(r)),
+        Err(e) if absent.contains(&code(&e)) => Ok(None),
+        Err(e) => Err(format!("{op} {bucket}: {}", describe(&e))),
+    }
+}
+
+/// A write's outcome: S3's refusal becomes the change's error.
+fn written<T, E, R>(
+    result: Result<T, SdkError<E, R>>,
+    op: &str,
+    bucket: &str,
+) -> Result<(), BackendError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    answer(result, op, bucket, &[])
+        .map(|_| ())
+        .map_err(BackendError::Rejected)
+}
+
+fn rejected(op: &str, bucket: &str, e: impl std::fmt::Display) -> BackendError {
+    BackendError::Rejected(format!("{op} {bucket}: {e}"))
+}
+
+/// Each of a document's changes: the rule ID or Sid, and the value to write
+/// (`None`: remove it).
+
+impl S3Backend {
+    /// A client for the environment's S3: static keys when the workspace
+    /// names them, else the standard AWS chain.
+    pub async fn connect(s3: &S3Env) -> Result<Self, ConnectError> {
+        let region = Region::new(s3.region.clone());
+        let shared = aws_config::defaults(BehaviorVersion::latest())
+            .region(region.clone())
+            .load()
+            .await;
+        let mut builder = aws_sdk_s3::config::Builder::from(&shared)
+            .region(region)
+            .force_path_style(s3.path_style)
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+        if let Some(endpoint) = &s3.endpoint {
+            builder = builder.endpoint_url(endpoint);
+        }
+        if let (Some(id), Some(secret)) = (&s3.access_key_id, &s3.secret_access_key) {
+            let id = id.resolve("s3.access_key_id")?;
+            let secret = secret.resolve("s3.secret_access_key")?;
+            builder =
+                builder.credentials_provider(Credentials::new(id, secret, None, None, "sluice"));
+        }
+        Ok(S3Backend {
+            base: builder.build(),
+            home: s3.region.clone(),
+            clients: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The client that signs for `region`.
+    fn client(&self, region: &str) -> Client {
+        let mut clients = self
+            .clients
+            .lock()
+            .expect("the client map is never poisoned");
+        clients
+            .entry(region.to_owned())
+            .or_insert_with(|| {
+                Client::from_conf(
+                    self.base
+                        .to_builder()
+                        .region(Region::new(region.to_owned()))
+                        .build(),
+                )
+            })
+            .clone()
+    }
+
+    /// Lists buckets: proves S3 answers, for `status`.
+    pub async fn health(&self) -> Result<usize, String> {
+        self.client(&self.home)
+            .list_buckets()
+            .send()
+            .await
+            .map(|r| r.buckets().len())
+            .map_err(|e| describe(&e))
+    }
+
+    /// The bucket's region, or `None` when there is no such bucket.
+    async fn region_of(&self, bucket: &str) -> Result<Option<String>, BackendError> {
+        let location = answer(
+            self.client(&self.home)
+                .get_bucket_location()
+                .bucket(bucket)
+                .send()
+                .await,
+            "GetBucketLocation",
+            bucket,
+            &["NoSuchBucket"],
+        )
+        .map_err(read_error)?;
+        Ok(location.map(|r| {
+            r.location_constraint()
+                .map(|c| c.as_str())
+                .filter(|c| !c.is_empty())
+                .unwrap_or("us-east-1")
+                .to_owned()
+        }))
+    }
+
+    /// The client for an existing bucket, for a write.
+    async fn client_for(&self, bucket: &str) -> Result<Client, BackendError> {
+        let region = self
+            .region_of(bucket)
+            .await?
+            .ok_or_else(|| BackendError::Rejected(format!("bucket `{bucket}` does not exist")))?;
+        Ok(self.client(&region))
+    }
+}
+
+#[async_trait]
+impl Backend for S3Backend {
+    fn system(&self) -> System {
+        System::S3
+    }
+
+    async fn read(&self, wanted: &[Address]) -> Result<LiveState, BackendError> {
+        let buckets: BTreeSet<&str> = wanted.iter().map(|a| a.bucket_and_id().0).collect();
+        let mut live = LiveState::default();
+        let mut insert = |address: Address, value: Value| {
+            let fingerprint = value.digest();
+            live.resources
+                .insert(address, LiveResource { value, fingerprint });
+        };
+        for bucket in buckets {
+            let Some((value, docs)) = self.read_bucket(bucket).await? else {
+                continue;
+            };
+            insert(Address::bucket(bucket), Value::Bucket(value));
+            for rule in &docs.lifecycle {
+                if let Some(id) = rule.id().filter(|id| id.starts_with(OWNED_PREFIX)) {
+                    insert(
+                        Address::in_bucket(Kind::S3Lifecycle, bucket, id),
+                        Value::Lifecycle(lifecycle_value(rule)),
+                    );
+                }
+            }
+            if let Some(config) = &docs.replication {
+                for rule in config.rules() {
+                    if let Some(id) = rule.id().filter(|id| id.starts_with(OWNED_PREFIX)) {
+                        insert(
+                            Address::in_bucket(Kind::S3Replication, bucket, id),
+                            Value::Replication(replication_value(config.role(), rule)),
+                        );
+                    }
+                }
+            }
+            if let Some(text) = &docs.policy {
+                let policy = Policy::parse(text)
+                    .map_err(|e| read_error(format!("the policy of {bucket}: {e}")))?;
+                for (sid, statement) in policy.owned() {
+                    insert(
+                        Address::in_bucket(Kind::S3Policy, bucket, &sid),
+                        Value::Statement(statement),
+                    );
+                }
+            }
+        }
+        Ok(live)
+    }
+
+    /// Changes to one bucket's document are merged into one write.
+    async fn apply(&self, changes: &[&Change], _fence: &Fence) -> Vec<Result<(), BackendError>> {
+        let mut by_bucket: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (i, c) in changes.iter().enumerate() {
+            by_bucket
+                .entry(c.address.bucket_and_id().0)
+                .or_default()
+                .push(i);
+        }
+        let mut results: Vec<Result<(), BackendError>> = changes.iter().map(|_| Ok(())).collect();
+        for (bucket, indexes) in by_bucket {
+            let group: Vec<&Change> = indexes.iter().map(|i| changes[*i]).collect();
+            let outcome = self.write(bucket, &group).await;
+            for i in indexes {
+                results[i] = outcome.clone();
+            }
+        }
+        results
+    }
+}
