@@ -168,55 +168,13 @@ impl S3Backend {
     ) -> Result<(), BackendError> {
         let c = self.client(&want.region);
         if self.region_of(bucket).await?.is_none() {
-            let mut create = c
-                .create_bucket()
-                .bucket(bucket)
-                .object_lock_enabled_for_bucket(want.object_lock_enabled);
-            if want.region != "us-east-1" {
-                create = create.create_bucket_configuration(
-                    CreateBucketConfiguration::builder()
-                        .location_constraint(BucketLocationConstraint::from(want.region.as_str()))
-                        .build(),
-                );
-            }
-            let created = answer(
-                create.send().await,
-                "CreateBucket",
-                bucket,
-                &["BucketAlreadyOwnedByYou"],
-            );
-            created.map_err(BackendError::Rejected)?;
+            create(&c, bucket, want).await?;
         }
         if want.versioning {
-            let enabled = VersioningConfiguration::builder()
-                .status(BucketVersioningStatus::Enabled)
-                .build();
-            written(
-                c.put_bucket_versioning()
-                    .bucket(bucket)
-                    .versioning_configuration(enabled)
-                    .send()
-                    .await,
-                "PutBucketVersioning",
-                bucket,
-            )?;
+            enable_versioning(&c, bucket).await?;
         }
         if want.public_access_blocked {
-            let all = PublicAccessBlockConfiguration::builder()
-                .block_public_acls(true)
-                .ignore_public_acls(true)
-                .block_public_policy(true)
-                .restrict_public_buckets(true)
-                .build();
-            written(
-                c.put_public_access_block()
-                    .bucket(bucket)
-                    .public_access_block_configuration(all)
-                    .send()
-                    .await,
-                "PutPublicAccessBlock",
-                bucket,
-            )?;
+            block_public_access(&c, bucket).await?;
         }
         // A bucket encrypted with KMS already meets the bar; keep it.
         if want.default_encryption
@@ -224,75 +182,11 @@ impl S3Backend {
                 .await
                 .map_err(BackendError::Rejected)?
         {
-            let op = "PutBucketEncryption";
-            let aes = ServerSideEncryptionByDefault::builder()
-                .sse_algorithm(ServerSideEncryption::Aes256)
-                .build()
-                .map_err(|e| rejected(op, bucket, e))?;
-            let config = ServerSideEncryptionConfiguration::builder()
-                .rules(
-                    ServerSideEncryptionRule::builder()
-                        .apply_server_side_encryption_by_default(aes)
-                        .build(),
-                )
-                .build()
-                .map_err(|e| rejected(op, bucket, e))?;
-            written(
-                c.put_bucket_encryption()
-                    .bucket(bucket)
-                    .server_side_encryption_configuration(config)
-                    .send()
-                    .await,
-                op,
-                bucket,
-            )?;
+            encrypt(&c, bucket).await?;
         }
-        // Tagging replaces the whole set: keep everyone else's tags.
-        let mut tags = tags_of(&c, bucket).await.map_err(BackendError::Rejected)?;
-        if want.tags.iter().any(|(k, v)| tags.get(k) != Some(v)) {
-            let op = "PutBucketTagging";
-            tags.extend(want.tags.clone());
-            let set = tags
-                .into_iter()
-                .map(|(k, v)| Tag::builder().key(k).value(v).build())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| rejected(op, bucket, e))?;
-            let tagging = Tagging::builder()
-                .set_tag_set(Some(set))
-                .build()
-                .map_err(|e| rejected(op, bucket, e))?;
-            written(
-                c.put_bucket_tagging()
-                    .bucket(bucket)
-                    .tagging(tagging)
-                    .send()
-                    .await,
-                op,
-                bucket,
-            )?;
-        }
+        add_tags(&c, bucket, &want.tags).await?;
         if let Some(lock) = &want.object_lock {
-            let retention = DefaultRetention::builder()
-                .mode(ObjectLockRetentionMode::from(lock.mode.s3_name()))
-                .days(i32::try_from(lock.days).unwrap_or(i32::MAX))
-                .build();
-            let config = ObjectLockConfiguration::builder()
-                .object_lock_enabled(ObjectLockEnabled::Enabled)
-                .rule(
-                    ObjectLockRule::builder()
-                        .default_retention(retention)
-                        .build(),
-                )
-                .build();
-            written(
-                c.put_object_lock_configuration()
-                    .bucket(bucket)
-                    .object_lock_configuration(config)
-                    .send()
-                    .await,
-                "PutObjectLockConfiguration",
-                bucket,
-            )?;
+            set_default_retention(&c, bucket, lock).await?;
         }
         Ok(())
     }
@@ -317,4 +211,147 @@ impl S3Backend {
                 ))
             })
     }
+}
+
+// The steps of converging a bucket, each one idempotent call.
+
+async fn create(c: &Client, bucket: &str, want: &BucketValue) -> Result<(), BackendError> {
+    let mut create = c
+        .create_bucket()
+        .bucket(bucket)
+        .object_lock_enabled_for_bucket(want.object_lock_enabled);
+    if want.region != "us-east-1" {
+        create = create.create_bucket_configuration(
+            CreateBucketConfiguration::builder()
+                .location_constraint(BucketLocationConstraint::from(want.region.as_str()))
+                .build(),
+        );
+    }
+    answer(
+        create.send().await,
+        "CreateBucket",
+        bucket,
+        &["BucketAlreadyOwnedByYou"],
+    )
+    .map(|_| ())
+    .map_err(BackendError::Rejected)
+}
+
+async fn enable_versioning(c: &Client, bucket: &str) -> Result<(), BackendError> {
+    let enabled = VersioningConfiguration::builder()
+        .status(BucketVersioningStatus::Enabled)
+        .build();
+    written(
+        c.put_bucket_versioning()
+            .bucket(bucket)
+            .versioning_configuration(enabled)
+            .send()
+            .await,
+        "PutBucketVersioning",
+        bucket,
+    )
+}
+
+async fn block_public_access(c: &Client, bucket: &str) -> Result<(), BackendError> {
+    let all = PublicAccessBlockConfiguration::builder()
+        .block_public_acls(true)
+        .ignore_public_acls(true)
+        .block_public_policy(true)
+        .restrict_public_buckets(true)
+        .build();
+    written(
+        c.put_public_access_block()
+            .bucket(bucket)
+            .public_access_block_configuration(all)
+            .send()
+            .await,
+        "PutPublicAccessBlock",
+        bucket,
+    )
+}
+
+/// Default encryption with S3's own keys (AES256).
+async fn encrypt(c: &Client, bucket: &str) -> Result<(), BackendError> {
+    let op = "PutBucketEncryption";
+    let aes = ServerSideEncryptionByDefault::builder()
+        .sse_algorithm(ServerSideEncryption::Aes256)
+        .build()
+        .map_err(|e| rejected(op, bucket, e))?;
+    let config = ServerSideEncryptionConfiguration::builder()
+        .rules(
+            ServerSideEncryptionRule::builder()
+                .apply_server_side_encryption_by_default(aes)
+                .build(),
+        )
+        .build()
+        .map_err(|e| rejected(op, bucket, e))?;
+    written(
+        c.put_bucket_encryption()
+            .bucket(bucket)
+            .server_side_encryption_configuration(config)
+            .send()
+            .await,
+        op,
+        bucket,
+    )
+}
+
+/// Tagging replaces the whole set: everyone else's tags are kept.
+async fn add_tags(
+    c: &Client,
+    bucket: &str,
+    want: &BTreeMap<String, String>,
+) -> Result<(), BackendError> {
+    let mut tags = tags_of(c, bucket).await.map_err(BackendError::Rejected)?;
+    if want.iter().all(|(k, v)| tags.get(k) == Some(v)) {
+        return Ok(());
+    }
+    let op = "PutBucketTagging";
+    tags.extend(want.clone());
+    let set = tags
+        .into_iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| rejected(op, bucket, e))?;
+    let tagging = Tagging::builder()
+        .set_tag_set(Some(set))
+        .build()
+        .map_err(|e| rejected(op, bucket, e))?;
+    written(
+        c.put_bucket_tagging()
+            .bucket(bucket)
+            .tagging(tagging)
+            .send()
+            .await,
+        op,
+        bucket,
+    )
+}
+
+async fn set_default_retention(
+    c: &Client,
+    bucket: &str,
+    lock: &LockRetention,
+) -> Result<(), BackendError> {
+    let retention = DefaultRetention::builder()
+        .mode(ObjectLockRetentionMode::from(lock.mode.s3_name()))
+        .days(i32::try_from(lock.days).unwrap_or(i32::MAX))
+        .build();
+    let config = ObjectLockConfiguration::builder()
+        .object_lock_enabled(ObjectLockEnabled::Enabled)
+        .rule(
+            ObjectLockRule::builder()
+                .default_retention(retention)
+                .build(),
+        )
+        .build();
+    written(
+        c.put_object_lock_configuration()
+            .bucket(bucket)
+            .object_lock_configuration(config)
+            .send()
+            .await,
+        "PutObjectLockConfiguration",
+        bucket,
+    )
 }
