@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use super::{Backend, BackendError};
+use super::{Backend, BackendError, BackupCatalog, ClusterProbe, PartitionLag};
 use crate::plan::{Action, Api, Change, Field, LiveResource, LiveState};
 use crate::resource::{Address, System, Value};
 use crate::state::Fence;
@@ -172,6 +172,64 @@ impl Backend for FakeBackend {
                 }
                 Ok(())
             })
+            .collect()
+    }
+}
+
+/// A fake backup store: the newest backup time of each `(bucket, prefix)`.
+#[derive(Clone, Debug, Default)]
+pub struct FakeCatalog {
+    newest: Arc<Mutex<BTreeMap<(String, String), i64>>>,
+}
+
+impl FakeCatalog {
+    /// Records a backup written at `secs` since the epoch.
+    pub fn backup(&self, bucket: &str, prefix: &str, secs: i64) {
+        self.newest
+            .lock()
+            .unwrap()
+            .insert((bucket.to_owned(), prefix.to_owned()), secs);
+    }
+}
+
+#[async_trait]
+impl BackupCatalog for FakeCatalog {
+    async fn newest_backup(
+        &self,
+        bucket: &str,
+        _region: &str,
+        prefix: &str,
+    ) -> Result<Option<i64>, BackendError> {
+        let newest = self.newest.lock().unwrap();
+        Ok(newest.get(&(bucket.to_owned(), prefix.to_owned())).copied())
+    }
+
+    async fn health(&self) -> Result<usize, String> {
+        Ok(0)
+    }
+}
+
+/// A fake cluster: its brokers, and the lag each group reports.
+#[derive(Clone, Debug, Default)]
+pub struct FakeCluster {
+    pub brokers: Vec<String>,
+    pub lag: BTreeMap<String, Vec<PartitionLag>>,
+}
+
+#[async_trait]
+impl ClusterProbe for FakeCluster {
+    async fn brokers(&self) -> Result<Vec<String>, String> {
+        Ok(self.brokers.clone())
+    }
+
+    async fn consumer_lag(
+        &self,
+        groups: Vec<String>,
+        _topics: Vec<(String, u32)>,
+    ) -> Vec<Result<Vec<PartitionLag>, String>> {
+        groups
+            .iter()
+            .map(|g| Ok(self.lag.get(g).cloned().unwrap_or_default()))
             .collect()
     }
 }

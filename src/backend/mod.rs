@@ -60,6 +60,52 @@ pub trait Backend: Send + Sync {
     async fn apply(&self, changes: &[&Change], fence: &Fence) -> Vec<Result<(), BackendError>>;
 }
 
+/// Where backups are kept: the newest backup under a prefix, for DR
+/// compliance, and whether the store answers at all, for `status`.
+#[async_trait]
+pub trait BackupCatalog: Send + Sync {
+    /// When the newest object under `prefix` in `bucket` (which lives in
+    /// `region`) was written, in seconds since the epoch; `None` when the
+    /// prefix holds nothing.
+    async fn newest_backup(
+        &self,
+        bucket: &str,
+        region: &str,
+        prefix: &str,
+    ) -> Result<Option<i64>, BackendError>;
+
+    /// How many buckets are visible: proof that the store answers.
+    async fn health(&self) -> Result<usize, String>;
+}
+
+/// What `status` asks of a cluster beyond its resources.
+#[async_trait]
+pub trait ClusterProbe: Send + Sync {
+    /// The brokers the cluster reports, as `id@host:port`.
+    async fn brokers(&self) -> Result<Vec<String>, String>;
+
+    /// The lag of consumer groups on topics (name and partition count): one
+    /// answer per group, in order. Reads only; it joins no group.
+    async fn consumer_lag(
+        &self,
+        groups: Vec<String>,
+        topics: Vec<(String, u32)>,
+    ) -> Vec<Result<Vec<PartitionLag>, String>>;
+}
+
+/// One partition of a group's lag.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct PartitionLag {
+    pub topic: String,
+    pub partition: i32,
+    /// `None`: the group has committed nothing here.
+    pub committed: Option<i64>,
+    pub high_watermark: i64,
+    /// Records behind: from the committed offset, or from the low watermark
+    /// when nothing is committed.
+    pub lag: i64,
+}
+
 /// A shared backend is a backend: the engine's S3 also serves DR checks.
 #[async_trait]
 impl<T: Backend + ?Sized> Backend for Arc<T> {

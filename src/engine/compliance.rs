@@ -4,8 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::backend::BackendError;
-use crate::backend::s3::S3Backend;
+use crate::backend::{BackendError, BackupCatalog};
 use crate::desired::{Desired, NamespaceState};
 use crate::plan::{Check, DrReport, LiveState, Violation};
 use crate::resource::owned_id;
@@ -20,7 +19,7 @@ pub type Newest = BTreeMap<(String, String), Option<i64>>;
 pub async fn newest_backups(
     desired: &Desired,
     live: &LiveState,
-    s3: &S3Backend,
+    catalog: &dyn BackupCatalog,
 ) -> Result<Newest, BackendError> {
     let mut out = Newest::new();
     for ns in &desired.namespaces {
@@ -40,10 +39,11 @@ pub async fn newest_backups(
             .get(&Address::bucket(&b.bucket))
             .map(|l| &l.value)
         {
-            Some(Value::Bucket(bucket)) => s3
-                .newest_object(&b.bucket, &bucket.region, &b.prefix)
-                .await?
-                .map(|t| t.secs()),
+            Some(Value::Bucket(bucket)) => {
+                catalog
+                    .newest_backup(&b.bucket, &bucket.region, &b.prefix)
+                    .await?
+            }
             _ => None,
         };
         out.insert(key, newest);

@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod compliance;
+pub mod status;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use crate::backend::etcd::EtcdBackend;
 use crate::backend::kafka::KafkaBackend;
 use crate::backend::rules::RulesBackend;
 use crate::backend::s3::S3Backend;
-use crate::backend::{Backend, BackendError, ConnectError};
+use crate::backend::{Backend, BackendError, BackupCatalog, ClusterProbe, ConnectError};
 use crate::config::workspace::Guards;
 use crate::desired::{Desired, Environment};
 use crate::plan::{LiveState, Plan, PlanError, PlanInput, diff};
@@ -21,14 +22,33 @@ use crate::resource::{Address, Resource, System};
 use crate::state::etcd::EtcdState;
 use crate::state::{Inventory, StateError, StateStore, Stored};
 
-/// The live systems and the state store of one environment.
+/// The live systems and the state store of one environment, and what the
+/// engine asks of them beyond their resources.
 pub struct Target {
     pub backends: Vec<Box<dyn Backend>>,
     pub state: Box<dyn StateStore>,
-    /// The environment's S3, also for DR compliance checks.
-    pub s3: Option<Arc<S3Backend>>,
-    /// The environment's Kafka, also for health and consumer lag.
-    pub kafka: Option<Arc<KafkaBackend>>,
+    /// Where backups are kept, for DR compliance (the environment's S3).
+    pub catalog: Option<Arc<dyn BackupCatalog>>,
+    /// Broker and consumer-lag probes, for `status` (the environment's Kafka).
+    pub cluster: Option<Arc<dyn ClusterProbe>>,
+    /// The time DR compliance measures backup age against.
+    pub clock: Clock,
+}
+
+/// Seconds since the epoch: the system's, or a fixed one for tests.
+#[derive(Clone, Copy, Debug)]
+pub enum Clock {
+    System,
+    Fixed(i64),
+}
+
+impl Clock {
+    pub fn now(self) -> i64 {
+        match self {
+            Clock::System => compliance::now_s(),
+            Clock::Fixed(t) => t,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,8 +86,9 @@ impl Target {
         Ok(Target {
             backends,
             state: Box::new(EtcdState::new(etcd, &env.etcd.prefix, &env.name)),
-            s3,
-            kafka: Some(kafka),
+            catalog: s3.map(|s3| s3 as Arc<dyn BackupCatalog>),
+            cluster: Some(kafka),
+            clock: Clock::System,
         })
     }
 
@@ -131,10 +152,9 @@ pub async fn plan(
     )
     .await?;
     planned.plan.policy = policies.evaluate(desired, &planned.plan.changes)?;
-    if let Some(s3) = &target.s3 {
-        let newest = compliance::newest_backups(desired, &planned.live, s3).await?;
-        planned.plan.dr =
-            compliance::evaluate(desired, &planned.live, &newest, compliance::now_s());
+    if let Some(catalog) = &target.catalog {
+        let newest = compliance::newest_backups(desired, &planned.live, catalog.as_ref()).await?;
+        planned.plan.dr = compliance::evaluate(desired, &planned.live, &newest, target.clock.now());
     }
     Ok(planned)
 }

@@ -32,8 +32,9 @@ fn world() -> World {
     let target = Target {
         backends: vec![Box::new(kafka.clone()), Box::new(etcd.clone())],
         state: Box::new(state.clone()),
-        s3: None,
-        kafka: None,
+        catalog: None,
+        cluster: None,
+        clock: crate::engine::Clock::System,
     };
     World {
         kafka,

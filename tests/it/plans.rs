@@ -14,10 +14,11 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use serde::Deserialize;
-use sluice::backend::fake::FakeBackend;
+use sluice::backend::BackupCatalog;
+use sluice::backend::fake::{FakeBackend, FakeCatalog};
 use sluice::desired::{Desired, Overrides, Selection, load};
 use sluice::engine::apply::{ApplyOptions, apply};
-use sluice::engine::{self, Target};
+use sluice::engine::{self, Clock, Target};
 use sluice::plan::Api;
 use sluice::render;
 use sluice::resource::{Address, System, TopicValue, Value};
@@ -40,7 +41,14 @@ struct LiveEdits {
     /// Any other live resource (buckets, their rules and statements), by address.
     #[serde(default)]
     resources: BTreeMap<Address, Option<Value>>,
+    /// The backup catalogue, for DR compliance: seconds since the newest
+    /// backup under each `bucket/prefix` (`null`: none). Only cases that
+    /// give it have DR checks.
+    backups: Option<BTreeMap<String, Option<i64>>>,
 }
+
+/// The time of every golden plan, so that backup ages are exact.
+const NOW: i64 = 1_800_000_000;
 
 fn fixtures() -> PathBuf {
     root().join("tests/fixtures/plans")
@@ -82,6 +90,19 @@ fn options() -> ApplyOptions {
 
 /// The plan of a case, as text and JSON (or the error, as text).
 async fn run_case(case: &Path) -> (String, Option<String>) {
+    let edits: LiveEdits = std::fs::read_to_string(case.join("live.yaml"))
+        .map(|text| serde_saphyr::from_str(&text).unwrap())
+        .unwrap_or_default();
+    let catalog = edits.backups.as_ref().map(|backups| {
+        let catalog = FakeCatalog::default();
+        for (at, age) in backups {
+            let (bucket, prefix) = at.split_once('/').expect("backups are bucket/prefix");
+            if let Some(age) = age {
+                catalog.backup(bucket, prefix, NOW - age);
+            }
+        }
+        Arc::new(catalog) as Arc<dyn BackupCatalog>
+    });
     let kafka = FakeBackend::new(System::Kafka);
     let etcd = kafka.sharing(System::Etcd);
     let s3 = kafka.sharing(System::S3);
@@ -93,8 +114,9 @@ async fn run_case(case: &Path) -> (String, Option<String>) {
             Box::new(etcd.clone()),
         ],
         state: Box::new(state.clone()),
-        s3: None,
-        kafka: None,
+        catalog,
+        cluster: None,
+        clock: Clock::Fixed(NOW),
     };
 
     if case.join("applied").is_dir() {
@@ -120,8 +142,7 @@ async fn run_case(case: &Path) -> (String, Option<String>) {
         );
     }
 
-    if let Ok(text) = std::fs::read_to_string(case.join("live.yaml")) {
-        let edits: LiveEdits = serde_saphyr::from_str(&text).unwrap();
+    {
         for (name, topic) in edits.topics {
             match topic {
                 Some(t) => kafka.insert(Address::topic(&name), Value::Topic(t)),

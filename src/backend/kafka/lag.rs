@@ -2,23 +2,10 @@
 
 use std::time::Duration;
 
+use crate::backend::PartitionLag;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
-use serde::Serialize;
-
-/// One partition of a group's lag.
-#[derive(Clone, Debug, Serialize)]
-pub struct PartitionLag {
-    pub topic: String,
-    pub partition: i32,
-    /// `None`: the group has committed nothing here.
-    pub committed: Option<i64>,
-    pub high_watermark: i64,
-    /// Records behind: from the committed offset, or from the low watermark
-    /// when nothing is committed.
-    pub lag: i64,
-}
 
 fn consumer(config: &ClientConfig, group: &str) -> Result<BaseConsumer, String> {
     config

@@ -25,7 +25,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::metadata::Metadata;
 
-use super::{Backend, BackendError, ConnectError};
+use super::{Backend, BackendError, ClusterProbe, ConnectError, PartitionLag};
 use crate::config::workspace::KafkaEnv;
 use crate::plan::{Action, Api, Change, LiveState};
 use crate::resource::{Address, Kind, System};
@@ -33,7 +33,6 @@ use crate::state::Fence;
 
 pub use api_versions::TlsFiles;
 use client::client_config;
-pub use lag::PartitionLag;
 use sys::Admin;
 
 /// How long one Kafka request may take.
@@ -83,17 +82,6 @@ impl KafkaBackend {
         .await?
     }
 
-    /// The brokers the cluster reports, as `id@host:port`.
-    pub async fn brokers(&self) -> Result<Vec<String>, String> {
-        self.metadata(|m| {
-            m.brokers()
-                .iter()
-                .map(|b| format!("{}@{}:{}", b.id(), b.host(), b.port()))
-                .collect()
-        })
-        .await
-    }
-
     /// Every topic's name, internal ones (`__…`) left out.
     pub async fn topic_names(&self) -> Result<Vec<String>, BackendError> {
         self.metadata(|m| {
@@ -108,23 +96,6 @@ impl KafkaBackend {
             system: System::Kafka,
             message,
         })
-    }
-
-    /// The lag of consumer groups on topics (name and partition count): per
-    /// partition, the high watermark against each group's committed offset.
-    /// One answer per group, in order. Reads only; it joins no group.
-    pub async fn consumer_lag(
-        &self,
-        groups: Vec<String>,
-        topics: Vec<(String, u32)>,
-    ) -> Vec<Result<Vec<PartitionLag>, String>> {
-        let config = self.config.clone();
-        self.sent("ListOffsets");
-        self.sent("OffsetFetch");
-        let n = groups.len();
-        tokio::task::spawn_blocking(move || lag::read(&config, &groups, &topics, TIMEOUT))
-            .await
-            .unwrap_or_else(|e| vec![Err(e.to_string()); n])
     }
 
     /// Logs each admin request; the plan benchmark counts them
@@ -249,5 +220,36 @@ impl Backend for KafkaBackend {
             ))),
         };
         result.unwrap_or_else(|e| changes.iter().map(|_| Err(e.clone())).collect())
+    }
+}
+
+#[async_trait]
+impl ClusterProbe for KafkaBackend {
+    /// The brokers the cluster reports, as `id@host:port`.
+    async fn brokers(&self) -> Result<Vec<String>, String> {
+        self.metadata(|m| {
+            m.brokers()
+                .iter()
+                .map(|b| format!("{}@{}:{}", b.id(), b.host(), b.port()))
+                .collect()
+        })
+        .await
+    }
+
+    /// The lag of consumer groups on topics (name and partition count): per
+    /// partition, the high watermark against each group's committed offset.
+    /// One answer per group, in order. Reads only; it joins no group.
+    async fn consumer_lag(
+        &self,
+        groups: Vec<String>,
+        topics: Vec<(String, u32)>,
+    ) -> Vec<Result<Vec<PartitionLag>, String>> {
+        let config = self.config.clone();
+        self.sent("ListOffsets");
+        self.sent("OffsetFetch");
+        let n = groups.len();
+        tokio::task::spawn_blocking(move || lag::read(&config, &groups, &topics, TIMEOUT))
+            .await
+            .unwrap_or_else(|e| vec![Err(e.to_string()); n])
     }
 }

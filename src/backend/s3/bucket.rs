@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::primitives::DateTime;
 use aws_sdk_s3::types::{
     BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration, DefaultRetention,
     ObjectLockConfiguration, ObjectLockEnabled, ObjectLockRetentionMode, ObjectLockRule,
@@ -14,7 +13,7 @@ use aws_sdk_s3::types::{
 };
 
 use super::documents::{lifecycle_of, policy_of, replication_of};
-use super::{BackendError, BucketDocs, S3Backend, answer, describe, read_error, rejected, written};
+use super::{BackendError, BucketDocs, S3Backend, answer, read_error, rejected, written};
 use crate::config::namespace::LockMode;
 use crate::resource::{BucketValue, LockRetention};
 
@@ -51,37 +50,6 @@ async fn encrypted(c: &Client, bucket: &str) -> Result<bool, String> {
 }
 
 impl S3Backend {
-    /// The newest LastModified under a prefix of a bucket in `region`, or
-    /// `None` when it holds nothing.
-    pub async fn newest_object(
-        &self,
-        bucket: &str,
-        region: &str,
-        prefix: &str,
-    ) -> Result<Option<DateTime>, BackendError> {
-        let mut pages = self
-            .client(region)
-            .list_objects_v2()
-            .bucket(bucket)
-            .prefix(prefix)
-            .into_paginator()
-            .send();
-        let mut newest: Option<DateTime> = None;
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| {
-                read_error(format!("ListObjectsV2 {bucket}/{prefix}: {}", describe(&e)))
-            })?;
-            for o in page.contents() {
-                if let Some(t) = o.last_modified()
-                    && newest.is_none_or(|n| t.secs() > n.secs())
-                {
-                    newest = Some(*t);
-                }
-            }
-        }
-        Ok(newest)
-    }
-
     /// One bucket's settings and documents, read together.
     pub(super) async fn read_bucket(
         &self,

@@ -27,9 +27,10 @@ use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::DateTime;
 use aws_sdk_s3::types::{LifecycleRule, ReplicationConfiguration};
 
-use super::{Backend, BackendError, ConnectError};
+use super::{Backend, BackendError, BackupCatalog, ConnectError};
 use crate::config::workspace::S3Env;
 use crate::plan::{Change, LiveResource, LiveState};
 use crate::resource::{Address, Kind, OWNED_PREFIX, System, Value};
@@ -173,16 +174,6 @@ impl S3Backend {
             .clone()
     }
 
-    /// Lists buckets: proves S3 answers, for `status`.
-    pub async fn health(&self) -> Result<usize, String> {
-        self.client(&self.home)
-            .list_buckets()
-            .send()
-            .await
-            .map(|r| r.buckets().len())
-            .map_err(|e| describe(&e))
-    }
-
     /// The bucket's region, or `None` when there is no such bucket.
     async fn region_of(&self, bucket: &str) -> Result<Option<String>, BackendError> {
         let location = answer(
@@ -284,5 +275,48 @@ impl Backend for S3Backend {
             }
         }
         results
+    }
+}
+
+#[async_trait]
+impl BackupCatalog for S3Backend {
+    /// The newest LastModified under the prefix, every page listed.
+    async fn newest_backup(
+        &self,
+        bucket: &str,
+        region: &str,
+        prefix: &str,
+    ) -> Result<Option<i64>, BackendError> {
+        let mut pages = self
+            .client(region)
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        let mut newest: Option<DateTime> = None;
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                read_error(format!("ListObjectsV2 {bucket}/{prefix}: {}", describe(&e)))
+            })?;
+            for o in page.contents() {
+                if let Some(t) = o.last_modified()
+                    && newest.is_none_or(|n| t.secs() > n.secs())
+                {
+                    newest = Some(*t);
+                }
+            }
+        }
+        Ok(newest.map(|t| t.secs()))
+    }
+
+    /// Lists buckets: proves S3 answers.
+    async fn health(&self) -> Result<usize, String> {
+        self.client(&self.home)
+            .list_buckets()
+            .send()
+            .await
+            .map(|r| r.buckets().len())
+            .map_err(|e| describe(&e))
     }
 }

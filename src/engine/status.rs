@@ -1,0 +1,224 @@
+//! `status`: the operator's single view, read-only. The last apply, the
+//! health of every backend, drift, consumer lag of the declared groups, and
+//! DR compliance. [`crate::render::status`] shows it.
+
+use serde::Serialize;
+
+use super::{Target, plan};
+use crate::backend::PartitionLag;
+use crate::desired::{Desired, NamespaceState};
+use crate::plan::{Action, Cause, DrReport, LiveState};
+use crate::policy::Policies;
+use crate::resource::{Address, System, Value};
+use crate::state::{AppliedRecord, StateError, Stored};
+
+/// The operator's single view of an environment, or of one namespace in it.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub environment: String,
+    pub namespace: Option<String>,
+    pub last_apply: Option<AppliedRecord>,
+    pub backends: Vec<Health>,
+    /// `None` when the plan could not be made; `drift_error` says why.
+    pub drift: Option<DriftCounts>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift_error: Option<String>,
+    pub consumers: Vec<ConsumerStatus>,
+    pub dr: Vec<DrReport>,
+}
+
+/// One backend, as `status` found it.
+#[derive(Debug, Serialize)]
+pub struct Health {
+    /// As people name it: `Kafka`, `etcd`, `S3`.
+    #[serde(serialize_with = "display")]
+    pub system: System,
+    pub ok: bool,
+    pub detail: String,
+}
+
+fn display<S: serde::Serializer>(system: &System, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(system)
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct DriftCounts {
+    /// Changed outside sluice.
+    pub drifted: usize,
+    /// In Git, not applied yet.
+    pub pending: usize,
+    pub blocked: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ConsumerStatus {
+    pub namespace: String,
+    pub group: String,
+    pub max_lag: Option<u64>,
+    /// Records behind, over the namespace's topics.
+    pub lag: Option<i64>,
+    pub partitions: Vec<PartitionLag>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl ConsumerStatus {
+    /// Whether the group is further behind than its `max_lag`.
+    pub fn over(&self) -> bool {
+        matches!((self.lag, self.max_lag), (Some(l), Some(m)) if l > i64::try_from(m).unwrap_or(i64::MAX))
+    }
+}
+
+impl Status {
+    /// Whether a backend is down, or drift could not be known.
+    pub fn unhealthy(&self) -> bool {
+        self.backends.iter().any(|b| !b.ok) || self.drift.is_none()
+    }
+
+    /// Whether anything needs attention: drift, pending or blocked changes,
+    /// DR violations, or a group over its `max_lag`.
+    pub fn needs_attention(&self) -> bool {
+        self.drift
+            .as_ref()
+            .is_some_and(|d| d.drifted + d.pending + d.blocked > 0)
+            || self.dr.iter().any(|r| !r.violations.is_empty())
+            || self.consumers.iter().any(ConsumerStatus::over)
+    }
+}
+
+/// Gathers the status of an environment (or of namespace `only`): backend
+/// health first; drift, lag and DR only when every backend answers.
+pub async fn gather(
+    desired: &Desired,
+    revision: Option<&str>,
+    target: &Target,
+    policies: &Policies,
+    only: Option<&str>,
+) -> Status {
+    let (backends, stored) = health(target).await;
+    let mut status = Status {
+        environment: desired.environment.name.clone(),
+        namespace: only.map(str::to_owned),
+        last_apply: stored.ok().and_then(|s| s.applied),
+        backends,
+        drift: None,
+        drift_error: None,
+        consumers: Vec::new(),
+        dr: Vec::new(),
+    };
+    if !status.backends.iter().all(|b| b.ok) {
+        status.drift_error = Some("a backend is down; drift is unknown".into());
+        return status;
+    }
+    let planned = match plan(desired, revision, target, policies).await {
+        Ok(p) => p,
+        Err(e) => {
+            status.drift_error = Some(e.to_string());
+            return status;
+        }
+    };
+    let mine = |ns: &str| only.is_none_or(|o| o == ns);
+    let mut counts = DriftCounts::default();
+    for c in planned.plan.changes.iter().filter(|c| mine(&c.namespace)) {
+        match (c.action, c.cause) {
+            (Action::Blocked, _) => counts.blocked += 1,
+            (_, Cause::Drift) => counts.drifted += 1,
+            (_, Cause::Pending) => counts.pending += 1,
+        }
+    }
+    status.drift = Some(counts);
+    status.dr = planned
+        .plan
+        .dr
+        .into_iter()
+        .filter(|r| mine(&r.namespace))
+        .collect();
+    for ns in desired.namespaces.iter().filter(|n| mine(&n.name)) {
+        status
+            .consumers
+            .extend(consumers(target, ns, &planned.live).await);
+    }
+    status
+}
+
+/// Every backend's health, and sluice's state as read for it.
+async fn health(target: &Target) -> (Vec<Health>, Result<Stored, StateError>) {
+    let mut backends = Vec::new();
+    if let Some(cluster) = &target.cluster {
+        let brokers = cluster.brokers().await;
+        backends.push(Health {
+            system: System::Kafka,
+            ok: brokers.is_ok(),
+            detail: match brokers {
+                Ok(b) => format!("{} broker(s): {}", b.len(), b.join(", ")),
+                Err(e) => e,
+            },
+        });
+    }
+    let stored = target.state.load().await;
+    backends.push(Health {
+        system: System::Etcd,
+        ok: stored.is_ok(),
+        detail: match &stored {
+            Ok(s) => format!(
+                "{} resource(s) in sluice's inventory",
+                s.inventory.entries.len()
+            ),
+            Err(e) => e.to_string(),
+        },
+    });
+    if let Some(catalog) = &target.catalog {
+        let health = catalog.health().await;
+        backends.push(Health {
+            system: System::S3,
+            ok: health.is_ok(),
+            detail: match health {
+                Ok(n) => format!("{n} bucket(s) visible"),
+                Err(e) => e,
+            },
+        });
+    }
+    (backends, stored)
+}
+
+/// The lag of a namespace's declared groups on its topics that exist, with
+/// the partition counts the plan read.
+async fn consumers(target: &Target, ns: &NamespaceState, live: &LiveState) -> Vec<ConsumerStatus> {
+    let Some(cluster) = &target.cluster else {
+        return Vec::new();
+    };
+    let topics: Vec<(String, u32)> = ns
+        .topics
+        .iter()
+        .filter_map(|t| {
+            match live
+                .resources
+                .get(&Address::topic(&t.name))
+                .map(|l| &l.value)
+            {
+                Some(Value::Topic(live)) => Some((t.name.clone(), live.partitions)),
+                _ => None,
+            }
+        })
+        .collect();
+    let groups: Vec<String> = ns.consumers.iter().map(|c| c.group.clone()).collect();
+    let answers = cluster.consumer_lag(groups, topics).await;
+    ns.consumers
+        .iter()
+        .zip(answers)
+        .map(|(c, answer)| {
+            let (lag, partitions, error) = match answer {
+                Ok(parts) => (Some(parts.iter().map(|p| p.lag).sum()), parts, None),
+                Err(e) => (None, Vec::new(), Some(e)),
+            };
+            ConsumerStatus {
+                namespace: ns.name.clone(),
+                group: c.group.clone(),
+                max_lag: c.max_lag,
+                lag,
+                partitions,
+                error,
+            }
+        })
+        .collect()
+}

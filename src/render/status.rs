@@ -1,0 +1,101 @@
+//! `status` as text: the last apply, a backend table, drift, consumer lag
+//! and DR compliance.
+
+use comfy_table::presets::NOTHING;
+use comfy_table::{Cell, Table};
+
+use crate::engine::compliance::human;
+use crate::engine::status::Status;
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_style(NOTHING)
+        .set_header(header.iter().map(Cell::new));
+    t
+}
+
+/// The status for people.
+pub fn text(s: &Status) -> String {
+    let mut out = format!("sluice status for environment `{}`", s.environment);
+    if let Some(ns) = &s.namespace {
+        out.push_str(&format!(", namespace `{ns}`"));
+    }
+    out.push_str("\n\n");
+    out.push_str(&match &s.last_apply {
+        Some(a) => format!(
+            "Last apply: {} at {} by {}, {}; {} applied, {} failed.\n",
+            serde_json::to_value(a.status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            a.time,
+            a.user,
+            a.commit
+                .as_deref()
+                .map_or("from a working tree".to_owned(), |c| format!(
+                    "commit {}",
+                    &c[..c.len().min(12)]
+                )),
+            a.applied,
+            a.failed
+        ),
+        None => "Last apply: never.\n".into(),
+    });
+    let mut t = table(&["backend", "", "detail"]);
+    for b in &s.backends {
+        t.add_row(vec![
+            b.system.to_string(),
+            if b.ok { "ok" } else { "DOWN" }.to_owned(),
+            b.detail.clone(),
+        ]);
+    }
+    out.push_str(&format!("\n{t}\n\n"));
+    match (&s.drift, &s.drift_error) {
+        (Some(d), _) => out.push_str(&format!(
+            "Drift: {} changed outside sluice, {} pending, {} blocked.\n",
+            d.drifted, d.pending, d.blocked
+        )),
+        (None, Some(e)) => out.push_str(&format!("Drift: unknown ({e}).\n")),
+        (None, None) => {}
+    }
+    if !s.consumers.is_empty() {
+        let mut t = table(&["namespace", "group", "lag", "max lag", ""]);
+        for c in &s.consumers {
+            t.add_row(vec![
+                c.namespace.clone(),
+                c.group.clone(),
+                c.lag.map_or("?".into(), |l| l.to_string()),
+                c.max_lag.map_or("-".into(), |m| m.to_string()),
+                match (&c.error, c.over()) {
+                    (Some(e), _) => e.clone(),
+                    (None, true) => "over max lag".into(),
+                    (None, false) => "ok".into(),
+                },
+            ]);
+        }
+        out.push_str(&format!("\nConsumer lag:\n{t}\n"));
+    }
+    if !s.dr.is_empty() {
+        let age = |secs: Option<u64>| secs.map_or("none".into(), human);
+        let mut t = table(&["namespace", "backups", "newest", "rpo", ""]);
+        for r in &s.dr {
+            t.add_row(vec![
+                r.namespace.clone(),
+                r.backups.clone(),
+                age(r.backup_age_s),
+                age(r.rpo_s),
+                if r.violations.is_empty() {
+                    "compliant".into()
+                } else {
+                    r.violations
+                        .iter()
+                        .map(|v| v.message.clone())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                },
+            ]);
+        }
+        out.push_str(&format!("\nDisaster recovery:\n{t}\n"));
+    }
+    out
+}
