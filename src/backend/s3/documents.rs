@@ -14,6 +14,8 @@ use super::{BackendError, S3Backend, answer, rejected, written};
 use crate::plan::{Action, Change};
 use crate::resource::{Kind, LifecycleValue, OWNED_PREFIX, ReplicationValue, Value};
 
+/// Each of a document's changes: the rule ID or Sid, and the value to write
+/// (`None`: remove it).
 fn owned<'a>(changes: &'a [&'a Change]) -> impl Iterator<Item = (&'a str, Option<&'a Value>)> {
     changes.iter().map(|c| {
         let value = match c.action {

@@ -122,9 +122,6 @@ fn rejected(op: &str, bucket: &str, e: impl std::fmt::Display) -> BackendError {
     BackendError::Rejected(format!("{op} {bucket}: {e}"))
 }
 
-/// Each of a document's changes: the rule ID or Sid, and the value to write
-/// (`None`: remove it).
-
 impl S3Backend {
     /// A client for the environment's S3: static keys when the workspace
     /// names them, else the standard AWS chain.
