@@ -287,6 +287,18 @@ fn token_span(text: &str, line: u32, column: u32) -> SourceSpan {
     SourceSpan::from((line_start + col, len.max(1)))
 }
 
+/// An error and its causes, on one line.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

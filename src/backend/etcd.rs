@@ -33,15 +33,15 @@ pub async fn connect(etcd: &EtcdEnv) -> Result<Client, ConnectError> {
         options = options.with_user(user, password);
     }
     let endpoints = etcd.endpoints.value.clone();
-    let error = |message: String| ConnectError::Etcd {
+    let error = |source| ConnectError::Etcd {
         endpoints: endpoints.join(","),
-        message,
+        source,
     };
     let mut client = Client::connect(&endpoints, Some(options))
         .await
-        .map_err(|e| error(e.to_string()))?;
+        .map_err(error)?;
     // Connecting is lazy; a status call proves an endpoint answers.
-    client.status().await.map_err(|e| error(e.to_string()))?;
+    client.status().await.map_err(error)?;
     Ok(client)
 }
 

@@ -16,6 +16,7 @@ use crate::plan::{Api, Change, LiveState};
 use crate::resource::{Address, System};
 use crate::state::Fence;
 
+/// Why a live system could not be read or changed.
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum BackendError {
     /// The system could not be read completely: the plan must fail.
@@ -32,17 +33,42 @@ pub enum BackendError {
     FenceLost,
 }
 
+impl BackendError {
+    /// Whether trying again later may succeed: a read that failed or a lock
+    /// lost may; what a server cannot do or refused to do will not, until
+    /// the desired state changes.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            BackendError::Read { .. } | BackendError::FenceLost => true,
+            BackendError::Unsupported(_) | BackendError::Rejected(_) => false,
+        }
+    }
+}
+
 /// Why a backend could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
+    /// A secret reference does not resolve.
     #[error(transparent)]
     Secret(#[from] crate::config::secret::SecretError),
     /// librdkafka refused the client configuration.
-    #[error("cannot configure the Kafka client: {0}")]
-    Kafka(String),
+    #[error("cannot configure the Kafka client")]
+    Kafka(#[source] rdkafka::error::KafkaError),
     /// No etcd endpoint answered.
-    #[error("cannot connect to etcd at {endpoints}: {message}")]
-    Etcd { endpoints: String, message: String },
+    #[error("cannot connect to etcd at {endpoints}")]
+    Etcd {
+        endpoints: String,
+        #[source]
+        source: etcd_client::Error,
+    },
+}
+
+impl ConnectError {
+    /// An unreachable etcd may come back; a bad setting or a missing secret
+    /// stays until the config (or the environment) changes.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ConnectError::Etcd { .. })
+    }
 }
 
 /// One live system.

@@ -19,12 +19,12 @@ use clap::Parser;
 use crate::backend::ConnectError;
 use crate::cli::{Cli, Command, LogFormat, Render};
 use crate::config::secret::mask_secrets;
-use crate::desired::{Desired, Overrides, Selection, load};
+use crate::desired::{Desired, Overrides};
 use crate::diag::{Diagnostic, render_text};
-use crate::engine::EngineError;
 use crate::engine::apply::ApplyError;
+use crate::engine::{self, EngineError};
 use crate::plan::Finding;
-use crate::policy::{Policies, PolicyError};
+use crate::policy::Policies;
 use crate::source::{Origin, SourceError, SourceTree};
 use crate::state::StateError;
 
@@ -120,7 +120,7 @@ pub fn main() -> ExitCode {
     let exit = match run(&cli) {
         Ok(exit) => exit,
         Err(err) => {
-            eprintln!("error: {}", chain(&err));
+            eprintln!("error: {}", crate::diag::chain(&err));
             if let Some(hint) = err.hint() {
                 eprintln!("hint: {hint}");
             }
@@ -224,22 +224,22 @@ fn resolve_desired(
     tree: SourceTree,
     env: Option<&str>,
 ) -> Result<(SourceTree, Desired), Error> {
-    let selection = Selection::One(env.or(cli.env.as_deref()));
-    let (mut desired, diags) = load(&tree, selection, &Overrides::from_process());
+    let (desired, diags) = engine::load_desired(
+        &tree,
+        env.or(cli.env.as_deref()),
+        &Overrides::from_process(),
+    );
     let errors = print_diagnostics(&tree, &diags);
-    match desired.pop() {
-        Some(d) if errors == 0 => Ok((tree, d)),
-        _ => Err(Error::Invalid(errors.max(1))),
+    match desired {
+        Some(d) => Ok((tree, d)),
+        None => Err(Error::Invalid(errors.max(1))),
     }
 }
 
 /// The built-in policies and the repository's, from `tree` (the base
 /// revision's, for a pull request); problems are printed.
 fn load_policies(tree: &SourceTree) -> Result<Policies, Error> {
-    Policies::load(&tree.policies).map_err(|errors| {
-        let diags: Vec<Diagnostic> = errors.iter().map(PolicyError::to_diagnostic).collect();
-        Error::Invalid(print_diagnostics(tree, &diags))
-    })
+    engine::load_policies(tree).map_err(|diags| Error::Invalid(print_diagnostics(tree, &diags)))
 }
 
 /// Prints what the policies said about a plan; returns the number of denials.
@@ -260,18 +260,6 @@ fn runtime() -> tokio::runtime::Runtime {
 /// Colour on stdout only on a terminal, and never with `NO_COLOR` set.
 pub fn color_stdout() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
-}
-
-/// An error and its causes, on one line.
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// Logs go to stderr, filtered by `SLUICE_LOG` (default: warnings; for

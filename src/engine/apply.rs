@@ -50,22 +50,44 @@ impl Outcome {
     }
 }
 
+/// Why an apply refused to start, or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
+    /// The plan asks for what cannot be done.
     #[error("the plan has {0} blocked change(s); resolve them before applying")]
     Blocked(usize),
+    /// The plan deletes, and neither `--allow-delete` nor the guard allows it.
     #[error(
         "the plan deletes {0} resource(s); deletes need `--allow-delete` (or `guards.allow_delete: true` in the workspace)"
     )]
     DeletesNotAllowed(usize),
+    /// The plan deletes more than `guards.max_deletes`.
     #[error("the plan deletes {count} resource(s), more than `guards.max_deletes` ({max}) allows")]
     TooManyDeletes { count: usize, max: u32 },
+    /// What the plan read moved since it was made.
     #[error("the plan is stale: {} changed since it was made; nothing was changed. Plan again.", .0.join(", "))]
     Stale(Vec<String>),
+    /// sluice's state could not be read or written, or the lock is held.
     #[error(transparent)]
     State(#[from] StateError),
+    /// A live system could not be read.
     #[error(transparent)]
     Backend(#[from] BackendError),
+}
+
+impl ApplyError {
+    /// A guard refuses until the desired state or the workspace changes; a
+    /// stale plan, a held lock or a failed read may pass on the next try.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ApplyError::Blocked(_)
+            | ApplyError::DeletesNotAllowed(_)
+            | ApplyError::TooManyDeletes { .. } => false,
+            ApplyError::Stale(_) => true,
+            ApplyError::State(e) => e.is_transient(),
+            ApplyError::Backend(e) => e.is_transient(),
+        }
+    }
 }
 
 /// Applies a saved plan: checks the guards, takes the lock, refuses a stale

@@ -14,11 +14,13 @@ use crate::backend::rules::RulesBackend;
 use crate::backend::s3::S3Backend;
 use crate::backend::{Backend, BackendError, BackupCatalog, ClusterProbe, ConnectError};
 use crate::config::workspace::Guards;
-use crate::desired::{Desired, Environment};
+use crate::desired::{Desired, Environment, Overrides, Selection, load};
+use crate::diag::Diagnostic;
 use crate::plan::{LiveState, Plan, PlanError, PlanInput, diff};
 use crate::policy::{Policies, PolicyError};
 use crate::resource::expand::expand;
 use crate::resource::{Address, Resource, System};
+use crate::source::SourceTree;
 use crate::state::etcd::EtcdState;
 use crate::state::{Inventory, StateError, StateStore, Stored};
 
@@ -51,16 +53,32 @@ impl Clock {
     }
 }
 
+/// Why a plan could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    /// The diff refused to plan (an empty desired state over a full inventory).
     #[error(transparent)]
     Plan(#[from] PlanError),
+    /// A live system could not be read.
     #[error(transparent)]
     Backend(#[from] BackendError),
+    /// sluice's state could not be read.
     #[error(transparent)]
     State(#[from] StateError),
+    /// A policy could not be evaluated.
     #[error(transparent)]
     Policy(#[from] PolicyError),
+}
+
+impl EngineError {
+    /// Whether planning again later may succeed without a new commit.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            EngineError::Plan(_) | EngineError::Policy(_) => false,
+            EngineError::Backend(e) => e.is_transient(),
+            EngineError::State(e) => e.is_transient(),
+        }
+    }
 }
 
 impl Target {
@@ -123,6 +141,28 @@ impl Target {
         }
         Ok(live)
     }
+}
+
+/// The desired state of one environment (`env`, else the default), and
+/// every diagnostic loading it gave; errors refuse it. Nothing is printed:
+/// commands print the diagnostics, the watcher logs them.
+pub fn load_desired(
+    tree: &SourceTree,
+    env: Option<&str>,
+    overrides: &Overrides,
+) -> (Option<Desired>, Vec<Diagnostic>) {
+    let (mut desired, diags) = load(tree, Selection::One(env), overrides);
+    let desired = desired
+        .pop()
+        .filter(|_| !diags.iter().any(Diagnostic::is_error));
+    (desired, diags)
+}
+
+/// The built-in policies and the repository's in `tree` (for a pull
+/// request, the base revision's); what does not load, as diagnostics.
+pub fn load_policies(tree: &SourceTree) -> Result<Policies, Vec<Diagnostic>> {
+    Policies::load(&tree.policies)
+        .map_err(|errors| errors.iter().map(PolicyError::to_diagnostic).collect())
 }
 
 /// A plan and the state it was made against.

@@ -113,7 +113,7 @@ pub async fn gather(
     let planned = match plan(desired, revision, target, policies).await {
         Ok(p) => p,
         Err(e) => {
-            status.drift_error = Some(e.to_string());
+            status.drift_error = Some(crate::diag::chain(&e));
             return status;
         }
     };
@@ -164,7 +164,7 @@ async fn health(target: &Target) -> (Vec<Health>, Result<Stored, StateError>) {
                 "{} resource(s) in sluice's inventory",
                 s.inventory.entries.len()
             ),
-            Err(e) => e.to_string(),
+            Err(e) => crate::diag::chain(e),
         },
     });
     if let Some(catalog) = &target.catalog {

@@ -66,6 +66,7 @@ fn is_policy(name: &str) -> bool {
     name.ends_with(".rego") && !name.ends_with("_test.rego")
 }
 
+/// Why the config repository could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     /// The repository directory does not exist.
@@ -88,4 +89,12 @@ pub enum SourceError {
         #[source]
         source: ::git2::Error,
     },
+}
+
+impl SourceError {
+    /// I/O and Git (a fetch, a remote) may recover; a missing repository or a
+    /// file that is not text stays until someone fixes it.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, SourceError::Io { .. } | SourceError::Git { .. })
+    }
 }

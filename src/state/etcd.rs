@@ -57,7 +57,7 @@ fn shard_of(address: &Address) -> usize {
 }
 
 fn unreachable(e: etcd_client::Error) -> StateError {
-    StateError::Unreachable(e.to_string())
+    StateError::Unreachable(e)
 }
 
 /// An environment's state in etcd.
@@ -96,9 +96,9 @@ impl StateStore for EtcdState {
             };
             for kv in get.kvs() {
                 let key = String::from_utf8_lossy(kv.key()).into_owned();
-                let corrupt = |e: serde_json::Error| StateError::Corrupt {
+                let corrupt = |source: serde_json::Error| StateError::Corrupt {
                     key: key.clone(),
-                    message: e.to_string(),
+                    source,
                 };
                 if i == 0 {
                     let shard: Shard = serde_json::from_slice(kv.value()).map_err(corrupt)?;

@@ -143,6 +143,7 @@ pub struct Fence {
     pub revision: i64,
 }
 
+/// Why sluice's own state could not be read, locked or written.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     /// Another apply holds the lock.
@@ -154,11 +155,23 @@ pub enum StateError {
     )]
     FenceLost(String),
     /// etcd did not answer or refused.
-    #[error("cannot reach sluice's state in etcd: {0}")]
-    Unreachable(String),
+    #[error("cannot reach sluice's state in etcd")]
+    Unreachable(#[source] etcd_client::Error),
     /// A state record does not parse.
-    #[error("sluice's state record `{key}` is not readable: {message}")]
-    Corrupt { key: String, message: String },
+    #[error("sluice's state record `{key}` is not readable")]
+    Corrupt {
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl StateError {
+    /// A held or lost lock and an unreachable etcd pass; a record that does
+    /// not read stays unreadable until someone repairs it.
+    pub fn is_transient(&self) -> bool {
+        !matches!(self, StateError::Corrupt { .. })
+    }
 }
 
 /// Where an environment's state lives.

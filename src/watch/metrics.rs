@@ -27,8 +27,38 @@ pub struct NamespaceLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
     pub environment: String,
-    /// `success`, `changes`, `blocked`, `denied`, `error`, `remediated`.
+    /// [`Reconciled::as_str`].
     pub result: String,
+}
+
+/// How a reconcile cycle ended: the `result` label of `sluice_reconciles_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reconciled {
+    /// Nothing differs.
+    Success,
+    /// Changes are pending or drifted (and not remediated).
+    Changes,
+    /// A change is blocked or a policy denies the plan.
+    Blocked,
+    /// `--remediate` applied what it could.
+    Remediated,
+    /// The config is invalid: the cycle waits for the next commit.
+    Invalid,
+    /// The cycle failed: a transient error is retried with backoff.
+    Error,
+}
+
+impl Reconciled {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reconciled::Success => "success",
+            Reconciled::Changes => "changes",
+            Reconciled::Blocked => "blocked",
+            Reconciled::Remediated => "remediated",
+            Reconciled::Invalid => "invalid",
+            Reconciled::Error => "error",
+        }
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -178,11 +208,11 @@ impl Metrics {
             .set(1);
     }
 
-    pub fn count(&self, environment: &str, result: &str) {
+    pub fn count(&self, environment: &str, result: Reconciled) {
         self.reconciles
             .get_or_create(&ResultLabels {
                 environment: environment.to_owned(),
-                result: result.to_owned(),
+                result: result.as_str().to_owned(),
             })
             .inc();
     }

@@ -21,18 +21,22 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::Notify;
 
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+
+use crate::backend::ConnectError;
 use crate::config::workspace::EtcdEnv;
-use crate::desired::{Desired, Overrides, Selection, load};
-use crate::engine::apply::{ApplyOptions, apply};
-use crate::engine::{self, Target};
+use crate::desired::{Desired, Overrides};
+use crate::diag::{Diagnostic, chain};
+use crate::engine::apply::{ApplyError, ApplyOptions, apply};
+use crate::engine::{self, EngineError, Target};
 use crate::plan::{Action, Cause, Plan};
 use crate::policy::Policies;
-use crate::source::{Origin, SourceTree};
+use crate::source::{Origin, SourceError, SourceTree};
 use crate::state::Holder;
 
 use self::http::Health;
 use self::leader::Leadership;
-use self::metrics::{Metrics, env};
+use self::metrics::{Metrics, Reconciled, env};
 
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -79,16 +83,56 @@ impl Shutdown {
     }
 }
 
-/// How a cycle ended.
-enum Outcome {
-    /// Planned; `result` is the metric's label.
-    Done(&'static str),
+/// How a cycle that did its work ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cycle {
+    /// Planned (and perhaps remediated), with the result label of it.
+    Done(Reconciled),
     /// Not the leader: nothing planned.
     Standby,
-    /// The config is invalid: it waits for the next commit.
-    Invalid,
-    /// May get better by itself: back off and retry.
-    Transient(String),
+}
+
+/// Why a cycle could not do its work. Each error says whether waiting
+/// helps ([`CycleError::is_transient`]): a transient one is retried with
+/// backoff; a permanent one is reported once per commit and waits for the
+/// next.
+#[derive(Debug, thiserror::Error)]
+enum CycleError {
+    /// The desired state could not be read.
+    #[error("cannot read the desired state")]
+    Source(#[from] SourceError),
+    /// The config has errors (their text, each at its place).
+    #[error("the config is invalid: {0}")]
+    Invalid(String),
+    /// The environment's systems could not be set up.
+    #[error("cannot connect to the environment")]
+    Connect(#[from] ConnectError),
+    /// The plan could not be made.
+    #[error("cannot plan")]
+    Engine(#[from] EngineError),
+    /// A remediation refused to start or failed.
+    #[error("remediation failed")]
+    Apply(#[from] ApplyError),
+}
+
+impl CycleError {
+    fn is_transient(&self) -> bool {
+        match self {
+            CycleError::Source(e) => e.is_transient(),
+            CycleError::Invalid(_) => false,
+            CycleError::Connect(e) => e.is_transient(),
+            CycleError::Engine(e) => e.is_transient(),
+            CycleError::Apply(e) => e.is_transient(),
+        }
+    }
+
+    /// The result label of the cycle it ended.
+    fn result(&self) -> Reconciled {
+        match self {
+            CycleError::Invalid(_) => Reconciled::Invalid,
+            _ => Reconciled::Error,
+        }
+    }
 }
 
 struct Watcher {
@@ -103,6 +147,8 @@ struct Watcher {
     /// Drifted addresses of the last cycle: only new drift is logged.
     drifted: BTreeSet<String>,
     environment: String,
+    /// The commit of the cycle in progress, for reports once per commit.
+    commit: String,
 }
 
 /// Runs until `shutdown` is triggered (SIGTERM): the cycle in progress
@@ -136,32 +182,42 @@ pub async fn run(opts: Options, shutdown: Arc<Shutdown>) -> Result<(), WatchErro
         reported: BTreeSet::new(),
         drifted: BTreeSet::new(),
         environment: String::new(),
+        commit: String::new(),
     };
-    let mut failures: u32 = 0;
+    // Transient failures in a row back off from 1 s, doubling with jitter,
+    // up to `--max-backoff`; any other end of a cycle starts it again.
+    let mut retries: Option<ExponentialBackoff> = None;
     loop {
         let started = Instant::now();
         let outcome = w.cycle().await;
         w.metrics.duration.observe(started.elapsed().as_secs_f64());
         let delay = match outcome {
-            Outcome::Transient(message) => {
-                failures += 1;
-                w.metrics.count(&w.environment, "error");
-                let delay = backoff(failures, w.opts.max_backoff);
-                tracing::error!(failures, retry_in = ?delay, "reconcile failed: {message}");
+            Err(e) if e.is_transient() => {
+                w.metrics.count(&w.environment, e.result());
+                let delay = retries
+                    .get_or_insert_with(|| backoff(w.opts.max_backoff))
+                    .next()
+                    .unwrap_or(w.opts.max_backoff)
+                    .min(w.opts.max_backoff);
+                tracing::error!(retry_in = ?delay, "reconcile failed: {}", chain(&e));
                 delay
             }
             other => {
-                failures = 0;
+                retries = None;
                 match other {
-                    Outcome::Done(result) => {
+                    Ok(Cycle::Done(result)) => {
                         w.metrics.count(&w.environment, result);
                         w.metrics
                             .last_success
                             .get_or_create(&env(&w.environment))
                             .set(now_s());
                     }
-                    Outcome::Invalid => w.metrics.count(&w.environment, "invalid"),
-                    Outcome::Standby | Outcome::Transient(_) => {}
+                    Ok(Cycle::Standby) => {}
+                    Err(e) => {
+                        w.metrics.count(&w.environment, e.result());
+                        let commit = w.commit.clone();
+                        w.report_once(&commit, &chain(&e));
+                    }
                 }
                 w.health.ready.store(true, Ordering::Relaxed);
                 jitter(w.opts.interval)
@@ -185,28 +241,19 @@ pub async fn run(opts: Options, shutdown: Arc<Shutdown>) -> Result<(), WatchErro
 }
 
 impl Watcher {
-    async fn cycle(&mut self) -> Outcome {
-        let tree = match self.opts.source.load() {
-            Ok(t) => t,
-            Err(e) => return Outcome::Transient(format!("cannot read the desired state: {e}")),
-        };
-        let commit = tree
+    /// One reconcile: read the desired state, connect, lead (with `--ha`),
+    /// plan, publish, and remediate when asked.
+    async fn cycle(&mut self) -> Result<Cycle, CycleError> {
+        let tree = self.opts.source.load()?;
+        self.commit = tree
             .revision
             .clone()
             .unwrap_or_else(|| "working-tree".into());
-        let (desired, policies) = match resolve(&tree, self.opts.env.as_deref()) {
-            Ok(d) => d,
-            Err(message) => {
-                self.report_once(&commit, &format!("the config is invalid: {message}"));
-                return Outcome::Invalid;
-            }
-        };
+        let (desired, policies) = resolve(&tree, self.opts.env.as_deref())?;
         self.environment = desired.environment.name.clone();
-        self.metrics.set_commit(&self.environment, &commit);
+        self.metrics.set_commit(&self.environment, &self.commit);
 
-        if let Err(e) = self.connect(&desired).await {
-            return Outcome::Transient(e);
-        }
+        self.connect(&desired).await?;
         if !self.opts.ha {
             self.metrics
                 .leader
@@ -214,15 +261,11 @@ impl Watcher {
                 .set(1);
         } else if !self.lead(&desired.environment.etcd).await {
             self.metrics.forget_plan();
-            return Outcome::Standby;
+            return Ok(Cycle::Standby);
         }
         let (_, target) = self.target.as_ref().expect("connected above");
-        let planned =
-            match engine::plan(&desired, tree.revision.as_deref(), target, &policies).await {
-                Ok(p) => p,
-                // A failed read is an error, never a remediation.
-                Err(e) => return Outcome::Transient(e.to_string()),
-            };
+        // A failed read is an error, never a remediation.
+        let planned = engine::plan(&desired, tree.revision.as_deref(), target, &policies).await?;
         let plan = planned.plan;
         self.metrics.publish(&self.environment, &plan);
         self.log_drift(&plan);
@@ -240,23 +283,26 @@ impl Watcher {
             }))
             .collect();
         let result = if !refused.is_empty() {
+            let commit = self.commit.clone();
             self.report_once(
                 &commit,
                 &format!("the plan cannot be applied: {}", refused.join("; ")),
             );
-            "blocked"
+            Reconciled::Blocked
         } else if plan.changes.is_empty() {
-            "success"
+            Reconciled::Success
         } else {
-            "changes"
+            Reconciled::Changes
         };
         if !self.opts.remediate || plan.changes.is_empty() {
-            return Outcome::Done(result);
+            return Ok(Cycle::Done(result));
         }
-        match self.remediate(plan, &desired, &tree, &policies).await {
-            Outcome::Done(_) if result == "blocked" => Outcome::Done(result),
-            other => other,
-        }
+        let remediated = self.remediate(plan, &desired, &tree, &policies).await?;
+        Ok(Cycle::Done(if result == Reconciled::Blocked {
+            result
+        } else {
+            remediated
+        }))
     }
 
     /// Applies what the guards and policies allow: not what is blocked, not
@@ -268,7 +314,7 @@ impl Watcher {
         desired: &Desired,
         tree: &SourceTree,
         policies: &Policies,
-    ) -> Outcome {
+    ) -> Result<Reconciled, CycleError> {
         let allow_delete = desired.guards.allow_delete;
         let denied: BTreeSet<String> = plan.denials().map(|f| f.namespace.clone()).collect();
         plan.changes
@@ -278,14 +324,18 @@ impl Watcher {
             plan.changes.retain(|c| c.action != Action::Delete);
         }
         if plan.changes.len() < before {
-            tracing::warn!(
-                skipped = before - plan.changes.len(),
-                "deletes are not remediated: the workspace guard `allow_delete` is off"
+            let commit = self.commit.clone();
+            self.report_once(
+                &commit,
+                &format!(
+                    "{} delete(s) are not remediated: the workspace guard `allow_delete` is off",
+                    before - plan.changes.len()
+                ),
             );
         }
         plan.summary = crate::plan::Summary::of(&plan.changes);
         if plan.changes.is_empty() {
-            return Outcome::Done("changes");
+            return Ok(Reconciled::Changes);
         }
         let (_, target) = self.target.as_ref().expect("connected");
         let opts = ApplyOptions {
@@ -295,31 +345,21 @@ impl Watcher {
             cancel: self.shutdown.flag.clone(),
             batch: crate::engine::apply::BATCH,
         };
-        match apply(&plan, target, &opts).await {
-            Ok(outcome) => {
-                tracing::info!(changes = plan.changes.len(), status = ?outcome.status(), "remediated");
-            }
-            Err(e) => return Outcome::Transient(format!("remediation failed: {e}")),
-        }
-        match engine::plan(desired, tree.revision.as_deref(), target, policies).await {
-            Ok(again) => {
-                self.metrics.publish(&self.environment, &again.plan);
-                self.drifted = drift_addresses(&again.plan);
-                Outcome::Done("remediated")
-            }
-            Err(e) => Outcome::Transient(e.to_string()),
-        }
+        let outcome = apply(&plan, target, &opts).await?;
+        tracing::info!(changes = plan.changes.len(), status = ?outcome.status(), "remediated");
+        let again = engine::plan(desired, tree.revision.as_deref(), target, policies).await?;
+        self.metrics.publish(&self.environment, &again.plan);
+        self.drifted = drift_addresses(&again.plan);
+        Ok(Reconciled::Remediated)
     }
 
     /// Connects to the environment's systems, again when its settings changed.
-    async fn connect(&mut self, desired: &Desired) -> Result<(), String> {
+    async fn connect(&mut self, desired: &Desired) -> Result<(), ConnectError> {
         let key = serde_json::to_string(&desired.environment).unwrap_or_default();
         if self.target.as_ref().is_some_and(|(k, _)| *k == key) {
             return Ok(());
         }
-        let target = Target::connect(&desired.environment)
-            .await
-            .map_err(|e| e.to_string())?;
+        let target = Target::connect(&desired.environment).await?;
         self.target = Some((key, target));
         Ok(())
     }
@@ -389,35 +429,36 @@ fn drift_addresses(plan: &Plan) -> BTreeSet<String> {
     plan.drift().map(|c| c.address.to_string()).collect()
 }
 
-/// The one environment of a tree, and its policies; the errors as text.
-fn resolve(tree: &SourceTree, env: Option<&str>) -> Result<(Desired, Policies), String> {
-    let (mut desired, diags) = load(tree, Selection::One(env), &Overrides::from_process());
-    let errors: Vec<String> = diags
-        .iter()
-        .filter(|d| d.is_error())
-        .map(|d| match &d.span {
-            Some(at) => format!("{}:{}:{}: {}", at.file, at.line, at.column, d.message),
-            None => d.message.clone(),
-        })
-        .collect();
-    if !errors.is_empty() {
-        return Err(format!("{} error(s): {}", errors.len(), errors.join("; ")));
-    }
-    let desired = desired.pop().ok_or("no environment to watch")?;
-    let policies = Policies::load(&tree.policies).map_err(|errors| {
-        errors
+/// The one environment of a tree, and its policies; the errors as one
+/// line each, at their place.
+fn resolve(tree: &SourceTree, env: Option<&str>) -> Result<(Desired, Policies), CycleError> {
+    let invalid = |diags: &[Diagnostic]| {
+        let errors: Vec<String> = diags
             .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ")
-    })?;
+            .filter(|d| d.is_error())
+            .map(|d| match &d.span {
+                Some(at) => format!("{at}: {}", d.message),
+                None => d.message.clone(),
+            })
+            .collect();
+        CycleError::Invalid(format!("{} error(s): {}", errors.len(), errors.join("; ")))
+    };
+    let (desired, diags) = engine::load_desired(tree, env, &Overrides::from_process());
+    let desired = desired.ok_or_else(|| invalid(&diags))?;
+    let policies = engine::load_policies(tree).map_err(|diags| invalid(&diags))?;
     Ok((desired, policies))
 }
 
-/// 1 s, 2 s, 4 s… up to `cap`.
-fn backoff(failures: u32, cap: Duration) -> Duration {
-    let exp = Duration::from_secs(1u64 << failures.saturating_sub(1).min(20));
-    exp.min(cap)
+/// Delays between transient failures: from 1 s, doubling, each with up to
+/// as much again of jitter (the caller cuts them at `cap`), for as long as
+/// they last.
+fn backoff(cap: Duration) -> ExponentialBackoff {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_secs(1))
+        .with_max_delay(cap.max(Duration::from_secs(1)))
+        .with_jitter()
+        .without_max_times()
+        .build()
 }
 
 /// The interval, give or take 10%, so that replicas do not plan in step.
@@ -470,12 +511,143 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_up_to_the_cap() {
+    fn backoff_doubles_with_jitter_up_to_the_cap() {
         let cap = Duration::from_secs(60);
-        assert_eq!(backoff(1, cap), Duration::from_secs(1));
-        assert_eq!(backoff(2, cap), Duration::from_secs(2));
-        assert_eq!(backoff(5, cap), Duration::from_secs(16));
-        assert_eq!(backoff(30, cap), cap);
+        let delays: Vec<Duration> = backoff(cap).take(12).collect();
+        // Each delay is its doubling step plus up to as much again of jitter.
+        for (n, d) in delays.iter().take(5).enumerate() {
+            let step = Duration::from_secs(1 << n);
+            assert!(*d >= step && *d < step * 2, "{n}: {d:?}");
+        }
+        assert!(delays[11] >= cap && delays[11] < cap * 2, "{delays:?}");
+        // It never runs out: failures are retried for as long as they last.
+        assert_eq!(backoff(cap).take(1000).count(), 1000);
+    }
+
+    /// One case per kind of error a cycle can end in: whether it is retried
+    /// with backoff (transient) or reported once per commit (permanent), and
+    /// the result label it counts as.
+    #[test]
+    fn each_kind_of_error_is_retried_or_waits_for_the_next_commit() {
+        use crate::backend::BackendError;
+        use crate::config::secret::SecretError;
+        use crate::plan::{Api, PlanError};
+        use crate::policy::PolicyError;
+        use crate::resource::System;
+        use crate::state::StateError;
+
+        let etcd_down = || etcd_client::Error::InvalidArgs("connection refused".into());
+        let read = || BackendError::Read {
+            system: System::Kafka,
+            message: "timed out".into(),
+        };
+        let corrupt = StateError::Corrupt {
+            key: "/sluice/inventory/prod/0".into(),
+            source: serde_json::from_str::<u8>("x").unwrap_err(),
+        };
+        let cases: Vec<(CycleError, bool, Reconciled)> = vec![
+            (
+                SourceError::NoRepo("/nowhere".into()).into(),
+                false,
+                Reconciled::Error,
+            ),
+            (
+                SourceError::Io {
+                    path: "/repo".into(),
+                    source: std::io::Error::other("busy"),
+                }
+                .into(),
+                true,
+                Reconciled::Error,
+            ),
+            (
+                CycleError::Invalid("1 error(s)".into()),
+                false,
+                Reconciled::Invalid,
+            ),
+            (
+                ConnectError::Secret(SecretError::MissingEnv {
+                    field: "kafka.sasl.password".into(),
+                    reference: "${env:PASS}".into(),
+                })
+                .into(),
+                false,
+                Reconciled::Error,
+            ),
+            (
+                ConnectError::Etcd {
+                    endpoints: "http://etcd:2379".into(),
+                    source: etcd_down(),
+                }
+                .into(),
+                true,
+                Reconciled::Error,
+            ),
+            (
+                EngineError::Plan(PlanError::EmptyDesired {
+                    env: "prod".into(),
+                    managed: 3,
+                })
+                .into(),
+                false,
+                Reconciled::Error,
+            ),
+            (EngineError::Backend(read()).into(), true, Reconciled::Error),
+            (
+                EngineError::Backend(BackendError::Unsupported(Api::CreatePartitions)).into(),
+                false,
+                Reconciled::Error,
+            ),
+            (
+                EngineError::State(StateError::Unreachable(etcd_down())).into(),
+                true,
+                Reconciled::Error,
+            ),
+            (EngineError::State(corrupt).into(), false, Reconciled::Error),
+            (
+                EngineError::Policy(PolicyError {
+                    file: "policies/x.rego".into(),
+                    message: "undefined".into(),
+                })
+                .into(),
+                false,
+                Reconciled::Error,
+            ),
+            (ApplyError::Blocked(1).into(), false, Reconciled::Error),
+            (
+                ApplyError::DeletesNotAllowed(2).into(),
+                false,
+                Reconciled::Error,
+            ),
+            (
+                ApplyError::TooManyDeletes { count: 9, max: 1 }.into(),
+                false,
+                Reconciled::Error,
+            ),
+            (
+                ApplyError::Stale(vec!["kafka.topic/a".into()]).into(),
+                true,
+                Reconciled::Error,
+            ),
+            (
+                ApplyError::State(StateError::Locked {
+                    env: "prod".into(),
+                    holder: "ci".into(),
+                })
+                .into(),
+                true,
+                Reconciled::Error,
+            ),
+            (
+                ApplyError::Backend(BackendError::Rejected("invalid config".into())).into(),
+                false,
+                Reconciled::Error,
+            ),
+        ];
+        for (e, transient, result) in cases {
+            assert_eq!(e.is_transient(), transient, "{}", chain(&e));
+            assert_eq!(e.result(), result, "{}", chain(&e));
+        }
     }
 
     #[test]

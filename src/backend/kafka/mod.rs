@@ -54,9 +54,8 @@ impl KafkaBackend {
     /// broker shows up at the first read.
     pub fn connect(kafka: &KafkaEnv) -> Result<Self, ConnectError> {
         let (config, tls) = client_config(kafka)?;
-        let admin: AdminClient<DefaultClientContext> = config
-            .create()
-            .map_err(|e| ConnectError::Kafka(e.to_string()))?;
+        let admin: AdminClient<DefaultClientContext> =
+            config.create().map_err(ConnectError::Kafka)?;
         Ok(KafkaBackend {
             admin: Arc::new(admin),
             config,
