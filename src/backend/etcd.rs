@@ -19,11 +19,27 @@ use crate::state::etcd::fence_compare;
 /// etcd's default limit is 128 operations per transaction.
 const TXN_OPS: usize = 100;
 
-/// Connects to the environment's etcd (fails when no endpoint answers).
+/// How long one etcd request may take.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Connects to the environment's etcd (fails when no endpoint answers);
+/// every request times out after [`REQUEST_TIMEOUT`].
 pub async fn connect(etcd: &EtcdEnv) -> Result<Client, ConnectError> {
+    connect_with(etcd, Some(REQUEST_TIMEOUT)).await
+}
+
+/// [`connect`], with the request timeout given: `None` for a client whose
+/// requests wait as long as they need to, such as an election's campaign.
+pub async fn connect_with(
+    etcd: &EtcdEnv,
+    request_timeout: Option<Duration>,
+) -> Result<Client, ConnectError> {
     let mut options = ConnectOptions::new()
         .with_connect_timeout(Duration::from_secs(5))
-        .with_timeout(Duration::from_secs(15));
+        .with_keep_alive(Duration::from_secs(5), Duration::from_secs(5));
+    if let Some(t) = request_timeout {
+        options = options.with_timeout(t);
+    }
     if let Some(user) = &etcd.username {
         let user = resolve(user, "etcd.username")?.unwrap_or_else(|| user.clone());
         let password = match &etcd.password {

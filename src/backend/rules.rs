@@ -175,6 +175,7 @@ mod tests {
         let fence = Fence {
             key: "k".into(),
             revision: 1,
+            held: Default::default(),
         };
         let a = Address::new(crate::resource::Kind::RuleFile, "sluice-orders.yml");
         assert!(
@@ -213,6 +214,7 @@ mod tests {
         let fence = Fence {
             key: "k".into(),
             revision: 1,
+            held: Default::default(),
         };
         let create = change(Action::Create, "sluice-orders.yml", Some("groups: []\n"));
         let result = rules.apply(&[&create], &fence).await.remove(0);

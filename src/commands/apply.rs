@@ -3,14 +3,17 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::plan::warn_unfinished;
-use super::{Error, Exit, color_stdout, load_desired, load_policies, print_findings, runtime};
+use super::{
+    Error, Exit, block_on, color_stdout, load_desired, load_policies, on_signal, print_findings,
+};
 use crate::cli::Cli;
 use crate::desired::Desired;
-use crate::engine::apply::{ApplyError, ApplyOptions, Outcome, apply, apply_locked, release};
+use crate::engine::apply::{
+    ApplyError, ApplyOptions, Interrupt, Outcome, apply, apply_locked, release,
+};
 use crate::engine::{self, EngineError, Target};
 use crate::plan::{FORMAT_VERSION, Plan};
 use crate::render;
@@ -34,10 +37,10 @@ pub fn run(
         allow_delete,
         lock_wait: limits.lock_wait,
         holder: Holder::current(),
-        cancel: Arc::new(AtomicBool::new(false)),
+        cancel: Arc::default(),
         batch: limits.batch,
     };
-    runtime().block_on(async {
+    block_on(async {
         let done = match plan_file {
             Some(path) => {
                 let plan = read_plan(path, cli.env.as_deref())?;
@@ -47,7 +50,7 @@ pub fn run(
                 }
                 let (_, desired) = load_desired(cli, Some(&plan.environment))?;
                 let target = Target::connect(&desired.environment).await?;
-                on_signal(&opts.cancel);
+                cancel_on_signal(&opts.cancel);
                 Some((apply(&plan, &target, &opts).await?, plan.adopt.len()))
             }
             None => {
@@ -59,6 +62,9 @@ pub fn run(
                     .lock(&opts.holder, opts.lock_wait)
                     .await
                     .map_err(EngineError::from)?;
+                // From here on a signal is handled, so the lock is released
+                // whenever it comes: while planning, at the prompt, applying.
+                cancel_on_signal(&opts.cancel);
                 let result =
                     plan_and_apply(&tree, &desired, &target, lock.as_ref(), auto_approve, &opts)
                         .await;
@@ -90,6 +96,9 @@ async fn plan_and_apply(
 ) -> Result<Option<(Outcome, usize)>, Error> {
     let policies = load_policies(tree)?;
     let planned = engine::plan(desired, tree.revision.as_deref(), target, &policies).await?;
+    if opts.cancel.requested() {
+        return Err(Error::Cancelled);
+    }
     warn_unfinished(&planned.stored);
     let plan = planned.plan;
     print!("{}", render::text::plan(&plan, color_stdout()));
@@ -103,10 +112,9 @@ async fn plan_and_apply(
     if plan.is_empty() {
         return Ok(None);
     }
-    if !auto_approve && !confirm(&plan.environment)? {
+    if !auto_approve && !confirm(&plan.environment, &opts.cancel).await? {
         return Err(Error::Cancelled);
     }
-    on_signal(&opts.cancel);
     let outcome = apply_locked(&plan, target, lock, opts).await?;
     Ok(Some((outcome, plan.adopt.len())))
 }
@@ -138,38 +146,36 @@ fn read_plan(path: &Path, env: Option<&str>) -> Result<Plan, Error> {
     Ok(plan)
 }
 
-/// Asks on the terminal; without one, refuses.
-fn confirm(env: &str) -> Result<bool, Error> {
+/// Asks on the terminal; without one, refuses. A signal while waiting for
+/// the answer is a no.
+async fn confirm(env: &str, interrupt: &Interrupt) -> Result<bool, Error> {
     if !std::io::stdin().is_terminal() {
         return Err(Error::NeedsApproval);
     }
     print!("\nApply these changes to environment `{env}`? Only `yes` is accepted: ");
     let _ = std::io::stdout().flush();
-    let mut answer = String::new();
-    let _ = std::io::stdin().lock().read_line(&mut answer);
-    Ok(answer.trim() == "yes")
+    let answer = tokio::task::spawn_blocking(|| {
+        let mut answer = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut answer);
+        answer
+    });
+    tokio::select! {
+        answer = answer => Ok(answer.is_ok_and(|a| a.trim() == "yes")),
+        () = interrupt.triggered() => {
+            println!();
+            Ok(false)
+        }
+    }
 }
 
 /// Sets `flag` on SIGINT or SIGTERM: apply then starts nothing new, finishes
 /// what is in flight, records it and releases the lock.
-fn on_signal(flag: &Arc<AtomicBool>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let set = flag.clone();
-    if let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) {
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = int.recv() => {}
-                    _ = term.recv() => {}
-                }
-                set.store(true, Ordering::SeqCst);
-                eprintln!("sluice: interrupted; finishing the changes in flight, then stopping");
-            }
-        });
-    }
+fn cancel_on_signal(interrupt: &Arc<Interrupt>) {
+    let interrupt = interrupt.clone();
+    on_signal(move || {
+        interrupt.trigger();
+        eprintln!("sluice: interrupted; finishing the changes in flight, then stopping");
+    });
 }
 
 fn report(outcome: &Outcome, adopted: usize) {

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::{Error, Exit, load_desired, runtime};
+use super::{Error, Exit, block_on, load_desired};
 use crate::backend::Backend;
 use crate::backend::etcd::{EtcdBackend, connect};
 use crate::backend::kafka::KafkaBackend;
@@ -24,7 +24,7 @@ pub fn run(cli: &Cli, out: &Path, topics: Option<&str>) -> Result<Exit, Error> {
         .map_err(|e| Error::Pattern(e.to_string()))?;
     let (_, desired) = load_desired(cli, None)?;
     let env = &desired.environment;
-    let estate = runtime().block_on(async {
+    let estate = block_on(async {
         let kafka = KafkaBackend::connect(&env.kafka)?;
         let names: Vec<String> = kafka
             .topic_names()

@@ -248,13 +248,38 @@ fn print_findings(tree: &SourceTree, findings: &[Finding]) -> usize {
     print_diagnostics(tree, &diags)
 }
 
-/// The runtime for commands that talk to live systems.
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
+/// Runs the async work of a command that talks to live systems. Blocking
+/// work left behind (a prompt nobody answered) does not hold up the exit.
+fn block_on<F: std::future::Future>(work: F) -> F::Output {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .expect("a tokio runtime starts")
+        .expect("a tokio runtime starts");
+    let out = runtime.block_on(work);
+    runtime.shutdown_background();
+    out
+}
+
+/// Calls `on_each` on every SIGINT and SIGTERM, from a background task of
+/// the runtime; without signal handlers (they could not be installed) the
+/// default ones stay.
+fn on_signal(on_each: impl Fn() + Send + 'static) {
+    use tokio::signal::unix::{SignalKind, signal};
+    if let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+                on_each();
+            }
+        });
+    }
 }
 
 /// Colour on stdout only on a terminal, and never with `NO_COLOR` set.

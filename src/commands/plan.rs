@@ -4,8 +4,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use super::{
-    Error, Exit, color_stdout, load_desired, load_policies, print_findings, resolve_desired,
-    runtime,
+    Error, Exit, block_on, color_stdout, load_desired, load_policies, print_findings,
+    resolve_desired,
 };
 use crate::cli::{Cli, PlanFormat};
 use crate::config::parse::parse_tree;
@@ -114,7 +114,7 @@ pub fn plan(
     detailed: bool,
     base: Option<&str>,
 ) -> Result<Exit, Error> {
-    let planned = runtime().block_on(plan_now(cli, base))?;
+    let planned = block_on(plan_now(cli, base))?;
     let plan = planned.plan;
     print(&plan, format, false);
     let denied = plan.denials().count();
@@ -148,7 +148,7 @@ pub fn plan(
 }
 
 pub fn drift(cli: &Cli, format: PlanFormat) -> Result<Exit, Error> {
-    let planned = runtime().block_on(plan_now(cli, None))?;
+    let planned = block_on(plan_now(cli, None))?;
     print(&planned.plan, format, true);
     Ok(
         if planned.plan.changes.is_empty() && planned.plan.violations().next().is_none() {

@@ -1,6 +1,6 @@
 //! `sluice status [NS]`: the operator's single view, read-only.
 
-use super::{Error, Exit, load_desired, load_policies, runtime};
+use super::{Error, Exit, block_on, load_desired, load_policies};
 use crate::cli::{Cli, Format};
 use crate::engine::{Target, status};
 use crate::render;
@@ -16,7 +16,7 @@ pub fn run(cli: &Cli, namespace: Option<&str>, format: Format) -> Result<Exit, E
         });
     }
     let policies = load_policies(&tree)?;
-    let status = runtime().block_on(async {
+    let status = block_on(async {
         let target = Target::connect(&desired.environment).await?;
         Ok::<_, Error>(
             status::gather(

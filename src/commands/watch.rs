@@ -2,32 +2,20 @@
 
 use std::sync::Arc;
 
-use super::{Error, Exit, runtime};
-use crate::watch::{Options, Shutdown, run as watch};
+use super::{Error, Exit, block_on, on_signal};
+use crate::engine::apply::Interrupt;
+use crate::watch::{Options, run as watch};
 
 pub fn run(opts: Options) -> Result<Exit, Error> {
-    runtime().block_on(async {
-        let shutdown = Arc::new(Shutdown::default());
-        on_signal(shutdown.clone());
+    block_on(async {
+        let shutdown = Arc::new(Interrupt::default());
+        // SIGTERM or SIGINT: finish the cycle in progress, then stop.
+        let stop = shutdown.clone();
+        on_signal(move || {
+            tracing::info!("stopping: finishing the cycle in progress");
+            stop.trigger();
+        });
         watch(opts, shutdown).await?;
         Ok(Exit::Success)
     })
-}
-
-/// SIGTERM or SIGINT: finish the cycle in progress, then stop.
-fn on_signal(shutdown: Arc<Shutdown>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    if let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) {
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
-            tracing::info!("stopping: finishing the cycle in progress");
-            shutdown.trigger();
-        });
-    }
 }

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 
 use super::Target;
 use crate::backend::BackendError;
@@ -17,13 +19,42 @@ pub const BATCH: usize = 50;
 /// How often a long apply records its progress in etcd.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
+/// A request to stop (SIGINT, SIGTERM): work in flight finishes, nothing
+/// new starts, and whoever waits (a prompt, the watcher between cycles)
+/// wakes at once.
+#[derive(Debug, Default)]
+pub struct Interrupt {
+    flag: AtomicBool,
+    wake: Notify,
+}
+
+impl Interrupt {
+    pub fn trigger(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        self.wake.notify_waiters();
+        // Also for a waiter that starts waiting after this.
+        self.wake.notify_one();
+    }
+
+    pub fn requested(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+
+    /// Waits until the interrupt is triggered.
+    pub async fn triggered(&self) {
+        if !self.requested() {
+            self.wake.notified().await;
+        }
+    }
+}
+
 pub struct ApplyOptions {
     pub allow_delete: bool,
     /// How long to wait for another apply's lock (0: fail at once).
     pub lock_wait: Duration,
     pub holder: Holder,
-    /// Set on SIGINT/SIGTERM: start nothing new.
-    pub cancel: Arc<AtomicBool>,
+    /// Triggered on SIGINT/SIGTERM: start nothing new.
+    pub cancel: Arc<Interrupt>,
     /// Changes per request (at least 1).
     pub batch: usize,
 }
@@ -182,9 +213,13 @@ pub async fn apply_locked(
     let mut outcome = Outcome::default();
     let mut last_save = Instant::now();
     for batch in batches(&plan.changes, opts.batch.max(1)) {
-        if opts.cancel.load(Ordering::SeqCst) {
+        if opts.cancel.requested() {
             outcome.interrupted = true;
             break;
+        }
+        // The lease may go between saves: nothing more is sent once it has.
+        if !fence.is_held() {
+            return Err(StateError::FenceLost(plan.environment.clone()).into());
         }
         let system = batch[0].address.kind().system();
         let backend = target.backend(system).ok_or_else(|| BackendError::Read {

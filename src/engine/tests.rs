@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use serde_json::json;
@@ -87,7 +86,7 @@ fn options(allow_delete: bool) -> ApplyOptions {
         allow_delete,
         lock_wait: Duration::ZERO,
         holder: holder(),
-        cancel: Arc::new(AtomicBool::new(false)),
+        cancel: Arc::default(),
         batch: crate::engine::apply::BATCH,
     }
 }
@@ -340,7 +339,7 @@ async fn an_interrupt_starts_nothing_new_and_releases_the_lock() {
     .unwrap()
     .plan;
     let opts = options(false);
-    opts.cancel.store(true, std::sync::atomic::Ordering::SeqCst);
+    opts.cancel.trigger();
     let outcome = apply(&p, &w.target, &opts).await.unwrap();
     assert!(outcome.interrupted);
     assert_eq!(outcome.not_attempted, 2);

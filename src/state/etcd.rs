@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use etcd_client::{Client, Compare, CompareOp, GetOptions, PutOptions, Txn, TxnOp, TxnOpResponse};
 use serde::{Deserialize, Serialize};
-use tokio::task::JoinHandle;
 
+use super::lease::Lease;
 use super::{
     AppliedRecord, Fence, Holder, Inventory, InventoryEntry, Lock, StateError, StateStore, Stored,
 };
@@ -16,7 +16,7 @@ use crate::records::state_key;
 use crate::resource::{Address, digest};
 
 /// Seconds the lock outlives a crashed holder.
-pub const LOCK_TTL_SECS: i64 = 10;
+pub const LOCK_TTL_SECS: u64 = 10;
 /// The inventory is split into this many keys, so that no value nears etcd's
 /// request size limit on large estates.
 const SHARDS: usize = 16;
@@ -114,13 +114,10 @@ impl StateStore for EtcdState {
 
     async fn lock(&self, holder: &Holder, wait: Duration) -> Result<Box<dyn Lock>, StateError> {
         let mut client = self.client.clone();
-        let lease = client
-            .lease_grant(LOCK_TTL_SECS, None)
-            .await
-            .map_err(unreachable)?
-            .id();
         // Kept alive from the start: waiting for another holder may outlast the TTL.
-        let keepalive = keep_alive(client.clone(), lease);
+        let lease = Lease::grant(client.clone(), Duration::from_secs(LOCK_TTL_SECS))
+            .await
+            .map_err(unreachable)?;
         let value = serde_json::to_string(holder).expect("a holder is JSON");
         let started = Instant::now();
         loop {
@@ -133,14 +130,13 @@ impl StateStore for EtcdState {
                 .and_then([TxnOp::put(
                     self.keys.lock.as_str(),
                     value.as_str(),
-                    Some(PutOptions::new().with_lease(lease)),
+                    Some(PutOptions::new().with_lease(lease.id())),
                 )])
                 .or_else([TxnOp::get(self.keys.lock.as_str(), None)]);
             let resp = match client.txn(txn).await {
                 Ok(resp) => resp,
                 Err(e) => {
-                    keepalive.abort();
-                    let _ = client.lease_revoke(lease).await;
+                    let _ = lease.revoke().await;
                     return Err(unreachable(e));
                 }
             };
@@ -150,16 +146,15 @@ impl StateStore for EtcdState {
                     client: client.clone(),
                     env: self.env.clone(),
                     keys: self.keys.clone(),
-                    lease,
                     fence: Fence {
                         key: self.keys.lock.clone(),
                         revision,
+                        held: lease.held(),
                     },
-                    keepalive,
+                    lease,
                 }));
             }
             if started.elapsed() >= wait {
-                keepalive.abort();
                 let current = resp.op_responses().into_iter().find_map(|op| match op {
                     TxnOpResponse::Get(g) => g.kvs().first().map(|kv| kv.value().to_vec()),
                     _ => None,
@@ -167,7 +162,7 @@ impl StateStore for EtcdState {
                 let holder = current
                     .and_then(|v| serde_json::from_slice::<Holder>(&v).ok())
                     .map_or_else(|| "another process".to_owned(), |h| h.to_string());
-                let _ = client.lease_revoke(lease).await;
+                let _ = lease.revoke().await;
                 return Err(StateError::Locked {
                     env: self.env.clone(),
                     holder,
@@ -178,34 +173,19 @@ impl StateStore for EtcdState {
     }
 }
 
-/// Renews the lease every third of its TTL until aborted.
-fn keep_alive(mut client: Client, lease: i64) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let Ok((mut keeper, mut stream)) = client.lease_keep_alive(lease).await else {
-            return;
-        };
-        loop {
-            tokio::time::sleep(Duration::from_secs((LOCK_TTL_SECS / 3).max(1) as u64)).await;
-            if keeper.keep_alive().await.is_err() || !matches!(stream.message().await, Ok(Some(_)))
-            {
-                tracing::warn!(lease, "lost the keep-alive of the apply lock");
-                return;
-            }
-        }
-    })
-}
-
 struct EtcdLock {
     client: Client,
     env: String,
     keys: StateKeys,
-    lease: i64,
     fence: Fence,
-    keepalive: JoinHandle<()>,
+    lease: Lease,
 }
 
 impl EtcdLock {
     async fn fenced(&self, ops: Vec<TxnOp>) -> Result<(), StateError> {
+        if !self.fence.is_held() {
+            return Err(StateError::FenceLost(self.env.clone()));
+        }
         let txn = Txn::new()
             .when([Compare::create_revision(
                 self.fence.key.as_str(),
@@ -281,13 +261,7 @@ impl Lock for EtcdLock {
     }
 
     async fn release(self: Box<Self>) -> Result<(), StateError> {
-        self.keepalive.abort();
         // Revoking the lease deletes the lock key with it.
-        self.client
-            .clone()
-            .lease_revoke(self.lease)
-            .await
-            .map(|_| ())
-            .map_err(unreachable)
+        self.lease.revoke().await.map_err(unreachable)
     }
 }

@@ -80,6 +80,7 @@ impl Lock for MemoryLock {
         Fence {
             key: format!("memory/{}", self.state.env),
             revision: self.revision,
+            held: Default::default(),
         }
     }
 

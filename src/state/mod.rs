@@ -7,6 +7,7 @@
 //! - a lease-based apply lock per environment at `<prefix>locks/<env>`.
 
 pub mod etcd;
+pub mod lease;
 pub mod memory;
 
 use std::collections::BTreeMap;
@@ -135,12 +136,22 @@ pub struct Stored {
     pub applied: Option<AppliedRecord>,
 }
 
-/// Proof of holding the lock, checked by every etcd write of an apply.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Proof of holding the lock, checked by every etcd write of an apply (in
+/// the transaction) and by every Kafka and S3 write (before it is sent).
+#[derive(Clone, Debug)]
 pub struct Fence {
     pub key: String,
     /// The lock key's create revision: unique to this holding of the lock.
     pub revision: i64,
+    /// Turns when the lock's lease is lost.
+    pub held: lease::Held,
+}
+
+impl Fence {
+    /// Whether the lock is still held, as far as the keep-alive knows.
+    pub fn is_held(&self) -> bool {
+        self.held.is_held()
+    }
 }
 
 /// Why sluice's own state could not be read, locked or written.

@@ -2,6 +2,10 @@
 //! replica campaigns on `<prefix>leader/<env>` with a key on its own lease.
 //! The leader's key goes with its lease, so when the leader dies another
 //! replica takes over within the lease's TTL.
+//!
+//! A campaign blocks until it wins, so it runs on a client without a request
+//! timeout, and a campaign that ends without winning (the connection cut,
+//! etcd restarted) campaigns again for as long as the lease is held.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,90 +14,99 @@ use std::time::Duration;
 use etcd_client::Client;
 use tokio::task::JoinHandle;
 
+use crate::state::lease::{Held, Lease};
+
 pub struct Leadership {
     is_leader: Arc<AtomicBool>,
-    lease: i64,
-    client: Client,
-    tasks: Vec<JoinHandle<()>>,
+    held: Held,
+    lease: Lease,
+    campaign: JoinHandle<()>,
 }
 
 impl Leadership {
     /// Grants a lease of `ttl` kept alive in the background, and campaigns
     /// for `election` as `id`; [`Leadership::is_leader`] turns true once won.
+    /// `client` must have no request timeout: a campaign waits for as long
+    /// as another replica leads.
     pub async fn start(
         client: Client,
         election: String,
         id: String,
         ttl: Duration,
     ) -> Result<Leadership, etcd_client::Error> {
-        let mut c = client.clone();
-        let ttl_s = i64::try_from(ttl.as_secs().max(2)).unwrap_or(i64::MAX);
-        let lease = c.lease_grant(ttl_s, None).await?.id();
+        let lease = Lease::grant(client.clone(), ttl).await?;
         let is_leader = Arc::new(AtomicBool::new(false));
-
-        let (mut keeper, mut stream) = c.lease_keep_alive(lease).await?;
-        let lost = is_leader.clone();
-        let period = Duration::from_secs(u64::try_from(ttl_s).unwrap_or(1) / 3)
-            .max(Duration::from_millis(500));
-        let keep_alive = tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(period).await;
-                let alive = match keeper.keep_alive().await {
-                    Ok(()) => matches!(stream.message().await, Ok(Some(r)) if r.ttl() > 0),
-                    Err(_) => false,
-                };
-                if !alive {
-                    // Without the lease the election key is gone: stop leading.
-                    lost.store(false, Ordering::SeqCst);
-                    tracing::error!(
-                        lease,
-                        "the leader election lease expired; this replica stands down"
-                    );
-                    return;
-                }
-            }
-        });
-
-        let mut campaigner = client.clone();
-        let won = is_leader.clone();
-        let campaign = tokio::spawn(async move {
-            match campaigner
-                .campaign(election.as_str(), id.as_str(), lease)
-                .await
-            {
-                Ok(_) => {
-                    won.store(true, Ordering::SeqCst);
-                    tracing::info!(election, id, "this replica is the leader");
-                }
-                Err(e) => tracing::error!(election, "the leader election failed: {e}"),
-            }
-        });
+        let campaign = tokio::spawn(campaign(
+            client,
+            election,
+            id,
+            lease.id(),
+            lease.held(),
+            is_leader.clone(),
+        ));
         Ok(Leadership {
             is_leader,
+            held: lease.held(),
             lease,
-            client,
-            tasks: vec![keep_alive, campaign],
+            campaign,
         })
     }
 
     /// The lease is gone: this leadership can never lead again.
     pub fn finished(&self) -> bool {
-        self.tasks[0].is_finished()
+        !self.held.is_held()
     }
 
     pub fn is_leader(&self) -> bool {
-        self.is_leader.load(Ordering::SeqCst)
+        self.is_leader.load(Ordering::SeqCst) && self.held.is_held()
     }
 
     /// Stops campaigning and revokes the lease: the election key goes at
     /// once, and another replica takes over without waiting for the TTL.
-    pub async fn release(mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
+    pub async fn release(self) {
+        self.campaign.abort();
         self.is_leader.store(false, Ordering::SeqCst);
-        if let Err(e) = self.client.lease_revoke(self.lease).await {
+        if let Err(e) = self.lease.revoke().await {
             tracing::warn!("could not revoke the election lease (it expires with its TTL): {e}");
         }
+    }
+}
+
+/// Campaigns until it wins or the lease is lost; once won, leads until the
+/// lease is lost.
+async fn campaign(
+    mut client: Client,
+    election: String,
+    id: String,
+    lease: i64,
+    held: Held,
+    is_leader: Arc<AtomicBool>,
+) {
+    while held.is_held() {
+        let won = tokio::select! {
+            won = client.campaign(election.as_str(), id.as_str(), lease) => won,
+            () = held.lost() => break,
+        };
+        match won {
+            Ok(_) => {
+                is_leader.store(true, Ordering::SeqCst);
+                tracing::info!(election, id, "this replica is the leader");
+                held.lost().await;
+                break;
+            }
+            Err(e) => {
+                tracing::warn!(
+                    election,
+                    "the campaign ended without winning; campaigning again: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+    if is_leader.swap(false, Ordering::SeqCst) {
+        tracing::error!(
+            lease,
+            "the leader election lease was lost; this replica stands down"
+        );
     }
 }

@@ -27,7 +27,7 @@ use crate::backend::ConnectError;
 use crate::config::workspace::EtcdEnv;
 use crate::desired::{Desired, Overrides};
 use crate::diag::{Diagnostic, chain};
-use crate::engine::apply::{ApplyError, ApplyOptions, apply};
+use crate::engine::apply::{ApplyError, ApplyOptions, Interrupt, apply};
 use crate::engine::{self, EngineError, Target};
 use crate::plan::{Action, Cause, Plan};
 use crate::policy::Policies;
@@ -62,25 +62,6 @@ pub enum WatchError {
     },
     #[error("cannot watch `{path}` for changes: {message}")]
     Notify { path: String, message: String },
-}
-
-/// A request to stop (SIGTERM): the flag stops an apply in flight from
-/// starting more, the notification ends the wait between cycles.
-#[derive(Debug, Default)]
-pub struct Shutdown {
-    flag: Arc<AtomicBool>,
-    wake: Notify,
-}
-
-impl Shutdown {
-    pub fn trigger(&self) {
-        self.flag.store(true, Ordering::SeqCst);
-        self.wake.notify_one();
-    }
-
-    fn requested(&self) -> bool {
-        self.flag.load(Ordering::SeqCst)
-    }
 }
 
 /// How a cycle that did its work ended.
@@ -139,7 +120,7 @@ struct Watcher {
     opts: Options,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
-    shutdown: Arc<Shutdown>,
+    shutdown: Arc<Interrupt>,
     target: Option<(String, Target)>,
     leadership: Option<Leadership>,
     /// Permanent problems already reported, by commit and content.
@@ -153,7 +134,7 @@ struct Watcher {
 
 /// Runs until `shutdown` is triggered (SIGTERM): the cycle in progress
 /// finishes, leadership and its lease are released.
-pub async fn run(opts: Options, shutdown: Arc<Shutdown>) -> Result<(), WatchError> {
+pub async fn run(opts: Options, shutdown: Arc<Interrupt>) -> Result<(), WatchError> {
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health {
         metrics: metrics.clone(),
@@ -227,7 +208,7 @@ pub async fn run(opts: Options, shutdown: Arc<Shutdown>) -> Result<(), WatchErro
             () = tokio::time::sleep(delay) => {}
             () = changed.notified() => tracing::info!("the desired state changed"),
             // Also at once when it came during the cycle: the permit waits.
-            () = shutdown.wake.notified() => {}
+            () = shutdown.triggered() => {}
         }
         if shutdown.requested() {
             break;
@@ -342,7 +323,7 @@ impl Watcher {
             allow_delete,
             lock_wait: Duration::from_secs(10),
             holder: Holder::current(),
-            cancel: self.shutdown.flag.clone(),
+            cancel: self.shutdown.clone(),
             batch: crate::engine::apply::BATCH,
         };
         let outcome = apply(&plan, target, &opts).await?;
@@ -367,7 +348,8 @@ impl Watcher {
     /// With `--ha`: campaigns on the first call; whether this replica leads.
     async fn lead(&mut self, etcd_env: &EtcdEnv) -> bool {
         if self.leadership.is_none() {
-            let etcd = match crate::backend::etcd::connect(etcd_env).await {
+            // The campaign waits for as long as another replica leads.
+            let etcd = match crate::backend::etcd::connect_with(etcd_env, None).await {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!("cannot join the leader election: {e}");

@@ -10,7 +10,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -83,7 +82,7 @@ fn options() -> ApplyOptions {
             pid: 1,
             since: "2026-01-01T00:00:00Z".into(),
         },
-        cancel: Arc::new(AtomicBool::new(false)),
+        cancel: Arc::default(),
         batch: sluice::engine::apply::BATCH,
     }
 }

@@ -255,7 +255,8 @@ impl Backend for S3Backend {
     }
 
     /// Changes to one bucket's document are merged into one write.
-    async fn apply(&self, changes: &[&Change], _fence: &Fence) -> Vec<Result<(), BackendError>> {
+    /// One read-merge-write per bucket; none starts once the lock is lost.
+    async fn apply(&self, changes: &[&Change], fence: &Fence) -> Vec<Result<(), BackendError>> {
         let mut by_bucket: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         for (i, c) in changes.iter().enumerate() {
             by_bucket
@@ -266,7 +267,11 @@ impl Backend for S3Backend {
         let mut results: Vec<Result<(), BackendError>> = changes.iter().map(|_| Ok(())).collect();
         for (bucket, indexes) in by_bucket {
             let group: Vec<&Change> = indexes.iter().map(|i| changes[*i]).collect();
-            let outcome = self.write(bucket, &group).await;
+            let outcome = if fence.is_held() {
+                self.write(bucket, &group).await
+            } else {
+                Err(BackendError::FenceLost)
+            };
             for i in indexes {
                 results[i] = outcome.clone();
             }
