@@ -28,7 +28,7 @@ use crate::policy::Policies;
 use crate::source::{Origin, SourceError, SourceTree};
 use crate::state::StateError;
 
-/// Exit statuses, as DESIGN §3 defines them.
+/// Exit statuses, as README's "Exit codes" documents them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exit {
     /// Success, nothing to do.

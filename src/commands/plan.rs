@@ -89,7 +89,7 @@ pub(super) fn warn_unfinished(stored: &Stored) {
         "warning: the last apply (by {} at {}, plan {}) {what}: {} change(s) applied, {} failed. This plan shows what is left.",
         last.user,
         last.time,
-        &last.plan_digest[..last.plan_digest.len().min(12)],
+        render::short(&last.plan_digest),
         last.applied,
         last.failed
     );

@@ -14,7 +14,7 @@ pub const LIMIT: usize = 60_000;
 pub fn plan(plan: &Plan) -> String {
     let mut out = format!("### sluice plan: `{}`\n\n", plan.environment);
     if let Some(r) = &plan.revision {
-        let _ = writeln!(out, "From commit `{}`.\n", &r[..r.len().min(12)]);
+        let _ = writeln!(out, "From commit `{}`.\n", super::short(r));
     }
     if let Some(scope) = &plan.scope {
         let _ = writeln!(

@@ -9,6 +9,11 @@ use std::collections::BTreeMap;
 use crate::plan::{Change, FieldChange};
 use crate::resource::Kind;
 
+/// The first 12 characters of a commit or a digest: enough to tell them apart.
+pub fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
 /// Changes grouped by namespace, namespaces sorted, changes in plan order.
 fn by_namespace<'a>(
     changes: impl IntoIterator<Item = &'a Change>,

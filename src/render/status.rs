@@ -34,7 +34,7 @@ pub fn text(s: &Status) -> String {
                 .as_deref()
                 .map_or("from a working tree".to_owned(), |c| format!(
                     "commit {}",
-                    &c[..c.len().min(12)]
+                    crate::render::short(c)
                 )),
             a.applied,
             a.failed

@@ -70,7 +70,7 @@ fn changes<'a>(out: &mut String, changes: impl IntoIterator<Item = &'a Change>, 
 fn header(plan: &Plan) -> String {
     let revision = plan.revision.as_deref().map_or_else(
         || "the working tree".to_owned(),
-        |r| format!("commit {}", &r[..r.len().min(12)]),
+        |r| format!("commit {}", super::short(r)),
     );
     let scope = plan.scope.as_ref().map_or_else(String::new, |s| {
         format!(

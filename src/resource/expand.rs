@@ -1,6 +1,7 @@
-//! The resolved model expanded into resources (DESIGN §2): topics, ACL
-//! bindings when the environment enforces them, etcd records, DR buckets and
-//! their documents, and rule files when the environment has a rules directory.
+//! The resolved model expanded into resources (README, "What a namespace
+//! becomes"): topics, ACL bindings when the environment enforces them, etcd
+//! records, DR buckets and their documents, and rule files when the
+//! environment has a rules directory.
 
 use std::collections::BTreeMap;
 
@@ -145,7 +146,7 @@ pub fn read_only_statement(
     })
 }
 
-/// The S3 side of each namespace's disaster recovery (DESIGN §2): its backup
+/// The S3 side of each namespace's disaster recovery: its backup
 /// bucket and the replica when the workspace declares it, and the rules and
 /// statements sluice owns in their shared documents.
 fn dr_resources(desired: &Desired) -> Vec<Resource> {

@@ -38,30 +38,40 @@ impl fmt::Display for System {
 
 /// A kind of resource, in apply order: creates and updates run in this order,
 /// deletes in the reverse.
+/// Written as [`Kind::prefix`] names it, in addresses and in JSON.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(into = "&'static str", try_from = "String")]
 pub enum Kind {
-    #[serde(rename = "s3.bucket")]
     S3Bucket,
-    #[serde(rename = "s3.lifecycle")]
     S3Lifecycle,
-    #[serde(rename = "s3.replication")]
     S3Replication,
-    #[serde(rename = "s3.policy")]
     S3Policy,
-    #[serde(rename = "kafka.topic")]
     KafkaTopic,
-    #[serde(rename = "kafka.acl")]
     KafkaAcl,
-    #[serde(rename = "etcd.key")]
     EtcdKey,
     /// A rule file in the environment's rules directory.
-    #[serde(rename = "prometheus.rules")]
     RuleFile,
 }
 
+impl From<Kind> for &'static str {
+    fn from(k: Kind) -> &'static str {
+        k.prefix()
+    }
+}
+
+impl TryFrom<String> for Kind {
+    type Error = String;
+    fn try_from(s: String) -> Result<Kind, String> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.prefix() == s)
+            .ok_or_else(|| format!("`{s}` is not a resource kind"))
+    }
+}
+
 impl Kind {
-    /// DESIGN §4's apply order: buckets and their settings, then the
-    /// documents shared in them, topics, ACLs, records, rule files.
+    /// The apply order: buckets and their settings, then the documents
+    /// shared in them, topics, ACLs, records, rule files.
     pub const ALL: [Kind; 8] = [
         Kind::S3Bucket,
         Kind::S3Lifecycle,
@@ -160,10 +170,8 @@ impl TryFrom<String> for Address {
         let (prefix, name) = s
             .split_once('/')
             .ok_or_else(|| format!("`{s}` is not a resource address"))?;
-        let kind = Kind::ALL
-            .into_iter()
-            .find(|k| k.prefix() == prefix)
-            .ok_or_else(|| format!("`{s}` has an unknown resource kind `{prefix}`"))?;
+        let kind = Kind::try_from(prefix.to_owned())
+            .map_err(|_| format!("`{s}` has an unknown resource kind `{prefix}`"))?;
         Ok(Address::new(kind, name))
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! Each call runs on a private queue of the admin client's handle and blocks
 //! until its result event arrives (run it on a blocking thread). Every object
-//! librdkafka hands out is freed by a guard, on every path.
+//! librdkafka hands out is freed by a guard ([`Guard`] for one, [`Owned`]
+//! for an array), on every path, early errors included.
 
 use std::ffi::{CStr, CString, c_char};
 use std::ptr;
@@ -55,6 +56,32 @@ impl<T> Drop for Guard<T> {
             // SAFETY: the pointer came from the matching constructor and is
             // freed exactly once, here.
             unsafe { (self.1)(self.0) }
+        }
+    }
+}
+
+/// librdkafka objects handed to one request as an array, each freed when
+/// the array drops, on every path (an early error included).
+struct Owned<T> {
+    items: Vec<*mut T>,
+    destroy: unsafe extern "C" fn(*mut T),
+}
+
+impl<T> Owned<T> {
+    fn new(destroy: unsafe extern "C" fn(*mut T)) -> Self {
+        Owned {
+            items: Vec::new(),
+            destroy,
+        }
+    }
+}
+
+impl<T> Drop for Owned<T> {
+    fn drop(&mut self) {
+        for item in self.items.drain(..).filter(|i| !i.is_null()) {
+            // SAFETY: each item came from its constructor and is freed
+            // exactly once, here; librdkafka copied what it keeps.
+            unsafe { (self.destroy)(item) }
         }
     }
 }
@@ -130,33 +157,21 @@ fn request<R>(
     }
 }
 
-/// Sets or resets topic configs with IncrementalAlterConfigs, one resource
-/// per topic, in one request. Returns each topic's result, in order.
-pub fn incremental_alter_configs(
-    admin: &Admin,
-    topics: &[(String, Vec<(String, ConfigOp)>)],
-    timeout: Duration,
-) -> Result<Vec<ItemResult>, String> {
-    let mut names = Vec::new();
-    let mut resources: Vec<*mut rd::rd_kafka_ConfigResource_t> = Vec::new();
-    let free = |resources: &mut Vec<*mut rd::rd_kafka_ConfigResource_t>| {
-        // SAFETY: the array holds resources created below, freed once.
-        unsafe {
-            rd::rd_kafka_ConfigResource_destroy_array(resources.as_mut_ptr(), resources.len())
-        };
-        resources.clear();
-    };
+/// One config resource per topic, with its changes added.
+fn config_resources(
+    topics: &[TopicConfigOps],
+) -> Result<Owned<rd::rd_kafka_ConfigResource_t>, String> {
+    let mut resources = Owned::new(rd::rd_kafka_ConfigResource_destroy);
     for (topic, ops) in topics {
         let name = cstring(topic)?;
-        // SAFETY: a valid C string; the resource is freed by `free`.
+        // SAFETY: a valid C string, copied; the resource is freed with `resources`.
         let resource = unsafe {
             rd::rd_kafka_ConfigResource_new(
                 rd::rd_kafka_ResourceType_t::RD_KAFKA_RESOURCE_TOPIC,
                 name.as_ptr(),
             )
         };
-        resources.push(resource);
-        names.push(topic.clone());
+        resources.items.push(resource);
         for (key, op) in ops {
             let key = cstring(key)?;
             let (op_type, value) = match op {
@@ -180,20 +195,36 @@ pub fn incremental_alter_configs(
                 )
             };
             if let Some(message) = take_error(err) {
-                free(&mut resources);
                 return Err(message);
             }
         }
     }
-    let count = resources.len();
-    let result = request(
+    Ok(resources)
+}
+
+/// Sets or resets topic configs with IncrementalAlterConfigs, one resource
+/// per topic, in one request. Returns each topic's result, in order.
+pub fn incremental_alter_configs(
+    admin: &Admin,
+    topics: &[TopicConfigOps],
+    timeout: Duration,
+) -> Result<Vec<ItemResult>, String> {
+    let mut resources = config_resources(topics)?;
+    let count = resources.items.len();
+    request(
         admin,
         rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_INCREMENTALALTERCONFIGS,
         rd::RD_KAFKA_EVENT_INCREMENTALALTERCONFIGS_RESULT,
         timeout,
-        // SAFETY: librdkafka copies the resources; they are freed below.
+        // SAFETY: librdkafka copies the resources; `resources` frees them.
         |rk, options, queue| unsafe {
-            rd::rd_kafka_IncrementalAlterConfigs(rk, resources.as_mut_ptr(), count, options, queue)
+            rd::rd_kafka_IncrementalAlterConfigs(
+                rk,
+                resources.items.as_mut_ptr(),
+                count,
+                options,
+                queue,
+            )
         },
         |event| {
             let mut by_name = std::collections::HashMap::new();
@@ -214,18 +245,16 @@ pub fn incremental_alter_configs(
                     by_name.insert(text(rd::rd_kafka_ConfigResource_name(r)), outcome);
                 }
             }
-            names
+            topics
                 .iter()
-                .map(|n| {
+                .map(|(n, _)| {
                     by_name
                         .remove(n)
                         .unwrap_or_else(|| Err("no result from the broker".into()))
                 })
                 .collect()
         },
-    );
-    free(&mut resources);
-    result
+    )
 }
 
 fn restype(r: AclResource) -> rd::rd_kafka_ResourceType_t {
@@ -247,7 +276,7 @@ fn operation(o: AclOperation) -> rd::rd_kafka_AclOperation_t {
 
 /// Builds `Allow` bindings for any host on literal names (or filters that
 /// match exactly those bindings).
-fn bindings<T>(
+fn bindings(
     acls: &[AclBinding],
     new: unsafe extern "C" fn(
         rd::rd_kafka_ResourceType_t,
@@ -259,9 +288,9 @@ fn bindings<T>(
         rd::rd_kafka_AclPermissionType_t,
         *mut c_char,
         usize,
-    ) -> *mut T,
-) -> Result<Vec<*mut T>, String> {
-    let mut out = Vec::with_capacity(acls.len());
+    ) -> *mut rd::rd_kafka_AclBinding_t,
+) -> Result<Owned<rd::rd_kafka_AclBinding_t>, String> {
+    let mut out = Owned::new(rd::rd_kafka_AclBinding_destroy);
     for acl in acls {
         let name = cstring(&acl.resource_name)?;
         let principal = cstring(&acl.principal)?;
@@ -284,7 +313,7 @@ fn bindings<T>(
         if b.is_null() {
             return Err(text(errstr.as_ptr()));
         }
-        out.push(b);
+        out.items.push(b);
     }
     Ok(out)
 }
@@ -296,15 +325,15 @@ pub fn create_acls(
     timeout: Duration,
 ) -> Result<Vec<ItemResult>, String> {
     let mut new = bindings(acls, rd::rd_kafka_AclBinding_new)?;
-    let count = new.len();
-    let result = request(
+    let count = new.items.len();
+    request(
         admin,
         rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_CREATEACLS,
         rd::RD_KAFKA_EVENT_CREATEACLS_RESULT,
         timeout,
-        // SAFETY: librdkafka copies the bindings; they are freed below.
+        // SAFETY: librdkafka copies the bindings; `new` frees them.
         |rk, options, queue| unsafe {
-            rd::rd_kafka_CreateAcls(rk, new.as_mut_ptr(), count, options, queue)
+            rd::rd_kafka_CreateAcls(rk, new.items.as_mut_ptr(), count, options, queue)
         },
         |event| {
             // SAFETY: the results live as long as `event`.
@@ -317,10 +346,7 @@ pub fn create_acls(
                     .collect::<Vec<_>>()
             }
         },
-    );
-    // SAFETY: the bindings created above, freed once.
-    unsafe { rd::rd_kafka_AclBinding_destroy_array(new.as_mut_ptr(), count) };
-    result
+    )
 }
 
 /// Deletes exactly these bindings, one filter each, in one request.
@@ -330,15 +356,15 @@ pub fn delete_acls(
     timeout: Duration,
 ) -> Result<Vec<ItemResult>, String> {
     let mut filters = bindings(acls, rd::rd_kafka_AclBindingFilter_new)?;
-    let count = filters.len();
-    let result = request(
+    let count = filters.items.len();
+    request(
         admin,
         rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DELETEACLS,
         rd::RD_KAFKA_EVENT_DELETEACLS_RESULT,
         timeout,
-        // SAFETY: librdkafka copies the filters; they are freed below.
+        // SAFETY: librdkafka copies the filters; `filters` frees them.
         |rk, options, queue| unsafe {
-            rd::rd_kafka_DeleteAcls(rk, filters.as_mut_ptr(), count, options, queue)
+            rd::rd_kafka_DeleteAcls(rk, filters.items.as_mut_ptr(), count, options, queue)
         },
         |event| {
             // SAFETY: the responses live as long as `event`.
@@ -353,10 +379,7 @@ pub fn delete_acls(
                     .collect::<Vec<_>>()
             }
         },
-    );
-    // SAFETY: filters are ACL bindings in librdkafka; freed once.
-    unsafe { rd::rd_kafka_AclBinding_destroy_array(filters.as_mut_ptr(), count) };
-    result
+    )
 }
 
 /// Every binding on the cluster that has the shape sluice creates (`Allow`,
