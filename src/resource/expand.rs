@@ -14,7 +14,10 @@ use super::{
 };
 use crate::config::namespace::Permission;
 use crate::config::units::format_ms;
-use crate::desired::{Desired, DrState, GrantState, NamespaceState, PartitionsFrom, PrincipalKind};
+use crate::desired::{
+    BackupState, Desired, DrState, GrantState, NamespaceState, PartitionsFrom, PrincipalKind,
+    ReplicationState,
+};
 use crate::diag::Span;
 use crate::records::{
     AlertRecord, AlertsRecord, BackupRecord, CacheRecord, ConsumerRecord, DrRecord, GrantRecord,
@@ -153,72 +156,29 @@ fn dr_resources(desired: &Desired) -> Vec<Resource> {
     let Some(s3) = &desired.environment.s3 else {
         return Vec::new();
     };
-    let mut buckets: BTreeMap<String, Resource> = BTreeMap::new();
+    let region = |name: &str| desired.buckets.get(name).unwrap_or(&s3.region).clone();
+    let mut buckets = Buckets::default();
     let mut out = Vec::new();
     for ns in &desired.namespaces {
         let Some(dr) = &ns.disaster_recovery else {
             continue;
         };
         let Some(backup) = &dr.backup else { continue };
-        let owned = |address: Address, value: Value, source: &Span| Resource {
-            address,
-            namespace: ns.name.clone(),
-            value,
-            partitions_floor: false,
-            protected: ns.protected,
-            source: Some(source.clone()),
-            requires: Vec::new(),
-        };
-        let mut bucket = |name: &str, region: &str, lock: Option<LockRetention>, source: &Span| {
-            let r = buckets.entry(name.to_owned()).or_insert_with(|| {
-                owned(
-                    Address::bucket(name),
-                    Value::Bucket(BucketValue {
-                        region: region.to_owned(),
-                        versioning: true,
-                        object_lock_enabled: false,
-                        object_lock: None,
-                        public_access_blocked: true,
-                        default_encryption: true,
-                        tags: [MANAGED_BY]
-                            .into_iter()
-                            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                            .collect(),
-                    }),
-                    source,
-                )
-            });
-            r.protected |= ns.protected;
-            if let (Value::Bucket(b), Some(lock)) = (&mut r.value, lock) {
-                r.source = Some(source.clone());
-                // Namespaces sharing a bucket share its default retention:
-                // the strictest wins.
-                b.object_lock_enabled = true;
-                b.object_lock = Some(match b.object_lock.take() {
-                    Some(old) => LockRetention {
-                        mode: old.mode.strictest(lock.mode),
-                        days: old.days.max(lock.days),
-                    },
-                    None => lock,
-                });
-            }
-        };
-        let region = |name: &str| desired.buckets.get(name).unwrap_or(&s3.region).clone();
-        bucket(
+        let lock = backup.object_lock.as_ref();
+        buckets.add(
+            ns,
             &backup.bucket,
             &region(&backup.bucket),
-            backup.object_lock.as_ref().map(|l| LockRetention {
+            lock.map(|l| LockRetention {
                 mode: l.mode,
                 days: l.days,
             }),
-            backup
-                .object_lock
-                .as_ref()
-                .map_or(&backup.source, |l| &l.source),
+            lock.map_or(&backup.source, |l| &l.source),
         );
         let id = owned_id(&ns.name);
         if backup.retain_ms.is_some() || dr.pitr_window_ms.is_some() {
             out.push(owned(
+                ns,
                 Address::in_bucket(Kind::S3Lifecycle, &backup.bucket, &id),
                 Value::Lifecycle(LifecycleValue {
                     prefix: backup.prefix.clone(),
@@ -232,44 +192,117 @@ fn dr_resources(desired: &Desired) -> Vec<Resource> {
             continue;
         };
         if desired.buckets.contains_key(&replica.bucket) {
-            bucket(
-                &replica.bucket,
-                &region(&replica.bucket),
-                None,
-                &replica.source,
-            );
+            let r = region(&replica.bucket);
+            buckets.add(ns, &replica.bucket, &r, None, &replica.source);
         }
-        let requires = vec![Address::bucket(&replica.bucket)];
-        out.push(Resource {
-            requires: requires.clone(),
-            ..owned(
-                Address::in_bucket(Kind::S3Replication, &backup.bucket, &id),
-                Value::Replication(ReplicationValue {
-                    prefix: backup.prefix.clone(),
-                    destination_bucket: replica.bucket.clone(),
-                    role: role.clone(),
-                    enabled: true,
+        out.extend(replication(ns, backup, replica, role));
+    }
+    out.extend(buckets.0.into_values());
+    out
+}
+
+/// A resource sluice owns for a namespace, declared at `source`.
+fn owned(ns: &NamespaceState, address: Address, value: Value, source: &Span) -> Resource {
+    Resource {
+        address,
+        namespace: ns.name.clone(),
+        value,
+        partitions_floor: false,
+        protected: ns.protected,
+        source: Some(source.clone()),
+        requires: Vec::new(),
+    }
+}
+
+/// The DR buckets, each once however many namespaces use it.
+#[derive(Default)]
+struct Buckets(BTreeMap<String, Resource>);
+
+impl Buckets {
+    /// A namespace uses a bucket: protected when any of them is, with the
+    /// strictest default retention any of them asks for.
+    fn add(
+        &mut self,
+        ns: &NamespaceState,
+        name: &str,
+        region: &str,
+        lock: Option<LockRetention>,
+        source: &Span,
+    ) {
+        let r = self.0.entry(name.to_owned()).or_insert_with(|| {
+            owned(
+                ns,
+                Address::bucket(name),
+                Value::Bucket(BucketValue {
+                    region: region.to_owned(),
+                    versioning: true,
+                    object_lock_enabled: false,
+                    object_lock: None,
+                    public_access_blocked: true,
+                    default_encryption: true,
+                    tags: [MANAGED_BY]
+                        .into_iter()
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .collect(),
                 }),
-                &replica.source,
+                source,
             )
         });
-        if replica.read_only {
-            out.push(Resource {
-                requires,
-                ..owned(
-                    Address::in_bucket(Kind::S3Policy, &replica.bucket, &id),
-                    Value::Statement(read_only_statement(
-                        &ns.name,
-                        &replica.bucket,
-                        &backup.prefix,
-                        role,
-                    )),
-                    &replica.source,
-                )
+        r.protected |= ns.protected;
+        if let (Value::Bucket(b), Some(lock)) = (&mut r.value, lock) {
+            r.source = Some(source.clone());
+            b.object_lock_enabled = true;
+            b.object_lock = Some(match b.object_lock.take() {
+                Some(old) => LockRetention {
+                    mode: old.mode.strictest(lock.mode),
+                    days: old.days.max(lock.days),
+                },
+                None => lock,
             });
         }
     }
-    out.extend(buckets.into_values());
+}
+
+/// The replication rule into the replica, and the replica's read-only
+/// statement when asked for; both need the replica bucket to exist.
+fn replication(
+    ns: &NamespaceState,
+    backup: &BackupState,
+    replica: &ReplicationState,
+    role: &str,
+) -> Vec<Resource> {
+    let id = owned_id(&ns.name);
+    let requires = vec![Address::bucket(&replica.bucket)];
+    let mut out = vec![Resource {
+        requires: requires.clone(),
+        ..owned(
+            ns,
+            Address::in_bucket(Kind::S3Replication, &backup.bucket, &id),
+            Value::Replication(ReplicationValue {
+                prefix: backup.prefix.clone(),
+                destination_bucket: replica.bucket.clone(),
+                role: role.to_owned(),
+                enabled: true,
+            }),
+            &replica.source,
+        )
+    }];
+    if replica.read_only {
+        out.push(Resource {
+            requires,
+            ..owned(
+                ns,
+                Address::in_bucket(Kind::S3Policy, &replica.bucket, &id),
+                Value::Statement(read_only_statement(
+                    &ns.name,
+                    &replica.bucket,
+                    &backup.prefix,
+                    role,
+                )),
+                &replica.source,
+            )
+        });
+    }
     out
 }
 
