@@ -11,7 +11,7 @@ use super::Target;
 use crate::backend::BackendError;
 use crate::plan::{ABSENT, Action, Change, Plan, Summary};
 use crate::resource::Address;
-use crate::state::{AppliedRecord, ApplyStatus, Holder, Lock, StateError, now};
+use crate::state::{AppliedRecord, ApplyStatus, Fence, Holder, Inventory, Lock, StateError, now};
 
 /// Changes sent to a backend at once, by default: small enough that an
 /// interrupt is honoured quickly, large enough to batch.
@@ -172,22 +172,7 @@ pub async fn apply_locked(
 ) -> Result<Outcome, ApplyError> {
     check_guards(plan, opts.allow_delete)?;
     let stored = target.state.load().await?;
-    let mut stale = Vec::new();
-    if stored.inventory_revision != plan.inventory_revision {
-        stale.push("sluice's inventory (another apply ran)".to_owned());
-    }
-    let live = target
-        .read(&plan.fingerprints.keys().cloned().collect())
-        .await?;
-    for (address, fingerprint) in &plan.fingerprints {
-        let now = live
-            .resources
-            .get(address)
-            .map_or(ABSENT, |l| l.fingerprint.as_str());
-        if now != fingerprint {
-            stale.push(address.to_string());
-        }
-    }
+    let stale = moved_since(plan, target, stored.inventory_revision).await?;
     if !stale.is_empty() {
         return Err(ApplyError::Stale(stale));
     }
@@ -221,34 +206,12 @@ pub async fn apply_locked(
         if !fence.is_held() {
             return Err(StateError::FenceLost(plan.environment.clone()).into());
         }
-        let system = batch[0].address.kind().system();
-        let backend = target.backend(system).ok_or_else(|| BackendError::Read {
-            system,
-            message: "no backend is configured for it".into(),
-        })?;
-        let results = backend.apply(&batch, &fence).await;
-        for (change, result) in batch.iter().zip(results) {
-            match result {
-                Ok(()) => {
-                    match (change.action, &change.inventory) {
-                        (Action::Delete, _) => {
-                            inventory.entries.remove(&change.address);
-                        }
-                        (_, Some(entry)) => {
-                            inventory
-                                .entries
-                                .insert(change.address.clone(), entry.clone());
-                        }
-                        (_, None) => {}
-                    }
-                    outcome.applied.push(change.address.clone());
-                }
-                Err(BackendError::FenceLost) => {
-                    return Err(StateError::FenceLost(plan.environment.clone()).into());
-                }
-                Err(e) => outcome.failed.push((change.address.clone(), e.to_string())),
-            }
-        }
+        apply_batch(&batch, target, &fence, &mut inventory, &mut outcome)
+            .await
+            .map_err(|e| match e {
+                BackendError::FenceLost => StateError::FenceLost(plan.environment.clone()).into(),
+                e => ApplyError::from(e),
+            })?;
         if !outcome.failed.is_empty() {
             break;
         }
@@ -273,6 +236,71 @@ pub async fn apply_locked(
         .collect();
     lock.save(&inventory, &record).await?;
     Ok(outcome)
+}
+
+/// What moved since the plan was made: the inventory (another apply ran),
+/// or any live resource whose fingerprint differs.
+async fn moved_since(
+    plan: &Plan,
+    target: &Target,
+    inventory_revision: i64,
+) -> Result<Vec<String>, ApplyError> {
+    let mut stale = Vec::new();
+    if inventory_revision != plan.inventory_revision {
+        stale.push("sluice's inventory (another apply ran)".to_owned());
+    }
+    let live = target
+        .read(&plan.fingerprints.keys().cloned().collect())
+        .await?;
+    for (address, fingerprint) in &plan.fingerprints {
+        let now = live
+            .resources
+            .get(address)
+            .map_or(ABSENT, |l| l.fingerprint.as_str());
+        if now != fingerprint {
+            stale.push(address.to_string());
+        }
+    }
+    Ok(stale)
+}
+
+/// Sends one batch to its system and records each result: applied changes
+/// update the inventory, failed ones are kept with their error. A lost lock
+/// is an error of its own: nothing more may be written.
+async fn apply_batch(
+    batch: &[&Change],
+    target: &Target,
+    fence: &Fence,
+    inventory: &mut Inventory,
+    outcome: &mut Outcome,
+) -> Result<(), BackendError> {
+    let system = batch[0].address.kind().system();
+    let backend = target.backend(system).ok_or_else(|| BackendError::Read {
+        system,
+        message: "no backend is configured for it".into(),
+    })?;
+    let results = backend.apply(batch, fence).await;
+    for (change, result) in batch.iter().zip(results) {
+        match result {
+            Ok(()) => {
+                match (change.action, &change.inventory) {
+                    (Action::Delete, _) => {
+                        inventory.entries.remove(&change.address);
+                    }
+                    (_, Some(entry)) => {
+                        inventory
+                            .entries
+                            .insert(change.address.clone(), entry.clone());
+                    }
+                    (_, None) => {}
+                }
+                outcome.applied.push(change.address.clone());
+            }
+            Err(BackendError::FenceLost) => return Err(BackendError::FenceLost),
+            Err(e) => outcome.failed.push((change.address.clone(), e.to_string())),
+        }
+    }
+    Ok(())
 }
 
 /// Consecutive changes of one kind and action, at most `size` at a time.

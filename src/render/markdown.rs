@@ -6,12 +6,52 @@ use std::fmt::Write;
 
 use super::{by_namespace, counts, field_lines};
 use crate::plan::Level;
-use crate::plan::{Cause, Plan, Summary};
+use crate::plan::{Cause, Change, Plan, Summary};
 
 /// GitHub rejects comments over 65,536 characters; keep a margin.
 pub const LIMIT: usize = 60_000;
 
+/// The comment: header and notes, then the table and sections that fit.
 pub fn plan(plan: &Plan) -> String {
+    let mut out = header(plan);
+    notes(plan, &mut out);
+    if plan.changes.is_empty() {
+        out.push_str("No changes: the live state matches the desired state.\n");
+        return out;
+    }
+    if plan.summary.blocked > 0 {
+        out.push_str("> [!WARNING]\n> Some changes are blocked; the plan cannot be applied until they are resolved.\n\n");
+    }
+    let groups = by_namespace(&plan.changes);
+    let total = groups.len();
+    let (rows, sections): (Vec<String>, Vec<String>) = groups
+        .iter()
+        .map(|(ns, changes)| (row(ns, changes), section(ns, changes)))
+        .unzip();
+
+    // Room for the notes that say what was left out; the table takes at
+    // most half the room, the sections share the rest.
+    let budget = LIMIT - 400;
+    out.push_str("| Namespace | Create | Update | Delete | Blocked | Drift |\n|---|---:|---:|---:|---:|---:|\n");
+    let listed = append_while_fits(&mut out, &rows, budget / 2);
+    if listed < total {
+        let _ = writeln!(out, "| … and {} more | | | | | |", total - listed);
+    }
+    out.push('\n');
+    let shown = append_while_fits(&mut out, &sections, budget);
+    if shown < total {
+        let _ = writeln!(
+            out,
+            "> [!NOTE]\n> Truncated: {} of {total} namespaces are not shown, to keep this comment under {LIMIT} characters. Run `sluice plan --env {}` for the full plan.",
+            total - shown,
+            plan.environment
+        );
+    }
+    out
+}
+
+/// The title, the commit, the scope and the summary line.
+fn header(plan: &Plan) -> String {
     let mut out = format!("### sluice plan: `{}`\n\n", plan.environment);
     if let Some(r) = &plan.revision {
         let _ = writeln!(out, "From commit `{}`.\n", super::short(r));
@@ -29,6 +69,11 @@ pub fn plan(plan: &Plan) -> String {
         );
     }
     let _ = writeln!(out, "**{}**\n", plan.summary);
+    out
+}
+
+/// DR violations and what the policies said, 50 of each at most.
+fn notes(plan: &Plan, out: &mut String) {
     let violations: Vec<_> = plan.violations().take(50).collect();
     if !violations.is_empty() {
         out.push_str("> [!CAUTION]\n> DR compliance violations:\n");
@@ -38,92 +83,67 @@ pub fn plan(plan: &Plan) -> String {
         out.push('\n');
     }
     let findings: Vec<_> = plan.policy.iter().take(50).collect();
-    if !findings.is_empty() {
-        let denied = plan.denials().next().is_some();
+    if findings.is_empty() {
+        return;
+    }
+    let denied = plan.denials().next().is_some();
+    let _ = writeln!(
+        out,
+        "> [!{}]\n> Policies{}:",
+        if denied { "CAUTION" } else { "NOTE" },
+        if denied {
+            " deny this plan; it cannot be applied"
+        } else {
+            ""
+        }
+    );
+    for f in findings {
         let _ = writeln!(
             out,
-            "> [!{}]\n> Policies{}:",
-            if denied { "CAUTION" } else { "NOTE" },
-            if denied {
-                " deny this plan; it cannot be applied"
-            } else {
-                ""
-            }
+            "> - **{}** `{}` on `{}`: {}",
+            match f.level {
+                Level::Deny => "deny",
+                Level::Warn => "warn",
+            },
+            f.policy,
+            f.namespace,
+            f.message
         );
-        for f in findings {
-            let _ = writeln!(
-                out,
-                "> - **{}** `{}` on `{}`: {}",
-                match f.level {
-                    Level::Deny => "deny",
-                    Level::Warn => "warn",
-                },
-                f.policy,
-                f.namespace,
-                f.message
-            );
-        }
-        out.push('\n');
-    }
-    if plan.changes.is_empty() {
-        out.push_str("No changes: the live state matches the desired state.\n");
-        return out;
-    }
-    if plan.summary.blocked > 0 {
-        out.push_str("> [!WARNING]\n> Some changes are blocked; the plan cannot be applied until they are resolved.\n\n");
-    }
-    let groups = by_namespace(&plan.changes);
-    let total = groups.len();
-
-    // Room for the notes that say what was left out.
-    let budget = LIMIT - 400;
-    let mut sections = Vec::with_capacity(total);
-    let mut rows = Vec::with_capacity(total);
-    for (ns, changes) in &groups {
-        let s = Summary::of(changes.iter().copied());
-        rows.push(format!(
-            "| `{ns}` | {} | {} | {} | {} | {} |\n",
-            s.create, s.update, s.delete, s.blocked, s.drift
-        ));
-        let mut section = format!(
-            "<details><summary><code>{ns}</code>: {}</summary>\n\n```diff\n",
-            counts(changes)
-        );
-        for c in changes {
-            let drift = if c.cause == Cause::Drift {
-                "  (drift)"
-            } else {
-                ""
-            };
-            let _ = writeln!(section, "{} {}{drift}", c.action.symbol(), c.address);
-            for line in field_lines(c) {
-                let _ = writeln!(section, "      {line}");
-            }
-            for reason in &c.reasons {
-                let _ = writeln!(section, "      {reason}");
-            }
-        }
-        section.push_str("```\n\n</details>\n\n");
-        sections.push(section);
-    }
-
-    // The table takes at most half the room; the sections share the rest.
-    out.push_str("| Namespace | Create | Update | Delete | Blocked | Drift |\n|---|---:|---:|---:|---:|---:|\n");
-    let listed = append_while_fits(&mut out, &rows, budget / 2);
-    if listed < total {
-        let _ = writeln!(out, "| … and {} more | | | | | |", total - listed);
     }
     out.push('\n');
-    let shown = append_while_fits(&mut out, &sections, budget);
-    if shown < total {
-        let _ = writeln!(
-            out,
-            "> [!NOTE]\n> Truncated: {} of {total} namespaces are not shown, to keep this comment under {LIMIT} characters. Run `sluice plan --env {}` for the full plan.",
-            total - shown,
-            plan.environment
-        );
+}
+
+/// A namespace's row of the summary table.
+fn row(ns: &str, changes: &[&Change]) -> String {
+    let s = Summary::of(changes.iter().copied());
+    format!(
+        "| `{ns}` | {} | {} | {} | {} | {} |\n",
+        s.create, s.update, s.delete, s.blocked, s.drift
+    )
+}
+
+/// A namespace's collapsible section: each change with its fields and reasons.
+fn section(ns: &str, changes: &[&Change]) -> String {
+    let mut section = format!(
+        "<details><summary><code>{ns}</code>: {}</summary>\n\n```diff\n",
+        counts(changes)
+    );
+    for c in changes {
+        let drift = if c.cause == Cause::Drift {
+            "  (drift)"
+        } else {
+            ""
+        };
+        let _ = writeln!(section, "{} {}{drift}", c.action.symbol(), c.address);
+        for line in field_lines(c) {
+            let _ = writeln!(section, "      {line}");
+        }
+        for reason in &c.reasons {
+            let _ = writeln!(section, "      {reason}");
+        }
     }
-    out
+    section.push_str("```\n\n</details>\n\n");
+    section
 }
 
 /// Appends pieces in order while `out` stays within `budget`; returns how many.
