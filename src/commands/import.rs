@@ -3,12 +3,15 @@
 
 use std::path::Path;
 
+use regex::Regex;
+
 use super::{Error, Exit, block_on, load_desired};
 use crate::backend::Backend;
 use crate::backend::etcd::{EtcdBackend, connect};
 use crate::backend::kafka::KafkaBackend;
 use crate::backend::s3::S3Backend;
 use crate::cli::Cli;
+use crate::desired::Environment;
 use crate::engine::EngineError;
 use crate::import::{Estate, group, namespaces};
 use crate::plan::LiveState;
@@ -19,58 +22,11 @@ const MODELINE: &str = "# yaml-language-server: $schema=../schemas/namespace.sch
 
 pub fn run(cli: &Cli, out: &Path, topics: Option<&str>) -> Result<Exit, Error> {
     let pattern = topics
-        .map(regex::Regex::new)
+        .map(Regex::new)
         .transpose()
         .map_err(|e| Error::Pattern(e.to_string()))?;
     let (_, desired) = load_desired(cli, None)?;
-    let env = &desired.environment;
-    let estate = block_on(async {
-        let kafka = KafkaBackend::connect(&env.kafka)?;
-        let names: Vec<String> = kafka
-            .topic_names()
-            .await
-            .map_err(EngineError::from)?
-            .into_iter()
-            .filter(|n| pattern.as_ref().is_none_or(|p| p.is_match(n)))
-            .collect();
-        let addresses: Vec<Address> = names.iter().map(|n| Address::topic(n)).collect();
-        let live = kafka.read(&addresses).await.map_err(EngineError::from)?;
-        let mut estate = Estate::default();
-        for (address, l) in live.resources {
-            if let Value::Topic(t) = l.value {
-                estate.topics.insert(address.name().to_owned(), t);
-            }
-        }
-        let etcd = EtcdBackend::new(connect(&env.etcd).await?);
-        let root = etcd_key(&env.etcd.prefix, "");
-        for (key, record) in etcd.records(&root).await.map_err(EngineError::from)? {
-            let Some(rest) = key.strip_prefix(&root) else {
-                continue;
-            };
-            // sluice's own state is not desired state, and a record that
-            // does not read is left out, said once.
-            let bytes = serde_json::to_vec(&record).expect("records are JSON");
-            if let Err(e) = estate.add_record(rest, &bytes) {
-                tracing::warn!("skipping the etcd record `{key}`, which does not read: {e}");
-            }
-        }
-        // With `--topics`, only the namespaces of the chosen topics.
-        if pattern.is_some() {
-            let kept = group(&estate);
-            estate.retain_namespaces(&kept);
-        }
-        let dr = estate.dr_addresses();
-        estate.s3 = match &env.s3 {
-            Some(s3) if !dr.is_empty() => S3Backend::connect(s3)
-                .await?
-                .read(&dr)
-                .await
-                .map_err(EngineError::from)?,
-            _ => LiveState::default(),
-        };
-        Ok::<_, Error>(estate)
-    })?;
-
+    let estate = block_on(read_estate(&desired.environment, pattern.as_ref()))?;
     let docs = namespaces(&estate);
     let files: Vec<_> = docs
         .keys()
@@ -103,4 +59,53 @@ pub fn run(cli: &Cli, out: &Path, topics: Option<&str>) -> Result<Exit, Error> {
         out.display()
     );
     Ok(Exit::Success)
+}
+
+/// The live state import reads: the topics (those `pattern` matches), the
+/// namespace records in etcd, and the buckets their DR records name.
+async fn read_estate(env: &Environment, pattern: Option<&Regex>) -> Result<Estate, Error> {
+    let kafka = KafkaBackend::connect(&env.kafka)?;
+    let names: Vec<String> = kafka
+        .topic_names()
+        .await
+        .map_err(EngineError::from)?
+        .into_iter()
+        .filter(|n| pattern.is_none_or(|p| p.is_match(n)))
+        .collect();
+    let addresses: Vec<Address> = names.iter().map(|n| Address::topic(n)).collect();
+    let live = kafka.read(&addresses).await.map_err(EngineError::from)?;
+    let mut estate = Estate::default();
+    for (address, l) in live.resources {
+        if let Value::Topic(t) = l.value {
+            estate.topics.insert(address.name().to_owned(), t);
+        }
+    }
+    let etcd = EtcdBackend::new(connect(&env.etcd).await?);
+    let root = etcd_key(&env.etcd.prefix, "");
+    for (key, record) in etcd.records(&root).await.map_err(EngineError::from)? {
+        let Some(rest) = key.strip_prefix(&root) else {
+            continue;
+        };
+        // sluice's own state is not desired state, and a record that
+        // does not read is left out, said once.
+        let bytes = serde_json::to_vec(&record).expect("records are JSON");
+        if let Err(e) = estate.add_record(rest, &bytes) {
+            tracing::warn!("skipping the etcd record `{key}`, which does not read: {e}");
+        }
+    }
+    // With `--topics`, only the namespaces of the chosen topics.
+    if pattern.is_some() {
+        let kept = group(&estate);
+        estate.retain_namespaces(&kept);
+    }
+    let dr = estate.dr_addresses();
+    estate.s3 = match &env.s3 {
+        Some(s3) if !dr.is_empty() => S3Backend::connect(s3)
+            .await?
+            .read(&dr)
+            .await
+            .map_err(EngineError::from)?,
+        _ => LiveState::default(),
+    };
+    Ok(estate)
 }

@@ -185,35 +185,7 @@ fn effective_defaults(
     diags: &mut Vec<Diagnostic>,
 ) -> Effective {
     let (env_d, ws_d) = (&cfg.defaults, &ws.spec.defaults);
-    let rf = env_d
-        .replication_factor
-        .as_ref()
-        .or(ws_d.replication_factor.as_ref());
-    let brokers = *cfg.kafka.brokers;
-    let replication_factor = match rf {
-        Some(rf) => {
-            nonzero(rf, "replication_factor", file, diags);
-            if rf.value > brokers {
-                diags.push(rf_above_brokers(rf.value, brokers, name).at(file, rf.loc).hint(format!(
-                    "lower it, or set `environments.{name}.defaults.replication_factor` to at most {brokers}"
-                )));
-            }
-            rf.value
-        }
-        None => {
-            if DEFAULT_REPLICATION_FACTOR > brokers {
-                diags.push(
-                    Diagnostic::error(
-                        "replication-factor",
-                        format!("the built-in default replication factor {DEFAULT_REPLICATION_FACTOR} exceeds the {brokers} broker(s) of environment `{name}`"),
-                    )
-                    .at(file, cfg.kafka.brokers.loc)
-                    .hint(format!("set `environments.{name}.defaults.replication_factor: {brokers}`")),
-                );
-            }
-            DEFAULT_REPLICATION_FACTOR
-        }
-    };
+    let replication_factor = default_replication_factor(ws, cfg, file, name, diags);
     let partitions = count(
         env_d.partitions.as_ref().or(ws_d.partitions.as_ref()),
         DEFAULT_PARTITIONS,
@@ -261,6 +233,47 @@ fn effective_defaults(
             file,
             diags,
         ),
+    }
+}
+
+/// The environment's or the workspace's default replication factor, else
+/// the built-in one; above the broker count, an error.
+fn default_replication_factor(
+    ws: &Workspace,
+    cfg: &EnvConfig,
+    file: &str,
+    name: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> u16 {
+    let rf = cfg.defaults.replication_factor.as_ref().or(ws
+        .spec
+        .defaults
+        .replication_factor
+        .as_ref());
+    let brokers = *cfg.kafka.brokers;
+    match rf {
+        Some(rf) => {
+            nonzero(rf, "replication_factor", file, diags);
+            if rf.value > brokers {
+                diags.push(rf_above_brokers(rf.value, brokers, name).at(file, rf.loc).hint(format!(
+                    "lower it, or set `environments.{name}.defaults.replication_factor` to at most {brokers}"
+                )));
+            }
+            rf.value
+        }
+        None => {
+            if DEFAULT_REPLICATION_FACTOR > brokers {
+                diags.push(
+                    Diagnostic::error(
+                        "replication-factor",
+                        format!("the built-in default replication factor {DEFAULT_REPLICATION_FACTOR} exceeds the {brokers} broker(s) of environment `{name}`"),
+                    )
+                    .at(file, cfg.kafka.brokers.loc)
+                    .hint(format!("set `environments.{name}.defaults.replication_factor: {brokers}`")),
+                );
+            }
+            DEFAULT_REPLICATION_FACTOR
+        }
     }
 }
 

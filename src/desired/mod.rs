@@ -88,58 +88,64 @@ pub fn resolve(
         .iter()
         .map(|(m, t)| (m.clone(), t.value.clone()))
         .collect();
+    envs.iter()
+        .map(|name| {
+            let overrides = (selected.as_ref().is_ok_and(|s| s == name)).then_some(overrides);
+            resolve_env(ws, parsed, name, &metrics, overrides, diags)
+        })
+        .collect()
+}
+
+/// One environment: its settings, then every namespace that applies to it.
+fn resolve_env(
+    ws: &Doc<Workspace>,
+    parsed: &Parsed,
+    name: &str,
+    metrics: &BTreeMap<String, String>,
+    overrides: Option<&Overrides>,
+    diags: &mut Vec<Diagnostic>,
+) -> Desired {
+    let (environment, defaults) =
+        env::resolve_environment(&ws.value, &ws.file, name, overrides, diags);
     let custom_metrics: Vec<&str> = metrics
         .keys()
         .map(String::as_str)
         .filter(|m| !METRICS.iter().any(|b| b.name == *m))
         .collect();
-
-    envs.iter()
-        .map(|name| {
-            let applies_overrides = selected.as_ref().is_ok_and(|s| s == name);
-            let (environment, defaults) = env::resolve_environment(
-                &ws.value,
-                &ws.file,
-                name,
-                applies_overrides.then_some(overrides),
-                diags,
-            );
-            let cx = namespace::Ctx {
-                env: name,
-                brokers: *ws.value.spec.environments[name].kafka.brokers,
-                defaults: &defaults,
-                guards: &ws.value.spec.guards,
-                custom_metrics: &custom_metrics,
-                metrics: &metrics,
-                catalog: ws.value.spec.disaster_recovery.as_ref(),
-                ws_file: &ws.file,
-            };
-            let namespaces: Vec<NamespaceState> = parsed
-                .namespaces
-                .iter()
-                .filter(|doc| namespace::applies(&doc.value, name))
-                .map(|doc| namespace::resolve(doc, &cx, diags))
-                .collect();
-            check_unique(&namespaces, diags);
-            check_dr_targets(&environment, &namespaces, diags);
-            check_rules_dir(&environment, &namespaces, diags);
-            Desired {
-                environment,
-                guards: ws.value.spec.guards.clone(),
-                metrics: metrics.clone(),
-                buckets: ws
-                    .value
-                    .spec
-                    .disaster_recovery
-                    .iter()
-                    .flat_map(|c| &c.buckets)
-                    .map(|(name, b)| (name.clone(), b.region.value.clone()))
-                    .collect(),
-                namespaces,
-                scope: None,
-            }
-        })
-        .collect()
+    let cx = namespace::Ctx {
+        env: name,
+        brokers: *ws.value.spec.environments[name].kafka.brokers,
+        defaults: &defaults,
+        guards: &ws.value.spec.guards,
+        custom_metrics: &custom_metrics,
+        metrics,
+        catalog: ws.value.spec.disaster_recovery.as_ref(),
+        ws_file: &ws.file,
+    };
+    let namespaces: Vec<NamespaceState> = parsed
+        .namespaces
+        .iter()
+        .filter(|doc| namespace::applies(&doc.value, name))
+        .map(|doc| namespace::resolve(doc, &cx, diags))
+        .collect();
+    check_unique(&namespaces, diags);
+    check_dr_targets(&environment, &namespaces, diags);
+    check_rules_dir(&environment, &namespaces, diags);
+    Desired {
+        environment,
+        guards: ws.value.spec.guards.clone(),
+        metrics: metrics.clone(),
+        buckets: ws
+            .value
+            .spec
+            .disaster_recovery
+            .iter()
+            .flat_map(|c| &c.buckets)
+            .map(|(name, b)| (name.clone(), b.region.value.clone()))
+            .collect(),
+        namespaces,
+        scope: None,
+    }
 }
 
 /// Alerts become rule files only where the environment has a rules directory;

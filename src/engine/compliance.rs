@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::backend::{BackendError, BackupCatalog};
-use crate::desired::{Desired, NamespaceState};
+use crate::desired::{BackupState, Desired, NamespaceState, ReplicationState};
 use crate::plan::{Check, DrReport, LiveState, Violation};
 use crate::resource::owned_id;
 use crate::resource::{Address, Kind, Value};
@@ -76,7 +76,6 @@ fn report(ns: &NamespaceState, live: &LiveState, newest: &Newest, now: i64) -> O
     let dr = ns.disaster_recovery.as_ref()?;
     let backup = dr.backup.as_ref()?;
     let mut violations = Vec::new();
-    let mut violate = |check: Check, message: String| violations.push(Violation { check, message });
     let rpo_s = dr.rpo_ms.map(|ms| ms / 1000);
     let backups = format!("s3://{}/{}", backup.bucket, backup.prefix);
     let age = newest
@@ -85,65 +84,27 @@ fn report(ns: &NamespaceState, live: &LiveState, newest: &Newest, now: i64) -> O
         .flatten()
         .map(|t| u64::try_from(now - t).unwrap_or(0));
     if let Some(rpo) = rpo_s {
-        match age {
-            None => violate(
-                Check::BackupAge,
-                format!("no backup under {backups}; the RPO is {}", human(rpo)),
-            ),
-            Some(age) if age > rpo => violate(
-                Check::BackupAge,
-                format!(
-                    "the newest backup under {backups} is {} old, older than the RPO of {}",
-                    human(age),
-                    human(rpo)
-                ),
-            ),
-            Some(_) => {}
-        }
+        let message = match age {
+            None => Some(format!(
+                "no backup under {backups}; the RPO is {}",
+                human(rpo)
+            )),
+            Some(age) if age > rpo => Some(format!(
+                "the newest backup under {backups} is {} old, older than the RPO of {}",
+                human(age),
+                human(rpo)
+            )),
+            Some(_) => None,
+        };
+        violations.extend(message.map(|message| Violation {
+            check: Check::BackupAge,
+            message,
+        }));
     }
-    let versioned = |bucket: &str| match live.resources.get(&Address::bucket(bucket)) {
-        Some(l) => match &l.value {
-            Value::Bucket(b) if b.versioning => None,
-            _ => Some(format!("bucket `{bucket}` is not versioned")),
-        },
-        None => Some(format!("bucket `{bucket}` does not exist")),
-    };
-    if let Some(problem) = versioned(&backup.bucket) {
-        violate(Check::Versioning, problem);
-    }
+    violations.extend(unversioned(live, &backup.bucket));
     if let Some(replica) = &dr.replication {
-        if let Some(problem) = versioned(&replica.bucket) {
-            violate(Check::Versioning, problem);
-        }
-        let id = owned_id(&ns.name);
-        let rule = Address::in_bucket(Kind::S3Replication, &backup.bucket, &id);
-        match live.resources.get(&rule).map(|l| &l.value) {
-            Some(Value::Replication(r)) if r.enabled && r.destination_bucket == replica.bucket => {}
-            Some(_) => violate(
-                Check::Replication,
-                format!(
-                    "replication rule `{id}` of `{}` is disabled or points elsewhere",
-                    backup.bucket
-                ),
-            ),
-            None => violate(
-                Check::Replication,
-                format!(
-                    "`{}` has no replication rule `{id}` to `{}`",
-                    backup.bucket, replica.bucket
-                ),
-            ),
-        }
-        let statement = Address::in_bucket(Kind::S3Policy, &replica.bucket, &id);
-        if replica.read_only && !live.resources.contains_key(&statement) {
-            violate(
-                Check::ReplicaPolicy,
-                format!(
-                    "replica `{}` has no read-only policy statement `{id}`",
-                    replica.bucket
-                ),
-            );
-        }
+        violations.extend(unversioned(live, &replica.bucket));
+        violations.extend(replication(ns, backup, replica, live));
     }
     Some(DrReport {
         namespace: ns.name.clone(),
@@ -152,4 +113,59 @@ fn report(ns: &NamespaceState, live: &LiveState, newest: &Newest, now: i64) -> O
         rpo_s,
         violations,
     })
+}
+
+/// A bucket that is missing or not versioned.
+fn unversioned(live: &LiveState, bucket: &str) -> Option<Violation> {
+    let message = match live
+        .resources
+        .get(&Address::bucket(bucket))
+        .map(|l| &l.value)
+    {
+        Some(Value::Bucket(b)) if b.versioning => return None,
+        Some(_) => format!("bucket `{bucket}` is not versioned"),
+        None => format!("bucket `{bucket}` does not exist"),
+    };
+    Some(Violation {
+        check: Check::Versioning,
+        message,
+    })
+}
+
+/// The replication rule into the replica, and its read-only statement.
+fn replication(
+    ns: &NamespaceState,
+    backup: &BackupState,
+    replica: &ReplicationState,
+    live: &LiveState,
+) -> Vec<Violation> {
+    let mut out = Vec::new();
+    let id = owned_id(&ns.name);
+    let rule = Address::in_bucket(Kind::S3Replication, &backup.bucket, &id);
+    let problem = match live.resources.get(&rule).map(|l| &l.value) {
+        Some(Value::Replication(r)) if r.enabled && r.destination_bucket == replica.bucket => None,
+        Some(_) => Some(format!(
+            "replication rule `{id}` of `{}` is disabled or points elsewhere",
+            backup.bucket
+        )),
+        None => Some(format!(
+            "`{}` has no replication rule `{id}` to `{}`",
+            backup.bucket, replica.bucket
+        )),
+    };
+    out.extend(problem.map(|message| Violation {
+        check: Check::Replication,
+        message,
+    }));
+    let statement = Address::in_bucket(Kind::S3Policy, &replica.bucket, &id);
+    if replica.read_only && !live.resources.contains_key(&statement) {
+        out.push(Violation {
+            check: Check::ReplicaPolicy,
+            message: format!(
+                "replica `{}` has no read-only policy statement `{id}`",
+                replica.bucket
+            ),
+        });
+    }
+    out
 }

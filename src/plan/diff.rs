@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::live::{ABSENT, Api, LiveState};
+use super::live::{ABSENT, Api, LiveResource, LiveState};
 use super::{Action, Cause, Change, FORMAT_VERSION, Field, FieldChange, Plan, Summary};
 use crate::config::workspace::Guards;
 use crate::resource::{Address, BucketValue, Kind, Resource, TopicValue, Value};
@@ -69,58 +69,68 @@ pub fn diff(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
 
     for address in addresses {
         let live = input.live.resources.get(address);
-        let inv = input.inventory.entries.get(address);
         plan.fingerprints.insert(
             address.clone(),
             live.map_or_else(|| ABSENT.to_owned(), |l| l.fingerprint.clone()),
         );
-        let change = match (desired.get(address), live) {
-            (Some(d), None) => Some(create(d, inv)),
-            (Some(d), Some(l)) => {
-                let entry = InventoryEntry::of(d);
-                let c = update(d, &l.value, inv);
-                if c.is_none() {
-                    plan.unchanged += 1;
-                    if inv != Some(&entry) {
-                        plan.adopt.insert(address.clone(), entry);
-                    }
-                }
-                c
+        let d = desired.get(address).copied();
+        if let Some(mut change) = change_of(address, d, live, input, &mut plan) {
+            if let Some(d) = d {
+                block(&mut change, unmet_requirements(d, &desired, input.live));
             }
-            (None, Some(l)) => inv.map(|inv| delete(address, &l.value, inv, input.guards)),
-            (None, None) => {
-                plan.forget.push(address.clone());
-                None
-            }
-        };
-        if let Some(mut change) = change {
-            if let Some(d) = desired.get(address) {
-                let unmet = unmet_requirements(d, &desired, input.live);
-                if !unmet.is_empty() {
-                    change.action = Action::Blocked;
-                    change.inventory = None;
-                    change.reasons.extend(unmet);
-                }
-            }
-            let missing: Vec<Api> = required_apis(&change)
+            let missing = required_apis(&change)
                 .into_iter()
                 .filter(|api| input.live.unsupported.contains(api))
+                .map(|api| format!("not supported by this broker ({api})"))
                 .collect();
-            if !missing.is_empty() {
-                change.action = Action::Blocked;
-                change.inventory = None;
-                change.reasons.extend(
-                    missing
-                        .iter()
-                        .map(|api| format!("not supported by this broker ({api})")),
-                );
-            }
+            block(&mut change, missing);
             plan.changes.push(change);
         }
     }
     plan.changes.sort_by_key(apply_order);
     plan.summary = Summary::of(&plan.changes);
     Ok(plan)
+}
+
+/// The change one address needs, if any; an unchanged resource is counted,
+/// and adopted into the inventory, or forgotten when it is gone.
+fn change_of(
+    address: &Address,
+    desired: Option<&Resource>,
+    live: Option<&LiveResource>,
+    input: &PlanInput<'_>,
+    plan: &mut Plan,
+) -> Option<Change> {
+    let inv = input.inventory.entries.get(address);
+    match (desired, live) {
+        (Some(d), None) => Some(create(d, inv)),
+        (Some(d), Some(l)) => {
+            let c = update(d, &l.value, inv);
+            if c.is_none() {
+                plan.unchanged += 1;
+                let entry = InventoryEntry::of(d);
+                if inv != Some(&entry) {
+                    plan.adopt.insert(address.clone(), entry);
+                }
+            }
+            c
+        }
+        (None, Some(l)) => inv.map(|inv| delete(address, &l.value, inv, input.guards)),
+        (None, None) => {
+            plan.forget.push(address.clone());
+            None
+        }
+    }
+}
+
+/// Blocks a change for these reasons, if there are any: it then records
+/// nothing in the inventory.
+fn block(change: &mut Change, reasons: Vec<String>) {
+    if !reasons.is_empty() {
+        change.action = Action::Blocked;
+        change.inventory = None;
+        change.reasons.extend(reasons);
+    }
 }
 
 /// Why what `d` needs is not there: a required resource that is neither

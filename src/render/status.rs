@@ -6,6 +6,7 @@ use comfy_table::{Cell, Table};
 
 use crate::engine::compliance::human;
 use crate::engine::status::Status;
+use crate::state::AppliedRecord;
 
 fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
@@ -21,26 +22,7 @@ pub fn text(s: &Status) -> String {
         out.push_str(&format!(", namespace `{ns}`"));
     }
     out.push_str("\n\n");
-    out.push_str(&match &s.last_apply {
-        Some(a) => format!(
-            "Last apply: {} at {} by {}, {}; {} applied, {} failed.\n",
-            serde_json::to_value(a.status)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
-            a.time,
-            a.user,
-            a.commit
-                .as_deref()
-                .map_or("from a working tree".to_owned(), |c| format!(
-                    "commit {}",
-                    crate::render::short(c)
-                )),
-            a.applied,
-            a.failed
-        ),
-        None => "Last apply: never.\n".into(),
-    });
+    out.push_str(&last_apply(s.last_apply.as_ref()));
     let mut t = table(&["backend", "", "detail"]);
     for b in &s.backends {
         t.add_row(vec![
@@ -59,43 +41,74 @@ pub fn text(s: &Status) -> String {
         (None, None) => {}
     }
     if !s.consumers.is_empty() {
-        let mut t = table(&["namespace", "group", "lag", "max lag", ""]);
-        for c in &s.consumers {
-            t.add_row(vec![
-                c.namespace.clone(),
-                c.group.clone(),
-                c.lag.map_or("?".into(), |l| l.to_string()),
-                c.max_lag.map_or("-".into(), |m| m.to_string()),
-                match (&c.error, c.over()) {
-                    (Some(e), _) => e.clone(),
-                    (None, true) => "over max lag".into(),
-                    (None, false) => "ok".into(),
-                },
-            ]);
-        }
-        out.push_str(&format!("\nConsumer lag:\n{t}\n"));
+        out.push_str(&format!("\nConsumer lag:\n{}\n", consumers(s)));
     }
     if !s.dr.is_empty() {
-        let age = |secs: Option<u64>| secs.map_or("none".into(), human);
-        let mut t = table(&["namespace", "backups", "newest", "rpo", ""]);
-        for r in &s.dr {
-            t.add_row(vec![
-                r.namespace.clone(),
-                r.backups.clone(),
-                age(r.backup_age_s),
-                age(r.rpo_s),
-                if r.violations.is_empty() {
-                    "compliant".into()
-                } else {
-                    r.violations
-                        .iter()
-                        .map(|v| v.message.clone())
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                },
-            ]);
-        }
-        out.push_str(&format!("\nDisaster recovery:\n{t}\n"));
+        out.push_str(&format!("\nDisaster recovery:\n{}\n", dr(s)));
     }
     out
+}
+
+fn last_apply(a: Option<&AppliedRecord>) -> String {
+    let Some(a) = a else {
+        return "Last apply: never.\n".into();
+    };
+    format!(
+        "Last apply: {} at {} by {}, {}; {} applied, {} failed.\n",
+        serde_json::to_value(a.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        a.time,
+        a.user,
+        a.commit
+            .as_deref()
+            .map_or("from a working tree".to_owned(), |c| format!(
+                "commit {}",
+                crate::render::short(c)
+            )),
+        a.applied,
+        a.failed
+    )
+}
+
+fn consumers(s: &Status) -> Table {
+    let mut t = table(&["namespace", "group", "lag", "max lag", ""]);
+    for c in &s.consumers {
+        t.add_row(vec![
+            c.namespace.clone(),
+            c.group.clone(),
+            c.lag.map_or("?".into(), |l| l.to_string()),
+            c.max_lag.map_or("-".into(), |m| m.to_string()),
+            match (&c.error, c.over()) {
+                (Some(e), _) => e.clone(),
+                (None, true) => "over max lag".into(),
+                (None, false) => "ok".into(),
+            },
+        ]);
+    }
+    t
+}
+
+fn dr(s: &Status) -> Table {
+    let age = |secs: Option<u64>| secs.map_or("none".into(), human);
+    let mut t = table(&["namespace", "backups", "newest", "rpo", ""]);
+    for r in &s.dr {
+        t.add_row(vec![
+            r.namespace.clone(),
+            r.backups.clone(),
+            age(r.backup_age_s),
+            age(r.rpo_s),
+            if r.violations.is_empty() {
+                "compliant".into()
+            } else {
+                r.violations
+                    .iter()
+                    .map(|v| v.message.clone())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            },
+        ]);
+    }
+    t
 }
