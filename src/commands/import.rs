@@ -21,10 +21,7 @@ use crate::resource::{Address, Value};
 const MODELINE: &str = "# yaml-language-server: $schema=../schemas/namespace.schema.json\n";
 
 pub fn run(cli: &Cli, out: &Path, topics: Option<&str>) -> Result<Exit, Error> {
-    let pattern = topics
-        .map(Regex::new)
-        .transpose()
-        .map_err(|e| Error::Pattern(e.to_string()))?;
+    let pattern = topics.map(Regex::new).transpose().map_err(Error::Pattern)?;
     let (_, desired) = load_desired(cli, None)?;
     let estate = block_on(read_estate(&desired.environment, pattern.as_ref()))?;
     let docs = namespaces(&estate);

@@ -55,10 +55,13 @@ pub enum Error {
     /// The config has errors; they were printed.
     #[error("the config is invalid ({0} error(s) above)")]
     Invalid(usize),
+    /// The environment's systems could not be set up.
     #[error(transparent)]
     Connect(#[from] ConnectError),
+    /// The plan could not be made.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// The apply refused to start, or stopped.
     #[error(transparent)]
     Apply(#[from] ApplyError),
     /// A saved plan could not be used.
@@ -68,16 +71,18 @@ pub enum Error {
     #[error("apply cancelled; nothing was changed")]
     Cancelled,
     /// `import --topics` is not a regular expression.
-    #[error("`--topics` is not a regular expression: {0}")]
-    Pattern(String),
+    #[error("`--topics` is not a regular expression")]
+    Pattern(#[source] regex::Error),
     /// `import` would overwrite namespace files.
     #[error("refusing to overwrite {}; import into an empty directory", .0.join(", "))]
     Exists(Vec<String>),
+    /// A command names a namespace the environment does not have.
     #[error("there is no namespace `{name}` in environment `{env}`")]
     UnknownNamespace { name: String, env: String },
     /// Policies refused the plan; their messages were printed.
     #[error("the plan is denied by {0} policy message(s) above")]
     Denied(usize),
+    /// The watcher could not start.
     #[error(transparent)]
     Watch(#[from] crate::watch::WatchError),
     /// Apply without a terminal to confirm on.
@@ -85,7 +90,76 @@ pub enum Error {
     NeedsApproval,
 }
 
+/// What kind of failure an error is: what a bot reads, and what the exit
+/// code comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The config (or a policy) has errors.
+    Invalid,
+    /// A policy denies the plan.
+    Denied,
+    /// A guard or a blocked change refuses the apply, or nobody approved it.
+    Refused,
+    /// What the plan read moved since it was made.
+    Stale,
+    /// Another apply holds the lock.
+    Locked,
+    /// A live system or sluice's state could not be reached or read.
+    Unavailable,
+    /// A file could not be read or written, or an argument is wrong.
+    Input,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Invalid => "invalid",
+            ErrorKind::Denied => "denied",
+            ErrorKind::Refused => "refused",
+            ErrorKind::Stale => "stale",
+            ErrorKind::Locked => "locked",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Input => "input",
+        }
+    }
+
+    /// Every kind of failure exits 1; 2 is kept for success with changes.
+    pub fn exit(self) -> Exit {
+        Exit::Failure
+    }
+}
+
 impl Error {
+    /// The kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        use ErrorKind as K;
+        match self {
+            Error::Invalid(_) => K::Invalid,
+            Error::Denied(_) => K::Denied,
+            Error::Cancelled | Error::NeedsApproval => K::Refused,
+            Error::Apply(ApplyError::Stale(_)) => K::Stale,
+            Error::Apply(ApplyError::State(StateError::Locked { .. }))
+            | Error::Engine(EngineError::State(StateError::Locked { .. })) => K::Locked,
+            Error::Apply(
+                ApplyError::Blocked(_)
+                | ApplyError::DeletesNotAllowed(_)
+                | ApplyError::TooManyDeletes { .. },
+            )
+            | Error::Engine(EngineError::Plan(_)) => K::Refused,
+            Error::Engine(EngineError::Policy(_)) => K::Invalid,
+            Error::Connect(ConnectError::Secret(_) | ConnectError::Kafka(_)) => K::Invalid,
+            Error::Connect(_) | Error::Engine(_) | Error::Apply(_) | Error::Watch(_) => {
+                K::Unavailable
+            }
+            Error::Source(_)
+            | Error::Write { .. }
+            | Error::PlanFile { .. }
+            | Error::Pattern(_)
+            | Error::Exists(_)
+            | Error::UnknownNamespace { .. } => K::Input,
+        }
+    }
+
     /// What to do about it, where there is something to say.
     fn hint(&self) -> Option<&'static str> {
         match self {
@@ -124,7 +198,7 @@ pub fn main() -> ExitCode {
             if let Some(hint) = err.hint() {
                 eprintln!("hint: {hint}");
             }
-            Exit::Failure
+            err.kind().exit()
         }
     };
     ExitCode::from(exit as u8)

@@ -9,6 +9,7 @@
 //! commit and waits for the next. With `--ha`, replicas elect a leader
 //! through an etcd lease and only the leader plans, reports and remediates.
 
+mod error;
 pub mod http;
 pub mod leader;
 pub mod metrics;
@@ -27,13 +28,14 @@ use crate::backend::ConnectError;
 use crate::config::workspace::EtcdEnv;
 use crate::desired::{Desired, Overrides};
 use crate::diag::{Diagnostic, chain};
-use crate::engine::apply::{ApplyError, ApplyOptions, Interrupt, apply};
-use crate::engine::{self, EngineError, Target};
+use crate::engine::apply::{ApplyOptions, Interrupt, apply};
+use crate::engine::{self, Target};
 use crate::plan::{Action, Cause, Plan};
 use crate::policy::Policies;
-use crate::source::{Origin, SourceError, SourceTree};
+use crate::source::{Origin, SourceTree};
 use crate::state::Holder;
 
+use self::error::CycleError;
 use self::http::Health;
 use self::leader::Leadership;
 use self::metrics::{Metrics, Reconciled, env};
@@ -71,49 +73,6 @@ enum Cycle {
     Done(Reconciled),
     /// Not the leader: nothing planned.
     Standby,
-}
-
-/// Why a cycle could not do its work. Each error says whether waiting
-/// helps ([`CycleError::is_transient`]): a transient one is retried with
-/// backoff; a permanent one is reported once per commit and waits for the
-/// next.
-#[derive(Debug, thiserror::Error)]
-enum CycleError {
-    /// The desired state could not be read.
-    #[error("cannot read the desired state")]
-    Source(#[from] SourceError),
-    /// The config has errors (their text, each at its place).
-    #[error("the config is invalid: {0}")]
-    Invalid(String),
-    /// The environment's systems could not be set up.
-    #[error("cannot connect to the environment")]
-    Connect(#[from] ConnectError),
-    /// The plan could not be made.
-    #[error("cannot plan")]
-    Engine(#[from] EngineError),
-    /// A remediation refused to start or failed.
-    #[error("remediation failed")]
-    Apply(#[from] ApplyError),
-}
-
-impl CycleError {
-    fn is_transient(&self) -> bool {
-        match self {
-            CycleError::Source(e) => e.is_transient(),
-            CycleError::Invalid(_) => false,
-            CycleError::Connect(e) => e.is_transient(),
-            CycleError::Engine(e) => e.is_transient(),
-            CycleError::Apply(e) => e.is_transient(),
-        }
-    }
-
-    /// The result label of the cycle it ended.
-    fn result(&self) -> Reconciled {
-        match self {
-            CycleError::Invalid(_) => Reconciled::Invalid,
-            _ => Reconciled::Error,
-        }
-    }
 }
 
 struct Watcher {
@@ -172,38 +131,7 @@ pub async fn run(opts: Options, shutdown: Arc<Interrupt>) -> Result<(), WatchErr
         let started = Instant::now();
         let outcome = w.cycle().await;
         w.metrics.duration.observe(started.elapsed().as_secs_f64());
-        let delay = match outcome {
-            Err(e) if e.is_transient() => {
-                w.metrics.count(&w.environment, e.result());
-                let delay = retries
-                    .get_or_insert_with(|| backoff(w.opts.max_backoff))
-                    .next()
-                    .unwrap_or(w.opts.max_backoff)
-                    .min(w.opts.max_backoff);
-                tracing::error!(retry_in = ?delay, "reconcile failed: {}", chain(&e));
-                delay
-            }
-            other => {
-                retries = None;
-                match other {
-                    Ok(Cycle::Done(result)) => {
-                        w.metrics.count(&w.environment, result);
-                        w.metrics
-                            .last_success
-                            .get_or_create(&env(&w.environment))
-                            .set(now_s());
-                    }
-                    Ok(Cycle::Standby) => {}
-                    Err(e) => {
-                        w.metrics.count(&w.environment, e.result());
-                        let commit = w.commit.clone();
-                        w.report_once(&commit, &chain(&e));
-                    }
-                }
-                w.health.ready.store(true, Ordering::Relaxed);
-                jitter(w.opts.interval)
-            }
-        };
+        let delay = w.after(outcome, &mut retries);
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
             () = changed.notified() => tracing::info!("the desired state changed"),
@@ -222,6 +150,45 @@ pub async fn run(opts: Options, shutdown: Arc<Interrupt>) -> Result<(), WatchErr
 }
 
 impl Watcher {
+    /// Counts how a cycle ended and says how long to wait for the next: a
+    /// transient error backs off, a permanent one is reported once per
+    /// commit and waits the interval, as a cycle that did its work does.
+    fn after(
+        &mut self,
+        outcome: Result<Cycle, CycleError>,
+        retries: &mut Option<ExponentialBackoff>,
+    ) -> Duration {
+        let cap = self.opts.max_backoff;
+        match outcome {
+            Err(e) if e.is_transient() => {
+                self.metrics.count(&self.environment, e.result());
+                let delay = retries
+                    .get_or_insert_with(|| backoff(cap))
+                    .next()
+                    .unwrap_or(cap)
+                    .min(cap);
+                tracing::error!(retry_in = ?delay, "reconcile failed: {}", chain(&e));
+                return delay;
+            }
+            Ok(Cycle::Done(result)) => {
+                self.metrics.count(&self.environment, result);
+                self.metrics
+                    .last_success
+                    .get_or_create(&env(&self.environment))
+                    .set(now_s());
+            }
+            Ok(Cycle::Standby) => {}
+            Err(e) => {
+                self.metrics.count(&self.environment, e.result());
+                let commit = self.commit.clone();
+                self.report_once(&commit, &chain(&e));
+            }
+        }
+        *retries = None;
+        self.health.ready.store(true, Ordering::Relaxed);
+        jitter(self.opts.interval)
+    }
+
     /// One reconcile: read the desired state, connect, lead (with `--ha`),
     /// plan, publish, and remediate when asked.
     async fn cycle(&mut self) -> Result<Cycle, CycleError> {
@@ -504,132 +471,6 @@ mod tests {
         assert!(delays[11] >= cap && delays[11] < cap * 2, "{delays:?}");
         // It never runs out: failures are retried for as long as they last.
         assert_eq!(backoff(cap).take(1000).count(), 1000);
-    }
-
-    /// One case per kind of error a cycle can end in: whether it is retried
-    /// with backoff (transient) or reported once per commit (permanent), and
-    /// the result label it counts as.
-    #[test]
-    fn each_kind_of_error_is_retried_or_waits_for_the_next_commit() {
-        use crate::backend::BackendError;
-        use crate::config::secret::SecretError;
-        use crate::plan::{Api, PlanError};
-        use crate::policy::PolicyError;
-        use crate::resource::System;
-        use crate::state::StateError;
-
-        let etcd_down = || etcd_client::Error::InvalidArgs("connection refused".into());
-        let read = || BackendError::Read {
-            system: System::Kafka,
-            message: "timed out".into(),
-        };
-        let corrupt = StateError::Corrupt {
-            key: "/sluice/inventory/prod/0".into(),
-            source: serde_json::from_str::<u8>("x").unwrap_err(),
-        };
-        let cases: Vec<(CycleError, bool, Reconciled)> = vec![
-            (
-                SourceError::NoRepo("/nowhere".into()).into(),
-                false,
-                Reconciled::Error,
-            ),
-            (
-                SourceError::Io {
-                    path: "/repo".into(),
-                    source: std::io::Error::other("busy"),
-                }
-                .into(),
-                true,
-                Reconciled::Error,
-            ),
-            (
-                CycleError::Invalid("1 error(s)".into()),
-                false,
-                Reconciled::Invalid,
-            ),
-            (
-                ConnectError::Secret(SecretError::MissingEnv {
-                    field: "kafka.sasl.password".into(),
-                    reference: "${env:PASS}".into(),
-                })
-                .into(),
-                false,
-                Reconciled::Error,
-            ),
-            (
-                ConnectError::Etcd {
-                    endpoints: "http://etcd:2379".into(),
-                    source: etcd_down(),
-                }
-                .into(),
-                true,
-                Reconciled::Error,
-            ),
-            (
-                EngineError::Plan(PlanError::EmptyDesired {
-                    env: "prod".into(),
-                    managed: 3,
-                })
-                .into(),
-                false,
-                Reconciled::Error,
-            ),
-            (EngineError::Backend(read()).into(), true, Reconciled::Error),
-            (
-                EngineError::Backend(BackendError::Unsupported(Api::CreatePartitions)).into(),
-                false,
-                Reconciled::Error,
-            ),
-            (
-                EngineError::State(StateError::Unreachable(etcd_down())).into(),
-                true,
-                Reconciled::Error,
-            ),
-            (EngineError::State(corrupt).into(), false, Reconciled::Error),
-            (
-                EngineError::Policy(PolicyError {
-                    file: "policies/x.rego".into(),
-                    message: "undefined".into(),
-                })
-                .into(),
-                false,
-                Reconciled::Error,
-            ),
-            (ApplyError::Blocked(1).into(), false, Reconciled::Error),
-            (
-                ApplyError::DeletesNotAllowed(2).into(),
-                false,
-                Reconciled::Error,
-            ),
-            (
-                ApplyError::TooManyDeletes { count: 9, max: 1 }.into(),
-                false,
-                Reconciled::Error,
-            ),
-            (
-                ApplyError::Stale(vec!["kafka.topic/a".into()]).into(),
-                true,
-                Reconciled::Error,
-            ),
-            (
-                ApplyError::State(StateError::Locked {
-                    env: "prod".into(),
-                    holder: "ci".into(),
-                })
-                .into(),
-                true,
-                Reconciled::Error,
-            ),
-            (
-                ApplyError::Backend(BackendError::Rejected("invalid config".into())).into(),
-                false,
-                Reconciled::Error,
-            ),
-        ];
-        for (e, transient, result) in cases {
-            assert_eq!(e.is_transient(), transient, "{}", chain(&e));
-            assert_eq!(e.result(), result, "{}", chain(&e));
-        }
     }
 
     #[test]
