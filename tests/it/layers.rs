@@ -114,3 +114,32 @@ fn the_plan_is_a_leaf_of_the_engine() {
         );
     }
 }
+
+/// The order README's Layout lists the modules in: each may import only
+/// from those before it.
+const ORDER: &[&str] = &[
+    "diag", "source", "config", "desired", "records", "resource", "state", "plan", "backend",
+    "policy", "engine", "import", "render", "watch", "schema", "cli", "commands",
+];
+
+#[test]
+fn modules_import_only_from_those_before_them_in_the_layout() {
+    let g = graph();
+    let mut upward = Vec::new();
+    for (module, uses) in &g {
+        let Some(at) = ORDER.iter().position(|m| m == module) else {
+            continue;
+        };
+        for (used, files) in uses {
+            match ORDER.iter().position(|m| m == used) {
+                Some(u) if u > at => upward.push(format!(
+                    "{module} imports {used} (in {})",
+                    files.iter().cloned().collect::<Vec<_>>().join(", ")
+                )),
+                Some(_) => {}
+                None => upward.push(format!("{used} is not in README's Layout order")),
+            }
+        }
+    }
+    assert!(upward.is_empty(), "{}", upward.join("\n"));
+}
