@@ -81,10 +81,13 @@ pub fn parse_reference(text: &str) -> Option<SecretSource> {
 /// A secret reference that could not be read. Names the reference, never a value.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
+    /// A secret-bearing field holds a value instead of a reference.
     #[error("`{field}` holds an inline secret; write `${{env:NAME}}` or `${{file:PATH}}`")]
     Inline { field: String },
+    /// `${env:NAME}` names a variable that is not set.
     #[error("secret `{reference}` for `{field}`: the environment variable is not set")]
     MissingEnv { field: String, reference: String },
+    /// `${file:PATH}` names a file that cannot be read.
     #[error("secret `{reference}` for `{field}`: cannot read the file")]
     File {
         field: String,

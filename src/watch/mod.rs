@@ -54,16 +54,23 @@ pub struct Options {
     pub max_backoff: Duration,
 }
 
+/// Why the watcher could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
-    #[error("cannot listen on {addr}: {source}")]
+    /// The metrics and health address is taken or not ours.
+    #[error("cannot listen on {addr}")]
     Listen {
         addr: SocketAddr,
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot watch `{path}` for changes: {message}")]
-    Notify { path: String, message: String },
+    /// The directory's file events cannot be watched.
+    #[error("cannot watch `{path}` for changes")]
+    Notify {
+        path: String,
+        #[source]
+        source: notify::Error,
+    },
 }
 
 /// How a cycle that did its work ended.
@@ -431,9 +438,9 @@ fn watch_dir(
 ) -> Result<notify::RecommendedWatcher, WatchError> {
     use notify::Watcher as _;
     let (tx, rx) = std::sync::mpsc::channel::<notify::Result<notify::Event>>();
-    let error = |e: notify::Error| WatchError::Notify {
+    let error = |source: notify::Error| WatchError::Notify {
         path: dir.display().to_string(),
-        message: e.to_string(),
+        source,
     };
     let mut watcher = notify::recommended_watcher(tx).map_err(error)?;
     watcher
