@@ -17,6 +17,7 @@ pub mod config;
 pub mod desired;
 pub mod diag;
 pub mod engine;
+pub mod files;
 pub mod import;
 pub mod plan;
 pub mod policy;

@@ -5,7 +5,7 @@
 //! atomically (written aside, then renamed), and after a change the
 //! environment's reload URL is POSTed so Prometheus picks them up.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -62,7 +62,7 @@ impl RulesBackend {
             (Action::Create | Action::Update, Some(Value::Rules(text))) => {
                 std::fs::create_dir_all(&self.dir)
                     .map_err(|e| format!("cannot create {}: {e}", self.dir.display()))?;
-                write_atomically(&path, text)
+                crate::files::replace(&path, text.as_bytes())
                     .map_err(|e| format!("cannot write {}: {e}", path.display()))
             }
             (Action::Delete, _) => match std::fs::remove_file(&path) {
@@ -74,14 +74,6 @@ impl RulesBackend {
             _ => Err(format!("{} is not a rule file change", change.address)),
         }
     }
-}
-
-/// Writes next to the file, then renames over it: Prometheus never reads half a file.
-fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("rules");
-    let aside = path.with_file_name(format!(".{name}.sluice-tmp"));
-    std::fs::write(&aside, text)?;
-    std::fs::rename(&aside, path)
 }
 
 /// POSTs Prometheus's reload endpoint (`/-/reload`, which needs
@@ -221,5 +213,36 @@ mod tests {
         let message = result.unwrap_err().to_string();
         assert!(message.contains("not reloaded"), "{message}");
         assert!(dir.path().join("sluice-orders.yml").exists());
+    }
+
+    /// The rules directory's temporary file followed links: one planted at
+    /// its fixed name made apply overwrite the link's target.
+    #[tokio::test]
+    async fn a_link_planted_in_the_rules_directory_is_never_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "theirs").unwrap();
+        let rules_dir = dir.path().join("rules");
+        std::fs::create_dir(&rules_dir).unwrap();
+        // Where the old code wrote its temporary, and the file itself.
+        for name in [".sluice-orders.yml.sluice-tmp", "sluice-orders.yml"] {
+            std::os::unix::fs::symlink(&victim, rules_dir.join(name)).unwrap();
+        }
+        let rules = RulesBackend::new(&AlertsEnv {
+            rules_dir: rules_dir.display().to_string(),
+            reload_url: None,
+        });
+        let fence = Fence {
+            key: "k".into(),
+            revision: 1,
+            held: Default::default(),
+        };
+        let create = change(Action::Create, "sluice-orders.yml", Some("groups: []\n"));
+        assert!(rules.apply(&[&create], &fence).await[0].is_ok());
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "theirs");
+        assert_eq!(
+            std::fs::read_to_string(rules_dir.join("sluice-orders.yml")).unwrap(),
+            "groups: []\n"
+        );
     }
 }

@@ -31,7 +31,7 @@ pub fn run(cli: &Cli, out: &Path, topics: Option<&str>) -> Result<Exit, Error> {
         .collect();
     let existing: Vec<String> = files
         .iter()
-        .filter(|f| f.exists())
+        .filter(|f| f.symlink_metadata().is_ok())
         .map(|f| f.display().to_string())
         .collect();
     if !existing.is_empty() {
@@ -44,10 +44,12 @@ pub fn run(cli: &Cli, out: &Path, topics: Option<&str>) -> Result<Exit, Error> {
     std::fs::create_dir_all(out).map_err(write_error)?;
     for (doc, path) in docs.values().zip(&files) {
         let yaml = serde_saphyr::to_string(doc).expect("a namespace document is YAML");
-        std::fs::write(path, format!("{MODELINE}{yaml}")).map_err(|source| Error::Write {
-            path: path.display().to_string(),
-            source,
-        })?;
+        crate::files::write_new(path, format!("{MODELINE}{yaml}").as_bytes()).map_err(
+            |source| Error::Write {
+                path: path.display().to_string(),
+                source,
+            },
+        )?;
     }
     eprintln!(
         "Wrote {} namespace(s) with {} topic(s) to {}. Check them with `sluice plan`: it should show no changes, and the next apply adopts them.",

@@ -126,7 +126,7 @@ pub fn plan(
     }
     if let Some(path) = out {
         let text = serde_json::to_string_pretty(&plan).expect("a plan is JSON");
-        std::fs::write(path, text + "\n").map_err(|source| Error::Write {
+        crate::files::replace(path, (text + "\n").as_bytes()).map_err(|source| Error::Write {
             path: path.display().to_string(),
             source,
         })?;

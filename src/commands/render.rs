@@ -18,7 +18,8 @@ pub fn alerts(cli: &Cli, out: &Path) -> Result<Exit, Error> {
     let mut written = 0;
     for ns in desired.namespaces.iter().filter(|ns| !ns.alerts.is_empty()) {
         let path = out.join(rules::file_name(&ns.name));
-        std::fs::write(&path, rules::render(&rule_group(ns))).map_err(|e| write_error(&path, e))?;
+        crate::files::replace(&path, rules::render(&rule_group(ns)).as_bytes())
+            .map_err(|e| write_error(&path, e))?;
         println!("{}", path.display());
         written += 1;
     }

@@ -118,8 +118,8 @@ fn the_plan_is_a_leaf_of_the_engine() {
 /// The order README's Layout lists the modules in: each may import only
 /// from those before it.
 const ORDER: &[&str] = &[
-    "diag", "source", "config", "desired", "records", "resource", "state", "plan", "backend",
-    "policy", "engine", "import", "render", "watch", "schema", "cli", "commands",
+    "files", "diag", "source", "config", "desired", "records", "resource", "state", "plan",
+    "backend", "policy", "engine", "import", "render", "watch", "schema", "cli", "commands",
 ];
 
 #[test]
