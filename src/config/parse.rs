@@ -54,7 +54,21 @@ pub struct Parsed {
 /// each document that does not parse.
 pub fn parse_tree(tree: &SourceTree, diags: &mut Vec<Diagnostic>) -> Parsed {
     let mut parsed = Parsed::default();
+    for link in &tree.links {
+        diags.push(
+            Diagnostic::error(
+                "symlink",
+                format!(
+                    "`{link}` is a symbolic link; sluice never follows links in a config repository"
+                ),
+            )
+            .at(link, Loc::UNKNOWN)
+            .hint("replace the link with the file (or directory) itself"),
+        );
+    }
+    let workspace_is_a_link = tree.links.iter().any(|l| l.ends_with(WORKSPACE_FILE));
     match &tree.workspace {
+        None if workspace_is_a_link => {}
         None => diags.push(
             Diagnostic::error("no-workspace", format!("no `{WORKSPACE_FILE}` found"))
                 .hint("run sluice at the root of a config repository (or pass `--repo DIR`); it needs a `sluice.yaml` with `kind: Workspace`"),

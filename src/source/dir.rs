@@ -14,32 +14,46 @@ pub fn load_dir(root: &Path) -> Result<SourceTree, SourceError> {
     if !root.is_dir() {
         return Err(SourceError::NoRepo(root.to_owned()));
     }
+    let mut links = Vec::new();
     let workspace_path = root.join(WORKSPACE_FILE);
-    let workspace = if workspace_path.is_file() {
-        Some(read(root, &workspace_path)?)
-    } else {
-        None
+    let workspace = match fs::symlink_metadata(&workspace_path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            links.push(display_path(root, &workspace_path));
+            None
+        }
+        Ok(m) if m.is_file() => Some(read(root, &workspace_path)?),
+        _ => None,
     };
+    let namespaces = read_all(root, NAMESPACES_DIR, &is_yaml, &mut links)?;
+    let policies = read_all(root, POLICIES_DIR, &is_policy, &mut links)?;
     Ok(SourceTree {
         revision: None,
         workspace,
-        namespaces: read_all(root, NAMESPACES_DIR, &is_yaml)?,
-        policies: read_all(root, POLICIES_DIR, &is_policy)?,
+        namespaces,
+        policies,
+        links,
     })
 }
 
-/// The files under `root/dir` whose names `keep` accepts, sorted by path.
+/// The files under `root/dir` whose names `keep` accepts, sorted by path;
+/// the links met on the way are added to `links`, not followed.
 fn read_all(
     root: &Path,
     dir: &str,
     keep: &dyn Fn(&str) -> bool,
+    links: &mut Vec<String>,
 ) -> Result<Vec<SourceFile>, SourceError> {
     let mut paths = Vec::new();
+    let mut found = Vec::new();
     let dir = root.join(dir);
-    if dir.is_dir() {
-        collect(&dir, keep, &mut paths)?;
+    match fs::symlink_metadata(&dir) {
+        Ok(m) if m.file_type().is_symlink() => found.push(dir.clone()),
+        Ok(m) if m.is_dir() => collect(&dir, keep, &mut paths, &mut found)?,
+        _ => {}
     }
     paths.sort();
+    found.sort();
+    links.extend(found.iter().map(|p| display_path(root, p)));
     paths.iter().map(|p| read(root, p)).collect()
 }
 
@@ -47,6 +61,7 @@ fn collect(
     dir: &Path,
     keep: &dyn Fn(&str) -> bool,
     out: &mut Vec<PathBuf>,
+    links: &mut Vec<PathBuf>,
 ) -> Result<(), SourceError> {
     let io = |source| SourceError::Io {
         path: dir.to_owned(),
@@ -60,8 +75,12 @@ fn collect(
             continue;
         }
         let path = entry.path();
-        if path.is_dir() {
-            collect(&path, keep, out)?;
+        // The entry's own type: a link is not followed, to a file or a directory.
+        let kind = entry.file_type().map_err(io)?;
+        if kind.is_symlink() {
+            links.push(path);
+        } else if kind.is_dir() {
+            collect(&path, keep, out, links)?;
         } else if keep(&name) {
             out.push(path);
         }

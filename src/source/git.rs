@@ -164,26 +164,37 @@ fn read_tree(
     tree: &git2::Tree<'_>,
     revision: Option<String>,
 ) -> Result<SourceTree, SourceError> {
+    let mut links = Vec::new();
     let workspace = match tree.get_path(Path::new(WORKSPACE_FILE)) {
+        Ok(entry) if entry.filemode() == LINK => {
+            links.push(WORKSPACE_FILE.to_owned());
+            None
+        }
         Ok(entry) => Some(blob_file(repository, entry.id(), WORKSPACE_FILE)?),
         Err(_) => None,
     };
-    let namespaces = walk(repository, tree, NAMESPACES_DIR, is_yaml)?;
-    let policies = walk(repository, tree, POLICIES_DIR, is_policy)?;
+    let namespaces = walk(repository, tree, NAMESPACES_DIR, is_yaml, &mut links)?;
+    let policies = walk(repository, tree, POLICIES_DIR, is_policy, &mut links)?;
     Ok(SourceTree {
         revision,
         workspace,
         namespaces,
         policies,
+        links,
     })
 }
 
-/// The files under `dir` whose names `keep` accepts, sorted by path.
+/// Git's file mode of a symbolic link.
+const LINK: i32 = 0o120_000;
+
+/// The files under `dir` whose names `keep` accepts, sorted by path; the
+/// links among them are added to `links`, never read.
 fn walk(
     repository: &Repository,
     tree: &git2::Tree<'_>,
     dir: &str,
     keep: impl Fn(&str) -> bool,
+    links: &mut Vec<String>,
 ) -> Result<Vec<SourceFile>, SourceError> {
     let mut blobs = Vec::new();
     if let Ok(entry) = tree.get_path(Path::new(dir))
@@ -194,7 +205,12 @@ fn walk(
             .map_err(git(format!("cannot read `{dir}/`")))?;
         sub.walk(TreeWalkMode::PreOrder, |path, e| {
             let name = e.name().unwrap_or_default();
-            if e.kind() == Some(ObjectType::Blob) && keep(name) && !name.starts_with('.') {
+            if name.starts_with('.') {
+                return TreeWalkResult::Skip;
+            }
+            if e.filemode() == LINK {
+                links.push(format!("{dir}/{path}{name}"));
+            } else if e.kind() == Some(ObjectType::Blob) && keep(name) {
                 blobs.push((format!("{dir}/{path}{name}"), e.id()));
             }
             TreeWalkResult::Ok

@@ -32,6 +32,10 @@ pub struct SourceTree {
     pub namespaces: Vec<SourceFile>,
     /// The repository's own Rego policies, `policies/**/*.rego`.
     pub policies: Vec<SourceFile>,
+    /// Symbolic links where config files would be, by path: never followed
+    /// (a pull request could point one at any file the runner can read),
+    /// and each an error.
+    pub links: Vec<String>,
 }
 
 impl SourceTree {

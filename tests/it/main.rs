@@ -12,5 +12,6 @@ mod layers;
 mod plans;
 mod policies;
 mod schema;
+mod untrusted;
 mod validate;
 mod workflow;
