@@ -5,6 +5,7 @@
 //! replaces a link there rather than writing to its target).
 
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 /// Writes a file that must not exist yet.
@@ -28,6 +29,11 @@ pub fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .prefix(".sluice-")
         .suffix(".tmp")
         .tempfile_in(dir)?;
+    // Readable as a file written the usual way is (a Prometheus of another
+    // user reads the rules); a temporary starts owner-only.
+    aside
+        .as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))?;
     aside.write_all(bytes)?;
     aside.as_file().sync_all()?;
     aside.persist(path).map_err(|e| e.error)?;
@@ -62,7 +68,9 @@ mod tests {
         replace(&path, b"ours").unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"theirs");
         assert_eq!(std::fs::read(&path).unwrap(), b"ours");
-        assert!(!std::fs::symlink_metadata(&path).unwrap().is_symlink());
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        assert!(!meta.is_symlink());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o644);
         // No temporary is left behind.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
     }

@@ -10,6 +10,9 @@
 //! | `<prefix>alerts/<name>`      | [`AlertsRecord`]   |
 //! | `<prefix>dr/<name>`          | [`DrRecord`]       |
 //!
+//! Read back (by import), a field a record leaves out takes its default, as
+//! records written by hand or by an older sluice may.
+//!
 //! sluice's own state shares the prefix: `inventory/<env>/`, `applied/<env>`,
 //! `locks/<env>` and `leader/<env>` ([`state_key`]).
 
@@ -81,8 +84,11 @@ impl RecordKind {
 pub struct RegistryRecord {
     pub name: String,
     pub owner: Option<String>,
+    #[serde(default)]
     pub tier: Tier,
+    #[serde(default)]
     pub labels: Labels,
+    #[serde(default)]
     pub protected: bool,
     pub capacity: Option<Capacity>,
     pub retention_ms: Option<u64>,
@@ -90,9 +96,12 @@ pub struct RegistryRecord {
     pub connection_pool_size: Option<u32>,
     /// In declared order. Partition counts and replication stay Kafka's to
     /// tell: a derived count is only a floor, and the live topic may have more.
+    #[serde(default)]
     pub topics: Vec<TopicRecord>,
+    #[serde(default)]
     pub consumers: Vec<ConsumerRecord>,
     /// Always `sluice`.
+    #[serde(default)]
     pub managed_by: String,
 }
 
@@ -119,6 +128,7 @@ pub struct ConsumerRecord {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct GrantsRecord {
     pub namespace: String,
+    #[serde(default)]
     pub grants: Vec<GrantRecord>,
 }
 
@@ -133,6 +143,7 @@ pub struct GrantRecord {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct AlertsRecord {
     pub namespace: String,
+    #[serde(default)]
     pub alerts: Vec<AlertRecord>,
 }
 
@@ -167,6 +178,7 @@ pub struct BackupRecord {
     /// A cron schedule.
     pub schedule: Option<String>,
     pub retain_ms: Option<u64>,
+    #[serde(default)]
     pub incremental: bool,
     pub object_lock: Option<ObjectLockRecord>,
 }

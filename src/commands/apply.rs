@@ -95,10 +95,11 @@ async fn plan_and_apply(
     opts: &ApplyOptions,
 ) -> Result<Option<(Outcome, usize)>, Error> {
     let policies = load_policies(tree)?;
-    let planned = engine::plan(desired, tree.revision.as_deref(), target, &policies).await?;
-    if opts.cancel.requested() {
-        return Err(Error::Cancelled);
-    }
+    // A signal while planning stops it: nothing is written yet.
+    let planned = tokio::select! {
+        planned = engine::plan(desired, tree.revision.as_deref(), target, &policies) => planned?,
+        () = opts.cancel.triggered() => return Err(Error::Cancelled),
+    };
     warn_unfinished(&planned.stored);
     let plan = planned.plan;
     print!("{}", render::text::plan(&plan, color_stdout()));

@@ -32,8 +32,6 @@ impl Interrupt {
     pub fn trigger(&self) {
         self.flag.store(true, Ordering::SeqCst);
         self.wake.notify_waiters();
-        // Also for a waiter that starts waiting after this.
-        self.wake.notify_one();
     }
 
     pub fn requested(&self) -> bool {
@@ -42,8 +40,12 @@ impl Interrupt {
 
     /// Waits until the interrupt is triggered.
     pub async fn triggered(&self) {
+        // Registered before the check, so a trigger in between still wakes us.
+        let notified = self.wake.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
         if !self.requested() {
-            self.wake.notified().await;
+            notified.await;
         }
     }
 }
@@ -139,7 +141,10 @@ pub async fn apply(
 /// Releases the lock; a failure only delays the next apply until the lease expires.
 pub async fn release(lock: Box<dyn Lock>) {
     if let Err(e) = lock.release().await {
-        tracing::warn!("could not release the apply lock (it expires with its lease): {e}");
+        tracing::warn!(
+            "could not release the apply lock (it expires with its lease): {}",
+            crate::diag::chain(&e)
+        );
     }
 }
 

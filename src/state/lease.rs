@@ -87,8 +87,10 @@ impl Lease {
 }
 
 impl Drop for Lease {
+    /// Without its keep-alive the lease will expire: nothing may rely on it.
     fn drop(&mut self) {
         self.keep_alive.abort();
+        self.held.lose();
     }
 }
 
@@ -101,22 +103,33 @@ async fn keep_alive(mut client: Client, id: i64, ttl: Duration, held: Held) {
     let period = (ttl / 3).max(Duration::from_millis(500));
     // Writers stop before etcd could expire the lease, not after.
     let deadline = ttl.saturating_sub(period / 2);
+    // When the last confirmed renewal was sent: etcd counts the TTL from
+    // then, or later.
     let mut renewed = Instant::now();
     let mut stream = None;
     loop {
         tokio::time::sleep(period).await;
         loop {
-            // A connection that hangs is no answer: give up on it in time.
-            let answer = tokio::time::timeout(period, renew(&mut client, id, &mut stream))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(etcd_client::Error::LeaseKeepAliveError(
-                        "no answer to the renewal".into(),
-                    ))
-                });
+            let left = deadline.saturating_sub(renewed.elapsed());
+            if left.is_zero() {
+                tracing::error!(lease = id, "could not renew the lease in time");
+                held.lose();
+                return;
+            }
+            let sent = Instant::now();
+            // A connection that hangs is no answer: give up on it before
+            // the deadline, whatever the request timeout.
+            let answer =
+                tokio::time::timeout(left.min(period), renew(&mut client, id, &mut stream))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(etcd_client::Error::LeaseKeepAliveError(
+                            "no answer to the renewal".into(),
+                        ))
+                    });
             match answer {
                 Ok(ttl_left) if ttl_left > 0 => {
-                    renewed = Instant::now();
+                    renewed = sent;
                     break;
                 }
                 Ok(_) => {
@@ -126,13 +139,9 @@ async fn keep_alive(mut client: Client, id: i64, ttl: Duration, held: Held) {
                 }
                 Err(e) => {
                     stream = None;
-                    if renewed.elapsed() >= deadline {
-                        tracing::error!(lease = id, "could not renew the lease in time: {e}");
-                        held.lose();
-                        return;
-                    }
                     tracing::warn!(lease = id, "renewing the lease failed, retrying: {e}");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    let left = deadline.saturating_sub(renewed.elapsed());
+                    tokio::time::sleep(left.min(Duration::from_millis(200))).await;
                 }
             }
         }

@@ -19,7 +19,8 @@ use crate::state::lease::{Held, Lease};
 pub struct Leadership {
     is_leader: Arc<AtomicBool>,
     held: Held,
-    lease: Lease,
+    /// Taken by [`Leadership::release`], to revoke it.
+    lease: Option<Lease>,
     campaign: JoinHandle<()>,
 }
 
@@ -47,7 +48,7 @@ impl Leadership {
         Ok(Leadership {
             is_leader,
             held: lease.held(),
-            lease,
+            lease: Some(lease),
             campaign,
         })
     }
@@ -63,12 +64,20 @@ impl Leadership {
 
     /// Stops campaigning and revokes the lease: the election key goes at
     /// once, and another replica takes over without waiting for the TTL.
-    pub async fn release(self) {
+    pub async fn release(mut self) {
         self.campaign.abort();
         self.is_leader.store(false, Ordering::SeqCst);
-        if let Err(e) = self.lease.revoke().await {
+        if let Some(lease) = self.lease.take()
+            && let Err(e) = lease.revoke().await
+        {
             tracing::warn!("could not revoke the election lease (it expires with its TTL): {e}");
         }
+    }
+}
+
+impl Drop for Leadership {
+    fn drop(&mut self) {
+        self.campaign.abort();
     }
 }
 

@@ -326,7 +326,7 @@ impl Watcher {
             let etcd = match crate::backend::etcd::connect_with(etcd_env, None).await {
                 Ok(c) => c,
                 Err(e) => {
-                    tracing::error!("cannot join the leader election: {e}");
+                    tracing::error!("cannot join the leader election: {}", chain(&e));
                     return false;
                 }
             };
