@@ -3,7 +3,7 @@
 //! Every check adds to one list instead of stopping at the first problem; the
 //! command renders them all, as text (through miette, with the offending line)
 //! or as JSON. The sources handed to the renderer are already masked
-//! ([`crate::config::secret::mask_secrets`]): diagnostics know nothing of secrets.
+//! ([`crate::config::redact::mask`]): diagnostics know nothing of secrets.
 
 use std::collections::HashMap;
 use std::fmt;

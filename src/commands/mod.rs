@@ -18,7 +18,7 @@ use clap::Parser;
 
 use crate::backend::ConnectError;
 use crate::cli::{Cli, Command, LogFormat, Render};
-use crate::config::secret::mask_secrets;
+use crate::config::redact::{self, Redactor};
 use crate::desired::{Desired, Overrides};
 use crate::diag::{Diagnostic, render_text};
 use crate::engine::apply::ApplyError;
@@ -280,10 +280,22 @@ fn print_diagnostics(tree: &SourceTree, diags: &[Diagnostic]) -> usize {
     let sources: HashMap<String, String> = tree
         .files()
         .filter(|f| cited.contains(f.path.as_str()))
-        .map(|f| (f.path.clone(), mask_secrets(&f.text)))
+        .map(|f| (f.path.clone(), redact::mask(&f.text)))
         .collect();
-    eprint!("{}", render_text(diags, &sources, color_stderr()));
+    let text = render_text(diags, &sources, color_stderr());
+    eprint!("{}", redactor(tree).redact(&text));
     diags.iter().filter(|d| d.is_error()).count()
+}
+
+/// What scrubs the secret values written in a tree's files from any output.
+fn redactor(tree: &SourceTree) -> Redactor {
+    let namespaces = tree.namespaces.iter().map(|f| f.text.as_str());
+    Redactor::of(
+        tree.workspace
+            .iter()
+            .map(|f| f.text.as_str())
+            .chain(namespaces.filter(|t| redact::may_hold_secrets(t))),
+    )
 }
 
 /// Loads, validates and resolves the one environment a command works on
@@ -361,6 +373,26 @@ pub fn color_stdout() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
 }
 
+/// Third-party crates whose logs are capped at warnings.
+const QUIET_TARGETS: &[&str] = &[
+    "aws_config",
+    "aws_credential_types",
+    "aws_runtime",
+    "aws_sdk_s3",
+    "aws_sigv4",
+    "aws_smithy_http",
+    "aws_smithy_http_client",
+    "aws_smithy_runtime",
+    "aws_smithy_runtime_api",
+    "h2",
+    "hyper",
+    "hyper_util",
+    "rdkafka",
+    "rustls",
+    "tonic",
+    "tower",
+];
+
 /// Logs go to stderr, filtered by `SLUICE_LOG` (default: warnings; for
 /// `watch`, whose logs are its events, info), as text or JSON lines.
 fn init_logging(cli: &Cli) {
@@ -368,8 +400,15 @@ fn init_logging(cli: &Cli) {
         Command::Watch { .. } => "info",
         _ => "warn",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // The clients' own debug logs print credentials (aws-smithy logs the
+    // access key id, for one): they say warnings at most, whatever is asked.
+    for target in QUIET_TARGETS {
+        if let Ok(d) = format!("{target}=warn").parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{Error, Exit, print_diagnostics};
+use super::{Error, Exit, print_diagnostics, redactor};
 use crate::cli::{Cli, Format};
 use crate::desired::{Desired, Overrides, Selection, load};
 use crate::diag::{Diagnostic, Level};
@@ -43,10 +43,8 @@ pub fn run(cli: &Cli, format: Format) -> Result<Exit, Error> {
                 diagnostics: &diags,
                 environments: if errors == 0 { &desired } else { &[] },
             };
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&report).expect("the report is always JSON")
-            );
+            let json = serde_json::to_string_pretty(&report).expect("the report is always JSON");
+            println!("{}", redactor(&tree).redact(&json));
         }
         Format::Text => {
             print_diagnostics(&tree, &diags);

@@ -8,6 +8,7 @@ pub mod condition;
 pub mod located;
 pub mod namespace;
 pub mod parse;
+pub mod redact;
 pub mod scalar;
 pub mod secret;
 pub mod units;

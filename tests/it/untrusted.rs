@@ -108,3 +108,79 @@ fn a_symlink_committed_to_git_is_never_read() {
     assert_no_canary(&r);
     assert!(r.stderr.contains("namespaces/leak.yaml"), "{}", r.stderr);
 }
+
+/// The masking worked line by line on `key: value`: a secret in any other
+/// shape was printed in the snippet. Each workspace below writes the canary
+/// inline in a secret-bearing field, in one shape.
+#[test]
+fn a_secret_in_any_yaml_shape_never_reaches_validate_output() {
+    let local = |body: &str| {
+        format!(
+            "apiVersion: sluice/v1\nkind: Workspace\nspec:\n  environments:\n    local:\n      stage: dev\n{body}      etcd:\n        endpoints: [\"http://127.0.0.1:9\"]\n"
+        )
+    };
+    let kafka = |extra: &str| {
+        format!(
+            "      kafka:\n        bootstrap_servers: [\"127.0.0.1:9\"]\n        brokers: 1\n{extra}"
+        )
+    };
+    let cases = [
+        (
+            "a block scalar",
+            local(&kafka(&format!(
+                "        sasl:\n          mechanism: PLAIN\n          username: app\n          password: |\n            {CANARY}\n"
+            ))),
+        ),
+        (
+            "a flow mapping",
+            local(&kafka(&format!(
+                "        sasl: {{mechanism: PLAIN, username: app, password: {CANARY}}}\n"
+            ))),
+        ),
+        (
+            "s3.access_key_id",
+            local(&format!(
+                "{}      s3:\n        region: us-east-1\n        access_key_id: {CANARY}\n        secret_access_key: ${{env:S}}\n",
+                kafka("")
+            )),
+        ),
+        (
+            "a reference with more after it",
+            local(&kafka(&format!(
+                "        sasl:\n          mechanism: PLAIN\n          username: app\n          password: \"${{env:X}} {CANARY}\"\n"
+            ))),
+        ),
+        (
+            "a misspelt key",
+            local(&kafka(&format!(
+                "        sasl:\n          mechanism: PLAIN\n          username: app\n          pasword: {CANARY}\n"
+            ))),
+        ),
+        (
+            "a property whose key does not look secret",
+            local(&kafka(&format!(
+                "        properties:\n          sasl.oauthbearer.config: {CANARY}\n        brokers_typo: [{CANARY}]\n"
+            ))),
+        ),
+        (
+            "a wrong type",
+            local(&kafka(&format!(
+                "        sasl:\n          mechanism: PLAIN\n          username: app\n          password: [{CANARY}]\n"
+            ))),
+        ),
+    ];
+    for (shape, workspace) in cases {
+        let repo = TestRepo::new();
+        std::fs::write(repo.dir.path().join("sluice.yaml"), &workspace).unwrap();
+        repo.namespace("a", "  topics:\n    - name: {tag}-a\n");
+        for format in ["text", "json"] {
+            let r = repo.offline(&["validate", "--format", format]);
+            assert_eq!(r.code, 1, "{shape}: {}", r.all_output());
+            assert!(
+                !r.all_output().contains(CANARY),
+                "{shape} ({format}) leaked the canary:\n{}",
+                r.all_output()
+            );
+        }
+    }
+}
