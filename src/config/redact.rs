@@ -97,14 +97,11 @@ pub fn find(text: &str) -> Secrets {
                 end_value(&mut stack, &mut path);
             }
             Event::Scalar(value, ..) => {
-                match stack.last_mut() {
-                    // A key: remembered until its value ends.
-                    Some(Frame::Map(key @ None)) => {
-                        *key = Some(value.to_string());
-                        path.push(value.to_string());
-                        continue;
-                    }
-                    _ => {}
+                // A key: remembered until its value ends.
+                if let Some(Frame::Map(key @ None)) = stack.last_mut() {
+                    *key = Some(value.to_string());
+                    path.push(value.to_string());
+                    continue;
                 }
                 let full = parse_reference(value.trim()).is_some() && is_one_reference(&value);
                 if secret_bearing(&path) && !value.trim().is_empty() && !full {
