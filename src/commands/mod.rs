@@ -85,6 +85,12 @@ pub enum Error {
     /// The watcher could not start.
     #[error(transparent)]
     Watch(#[from] crate::watch::WatchError),
+    /// `plan --base`: the base revision has no valid such environment, and
+    /// a pull request's plan connects only with the base's settings.
+    #[error(
+        "environment `{env}` is not declared (or not valid) at the base revision `{base}`; a pull request's plan connects with the base revision's settings"
+    )]
+    BaseEnvironment { env: String, base: String },
     /// Apply without a terminal to confirm on.
     #[error("refusing to apply without confirmation: there is no terminal to ask on")]
     NeedsApproval,
@@ -151,6 +157,7 @@ impl Error {
             Error::Connect(_) | Error::Engine(_) | Error::Apply(_) | Error::Watch(_) => {
                 K::Unavailable
             }
+            Error::BaseEnvironment { .. } => K::Refused,
             Error::Source(_)
             | Error::Write { .. }
             | Error::PlanFile { .. }

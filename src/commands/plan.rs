@@ -9,7 +9,7 @@ use super::{
 };
 use crate::cli::{Cli, PlanFormat};
 use crate::config::parse::parse_tree;
-use crate::desired::Desired;
+use crate::desired::{Desired, Environment, Overrides, connect_as_base};
 use crate::engine::{self, Planned, Target};
 use crate::plan::{Action, Plan};
 use crate::render;
@@ -21,6 +21,7 @@ use crate::state::{ApplyStatus, Stored};
 /// base revision), plans only the namespaces whose files changed since, and
 /// judges by the base's policies.
 async fn plan_now(cli: &Cli, base: Option<&str>) -> Result<Planned, Error> {
+    let mut review = Vec::new();
     let (tree, desired, policies) = match base {
         None => {
             let (tree, desired) = load_desired(cli, None)?;
@@ -30,12 +31,20 @@ async fn plan_now(cli: &Cli, base: Option<&str>) -> Result<Planned, Error> {
         Some(base) => {
             let pr = load_pull_request(&cli.source.origin(), base)?;
             let policies = load_policies(&pr.base)?;
-            let (tree, desired) = load_changed(cli, pr)?;
+            let base_env = base_environment(cli, &pr.base, base)?;
+            let (tree, mut desired) = load_changed(cli, pr)?;
+            review = connect_as_base(&mut desired.environment, &base_env);
+            for r in &review {
+                eprintln!(
+                    "warning: the change sets `{r}`; this plan connects with the base revision's (review it)"
+                );
+            }
             (tree, desired, policies)
         }
     };
     let target = Target::connect(&desired.environment).await?;
-    let planned = engine::plan(&desired, tree.revision.as_deref(), &target, &policies).await?;
+    let mut planned = engine::plan(&desired, tree.revision.as_deref(), &target, &policies).await?;
+    planned.plan.review = review;
     warn_unfinished(&planned.stored);
     print_findings(&tree, &planned.plan.policy);
     Ok(planned)
@@ -74,6 +83,26 @@ fn load_changed(cli: &Cli, pr: PullRequest) -> Result<(SourceTree, Desired), Err
     scope.extend(desired.namespaces.iter().map(|ns| ns.name.clone()));
     desired.scope = Some(scope);
     Ok((tree, desired))
+}
+
+/// The environment as the base revision's workspace declares it: a pull
+/// request's plan connects with it, never with the change's settings.
+fn base_environment(cli: &Cli, base: &SourceTree, rev: &str) -> Result<Environment, Error> {
+    let workspace_only = SourceTree {
+        workspace: base.workspace.clone(),
+        ..SourceTree::default()
+    };
+    let (desired, _) = engine::load_desired(
+        &workspace_only,
+        cli.env.as_deref(),
+        &Overrides::from_process(),
+    );
+    desired
+        .map(|d| d.environment)
+        .ok_or_else(|| Error::BaseEnvironment {
+            env: cli.env.clone().unwrap_or_else(|| "the default".into()),
+            base: rev.to_owned(),
+        })
 }
 
 /// Says when the last apply did not end cleanly: a plan then shows what it left.

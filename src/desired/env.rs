@@ -383,3 +383,70 @@ fn check_connection(cfg: &EnvConfig, file: &str, name: &str, diags: &mut Vec<Dia
         );
     }
 }
+
+/// Replaces how `head` connects with how `base` does: for a pull request,
+/// where CI connects and which secrets it sends are the base revision's,
+/// never the change's. Returns each connection setting the change would
+/// alter, for the reviewer; the rest of `head` (broker count, ACLs, the
+/// replication role) stays the change's.
+pub fn connect_as_base(head: &mut Environment, base: &Environment) -> Vec<String> {
+    let mut changed = Vec::new();
+    let mut note = |field: &str, differs: bool| {
+        if differs {
+            changed.push(format!("environments.{}.{field}", head.name));
+        }
+    };
+    fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
+        serde_json::to_value(v).unwrap_or_default()
+    }
+    {
+        let (h, b) = (&mut head.kafka, &base.kafka);
+        note(
+            "kafka.bootstrap_servers",
+            json(&h.bootstrap_servers) != json(&b.bootstrap_servers),
+        );
+        note(
+            "kafka.security_protocol",
+            json(&h.security_protocol) != json(&b.security_protocol),
+        );
+        note("kafka.sasl", json(&h.sasl) != json(&b.sasl));
+        note("kafka.tls", json(&h.tls) != json(&b.tls));
+        note(
+            "kafka.properties",
+            json(&h.properties) != json(&b.properties),
+        );
+        h.bootstrap_servers = b.bootstrap_servers.clone();
+        h.security_protocol = b.security_protocol;
+        h.sasl = b.sasl.clone();
+        h.tls = b.tls.clone();
+        h.properties = b.properties.clone();
+    }
+    {
+        let (h, b) = (&mut head.etcd, &base.etcd);
+        note("etcd", json(h) != json(b));
+        *h = b.clone();
+    }
+    let s3 = |s: &Option<S3Env>| {
+        s.as_ref().map(|s| {
+            (
+                s.region.clone(),
+                s.endpoint.clone(),
+                s.path_style,
+                json(&s.access_key_id),
+                json(&s.secret_access_key),
+            )
+        })
+    };
+    note("s3", s3(&head.s3) != s3(&base.s3));
+    head.s3 = match (head.s3.take(), &base.s3) {
+        (Some(h), Some(b)) => Some(S3Env {
+            replication_role: h.replication_role,
+            ..b.clone()
+        }),
+        // Settings only the change adds are used after it merges, not here.
+        (_, b) => b.clone(),
+    };
+    note("alerts", json(&head.alerts) != json(&base.alerts));
+    head.alerts = base.alerts.clone();
+    changed
+}

@@ -21,7 +21,7 @@ use crate::config::{Loc, Workspace};
 use crate::diag::{Diagnostic, Span};
 use crate::source::SourceTree;
 
-pub use env::{Overrides, select_env};
+pub use env::{Overrides, connect_as_base, select_env};
 pub use model::*;
 
 /// Which environments to resolve.

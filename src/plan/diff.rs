@@ -65,6 +65,7 @@ pub fn diff(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         dr: Vec::new(),
         policy: Vec::new(),
         scope: None,
+        review: Vec::new(),
     };
 
     for address in addresses {

@@ -172,6 +172,11 @@ pub struct Plan {
     /// covers the whole desired state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<Vec<String>>,
+    /// What a reviewer must look at that the plan does not use: the
+    /// connection settings a pull request changes (the plan connected with
+    /// the base revision's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub review: Vec<String>,
 }
 
 impl Plan {

@@ -72,8 +72,16 @@ fn header(plan: &Plan) -> String {
     out
 }
 
-/// DR violations and what the policies said, 50 of each at most.
+/// The connection settings to review, DR violations and what the policies
+/// said, 50 of each at most.
 fn notes(plan: &Plan, out: &mut String) {
+    if !plan.review.is_empty() {
+        out.push_str("> [!WARNING]\n> This change sets connection settings; the plan connected with the base revision's. Review them:\n");
+        for r in &plan.review {
+            let _ = writeln!(out, "> - `{r}`");
+        }
+        out.push('\n');
+    }
     let violations: Vec<_> = plan.violations().take(50).collect();
     if !violations.is_empty() {
         out.push_str("> [!CAUTION]\n> DR compliance violations:\n");

@@ -160,6 +160,7 @@ mod tests {
             dr: Vec::new(),
             policy: Vec::new(),
             scope: None,
+            review: Vec::new(),
         }
     }
 

@@ -79,8 +79,17 @@ fn header(plan: &Plan) -> String {
             s.join(", ")
         )
     });
+    let review: String = plan
+        .review
+        .iter()
+        .map(|r| {
+            format!(
+                "\nReview: the change sets `{r}`; this plan connected with the base revision's.\n"
+            )
+        })
+        .collect();
     format!(
-        "sluice plan for environment `{}`, from {revision}\n{scope}\n",
+        "sluice plan for environment `{}`, from {revision}\n{scope}{review}\n",
         plan.environment
     )
 }

@@ -14,5 +14,6 @@ mod policies;
 mod pull_request;
 mod reconcile;
 mod smoke;
+mod untrusted;
 mod watch;
 mod workflow;
