@@ -64,11 +64,24 @@ pub async fn connect_with(
 /// The records of one environment.
 pub struct EtcdBackend {
     client: Client,
+    /// The environment's prefix: sluice writes records under it only.
+    prefix: String,
 }
 
 impl EtcdBackend {
-    pub fn new(client: Client) -> Self {
-        EtcdBackend { client }
+    pub fn new(client: Client, prefix: &str) -> Self {
+        EtcdBackend {
+            client,
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    /// Whether `key` is a record sluice writes: in one of the record
+    /// directories under its prefix, never its own state or another tool's key.
+    fn is_record(&self, key: &str) -> bool {
+        let root = crate::records::etcd_key(&self.prefix, "");
+        key.strip_prefix(&root)
+            .is_some_and(|rest| crate::records::RecordKind::parse(rest).is_some())
     }
 }
 
@@ -168,6 +181,17 @@ impl Backend for EtcdBackend {
             let mut ops = Vec::with_capacity(chunk.len());
             let mut prepared: BTreeMap<usize, BackendError> = BTreeMap::new();
             for (i, c) in chunk.iter().enumerate() {
+                if !self.is_record(c.address.name()) {
+                    prepared.insert(
+                        i,
+                        BackendError::Rejected(format!(
+                            "`{}` is not a record sluice writes: records live under `{}` in `namespaces/`, `grants/`, `alerts/` and `dr/`",
+                            c.address.name(),
+                            self.prefix
+                        )),
+                    );
+                    continue;
+                }
                 match (c.action, &c.desired) {
                     (Action::Create | Action::Update, Some(Value::Record(json))) => {
                         ops.push(TxnOp::put(

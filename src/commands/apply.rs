@@ -8,16 +8,15 @@ use std::time::Duration;
 use super::plan::warn_unfinished;
 use super::{
     Error, Exit, block_on, color_stdout, load_desired, load_policies, on_signal, print_findings,
+    resolve_desired,
 };
 use crate::cli::Cli;
 use crate::desired::Desired;
-use crate::engine::apply::{
-    ApplyError, ApplyOptions, Interrupt, Outcome, apply, apply_locked, release,
-};
+use crate::engine::apply::{ApplyError, ApplyOptions, Interrupt, Outcome, apply_locked, release};
 use crate::engine::{self, EngineError, Target};
 use crate::plan::{FORMAT_VERSION, Plan};
 use crate::render;
-use crate::source::SourceTree;
+use crate::source::{SourceTree, load_revision};
 use crate::state::{ApplyStatus, Holder, Lock};
 
 /// How long to wait for the lock, and how many changes per request.
@@ -41,37 +40,36 @@ pub fn run(
         batch: limits.batch,
     };
     block_on(async {
-        let done = match plan_file {
-            Some(path) => {
-                let plan = read_plan(path, cli.env.as_deref())?;
-                let denied = plan.denials().count();
-                if denied > 0 {
-                    return Err(Error::Denied(denied));
-                }
-                let (_, desired) = load_desired(cli, Some(&plan.environment))?;
-                let target = Target::connect(&desired.environment).await?;
-                cancel_on_signal(&opts.cancel);
-                Some((apply(&plan, &target, &opts).await?, plan.adopt.len()))
-            }
+        let saved = plan_file
+            .map(|path| read_plan(path, cli.env.as_deref()))
+            .transpose()?;
+        // The desired state now: its workspace's guards and policies hold,
+        // whatever a saved plan says.
+        let (tree, mut desired) =
+            load_desired(cli, saved.as_ref().map(|p| p.environment.as_str()))?;
+        if let Some(saved) = &saved {
+            desired = derive_as_saved(cli, saved, &tree, desired)?;
+        }
+        // Plan under the lock, so that nothing moves between plan and apply.
+        let target = Target::connect(&desired.environment).await?;
+        let lock = target
+            .state
+            .lock(&opts.holder, opts.lock_wait)
+            .await
+            .map_err(EngineError::from)?;
+        // From here on a signal is handled, so the lock is released
+        // whenever it comes: while planning, at the prompt, applying.
+        cancel_on_signal(&opts.cancel);
+        let result = match &saved {
+            Some(saved) => apply_saved(saved, &tree, &desired, &target, lock.as_ref(), &opts)
+                .await
+                .map(Some),
             None => {
-                // Plan under the lock, so that nothing moves between plan and apply.
-                let (tree, desired) = load_desired(cli, None)?;
-                let target = Target::connect(&desired.environment).await?;
-                let lock = target
-                    .state
-                    .lock(&opts.holder, opts.lock_wait)
-                    .await
-                    .map_err(EngineError::from)?;
-                // From here on a signal is handled, so the lock is released
-                // whenever it comes: while planning, at the prompt, applying.
-                cancel_on_signal(&opts.cancel);
-                let result =
-                    plan_and_apply(&tree, &desired, &target, lock.as_ref(), auto_approve, &opts)
-                        .await;
-                release(lock).await;
-                result?
+                plan_and_apply(&tree, &desired, &target, lock.as_ref(), auto_approve, &opts).await
             }
         };
+        release(lock).await;
+        let done = result?;
         let Some((outcome, adopted)) = done else {
             return Ok(Exit::Success);
         };
@@ -120,6 +118,66 @@ async fn plan_and_apply(
     Ok(Some((outcome, plan.adopt.len())))
 }
 
+/// The desired state a saved plan was made from: at its revision (when it
+/// was made from Git and the source is now elsewhere), in its scope, with
+/// the guards of the workspace as it is now.
+fn derive_as_saved(
+    cli: &Cli,
+    saved: &Plan,
+    now: &SourceTree,
+    current: Desired,
+) -> Result<Desired, Error> {
+    let mut desired = match saved.revision.as_deref() {
+        Some(rev) if now.revision.as_deref() != Some(rev) => {
+            let tree = load_revision(&cli.source.origin(), rev)?;
+            let (_, at) = resolve_desired(cli, tree, Some(&saved.environment))?;
+            Desired {
+                guards: current.guards.clone(),
+                ..at
+            }
+        }
+        _ => current,
+    };
+    if let Some(scope) = &saved.scope {
+        desired.namespaces.retain(|ns| scope.contains(&ns.name));
+        desired.scope = Some(scope.iter().cloned().collect());
+    }
+    Ok(desired)
+}
+
+/// Plans again under the lock and applies only when that plan makes the
+/// same changes as the saved one: the file is what was reviewed, never what
+/// is sent. Resources it changes must not have moved since it was made.
+async fn apply_saved(
+    saved: &Plan,
+    tree: &SourceTree,
+    desired: &Desired,
+    target: &Target,
+    lock: &dyn Lock,
+    opts: &ApplyOptions,
+) -> Result<(Outcome, usize), Error> {
+    let policies = load_policies(tree)?;
+    let fresh = tokio::select! {
+        planned = engine::plan(desired, saved.revision.as_deref(), target, &policies) => planned?,
+        () = opts.cancel.triggered() => return Err(Error::Cancelled),
+    }
+    .plan;
+    let denied = print_findings(tree, &fresh.denials().cloned().collect::<Vec<_>>());
+    if denied > 0 {
+        return Err(Error::Denied(denied));
+    }
+    let moved = saved.moved(&fresh);
+    if !moved.is_empty() {
+        return Err(ApplyError::Stale(moved).into());
+    }
+    let differences = saved.differences(&fresh);
+    if !differences.is_empty() {
+        return Err(Error::PlanDiffers(differences));
+    }
+    let outcome = apply_locked(&fresh, target, lock, opts).await?;
+    Ok((outcome, fresh.adopt.len()))
+}
+
 fn read_plan(path: &Path, env: Option<&str>) -> Result<Plan, Error> {
     let error = |message: String| Error::PlanFile {
         path: path.display().to_string(),
@@ -136,6 +194,19 @@ fn read_plan(path: &Path, env: Option<&str>) -> Result<Plan, Error> {
     }
     let plan: Plan =
         serde_json::from_value(version).map_err(|e| error(format!("not a plan: {e}")))?;
+    match &plan.digest {
+        Some(d) if *d == plan.digest() => {}
+        Some(_) => {
+            return Err(error(
+                "its content does not match its digest: it was edited after `sluice plan --out` wrote it".into(),
+            ));
+        }
+        None => {
+            return Err(error(
+                "it has no digest: save plans with `sluice plan --out FILE`".into(),
+            ));
+        }
+    }
     if let Some(env) = env
         && env != plan.environment
     {

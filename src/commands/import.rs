@@ -79,7 +79,7 @@ async fn read_estate(env: &Environment, pattern: Option<&Regex>) -> Result<Estat
             estate.topics.insert(address.name().to_owned(), t);
         }
     }
-    let etcd = EtcdBackend::new(connect(&env.etcd).await?);
+    let etcd = EtcdBackend::new(connect(&env.etcd).await?, &env.etcd.prefix);
     let root = etcd_key(&env.etcd.prefix, "");
     for (key, record) in etcd.records(&root).await.map_err(EngineError::from)? {
         let Some(rest) = key.strip_prefix(&root) else {

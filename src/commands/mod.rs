@@ -67,6 +67,9 @@ pub enum Error {
     /// A saved plan could not be used.
     #[error("cannot use the plan `{path}`: {message}")]
     PlanFile { path: String, message: String },
+    /// A saved plan is not what planning again makes now.
+    #[error("the plan is not what sluice plans now; nothing was changed:\n  {}", .0.join("\n  "))]
+    PlanDiffers(Vec<String>),
     /// The person at the terminal said no.
     #[error("apply cancelled; nothing was changed")]
     Cancelled,
@@ -143,13 +146,14 @@ impl Error {
             Error::Invalid(_) => K::Invalid,
             Error::Denied(_) => K::Denied,
             Error::Cancelled | Error::NeedsApproval => K::Refused,
-            Error::Apply(ApplyError::Stale(_)) => K::Stale,
+            Error::Apply(ApplyError::Stale(_)) | Error::PlanDiffers(_) => K::Stale,
             Error::Apply(ApplyError::State(StateError::Locked { .. }))
             | Error::Engine(EngineError::State(StateError::Locked { .. })) => K::Locked,
             Error::Apply(
                 ApplyError::Blocked(_)
                 | ApplyError::DeletesNotAllowed(_)
-                | ApplyError::TooManyDeletes { .. },
+                | ApplyError::TooManyDeletes { .. }
+                | ApplyError::NotOwned(_),
             )
             | Error::Engine(EngineError::Plan(_)) => K::Refused,
             Error::Engine(EngineError::Policy(_)) => K::Invalid,
@@ -177,7 +181,7 @@ impl Error {
             | Error::Engine(EngineError::State(StateError::Locked { .. })) => {
                 Some("wait for that apply to finish, or retry with `--lock-timeout 60s`")
             }
-            Error::Apply(ApplyError::Stale(_)) => {
+            Error::Apply(ApplyError::Stale(_)) | Error::PlanDiffers(_) => {
                 Some("run `sluice plan --out plan.json` again, review it, and apply the new plan")
             }
             Error::Apply(ApplyError::DeletesNotAllowed(_)) => {

@@ -154,7 +154,11 @@ pub fn plan(
         return Err(Error::Denied(denied));
     }
     if let Some(path) = out {
-        let text = serde_json::to_string_pretty(&plan).expect("a plan is JSON");
+        let saved = Plan {
+            digest: Some(plan.digest()),
+            ..plan.clone()
+        };
+        let text = serde_json::to_string_pretty(&saved).expect("a plan is JSON");
         crate::files::replace(path, (text + "\n").as_bytes()).map_err(|source| Error::Write {
             path: path.display().to_string(),
             source,

@@ -97,6 +97,9 @@ pub enum ApplyError {
     /// The plan deletes more than `guards.max_deletes`.
     #[error("the plan deletes {count} resource(s), more than `guards.max_deletes` ({max}) allows")]
     TooManyDeletes { count: usize, max: u32 },
+    /// The plan would change resources sluice's inventory does not hold.
+    #[error("the plan changes or deletes {} resource(s) sluice does not manage: {}; nothing was changed", .0.len(), .0.join(", "))]
+    NotOwned(Vec<String>),
     /// What the plan read moved since it was made.
     #[error("the plan is stale: {} changed since it was made; nothing was changed. Plan again.", .0.join(", "))]
     Stale(Vec<String>),
@@ -115,7 +118,8 @@ impl ApplyError {
         match self {
             ApplyError::Blocked(_)
             | ApplyError::DeletesNotAllowed(_)
-            | ApplyError::TooManyDeletes { .. } => false,
+            | ApplyError::TooManyDeletes { .. }
+            | ApplyError::NotOwned(_) => false,
             ApplyError::Stale(_) => true,
             ApplyError::State(e) => e.is_transient(),
             ApplyError::Backend(e) => e.is_transient(),
@@ -177,6 +181,7 @@ pub async fn apply_locked(
 ) -> Result<Outcome, ApplyError> {
     check_guards(plan, opts.allow_delete)?;
     let stored = target.state.load().await?;
+    check_owned(plan, &stored.inventory)?;
     let stale = moved_since(plan, target, stored.inventory_revision).await?;
     if !stale.is_empty() {
         return Err(ApplyError::Stale(stale));
@@ -241,6 +246,23 @@ pub async fn apply_locked(
         .collect();
     lock.save(&inventory, &record).await?;
     Ok(outcome)
+}
+
+/// Deletes and updates reach only what sluice's inventory holds: whatever a
+/// plan says, a resource sluice did not create is never changed.
+fn check_owned(plan: &Plan, inventory: &Inventory) -> Result<(), ApplyError> {
+    let foreign: Vec<String> = plan
+        .changes
+        .iter()
+        .filter(|c| matches!(c.action, Action::Update | Action::Delete))
+        .filter(|c| !inventory.entries.contains_key(&c.address))
+        .map(|c| c.address.to_string())
+        .collect();
+    if foreign.is_empty() {
+        Ok(())
+    } else {
+        Err(ApplyError::NotOwned(foreign))
+    }
 }
 
 /// What moved since the plan was made: the inventory (another apply ran),

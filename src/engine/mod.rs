@@ -89,7 +89,7 @@ impl Target {
         let etcd = crate::backend::etcd::connect(&env.etcd).await?;
         let mut backends: Vec<Box<dyn Backend>> = vec![
             Box::new(kafka.clone()),
-            Box::new(EtcdBackend::new(etcd.clone())),
+            Box::new(EtcdBackend::new(etcd.clone(), &env.etcd.prefix)),
         ];
         let s3 = match &env.s3 {
             Some(s3) => Some(Arc::new(S3Backend::connect(s3).await?)),

@@ -66,6 +66,7 @@ pub fn diff(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         policy: Vec::new(),
         scope: None,
         review: Vec::new(),
+        digest: None,
     };
 
     for address in addresses {

@@ -1,6 +1,7 @@
 //! The plan as a value: what would change, why, and the fingerprints of every
 //! live resource it was computed from. [`diff`] computes it without I/O.
 
+mod compare;
 mod diff;
 pub mod dr;
 pub mod field;
@@ -177,6 +178,10 @@ pub struct Plan {
     /// the base revision's).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub review: Vec<String>,
+    /// The digest of everything above, in a saved plan (`plan --out`): an
+    /// apply refuses a file whose content does not match it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 impl Plan {
@@ -185,9 +190,46 @@ impl Plan {
         self.changes.is_empty() && self.adopt.is_empty() && self.forget.is_empty()
     }
 
-    /// A digest of the plan's content, recorded with each apply.
+    /// A digest of the plan's content (its own `digest` field left out),
+    /// recorded with each apply and in a saved plan.
     pub fn digest(&self) -> String {
-        crate::resource::digest(&serde_json::to_vec(self).expect("a plan is JSON"))
+        let mut json = serde_json::to_value(self).expect("a plan is JSON");
+        if let Some(m) = json.as_object_mut() {
+            m.remove("digest");
+        }
+        crate::resource::digest(&serde_json::to_vec(&json).expect("a plan is JSON"))
+    }
+
+    /// What moved since this plan was made: the resources it or `fresh`
+    /// (planned now) changes, adopts or forgets whose live fingerprint
+    /// differs. Resources neither touches (an unrelated apply's) do not
+    /// make it stale.
+    pub fn moved(&self, fresh: &Plan) -> Vec<String> {
+        let touched = |p: &'_ Plan| -> Vec<Address> {
+            p.changes
+                .iter()
+                .map(|c| c.address.clone())
+                .chain(p.adopt.keys().cloned())
+                .chain(p.forget.iter().cloned())
+                .collect()
+        };
+        let mut addresses: Vec<Address> = touched(self);
+        addresses.extend(touched(fresh));
+        addresses.sort();
+        addresses.dedup();
+        addresses
+            .into_iter()
+            .filter(|a| self.fingerprints.get(a) != fresh.fingerprints.get(a))
+            .map(|a| a.to_string())
+            .collect()
+    }
+
+    /// How `fresh` (planned now) differs from this plan, as a reviewer reads
+    /// it: changes that are new, changes that are gone, and changes whose
+    /// action or values moved; and what either records in the inventory
+    /// that the other does not. Empty when they make the same changes.
+    pub fn differences(&self, fresh: &Plan) -> Vec<String> {
+        compare::differences(self, fresh)
     }
 
     pub fn violations(&self) -> impl Iterator<Item = (&str, &Violation)> {

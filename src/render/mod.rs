@@ -161,6 +161,7 @@ mod tests {
             policy: Vec::new(),
             scope: None,
             review: Vec::new(),
+            digest: None,
         }
     }
 

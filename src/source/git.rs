@@ -23,6 +23,27 @@ pub fn load_git(repo: &str, rev: &str) -> Result<SourceTree, SourceError> {
     read_tree(&repository, &tree, Some(commit.id().to_string()))
 }
 
+/// The config of the source at another revision: with `--git`, in that
+/// repository; with `--repo DIR`, in the Git repository that holds DIR,
+/// from the object database (the working tree is not read).
+pub fn load_revision(origin: &Origin, rev: &str) -> Result<SourceTree, SourceError> {
+    match origin {
+        Origin::Git { repo, .. } => load_git(repo, rev),
+        Origin::Dir(dir) => {
+            let repository = Repository::discover(dir).map_err(git(format!(
+                "`{}` is not in a Git repository",
+                dir.display()
+            )))?;
+            let sub = subdirectory(&repository, dir);
+            let commit = resolve(&repository, rev, false)?;
+            let tree = commit
+                .tree()
+                .map_err(git(format!("cannot read the tree of `{rev}`")))?;
+            read_subtree(&repository, &tree, &sub, Some(commit.id().to_string()))
+        }
+    }
+}
+
 /// A pull request's view of the config: the source as it is, the config at
 /// the base revision, and the namespace files that differ between them.
 #[derive(Clone, Debug)]

@@ -1,0 +1,83 @@
+//! Two plans side by side: the one reviewed (or saved) and the one made now.
+//! They agree when they make the same changes, to the same addresses, with
+//! the same actions and values, and record the same in the inventory.
+//! Where the desired state was declared, and why, may differ.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{Change, Plan};
+use crate::resource::Address;
+
+pub(super) fn differences(reviewed: &Plan, fresh: &Plan) -> Vec<String> {
+    let by_address = |p: &'_ Plan| -> BTreeMap<Address, Change> {
+        p.changes
+            .iter()
+            .map(|c| (c.address.clone(), c.clone()))
+            .collect()
+    };
+    let (before, now) = (by_address(reviewed), by_address(fresh));
+    let mut out = Vec::new();
+    for (address, c) in &now {
+        match before.get(address) {
+            None => out.push(format!(
+                "new: {} {address} is not in the reviewed plan",
+                c.action.symbol()
+            )),
+            Some(r) => out.extend(change_differences(r, c)),
+        }
+    }
+    for (address, r) in &before {
+        if !now.contains_key(address) {
+            out.push(format!(
+                "missing: {} {address} is no longer planned",
+                r.action.symbol()
+            ));
+        }
+    }
+    let keys = |m: &BTreeMap<Address, _>| m.keys().cloned().collect::<BTreeSet<_>>();
+    for a in keys(&fresh.adopt).symmetric_difference(&keys(&reviewed.adopt)) {
+        out.push(format!("inventory: {a} is adopted by one plan only"));
+    }
+    let forgotten = |p: &Plan| p.forget.iter().cloned().collect::<BTreeSet<_>>();
+    for a in forgotten(fresh).symmetric_difference(&forgotten(reviewed)) {
+        out.push(format!("inventory: {a} is forgotten by one plan only"));
+    }
+    out
+}
+
+/// Action, fields and values of one address in both plans.
+fn change_differences(reviewed: &Change, fresh: &Change) -> Vec<String> {
+    let a = &fresh.address;
+    let mut out = Vec::new();
+    if reviewed.action != fresh.action {
+        out.push(format!(
+            "changed: {a} was {:?}, is now {:?}",
+            reviewed.action, fresh.action
+        ));
+    }
+    let fields = |c: &Change| -> BTreeMap<String, (Option<String>, Option<String>)> {
+        c.fields
+            .iter()
+            .map(|f| (f.field.to_string(), (f.before.clone(), f.after.clone())))
+            .collect()
+    };
+    let (before, now) = (fields(reviewed), fields(fresh));
+    for name in before.keys().chain(now.keys()).collect::<BTreeSet<_>>() {
+        let (r, f) = (before.get(name), now.get(name));
+        if r.map(|v| &v.1) != f.map(|v| &v.1) {
+            let show = |v: Option<&(Option<String>, Option<String>)>| {
+                v.and_then(|v| v.1.clone())
+                    .unwrap_or_else(|| "(unset)".into())
+            };
+            out.push(format!(
+                "changed: {a} {name}: reviewed `{}`, now `{}`",
+                show(r),
+                show(f)
+            ));
+        }
+    }
+    if out.is_empty() && reviewed.desired != fresh.desired {
+        out.push(format!("changed: {a}: the value to write differs"));
+    }
+    out
+}
