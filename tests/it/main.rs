@@ -7,6 +7,7 @@
 mod common;
 
 mod alerts;
+mod fuzz;
 mod git_source;
 mod layers;
 mod plans;

@@ -275,8 +275,20 @@ impl ConditionError {
     }
 }
 
+/// The longest condition, in bytes.
+pub const MAX_LENGTH: usize = 512;
+
 /// Parses and checks a condition.
 pub fn parse(text: &str, scope: &Scope<'_>) -> Result<Condition, ConditionError> {
+    // Bounded input, bounded work: every step after this is linear or
+    // recurses at most as deep as the text is long.
+    if text.len() > MAX_LENGTH {
+        return Err(ConditionError::new(
+            MAX_LENGTH,
+            format!("the condition is longer than {MAX_LENGTH} characters"),
+        )
+        .hint("a condition compares two short expressions, such as `p99_latency > 50ms`"));
+    }
     let tokens = lexer::lex(text)?;
     parser::Parser::new(tokens, text, scope).condition()
 }
@@ -367,6 +379,31 @@ mod tests {
                 .message
                 .contains("cannot combine")
         );
+    }
+
+    /// One bad commit took down every watcher: 10,000 nested parentheses
+    /// overflowed the stack, and a sum of 20,000 terms took seconds.
+    #[test]
+    fn deep_or_long_conditions_are_errors_not_aborts() {
+        let deep = format!(
+            "{}p99_latency{} > 50ms",
+            "(".repeat(10_000),
+            ")".repeat(10_000)
+        );
+        assert!(err(&deep).message.contains("longer than"));
+        let nested = format!("{}p99_latency{} > 50ms", "(".repeat(17), ")".repeat(17));
+        let e = err(&nested);
+        assert!(e.message.contains("nest more than 16 deep"), "{e:?}");
+        assert_eq!(e.offset, 16);
+        let sum = format!("write_rps{} > 1", " + write_rps".repeat(20_000));
+        assert!(err(&sum).message.contains("longer than"));
+        // Within the limits, the longest sum still parses.
+        let terms = (MAX_LENGTH - 20) / 12;
+        let long = format!("write_rps{} > 1", " + write_rps".repeat(terms));
+        assert!(long.len() <= MAX_LENGTH);
+        assert_eq!(ok(&long).metrics().len(), terms + 1);
+        let ok16 = format!("{}p99_latency{} > 50ms", "(".repeat(16), ")".repeat(16));
+        ok(&ok16);
     }
 
     #[test]

@@ -10,7 +10,13 @@ pub(super) struct Parser<'s> {
     pos: usize,
     text: &'s str,
     scope: &'s Scope<'s>,
+    /// Parentheses open around the current token: bounded, so that no input
+    /// recurses deeper than [`MAX_DEPTH`].
+    depth: usize,
 }
+
+/// How deep parentheses may nest.
+pub(super) const MAX_DEPTH: usize = 16;
 
 impl<'s> Parser<'s> {
     pub(super) fn new(tokens: Vec<(usize, Tok)>, text: &'s str, scope: &'s Scope<'s>) -> Self {
@@ -19,6 +25,7 @@ impl<'s> Parser<'s> {
             pos: 0,
             text,
             scope,
+            depth: 0,
         }
     }
 
@@ -115,7 +122,19 @@ impl<'s> Parser<'s> {
             )),
             Some(Tok::Name(name)) => checker::name(self.scope, name, at).map(|(e, d)| (e, d, at)),
             Some(Tok::Open) => {
-                let (e, d, _) = self.expr()?;
+                if self.depth >= MAX_DEPTH {
+                    return Err(ConditionError::new(
+                        at,
+                        format!("parentheses nest more than {MAX_DEPTH} deep"),
+                    )
+                    .hint(
+                        "write the condition flatter; a condition compares two short expressions",
+                    ));
+                }
+                self.depth += 1;
+                let inner = self.expr();
+                self.depth -= 1;
+                let (e, d, _) = inner?;
                 match self.next() {
                     Some(Tok::Close) => Ok((e, d, at)),
                     _ => Err(ConditionError::new(
