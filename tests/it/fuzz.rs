@@ -161,7 +161,7 @@ fn the_loader_and_the_condition_parser_survive_mutated_fixtures() {
     let seed: u64 = std::env::var("SLUICE_FUZZ_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0x5eed_51u64);
+        .unwrap_or(0x005e_ed51);
     let mut files = Vec::new();
     yaml_files(&root().join("tests/fixtures"), &mut files);
     yaml_files(&root().join("examples"), &mut files);
