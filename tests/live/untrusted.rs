@@ -380,3 +380,46 @@ fn import_never_writes_through_a_symlink_at_its_output() {
     assert!(r.stderr.contains("refusing to overwrite"), "{}", r.stderr);
     assert!(!target.exists(), "import wrote through the link");
 }
+
+/// At `SLUICE_LOG=debug`, aws-smithy logged the S3 access key id 10 to 52
+/// times per command. The credentials here are canaries (moto takes any),
+/// read through `${env:}` references, at every log level.
+#[test]
+fn credentials_never_reach_the_logs_at_any_level() {
+    let repo = TestRepo::new();
+    let ws = repo.dir.path().join("sluice.yaml");
+    let text = std::fs::read_to_string(&ws).unwrap().replace(
+        "        path_style: true\n",
+        "        path_style: true\n        access_key_id: ${env:CANARY_KEY_ID}\n        secret_access_key: ${env:CANARY_SECRET}\n",
+    );
+    std::fs::write(&ws, text).unwrap();
+    repo.namespace(
+        "dr",
+        &format!(
+            "  topics:\n    - name: {{tag}}-dr\n  disaster_recovery:\n    rpo: 1h\n    backup:\n      bucket: {}\n",
+            repo.bucket("logs")
+        ),
+    );
+    for level in ["error", "warn", "info", "debug", "trace"] {
+        let r = crate::common::run(
+            repo.sluice()
+                .args(["plan", "--format", "json"])
+                .env("SLUICE_LOG", level)
+                .env("CANARY_KEY_ID", "AKIACANARYKEYID77")
+                .env("CANARY_SECRET", "CANARY-secret-access-77"),
+        );
+        assert!(r.code == 0 || r.code == 2, "{level}: {}", r.all_output());
+        for canary in ["AKIACANARYKEYID77", "CANARY-secret-access-77"] {
+            assert!(
+                !r.all_output().contains(canary),
+                "{canary} at SLUICE_LOG={level}:\n{}",
+                r.all_output()
+                    .lines()
+                    .filter(|l| l.contains(canary))
+                    .take(3)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+        }
+    }
+}
