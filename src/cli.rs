@@ -19,6 +19,10 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "ENV")]
     pub env: Option<String>,
 
+    /// How long one request to a live system may take, e.g. `5s`
+    #[arg(long, global = true, value_name = "DURATION", default_value = "15s", value_parser = parse_timeout)]
+    pub timeout: std::time::Duration,
+
     /// Log lines as text, or as JSON objects for machines
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -200,4 +204,13 @@ pub enum PlanFormat {
     Json,
     /// A pull-request comment
     Markdown,
+}
+
+/// A request timeout: at least 100 ms, at most an hour.
+fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if d < std::time::Duration::from_millis(100) || d > std::time::Duration::from_secs(3600) {
+        return Err("a timeout is between `100ms` and `1h`".into());
+    }
+    Ok(d)
 }

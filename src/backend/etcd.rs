@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use etcd_client::{Client, ConnectOptions, GetOptions, Txn, TxnOp, TxnOpResponse};
 
-use super::{Backend, BackendError, ConnectError};
+use super::{Backend, BackendError, ConnectError, DEFAULT_TIMEOUT};
 use crate::config::secret::resolve;
 use crate::config::workspace::EtcdEnv;
 use crate::plan::{Action, Change, LiveResource, LiveState};
@@ -19,13 +19,10 @@ use crate::state::etcd::fence_compare;
 /// etcd's default limit is 128 operations per transaction.
 const TXN_OPS: usize = 100;
 
-/// How long one etcd request may take.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
-
 /// Connects to the environment's etcd (fails when no endpoint answers);
-/// every request times out after [`REQUEST_TIMEOUT`].
-pub async fn connect(etcd: &EtcdEnv) -> Result<Client, ConnectError> {
-    connect_with(etcd, Some(REQUEST_TIMEOUT)).await
+/// every request times out after `timeout`.
+pub async fn connect(etcd: &EtcdEnv, timeout: Duration) -> Result<Client, ConnectError> {
+    connect_with(etcd, Some(timeout)).await
 }
 
 /// [`connect`], with the request timeout given: `None` for a client whose
@@ -34,8 +31,11 @@ pub async fn connect_with(
     etcd: &EtcdEnv,
     request_timeout: Option<Duration>,
 ) -> Result<Client, ConnectError> {
+    let connect = request_timeout
+        .unwrap_or(DEFAULT_TIMEOUT)
+        .min(Duration::from_secs(5));
     let mut options = ConnectOptions::new()
-        .with_connect_timeout(Duration::from_secs(5))
+        .with_connect_timeout(connect)
         .with_keep_alive(Duration::from_secs(5), Duration::from_secs(5));
     if let Some(t) = request_timeout {
         options = options.with_timeout(t);

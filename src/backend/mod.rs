@@ -16,6 +16,10 @@ use crate::plan::{Api, Change, LiveState};
 use crate::resource::{Address, System};
 use crate::state::Fence;
 
+/// How long one request to a live system may take, unless `--timeout`
+/// says otherwise.
+pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Why a live system could not be read or changed.
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum BackendError {

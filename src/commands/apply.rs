@@ -51,7 +51,7 @@ pub fn run(
             desired = derive_as_saved(cli, saved, &tree, desired)?;
         }
         // Plan under the lock, so that nothing moves between plan and apply.
-        let target = Target::connect(&desired.environment).await?;
+        let target = Target::connect(&desired.environment, cli.timeout).await?;
         let lock = target
             .state
             .lock(&opts.holder, opts.lock_wait)

@@ -2,6 +2,7 @@
 //! live state. Read-only against the live systems; it writes only new files.
 
 use std::path::Path;
+use std::time::Duration;
 
 use regex::Regex;
 
@@ -23,7 +24,11 @@ const MODELINE: &str = "# yaml-language-server: $schema=../schemas/namespace.sch
 pub fn run(cli: &Cli, out: &Path, topics: Option<&str>) -> Result<Exit, Error> {
     let pattern = topics.map(Regex::new).transpose().map_err(Error::Pattern)?;
     let (_, desired) = load_desired(cli, None)?;
-    let estate = block_on(read_estate(&desired.environment, pattern.as_ref()))?;
+    let estate = block_on(read_estate(
+        &desired.environment,
+        pattern.as_ref(),
+        cli.timeout,
+    ))?;
     let docs = namespaces(&estate);
     let files: Vec<_> = docs
         .keys()
@@ -62,8 +67,12 @@ pub fn run(cli: &Cli, out: &Path, topics: Option<&str>) -> Result<Exit, Error> {
 
 /// The live state import reads: the topics (those `pattern` matches), the
 /// namespace records in etcd, and the buckets their DR records name.
-async fn read_estate(env: &Environment, pattern: Option<&Regex>) -> Result<Estate, Error> {
-    let kafka = KafkaBackend::connect(&env.kafka)?;
+async fn read_estate(
+    env: &Environment,
+    pattern: Option<&Regex>,
+    timeout: Duration,
+) -> Result<Estate, Error> {
+    let kafka = KafkaBackend::connect(&env.kafka, timeout)?;
     let names: Vec<String> = kafka
         .topic_names()
         .await
@@ -79,7 +88,7 @@ async fn read_estate(env: &Environment, pattern: Option<&Regex>) -> Result<Estat
             estate.topics.insert(address.name().to_owned(), t);
         }
     }
-    let etcd = EtcdBackend::new(connect(&env.etcd).await?, &env.etcd.prefix);
+    let etcd = EtcdBackend::new(connect(&env.etcd, timeout).await?, &env.etcd.prefix);
     let root = etcd_key(&env.etcd.prefix, "");
     for (key, record) in etcd.records(&root).await.map_err(EngineError::from)? {
         let Some(rest) = key.strip_prefix(&root) else {
@@ -99,7 +108,7 @@ async fn read_estate(env: &Environment, pattern: Option<&Regex>) -> Result<Estat
     }
     let dr = estate.dr_addresses();
     estate.s3 = match &env.s3 {
-        Some(s3) if !dr.is_empty() => S3Backend::connect(s3)
+        Some(s3) if !dr.is_empty() => S3Backend::connect(s3, timeout)
             .await?
             .read(&dr)
             .await

@@ -272,6 +272,7 @@ fn run(cli: &Cli) -> Result<Exit, Error> {
             ha: *ha,
             lease_ttl: *lease_ttl,
             max_backoff: *max_backoff,
+            timeout: cli.timeout,
         }),
         Command::Render {
             what: Render::Alerts { out },

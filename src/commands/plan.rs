@@ -42,7 +42,7 @@ async fn plan_now(cli: &Cli, base: Option<&str>) -> Result<Planned, Error> {
             (tree, desired, policies)
         }
     };
-    let target = Target::connect(&desired.environment).await?;
+    let target = Target::connect(&desired.environment, cli.timeout).await?;
     let mut planned = engine::plan(&desired, tree.revision.as_deref(), &target, &policies).await?;
     planned.plan.review = review;
     warn_unfinished(&planned.stored);

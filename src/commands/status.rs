@@ -17,7 +17,7 @@ pub fn run(cli: &Cli, namespace: Option<&str>, format: Format) -> Result<Exit, E
     }
     let policies = load_policies(&tree)?;
     let status = block_on(async {
-        let target = Target::connect(&desired.environment).await?;
+        let target = Target::connect(&desired.environment, cli.timeout).await?;
         Ok::<_, Error>(
             status::gather(
                 &desired,

@@ -7,6 +7,7 @@ pub mod status;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::backend::etcd::EtcdBackend;
 use crate::backend::kafka::KafkaBackend;
@@ -84,15 +85,16 @@ impl EngineError {
 impl Target {
     /// The real systems of an environment: its Kafka cluster, and its etcd
     /// for both the records and sluice's state. Fails when etcd does not answer.
-    pub async fn connect(env: &Environment) -> Result<Target, ConnectError> {
-        let kafka = Arc::new(KafkaBackend::connect(&env.kafka)?);
-        let etcd = crate::backend::etcd::connect(&env.etcd).await?;
+    /// Every request to them times out after `timeout`.
+    pub async fn connect(env: &Environment, timeout: Duration) -> Result<Target, ConnectError> {
+        let kafka = Arc::new(KafkaBackend::connect(&env.kafka, timeout)?);
+        let etcd = crate::backend::etcd::connect(&env.etcd, timeout).await?;
         let mut backends: Vec<Box<dyn Backend>> = vec![
             Box::new(kafka.clone()),
             Box::new(EtcdBackend::new(etcd.clone(), &env.etcd.prefix)),
         ];
         let s3 = match &env.s3 {
-            Some(s3) => Some(Arc::new(S3Backend::connect(s3).await?)),
+            Some(s3) => Some(Arc::new(S3Backend::connect(s3, timeout).await?)),
             None => None,
         };
         if let Some(s3) = &s3 {

@@ -52,6 +52,8 @@ pub struct Options {
     pub ha: bool,
     pub lease_ttl: Duration,
     pub max_backoff: Duration,
+    /// How long one request to a live system may take.
+    pub timeout: Duration,
 }
 
 /// Why the watcher could not start.
@@ -314,7 +316,7 @@ impl Watcher {
         if self.target.as_ref().is_some_and(|(k, _)| *k == key) {
             return Ok(());
         }
-        let target = Target::connect(&desired.environment).await?;
+        let target = Target::connect(&desired.environment, self.opts.timeout).await?;
         self.target = Some((key, target));
         Ok(())
     }

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use super::sys;
-use super::{BatchResult, KafkaBackend, TIMEOUT, read_error};
+use super::{BatchResult, KafkaBackend, read_error};
 use crate::backend::BackendError;
 use crate::plan::{Api, Change, LiveResource, LiveState};
 use crate::resource::{AclBinding, Address, Value};
@@ -16,12 +16,13 @@ impl KafkaBackend {
         acls: &BTreeSet<&Address>,
         live: &mut LiveState,
     ) -> Result<(), BackendError> {
+        let timeout = self.timeout;
         if live.unsupported.contains(&Api::DescribeAcls) {
             return Err(read_error("not supported by this broker (DescribeAcls)"));
         }
         self.sent("DescribeAcls");
         let bindings = self
-            .blocking(|admin| sys::describe_acls(&admin, TIMEOUT))
+            .blocking(move |admin| sys::describe_acls(&admin, timeout))
             .await
             .map_err(read_error)?
             .map_err(|e| read_error(format!("DescribeAcls failed: {e}")))?;
@@ -41,6 +42,7 @@ impl KafkaBackend {
     }
 
     pub(super) async fn acls(&self, changes: &[&Change], api: Api) -> BatchResult {
+        let timeout = self.timeout;
         self.require(api)?;
         self.require(Api::DeleteAcls)?;
         let bindings: Vec<AclBinding> = changes
@@ -56,8 +58,8 @@ impl KafkaBackend {
         self.sent(&api.to_string());
         let answer = self
             .blocking(move |admin| match api {
-                Api::CreateAcls => sys::create_acls(&admin, &bindings, TIMEOUT),
-                _ => sys::delete_acls(&admin, &bindings, TIMEOUT),
+                Api::CreateAcls => sys::create_acls(&admin, &bindings, timeout),
+                _ => sys::delete_acls(&admin, &bindings, timeout),
             })
             .await
             .map_err(BackendError::Rejected)?

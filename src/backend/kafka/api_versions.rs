@@ -39,19 +39,59 @@ fn ask(server: &str, tls: Option<&TlsFiles>, timeout: Duration) -> Result<BTreeS
         .map_err(|e| e.to_string())?
         .next()
         .ok_or("no address")?;
-    let stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
+    let io = |e: std::io::Error| io_error(e, timeout);
+    let stream = TcpStream::connect_timeout(&addr, timeout).map_err(io)?;
     stream
         .set_read_timeout(Some(timeout))
         .map_err(|e| e.to_string())?;
     stream
         .set_write_timeout(Some(timeout))
         .map_err(|e| e.to_string())?;
-    match tls {
+    let answer = match tls {
         None => exchange(stream),
         Some(files) => {
             let host = server.rsplit_once(':').map_or(server, |(h, _)| h);
             exchange(tls_stream(stream, host, files)?)
         }
+    };
+    answer.map_err(|e| match e {
+        Exchange::Io(e) => io_error(e, timeout),
+        Exchange::Other(m) => m,
+    })
+}
+
+/// A socket error as people read it: a read that waited the whole timeout
+/// says so (it reads "Resource temporarily unavailable" otherwise).
+fn io_error(e: std::io::Error, timeout: Duration) -> String {
+    match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+            format!("timed out after {}s", timeout.as_secs_f64())
+        }
+        _ => e.to_string(),
+    }
+}
+
+/// Why an exchange failed: the socket, or the answer.
+enum Exchange {
+    Io(std::io::Error),
+    Other(String),
+}
+
+impl From<std::io::Error> for Exchange {
+    fn from(e: std::io::Error) -> Self {
+        Exchange::Io(e)
+    }
+}
+
+impl From<String> for Exchange {
+    fn from(m: String) -> Self {
+        Exchange::Other(m)
+    }
+}
+
+impl From<&str> for Exchange {
+    fn from(m: &str) -> Self {
+        Exchange::Other(m.to_owned())
     }
 }
 
@@ -82,7 +122,7 @@ fn tls_stream(
 }
 
 /// Sends ApiVersions v0 and reads the keys of the answer.
-fn exchange(mut stream: impl Read + Write) -> Result<BTreeSet<i16>, String> {
+fn exchange(mut stream: impl Read + Write) -> Result<BTreeSet<i16>, Exchange> {
     let client = b"sluice";
     let mut body = Vec::new();
     body.extend_from_slice(&API_VERSIONS.to_be_bytes());
@@ -92,17 +132,17 @@ fn exchange(mut stream: impl Read + Write) -> Result<BTreeSet<i16>, String> {
     body.extend_from_slice(client);
     let mut frame = (body.len() as i32).to_be_bytes().to_vec();
     frame.extend_from_slice(&body);
-    stream.write_all(&frame).map_err(|e| e.to_string())?;
+    stream.write_all(&frame)?;
 
     let mut len = [0u8; 4];
-    stream.read_exact(&mut len).map_err(|e| e.to_string())?;
+    stream.read_exact(&mut len)?;
     let len = usize::try_from(i32::from_be_bytes(len)).map_err(|_| "bad frame length")?;
     if len > 1 << 20 {
         return Err("answer too large for ApiVersions".into());
     }
     let mut answer = vec![0u8; len];
-    stream.read_exact(&mut answer).map_err(|e| e.to_string())?;
-    parse(&answer)
+    stream.read_exact(&mut answer)?;
+    Ok(parse(&answer)?)
 }
 
 fn parse(answer: &[u8]) -> Result<BTreeSet<i16>, String> {

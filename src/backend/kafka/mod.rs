@@ -35,9 +35,6 @@ pub use api_versions::TlsFiles;
 use client::client_config;
 use sys::Admin;
 
-/// How long one Kafka request may take.
-const TIMEOUT: Duration = Duration::from_secs(15);
-
 /// The Kafka cluster of one environment.
 pub struct KafkaBackend {
     admin: Admin,
@@ -47,12 +44,14 @@ pub struct KafkaBackend {
     tls: Option<TlsFiles>,
     /// API keys the broker supports, from the last read.
     supported: Mutex<Option<BTreeSet<i16>>>,
+    /// How long one request may take.
+    timeout: Duration,
 }
 
 impl KafkaBackend {
     /// Builds the client: librdkafka connects lazily, so an unreachable
     /// broker shows up at the first read.
-    pub fn connect(kafka: &KafkaEnv) -> Result<Self, ConnectError> {
+    pub fn connect(kafka: &KafkaEnv, timeout: Duration) -> Result<Self, ConnectError> {
         let (config, tls) = client_config(kafka)?;
         let admin: AdminClient<DefaultClientContext> =
             config.create().map_err(ConnectError::Kafka)?;
@@ -62,6 +61,7 @@ impl KafkaBackend {
             servers: kafka.bootstrap_servers.value.clone(),
             tls,
             supported: Mutex::new(None),
+            timeout,
         })
     }
 
@@ -70,11 +70,12 @@ impl KafkaBackend {
         &self,
         f: impl FnOnce(&Metadata) -> T + Send + 'static,
     ) -> Result<T, String> {
+        let timeout = self.timeout;
         self.sent("Metadata");
-        self.blocking(|admin| {
+        self.blocking(move |admin| {
             admin
                 .inner()
-                .fetch_metadata(None, TIMEOUT)
+                .fetch_metadata(None, timeout)
                 .map(|m| f(&m))
                 .map_err(|e| e.to_string())
         })
@@ -103,10 +104,10 @@ impl KafkaBackend {
         tracing::debug!(api, "kafka request");
     }
 
-    fn options() -> AdminOptions {
+    fn options(&self) -> AdminOptions {
         AdminOptions::new()
-            .operation_timeout(Some(TIMEOUT))
-            .request_timeout(Some(TIMEOUT))
+            .operation_timeout(Some(self.timeout))
+            .request_timeout(Some(self.timeout))
     }
 
     fn unsupported(&self, api: Api) -> bool {
@@ -155,10 +156,11 @@ impl KafkaBackend {
     /// Which requests the broker serves, from one ApiVersions exchange; the
     /// apply checks its requests against the answer.
     async fn probe_apis(&self) -> Result<BTreeSet<Api>, BackendError> {
+        let timeout = self.timeout;
         self.sent("ApiVersions");
         let (servers, tls) = (self.servers.clone(), self.tls.clone());
         let keys = tokio::task::spawn_blocking(move || {
-            api_versions::supported(&servers, tls.as_ref(), TIMEOUT)
+            api_versions::supported(&servers, tls.as_ref(), timeout)
         })
         .await
         .map_err(|e| read_error(e.to_string()))?
@@ -243,11 +245,12 @@ impl ClusterProbe for KafkaBackend {
         groups: Vec<String>,
         topics: Vec<(String, u32)>,
     ) -> Vec<Result<Vec<PartitionLag>, String>> {
+        let timeout = self.timeout;
         let config = self.config.clone();
         self.sent("ListOffsets");
         self.sent("OffsetFetch");
         let n = groups.len();
-        tokio::task::spawn_blocking(move || lag::read(&config, &groups, &topics, TIMEOUT))
+        tokio::task::spawn_blocking(move || lag::read(&config, &groups, &topics, timeout))
             .await
             .unwrap_or_else(|e| vec![Err(e.to_string()); n])
     }

@@ -8,7 +8,7 @@ use rdkafka::admin::{ConfigSource, NewPartitions, NewTopic, ResourceSpecifier, T
 use rdkafka::error::RDKafkaErrorCode;
 
 use super::sys::{self, ConfigOp, TopicConfigOps};
-use super::{BatchResult, KafkaBackend, TIMEOUT, read_error, rejected};
+use super::{BatchResult, KafkaBackend, read_error, rejected};
 use crate::backend::BackendError;
 use crate::plan::{Api, Change, Field, LiveResource, LiveState};
 use crate::resource::{Address, TopicValue, Value, digest};
@@ -20,10 +20,11 @@ impl KafkaBackend {
         topics: &BTreeSet<&str>,
         live: &mut LiveState,
     ) -> Result<(), BackendError> {
+        let timeout = self.timeout;
         self.sent("Metadata");
         let metadata = self
-            .blocking(|admin| {
-                admin.inner().fetch_metadata(None, TIMEOUT).map(|md| {
+            .blocking(move |admin| {
+                admin.inner().fetch_metadata(None, timeout).map(|md| {
                     md.topics()
                         .iter()
                         .filter(|t| t.error().is_none())
@@ -54,7 +55,7 @@ impl KafkaBackend {
                 .collect();
             let described = self
                 .admin
-                .describe_configs(&specifiers, &Self::options())
+                .describe_configs(&specifiers, &self.options())
                 .await
                 .map_err(|e| read_error(format!("DescribeConfigs failed: {e}")))?;
             for (topic, result) in existing.iter().zip(described) {
@@ -106,7 +107,7 @@ impl KafkaBackend {
         self.sent("CreateTopics");
         let results = self
             .admin
-            .create_topics(&new, &Self::options())
+            .create_topics(&new, &self.options())
             .await
             .map_err(rejected)?;
         Ok(results
@@ -126,7 +127,7 @@ impl KafkaBackend {
         self.sent("DeleteTopics");
         let results = self
             .admin
-            .delete_topics(&names, &Self::options())
+            .delete_topics(&names, &self.options())
             .await
             .map_err(rejected)?;
         Ok(results
@@ -142,6 +143,7 @@ impl KafkaBackend {
 
     /// Partitions grow first, then configs are set and reset.
     pub(super) async fn update_topics(&self, changes: &[&Change]) -> BatchResult {
+        let timeout = self.timeout;
         let mut results: Vec<Result<(), BackendError>> = changes.iter().map(|_| Ok(())).collect();
         let mut grown = Vec::new();
         let mut parts = Vec::new();
@@ -159,7 +161,7 @@ impl KafkaBackend {
             self.sent("CreatePartitions");
             let answer = self
                 .admin
-                .create_partitions(&parts, &Self::options())
+                .create_partitions(&parts, &self.options())
                 .await
                 .map_err(rejected)?;
             for (i, r) in grown.iter().zip(answer) {
@@ -192,7 +194,7 @@ impl KafkaBackend {
             self.sent("IncrementalAlterConfigs");
             let request: Vec<_> = alter.iter().map(|(_, r)| r.clone()).collect();
             let answer = self
-                .blocking(move |admin| sys::incremental_alter_configs(&admin, &request, TIMEOUT))
+                .blocking(move |admin| sys::incremental_alter_configs(&admin, &request, timeout))
                 .await
                 .map_err(BackendError::Rejected)?
                 .map_err(|e| {

@@ -20,9 +20,12 @@ use policy::Policy;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
@@ -36,11 +39,16 @@ use crate::plan::{Change, LiveResource, LiveState};
 use crate::resource::{Address, Kind, OWNED_PREFIX, System, Value};
 use crate::state::Fence;
 
+/// How many times one S3 request is tried.
+const ATTEMPTS: u32 = 3;
+
 /// The S3 of one environment, with a client per region its buckets live in.
 pub struct S3Backend {
     base: aws_sdk_s3::Config,
     home: String,
     clients: Mutex<HashMap<String, Client>>,
+    /// How long one request may take.
+    timeout: Duration,
 }
 
 /// A bucket's shared documents, as read.
@@ -69,6 +77,9 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
+    if let SdkError::TimeoutError(_) = e {
+        return "timed out (the request got no answer within `--timeout`)".into();
+    }
     match (e.code(), e.message()) {
         (Some(c), Some(m)) => format!("{c}: {m}"),
         (Some(c), None) => c.to_owned(),
@@ -125,14 +136,25 @@ fn rejected(op: &str, bucket: &str, e: impl std::fmt::Display) -> BackendError {
 impl S3Backend {
     /// A client for the environment's S3: static keys when the workspace
     /// names them, else the standard AWS chain.
-    pub async fn connect(s3: &S3Env) -> Result<Self, ConnectError> {
+    /// Every request has `timeout` to connect and to answer, and is tried at
+    /// most three times (the SDK's standard retries, with jittered backoff);
+    /// each read and write of a bucket as a whole has three times that.
+    pub async fn connect(s3: &S3Env, timeout: Duration) -> Result<Self, ConnectError> {
         let region = Region::new(s3.region.clone());
         let shared = aws_config::defaults(BehaviorVersion::latest())
             .region(region.clone())
             .load()
             .await;
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .read_timeout(timeout)
+            .operation_attempt_timeout(timeout)
+            .operation_timeout(timeout * ATTEMPTS)
+            .build();
         let mut builder = aws_sdk_s3::config::Builder::from(&shared)
             .region(region)
+            .timeout_config(timeouts)
+            .retry_config(RetryConfig::standard().with_max_attempts(ATTEMPTS))
             .force_path_style(s3.path_style)
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
@@ -149,6 +171,24 @@ impl S3Backend {
             base: builder.build(),
             home: s3.region.clone(),
             clients: Mutex::new(HashMap::new()),
+            timeout,
+        })
+    }
+
+    /// `work` with a bound on the whole of it (every attempt of every
+    /// request): a server that accepts and never answers fails it, as
+    /// "timed out after Ns".
+    async fn bounded<T>(
+        &self,
+        what: &str,
+        work: impl std::future::Future<Output = Result<T, BackendError>>,
+    ) -> Result<T, BackendError> {
+        let limit = self.timeout * ATTEMPTS;
+        tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
+            Err(read_error(format!(
+                "{what}: timed out after {}s",
+                limit.as_secs_f64()
+            )))
         })
     }
 
@@ -218,7 +258,9 @@ impl Backend for S3Backend {
                 .insert(address, LiveResource { value, fingerprint });
         };
         for bucket in buckets {
-            let Some((value, docs)) = self.read_bucket(bucket).await? else {
+            let what = format!("reading bucket {bucket}");
+            let read = self.bounded(&what, self.read_bucket(bucket));
+            let Some((value, docs)) = read.await? else {
                 continue;
             };
             insert(Address::bucket(bucket), Value::Bucket(value));
@@ -268,7 +310,11 @@ impl Backend for S3Backend {
         for (bucket, indexes) in by_bucket {
             let group: Vec<&Change> = indexes.iter().map(|i| changes[*i]).collect();
             let outcome = if fence.is_held() {
-                self.write(bucket, &group).await
+                self.bounded(
+                    &format!("writing bucket {bucket}"),
+                    self.write(bucket, &group),
+                )
+                .await
             } else {
                 Err(BackendError::FenceLost)
             };
@@ -289,36 +335,42 @@ impl BackupCatalog for S3Backend {
         region: &str,
         prefix: &str,
     ) -> Result<Option<i64>, BackendError> {
-        let mut pages = self
-            .client(region)
-            .list_objects_v2()
-            .bucket(bucket)
-            .prefix(prefix)
-            .into_paginator()
-            .send();
-        let mut newest: Option<DateTime> = None;
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| {
-                read_error(format!("ListObjectsV2 {bucket}/{prefix}: {}", describe(&e)))
-            })?;
-            for o in page.contents() {
-                if let Some(t) = o.last_modified()
-                    && newest.is_none_or(|n| t.secs() > n.secs())
-                {
-                    newest = Some(*t);
+        let what = format!("listing s3://{bucket}/{prefix}");
+        self.bounded(&what, async {
+            let mut pages = self
+                .client(region)
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .into_paginator()
+                .send();
+            let mut newest: Option<DateTime> = None;
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| {
+                    read_error(format!("ListObjectsV2 {bucket}/{prefix}: {}", describe(&e)))
+                })?;
+                for o in page.contents() {
+                    if let Some(t) = o.last_modified()
+                        && newest.is_none_or(|n| t.secs() > n.secs())
+                    {
+                        newest = Some(*t);
+                    }
                 }
             }
-        }
-        Ok(newest.map(|t| t.secs()))
+            Ok(newest.map(|t| t.secs()))
+        })
+        .await
     }
 
     /// Lists buckets: proves S3 answers.
     async fn health(&self) -> Result<usize, String> {
-        self.client(&self.home)
-            .list_buckets()
-            .send()
-            .await
-            .map(|r| r.buckets().len())
-            .map_err(|e| describe(&e))
+        let listed = self.client(&self.home).list_buckets().send();
+        match tokio::time::timeout(self.timeout * ATTEMPTS, listed).await {
+            Ok(r) => r.map(|r| r.buckets().len()).map_err(|e| describe(&e)),
+            Err(_) => Err(format!(
+                "timed out after {}s",
+                (self.timeout * ATTEMPTS).as_secs_f64()
+            )),
+        }
     }
 }
