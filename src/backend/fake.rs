@@ -65,6 +65,10 @@ impl FakeBackend {
         self.inner.lock().unwrap().refuse.insert(address);
     }
 
+    pub fn clear_refusals(&self) {
+        self.inner.lock().unwrap().refuse.clear();
+    }
+
     pub fn resources(&self) -> BTreeMap<Address, Value> {
         self.inner.lock().unwrap().resources.clone()
     }

@@ -197,12 +197,19 @@ pub async fn apply_locked(
         failed: 0,
         errors: Vec::new(),
     };
-    lock.record(&record).await?;
-
     let mut inventory = stored.inventory;
     inventory.entries.extend(plan.adopt.clone());
     for address in &plan.forget {
         inventory.entries.remove(address);
+    }
+    // Write-ahead: what is about to be created is recorded first, so that a
+    // crash between a create and its settings leaves a resource the next
+    // apply knows as its own.
+    let intents = record_intents(plan, &mut inventory);
+    if intents.is_empty() {
+        lock.record(&record).await?;
+    } else {
+        lock.save(&inventory, &record).await?;
     }
     let fence = lock.fence();
     let mut outcome = Outcome::default();
@@ -234,6 +241,18 @@ pub async fn apply_locked(
         }
     }
     outcome.not_attempted = plan.changes.len() - outcome.applied.len() - outcome.failed.len();
+    // A create never sent made nothing: its intent goes. A failed one may
+    // have made half a resource: its intent stays until a re-run finishes it.
+    let sent: std::collections::BTreeSet<&Address> = outcome
+        .applied
+        .iter()
+        .chain(outcome.failed.iter().map(|(a, _)| a))
+        .collect();
+    for address in intents.iter().filter(|a| !sent.contains(a)) {
+        if inventory.entries.get(address).is_some_and(|e| e.creating) {
+            inventory.entries.remove(address);
+        }
+    }
     record.applied = outcome.applied.len();
     record.failed = outcome.failed.len();
     record.status = outcome.status();
@@ -246,6 +265,21 @@ pub async fn apply_locked(
         .collect();
     lock.save(&inventory, &record).await?;
     Ok(outcome)
+}
+
+/// Records the intent of each create the plan holds in the inventory, and
+/// returns their addresses.
+fn record_intents(plan: &Plan, inventory: &mut Inventory) -> Vec<Address> {
+    let mut intents = Vec::new();
+    for c in plan.changes.iter().filter(|c| c.action == Action::Create) {
+        if let Some(entry) = &c.inventory
+            && !inventory.entries.contains_key(&c.address)
+        {
+            inventory.entries.insert(c.address.clone(), entry.intent());
+            intents.push(c.address.clone());
+        }
+    }
+    intents
 }
 
 /// Deletes and updates reach only what sluice's inventory holds: whatever a

@@ -309,12 +309,8 @@ async fn a_failure_stops_the_apply_and_records_what_landed() {
             .entries
             .contains_key(&Address::topic("orders"))
     );
-    assert!(
-        !stored
-            .inventory
-            .entries
-            .contains_key(&record("orders").address)
-    );
+    // The failed create may have made half a resource: its intent stays.
+    assert!(stored.inventory.entries[&record("orders").address].creating);
     let applied = stored.applied.unwrap();
     assert_eq!(
         (applied.status, applied.applied, applied.failed),
@@ -381,4 +377,92 @@ async fn an_empty_desired_state_never_deletes_everything() {
         err.to_string().contains("refusing to plan their deletion"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn a_resource_half_made_by_a_failed_create_is_owned_and_finished_by_the_next_apply() {
+    let w = world();
+    let wanted = topic("orders", 3);
+    w.kafka.refuse(wanted.address.clone());
+    let p = plan(&w, std::slice::from_ref(&wanted), &Guards::default())
+        .await
+        .unwrap()
+        .plan;
+    let outcome = apply(&p, &w.target, &options(false)).await.unwrap();
+    assert_eq!(outcome.status(), ApplyStatus::Failed);
+    // Half made: it exists, without the settings sluice was about to send.
+    w.kafka
+        .insert(wanted.address.clone(), topic("orders", 1).value);
+    let next = plan(&w, std::slice::from_ref(&wanted), &Guards::default())
+        .await
+        .unwrap()
+        .plan;
+    assert_eq!(next.summary.blocked, 0, "{:#?}", next.changes);
+    assert_eq!(next.summary.update, 1, "{:#?}", next.changes);
+    // The next apply finishes it and records it as made.
+    w.kafka.clear_refusals();
+    let outcome = apply(&next, &w.target, &options(false)).await.unwrap();
+    assert_eq!(outcome.status(), ApplyStatus::Complete);
+    let entry = &w.state.snapshot().inventory.entries[&wanted.address];
+    assert!(!entry.creating);
+    assert!(
+        plan(&w, &[wanted], &Guards::default())
+            .await
+            .unwrap()
+            .plan
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_create_never_sent_leaves_no_intent() {
+    let w = world();
+    w.kafka.refuse(Address::topic("billing"));
+    let p = plan(
+        &w,
+        &[topic("billing", 1), topic("orders", 1)],
+        &Guards::default(),
+    )
+    .await
+    .unwrap()
+    .plan;
+    let mut opts = options(false);
+    opts.batch = 1;
+    let outcome = apply(&p, &w.target, &opts).await.unwrap();
+    assert_eq!(outcome.not_attempted, 1);
+    let entries = w.state.snapshot().inventory.entries;
+    assert!(entries[&Address::topic("billing")].creating);
+    assert!(!entries.contains_key(&Address::topic("orders")));
+}
+
+#[tokio::test]
+async fn moving_a_topic_out_of_a_protected_namespace_is_blocked_until_it_is_unprotected() {
+    let w = world();
+    let mut guarded = topic("orders", 1);
+    guarded.namespace = "payments".into();
+    guarded.protected = true;
+    converge(&w, std::slice::from_ref(&guarded)).await;
+
+    let mut moved = guarded.clone();
+    moved.namespace = "scratch".into();
+    moved.protected = false;
+    let p = plan(&w, std::slice::from_ref(&moved), &Guards::default())
+        .await
+        .unwrap()
+        .plan;
+    assert_eq!(p.summary.blocked, 1, "{:#?}", p.changes);
+    let reason = &p.changes[0].reasons[0];
+    assert!(
+        reason.contains("protected namespace `payments`"),
+        "{reason}"
+    );
+    assert!(p.adopt.is_empty(), "a blocked move records nothing");
+
+    // Unprotected in an applied change of its own, it may move.
+    let mut unprotected = guarded.clone();
+    unprotected.protected = false;
+    converge(&w, &[unprotected]).await;
+    let p = plan(&w, &[moved], &Guards::default()).await.unwrap().plan;
+    assert_eq!(p.summary.blocked, 0, "{:#?}", p.changes);
+    assert_eq!(p.adopt[&Address::topic("orders")].namespace, "scratch");
 }

@@ -107,6 +107,15 @@ fn change_of(
     match (desired, live) {
         (Some(d), None) => Some(create(d, inv)),
         (Some(d), Some(l)) => {
+            if let Some(reason) = unprotects(d, inv, input) {
+                let mut c = update(d, &l.value, inv).unwrap_or_else(|| {
+                    let mut c = change(d, Action::Update, Cause::Pending, Vec::new());
+                    c.live = Some(l.value.clone());
+                    c
+                });
+                block(&mut c, vec![reason]);
+                return Some(c);
+            }
             let c = update(d, &l.value, inv);
             if c.is_none() {
                 plan.unchanged += 1;
@@ -123,6 +132,40 @@ fn change_of(
             None
         }
     }
+}
+
+/// Why `d` may not move where the YAML puts it: out of a namespace that is
+/// protected (now, or when sluice last applied it) into one that is not.
+/// Protection follows the resource until the old namespace is unprotected in
+/// an applied change.
+fn unprotects(d: &Resource, inv: Option<&InventoryEntry>, input: &PlanInput<'_>) -> Option<String> {
+    let inv = inv?;
+    let by_guard = input.guards.protected_namespaces.contains(&inv.namespace);
+    if inv.namespace == d.namespace || d.protected || !(inv.protected || by_guard) {
+        return None;
+    }
+    let from = input
+        .desired
+        .iter()
+        .find(|r| r.namespace == inv.namespace)
+        .and_then(|r| r.source.as_ref())
+        .map_or_else(
+            || "no longer declared".to_owned(),
+            |s| format!("declared at {s}"),
+        );
+    let to = d
+        .source
+        .as_ref()
+        .map_or_else(String::new, |s| format!(" at {s}"));
+    let how = if by_guard {
+        "remove it from `guards.protected_namespaces`"
+    } else {
+        "set `metadata.protected: false` on it"
+    };
+    Some(format!(
+        "it moves from protected namespace `{}` ({from}) to `{}`{to}, which is not protected: protection follows the resource. Protect `{}`, or unprotect `{}` first ({how}) and apply that change on its own",
+        inv.namespace, d.namespace, d.namespace, inv.namespace
+    ))
 }
 
 /// Blocks a change for these reasons, if there are any: it then records

@@ -1,7 +1,8 @@
 //! sluice's own state, kept in etcd (there is no local state file):
 //!
 //! - the inventory of what sluice manages, with the digest of what it last
-//!   applied and the protected flag, under `<prefix>inventory/<env>/`;
+//!   applied and the protected flag, under `<prefix>inventory/<env>/`; a
+//!   resource about to be created is recorded first, as `creating`;
 //! - the applied record (commit, plan digest, time, user, outcome) at
 //!   `<prefix>applied/<env>`, written in the same transaction as the inventory;
 //! - a lease-based apply lock per environment at `<prefix>locks/<env>`.
@@ -37,6 +38,11 @@ pub struct InventoryEntry {
     /// YAML is reset on the topic rather than forgotten.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keys: Vec<String>,
+    /// Written before sluice creates the resource and cleared once the
+    /// create is recorded: a crash in between leaves a half-made resource
+    /// that the next apply knows as its own and finishes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub creating: bool,
 }
 
 impl InventoryEntry {
@@ -50,6 +56,17 @@ impl InventoryEntry {
             digest: resource.value.digest(),
             protected: resource.protected,
             keys,
+            creating: false,
+        }
+    }
+
+    /// The write-ahead intent of creating this entry's resource: owned, but
+    /// with no applied digest, so whatever exists is converged to the YAML.
+    pub fn intent(&self) -> Self {
+        InventoryEntry {
+            digest: String::new(),
+            creating: true,
+            ..self.clone()
         }
     }
 }
