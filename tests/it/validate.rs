@@ -374,3 +374,35 @@ fn a_directory_without_a_workspace_is_an_error() {
         out.stderr
     );
 }
+
+#[test]
+fn a_condition_nested_10000_deep_or_summing_20000_terms_is_an_error_not_a_crash() {
+    let deep = format!(
+        "{}consumer_lag{} > 1",
+        "(".repeat(10_000),
+        ")".repeat(10_000)
+    );
+    let long = format!("{} > 1", vec!["consumer_lag"; 20_000].join(" + "));
+    for (name, condition) in [("nested", deep), ("sum", long)] {
+        let dir = tempfile::tempdir().unwrap();
+        copy_tree(
+            &root().join("tests/fixtures/invalid/deep-condition"),
+            dir.path(),
+        );
+        std::fs::write(
+            dir.path().join("namespaces/orders.yaml"),
+            format!(
+                "apiVersion: sluice/v1\nkind: Namespace\nmetadata:\n  name: orders\nspec:\n  alerts:\n    - name: {name}\n      condition: \"{condition}\"\n      severity: warning\n"
+            ),
+        )
+        .unwrap();
+        let out = run(sluice(dir.path()).args(["validate", "--format", "json"]));
+        assert_eq!(out.code, 1, "{name}: {}", out.stderr);
+        let errors = error_lines(&out.json());
+        assert_eq!(errors.len(), 1, "{name}: {errors:#?}");
+        assert!(
+            errors[0].contains("invalid-condition"),
+            "{name}: {errors:?}"
+        );
+    }
+}

@@ -98,12 +98,12 @@ impl KafkaBackend {
             .map(|(c, t)| {
                 let topic = NewTopic::new(
                     c.address.name(),
-                    t.partitions as i32,
+                    partition_count(c, t.partitions)?,
                     TopicReplication::Fixed(i32::from(t.replication_factor)),
                 );
-                t.config.iter().fold(topic, |topic, (k, v)| topic.set(k, v))
+                Ok(t.config.iter().fold(topic, |topic, (k, v)| topic.set(k, v)))
             })
-            .collect();
+            .collect::<Result<_, BackendError>>()?;
         self.sent("CreateTopics");
         let results = self
             .admin
@@ -150,10 +150,8 @@ impl KafkaBackend {
         for (i, c) in changes.iter().enumerate() {
             if c.fields.iter().any(|f| f.field == Field::Partitions) {
                 grown.push(i);
-                parts.push(NewPartitions::new(
-                    c.address.name(),
-                    topic_value(c)?.partitions as usize,
-                ));
+                let count = partition_count(c, topic_value(c)?.partitions)?;
+                parts.push(NewPartitions::new(c.address.name(), count as usize));
             }
         }
         if !parts.is_empty() {
@@ -238,6 +236,18 @@ fn explicit_configs(
         .filter(|(_, _, s)| !reports_sources || matches!(s, ConfigSource::DynamicTopic))
         .filter_map(|(name, value, _)| value.map(|v| (name, v)))
         .collect()
+}
+
+/// A partition count as Kafka's protocol carries it: never wrapped into a
+/// negative number (-1 asks the broker for its default).
+fn partition_count(c: &Change, n: u32) -> Result<i32, BackendError> {
+    i32::try_from(n).map_err(|_| {
+        BackendError::Rejected(format!(
+            "topic `{}`: {n} partitions is above Kafka's limit of {}",
+            c.address.name(),
+            i32::MAX
+        ))
+    })
 }
 
 #[cfg(test)]

@@ -39,6 +39,38 @@ fn check_topic_name(name: &str, file: &str, loc: Loc, diags: &mut Vec<Diagnostic
     }
 }
 
+/// Kafka counts partitions in a signed 32-bit integer.
+pub const MAX_PARTITIONS: u32 = i32::MAX as u32;
+
+/// A partition count Kafka cannot hold is refused here, where it was
+/// written, and never reaches a broker as a wrapped number.
+fn check_partitions(
+    n: u32,
+    from: PartitionsFrom,
+    file: &str,
+    loc: Loc,
+    diags: &mut Vec<Diagnostic>,
+) {
+    if n <= MAX_PARTITIONS {
+        return;
+    }
+    let (message, hint) = match from {
+        PartitionsFrom::Capacity => (
+            format!("the capacity needs more partitions than Kafka's limit of {MAX_PARTITIONS}"),
+            "lower `capacity`, or raise `defaults.partition_write_rps` and `partition_read_rps`",
+        ),
+        _ => (
+            format!("`partitions: {n}` is above Kafka's limit of {MAX_PARTITIONS} partitions"),
+            "lower `partitions`",
+        ),
+    };
+    diags.push(
+        Diagnostic::error("invalid-value", message)
+            .at(file, loc)
+            .hint(hint),
+    );
+}
+
 /// Partitions from capacity: enough for both the write and the read rate,
 /// never fewer than the default.
 fn derived_partitions(capacity: Option<&Capacity>, d: &Effective) -> (u32, PartitionsFrom) {
@@ -74,6 +106,8 @@ pub(super) fn resolve_topics(
             Some(p) if nonzero(p, "partitions", file, diags) => (p.value, PartitionsFrom::Explicit),
             _ => derived_partitions(ns.spec.capacity.as_ref(), cx.defaults),
         };
+        let at = spec.partitions.as_ref().map_or(loc, |p| p.loc);
+        check_partitions(partitions, partitions_from, file, at, diags);
         let replication_factor = match &spec.replication_factor {
             Some(rf) if nonzero(rf, "replication_factor", file, diags) => {
                 if rf.value > cx.brokers {
