@@ -49,9 +49,20 @@ pub async fn connect_with(
         options = options.with_user(user, password);
     }
     let endpoints = etcd.endpoints.value.clone();
-    let error = |source| ConnectError::Etcd {
-        endpoints: endpoints.join(","),
-        source,
+    let after = request_timeout.unwrap_or(connect);
+    let error = |source: etcd_client::Error| {
+        // tonic reports its deadline as a cancelled call, "Timeout expired".
+        if source.to_string().contains("Timeout expired") {
+            ConnectError::EtcdTimedOut {
+                endpoints: endpoints.join(","),
+                after,
+            }
+        } else {
+            ConnectError::Etcd {
+                endpoints: endpoints.join(","),
+                source,
+            }
+        }
     };
     let mut client = Client::connect(&endpoints, Some(options))
         .await

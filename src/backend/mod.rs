@@ -58,6 +58,12 @@ pub enum ConnectError {
     /// librdkafka refused the client configuration.
     #[error("cannot configure the Kafka client")]
     Kafka(#[source] rdkafka::error::KafkaError),
+    /// An etcd endpoint took connections and never answered.
+    #[error("cannot connect to etcd at {endpoints}: timed out after {}s", .after.as_secs_f64())]
+    EtcdTimedOut {
+        endpoints: String,
+        after: std::time::Duration,
+    },
     /// No etcd endpoint answered.
     #[error("cannot connect to etcd at {endpoints}")]
     Etcd {
@@ -71,7 +77,10 @@ impl ConnectError {
     /// An unreachable etcd may come back; a bad setting or a missing secret
     /// stays until the config (or the environment) changes.
     pub fn is_transient(&self) -> bool {
-        matches!(self, ConnectError::Etcd { .. })
+        matches!(
+            self,
+            ConnectError::Etcd { .. } | ConnectError::EtcdTimedOut { .. }
+        )
     }
 }
 

@@ -365,12 +365,11 @@ impl BackupCatalog for S3Backend {
     /// Lists buckets: proves S3 answers.
     async fn health(&self) -> Result<usize, String> {
         let listed = self.client(&self.home).list_buckets().send();
+        let timed_out = || format!("timed out after {}s", self.timeout.as_secs_f64());
         match tokio::time::timeout(self.timeout * ATTEMPTS, listed).await {
-            Ok(r) => r.map(|r| r.buckets().len()).map_err(|e| describe(&e)),
-            Err(_) => Err(format!(
-                "timed out after {}s",
-                (self.timeout * ATTEMPTS).as_secs_f64()
-            )),
+            Ok(Ok(r)) => Ok(r.buckets().len()),
+            Ok(Err(SdkError::TimeoutError(_))) | Err(_) => Err(timed_out()),
+            Ok(Err(e)) => Err(describe(&e)),
         }
     }
 }
