@@ -483,3 +483,43 @@ fn sigint_during_an_apply_finishes_in_flight_records_and_releases_the_lock() {
     ok(&repo.run(&["apply", "--auto-approve"]));
     assert_eq!(repo.run(&["plan", "--detailed-exitcode"]).code, 0);
 }
+
+#[test]
+fn moving_a_topic_out_of_a_protected_namespace_is_blocked_with_both_places() {
+    let repo = TestRepo::new();
+    repo.workspace(&format!(
+        "  guards:\n    protected_namespaces: [{}]\n",
+        repo.name("pay")
+    ));
+    repo.namespace(
+        "pay",
+        "  topics:\n    - name: {tag}-ledger\n    - name: {tag}-pay\n",
+    );
+    ok(&repo.run(&["apply", "--auto-approve"]));
+
+    // One commit moves the ledger into an unprotected namespace.
+    repo.namespace("pay", "  topics:\n    - name: {tag}-pay\n");
+    repo.namespace("scratch", "  topics:\n    - name: {tag}-ledger\n");
+    let plan = repo.run(&["plan"]);
+    let ledger = format!("kafka.topic/{}", repo.name("ledger"));
+    assert!(
+        plan.stdout.contains(&format!("! {ledger}")),
+        "the move is listed, blocked:\n{}",
+        plan.stdout
+    );
+    for place in ["namespaces/pay.yaml:", "namespaces/scratch.yaml:"] {
+        assert!(
+            plan.stdout.contains(place),
+            "names {place}:\n{}",
+            plan.stdout
+        );
+    }
+    let apply = repo.run(&["apply", "--auto-approve"]);
+    assert_ne!(apply.code, 0, "{}", apply.all_output());
+
+    // Deleting it next is still refused: its protection did not move.
+    repo.namespace("scratch", "  topics:\n    - name: {tag}-other\n");
+    let delete = repo.run(&["apply", "--auto-approve", "--allow-delete"]);
+    assert_ne!(delete.code, 0, "{}", delete.all_output());
+    assert!(topics(&repo).contains_key(&repo.name("ledger")));
+}

@@ -349,3 +349,76 @@ fn sigterm_exits_zero_within_seconds_and_releases_the_lease() {
     });
     assert_eq!(keys, 0, "the election key outlived the watcher");
 }
+
+#[test]
+fn a_standby_takes_over_after_kill_9_of_the_leader_three_times_in_a_row() {
+    let repo = TestRepo::new();
+    repo.namespace("fo", &topic_spec(&["fo"]));
+    // A request timeout far below how long a standby waits: its campaign
+    // must not be cut by it.
+    let ha = ["--ha", "--lease-ttl", "3s", "--timeout", "1s"];
+    let leader = "sluice_leader{environment=\"local\"}";
+    let leads = |w: &Watcher| w.metric(leader) == Some(1.0);
+    let mut replicas = vec![Watcher::start(&repo, &ha), Watcher::start(&repo, &ha)];
+    for round in 1..=3 {
+        for w in &replicas {
+            w.wait_until(Duration::from_secs(20), "the leader gauge", |w| {
+                w.metric(leader).is_some()
+            });
+        }
+        replicas[0].wait_until(Duration::from_secs(20), "a leader", |_| {
+            replicas.iter().filter(|w| leads(w)).count() == 1
+        });
+        // The standby has campaigned for longer than the request timeout.
+        std::thread::sleep(Duration::from_secs(3));
+        assert_eq!(
+            replicas.iter().filter(|w| leads(w)).count(),
+            1,
+            "round {round}: exactly one leader"
+        );
+        let at = replicas.iter().position(leads).unwrap();
+        let mut dead = replicas.remove(at);
+        dead.child.kill().unwrap();
+        dead.child.wait().unwrap();
+        let killed = Instant::now();
+        replicas[0].wait_until(
+            Duration::from_secs(3) + INTERVAL + Duration::from_secs(2),
+            &format!("round {round}: the take-over"),
+            leads,
+        );
+        eprintln!(
+            "round {round}: took over {:?} after kill -9",
+            killed.elapsed()
+        );
+        replicas.push(Watcher::start(&repo, &ha));
+    }
+}
+
+#[test]
+fn deletes_not_remediated_are_logged_once_per_commit_not_every_cycle() {
+    let repo = TestRepo::new();
+    let git = Repository::init(repo.dir.path()).unwrap();
+    repo.namespace("keep", &topic_spec(&["keep", "gone"]));
+    commit_all(&git, "two topics");
+    let applied = repo.run(&["apply", "--auto-approve"]);
+    assert_eq!(applied.code, 0, "{}", applied.all_output());
+    repo.namespace("keep", &topic_spec(&["keep"]));
+    commit_all(&git, "one topic gone");
+
+    let dir = repo.dir.path().to_str().unwrap().to_owned();
+    let w = Watcher::start(
+        &repo,
+        &["--git", &dir, "--branch", &branch(&git), "--remediate"],
+    );
+    let cycles = "sluice_reconciles_total{environment=\"local\",result=\"changes\"}";
+    w.wait_until(Duration::from_secs(20), "three cycles", |w| {
+        w.metric(cycles).is_some_and(|n| n >= 3.0)
+    });
+    let (code, _, logs) = w.terminate();
+    assert_eq!(code, Some(0), "{logs}");
+    assert_eq!(
+        logs.matches("are not remediated").count(),
+        1,
+        "once per commit, not per cycle:\n{logs}"
+    );
+}
