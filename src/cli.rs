@@ -10,7 +10,12 @@ use crate::source::Origin;
 /// Declarative GitOps for streaming-platform namespaces: Kafka topics,
 /// capacity, retention, access, alerts and disaster recovery.
 #[derive(Debug, Parser)]
-#[command(name = "sluice", version, propagate_version = true)]
+#[command(
+    name = "sluice",
+    version,
+    propagate_version = true,
+    after_help = "Exit status: 0 success with nothing to do; 1 any failure (an invalid config, a usage error, a policy deny, a blocked or refused change, an unreachable server); 2 success with changes or drift (`plan --detailed-exitcode`, `drift`, `status`)."
+)]
 pub struct Cli {
     #[command(flatten)]
     pub source: SourceArgs,
@@ -184,6 +189,19 @@ pub enum Render {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
+}
+
+impl Command {
+    /// Whether the command writes JSON on stdout, so that its errors must too.
+    pub fn writes_json(&self) -> bool {
+        match self {
+            Command::Validate { format } | Command::Status { format, .. } => {
+                *format == Format::Json
+            }
+            Command::Plan { format, .. } | Command::Drift { format } => *format == PlanFormat::Json,
+            _ => false,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -200,19 +200,47 @@ impl Error {
 
 /// Runs sluice with this process's arguments.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // `--help` and `--version` succeed; a usage error is a failure (1),
+        // never the 2 that means "changes".
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                Exit::Failure
+            } else {
+                Exit::Success
+            } as u8);
+        }
+    };
     init_logging(&cli);
     let exit = match run(&cli) {
         Ok(exit) => exit,
         Err(err) => {
-            eprintln!("error: {}", crate::diag::chain(&err));
+            let message = crate::diag::chain(&err);
+            eprintln!("error: {message}");
             if let Some(hint) = err.hint() {
                 eprintln!("hint: {hint}");
+            }
+            if cli.command.writes_json() {
+                println!("{}", error_json(err.kind(), &message, err.hint()));
             }
             err.kind().exit()
         }
     };
     ExitCode::from(exit as u8)
+}
+
+/// Version of the JSON error object.
+pub const ERROR_FORMAT_VERSION: u32 = 1;
+
+/// The one JSON object a failed command prints on stdout under `--format json`.
+fn error_json(kind: ErrorKind, message: &str, hint: Option<&str>) -> String {
+    let value = serde_json::json!({
+        "format_version": ERROR_FORMAT_VERSION,
+        "error": { "kind": kind.as_str(), "message": message, "hint": hint },
+    });
+    serde_json::to_string_pretty(&value).expect("an error is JSON")
 }
 
 fn run(cli: &Cli) -> Result<Exit, Error> {

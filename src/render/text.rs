@@ -163,8 +163,23 @@ pub fn drift(plan: &Plan, color: bool) -> String {
         .filter(|c| c.cause == Cause::Pending)
         .collect();
     violations(&mut out, plan, color);
+    let violated = plan.violations().count();
     if drifted.is_empty() && pending.is_empty() {
-        out.push_str("No drift: the live state matches the desired state.\n");
+        if violated == 0 {
+            out.push_str("No drift: the live state matches the desired state.\n");
+        } else {
+            let _ = writeln!(
+                out,
+                "{}",
+                paint(
+                    color,
+                    "1",
+                    &format!(
+                        "No drift in resources, but {violated} DR compliance violation(s) (above): the exit code is 2."
+                    )
+                )
+            );
+        }
         return out;
     }
     if !drifted.is_empty() {
@@ -182,7 +197,7 @@ pub fn drift(plan: &Plan, color: bool) -> String {
             color,
             "1",
             &format!(
-                "Drift: {} resource(s) changed outside sluice, {} change(s) pending.",
+                "Drift: {} resource(s) changed outside sluice, {} change(s) pending, {violated} DR compliance violation(s).",
                 drifted.len(),
                 pending.len()
             )

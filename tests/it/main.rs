@@ -7,6 +7,7 @@
 mod common;
 
 mod alerts;
+mod exit_codes;
 mod fuzz;
 mod git_source;
 mod layers;

@@ -236,6 +236,14 @@ async fn a_backup_older_than_the_rpo_is_a_violation_and_a_fresh_one_clears_it() 
         "{}",
         text.stdout
     );
+    // The summary names what the exit code 2 is for.
+    assert_eq!(text.code, 2);
+    assert!(
+        !text.stdout.contains("No drift: the live state matches")
+            && text.stdout.contains("1 DR compliance violation(s)"),
+        "{}",
+        text.stdout
+    );
 
     put("dr/0002.tar").await.unwrap();
     let drift = repo.run(&["drift", "--format", "json"]);
