@@ -138,10 +138,9 @@ fn derive_as_saved(
         }
         _ => current,
     };
-    if let Some(scope) = &saved.scope {
-        desired.namespaces.retain(|ns| scope.contains(&ns.name));
-        desired.scope = Some(scope.iter().cloned().collect());
-    }
+    // The whole desired state, scoped: a shared bucket gets the value the
+    // plan gave it.
+    desired.scope = saved.scope.as_ref().map(|s| s.iter().cloned().collect());
     Ok(desired)
 }
 

@@ -222,13 +222,24 @@ pub fn main() -> ExitCode {
             if let Some(hint) = err.hint() {
                 eprintln!("hint: {hint}");
             }
-            if cli.command.writes_json() {
+            if cli.command.writes_json() && !PRINTED_JSON.load(std::sync::atomic::Ordering::SeqCst)
+            {
                 println!("{}", error_json(err.kind(), &message, err.hint()));
             }
             err.kind().exit()
         }
     };
     ExitCode::from(exit as u8)
+}
+
+/// Set once a command has printed its JSON document, so that an error after
+/// it (a plan a policy denies) does not print a second one.
+static PRINTED_JSON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Prints a command's one JSON document on stdout.
+pub(crate) fn print_json(text: &str) {
+    println!("{text}");
+    PRINTED_JSON.store(true, std::sync::atomic::Ordering::SeqCst);
 }
 
 /// Version of the JSON error object.

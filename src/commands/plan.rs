@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use super::{
-    Error, Exit, block_on, color_stdout, load_desired, load_policies, print_findings,
+    Error, Exit, block_on, color_stdout, load_desired, load_policies, print_findings, print_json,
     resolve_desired,
 };
 use crate::cli::{Cli, PlanFormat};
@@ -13,15 +13,17 @@ use crate::desired::{Desired, Environment, Overrides, connect_as_base};
 use crate::engine::{self, Planned, Target};
 use crate::plan::{Action, Plan};
 use crate::render;
-use crate::source::{PullRequest, SourceTree, load_pull_request};
+use crate::source::{PullRequest, SourceFile, SourceTree, load_pull_request};
 use crate::state::{ApplyStatus, Stored};
 
 /// Validates, connects and plans the selected environment, judged by the
 /// policies; prints what the policies said. With `base` (a pull request's
-/// base revision), plans only the namespaces whose files changed since, and
-/// judges by the base's policies.
+/// base revision), plans the namespaces whose files changed since (and those
+/// sharing a bucket with them), or every namespace when the workspace or a
+/// policy changed, and judges by the base's policies.
 async fn plan_now(cli: &Cli, base: Option<&str>) -> Result<Planned, Error> {
     let mut review = Vec::new();
+    let mut widened = None;
     let (tree, desired, policies) = match base {
         None => {
             let (tree, desired) = load_desired(cli, None)?;
@@ -32,7 +34,8 @@ async fn plan_now(cli: &Cli, base: Option<&str>) -> Result<Planned, Error> {
             let pr = load_pull_request(&cli.source.origin(), base)?;
             let policies = load_policies(&pr.base)?;
             let base_env = base_environment(cli, &pr.base, base)?;
-            let (tree, mut desired) = load_changed(cli, pr)?;
+            let (tree, mut desired, why) = load_changed(cli, pr)?;
+            widened = why;
             review = connect_as_base(&mut desired.environment, &base_env);
             for r in &review {
                 eprintln!(
@@ -45,44 +48,82 @@ async fn plan_now(cli: &Cli, base: Option<&str>) -> Result<Planned, Error> {
     let target = Target::connect(&desired.environment, cli.timeout).await?;
     let mut planned = engine::plan(&desired, tree.revision.as_deref(), &target, &policies).await?;
     planned.plan.review = review;
+    planned.plan.widened = widened;
     warn_unfinished(&planned.stored);
     print_findings(&tree, &planned.plan.policy);
     Ok(planned)
 }
 
-/// The desired state of the namespaces whose files a pull request changed:
-/// those its changed files declare now, and those they declared at the base
-/// (a deleted or renamed namespace, which then plans as deletes).
-fn load_changed(cli: &Cli, pr: PullRequest) -> Result<(SourceTree, Desired), Error> {
+/// The desired state of a pull request, whole, scoped to the namespaces
+/// whose files it changed: those its changed files declare now, and those
+/// they declared at the base (a deleted or renamed namespace, which then
+/// plans as deletes). A change to what every namespace resolves through (the
+/// workspace, a policy) scopes nothing, and says so.
+fn load_changed(
+    cli: &Cli,
+    pr: PullRequest,
+) -> Result<(SourceTree, Desired, Option<String>), Error> {
     let PullRequest {
-        head: mut tree,
+        head: tree,
         base,
         changed,
     } = pr;
-    if tree.namespaces.is_empty() {
-        // Nothing declared at all: plan everything, so that the guard
-        // against deleting everything applies.
-        return resolve_desired(cli, tree, None);
-    }
-    tree.namespaces.retain(|f| changed.now.contains(&f.path));
-    let before = SourceTree {
-        namespaces: base
+    let widened = widened_by(&base, &tree);
+    let names = |files: Vec<SourceFile>| -> BTreeSet<String> {
+        let only = SourceTree {
+            namespaces: files,
+            ..SourceTree::default()
+        };
+        // A version that does not parse names nothing; the full load reports it.
+        parse_tree(&only, &mut Vec::new())
             .namespaces
+            .iter()
+            .map(|d| d.value.metadata.name.value.clone())
+            .collect()
+    };
+    let mut scope = names(
+        base.namespaces
             .into_iter()
             .filter(|f| changed.before.contains(&f.path))
             .collect(),
-        ..SourceTree::default()
-    };
-    // A base version that no longer parses names nothing; the new one is checked.
-    let mut scope: BTreeSet<String> = parse_tree(&before, &mut Vec::new())
-        .namespaces
-        .iter()
-        .map(|d| d.value.metadata.name.value.clone())
-        .collect();
+    );
+    scope.extend(names(
+        tree.namespaces
+            .iter()
+            .filter(|f| changed.now.contains(&f.path))
+            .cloned()
+            .collect(),
+    ));
+    // Nothing declared at all: plan everything, so that the guard against
+    // deleting everything applies.
+    let whole = widened.is_some() || tree.namespaces.is_empty();
     let (tree, mut desired) = resolve_desired(cli, tree, None)?;
-    scope.extend(desired.namespaces.iter().map(|ns| ns.name.clone()));
-    desired.scope = Some(scope);
-    Ok((tree, desired))
+    if !whole {
+        desired.scope = Some(scope);
+    }
+    Ok((tree, desired, widened))
+}
+
+/// What a pull request changes outside `namespaces/` that every namespace
+/// resolves or is judged through.
+fn widened_by(base: &SourceTree, head: &SourceTree) -> Option<String> {
+    let text = |f: &Option<SourceFile>| f.as_ref().map(|f| f.text.clone());
+    if text(&base.workspace) != text(&head.workspace) {
+        return Some("the change edits the workspace file (`sluice.yaml`)".into());
+    }
+    let policies = |t: &SourceTree| -> Vec<(String, String)> {
+        let mut p: Vec<_> = t
+            .policies
+            .iter()
+            .map(|f| (f.path.clone(), f.text.clone()))
+            .collect();
+        p.sort();
+        p
+    };
+    if policies(base) != policies(head) {
+        return Some("the change edits a policy (`policies/`)".into());
+    }
+    None
 }
 
 /// The environment as the base revision's workspace declares it: a pull
@@ -126,10 +167,9 @@ pub(super) fn warn_unfinished(stored: &Stored) {
 
 fn print(plan: &Plan, format: PlanFormat, drift: bool) {
     match format {
-        PlanFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(plan).expect("a plan is JSON")
-        ),
+        PlanFormat::Json => {
+            print_json(&serde_json::to_string_pretty(plan).expect("a plan is JSON"))
+        }
         PlanFormat::Markdown => print!("{}", render::markdown::plan(plan)),
         PlanFormat::Text if drift => print!("{}", render::text::drift(plan, color_stdout())),
         PlanFormat::Text => print!("{}", render::text::plan(plan, color_stdout())),

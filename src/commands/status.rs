@@ -1,6 +1,6 @@
 //! `sluice status [NS]`: the operator's single view, read-only.
 
-use super::{Error, Exit, block_on, load_desired, load_policies};
+use super::{Error, Exit, block_on, load_desired, load_policies, print_json};
 use crate::cli::{Cli, Format};
 use crate::engine::{Target, status};
 use crate::render;
@@ -30,10 +30,7 @@ pub fn run(cli: &Cli, namespace: Option<&str>, format: Format) -> Result<Exit, E
         )
     })?;
     match format {
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&status).expect("status is JSON")
-        ),
+        Format::Json => print_json(&serde_json::to_string_pretty(&status).expect("status is JSON")),
         Format::Text => print!("{}", render::status::text(&status)),
     }
     Ok(if status.unhealthy() {

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{Error, Exit, print_diagnostics, redactor};
+use super::{Error, Exit, print_diagnostics, print_json, redactor};
 use crate::cli::{Cli, Format};
 use crate::desired::{Desired, Overrides, Selection, load};
 use crate::diag::{Diagnostic, Level};
@@ -44,7 +44,7 @@ pub fn run(cli: &Cli, format: Format) -> Result<Exit, Error> {
                 environments: if errors == 0 { &desired } else { &[] },
             };
             let json = serde_json::to_string_pretty(&report).expect("the report is always JSON");
-            println!("{}", redactor(&tree).redact(&json));
+            print_json(&redactor(&tree).redact(&json));
         }
         Format::Text => {
             print_diagnostics(&tree, &diags);

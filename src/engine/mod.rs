@@ -183,22 +183,85 @@ pub async fn plan(
     target: &Target,
     policies: &Policies,
 ) -> Result<Planned, EngineError> {
-    let resources = expand(desired);
+    // Resources come from the whole desired state, so that a bucket shared
+    // with a namespace outside the scope has the value a full plan gives it.
+    let (resources, scope) = match &desired.scope {
+        Some(scope) => {
+            let (resources, scope) = in_scope(expand(desired), scope);
+            (resources, Some(scope))
+        }
+        None => (expand(desired), None),
+    };
     let mut planned = plan_resources(
         &desired.environment.name,
         revision,
         &desired.guards,
         &resources,
-        desired.scope.as_ref(),
+        scope.as_ref(),
         target,
     )
     .await?;
-    planned.plan.policy = policies.evaluate(desired, &planned.plan.changes)?;
+    let scoped;
+    let judged = match &scope {
+        Some(scope) => {
+            scoped = Desired {
+                namespaces: desired
+                    .namespaces
+                    .iter()
+                    .filter(|ns| scope.contains(&ns.name))
+                    .cloned()
+                    .collect(),
+                ..desired.clone()
+            };
+            &scoped
+        }
+        None => desired,
+    };
+    planned.plan.policy = policies.evaluate(judged, &planned.plan.changes)?;
     if let Some(catalog) = &target.catalog {
-        let newest = compliance::newest_backups(desired, &planned.live, catalog.as_ref()).await?;
-        planned.plan.dr = compliance::evaluate(desired, &planned.live, &newest, target.clock.now());
+        let newest = compliance::newest_backups(judged, &planned.live, catalog.as_ref()).await?;
+        planned.plan.dr = compliance::evaluate(judged, &planned.live, &newest, target.clock.now());
     }
     Ok(planned)
+}
+
+/// The resources of the namespaces in `scope`, and the scope itself grown by
+/// every namespace that shares a bucket with one in it (a bucket's value
+/// comes from all the namespaces that use it).
+fn in_scope(
+    resources: Vec<Resource>,
+    scope: &BTreeSet<String>,
+) -> (Vec<Resource>, BTreeSet<String>) {
+    let buckets_of = |r: &Resource| -> Vec<String> {
+        std::iter::once(&r.address)
+            .chain(&r.requires)
+            .filter(|a| a.kind().system() == System::S3)
+            .map(|a| a.bucket_and_id().0.to_owned())
+            .collect()
+    };
+    let mut scope = scope.clone();
+    loop {
+        let used: BTreeSet<String> = resources
+            .iter()
+            .filter(|r| scope.contains(&r.namespace))
+            .flat_map(buckets_of)
+            .collect();
+        let sharing: Vec<String> = resources
+            .iter()
+            .filter(|r| !scope.contains(&r.namespace))
+            .filter(|r| buckets_of(r).iter().any(|b| used.contains(b)))
+            .map(|r| r.namespace.clone())
+            .collect();
+        if sharing.is_empty() {
+            break;
+        }
+        scope.extend(sharing);
+    }
+    let kept = resources
+        .into_iter()
+        .filter(|r| scope.contains(&r.namespace))
+        .collect();
+    (kept, scope)
 }
 
 /// Plans desired resources (sorted by address) against live state and the

@@ -65,6 +65,7 @@ pub fn diff(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         dr: Vec::new(),
         policy: Vec::new(),
         scope: None,
+        widened: None,
         review: Vec::new(),
         digest: None,
     };

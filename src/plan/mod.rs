@@ -173,6 +173,10 @@ pub struct Plan {
     /// covers the whole desired state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<Vec<String>>,
+    /// Why a pull request's plan covers every namespace: the change touches
+    /// what every namespace resolves through (the workspace, a policy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub widened: Option<String>,
     /// What a reviewer must look at that the plan does not use: the
     /// connection settings a pull request changes (the plan connected with
     /// the base revision's).

@@ -56,10 +56,13 @@ fn header(plan: &Plan) -> String {
     if let Some(r) = &plan.revision {
         let _ = writeln!(out, "From commit `{}`.\n", super::short(r));
     }
+    if let Some(why) = &plan.widened {
+        let _ = writeln!(out, "Every namespace: {why}.\n");
+    }
     if let Some(scope) = &plan.scope {
         let _ = writeln!(
             out,
-            "Only the {} namespace(s) whose files this change touches: {}.\n",
+            "Only the {} namespace(s) whose files this change touches, or that share a bucket with them: {}.\n",
             scope.len(),
             scope
                 .iter()

@@ -160,6 +160,7 @@ mod tests {
             dr: Vec::new(),
             policy: Vec::new(),
             scope: None,
+            widened: None,
             review: Vec::new(),
             digest: None,
         }

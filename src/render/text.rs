@@ -72,13 +72,16 @@ fn header(plan: &Plan) -> String {
         || "the working tree".to_owned(),
         |r| format!("commit {}", super::short(r)),
     );
-    let scope = plan.scope.as_ref().map_or_else(String::new, |s| {
+    let mut scope = plan.scope.as_ref().map_or_else(String::new, |s| {
         format!(
-            "\nOnly the {} namespace(s) whose files changed: {}\n",
+            "\nOnly the {} namespace(s) whose files changed, or that share a bucket with them: {}\n",
             s.len(),
             s.join(", ")
         )
     });
+    if let Some(why) = &plan.widened {
+        scope = format!("\nEvery namespace: {why}.\n");
+    }
     let review: String = plan
         .review
         .iter()

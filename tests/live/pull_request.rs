@@ -148,3 +148,126 @@ fn the_markdown_of_a_large_change_is_cut_with_a_note() {
         &md.stdout[..400]
     );
 }
+
+/// The changes of a plan, without what differs between a scoped and a full
+/// plan by design (the scope itself).
+fn changes_of(plan: &serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "changes": plan["changes"],
+        "adopt": plan["adopt"],
+        "summary": plan["summary"],
+    })
+}
+
+#[test]
+fn a_workspace_only_or_policy_only_change_plans_every_namespace_like_the_full_plan() {
+    let repo = TestRepo::new();
+    let git = Repository::init(repo.dir.path()).unwrap();
+    repo.namespace("a", &topics(&["a"]));
+    repo.namespace("b", &topics(&["b"]));
+    let base = commit_all(&git, "two namespaces").to_string();
+    let apply = repo.run(&["apply", "--auto-approve"]);
+    assert_eq!(apply.code, 0, "{}", apply.all_output());
+
+    // The workspace raises every topic's retention: no namespace file changes.
+    repo.workspace("  defaults:\n    retention: 2d\n");
+    commit_all(&git, "workspace only");
+    let full = repo.run(&["plan", "--format", "json"]).json();
+    assert_ne!(full["summary"]["update"], 0, "the change changes something");
+    let text = repo.run(&["plan", "--base", &base]);
+    assert!(
+        text.stdout
+            .contains("Every namespace: the change edits the workspace file"),
+        "{}",
+        text.stdout
+    );
+    let scoped = repo.run(&["plan", "--format", "json", "--base", &base]);
+    assert_eq!(changes_of(&scoped.json()), changes_of(&full));
+    assert_eq!(scoped.json()["scope"], serde_json::Value::Null);
+
+    // A policy alone: every namespace is judged again.
+    let policy_base = commit_all(&git, "retention applied").to_string();
+    std::fs::create_dir_all(repo.dir.path().join("policies")).unwrap();
+    std::fs::write(
+        repo.dir.path().join("policies/names.rego"),
+        "package sluice.names\n\nwarn contains msg if {\n  false\n  msg := \"never\"\n}\n",
+    )
+    .unwrap();
+    commit_all(&git, "policy only");
+    let scoped = repo.run(&["plan", "--base", &policy_base]);
+    assert!(
+        scoped
+            .stdout
+            .contains("Every namespace: the change edits a policy"),
+        "{}",
+        scoped.all_output()
+    );
+}
+
+#[test]
+fn a_bucket_shared_by_two_namespaces_has_one_value_in_scoped_and_full_plans() {
+    let repo = TestRepo::new();
+    let git = Repository::init(repo.dir.path()).unwrap();
+    let bucket = repo.bucket("shared");
+    repo.workspace(&format!(
+        "  guards:\n    protected_namespaces: [{}]\n  disaster_recovery:\n    buckets:\n      {bucket}:\n        region: us-east-1\n",
+        repo.name("pay")
+    ));
+    let dr = |prefix: &str, lock: &str| {
+        format!(
+            "  disaster_recovery:\n    backup:\n      bucket: {bucket}\n      prefix: {prefix}/\n      retain: 7d\n{lock}"
+        )
+    };
+    // `pay` (protected) asks for object lock; `web` shares the bucket.
+    repo.namespace(
+        "pay",
+        &format!(
+            "{}{}",
+            topics(&["pay"]),
+            dr("pay", "      object_lock: {mode: governance, days: 7}\n")
+        ),
+    );
+    repo.namespace("web", &format!("{}{}", topics(&["web"]), dr("web", "")));
+    let base = commit_all(&git, "two namespaces, one bucket").to_string();
+    let apply = repo.run(&["apply", "--auto-approve"]);
+    assert_eq!(apply.code, 0, "{}", apply.all_output());
+
+    // The pull request touches `web` only.
+    repo.namespace(
+        "web",
+        &format!("{}{}", topics(&["web", "web2"]), dr("web", "")),
+    );
+    commit_all(&git, "grow web");
+    let plan = repo.run(&["plan", "--format", "json", "--base", &base]);
+    assert_eq!(plan.code, 0, "{}", plan.all_output());
+    let plan = plan.json();
+    assert_eq!(
+        plan["scope"],
+        serde_json::json!([repo.name("pay"), repo.name("web")]),
+        "the namespace sharing the bucket joins the scope"
+    );
+    let full = repo.run(&["plan", "--format", "json"]).json();
+    assert_eq!(changes_of(&plan), changes_of(&full));
+    let scoped = repo.run(&["plan", "--base", &base]);
+    assert!(
+        !scoped.stderr.contains("is not declared"),
+        "no warning the full plan would not give: {}",
+        scoped.stderr
+    );
+
+    // Scoped and full applies in turn never move the bucket between namespaces.
+    let out = repo.dir.path().join("pr.json");
+    let saved = repo.run(&["plan", "--base", &base, "--out", out.to_str().unwrap()]);
+    assert_eq!(saved.code, 0, "{}", saved.all_output());
+    let applied = repo.run(&["apply", out.to_str().unwrap()]);
+    assert_eq!(applied.code, 0, "{}", applied.all_output());
+    let again = repo.run(&["apply", "--auto-approve"]);
+    assert_eq!(again.code, 0, "{}", again.all_output());
+    assert!(
+        !again.stdout.contains("adopted"),
+        "the full apply moved something back: {}",
+        again.stdout
+    );
+    let third = repo.run(&["plan", "--detailed-exitcode", "--base", &base]);
+    assert_eq!(third.code, 0, "{}", third.all_output());
+}
