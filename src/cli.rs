@@ -101,8 +101,12 @@ pub enum Command {
     /// Apply a saved plan, or plan and apply after confirmation
     Apply {
         /// A plan saved with `sluice plan --out`; refused when live state moved since
-        #[arg(value_name = "PLAN")]
+        #[arg(value_name = "PLAN", conflicts_with = "reviewed")]
         plan: Option<PathBuf>,
+        /// The plan reviewed on a pull request, for the merge job: plans the merged
+        /// revision in its scope and applies only when it makes the same changes
+        #[arg(long, value_name = "PLAN")]
+        reviewed: Option<PathBuf>,
         /// Apply without asking (needed without a terminal or a saved plan)
         #[arg(long)]
         auto_approve: bool,

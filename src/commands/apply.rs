@@ -25,9 +25,28 @@ pub struct Limits {
     pub batch: usize,
 }
 
+/// A plan file given to apply.
+#[derive(Clone, Copy)]
+pub enum Saved<'a> {
+    /// `apply PLAN`: exactly that plan, from the desired state at its
+    /// revision; refused when what it changes moved since.
+    Exact(&'a Path),
+    /// `apply --reviewed PLAN`: the merged revision, planned in the reviewed
+    /// plan's scope, applied only when it makes the reviewed changes.
+    Reviewed(&'a Path),
+}
+
+impl Saved<'_> {
+    fn path(&self) -> &Path {
+        match self {
+            Saved::Exact(p) | Saved::Reviewed(p) => p,
+        }
+    }
+}
+
 pub fn run(
     cli: &Cli,
-    plan_file: Option<&Path>,
+    plan_file: Option<Saved<'_>>,
     auto_approve: bool,
     allow_delete: bool,
     limits: Limits,
@@ -41,14 +60,19 @@ pub fn run(
     };
     block_on(async {
         let saved = plan_file
-            .map(|path| read_plan(path, cli.env.as_deref()))
+            .map(|file| read_plan(file.path(), cli.env.as_deref()))
             .transpose()?;
+        let reviewed = matches!(plan_file, Some(Saved::Reviewed(_)));
         // The desired state now: its workspace's guards and policies hold,
         // whatever a saved plan says.
         let (tree, mut desired) =
             load_desired(cli, saved.as_ref().map(|p| p.environment.as_str()))?;
-        if let Some(saved) = &saved {
-            desired = derive_as_saved(cli, saved, &tree, desired)?;
+        match &saved {
+            Some(saved) if reviewed => {
+                desired.scope = saved.scope.as_ref().map(|s| s.iter().cloned().collect());
+            }
+            Some(saved) => desired = derive_as_saved(cli, saved, &tree, desired)?,
+            None => {}
         }
         // Plan under the lock, so that nothing moves between plan and apply.
         let target = Target::connect(&desired.environment, cli.timeout).await?;
@@ -61,9 +85,12 @@ pub fn run(
         // whenever it comes: while planning, at the prompt, applying.
         cancel_on_signal(&opts.cancel);
         let result = match &saved {
-            Some(saved) => apply_saved(saved, &tree, &desired, &target, lock.as_ref(), &opts)
-                .await
-                .map(Some),
+            Some(saved) => {
+                let check = Check { moved: !reviewed };
+                apply_saved(saved, check, &tree, &desired, &target, lock.as_ref(), &opts)
+                    .await
+                    .map(Some)
+            }
             None => {
                 plan_and_apply(&tree, &desired, &target, lock.as_ref(), auto_approve, &opts).await
             }
@@ -144,11 +171,20 @@ fn derive_as_saved(
     Ok(desired)
 }
 
+/// What a saved plan is held to besides making the same changes.
+#[derive(Clone, Copy)]
+struct Check {
+    /// Nothing it changes moved since it was made (an exact plan); a reviewed
+    /// plan is planned again from the merged revision, so only its changes count.
+    moved: bool,
+}
+
 /// Plans again under the lock and applies only when that plan makes the
 /// same changes as the saved one: the file is what was reviewed, never what
 /// is sent. Resources it changes must not have moved since it was made.
 async fn apply_saved(
     saved: &Plan,
+    check: Check,
     tree: &SourceTree,
     desired: &Desired,
     target: &Target,
@@ -156,8 +192,14 @@ async fn apply_saved(
     opts: &ApplyOptions,
 ) -> Result<(Outcome, usize), Error> {
     let policies = load_policies(tree)?;
+    // An exact plan is made again at its own revision; a reviewed one at the merge.
+    let revision = if check.moved {
+        saved.revision.as_deref()
+    } else {
+        tree.revision.as_deref()
+    };
     let fresh = tokio::select! {
-        planned = engine::plan(desired, saved.revision.as_deref(), target, &policies) => planned?,
+        planned = engine::plan(desired, revision, target, &policies) => planned?,
         () = opts.cancel.triggered() => return Err(Error::Cancelled),
     }
     .plan;
@@ -165,7 +207,11 @@ async fn apply_saved(
     if denied > 0 {
         return Err(Error::Denied(denied));
     }
-    let moved = saved.moved(&fresh);
+    let moved = if check.moved {
+        saved.moved(&fresh)
+    } else {
+        Vec::new()
+    };
     if !moved.is_empty() {
         return Err(ApplyError::Stale(moved).into());
     }

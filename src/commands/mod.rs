@@ -272,13 +272,18 @@ fn run(cli: &Cli) -> Result<Exit, Error> {
         Command::Drift { format } => plan::drift(cli, *format),
         Command::Apply {
             plan,
+            reviewed,
             auto_approve,
             allow_delete,
             lock_timeout,
             batch_size,
         } => apply::run(
             cli,
-            plan.as_deref(),
+            match (plan, reviewed) {
+                (Some(p), _) => Some(apply::Saved::Exact(p)),
+                (None, Some(p)) => Some(apply::Saved::Reviewed(p)),
+                (None, None) => None,
+            },
             *auto_approve,
             *allow_delete,
             apply::Limits {

@@ -57,8 +57,7 @@ fn the_example_workflow_runs_valid_sluice_commands() {
     for wanted in [
         "sluice validate",
         "sluice plan --base",
-        "sluice apply plan.json",
-        "sluice apply --auto-approve",
+        "sluice apply --reviewed plan.json",
         "sluice drift --format markdown",
     ] {
         assert!(
@@ -66,6 +65,11 @@ fn the_example_workflow_runs_valid_sluice_commands() {
             "no `{wanted}` in {joined:?}"
         );
     }
+    // The merge job never applies what nobody reviewed.
+    assert!(
+        !joined.iter().any(|c| c.contains("--auto-approve")),
+        "an unreviewed apply in {joined:?}"
+    );
     for c in &commands {
         if let Err(e) = sluice::cli::Cli::try_parse_from(c) {
             panic!("`{}` is not a valid sluice command: {e}", c.join(" "));
@@ -138,4 +142,19 @@ fn the_example_workflow_builds_once_and_checks_drift_on_a_schedule() {
     let script = scripts(drift).join("\n");
     assert!(script.contains(">> \"$GITHUB_STEP_SUMMARY\""), "{script}");
     assert!(script.contains("exit 1"), "{script}");
+}
+
+#[test]
+fn the_merge_job_finds_the_reviewed_plan_by_pull_request_number_not_by_sha() {
+    let wf = workflow();
+    let text = serde_json::to_string(&wf["jobs"]).unwrap();
+    assert!(
+        text.contains("sluice-plan-pr-${{ github.event.pull_request.number }}"),
+        "the plan job names its artifact by pull request number"
+    );
+    assert!(text.contains("listPullRequestsAssociatedWithCommit"), "{text}");
+    assert!(
+        !text.contains("head_sha: context.sha"),
+        "the merge job still looks the plan up by the merged SHA"
+    );
 }

@@ -271,3 +271,119 @@ fn a_bucket_shared_by_two_namespaces_has_one_value_in_scoped_and_full_plans() {
     let third = repo.run(&["plan", "--detailed-exitcode", "--base", &base]);
     assert_eq!(third.code, 0, "{}", third.all_output());
 }
+
+/// Commits the work tree onto `parent` as `refname` (a branch, a squash or a
+/// rebased commit: a new SHA whatever the content); returns the commit.
+fn commit_on(git: &Repository, parent: git2::Oid, refname: &str, message: &str) -> String {
+    let mut index = git.index().unwrap();
+    index
+        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+        .unwrap();
+    let tree = git.find_tree(index.write_tree().unwrap()).unwrap();
+    let sig = git2::Signature::now("sluice tests", "tests@sluice.invalid").unwrap();
+    let parent = git.find_commit(parent).unwrap();
+    git.commit(Some(refname), &sig, &sig, message, &tree, &[&parent])
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn reviewed_plans_apply_after_squash_and_rebase_merges_and_refuse_what_was_not_reviewed() {
+    let repo = TestRepo::new();
+    let git = Repository::init(repo.dir.path()).unwrap();
+    let dir = repo.dir.path().to_str().unwrap().to_owned();
+    let retained = |names: &[&str]| format!("  retention: 3d\n{}", topics(names));
+    let (a, b, c) = (topics(&["a"]), topics(&["b"]), retained(&["c"]));
+    repo.namespace("a", &a);
+    repo.namespace("b", &b);
+    repo.namespace("c", &c);
+    let base = commit_all(&git, "three namespaces");
+    let applied = repo.run(&["apply", "--auto-approve"]);
+    assert_eq!(applied.code, 0, "{}", applied.all_output());
+
+    // Three pull requests from the same base, one namespace each.
+    let branch = |short: &str, spec: &str, old: &str, n: usize| {
+        repo.namespace(short, spec);
+        let head = commit_on(&git, base, &format!("refs/heads/pr{n}"), short);
+        repo.namespace(short, old);
+        head
+    };
+    let pr1 = branch("a", &topics(&["a", "a2"]), &a, 1);
+    let pr2 = branch("b", &topics(&["b", "b2"]), &b, 2);
+    let pr3 = branch("c", &retained(&["c", "c2"]), &c, 3);
+    let base = base.to_string();
+    let review = |head: &str, n: usize| {
+        let out = repo.dir.path().join(format!("pr{n}.json"));
+        let plan = repo.run(&[
+            "plan",
+            "--git",
+            &dir,
+            "--rev",
+            head,
+            "--base",
+            &base,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(plan.code, 0, "{}", plan.all_output());
+        out.to_str().unwrap().to_owned()
+    };
+    let (r1, r2, r3) = (review(&pr1, 1), review(&pr2, 2), review(&pr3, 3));
+    let merge = |reviewed: &str| {
+        repo.run(&[
+            "apply",
+            "--reviewed",
+            reviewed,
+            "--git",
+            &dir,
+            "--rev",
+            "main",
+        ])
+    };
+
+    // Pull request 1, squash-merged: one new commit on the base.
+    repo.namespace("a", &topics(&["a", "a2"]));
+    let m1 = commit_on(&git, base.parse().unwrap(), "refs/heads/main", "squash #1");
+    let one = merge(&r1);
+    assert_eq!(one.code, 0, "{}", one.all_output());
+
+    // Pull request 2, rebase-merged onto main after #1: its commit, a new SHA.
+    repo.namespace("b", &topics(&["b", "b2"]));
+    let m2 = commit_on(&git, m1.parse().unwrap(), "refs/heads/main", "rebased #2");
+    assert_ne!(m2, pr2);
+    let two = merge(&r2);
+    assert_eq!(
+        two.code,
+        0,
+        "another apply in between does not matter: {}",
+        two.all_output()
+    );
+    // Every topic the broker lists (a metadata request for one topic may
+    // create it on brokers that auto-create).
+    let live = |name: &str| {
+        let topic = repo.name(name);
+        repo.kafka_admin()
+            .inner()
+            .fetch_metadata(None, std::time::Duration::from_secs(10))
+            .unwrap()
+            .topics()
+            .iter()
+            .any(|t| t.name() == topic && t.error().is_none())
+    };
+    assert!(live("a2") && live("b2"), "both reviewed plans applied");
+
+    // Pull request 3: its topic is changed out-of-band before the merge.
+    repo.set_topic_config(&repo.name("c"), "retention.ms", "1000");
+    repo.namespace("c", &retained(&["c", "c2"]));
+    commit_on(&git, m2.parse().unwrap(), "refs/heads/main", "merge #3");
+    let three = merge(&r3);
+    assert_eq!(three.code, 1, "{}", three.all_output());
+    assert!(
+        three
+            .stderr
+            .contains(&format!("new: ~ kafka.topic/{}", repo.name("c"))),
+        "the difference is shown: {}",
+        three.stderr
+    );
+    assert!(!live("c2"), "nothing of #3 was applied");
+}
