@@ -89,8 +89,8 @@ fn updated(live: &Value, change: &Change) -> Option<Value> {
                 match &f.field {
                     Field::Partitions => t.partitions = want.partitions,
                     Field::Config(key) => {
-                        match &f.after {
-                            Some(v) => t.config.insert(key.clone(), v.clone()),
+                        match f.after_text() {
+                            Some(v) => t.config.insert(key.clone(), v),
                             None => t.config.remove(key),
                         };
                     }

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Change, Plan};
+use super::{Change, FieldChange, Plan};
 use crate::resource::Address;
 
 pub(super) fn differences(reviewed: &Plan, fresh: &Plan) -> Vec<String> {
@@ -55,18 +55,18 @@ fn change_differences(reviewed: &Change, fresh: &Change) -> Vec<String> {
             reviewed.action, fresh.action
         ));
     }
-    let fields = |c: &Change| -> BTreeMap<String, (Option<String>, Option<String>)> {
+    let fields = |c: &Change| -> BTreeMap<String, FieldChange> {
         c.fields
             .iter()
-            .map(|f| (f.field.to_string(), (f.before.clone(), f.after.clone())))
+            .map(|f| (f.field.to_string(), f.clone()))
             .collect()
     };
     let (before, now) = (fields(reviewed), fields(fresh));
     for name in before.keys().chain(now.keys()).collect::<BTreeSet<_>>() {
         let (r, f) = (before.get(name), now.get(name));
-        if r.map(|v| &v.1) != f.map(|v| &v.1) {
-            let show = |v: Option<&(Option<String>, Option<String>)>| {
-                v.and_then(|v| v.1.clone())
+        if r.map(|v| &v.after) != f.map(|v| &v.after) {
+            let show = |v: Option<&FieldChange>| {
+                v.and_then(|v| v.after.as_ref().map(|a| v.show(a)))
                     .unwrap_or_else(|| "(unset)".into())
             };
             out.push(format!(

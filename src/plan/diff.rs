@@ -2,6 +2,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde_json::Value as J;
+
 use super::live::{ABSENT, Api, LiveResource, LiveState};
 use super::{Action, Cause, Change, FORMAT_VERSION, Field, FieldChange, Plan, Summary};
 use crate::config::workspace::Guards;
@@ -336,16 +338,17 @@ fn compare_topic(
 ) -> (Vec<FieldChange>, Vec<String>) {
     let mut fields = Vec::new();
     let mut reasons = Vec::new();
-    let field = |name: Field, before: Option<&String>, after: Option<&String>| FieldChange {
+    let text = |v: Option<&String>| v.map(|v| J::String(v.clone()));
+    let field = |name: Field, before: Option<J>, after: Option<J>| FieldChange {
         field: name,
-        before: before.cloned(),
-        after: after.cloned(),
+        before,
+        after,
     };
     if want.partitions > have.partitions {
         fields.push(field(
             Field::Partitions,
-            Some(&have.partitions.to_string()),
-            Some(&want.partitions.to_string()),
+            Some(have.partitions.into()),
+            Some(want.partitions.into()),
         ));
     } else if want.partitions < have.partitions && !floor {
         reasons.push(format!(
@@ -354,8 +357,8 @@ fn compare_topic(
         ));
         fields.push(field(
             Field::Partitions,
-            Some(&have.partitions.to_string()),
-            Some(&want.partitions.to_string()),
+            Some(have.partitions.into()),
+            Some(want.partitions.into()),
         ));
     }
     if want.replication_factor != have.replication_factor {
@@ -365,15 +368,15 @@ fn compare_topic(
         ));
         fields.push(field(
             Field::ReplicationFactor,
-            Some(&have.replication_factor.to_string()),
-            Some(&want.replication_factor.to_string()),
+            Some(have.replication_factor.into()),
+            Some(want.replication_factor.into()),
         ));
     }
     for key in managed {
         let (w, h) = (want.config.get(*key), have.config.get(*key));
         // A key sluice set before and no longer wants is reset to the default.
         if w != h && (w.is_some() || h.is_some()) {
-            fields.push(field(Field::Config((*key).clone()), h, w));
+            fields.push(field(Field::Config((*key).clone()), text(h), text(w)));
         }
     }
     (fields, reasons)
@@ -456,7 +459,7 @@ fn delete(address: &Address, live: &Value, inv: &InventoryEntry, guards: &Guards
 }
 
 /// The fields that differ, in the desired order, then those only the live side has.
-fn diff_fields(want: &[(Field, String)], have: &[(Field, String)]) -> Vec<FieldChange> {
+fn diff_fields(want: &[(Field, J)], have: &[(Field, J)]) -> Vec<FieldChange> {
     let (wm, hm): (BTreeMap<_, _>, BTreeMap<_, _>) = (
         want.iter().cloned().collect(),
         have.iter().cloned().collect(),
@@ -475,22 +478,25 @@ fn diff_fields(want: &[(Field, String)], have: &[(Field, String)]) -> Vec<FieldC
 
 /// The fields of a value as `(name, text)`, for creates and record diffs:
 /// a topic's partitions and replication factor first, then its configs.
-fn fields_of(value: &Value) -> Vec<(Field, String)> {
+fn fields_of(value: &Value) -> Vec<(Field, J)> {
     match value {
         Value::Topic(t) => [
-            (Field::Partitions, t.partitions.to_string()),
-            (Field::ReplicationFactor, t.replication_factor.to_string()),
+            (Field::Partitions, t.partitions.into()),
+            (Field::ReplicationFactor, t.replication_factor.into()),
         ]
         .into_iter()
         .chain(
             t.config
                 .iter()
-                .map(|(k, v)| (Field::Config(k.clone()), v.clone())),
+                .map(|(k, v)| (Field::Config(k.clone()), J::String(v.clone()))),
         )
         .collect(),
         Value::Acl(_) => Vec::new(),
         // The text renders as a unified diff; bots get the digest.
-        Value::Rules(text) => vec![(Field::Digest, crate::resource::digest(text.as_bytes()))],
+        Value::Rules(text) => vec![(
+            Field::Digest,
+            J::String(crate::resource::digest(text.as_bytes())),
+        )],
         _ => {
             let mut out = Vec::new();
             flatten("", &value.inner_json(), &mut out);
@@ -501,8 +507,7 @@ fn fields_of(value: &Value) -> Vec<(Field, String)> {
 
 /// JSON leaves as dotted paths (`capacity.write_rps`, `topics[0].name`), in
 /// document order: keys sorted, array items in sequence.
-fn flatten(path: &str, v: &serde_json::Value, out: &mut Vec<(Field, String)>) {
-    use serde_json::Value as J;
+fn flatten(path: &str, v: &J, out: &mut Vec<(Field, J)>) {
     let join = |k: &str| {
         if path.is_empty() {
             k.to_owned()
@@ -516,6 +521,6 @@ fn flatten(path: &str, v: &serde_json::Value, out: &mut Vec<(Field, String)>) {
             .iter()
             .enumerate()
             .for_each(|(i, x)| flatten(&format!("{path}[{i}]"), x, out)),
-        leaf => out.push((Field::Path(path.to_owned()), leaf.to_string())),
+        leaf => out.push((Field::Path(path.to_owned()), leaf.clone())),
     }
 }

@@ -25,7 +25,7 @@ pub use finding::{Finding, Level};
 pub use live::{ABSENT, Api, LiveResource, LiveState};
 
 /// The version of the plan JSON (`plan --format json`, `plan --out`).
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// What a change does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -59,12 +59,50 @@ pub enum Cause {
     Drift,
 }
 
-/// One field, before and after (`None`: absent, or reset to the default).
+/// One field, before and after (`None`: absent, or reset to the default),
+/// each a JSON value of its own type: a topic config is a string (Kafka's
+/// configs are), a partition count a number, a bucket setting a boolean.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldChange {
     pub field: Field,
-    pub before: Option<String>,
-    pub after: Option<String>,
+    /// Left out when absent (or reset), so that a JSON `null` is a value.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub before: Option<serde_json::Value>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub after: Option<serde_json::Value>,
+}
+
+/// A field that is there holds a value, `null` included.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(d).map(Some)
+}
+
+impl FieldChange {
+    /// A value as a reviewer reads it: a topic's settings bare (`lz4`, `3`),
+    /// a record's or a bucket's as JSON (`"GOVERNANCE"`, `true`).
+    pub fn show(&self, v: &serde_json::Value) -> String {
+        match (&self.field, v) {
+            (Field::Path(_), v) => v.to_string(),
+            (_, serde_json::Value::String(s)) => s.clone(),
+            (_, v) => v.to_string(),
+        }
+    }
+
+    /// The value to set, as the text a Kafka topic config carries.
+    pub fn after_text(&self) -> Option<String> {
+        self.after.as_ref().map(|v| match v {
+            serde_json::Value::String(s) => s.clone(),
+            v => v.to_string(),
+        })
+    }
 }
 
 /// A change to one resource.

@@ -83,13 +83,12 @@ fn values(change: &Change, f: &FieldChange) -> String {
     } else {
         absent
     };
+    let show = |v: &Option<serde_json::Value>, none: &str| {
+        v.as_ref().map_or_else(|| none.to_owned(), |v| f.show(v))
+    };
     match (&f.before, &f.after) {
-        (None, Some(after)) if change.live.is_none() => after.clone(),
-        (before, after) => format!(
-            "{} → {}",
-            before.as_deref().unwrap_or(absent),
-            after.as_deref().unwrap_or(reset)
-        ),
+        (None, Some(after)) if change.live.is_none() => f.show(after),
+        (before, after) => format!("{} → {}", show(before, absent), show(after, reset)),
     }
 }
 
@@ -132,7 +131,7 @@ mod tests {
                 fields: vec![FieldChange {
                     field: crate::plan::Field::Partitions,
                     before: None,
-                    after: Some("12".into()),
+                    after: Some(12.into()),
                 }],
                 reasons: Vec::new(),
                 source: None,

@@ -152,7 +152,10 @@ fn the_merge_job_finds_the_reviewed_plan_by_pull_request_number_not_by_sha() {
         text.contains("sluice-plan-pr-${{ github.event.pull_request.number }}"),
         "the plan job names its artifact by pull request number"
     );
-    assert!(text.contains("listPullRequestsAssociatedWithCommit"), "{text}");
+    assert!(
+        text.contains("listPullRequestsAssociatedWithCommit"),
+        "{text}"
+    );
     assert!(
         !text.contains("head_sha: context.sha"),
         "the merge job still looks the plan up by the merged SHA"

@@ -140,7 +140,7 @@ async fn an_etcd_key_edited_out_of_band_is_drift() {
     assert_eq!(change["address"], format!("etcd.key/{key}"));
     assert_eq!(change["cause"], "drift");
     assert_eq!(change["fields"][0]["field"], "owner");
-    assert_eq!(change["fields"][0]["before"], "\"someone-else\"");
+    assert_eq!(change["fields"][0]["before"], "someone-else");
 }
 
 #[tokio::test]

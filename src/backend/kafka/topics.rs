@@ -179,7 +179,7 @@ impl KafkaBackend {
                     let key = f.field.config_key()?;
                     Some((
                         key.to_owned(),
-                        f.after.clone().map_or(ConfigOp::Delete, ConfigOp::Set),
+                        f.after_text().map_or(ConfigOp::Delete, ConfigOp::Set),
                     ))
                 })
                 .collect();
