@@ -171,12 +171,12 @@ pub enum Command {
         #[command(subcommand)]
         what: Render,
     },
-    /// Print a JSON Schema (a config kind, or the etcd records), or write them all to a directory
+    /// Print a JSON Schema (a config kind, the etcd records, or the plan), or write them all to a directory
     Schema {
         /// Kind to print
         #[arg(value_enum, default_value_t = Kind::Namespace)]
         kind: Kind,
-        /// Write `workspace.schema.json`, `namespace.schema.json` and `records.schema.json` here
+        /// Write `workspace.schema.json`, `namespace.schema.json`, `records.schema.json` and `plan.schema.json` here
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
         /// Fail when the schemas in `--out` (default `schemas/`) are stale

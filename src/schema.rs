@@ -1,9 +1,10 @@
-//! JSON Schemas generated from the types: both config kinds, and the etcd
-//! records the data plane reads.
+//! JSON Schemas generated from the types: both config kinds, the etcd
+//! records the data plane reads, and the plan.
 
 use std::path::Path;
 
 use crate::config::{Namespace, Workspace};
+use crate::plan::Plan;
 use crate::records::EtcdRecord;
 
 /// The kinds a schema is generated for.
@@ -13,10 +14,12 @@ pub enum Kind {
     Namespace,
     /// The etcd records sluice writes for the data plane.
     Records,
+    /// A plan, as `plan --format json` and `plan --out` write it.
+    Plan,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 3] = [Kind::Workspace, Kind::Namespace, Kind::Records];
+    pub const ALL: [Kind; 4] = [Kind::Workspace, Kind::Namespace, Kind::Records, Kind::Plan];
 
     /// The file name under `schemas/`.
     pub fn file_name(self) -> &'static str {
@@ -24,6 +27,7 @@ impl Kind {
             Kind::Workspace => "workspace.schema.json",
             Kind::Namespace => "namespace.schema.json",
             Kind::Records => "records.schema.json",
+            Kind::Plan => "plan.schema.json",
         }
     }
 
@@ -33,6 +37,7 @@ impl Kind {
             Kind::Workspace => schemars::schema_for!(Workspace),
             Kind::Namespace => schemars::schema_for!(Namespace),
             Kind::Records => schemars::schema_for!(EtcdRecord),
+            Kind::Plan => schemars::schema_for!(Plan),
         };
         let mut text = serde_json::to_string_pretty(&schema).expect("a schema is always JSON");
         text.push('\n');

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The DR state of one namespace, as `status` and the JSON outputs show it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DrReport {
     pub namespace: String,
     /// `s3://bucket/prefix` of the backups.
@@ -16,14 +16,26 @@ pub struct DrReport {
 }
 
 /// One DR check a namespace fails.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Violation {
     pub check: Check,
     pub message: String,
 }
 
 /// The DR checks, as the JSON outputs name them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Check {
     /// The newest backup is older than the RPO, or there is none.

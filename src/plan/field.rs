@@ -25,6 +25,19 @@ pub enum Field {
 
 const CONFIG: &str = "config.";
 
+/// In JSON, a field is its text.
+impl schemars::JsonSchema for Field {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Field".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "`partitions`, `replication_factor`, `config.<key>`, `digest`, or a dotted JSON path"
+        })
+    }
+}
+
 impl Field {
     /// The topic config key this field sets, if it is one.
     pub fn config_key(&self) -> Option<&str> {

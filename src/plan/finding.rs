@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 use crate::diag::{Diagnostic, Span};
 
 /// How hard a policy message bites.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     /// Fails validate and plan; apply refuses the plan.
@@ -16,7 +18,9 @@ pub enum Level {
 }
 
 /// One message of one policy about one namespace.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct Finding {
     pub level: Level,
     /// The package, such as `sluice.critical_dr`.

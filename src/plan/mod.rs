@@ -28,7 +28,19 @@ pub use live::{ABSENT, Api, LiveResource, LiveState};
 pub const FORMAT_VERSION: u32 = 2;
 
 /// What a change does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     Create,
@@ -50,7 +62,19 @@ impl Action {
 }
 
 /// Why a change is there.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Cause {
     /// The desired state changed in Git and is not applied yet.
@@ -62,7 +86,7 @@ pub enum Cause {
 /// One field, before and after (`None`: absent, or reset to the default),
 /// each a JSON value of its own type: a topic config is a string (Kafka's
 /// configs are), a partition count a number, a bucket setting a boolean.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FieldChange {
     pub field: Field,
     /// Left out when absent (or reset), so that a JSON `null` is a value.
@@ -106,7 +130,7 @@ impl FieldChange {
 }
 
 /// A change to one resource.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Change {
     pub address: Address,
     pub namespace: String,
@@ -127,7 +151,9 @@ pub struct Change {
 }
 
 /// Counts of a plan, for the closing line and the tables.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct Summary {
     pub create: usize,
     pub update: usize,
@@ -178,7 +204,7 @@ impl fmt::Display for Summary {
 }
 
 /// A plan for one environment.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Plan {
     pub format_version: u32,
     pub environment: String,

@@ -53,6 +53,31 @@ pub enum Kind {
     RuleFile,
 }
 
+/// In JSON, a kind is its prefix (`kafka.topic`).
+impl schemars::JsonSchema for Kind {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Kind".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let names: Vec<&str> = Kind::ALL.iter().map(|k| k.prefix()).collect();
+        schemars::json_schema!({ "type": "string", "enum": names })
+    }
+}
+
+/// In JSON, an address is `<kind>/<name>`.
+impl schemars::JsonSchema for Address {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Address".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "`<kind>/<name>`, such as `kafka.topic/orders`",
+            "pattern": "^[a-z0-9]+\\.[a-z0-9_]+/.+$"
+        })
+    }
+}
+
 impl From<Kind> for &'static str {
     fn from(k: Kind) -> &'static str {
         k.prefix()
@@ -183,7 +208,7 @@ impl From<Address> for String {
 }
 
 /// A Kafka topic, as far as sluice manages it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TopicValue {
     pub partitions: u32,
     pub replication_factor: u16,
@@ -191,14 +216,38 @@ pub struct TopicValue {
     pub config: BTreeMap<String, String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum AclResource {
     Topic,
     Group,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum AclOperation {
     All,
@@ -209,7 +258,9 @@ pub enum AclOperation {
 
 /// An `Allow` ACL for any host on a literal resource name: the only shape
 /// sluice creates. Other bindings on the cluster are not sluice's.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct AclBinding {
     /// `User:<service>` or `Group:<team>`.
     pub principal: String,
@@ -250,7 +301,7 @@ pub fn owned_id(namespace: &str) -> String {
 pub const MANAGED_BY: (&str, &str) = ("managed-by", "sluice");
 
 /// A bucket's settings, as far as sluice manages them.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BucketValue {
     pub region: String,
     pub versioning: bool,
@@ -268,12 +319,23 @@ pub struct BucketValue {
 }
 
 /// A bucket's default retention of new object versions.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LockRetention {
     /// Written as S3 names it: `GOVERNANCE` or `COMPLIANCE`.
     #[serde(with = "s3_lock_mode")]
+    #[schemars(with = "S3LockMode")]
     pub mode: LockMode,
     pub days: u32,
+}
+
+/// How S3 names an object lock mode, for the plan's schema.
+#[derive(schemars::JsonSchema)]
+#[allow(dead_code)]
+enum S3LockMode {
+    #[serde(rename = "GOVERNANCE")]
+    Governance,
+    #[serde(rename = "COMPLIANCE")]
+    Compliance,
 }
 
 mod s3_lock_mode {
@@ -293,7 +355,7 @@ mod s3_lock_mode {
 }
 
 /// sluice's lifecycle rule for one namespace's prefix.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LifecycleValue {
     pub prefix: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -303,7 +365,7 @@ pub struct LifecycleValue {
 }
 
 /// sluice's replication rule for one namespace's prefix.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ReplicationValue {
     pub prefix: String,
     pub destination_bucket: String,
@@ -313,7 +375,7 @@ pub struct ReplicationValue {
 }
 
 /// What a resource is: the part sluice compares and applies.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Value {
     Topic(TopicValue),

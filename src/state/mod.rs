@@ -27,7 +27,7 @@ pub struct Inventory {
 }
 
 /// One managed resource.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct InventoryEntry {
     pub namespace: String,
     /// Digest of the desired value sluice last applied.
