@@ -97,6 +97,11 @@ pub enum Command {
         /// base), so a change cannot loosen the policies that judge it
         #[arg(long, value_name = "REF")]
         base: Option<String>,
+        /// Plan every environment, in the workspace's `apply_order`: one
+        /// comment with a row per environment; `--out` is then a directory
+        /// that gets `<env>.json` for each
+        #[arg(long)]
+        all_environments: bool,
     },
     /// Apply a saved plan, or plan and apply after confirmation
     Apply {
@@ -104,7 +109,9 @@ pub enum Command {
         #[arg(value_name = "PLAN", conflicts_with = "reviewed")]
         plan: Option<PathBuf>,
         /// The plan reviewed on a pull request, for the merge job: plans the merged
-        /// revision in its scope and applies only when it makes the same changes
+        /// revision in its scope and applies only when it makes the same changes.
+        /// A directory of `<env>.json` plans is applied environment by environment
+        /// in `apply_order`, stopping at the first failure
         #[arg(long, value_name = "PLAN")]
         reviewed: Option<PathBuf>,
         /// Apply without asking (needed without a terminal or a saved plan)

@@ -20,6 +20,7 @@ use crate::source::{SourceTree, load_revision};
 use crate::state::{ApplyStatus, Holder, Lock};
 
 /// How long to wait for the lock, and how many changes per request.
+#[derive(Clone, Copy)]
 pub struct Limits {
     pub lock_wait: Duration,
     pub batch: usize,
@@ -317,4 +318,66 @@ fn report(outcome: &Outcome, adopted: usize) {
             outcome.not_attempted
         ),
     }
+}
+
+/// `apply --reviewed DIR`: the reviewed plan of each environment (`<env>.json`,
+/// from `plan --all-environments --out DIR`) in the workspace's apply order,
+/// stopping at the first that fails.
+pub fn run_reviewed_dir(
+    cli: &Cli,
+    dir: &Path,
+    allow_delete: bool,
+    limits: Limits,
+) -> Result<Exit, Error> {
+    let tree = cli.source.origin().load()?;
+    let Some(workspace) = crate::config::parse::parse_tree(&tree, &mut Vec::new()).workspace else {
+        resolve_desired(cli, tree, None)?;
+        return Err(Error::Invalid(1));
+    };
+    let order = workspace.value.spec.environments_in_order();
+    let file_error = |message: String| Error::PlanFile {
+        path: dir.display().to_string(),
+        message,
+    };
+    let entries = std::fs::read_dir(dir).map_err(|e| file_error(e.to_string()))?;
+    let mut found = Vec::new();
+    for entry in entries {
+        let name = entry.map_err(|e| file_error(e.to_string()))?.file_name();
+        let name = name.to_string_lossy();
+        match name.strip_suffix(".json") {
+            Some(env) if order.iter().any(|e| e == env) => found.push(env.to_owned()),
+            _ => {
+                return Err(file_error(format!(
+                    "`{name}` is not `<env>.json` of a declared environment; the directory holds only the plans of `plan --all-environments --out`"
+                )));
+            }
+        }
+    }
+    for env in order.iter().filter(|e| found.contains(e)) {
+        eprintln!("sluice: applying the reviewed plan of environment `{env}`");
+        let path = dir.join(format!("{env}.json"));
+        let stopped = || {
+            eprintln!(
+                "sluice: environment `{env}` failed; the environments after it were not applied"
+            );
+        };
+        match run(
+            cli,
+            Some(Saved::Reviewed(&path)),
+            true,
+            allow_delete,
+            limits,
+        ) {
+            Ok(Exit::Failure) => {
+                stopped();
+                return Ok(Exit::Failure);
+            }
+            Err(e) => {
+                stopped();
+                return Err(e);
+            }
+            Ok(_) => {}
+        }
+    }
+    Ok(Exit::Success)
 }

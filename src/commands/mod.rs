@@ -262,6 +262,20 @@ fn run(cli: &Cli) -> Result<Exit, Error> {
             out,
             detailed_exitcode,
             base,
+            all_environments: true,
+        } => plan::plan_all(
+            cli,
+            *format,
+            out.as_deref(),
+            *detailed_exitcode,
+            base.as_deref(),
+        ),
+        Command::Plan {
+            format,
+            out,
+            detailed_exitcode,
+            base,
+            all_environments: false,
         } => plan::plan(
             cli,
             *format,
@@ -270,6 +284,21 @@ fn run(cli: &Cli) -> Result<Exit, Error> {
             base.as_deref(),
         ),
         Command::Drift { format } => plan::drift(cli, *format),
+        Command::Apply {
+            reviewed: Some(dir),
+            allow_delete,
+            lock_timeout,
+            batch_size,
+            ..
+        } if dir.is_dir() => apply::run_reviewed_dir(
+            cli,
+            dir,
+            *allow_delete,
+            apply::Limits {
+                lock_wait: *lock_timeout,
+                batch: usize::from(*batch_size),
+            },
+        ),
         Command::Apply {
             plan,
             reviewed,

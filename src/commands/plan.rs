@@ -21,20 +21,20 @@ use crate::state::{ApplyStatus, Stored};
 /// base revision), plans the namespaces whose files changed since (and those
 /// sharing a bucket with them), or every namespace when the workspace or a
 /// policy changed, and judges by the base's policies.
-async fn plan_now(cli: &Cli, base: Option<&str>) -> Result<Planned, Error> {
+async fn plan_now(cli: &Cli, base: Option<&str>, env: Option<&str>) -> Result<Planned, Error> {
     let mut review = Vec::new();
     let mut widened = None;
     let (tree, desired, policies) = match base {
         None => {
-            let (tree, desired) = load_desired(cli, None)?;
+            let (tree, desired) = load_desired(cli, env)?;
             let policies = load_policies(&tree)?;
             (tree, desired, policies)
         }
         Some(base) => {
             let pr = load_pull_request(&cli.source.origin(), base)?;
             let policies = load_policies(&pr.base)?;
-            let base_env = base_environment(cli, &pr.base, base)?;
-            let (tree, mut desired, why) = load_changed(cli, pr)?;
+            let base_env = base_environment(cli, &pr.base, base, env)?;
+            let (tree, mut desired, why) = load_changed(cli, pr, env)?;
             widened = why;
             review = connect_as_base(&mut desired.environment, &base_env);
             for r in &review {
@@ -62,6 +62,7 @@ async fn plan_now(cli: &Cli, base: Option<&str>) -> Result<Planned, Error> {
 fn load_changed(
     cli: &Cli,
     pr: PullRequest,
+    env: Option<&str>,
 ) -> Result<(SourceTree, Desired, Option<String>), Error> {
     let PullRequest {
         head: tree,
@@ -97,7 +98,7 @@ fn load_changed(
     // Nothing declared at all: plan everything, so that the guard against
     // deleting everything applies.
     let whole = widened.is_some() || tree.namespaces.is_empty();
-    let (tree, mut desired) = resolve_desired(cli, tree, None)?;
+    let (tree, mut desired) = resolve_desired(cli, tree, env)?;
     if !whole {
         desired.scope = Some(scope);
     }
@@ -128,20 +129,28 @@ fn widened_by(base: &SourceTree, head: &SourceTree) -> Option<String> {
 
 /// The environment as the base revision's workspace declares it: a pull
 /// request's plan connects with it, never with the change's settings.
-fn base_environment(cli: &Cli, base: &SourceTree, rev: &str) -> Result<Environment, Error> {
+fn base_environment(
+    cli: &Cli,
+    base: &SourceTree,
+    rev: &str,
+    env: Option<&str>,
+) -> Result<Environment, Error> {
     let workspace_only = SourceTree {
         workspace: base.workspace.clone(),
         ..SourceTree::default()
     };
     let (desired, _) = engine::load_desired(
         &workspace_only,
-        cli.env.as_deref(),
+        env.or(cli.env.as_deref()),
         &Overrides::from_process(),
     );
     desired
         .map(|d| d.environment)
         .ok_or_else(|| Error::BaseEnvironment {
-            env: cli.env.clone().unwrap_or_else(|| "the default".into()),
+            env: env
+                .or(cli.env.as_deref())
+                .unwrap_or("the default")
+                .to_owned(),
             base: rev.to_owned(),
         })
 }
@@ -183,7 +192,7 @@ pub fn plan(
     detailed: bool,
     base: Option<&str>,
 ) -> Result<Exit, Error> {
-    let planned = block_on(plan_now(cli, base))?;
+    let planned = block_on(plan_now(cli, base, None))?;
     let plan = planned.plan;
     print(&plan, format, false);
     let denied = plan.denials().count();
@@ -194,15 +203,7 @@ pub fn plan(
         return Err(Error::Denied(denied));
     }
     if let Some(path) = out {
-        let saved = Plan {
-            digest: Some(plan.digest()),
-            ..plan.clone()
-        };
-        let text = serde_json::to_string_pretty(&saved).expect("a plan is JSON");
-        crate::files::replace(path, (text + "\n").as_bytes()).map_err(|source| Error::Write {
-            path: path.display().to_string(),
-            source,
-        })?;
+        save(&plan, path)?;
         eprintln!(
             "Saved the plan to {}; apply it with `sluice apply {}`.",
             path.display(),
@@ -221,7 +222,7 @@ pub fn plan(
 }
 
 pub fn drift(cli: &Cli, format: PlanFormat) -> Result<Exit, Error> {
-    let planned = block_on(plan_now(cli, None))?;
+    let planned = block_on(plan_now(cli, None, None))?;
     print(&planned.plan, format, true);
     Ok(
         if planned.plan.changes.is_empty() && planned.plan.violations().next().is_none() {
@@ -230,4 +231,75 @@ pub fn drift(cli: &Cli, format: PlanFormat) -> Result<Exit, Error> {
             Exit::Changes
         },
     )
+}
+
+/// `plan --all-environments`: each environment in apply order, one output.
+pub fn plan_all(
+    cli: &Cli,
+    format: PlanFormat,
+    out: Option<&Path>,
+    detailed: bool,
+    base: Option<&str>,
+) -> Result<Exit, Error> {
+    let tree = cli.source.origin().load()?;
+    let workspace = parse_tree(&tree, &mut Vec::new()).workspace;
+    let Some(workspace) = workspace else {
+        // The full load says what is wrong.
+        resolve_desired(cli, tree, None)?;
+        return Err(Error::Invalid(1));
+    };
+    let mut plans = Vec::new();
+    for env in workspace.value.spec.environments_in_order() {
+        plans.push(block_on(plan_now(cli, base, Some(&env)))?.plan);
+    }
+    match format {
+        PlanFormat::Json => {
+            print_json(&serde_json::to_string_pretty(&plans).expect("plans are JSON"))
+        }
+        PlanFormat::Markdown => print!("{}", render::markdown::environments(&plans)),
+        PlanFormat::Text => plans
+            .iter()
+            .for_each(|p| print!("{}", render::text::plan(p, color_stdout()))),
+    }
+    let denied: usize = plans.iter().map(|p| p.denials().count()).sum();
+    if denied > 0 {
+        return Err(Error::Denied(denied));
+    }
+    if let Some(dir) = out {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Write {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        for plan in &plans {
+            save(plan, &dir.join(format!("{}.json", plan.environment)))?;
+        }
+        eprintln!(
+            "Saved {} plan(s) to {}; apply them in order with `sluice apply --reviewed {}`.",
+            plans.len(),
+            dir.display(),
+            dir.display()
+        );
+    }
+    let blocked = plans.iter().any(|p| p.summary.blocked > 0);
+    let changes = plans.iter().any(|p| !p.changes.is_empty());
+    Ok(if blocked {
+        Exit::Failure
+    } else if detailed && changes {
+        Exit::Changes
+    } else {
+        Exit::Success
+    })
+}
+
+/// Writes a plan with its digest, for `apply`.
+fn save(plan: &Plan, path: &Path) -> Result<(), Error> {
+    let saved = Plan {
+        digest: Some(plan.digest()),
+        ..plan.clone()
+    };
+    let text = serde_json::to_string_pretty(&saved).expect("a plan is JSON");
+    crate::files::replace(path, (text + "\n").as_bytes()).map_err(|source| Error::Write {
+        path: path.display().to_string(),
+        source,
+    })
 }

@@ -57,6 +57,29 @@ pub struct WorkspaceSpec {
     /// Buckets and regions DR policies may use; unchecked when absent.
     #[serde(default)]
     pub disaster_recovery: Option<DrCatalog>,
+    /// The order a change is applied to the environments, such as `[dev,
+    /// staging, prod]` (`plan --all-environments`, `apply --reviewed DIR`);
+    /// environments left out follow, by name.
+    #[serde(default)]
+    pub apply_order: Vec<Located<String>>,
+}
+
+impl WorkspaceSpec {
+    /// Every environment, in apply order.
+    pub fn environments_in_order(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for name in self.apply_order.iter().map(|n| &n.value) {
+            if self.environments.contains_key(name) && !out.contains(name) {
+                out.push(name.clone());
+            }
+        }
+        for name in self.environments.keys() {
+            if !out.contains(name) {
+                out.push(name.clone());
+            }
+        }
+        out
+    }
 }
 
 /// One environment: where its Kafka, S3, etcd and rule files are.

@@ -322,6 +322,7 @@ fn check_namespace_environments(ws: &Doc<Workspace>, parsed: &Parsed, diags: &mu
             }
         }
     }
+    check_apply_order(ws, diags);
     for name in &ws.value.spec.guards.protected_namespaces {
         if !parsed
             .namespaces
@@ -334,6 +335,30 @@ fn check_namespace_environments(ws: &Doc<Workspace>, parsed: &Parsed, diags: &mu
                     .hint("it stays protected if sluice already manages it; otherwise remove it from `guards.protected_namespaces`"),
             );
         }
+    }
+}
+
+/// `apply_order` names each declared environment at most once.
+fn check_apply_order(ws: &Doc<Workspace>, diags: &mut Vec<Diagnostic>) {
+    let declared = &ws.value.spec.environments;
+    let mut ordered = Vec::new();
+    for name in &ws.value.spec.apply_order {
+        let problem = if !declared.contains_key(&name.value) {
+            "is not declared in the workspace"
+        } else if ordered.contains(&&name.value) {
+            "is listed twice"
+        } else {
+            ordered.push(&name.value);
+            continue;
+        };
+        diags.push(
+            Diagnostic::error(
+                "unknown-environment",
+                format!("`apply_order`: environment `{}` {problem}", name.value),
+            )
+            .at(&ws.file, name.loc)
+            .hint("list each declared environment once, in the order changes reach them"),
+        );
     }
 }
 

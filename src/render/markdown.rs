@@ -13,6 +13,32 @@ pub const LIMIT: usize = 60_000;
 
 /// The comment: header and notes, then the table and sections that fit.
 pub fn plan(plan: &Plan) -> String {
+    plan_within(plan, LIMIT)
+}
+
+/// One comment for several environments, in apply order: a row per
+/// environment, then each environment's plan in an equal share of the room.
+pub fn environments(plans: &[Plan]) -> String {
+    let mut out = String::from("### sluice plan: every environment\n\n");
+    out.push_str("| Environment | Create | Update | Delete | Blocked | Drift |\n|---|---:|---:|---:|---:|---:|\n");
+    for p in plans {
+        let s = &p.summary;
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} | {} | {} | {} |",
+            p.environment, s.create, s.update, s.delete, s.blocked, s.drift
+        );
+    }
+    out.push('\n');
+    let share = (LIMIT - out.len()) / plans.len().max(1);
+    for p in plans {
+        out.push_str(&plan_within(p, share));
+        out.push('\n');
+    }
+    out
+}
+
+fn plan_within(plan: &Plan, limit: usize) -> String {
     let mut out = header(plan);
     notes(plan, &mut out);
     if plan.changes.is_empty() {
@@ -31,7 +57,7 @@ pub fn plan(plan: &Plan) -> String {
 
     // Room for the notes that say what was left out; the table takes at
     // most half the room, the sections share the rest.
-    let budget = LIMIT - 400;
+    let budget = limit.saturating_sub(400);
     out.push_str("| Namespace | Create | Update | Delete | Blocked | Drift |\n|---|---:|---:|---:|---:|---:|\n");
     let listed = append_while_fits(&mut out, &rows, budget / 2);
     if listed < total {

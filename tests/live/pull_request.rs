@@ -387,3 +387,111 @@ fn reviewed_plans_apply_after_squash_and_rebase_merges_and_refuse_what_was_not_r
     );
     assert!(!live("c2"), "nothing of #3 was applied");
 }
+
+#[test]
+fn every_environment_in_one_comment_and_applied_in_order_stopping_at_the_first_failure() {
+    let repo = TestRepo::new();
+    let env = |name: &str| {
+        format!(
+            "    {name}:\n      stage: dev\n      kafka:\n        bootstrap_servers: [\"127.0.0.1:9\"]\n        brokers: 1\n      etcd:\n        endpoints: [\"http://127.0.0.1:9\"]\n      defaults:\n        replication_factor: 1\n"
+        )
+    };
+    std::fs::write(
+        repo.dir.path().join("sluice.yaml"),
+        format!(
+            "apiVersion: sluice/v1\nkind: Workspace\nspec:\n  apply_order: [dev, prod]\n  environments:\n{}{}",
+            env("prod"),
+            env("dev")
+        ),
+    )
+    .unwrap();
+    let write = |short: &str, env: &str, names: &[&str]| {
+        std::fs::write(
+            repo.dir.path().join(format!("namespaces/{short}.yaml")),
+            format!(
+                "apiVersion: sluice/v1\nkind: Namespace\nmetadata:\n  name: {}\n  owner: tests\n  environments: [{env}]\nspec:\n{}",
+                repo.name(short),
+                format!("  retention: 3d\n{}", topics(names)).replace("{tag}", &repo.tag)
+            ),
+        )
+        .unwrap();
+    };
+    write("d", "dev", &["d"]);
+    write("p", "prod", &["p"]);
+    let git = Repository::init(repo.dir.path()).unwrap();
+    let base = commit_all(&git, "one namespace per environment").to_string();
+    for e in ["dev", "prod"] {
+        let applied = repo.run(&["apply", "--auto-approve", "--env", e]);
+        assert_eq!(applied.code, 0, "{e}: {}", applied.all_output());
+    }
+    write("d", "dev", &["d", "d2"]);
+    write("p", "prod", &["p", "p2"]);
+    commit_all(&git, "grow both");
+
+    let plans = repo.dir.path().join("plans");
+    let plan_all = |out: &std::path::Path| {
+        repo.run(&[
+            "plan",
+            "--all-environments",
+            "--base",
+            &base,
+            "--format",
+            "markdown",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let comment = plan_all(&plans);
+    assert_eq!(comment.code, 0, "{}", comment.all_output());
+    let (dev, prod) = (
+        comment.stdout.find("| `dev` | 1 |").expect(&comment.stdout),
+        comment
+            .stdout
+            .find("| `prod` | 1 |")
+            .expect(&comment.stdout),
+    );
+    assert!(
+        dev < prod,
+        "a row per environment, in apply order:\n{}",
+        comment.stdout
+    );
+    assert!(comment.stdout.len() < 60_000);
+    assert!(plans.join("dev.json").exists() && plans.join("prod.json").exists());
+
+    // dev's topic moves out-of-band: dev's reviewed plan no longer holds, and
+    // prod, after it in the order, is not applied.
+    repo.set_topic_config(&repo.name("d"), "retention.ms", "1000");
+    let merged = repo.run(&["apply", "--reviewed", plans.to_str().unwrap()]);
+    assert_eq!(merged.code, 1, "{}", merged.all_output());
+    assert!(
+        merged.stderr.contains("environment `dev` failed"),
+        "{}",
+        merged.stderr
+    );
+    let listed = |name: &str| {
+        let topic = repo.name(name);
+        repo.kafka_admin()
+            .inner()
+            .fetch_metadata(None, std::time::Duration::from_secs(10))
+            .unwrap()
+            .topics()
+            .iter()
+            .any(|t| t.name() == topic)
+    };
+    assert!(
+        !listed("d2") && !listed("p2"),
+        "nothing applied after the failure"
+    );
+
+    // Planned again and reviewed, both apply, dev first.
+    let again = repo.dir.path().join("again");
+    assert_eq!(plan_all(&again).code, 0);
+    let merged = repo.run(&["apply", "--reviewed", again.to_str().unwrap()]);
+    assert_eq!(merged.code, 0, "{}", merged.all_output());
+    let (d, p) = (
+        merged.stderr.find("environment `dev`").unwrap(),
+        merged.stderr.find("environment `prod`").unwrap(),
+    );
+    assert!(d < p, "{}", merged.stderr);
+    assert!(listed("d2") && listed("p2"));
+}
