@@ -186,13 +186,24 @@ fn effective_defaults(
 ) -> Effective {
     let (env_d, ws_d) = (&cfg.defaults, &ws.spec.defaults);
     let replication_factor = default_replication_factor(ws, cfg, file, name, diags);
-    let partitions = count(
-        env_d.partitions.as_ref().or(ws_d.partitions.as_ref()),
-        DEFAULT_PARTITIONS,
-        "partitions",
-        file,
-        diags,
-    );
+    let given = env_d.partitions.as_ref().or(ws_d.partitions.as_ref());
+    let mut partitions = count(given, DEFAULT_PARTITIONS, "partitions", file, diags);
+    // DLQs and topics without capacity take it as it is: Kafka's limit holds here.
+    let max = crate::desired::namespace::MAX_PARTITIONS;
+    if let Some(p) = given.filter(|p| p.value > max) {
+        diags.push(
+            Diagnostic::error(
+                "invalid-value",
+                format!(
+                    "`defaults.partitions: {}` is above Kafka's limit of {max} partitions",
+                    p.value
+                ),
+            )
+            .at(file, p.loc)
+            .hint("lower `defaults.partitions`"),
+        );
+        partitions = DEFAULT_PARTITIONS;
+    }
     let partition_write_rps = count(
         env_d
             .partition_write_rps

@@ -202,15 +202,7 @@ pub async fn apply_locked(
     for address in &plan.forget {
         inventory.entries.remove(address);
     }
-    // Write-ahead: what is about to be created is recorded first, so that a
-    // crash between a create and its settings leaves a resource the next
-    // apply knows as its own.
-    let intents = record_intents(plan, &mut inventory);
-    if intents.is_empty() {
-        lock.record(&record).await?;
-    } else {
-        lock.save(&inventory, &record).await?;
-    }
+    lock.record(&record).await?;
     let fence = lock.fence();
     let mut outcome = Outcome::default();
     let mut last_save = Instant::now();
@@ -222,6 +214,13 @@ pub async fn apply_locked(
         // The lease may go between saves: nothing more is sent once it has.
         if !fence.is_held() {
             return Err(StateError::FenceLost(plan.environment.clone()).into());
+        }
+        // Write-ahead: a create of several steps is recorded just before it
+        // is sent, so that a crash half-way leaves a resource the next apply
+        // knows as its own.
+        if record_intents(&batch, &mut inventory) {
+            record.applied = outcome.applied.len();
+            lock.save(&inventory, &record).await?;
         }
         apply_batch(&batch, target, &fence, &mut inventory, &mut outcome)
             .await
@@ -241,18 +240,6 @@ pub async fn apply_locked(
         }
     }
     outcome.not_attempted = plan.changes.len() - outcome.applied.len() - outcome.failed.len();
-    // A create never sent made nothing: its intent goes. A failed one may
-    // have made half a resource: its intent stays until a re-run finishes it.
-    let sent: std::collections::BTreeSet<&Address> = outcome
-        .applied
-        .iter()
-        .chain(outcome.failed.iter().map(|(a, _)| a))
-        .collect();
-    for address in intents.iter().filter(|a| !sent.contains(a)) {
-        if inventory.entries.get(address).is_some_and(|e| e.creating) {
-            inventory.entries.remove(address);
-        }
-    }
     record.applied = outcome.applied.len();
     record.failed = outcome.failed.len();
     record.status = outcome.status();
@@ -267,19 +254,23 @@ pub async fn apply_locked(
     Ok(outcome)
 }
 
-/// Records the intent of each create the plan holds in the inventory, and
-/// returns their addresses.
-fn record_intents(plan: &Plan, inventory: &mut Inventory) -> Vec<Address> {
-    let mut intents = Vec::new();
-    for c in plan.changes.iter().filter(|c| c.action == Action::Create) {
-        if let Some(entry) = &c.inventory
+/// Records the intent of each create in `batch` that takes several requests
+/// (a bucket and its settings); whether there was one. A create of one
+/// request (a topic with its configs, an ACL, a record, a rule file) either
+/// happens or not, and needs none.
+fn record_intents(batch: &[&Change], inventory: &mut Inventory) -> bool {
+    let mut any = false;
+    for c in batch {
+        if c.action == Action::Create
+            && c.address.kind() == crate::resource::Kind::S3Bucket
+            && let Some(entry) = &c.inventory
             && !inventory.entries.contains_key(&c.address)
         {
             inventory.entries.insert(c.address.clone(), entry.intent());
-            intents.push(c.address.clone());
+            any = true;
         }
     }
-    intents
+    any
 }
 
 /// Deletes and updates reach only what sluice's inventory holds: whatever a

@@ -278,12 +278,16 @@ pub async fn plan_resources(
     let in_scope;
     let inventory = match scope {
         Some(scope) => {
+            // The scope's entries, and the entry of anything it declares,
+            // wherever it was recorded: a resource moving in from outside
+            // the scope keeps its protection.
+            let declared: BTreeSet<&Address> = resources.iter().map(|r| &r.address).collect();
             in_scope = Inventory {
                 entries: stored
                     .inventory
                     .entries
                     .iter()
-                    .filter(|(_, e)| scope.contains(&e.namespace))
+                    .filter(|(a, e)| scope.contains(&e.namespace) || declared.contains(a))
                     .map(|(a, e)| (a.clone(), e.clone()))
                     .collect(),
             };

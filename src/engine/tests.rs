@@ -309,8 +309,13 @@ async fn a_failure_stops_the_apply_and_records_what_landed() {
             .entries
             .contains_key(&Address::topic("orders"))
     );
-    // The failed create may have made half a resource: its intent stays.
-    assert!(stored.inventory.entries[&record("orders").address].creating);
+    assert!(
+        !stored
+            .inventory
+            .entries
+            .contains_key(&record("orders").address),
+        "a record is made in one request or not at all: no intent"
+    );
     let applied = stored.applied.unwrap();
     assert_eq!(
         (applied.status, applied.applied, applied.failed),
@@ -379,20 +384,41 @@ async fn an_empty_desired_state_never_deletes_everything() {
     );
 }
 
+/// A world with S3 too.
+fn with_s3() -> (World, FakeBackend) {
+    let mut w = world();
+    let s3 = w.kafka.sharing(System::S3);
+    w.target.backends.push(Box::new(s3.clone()));
+    (w, s3)
+}
+
+fn bucket(name: &str, versioning: bool) -> Resource {
+    let value = crate::resource::BucketValue {
+        region: "us-east-1".into(),
+        versioning,
+        object_lock_enabled: false,
+        object_lock: None,
+        public_access_blocked: true,
+        default_encryption: true,
+        tags: BTreeMap::new(),
+    };
+    resource(Address::bucket(name), "backups", Value::Bucket(value))
+}
+
 #[tokio::test]
-async fn a_resource_half_made_by_a_failed_create_is_owned_and_finished_by_the_next_apply() {
-    let w = world();
-    let wanted = topic("orders", 3);
-    w.kafka.refuse(wanted.address.clone());
+async fn a_bucket_half_made_by_a_failed_create_is_owned_and_finished_by_the_next_apply() {
+    let (w, s3) = with_s3();
+    let wanted = bucket("b", true);
+    s3.refuse(wanted.address.clone());
     let p = plan(&w, std::slice::from_ref(&wanted), &Guards::default())
         .await
         .unwrap()
         .plan;
     let outcome = apply(&p, &w.target, &options(false)).await.unwrap();
     assert_eq!(outcome.status(), ApplyStatus::Failed);
+    assert!(w.state.snapshot().inventory.entries[&wanted.address].creating);
     // Half made: it exists, without the settings sluice was about to send.
-    w.kafka
-        .insert(wanted.address.clone(), topic("orders", 1).value);
+    s3.insert(wanted.address.clone(), bucket("b", false).value);
     let next = plan(&w, std::slice::from_ref(&wanted), &Guards::default())
         .await
         .unwrap()
@@ -400,11 +426,10 @@ async fn a_resource_half_made_by_a_failed_create_is_owned_and_finished_by_the_ne
     assert_eq!(next.summary.blocked, 0, "{:#?}", next.changes);
     assert_eq!(next.summary.update, 1, "{:#?}", next.changes);
     // The next apply finishes it and records it as made.
-    w.kafka.clear_refusals();
+    s3.clear_refusals();
     let outcome = apply(&next, &w.target, &options(false)).await.unwrap();
     assert_eq!(outcome.status(), ApplyStatus::Complete);
-    let entry = &w.state.snapshot().inventory.entries[&wanted.address];
-    assert!(!entry.creating);
+    assert!(!w.state.snapshot().inventory.entries[&wanted.address].creating);
     assert!(
         plan(&w, &[wanted], &Guards::default())
             .await
@@ -415,12 +440,12 @@ async fn a_resource_half_made_by_a_failed_create_is_owned_and_finished_by_the_ne
 }
 
 #[tokio::test]
-async fn a_create_never_sent_leaves_no_intent() {
-    let w = world();
-    w.kafka.refuse(Address::topic("billing"));
+async fn a_create_never_sent_leaves_no_intent_and_an_unconfirmed_one_is_never_deleted() {
+    let (w, s3) = with_s3();
+    s3.refuse(Address::bucket("a"));
     let p = plan(
         &w,
-        &[topic("billing", 1), topic("orders", 1)],
+        &[bucket("a", true), bucket("b", true)],
         &Guards::default(),
     )
     .await
@@ -431,8 +456,18 @@ async fn a_create_never_sent_leaves_no_intent() {
     let outcome = apply(&p, &w.target, &opts).await.unwrap();
     assert_eq!(outcome.not_attempted, 1);
     let entries = w.state.snapshot().inventory.entries;
-    assert!(entries[&Address::topic("billing")].creating);
-    assert!(!entries.contains_key(&Address::topic("orders")));
+    assert!(entries[&Address::bucket("a")].creating);
+    assert!(!entries.contains_key(&Address::bucket("b")));
+
+    // Someone makes `a` by hand and the YAML drops it: sluice forgets its
+    // intent and deletes nothing.
+    s3.insert(Address::bucket("a"), bucket("a", true).value);
+    let p = plan(&w, &[topic("orders", 1)], &Guards::default())
+        .await
+        .unwrap()
+        .plan;
+    assert_eq!(p.summary.delete, 0, "{:#?}", p.changes);
+    assert_eq!(p.forget, [Address::bucket("a")]);
 }
 
 #[tokio::test]
@@ -465,4 +500,32 @@ async fn moving_a_topic_out_of_a_protected_namespace_is_blocked_until_it_is_unpr
     let p = plan(&w, &[moved], &Guards::default()).await.unwrap().plan;
     assert_eq!(p.summary.blocked, 0, "{:#?}", p.changes);
     assert_eq!(p.adopt[&Address::topic("orders")].namespace, "scratch");
+}
+
+#[tokio::test]
+async fn a_scoped_plan_still_sees_the_protection_of_a_resource_moving_in_from_outside_it() {
+    let w = world();
+    let mut guarded = topic("orders", 1);
+    guarded.namespace = "payments".into();
+    guarded.protected = true;
+    converge(&w, std::slice::from_ref(&guarded)).await;
+
+    // A pull request touching only `scratch` declares the topic there.
+    let mut moved = guarded.clone();
+    moved.namespace = "scratch".into();
+    moved.protected = false;
+    let scope = std::collections::BTreeSet::from(["scratch".to_owned()]);
+    let p = plan_resources(
+        "dev",
+        None,
+        &Guards::default(),
+        &[moved],
+        Some(&scope),
+        &w.target,
+    )
+    .await
+    .unwrap()
+    .plan;
+    assert_eq!(p.summary.blocked, 1, "{:#?}", p.changes);
+    assert!(p.adopt.is_empty(), "{:?}", p.adopt);
 }

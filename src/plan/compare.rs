@@ -38,6 +38,16 @@ pub(super) fn differences(reviewed: &Plan, fresh: &Plan) -> Vec<String> {
     for a in keys(&fresh.adopt).symmetric_difference(&keys(&reviewed.adopt)) {
         out.push(format!("inventory: {a} is adopted by one plan only"));
     }
+    for (a, entry) in &fresh.adopt {
+        if let Some(r) = reviewed.adopt.get(a)
+            && (&r.namespace, r.protected) != (&entry.namespace, entry.protected)
+        {
+            out.push(format!(
+                "inventory: {a} is adopted into namespace `{}` (protected: {}), reviewed into `{}` (protected: {})",
+                entry.namespace, entry.protected, r.namespace, r.protected
+            ));
+        }
+    }
     let forgotten = |p: &Plan| p.forget.iter().cloned().collect::<BTreeSet<_>>();
     for a in forgotten(fresh).symmetric_difference(&forgotten(reviewed)) {
         out.push(format!("inventory: {a} is forgotten by one plan only"));
@@ -75,6 +85,18 @@ fn change_differences(reviewed: &Change, fresh: &Change) -> Vec<String> {
                 show(f)
             ));
         }
+    }
+    let recorded = |c: &Change| {
+        c.inventory
+            .as_ref()
+            .map(|e| (e.namespace.clone(), e.protected))
+    };
+    if recorded(reviewed) != recorded(fresh) {
+        out.push(format!(
+            "changed: {a}: recorded as {:?}, reviewed as {:?} (namespace, protected)",
+            recorded(fresh),
+            recorded(reviewed)
+        ));
     }
     if out.is_empty() && reviewed.desired != fresh.desired {
         out.push(format!("changed: {a}: the value to write differs"));

@@ -129,6 +129,12 @@ fn change_of(
             }
             c
         }
+        // A create sluice never confirmed may have met a resource someone
+        // else made: it is forgotten, never deleted.
+        (None, Some(_)) if inv.is_some_and(|i| i.creating) => {
+            plan.forget.push(address.clone());
+            None
+        }
         (None, Some(l)) => inv.map(|inv| delete(address, &l.value, inv, input.guards)),
         (None, None) => {
             plan.forget.push(address.clone());

@@ -113,7 +113,12 @@ impl KafkaBackend {
         Ok(results
             .into_iter()
             .map(|r| match r {
-                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => Ok(()),
+                Ok(_) => Ok(()),
+                // The plan under the lock read it as absent: someone else made
+                // it since, and sluice does not record what it did not create.
+                Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => Err(BackendError::Rejected(format!(
+                    "topic `{topic}` was created by something else after sluice read the cluster; it is not recorded as sluice's. Plan again"
+                ))),
                 Err((topic, code)) => Err(BackendError::Rejected(format!(
                     "creating topic `{topic}`: {code}"
                 ))),

@@ -138,7 +138,7 @@ impl S3Backend {
     /// names them, else the standard AWS chain.
     /// Every request has `timeout` to connect and to answer, and is tried at
     /// most three times (the SDK's standard retries, with jittered backoff);
-    /// each read and write of a bucket as a whole has three times that.
+    /// each read of a bucket as a whole has three times that.
     pub async fn connect(s3: &S3Env, timeout: Duration) -> Result<Self, ConnectError> {
         let region = Region::new(s3.region.clone());
         let shared = aws_config::defaults(BehaviorVersion::latest())
@@ -309,12 +309,10 @@ impl Backend for S3Backend {
         let mut results: Vec<Result<(), BackendError>> = changes.iter().map(|_| Ok(())).collect();
         for (bucket, indexes) in by_bucket {
             let group: Vec<&Change> = indexes.iter().map(|i| changes[*i]).collect();
+            // Each request of a write is bounded by the SDK's timeouts; the
+            // write as a whole is not, so a slow but answering S3 finishes it.
             let outcome = if fence.is_held() {
-                self.bounded(
-                    &format!("writing bucket {bucket}"),
-                    self.write(bucket, &group),
-                )
-                .await
+                self.write(bucket, &group).await
             } else {
                 Err(BackendError::FenceLost)
             };
@@ -365,7 +363,12 @@ impl BackupCatalog for S3Backend {
     /// Lists buckets: proves S3 answers.
     async fn health(&self) -> Result<usize, String> {
         let listed = self.client(&self.home).list_buckets().send();
-        let timed_out = || format!("timed out after {}s", self.timeout.as_secs_f64());
+        let timed_out = || {
+            format!(
+                "timed out after {}s",
+                (self.timeout * ATTEMPTS).as_secs_f64()
+            )
+        };
         match tokio::time::timeout(self.timeout * ATTEMPTS, listed).await {
             Ok(Ok(r)) => Ok(r.buckets().len()),
             Ok(Err(SdkError::TimeoutError(_))) | Err(_) => Err(timed_out()),

@@ -5,6 +5,8 @@ mod alerts;
 mod dr;
 mod topics;
 
+pub use topics::MAX_PARTITIONS;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::namespace::Namespace;
