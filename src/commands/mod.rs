@@ -242,15 +242,22 @@ pub(crate) fn print_json(text: &str) {
     PRINTED_JSON.store(true, std::sync::atomic::Ordering::SeqCst);
 }
 
+/// The diagnostics printed so far, for the JSON error object.
+static DIAGNOSTICS: std::sync::Mutex<Vec<serde_json::Value>> = std::sync::Mutex::new(Vec::new());
+
 /// Version of the JSON error object.
 pub const ERROR_FORMAT_VERSION: u32 = 1;
 
 /// The one JSON object a failed command prints on stdout under `--format json`.
 fn error_json(kind: ErrorKind, message: &str, hint: Option<&str>) -> String {
-    let value = serde_json::json!({
+    let mut value = serde_json::json!({
         "format_version": ERROR_FORMAT_VERSION,
         "error": { "kind": kind.as_str(), "message": message, "hint": hint },
     });
+    let diagnostics = std::mem::take(&mut *DIAGNOSTICS.lock().expect("not poisoned"));
+    if !diagnostics.is_empty() {
+        value["diagnostics"] = serde_json::Value::Array(diagnostics);
+    }
     serde_json::to_string_pretty(&value).expect("an error is JSON")
 }
 
@@ -368,7 +375,13 @@ fn print_diagnostics(tree: &SourceTree, diags: &[Diagnostic]) -> usize {
         .map(|f| (f.path.clone(), redact::mask(&f.text)))
         .collect();
     let text = render_text(diags, &sources, color_stderr());
-    eprint!("{}", redactor(tree).redact(&text));
+    let redactor = redactor(tree);
+    eprint!("{}", redactor.redact(&text));
+    // Kept for the JSON error object, should the command fail with them.
+    let json = serde_json::to_string(diags).expect("diagnostics are JSON");
+    if let Ok(serde_json::Value::Array(list)) = serde_json::from_str(&redactor.redact(&json)) {
+        DIAGNOSTICS.lock().expect("not poisoned").extend(list);
+    }
     diags.iter().filter(|d| d.is_error()).count()
 }
 

@@ -47,3 +47,23 @@ fn a_failure_under_format_json_prints_one_json_error_object() {
         );
     }
 }
+
+#[test]
+fn an_invalid_config_under_format_json_carries_its_diagnostics_and_no_secret() {
+    for case in ["partitions-limit", "inline-secret"] {
+        let dir = root().join("tests/fixtures/invalid").join(case);
+        let out = run(sluice(&dir).args(["plan", "--format", "json"]));
+        assert_eq!(out.code, 1, "{case}: {}", out.stderr);
+        let json: serde_json::Value = serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("{case}: stdout is not JSON ({e}): {}", out.stdout));
+        assert_eq!(json["error"]["kind"], "invalid", "{case}: {json}");
+        let diagnostics = json["diagnostics"].as_array().expect("diagnostics");
+        assert!(
+            diagnostics
+                .iter()
+                .any(|d| d["level"] == "error" && d["file"].is_string() && d["line"].is_number()),
+            "{case}: {json}"
+        );
+        assert!(!out.stdout.contains("CANARY"), "{case}: {}", out.stdout);
+    }
+}

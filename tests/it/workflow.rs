@@ -56,8 +56,8 @@ fn the_example_workflow_runs_valid_sluice_commands() {
     let joined: Vec<String> = commands.iter().map(|c| c.join(" ")).collect();
     for wanted in [
         "sluice validate",
-        "sluice plan --base",
-        "sluice apply --reviewed plan.json",
+        "sluice plan --all-environments --base",
+        "sluice apply --reviewed plans",
         "sluice drift --format markdown",
     ] {
         assert!(
