@@ -353,7 +353,19 @@ pub fn run_reviewed_dir(
             }
         }
     }
-    for env in order.iter().filter(|e| found.contains(e)) {
+    // Every environment has its plan, each for the environment its file
+    // names: checked before anything is applied.
+    for env in &order {
+        let path = dir.join(format!("{env}.json"));
+        if !found.contains(env) {
+            return Err(file_error(format!(
+                "there is no plan for environment `{env}` (`{env}.json`); plan with `--all-environments --out` again"
+            )));
+        }
+        read_plan(&path, Some(env))?;
+    }
+    super::warn_overrides_all();
+    for env in &order {
         eprintln!("sluice: applying the reviewed plan of environment `{env}`");
         let path = dir.join(format!("{env}.json"));
         let stopped = || {

@@ -232,6 +232,18 @@ pub fn main() -> ExitCode {
     ExitCode::from(exit as u8)
 }
 
+/// Warns when variables override the connection settings of every
+/// environment a command works on in turn.
+fn warn_overrides_all() {
+    let names = crate::desired::Overrides::from_process().connection_names();
+    if !names.is_empty() {
+        eprintln!(
+            "warning: {} override the settings of every environment this command plans or applies; unset them unless all environments really share those servers",
+            names.join(", ")
+        );
+    }
+}
+
 /// Set once a command has printed its JSON document, so that an error after
 /// it (a plan a policy denies) does not print a second one.
 static PRINTED_JSON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);

@@ -248,6 +248,7 @@ pub fn plan_all(
         resolve_desired(cli, tree, None)?;
         return Err(Error::Invalid(1));
     };
+    super::warn_overrides_all();
     let mut plans = Vec::new();
     for env in workspace.value.spec.environments_in_order() {
         plans.push(block_on(plan_now(cli, base, Some(&env)))?.plan);

@@ -58,8 +58,8 @@ pub struct WorkspaceSpec {
     #[serde(default)]
     pub disaster_recovery: Option<DrCatalog>,
     /// The order a change is applied to the environments, such as `[dev,
-    /// staging, prod]` (`plan --all-environments`, `apply --reviewed DIR`);
-    /// environments left out follow, by name.
+    /// staging, prod]` (`plan --all-environments`, `apply --reviewed DIR`):
+    /// every environment, once. Without it, environments go by name.
     #[serde(default)]
     pub apply_order: Vec<Located<String>>,
 }

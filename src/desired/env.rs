@@ -31,6 +31,24 @@ pub struct Overrides {
 }
 
 impl Overrides {
+    /// The connection settings set by variable: they apply to whichever
+    /// environment is selected, so to each of several in turn.
+    pub fn connection_names(&self) -> Vec<&'static str> {
+        [
+            ("SLUICE_KAFKA_BOOTSTRAP", &self.kafka_bootstrap),
+            ("SLUICE_S3_ENDPOINT", &self.s3_endpoint),
+            ("SLUICE_S3_REGION", &self.s3_region),
+            ("SLUICE_ETCD_ENDPOINTS", &self.etcd_endpoints),
+            ("SLUICE_ETCD_PREFIX", &self.etcd_prefix),
+            ("SLUICE_RULES_DIR", &self.rules_dir),
+            ("SLUICE_RELOAD_URL", &self.reload_url),
+        ]
+        .into_iter()
+        .filter(|(_, v)| v.is_some())
+        .map(|(n, _)| n)
+        .collect()
+    }
+
     /// Reads the overrides from this process's environment; empty values count as unset.
     pub fn from_process() -> Self {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());

@@ -338,7 +338,7 @@ fn check_namespace_environments(ws: &Doc<Workspace>, parsed: &Parsed, diags: &mu
     }
 }
 
-/// `apply_order` names each declared environment at most once.
+/// `apply_order`, when given, names each declared environment exactly once.
 fn check_apply_order(ws: &Doc<Workspace>, diags: &mut Vec<Diagnostic>) {
     let declared = &ws.value.spec.environments;
     let mut ordered = Vec::new();
@@ -359,6 +359,20 @@ fn check_apply_order(ws: &Doc<Workspace>, diags: &mut Vec<Diagnostic>) {
             .at(&ws.file, name.loc)
             .hint("list each declared environment once, in the order changes reach them"),
         );
+    }
+    // Once given, the order is whole: an environment left out would be
+    // applied in an order nobody chose.
+    if let Some(first) = ws.value.spec.apply_order.first() {
+        for name in declared.keys().filter(|n| !ordered.contains(n)) {
+            diags.push(
+                Diagnostic::error(
+                    "unknown-environment",
+                    format!("`apply_order` leaves out environment `{name}`"),
+                )
+                .at(&ws.file, first.loc)
+                .hint("list every declared environment, in the order changes reach them"),
+            );
+        }
     }
 }
 

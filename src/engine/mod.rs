@@ -185,22 +185,21 @@ pub async fn plan(
 ) -> Result<Planned, EngineError> {
     // Resources come from the whole desired state, so that a bucket shared
     // with a namespace outside the scope has the value a full plan gives it.
-    let (resources, scope) = match &desired.scope {
-        Some(scope) => {
-            let (resources, scope) = in_scope(expand(desired), scope);
-            (resources, Some(scope))
-        }
-        None => (expand(desired), None),
-    };
+    let resources = expand(desired);
     let mut planned = plan_resources(
         &desired.environment.name,
         revision,
         &desired.guards,
         &resources,
-        scope.as_ref(),
+        desired.scope.as_ref(),
         target,
     )
     .await?;
+    let scope: Option<BTreeSet<String>> = planned
+        .plan
+        .scope
+        .as_ref()
+        .map(|s| s.iter().cloned().collect());
     let scoped;
     let judged = match &scope {
         Some(scope) => {
@@ -227,10 +226,12 @@ pub async fn plan(
 
 /// The resources of the namespaces in `scope`, and the scope itself grown by
 /// every namespace that shares a bucket with one in it (a bucket's value
-/// comes from all the namespaces that use it).
+/// comes from all the namespaces that use it), or that now declares what the
+/// inventory records under one in it (a resource handed over, not deleted).
 fn in_scope(
-    resources: Vec<Resource>,
+    resources: &[Resource],
     scope: &BTreeSet<String>,
+    inventory: &Inventory,
 ) -> (Vec<Resource>, BTreeSet<String>) {
     let buckets_of = |r: &Resource| -> Vec<String> {
         std::iter::once(&r.address)
@@ -241,15 +242,29 @@ fn in_scope(
     };
     let mut scope = scope.clone();
     loop {
+        let recorded: BTreeSet<&Address> = inventory
+            .entries
+            .iter()
+            .filter(|(_, e)| scope.contains(&e.namespace))
+            .map(|(a, _)| a)
+            .collect();
         let used: BTreeSet<String> = resources
             .iter()
             .filter(|r| scope.contains(&r.namespace))
             .flat_map(buckets_of)
+            .chain(
+                recorded
+                    .iter()
+                    .filter(|a| a.kind().system() == System::S3)
+                    .map(|a| a.bucket_and_id().0.to_owned()),
+            )
             .collect();
         let sharing: Vec<String> = resources
             .iter()
             .filter(|r| !scope.contains(&r.namespace))
-            .filter(|r| buckets_of(r).iter().any(|b| used.contains(b)))
+            .filter(|r| {
+                recorded.contains(&r.address) || buckets_of(r).iter().any(|b| used.contains(b))
+            })
             .map(|r| r.namespace.clone())
             .collect();
         if sharing.is_empty() {
@@ -258,8 +273,9 @@ fn in_scope(
         scope.extend(sharing);
     }
     let kept = resources
-        .into_iter()
+        .iter()
         .filter(|r| scope.contains(&r.namespace))
+        .cloned()
         .collect();
     (kept, scope)
 }
@@ -275,14 +291,22 @@ pub async fn plan_resources(
     target: &Target,
 ) -> Result<Planned, EngineError> {
     let stored = target.state.load().await?;
-    let in_scope;
+    let (scoped_resources, widened);
+    let (resources, scope) = match scope {
+        Some(scope) => {
+            (scoped_resources, widened) = in_scope(resources, scope, &stored.inventory);
+            (scoped_resources.as_slice(), Some(&widened))
+        }
+        None => (resources, None),
+    };
+    let scoped_inventory;
     let inventory = match scope {
         Some(scope) => {
             // The scope's entries, and the entry of anything it declares,
             // wherever it was recorded: a resource moving in from outside
             // the scope keeps its protection.
             let declared: BTreeSet<&Address> = resources.iter().map(|r| &r.address).collect();
-            in_scope = Inventory {
+            scoped_inventory = Inventory {
                 entries: stored
                     .inventory
                     .entries
@@ -291,7 +315,7 @@ pub async fn plan_resources(
                     .map(|(a, e)| (a.clone(), e.clone()))
                     .collect(),
             };
-            &in_scope
+            &scoped_inventory
         }
         None => &stored.inventory,
     };

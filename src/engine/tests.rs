@@ -529,3 +529,31 @@ async fn a_scoped_plan_still_sees_the_protection_of_a_resource_moving_in_from_ou
     assert_eq!(p.summary.blocked, 1, "{:#?}", p.changes);
     assert!(p.adopt.is_empty(), "{:?}", p.adopt);
 }
+
+#[tokio::test]
+async fn a_scoped_plan_hands_a_shared_bucket_over_instead_of_deleting_it() {
+    let (w, _s3) = with_s3();
+    let mut shared = bucket("x", true);
+    shared.namespace = "alpha".into();
+    converge(&w, std::slice::from_ref(&shared)).await;
+
+    // `alpha` stops using the bucket in a pull request touching only it;
+    // `beta`, outside the scope, still uses it.
+    let mut kept = shared.clone();
+    kept.namespace = "beta".into();
+    let scope = std::collections::BTreeSet::from(["alpha".to_owned()]);
+    let p = plan_resources(
+        "dev",
+        None,
+        &Guards::default(),
+        &[kept],
+        Some(&scope),
+        &w.target,
+    )
+    .await
+    .unwrap()
+    .plan;
+    assert_eq!(p.summary.delete, 0, "{:#?}", p.changes);
+    assert_eq!(p.scope, Some(vec!["alpha".to_owned(), "beta".to_owned()]));
+    assert_eq!(p.adopt[&Address::bucket("x")].namespace, "beta");
+}

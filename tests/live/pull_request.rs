@@ -458,6 +458,30 @@ fn every_environment_in_one_comment_and_applied_in_order_stopping_at_the_first_f
     assert!(comment.stdout.len() < 60_000);
     assert!(plans.join("dev.json").exists() && plans.join("prod.json").exists());
 
+    // A directory missing an environment's plan, or holding one under
+    // another environment's name, applies nothing.
+    for (name, files) in [
+        ("partial", vec![("dev.json", "dev.json")]),
+        (
+            "swapped",
+            vec![("dev.json", "prod.json"), ("prod.json", "dev.json")],
+        ),
+    ] {
+        let dir = repo.dir.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (to, from) in files {
+            std::fs::copy(plans.join(from), dir.join(to)).unwrap();
+        }
+        let refused = repo.run(&["apply", "--reviewed", dir.to_str().unwrap()]);
+        assert_eq!(refused.code, 1, "{name}: {}", refused.all_output());
+        assert!(
+            refused.stderr.contains("no plan for environment `prod`")
+                || refused.stderr.contains("it is for environment"),
+            "{name}: {}",
+            refused.stderr
+        );
+    }
+
     // dev's topic moves out-of-band: dev's reviewed plan no longer holds, and
     // prod, after it in the order, is not applied.
     repo.set_topic_config(&repo.name("d"), "retention.ms", "1000");
