@@ -105,6 +105,12 @@ impl UnitKind for DurationUnit {
     const HINT: &'static str = "write a number and a unit, such as `5m`, `12h`, `7d` or `30days`";
     fn parse(text: &str) -> Result<Duration, String> {
         use humantime::DurationError as E;
+        // `M` reads as months to some and minutes to others: neither is guessed.
+        if text.contains('M') {
+            return Err(format!(
+                "invalid duration `{text}`: `M` is ambiguous (months, or minutes?); write `m` or `min` for minutes, or days such as `30d`"
+            ));
+        }
         humantime::parse_duration(text).map_err(|e| match e {
             E::UnknownUnit { unit, .. } => {
                 format!("invalid duration `{text}`: unknown unit `{unit}`")

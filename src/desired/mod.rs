@@ -42,9 +42,35 @@ pub fn load(
 ) -> (Vec<Desired>, Vec<Diagnostic>) {
     let mut diags = Vec::new();
     let parsed = crate::config::parse::parse_tree(tree, &mut diags);
+    if let Some(file) = &tree.workspace
+        && parsed.workspace.is_none()
+        && !diags.iter().any(Diagnostic::is_error)
+    {
+        diags.push(
+            Diagnostic::error("empty-workspace", "the workspace file holds no `kind: Workspace` document")
+                .at(&file.path, Loc::UNKNOWN)
+                .hint("declare at least one environment; `sluice schema workspace` prints the format, and examples/sluice.yaml is one to start from"),
+        );
+    }
     let desired = resolve(&parsed, selection, overrides, &mut diags);
     crate::diag::normalize(&mut diags);
     (desired, diags)
+}
+
+/// Where a mapping key first appears in a file's text (1-based), for a
+/// problem with a value that carries no place of its own.
+fn key_loc(text: &str, key: &str) -> Loc {
+    text.lines()
+        .enumerate()
+        .find_map(|(n, line)| {
+            let body = line.trim_start();
+            body.strip_prefix(key)?.trim_start().strip_prefix(':')?;
+            Some(Loc {
+                line: n as u32 + 1,
+                column: (line.len() - body.len()) as u32 + 1,
+            })
+        })
+        .unwrap_or(Loc::UNKNOWN)
 }
 
 /// Resolves the parsed config for the selected environments. Problems are
@@ -63,6 +89,14 @@ pub fn resolve(
         Selection::AllUnless(r) => (r, true),
         Selection::One(r) => (r, false),
     };
+    if ws.value.spec.environments.is_empty() {
+        diags.push(
+            Diagnostic::error("empty-workspace", "the workspace declares no environment")
+                .at(&ws.file, key_loc(&ws.text, "environments"))
+                .hint("declare at least one under `spec.environments`, with its Kafka and etcd; `sluice schema workspace` prints the format"),
+        );
+        return Vec::new();
+    }
     let requested = requested.or(overrides.env.as_deref());
     // `SLUICE_*` endpoint overrides apply to the environment a command would select.
     let selected = select_env(&ws.value, requested);

@@ -406,3 +406,21 @@ fn a_condition_nested_10000_deep_or_summing_20000_terms_is_an_error_not_a_crash(
         );
     }
 }
+
+#[test]
+fn an_empty_or_document_less_workspace_is_an_error_that_says_what_is_wrong() {
+    for text in ["", "---\n", "# only a comment\n"] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("namespaces")).unwrap();
+        std::fs::write(dir.path().join("sluice.yaml"), text).unwrap();
+        for cmd in ["validate", "plan"] {
+            let out = run(sluice(dir.path()).arg(cmd));
+            assert_eq!(out.code, 1, "{text:?} {cmd}: {}", out.stderr);
+            assert!(
+                out.stderr.contains("holds no `kind: Workspace` document"),
+                "{text:?} {cmd}: the error above says what is wrong: {}",
+                out.stderr
+            );
+        }
+    }
+}
