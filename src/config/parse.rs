@@ -85,9 +85,32 @@ pub fn parse_tree(tree: &SourceTree, diags: &mut Vec<Diagnostic>) -> Parsed {
         }
     }
     for file in &tree.namespaces {
+        // A file of nothing is ignored, and says so: with an inventory, a
+        // namespace whose file was emptied becomes planned deletes.
+        if is_blank(&file.text) {
+            diags.push(
+                Diagnostic::warning(
+                    "empty-file",
+                    format!("`{}` holds no document; it is ignored", file.path),
+                )
+                .at(&file.path, Loc::UNKNOWN)
+                .hint("write a `kind: Namespace` document in it, or delete the file"),
+            );
+            continue;
+        }
         parsed
             .namespaces
             .extend(parse_documents::<Namespace>(file, diags));
+    }
+    for path in &tree.ignored {
+        diags.push(
+            Diagnostic::warning(
+                "ignored-file",
+                format!("`{path}` is not read: sluice reads namespace files ending in `.yaml` or `.yml`, in lower case"),
+            )
+            .at(path, Loc::UNKNOWN)
+            .hint("rename it to end in `.yaml`, or move it out of `namespaces/`"),
+        );
     }
     parsed
 }

@@ -4,8 +4,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::{
-    NAMESPACES_DIR, POLICIES_DIR, SourceError, SourceFile, SourceTree, WORKSPACE_FILE, is_policy,
-    is_yaml,
+    NAMESPACES_DIR, POLICIES_DIR, SourceError, SourceFile, SourceTree, WORKSPACE_FILE,
+    is_ignored_yaml, is_policy, is_yaml,
 };
 
 /// Reads `sluice.yaml`, `namespaces/**/*.yaml` and `policies/**/*.rego` under `root`. Paths are shown
@@ -26,12 +26,21 @@ pub fn load_dir(root: &Path) -> Result<SourceTree, SourceError> {
     };
     let namespaces = read_all(root, NAMESPACES_DIR, &is_yaml, &mut links)?;
     let policies = read_all(root, POLICIES_DIR, &is_policy, &mut links)?;
+    // Only named, never read: such a file may hold anything.
+    let mut ignored = Vec::new();
+    let dir = root.join(NAMESPACES_DIR);
+    if dir.is_dir() && !dir.is_symlink() {
+        collect(&dir, &is_ignored_yaml, &mut ignored, &mut Vec::new())?;
+    }
+    ignored.sort();
+    let ignored = ignored.iter().map(|p| display_path(root, p)).collect();
     Ok(SourceTree {
         revision: None,
         workspace,
         namespaces,
         policies,
         links,
+        ignored,
     })
 }
 

@@ -9,7 +9,7 @@ use git2::{ObjectType, Repository, TreeWalkMode, TreeWalkResult};
 use super::dir::{display_path, load_dir};
 use super::{
     NAMESPACES_DIR, Origin, POLICIES_DIR, SourceError, SourceFile, SourceTree, WORKSPACE_FILE,
-    is_policy, is_yaml,
+    is_ignored_yaml, is_policy, is_yaml,
 };
 
 /// Reads the config files of `repo` (a local path or a URL) at `rev`. A URL is
@@ -196,12 +196,24 @@ fn read_tree(
     };
     let namespaces = walk(repository, tree, NAMESPACES_DIR, is_yaml, &mut links)?;
     let policies = walk(repository, tree, POLICIES_DIR, is_policy, &mut links)?;
+    // Only named, never read: such a file may hold anything.
+    let ignored = walk_blobs(
+        repository,
+        tree,
+        NAMESPACES_DIR,
+        is_ignored_yaml,
+        &mut Vec::new(),
+    )?
+    .into_iter()
+    .map(|(path, _)| path)
+    .collect();
     Ok(SourceTree {
         revision,
         workspace,
         namespaces,
         policies,
         links,
+        ignored,
     })
 }
 
@@ -217,6 +229,20 @@ fn walk(
     keep: impl Fn(&str) -> bool,
     links: &mut Vec<String>,
 ) -> Result<Vec<SourceFile>, SourceError> {
+    walk_blobs(repository, tree, dir, keep, links)?
+        .into_iter()
+        .map(|(path, id)| blob_file(repository, id, &path))
+        .collect()
+}
+
+/// [`walk`], naming the blobs without reading them.
+fn walk_blobs(
+    repository: &Repository,
+    tree: &git2::Tree<'_>,
+    dir: &str,
+    keep: impl Fn(&str) -> bool,
+    links: &mut Vec<String>,
+) -> Result<Vec<(String, git2::Oid)>, SourceError> {
     let mut blobs = Vec::new();
     if let Ok(entry) = tree.get_path(Path::new(dir))
         && entry.kind() == Some(ObjectType::Tree)
@@ -239,10 +265,7 @@ fn walk(
         .map_err(git(format!("cannot walk `{dir}/`")))?;
     }
     blobs.sort();
-    blobs
-        .into_iter()
-        .map(|(path, id)| blob_file(repository, id, &path))
-        .collect()
+    Ok(blobs)
 }
 
 fn git(context: String) -> impl FnOnce(git2::Error) -> SourceError {

@@ -36,6 +36,9 @@ pub struct SourceTree {
     /// (a pull request could point one at any file the runner can read),
     /// and each an error.
     pub links: Vec<String>,
+    /// Files under `namespaces/` that look like YAML but are not read (an
+    /// upper-case `.YAML`), by path: each gets a warning.
+    pub ignored: Vec<String>,
 }
 
 impl SourceTree {
@@ -64,6 +67,12 @@ impl Origin {
 /// Whether a file name is a YAML document.
 fn is_yaml(name: &str) -> bool {
     name.ends_with(".yaml") || name.ends_with(".yml")
+}
+
+/// YAML by its extension in any case, but not read: `orders.YAML`.
+fn is_ignored_yaml(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    !is_yaml(name) && (lower.ends_with(".yaml") || lower.ends_with(".yml"))
 }
 
 fn is_policy(name: &str) -> bool {

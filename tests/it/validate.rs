@@ -424,3 +424,61 @@ fn an_empty_or_document_less_workspace_is_an_error_that_says_what_is_wrong() {
         }
     }
 }
+
+#[test]
+fn empty_and_upper_case_yaml_files_are_not_ignored_without_a_word() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(
+        &root().join("tests/fixtures/invalid/deep-condition"),
+        dir.path(),
+    );
+    let ns = dir.path().join("namespaces");
+    std::fs::remove_file(ns.join("orders.yaml")).unwrap();
+    std::fs::write(
+        ns.join("orders.yaml"),
+        "apiVersion: sluice/v1\nkind: Namespace\nmetadata:\n  name: orders\n",
+    )
+    .unwrap();
+    std::fs::write(ns.join("blank.yaml"), "").unwrap();
+    std::fs::write(ns.join("comments.yml"), "# later\n---\n").unwrap();
+    std::fs::write(ns.join("billing.YAML"), [0xff, 0xfe, 0x00]).unwrap();
+    let git = git2::Repository::init(dir.path()).unwrap();
+    crate::common::commit_all(&git, "files sluice does not read");
+    let path = dir.path().to_str().unwrap();
+    for source in [["--repo", path, "", ""], ["--git", path, "--rev", "HEAD"]] {
+        let args: Vec<&str> = source.iter().copied().filter(|a| !a.is_empty()).collect();
+        let out = run(sluice(dir.path())
+            .args(&args)
+            .args(["validate", "--format", "json"]));
+        assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+        let report = out.json();
+        let warned: BTreeSet<(String, String)> = report["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["level"] == "warning")
+            .map(|d| {
+                (
+                    d["code"].as_str().unwrap().to_owned(),
+                    d["file"]
+                        .as_str()
+                        .unwrap()
+                        .rsplit('/')
+                        .next()
+                        .unwrap()
+                        .to_owned(),
+                )
+            })
+            .collect();
+        for (code, file) in [
+            ("empty-file", "blank.yaml"),
+            ("empty-file", "comments.yml"),
+            ("ignored-file", "billing.YAML"),
+        ] {
+            assert!(
+                warned.contains(&(code.to_owned(), file.to_owned())),
+                "{args:?}: no {code} for {file}: {warned:?}"
+            );
+        }
+    }
+}
