@@ -138,7 +138,10 @@ pub fn parse_documents<T: DeserializeOwned>(
                 text: shared.clone(),
                 value,
             }),
-            Err(err) => diags.push(yaml_problem(&file.path, &err)),
+            Err(err) => diags.push(
+                tab_problem(&file.path, &file.text, &err)
+                    .unwrap_or_else(|| yaml_problem(&file.path, &err)),
+            ),
         }
     }
     docs
@@ -173,6 +176,36 @@ fn is_blank(doc: &str) -> bool {
 }
 
 /// A diagnostic for a document serde-saphyr rejected, with a hint by kind.
+/// A tab where YAML wants spaces, at the tab itself: the parser reports the
+/// place it noticed, which may be a column or a line past it.
+fn tab_problem(file: &str, text: &str, err: &serde_saphyr::Error) -> Option<Diagnostic> {
+    if !err.to_string().contains("tab") {
+        return None;
+    }
+    let at = err.location().map(Loc::from)?;
+    let lines: Vec<&str> = text.lines().collect();
+    let reported = at.line.checked_sub(1)? as usize;
+    // The reported line first, then the one before it, then the one after.
+    let tab = [Some(reported), reported.checked_sub(1), Some(reported + 1)]
+        .into_iter()
+        .flatten()
+        .find_map(|n| {
+            let column = lines.get(n)?.find('\t')?;
+            Some(Loc {
+                line: n as u32 + 1,
+                column: lines[n][..column].chars().count() as u32 + 1,
+            })
+        })?;
+    Some(
+        Diagnostic::error("yaml-syntax", "a tab character where YAML allows only spaces")
+            .at(file, tab)
+            .hint(format!(
+                "YAML indents with spaces only: replace the tab at line {}, column {} with spaces (editors may show it as spaces)",
+                tab.line, tab.column
+            )),
+    )
+}
+
 fn yaml_problem(file: &str, err: &serde_saphyr::Error) -> Diagnostic {
     let err = err.without_snippet();
     let message = serde_saphyr::UserMessageFormatter
