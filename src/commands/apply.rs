@@ -329,12 +329,7 @@ pub fn run_reviewed_dir(
     allow_delete: bool,
     limits: Limits,
 ) -> Result<Exit, Error> {
-    let tree = cli.source.origin().load()?;
-    let Some(workspace) = crate::config::parse::parse_tree(&tree, &mut Vec::new()).workspace else {
-        resolve_desired(cli, tree, None)?;
-        return Err(Error::Invalid(1));
-    };
-    let order = workspace.value.spec.environments_in_order();
+    let order = super::environments_in_order(cli)?;
     let file_error = |message: String| Error::PlanFile {
         path: dir.display().to_string(),
         message,
@@ -364,7 +359,6 @@ pub fn run_reviewed_dir(
         }
         read_plan(&path, Some(env))?;
     }
-    super::warn_overrides_all();
     for env in &order {
         eprintln!("sluice: applying the reviewed plan of environment `{env}`");
         let path = dir.join(format!("{env}.json"));

@@ -232,6 +232,19 @@ pub fn main() -> ExitCode {
     ExitCode::from(exit as u8)
 }
 
+/// Every environment of the workspace in its apply order, for a command that
+/// works on each in turn; warns of overrides that would reach them all.
+fn environments_in_order(cli: &Cli) -> Result<Vec<String>, Error> {
+    let tree = cli.source.origin().load()?;
+    let Some(workspace) = crate::config::parse::parse_tree(&tree, &mut Vec::new()).workspace else {
+        // The full load says what is wrong.
+        resolve_desired(cli, tree, None)?;
+        return Err(Error::Invalid(1));
+    };
+    warn_overrides_all();
+    Ok(workspace.value.spec.environments_in_order())
+}
+
 /// Warns when variables override the connection settings of every
 /// environment a command works on in turn.
 fn warn_overrides_all() {

@@ -11,7 +11,7 @@ use crate::cli::{Cli, PlanFormat};
 use crate::config::parse::parse_tree;
 use crate::desired::{Desired, Environment, Overrides, connect_as_base};
 use crate::engine::{self, Planned, Target};
-use crate::plan::{Action, Plan};
+use crate::plan::Plan;
 use crate::render;
 use crate::source::{PullRequest, SourceFile, SourceTree, load_pull_request};
 use crate::state::{ApplyStatus, Stored};
@@ -210,15 +210,21 @@ pub fn plan(
             path.display()
         );
     }
-    Ok(
-        if plan.changes.iter().any(|c| c.action == Action::Blocked) {
-            Exit::Failure
-        } else if detailed && !plan.changes.is_empty() {
-            Exit::Changes
-        } else {
-            Exit::Success
-        },
-    )
+    Ok(exit_of(
+        plan.summary.blocked > 0,
+        detailed && !plan.changes.is_empty(),
+    ))
+}
+
+/// A plan's exit: 1 when something is blocked, 2 for changes when asked.
+fn exit_of(blocked: bool, changes: bool) -> Exit {
+    if blocked {
+        Exit::Failure
+    } else if changes {
+        Exit::Changes
+    } else {
+        Exit::Success
+    }
 }
 
 pub fn drift(cli: &Cli, format: PlanFormat) -> Result<Exit, Error> {
@@ -241,16 +247,8 @@ pub fn plan_all(
     detailed: bool,
     base: Option<&str>,
 ) -> Result<Exit, Error> {
-    let tree = cli.source.origin().load()?;
-    let workspace = parse_tree(&tree, &mut Vec::new()).workspace;
-    let Some(workspace) = workspace else {
-        // The full load says what is wrong.
-        resolve_desired(cli, tree, None)?;
-        return Err(Error::Invalid(1));
-    };
-    super::warn_overrides_all();
     let mut plans = Vec::new();
-    for env in workspace.value.spec.environments_in_order() {
+    for env in super::environments_in_order(cli)? {
         plans.push(block_on(plan_now(cli, base, Some(&env)))?.plan);
     }
     match format {
@@ -283,13 +281,7 @@ pub fn plan_all(
     }
     let blocked = plans.iter().any(|p| p.summary.blocked > 0);
     let changes = plans.iter().any(|p| !p.changes.is_empty());
-    Ok(if blocked {
-        Exit::Failure
-    } else if detailed && changes {
-        Exit::Changes
-    } else {
-        Exit::Success
-    })
+    Ok(exit_of(blocked, detailed && changes))
 }
 
 /// Writes a plan with its digest, for `apply`.

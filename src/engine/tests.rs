@@ -97,6 +97,14 @@ async fn plan(w: &World, desired: &[Resource], guards: &Guards) -> Result<Planne
     plan_resources("dev", None, guards, &desired, None, &w.target).await
 }
 
+/// A plan of `desired` scoped to one namespace, as `plan --base` makes it.
+async fn scoped(w: &World, desired: &[Resource], namespace: &str) -> Plan {
+    let scope = std::collections::BTreeSet::from([namespace.to_owned()]);
+    let guards = Guards::default();
+    let planned = plan_resources("dev", None, &guards, desired, Some(&scope), &w.target);
+    planned.await.unwrap().plan
+}
+
 async fn converge(w: &World, desired: &[Resource]) -> Plan {
     let p = plan(w, desired, &Guards::default()).await.unwrap().plan;
     let outcome = apply(&p, &w.target, &options(true)).await.unwrap();
@@ -470,17 +478,23 @@ async fn a_create_never_sent_leaves_no_intent_and_an_unconfirmed_one_is_never_de
     assert_eq!(p.forget, [Address::bucket("a")]);
 }
 
-#[tokio::test]
-async fn moving_a_topic_out_of_a_protected_namespace_is_blocked_until_it_is_unprotected() {
-    let w = world();
+/// Topic `orders` applied in protected namespace `payments`, and the same
+/// topic declared in unprotected `scratch`.
+async fn applied_in_payments_then_moved(w: &World) -> (Resource, Resource) {
     let mut guarded = topic("orders", 1);
     guarded.namespace = "payments".into();
     guarded.protected = true;
-    converge(&w, std::slice::from_ref(&guarded)).await;
-
+    converge(w, std::slice::from_ref(&guarded)).await;
     let mut moved = guarded.clone();
     moved.namespace = "scratch".into();
     moved.protected = false;
+    (guarded, moved)
+}
+
+#[tokio::test]
+async fn moving_a_topic_out_of_a_protected_namespace_is_blocked_until_it_is_unprotected() {
+    let w = world();
+    let (guarded, moved) = applied_in_payments_then_moved(&w).await;
     let p = plan(&w, std::slice::from_ref(&moved), &Guards::default())
         .await
         .unwrap()
@@ -505,27 +519,9 @@ async fn moving_a_topic_out_of_a_protected_namespace_is_blocked_until_it_is_unpr
 #[tokio::test]
 async fn a_scoped_plan_still_sees_the_protection_of_a_resource_moving_in_from_outside_it() {
     let w = world();
-    let mut guarded = topic("orders", 1);
-    guarded.namespace = "payments".into();
-    guarded.protected = true;
-    converge(&w, std::slice::from_ref(&guarded)).await;
-
     // A pull request touching only `scratch` declares the topic there.
-    let mut moved = guarded.clone();
-    moved.namespace = "scratch".into();
-    moved.protected = false;
-    let scope = std::collections::BTreeSet::from(["scratch".to_owned()]);
-    let p = plan_resources(
-        "dev",
-        None,
-        &Guards::default(),
-        &[moved],
-        Some(&scope),
-        &w.target,
-    )
-    .await
-    .unwrap()
-    .plan;
+    let (_, moved) = applied_in_payments_then_moved(&w).await;
+    let p = scoped(&w, &[moved], "scratch").await;
     assert_eq!(p.summary.blocked, 1, "{:#?}", p.changes);
     assert!(p.adopt.is_empty(), "{:?}", p.adopt);
 }
@@ -541,18 +537,7 @@ async fn a_scoped_plan_hands_a_shared_bucket_over_instead_of_deleting_it() {
     // `beta`, outside the scope, still uses it.
     let mut kept = shared.clone();
     kept.namespace = "beta".into();
-    let scope = std::collections::BTreeSet::from(["alpha".to_owned()]);
-    let p = plan_resources(
-        "dev",
-        None,
-        &Guards::default(),
-        &[kept],
-        Some(&scope),
-        &w.target,
-    )
-    .await
-    .unwrap()
-    .plan;
+    let p = scoped(&w, &[kept], "alpha").await;
     assert_eq!(p.summary.delete, 0, "{:#?}", p.changes);
     assert_eq!(p.scope, Some(vec!["alpha".to_owned(), "beta".to_owned()]));
     assert_eq!(p.adopt[&Address::bucket("x")].namespace, "beta");

@@ -22,12 +22,7 @@ pub fn environments(plans: &[Plan]) -> String {
     let mut out = String::from("### sluice plan: every environment\n\n");
     out.push_str("| Environment | Create | Update | Delete | Blocked | Drift |\n|---|---:|---:|---:|---:|---:|\n");
     for p in plans {
-        let s = &p.summary;
-        let _ = writeln!(
-            out,
-            "| `{}` | {} | {} | {} | {} | {} |",
-            p.environment, s.create, s.update, s.delete, s.blocked, s.drift
-        );
+        out.push_str(&summary_row(&p.environment, &p.summary));
     }
     out.push('\n');
     let share = (LIMIT - out.len()) / plans.len().max(1);
@@ -152,9 +147,13 @@ fn notes(plan: &Plan, out: &mut String) {
 
 /// A namespace's row of the summary table.
 fn row(ns: &str, changes: &[&Change]) -> String {
-    let s = Summary::of(changes.iter().copied());
+    summary_row(ns, &Summary::of(changes.iter().copied()))
+}
+
+/// `| name | create | update | delete | blocked | drift |`.
+fn summary_row(name: &str, s: &Summary) -> String {
     format!(
-        "| `{ns}` | {} | {} | {} | {} | {} |\n",
+        "| `{name}` | {} | {} | {} | {} | {} |\n",
         s.create, s.update, s.delete, s.blocked, s.drift
     )
 }

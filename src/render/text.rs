@@ -137,8 +137,13 @@ pub fn plan(plan: &Plan, color: bool) -> String {
         );
     }
     violations(&mut out, plan, color);
-    let _ = writeln!(out, "{}", paint(color, "1", &plan.summary.to_string()));
+    bold_line(&mut out, color, &plan.summary.to_string());
     out
+}
+
+/// A summary line, in bold on a terminal.
+fn bold_line(out: &mut String, color: bool, text: &str) {
+    let _ = writeln!(out, "{}", paint(color, "1", text));
 }
 
 /// DR compliance violations: checks, not changes, so apply does not fix them.
@@ -171,16 +176,12 @@ pub fn drift(plan: &Plan, color: bool) -> String {
         if violated == 0 {
             out.push_str("No drift: the live state matches the desired state.\n");
         } else {
-            let _ = writeln!(
-                out,
-                "{}",
-                paint(
-                    color,
-                    "1",
-                    &format!(
-                        "No drift in resources, but {violated} DR compliance violation(s) (above): the exit code is 2."
-                    )
-                )
+            bold_line(
+                &mut out,
+                color,
+                &format!(
+                    "No drift in resources, but {violated} DR compliance violation(s) (above): the exit code is 2."
+                ),
             );
         }
         return out;
@@ -193,18 +194,14 @@ pub fn drift(plan: &Plan, color: bool) -> String {
         out.push_str("Desired in Git but not applied yet:\n");
         changes(&mut out, pending.iter().copied(), color);
     }
-    let _ = writeln!(
-        out,
-        "{}",
-        paint(
-            color,
-            "1",
-            &format!(
-                "Drift: {} resource(s) changed outside sluice, {} change(s) pending, {violated} DR compliance violation(s).",
-                drifted.len(),
-                pending.len()
-            )
-        )
+    bold_line(
+        &mut out,
+        color,
+        &format!(
+            "Drift: {} resource(s) changed outside sluice, {} change(s) pending, {violated} DR compliance violation(s).",
+            drifted.len(),
+            pending.len()
+        ),
     );
     out
 }

@@ -2,22 +2,16 @@
 //! (installed by `scripts/services.sh install`): every golden plan, which
 //! between them hold every action, cause and kind of value.
 
-use std::process::Command;
+use std::ffi::OsStr;
 
 use crate::common::root;
-use crate::servers::shared;
+use crate::servers::check_jsonschema;
 
 fn check(files: &[std::path::PathBuf]) -> (bool, String) {
-    let tool = shared().var("CHECK_JSONSCHEMA");
-    let out = Command::new(&tool)
-        .arg("--schemafile")
-        .arg(root().join("schemas/plan.schema.json"))
-        .args(files)
-        .output()
-        .unwrap_or_else(|e| panic!("{tool} does not run ({e}): scripts/services.sh install"));
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
+    let schema = root().join("schemas/plan.schema.json");
+    let mut args: Vec<&OsStr> = vec![OsStr::new("--schemafile"), schema.as_os_str()];
+    args.extend(files.iter().map(|f| f.as_os_str()));
+    check_jsonschema(&args)
 }
 
 #[test]

@@ -115,6 +115,20 @@ impl TestRepo {
             .unwrap()
     }
 
+    /// Whether the broker lists topic `<tag>-<short>` (a metadata request for
+    /// every topic: one for a single topic may create it on brokers that
+    /// auto-create).
+    pub fn has_topic(&self, short: &str) -> bool {
+        let topic = self.name(short);
+        self.kafka_admin()
+            .inner()
+            .fetch_metadata(None, Duration::from_secs(10))
+            .unwrap()
+            .topics()
+            .iter()
+            .any(|t| t.name() == topic && t.error().is_none())
+    }
+
     /// Sets a topic config behind sluice's back, as another tool would.
     pub fn set_topic_config(&self, topic: &str, key: &str, value: &str) {
         let changed = incremental_alter_configs(
@@ -152,6 +166,19 @@ pub fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
         .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
         .build();
     aws_sdk_s3::Client::from_conf(config)
+}
+
+/// Runs check-jsonschema (installed by `scripts/services.sh install`) with
+/// `args`: whether the files passed, and what it printed.
+pub fn check_jsonschema(args: &[&std::ffi::OsStr]) -> (bool, String) {
+    let tool = shared().var("CHECK_JSONSCHEMA");
+    let out = Command::new(&tool)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{tool} does not run ({e}): scripts/services.sh install"));
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
 }
 
 /// `127.0.0.1:PORT` with nothing listening: a server that is down.

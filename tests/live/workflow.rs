@@ -1,21 +1,14 @@
 //! The example workflow against GitHub's own workflow schema, offline: the
 //! copy check-jsonschema vendors (installed by `scripts/services.sh install`).
 
-use std::process::Command;
+use std::ffi::OsStr;
 
 use crate::common::root;
-use crate::servers::shared;
+use crate::servers::check_jsonschema;
 
 fn check(file: &std::path::Path) -> (bool, String) {
-    let tool = shared().var("CHECK_JSONSCHEMA");
-    let out = Command::new(&tool)
-        .args(["--builtin-schema", "vendor.github-workflows"])
-        .arg(file)
-        .output()
-        .unwrap_or_else(|e| panic!("{tool} does not run ({e}): scripts/services.sh install"));
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
+    let builtin = ["--builtin-schema", "vendor.github-workflows"].map(OsStr::new);
+    check_jsonschema(&[builtin[0], builtin[1], file.as_os_str()])
 }
 
 #[test]

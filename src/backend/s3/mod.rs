@@ -183,13 +183,18 @@ impl S3Backend {
         what: &str,
         work: impl std::future::Future<Output = Result<T, BackendError>>,
     ) -> Result<T, BackendError> {
-        let limit = self.timeout * ATTEMPTS;
-        tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
-            Err(read_error(format!(
-                "{what}: timed out after {}s",
-                limit.as_secs_f64()
-            )))
-        })
+        tokio::time::timeout(self.limit(), work)
+            .await
+            .unwrap_or_else(|_| Err(read_error(format!("{what}: {}", self.timed_out()))))
+    }
+
+    /// How long one bounded piece of work may take: every attempt of it.
+    fn limit(&self) -> Duration {
+        self.timeout * ATTEMPTS
+    }
+
+    fn timed_out(&self) -> String {
+        format!("timed out after {}s", self.limit().as_secs_f64())
     }
 
     /// The client that signs for `region`.
@@ -363,15 +368,9 @@ impl BackupCatalog for S3Backend {
     /// Lists buckets: proves S3 answers.
     async fn health(&self) -> Result<usize, String> {
         let listed = self.client(&self.home).list_buckets().send();
-        let timed_out = || {
-            format!(
-                "timed out after {}s",
-                (self.timeout * ATTEMPTS).as_secs_f64()
-            )
-        };
-        match tokio::time::timeout(self.timeout * ATTEMPTS, listed).await {
+        match tokio::time::timeout(self.limit(), listed).await {
             Ok(Ok(r)) => Ok(r.buckets().len()),
-            Ok(Err(SdkError::TimeoutError(_))) | Err(_) => Err(timed_out()),
+            Ok(Err(SdkError::TimeoutError(_))) | Err(_) => Err(self.timed_out()),
             Ok(Err(e)) => Err(describe(&e)),
         }
     }
