@@ -11,6 +11,7 @@ pub mod parse;
 pub mod redact;
 pub mod scalar;
 pub mod secret;
+pub mod shape;
 pub mod units;
 pub mod workspace;
 

@@ -5,10 +5,11 @@
 
 use std::sync::Arc;
 
+use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde_saphyr::MessageFormatter;
 
-use super::{Loc, Namespace, Workspace};
+use super::{Loc, Namespace, Workspace, shape};
 use crate::diag::Diagnostic;
 use crate::source::{SourceFile, SourceTree, WORKSPACE_FILE};
 
@@ -117,7 +118,7 @@ pub fn parse_tree(tree: &SourceTree, diags: &mut Vec<Diagnostic>) -> Parsed {
 
 /// Parses each document of a (possibly multi-document) file on its own, so a
 /// broken document does not hide problems in the next one.
-pub fn parse_documents<T: DeserializeOwned>(
+pub fn parse_documents<T: DeserializeOwned + JsonSchema>(
     file: &SourceFile,
     diags: &mut Vec<Diagnostic>,
 ) -> Vec<Doc<T>> {
@@ -138,10 +139,16 @@ pub fn parse_documents<T: DeserializeOwned>(
                 text: shared.clone(),
                 value,
             }),
-            Err(err) => diags.push(
-                tab_problem(&file.path, &file.text, &err)
-                    .unwrap_or_else(|| yaml_problem(&file.path, &err)),
-            ),
+            Err(err) => {
+                let first = tab_problem(&file.path, &file.text, &err)
+                    .unwrap_or_else(|| yaml_problem(&file.path, &err));
+                // Serde stops at its first problem; the schema finds them all.
+                let all = shape::problems::<T>(&file.path, &text);
+                if !all.iter().any(|d| d.span == first.span) {
+                    diags.push(first);
+                }
+                diags.extend(all);
+            }
         }
     }
     docs
@@ -232,7 +239,7 @@ fn classify(message: String) -> (&'static str, String, String) {
     if let Some(rest) = message.strip_prefix("unknown field `") {
         let hint = suggest(
             rest,
-            "remove it, or check its spelling against the schema in `schemas/`",
+            "remove it, or check its spelling; `sluice schema namespace` (or `workspace`) lists every field",
         );
         return ("unknown-field", message, hint);
     }
@@ -252,7 +259,8 @@ fn classify(message: String) -> (&'static str, String, String) {
         return (
             "missing-field",
             message,
-            "add the field; the schema in `schemas/` lists what each kind needs".into(),
+            "add the field; `sluice schema namespace` (or `workspace`) lists what each kind needs"
+                .into(),
         );
     }
     if message.contains("duplicate") {
@@ -281,7 +289,7 @@ fn classify(message: String) -> (&'static str, String, String) {
         None => (
             "wrong-type",
             message,
-            "check the value against the schema in `schemas/`".into(),
+            "check the value against `sluice schema namespace` (or `workspace`)".into(),
         ),
     }
 }
@@ -294,17 +302,22 @@ fn suggest(rest: &str, fallback: &str) -> String {
     let Some((_, expected)) = tail.split_once("expected") else {
         return fallback.into();
     };
-    let best = expected
+    let candidates: Vec<&str> = expected
         .trim_start_matches(" one of")
         .split([',', ' ', '`'])
         .filter(|c| !c.is_empty() && *c != "or")
-        .map(|cand| (strsim::jaro_winkler(got, cand), cand))
+        .collect();
+    suggest_among(got, &candidates).unwrap_or_else(|| fallback.into())
+}
+
+/// "did you mean `x`?" for the candidate closest to `got`, if one is close.
+pub fn suggest_among(got: &str, candidates: &[impl AsRef<str>]) -> Option<String> {
+    candidates
+        .iter()
+        .map(|c| (strsim::jaro_winkler(got, c.as_ref()), c.as_ref()))
         .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0));
-    match best {
-        Some((_, cand)) => format!("did you mean `{cand}`?"),
-        None => fallback.into(),
-    }
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| format!("did you mean `{c}`?"))
 }
 
 #[cfg(test)]

@@ -154,6 +154,13 @@ impl JsonSchema for SecretRef {
     }
 }
 
+/// The problem of a secret written inline at `field` (a dotted path); the
+/// value itself is never quoted.
+pub fn inline_secret(field: &str) -> crate::diag::Diagnostic {
+    crate::diag::Diagnostic::error("inline-secret", format!("`{field}` holds an inline secret"))
+        .hint("secrets are never written in the config: store it in an environment variable or a file and write `${env:NAME}` or `${file:PATH}`")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,7 @@
 
 use crate::config::Workspace;
 use crate::config::namespace::Compression;
-use crate::config::secret::{SecretRef, is_secret_key, parse_reference};
+use crate::config::secret::{SecretRef, inline_secret, is_secret_key, parse_reference};
 use crate::config::units::millis;
 use crate::config::workspace::{AlertsEnv, Environment as EnvConfig, S3Env};
 use crate::diag::Diagnostic;
@@ -351,11 +351,6 @@ fn check_secrets(cfg: &EnvConfig, file: &str, name: &str, diags: &mut Vec<Diagno
             );
         }
     }
-}
-
-fn inline_secret(field: &str) -> Diagnostic {
-    Diagnostic::error("inline-secret", format!("`{field}` holds an inline secret"))
-        .hint("secrets are never written in the config: store it in an environment variable or a file and write `${env:NAME}` or `${file:PATH}`")
 }
 
 /// Settings that cannot work together.
