@@ -113,6 +113,16 @@ pub fn parse_tree(tree: &SourceTree, diags: &mut Vec<Diagnostic>) -> Parsed {
             .hint("rename it to end in `.yaml`, or move it out of `namespaces/`"),
         );
     }
+    for path in &tree.stray {
+        diags.push(
+            Diagnostic::warning(
+                "ignored-file",
+                format!("`{path}` is not read: sluice reads `sluice.yaml` and the files under `namespaces/`"),
+            )
+            .at(path, Loc::UNKNOWN)
+            .hint("move a namespace file under `namespaces/`; the workspace is `sluice.yaml` at the root"),
+        );
+    }
     parsed
 }
 

@@ -320,6 +320,7 @@ fn unknown_value(instance: &Value, words: &[String], last: Option<&str>, at: Loc
     let hint = match (last, got.as_str()) {
         (Some("kind"), "Workspace") => "a Workspace belongs in `sluice.yaml` at the repository root; files under `namespaces/` hold `kind: Namespace`".into(),
         (Some("kind"), "Namespace") => "namespaces belong in `namespaces/**/*.yaml`; `sluice.yaml` holds the one `kind: Workspace`".into(),
+        (Some("kind"), _) => format!("sluice reads only `kind: Namespace` under `namespaces/` and `kind: Workspace` in `sluice.yaml`; move other documents out (a misspelt kind: {})", suggest_among(&got, words).unwrap_or_else(|| format!("write `{}`", words.join("` or `")))),
         _ => suggest_among(&got, words).unwrap_or_else(|| "use one of the listed values".into()),
     };
     let code = if last == Some("kind") {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::{
     NAMESPACES_DIR, POLICIES_DIR, SourceError, SourceFile, SourceTree, WORKSPACE_FILE,
-    is_ignored_yaml, is_policy, is_yaml,
+    is_ignored_yaml, is_policy, is_stray, is_yaml,
 };
 
 /// Reads `sluice.yaml`, `namespaces/**/*.yaml` and `policies/**/*.rego` under `root`. Paths are shown
@@ -41,7 +41,42 @@ pub fn load_dir(root: &Path) -> Result<SourceTree, SourceError> {
         policies,
         links,
         ignored,
+        stray: stray(root),
     })
+}
+
+/// YAML files at the root and one directory down that are not read.
+fn stray(root: &Path) -> Vec<String> {
+    let names = |dir: &Path| -> Vec<(String, bool)> {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|e| {
+                let kind = e.file_type().ok()?;
+                Some((e.file_name().to_string_lossy().into_owned(), kind.is_dir()))
+            })
+            .collect()
+    };
+    let mut out = Vec::new();
+    for (name, is_dir) in names(root) {
+        if !is_dir {
+            out.push(name);
+        } else if !name.starts_with('.') && name != NAMESPACES_DIR {
+            let sub = names(&root.join(&name));
+            out.extend(
+                sub.into_iter()
+                    .filter(|e| !e.1)
+                    .map(|e| format!("{name}/{}", e.0)),
+            );
+        }
+    }
+    out.retain(|p| is_stray(p));
+    out.sort();
+    out.iter()
+        .map(|p| display_path(root, Path::new(p).as_ref()))
+        .collect()
 }
 
 /// The files under `root/dir` whose names `keep` accepts, sorted by path;

@@ -9,7 +9,7 @@ use git2::{ObjectType, Repository, TreeWalkMode, TreeWalkResult};
 use super::dir::{display_path, load_dir};
 use super::{
     NAMESPACES_DIR, Origin, POLICIES_DIR, SourceError, SourceFile, SourceTree, WORKSPACE_FILE,
-    is_ignored_yaml, is_policy, is_yaml,
+    is_ignored_yaml, is_policy, is_stray, is_yaml,
 };
 
 /// Reads the config files of `repo` (a local path or a URL) at `rev`. A URL is
@@ -214,7 +214,32 @@ fn read_tree(
         policies,
         links,
         ignored,
+        stray: stray(repository, tree),
     })
+}
+
+/// YAML blobs at the root and one tree down that are not read.
+fn stray(repository: &Repository, tree: &git2::Tree<'_>) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in tree.iter() {
+        let name = entry.name().unwrap_or_default();
+        match entry.kind() {
+            Some(ObjectType::Blob) => out.push(name.to_owned()),
+            Some(ObjectType::Tree) if name != NAMESPACES_DIR && !name.starts_with('.') => {
+                if let Ok(sub) = repository.find_tree(entry.id()) {
+                    out.extend(
+                        sub.iter()
+                            .filter(|e| e.kind() == Some(ObjectType::Blob))
+                            .map(|e| format!("{name}/{}", e.name().unwrap_or_default())),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    out.retain(|p| is_stray(p));
+    out.sort();
+    out
 }
 
 /// Git's file mode of a symbolic link.

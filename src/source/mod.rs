@@ -39,6 +39,9 @@ pub struct SourceTree {
     /// Files under `namespaces/` that look like YAML but are not read (an
     /// upper-case `.YAML`), by path: each gets a warning.
     pub ignored: Vec<String>,
+    /// YAML files outside `namespaces/` (at the root, or one directory
+    /// down), other than `sluice.yaml`: named, never read, each warned about.
+    pub stray: Vec<String>,
 }
 
 impl SourceTree {
@@ -71,8 +74,23 @@ fn is_yaml(name: &str) -> bool {
 
 /// YAML by its extension in any case, but not read: `orders.YAML`.
 fn is_ignored_yaml(name: &str) -> bool {
+    !is_yaml(name) && is_any_yaml(name)
+}
+
+/// YAML by its extension in any case.
+fn is_any_yaml(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
-    !is_yaml(name) && (lower.ends_with(".yaml") || lower.ends_with(".yml"))
+    lower.ends_with(".yaml") || lower.ends_with(".yml")
+}
+
+/// Whether `path` (relative to the root, one or two levels deep) is a YAML
+/// file sluice does not read although it may have been meant for it.
+fn is_stray(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    is_any_yaml(name)
+        && path != WORKSPACE_FILE
+        && !path.starts_with(&format!("{NAMESPACES_DIR}/"))
+        && !path.split('/').any(|p| p.starts_with('.'))
 }
 
 fn is_policy(name: &str) -> bool {

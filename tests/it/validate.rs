@@ -426,7 +426,7 @@ fn an_empty_or_document_less_workspace_is_an_error_that_says_what_is_wrong() {
 }
 
 #[test]
-fn empty_and_upper_case_yaml_files_are_not_ignored_without_a_word() {
+fn empty_upper_case_and_stray_yaml_files_are_not_ignored_without_a_word() {
     let dir = tempfile::tempdir().unwrap();
     copy_tree(
         &root().join("tests/fixtures/invalid/deep-condition"),
@@ -442,6 +442,12 @@ fn empty_and_upper_case_yaml_files_are_not_ignored_without_a_word() {
     std::fs::write(ns.join("blank.yaml"), "").unwrap();
     std::fs::write(ns.join("comments.yml"), "# later\n---\n").unwrap();
     std::fs::write(ns.join("billing.YAML"), [0xff, 0xfe, 0x00]).unwrap();
+    // Outside namespaces/: a misspelt directory, and a namespace at the root.
+    std::fs::create_dir(dir.path().join("namespace")).unwrap();
+    std::fs::write(dir.path().join("namespace/search.yaml"), [0xff]).unwrap();
+    std::fs::write(dir.path().join("audit.yml"), "kind: Namespace\n").unwrap();
+    std::fs::create_dir(dir.path().join(".github")).unwrap();
+    std::fs::write(dir.path().join(".github/ci.yml"), "on: push\n").unwrap();
     let git = git2::Repository::init(dir.path()).unwrap();
     crate::common::commit_all(&git, "files sluice does not read");
     let path = dir.path().to_str().unwrap();
@@ -474,11 +480,19 @@ fn empty_and_upper_case_yaml_files_are_not_ignored_without_a_word() {
             ("empty-file", "blank.yaml"),
             ("empty-file", "comments.yml"),
             ("ignored-file", "billing.YAML"),
+            ("ignored-file", "search.yaml"),
+            ("ignored-file", "audit.yml"),
         ] {
             assert!(
                 warned.contains(&(code.to_owned(), file.to_owned())),
                 "{args:?}: no {code} for {file}: {warned:?}"
             );
         }
+        assert!(
+            !warned
+                .iter()
+                .any(|(_, f)| f == "ci.yml" || f == "sluice.yaml"),
+            "{args:?}: hidden directories and the workspace are not stray: {warned:?}"
+        );
     }
 }
