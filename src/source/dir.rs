@@ -75,7 +75,7 @@ fn stray(root: &Path) -> Vec<String> {
     out.retain(|p| is_stray(p));
     out.sort();
     out.iter()
-        .map(|p| display_path(root, Path::new(p).as_ref()))
+        .map(|p| display_path(root, Path::new(p)))
         .collect()
 }
 
