@@ -31,7 +31,9 @@ python3 - "$repo" "$n" "$namespaces" <<'PY'
 import os, sys
 repo, n, namespaces = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 with open("examples/sluice.yaml") as f:
-    ws = f.read().replace("protected_namespaces: [payments]", "protected_namespaces: []")
+    ws = f.read().replace("protected_namespaces: [payments]", "protected_namespaces: []").replace(
+        # A synthetic estate on one local broker: above the guidance on purpose.
+        "max_partitions_per_broker: 4000", "max_partitions_per_broker: 1000000000")
 with open(os.path.join(repo, "sluice.yaml"), "w") as f:
     f.write(ws)
 os.makedirs(os.path.join(repo, "namespaces"))

@@ -18,7 +18,9 @@ python3 - "$repo" "$n" <<'PY'
 import os, shutil, sys
 repo, n = sys.argv[1], int(sys.argv[2])
 with open("examples/sluice.yaml") as f:
-    workspace = f.read().replace("protected_namespaces: [payments]", "protected_namespaces: [ns-0000]")
+    workspace = f.read().replace("protected_namespaces: [payments]", "protected_namespaces: [ns-0000]").replace(
+        # A synthetic estate on one local broker: above the guidance on purpose.
+        "max_partitions_per_broker: 4000", "max_partitions_per_broker: 1000000000")
 with open(os.path.join(repo, "sluice.yaml"), "w") as f:
     f.write(workspace)
 for i in range(n):

@@ -198,7 +198,8 @@ fn registry_settings(
         spec.insert("capacity".into(), json!(c));
     }
     if let Some(ms) = r.retention_ms {
-        spec.insert("retention".into(), json!(duration(ms)));
+        let text = u64::try_from(ms).map_or_else(|_| "infinite".to_owned(), duration);
+        spec.insert("retention".into(), json!(text));
     }
     if let Some(c) = &r.cache {
         let mut cache = Map::new();

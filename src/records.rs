@@ -91,7 +91,8 @@ pub struct RegistryRecord {
     #[serde(default)]
     pub protected: bool,
     pub capacity: Option<Capacity>,
-    pub retention_ms: Option<u64>,
+    /// Milliseconds; `-1` keeps messages forever.
+    pub retention_ms: Option<i64>,
     pub cache: Option<CacheRecord>,
     pub connection_pool_size: Option<u32>,
     /// In declared order. Partition counts and replication stay Kafka's to

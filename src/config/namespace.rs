@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::located::Located;
 use super::scalar::Scalar;
-use super::units::{CronSchedule, HumanDuration, HumanSize};
+use super::units::{CronSchedule, HumanDuration, HumanRetention, HumanSize, PromDuration};
 use super::{ApiVersion, Labels};
 
 /// One namespace: its topics, capacity, retention, access, alerts and DR policy.
@@ -77,9 +77,9 @@ pub struct NamespaceSpec {
     /// Expected traffic; partition counts derive from it when not set.
     #[serde(default)]
     pub capacity: Option<Capacity>,
-    /// How long messages are kept (`7d`, `30days`, `12h`) → `retention.ms`.
+    /// How long messages are kept (`7d`, `30days`, `12h`, `infinite`) → `retention.ms`.
     #[serde(default)]
-    pub retention: Option<HumanDuration>,
+    pub retention: Option<HumanRetention>,
     /// Topic compression → `compression.type`.
     #[serde(default)]
     pub compression: Option<Compression>,
@@ -176,6 +176,14 @@ pub struct TopicSpec {
     /// compression and message size but not this topic's own `config`.
     #[serde(default)]
     pub dlq: bool,
+    /// Allows a retention under one minute, which deletes data almost as
+    /// soon as it is written.
+    #[serde(default)]
+    pub allow_short_retention: bool,
+    /// Allows growing the partitions of a compacted topic, which moves keys
+    /// to other partitions (the built-in policy `sluice.repartition`).
+    #[serde(default)]
+    pub allow_repartition: bool,
 }
 
 /// A consumer group that reads the namespace.
@@ -223,9 +231,10 @@ pub struct Alert {
     pub name: Located<String>,
     /// Condition such as `p99_latency > 50ms` or `write_rps > 0.9 * capacity`.
     pub condition: Located<String>,
-    /// How long the condition must hold before the alert fires (`5m`).
+    /// How long the condition must hold before the alert fires, in
+    /// Prometheus units (`5m`, `1h30m`).
     #[serde(default, rename = "for")]
-    pub for_: Option<HumanDuration>,
+    pub for_: Option<PromDuration>,
     pub severity: Severity,
     #[serde(default)]
     pub labels: Labels,

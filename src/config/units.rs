@@ -123,6 +123,84 @@ impl UnitKind for DurationUnit {
     }
 }
 
+/// A retention: a duration, or `infinite` (Kafka's `-1`), in milliseconds.
+pub struct RetentionUnit;
+impl UnitKind for RetentionUnit {
+    type Value = i64;
+    const NAME: &'static str = "Retention";
+    const CODE: &'static str = "invalid-duration";
+    const DESCRIPTION: &'static str = "How long messages are kept: a duration such as `12h`, `7d` or `30days`, or `infinite` to keep them forever.";
+    const HINT: &'static str =
+        "write a number and a unit, such as `12h`, `7d` or `30days`, or `infinite`";
+    fn parse(text: &str) -> Result<i64, String> {
+        if text == "infinite" {
+            return Ok(-1);
+        }
+        DurationUnit::parse(text).map(|d| i64::try_from(millis(d)).unwrap_or(i64::MAX))
+    }
+}
+
+/// A duration in Prometheus' own syntax: units `ms`, `s`, `m`, `h`, `d`, `w`
+/// and `y`, largest first, no spaces (`5m`, `1h30m`); what a rule file takes.
+pub struct PromDurationUnit;
+impl UnitKind for PromDurationUnit {
+    type Value = Duration;
+    const NAME: &'static str = "PromDuration";
+    const CODE: &'static str = "invalid-duration";
+    const DESCRIPTION: &'static str = "A Prometheus duration: numbers with the units `ms`, `s`, `m`, `h`, `d`, `w` or `y`, largest first and without spaces, such as `30s`, `5m` or `1h30m`.";
+    const HINT: &'static str = "Prometheus takes `ms`, `s`, `m`, `h`, `d`, `w` and `y`, largest first and without spaces, such as `5m` or `1h30m`";
+    fn parse(text: &str) -> Result<Duration, String> {
+        const UNITS: [(&str, u64); 7] = [
+            ("y", 365 * 86_400_000),
+            ("w", 7 * 86_400_000),
+            ("d", 86_400_000),
+            ("h", 3_600_000),
+            ("m", 60_000),
+            ("s", 1000),
+            ("ms", 1),
+        ];
+        let bad = |why: &str| format!("invalid Prometheus duration `{text}`: {why}");
+        if text.contains('M') {
+            return Err(bad(
+                "`M` is not a Prometheus unit (months, or minutes?); write `m` for minutes",
+            ));
+        }
+        let (mut rest, mut total, mut last) = (text, 0u64, None::<usize>);
+        while !rest.is_empty() {
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            if digits == 0 {
+                return Err(bad("expected a number and a unit"));
+            }
+            let n: u64 = rest[..digits]
+                .parse()
+                .map_err(|_| bad("the number is too large"))?;
+            rest = &rest[digits..];
+            let letters = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+            let unit = &rest[..letters];
+            let Some(i) = UNITS.iter().position(|(u, _)| *u == unit) else {
+                return Err(bad(&if unit.is_empty() {
+                    "expected a unit after the number".to_owned()
+                } else {
+                    format!("unknown unit `{unit}`")
+                }));
+            };
+            if last.is_some_and(|l| i <= l) {
+                return Err(bad("units go largest first, each once"));
+            }
+            last = Some(i);
+            total = n
+                .checked_mul(UNITS[i].1)
+                .and_then(|ms| total.checked_add(ms))
+                .ok_or_else(|| bad("too long"))?;
+            rest = &rest[letters..];
+        }
+        if last.is_none() {
+            return Err(bad("expected a number and a unit"));
+        }
+        Ok(Duration::from_millis(total))
+    }
+}
+
 /// `1MiB`, `512KiB`, `1048576`.
 pub struct SizeUnit;
 impl UnitKind for SizeUnit {
@@ -168,6 +246,8 @@ impl UnitKind for CronUnit {
 }
 
 pub type HumanDuration = Human<DurationUnit>;
+pub type HumanRetention = Human<RetentionUnit>;
+pub type PromDuration = Human<PromDurationUnit>;
 pub type HumanSize = Human<SizeUnit>;
 pub type CronSchedule = Human<CronUnit>;
 
@@ -222,6 +302,35 @@ mod tests {
         }
         assert!(DurationUnit::parse("7").unwrap_err().contains("unit"));
         assert!(DurationUnit::parse("7dd").is_err());
+    }
+
+    #[test]
+    fn retention_is_a_duration_or_infinite() {
+        assert_eq!(RetentionUnit::parse("7d").unwrap(), 604_800_000);
+        assert_eq!(RetentionUnit::parse("infinite").unwrap(), -1);
+        assert!(RetentionUnit::parse("forever").is_err());
+        assert!(
+            RetentionUnit::parse("2M")
+                .unwrap_err()
+                .contains("ambiguous")
+        );
+    }
+
+    #[test]
+    fn prometheus_durations_take_only_prometheus_units() {
+        let ms = |t| PromDurationUnit::parse(t).map(|d| d.as_millis());
+        assert_eq!(ms("5m").unwrap(), 300_000);
+        assert_eq!(ms("1h30m").unwrap(), 5_400_000);
+        assert_eq!(ms("2w").unwrap(), 14 * 86_400_000);
+        assert_eq!(ms("1y").unwrap(), 365 * 86_400_000);
+        assert_eq!(ms("250ms").unwrap(), 250);
+        for bad in [
+            "2M", "30days", "5 m", "5min", "5", "m", "30m1h", "5m5m", "", "1.5h",
+        ] {
+            assert!(ms(bad).is_err(), "{bad}");
+        }
+        assert!(ms("2M").unwrap_err().contains("`M`"));
+        assert!(ms("30days").unwrap_err().contains("unknown unit `days`"));
     }
 
     #[test]

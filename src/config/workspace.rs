@@ -10,7 +10,7 @@ use super::located::Located;
 use super::namespace::Compression;
 use super::scalar::Scalar;
 use super::secret::{REDACTED, SecretRef, is_secret_key, parse_reference};
-use super::units::{HumanDuration, HumanSize};
+use super::units::{HumanRetention, HumanSize};
 
 /// The workspace: one per config repository, in `sluice.yaml`.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
@@ -262,7 +262,7 @@ pub struct Defaults {
     pub partition_read_rps: Option<Located<u64>>,
     /// Retention when a namespace sets none; the broker's when absent.
     #[serde(default)]
-    pub retention: Option<HumanDuration>,
+    pub retention: Option<HumanRetention>,
     /// Compression when a namespace sets none; the broker's when absent.
     #[serde(default)]
     pub compression: Option<Compression>,
@@ -271,7 +271,7 @@ pub struct Defaults {
     pub max_message_bytes: Option<HumanSize>,
 }
 
-/// Limits on deletion.
+/// Limits on deletion and on partition counts.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Guards {
@@ -284,6 +284,15 @@ pub struct Guards {
     /// Allow deletes without `--allow-delete`.
     #[serde(default)]
     pub allow_delete: bool,
+    /// Most partitions one topic may have, written or derived from capacity
+    /// (built-in: 4000, the per-broker figure of Kafka's operating guidance).
+    #[serde(default = "default_max_partitions")]
+    pub max_partitions_per_topic: u32,
+    /// Most partition replicas (partitions × replication factor, over every
+    /// topic of an environment) per broker (built-in: 4000, from Kafka's
+    /// operating guidance).
+    #[serde(default = "default_max_partitions")]
+    pub max_partitions_per_broker: u32,
 }
 
 impl Default for Guards {
@@ -292,8 +301,16 @@ impl Default for Guards {
             max_deletes: default_max_deletes(),
             protected_namespaces: Vec::new(),
             allow_delete: false,
+            max_partitions_per_topic: default_max_partitions(),
+            max_partitions_per_broker: default_max_partitions(),
         }
     }
+}
+
+/// "Up to 4,000 partitions per broker": Apache Kafka's operating guidance
+/// (Jun Rao, "Apache Kafka Supports 200K Partitions Per Cluster", 2018).
+fn default_max_partitions() -> u32 {
+    4000
 }
 
 fn default_max_deletes() -> u32 {

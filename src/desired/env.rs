@@ -4,7 +4,6 @@
 use crate::config::Workspace;
 use crate::config::namespace::Compression;
 use crate::config::secret::{SecretRef, inline_secret, is_secret_key, parse_reference};
-use crate::config::units::millis;
 use crate::config::workspace::{AlertsEnv, Environment as EnvConfig, S3Env};
 use crate::diag::Diagnostic;
 
@@ -106,7 +105,7 @@ pub struct Effective {
     pub partitions: u32,
     pub partition_write_rps: u64,
     pub partition_read_rps: u64,
-    pub retention_ms: Option<u64>,
+    pub retention_ms: Option<i64>,
     pub compression: Option<Compression>,
     pub max_message_bytes: Option<u64>,
 }
@@ -206,14 +205,14 @@ fn effective_defaults(
     let replication_factor = default_replication_factor(ws, cfg, file, name, diags);
     let given = env_d.partitions.as_ref().or(ws_d.partitions.as_ref());
     let mut partitions = count(given, DEFAULT_PARTITIONS, "partitions", file, diags);
-    // DLQs and topics without capacity take it as it is: Kafka's limit holds here.
-    let max = crate::desired::namespace::MAX_PARTITIONS;
+    // DLQs and topics without capacity take it as it is: the limit holds here.
+    let (max, limit) = crate::desired::namespace::partition_limit(&ws.spec.guards);
     if let Some(p) = given.filter(|p| p.value > max) {
         diags.push(
             Diagnostic::error(
                 "invalid-value",
                 format!(
-                    "`defaults.partitions: {}` is above Kafka's limit of {max} partitions",
+                    "`defaults.partitions: {}` is above {limit} of {max} partitions",
                     p.value
                 ),
             )
@@ -251,8 +250,7 @@ fn effective_defaults(
             env_d.retention.as_ref().or(ws_d.retention.as_ref()),
             file,
             diags,
-        )
-        .map(millis),
+        ),
         compression: env_d.compression.or(ws_d.compression),
         max_message_bytes: parse_unit(
             env_d

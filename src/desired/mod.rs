@@ -163,6 +163,7 @@ fn resolve_env(
         .map(|doc| namespace::resolve(doc, &cx, diags))
         .collect();
     check_unique(&namespaces, diags);
+    check_partitions_per_broker(ws, name, &namespaces, diags);
     check_dr_targets(&environment, &namespaces, diags);
     check_rules_dir(&environment, &namespaces, diags);
     Desired {
@@ -180,6 +181,57 @@ fn resolve_env(
         namespaces,
         scope: None,
     }
+}
+
+/// The partition replicas of an environment's topics, spread over its
+/// brokers, within `guards.max_partitions_per_broker`; the arithmetic and
+/// the largest topics are in the message.
+fn check_partitions_per_broker(
+    ws: &Doc<Workspace>,
+    env: &str,
+    namespaces: &[NamespaceState],
+    diags: &mut Vec<Diagnostic>,
+) {
+    let brokers = &ws.value.spec.environments[env].kafka.brokers;
+    let max = u64::from(ws.value.spec.guards.max_partitions_per_broker);
+    // A topic over the per-topic limit is an error of its own already.
+    let (per_topic, _) = namespace::partition_limit(&ws.value.spec.guards);
+    let mut topics: Vec<(u64, &str)> = namespaces
+        .iter()
+        .flat_map(|ns| &ns.topics)
+        .filter(|t| t.partitions <= per_topic)
+        .map(|t| {
+            (
+                u64::from(t.partitions) * u64::from(t.replication_factor),
+                t.name.as_str(),
+            )
+        })
+        .collect();
+    let replicas: u64 = topics.iter().map(|t| t.0).sum();
+    let per_broker = replicas.div_ceil(u64::from(brokers.value.max(1)));
+    if per_broker <= max {
+        return;
+    }
+    topics.sort_by(|a, b| b.cmp(a));
+    let largest: Vec<String> = topics
+        .iter()
+        .take(3)
+        .map(|(n, t)| format!("`{t}` {n}"))
+        .collect();
+    diags.push(
+        Diagnostic::error(
+            "too-many-partitions",
+            format!(
+                "environment `{env}` would hold {replicas} partition replicas on {} broker(s): {per_broker} per broker, above `guards.max_partitions_per_broker` ({max})",
+                brokers.value,
+            ),
+        )
+        .at(&ws.file, brokers.loc)
+        .hint(format!(
+            "the largest topics, in replicas: {}; lower partitions or replication factors, add brokers, or raise `guards.max_partitions_per_broker` once the cluster is sized for it",
+            largest.join(", ")
+        )),
+    );
 }
 
 /// Alerts become rule files only where the environment has a rules directory;

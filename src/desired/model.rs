@@ -60,7 +60,8 @@ pub struct NamespaceState {
     /// Marked `protected`, or listed in the workspace guards.
     pub protected: bool,
     pub capacity: Option<Capacity>,
-    pub retention_ms: Option<u64>,
+    /// Milliseconds; `-1` keeps messages forever.
+    pub retention_ms: Option<i64>,
     pub compression: Option<Compression>,
     pub max_message_bytes: Option<u64>,
     pub cache: Option<CacheState>,
@@ -103,6 +104,9 @@ pub struct TopicState {
     /// For a dead-letter topic, the topic it serves.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dlq_of: Option<String>,
+    /// The topic allows growing its partitions although it is compacted.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub allow_repartition: bool,
     pub source: Span,
 }
 

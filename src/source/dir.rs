@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::{
     NAMESPACES_DIR, POLICIES_DIR, SourceError, SourceFile, SourceTree, WORKSPACE_FILE,
-    is_ignored_yaml, is_policy, is_stray, is_yaml,
+    is_ignored_yaml, is_policy, is_sluice_yaml, is_yaml, may_be_stray,
 };
 
 /// Reads `sluice.yaml`, `namespaces/**/*.yaml` and `policies/**/*.rego` under `root`. Paths are shown
@@ -47,7 +47,8 @@ pub fn load_dir(root: &Path) -> Result<SourceTree, SourceError> {
 
 /// YAML files at the root and one directory down that are not read.
 fn stray(root: &Path) -> Vec<String> {
-    let names = |dir: &Path| -> Vec<(String, bool)> {
+    // Links are not followed (nor files: a link is not a file here).
+    let names = |dir: &Path| -> Vec<(String, bool, bool)> {
         let Ok(entries) = fs::read_dir(dir) else {
             return Vec::new();
         };
@@ -55,24 +56,25 @@ fn stray(root: &Path) -> Vec<String> {
             .flatten()
             .filter_map(|e| {
                 let kind = e.file_type().ok()?;
-                Some((e.file_name().to_string_lossy().into_owned(), kind.is_dir()))
+                let name = e.file_name().to_string_lossy().into_owned();
+                Some((name, kind.is_dir(), kind.is_file()))
             })
             .collect()
     };
     let mut out = Vec::new();
-    for (name, is_dir) in names(root) {
-        if !is_dir {
+    for (name, is_dir, is_file) in names(root) {
+        if is_file {
             out.push(name);
-        } else if !name.starts_with('.') && name != NAMESPACES_DIR {
+        } else if is_dir && !name.starts_with('.') && name != NAMESPACES_DIR {
             let sub = names(&root.join(&name));
             out.extend(
                 sub.into_iter()
-                    .filter(|e| !e.1)
+                    .filter(|e| e.2)
                     .map(|e| format!("{name}/{}", e.0)),
             );
         }
     }
-    out.retain(|p| is_stray(p));
+    out.retain(|p| may_be_stray(p) && fs::read(root.join(p)).is_ok_and(|b| is_sluice_yaml(&b)));
     out.sort();
     out.iter()
         .map(|p| display_path(root, Path::new(p)))

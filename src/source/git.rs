@@ -9,7 +9,7 @@ use git2::{ObjectType, Repository, TreeWalkMode, TreeWalkResult};
 use super::dir::{display_path, load_dir};
 use super::{
     NAMESPACES_DIR, Origin, POLICIES_DIR, SourceError, SourceFile, SourceTree, WORKSPACE_FILE,
-    is_ignored_yaml, is_policy, is_stray, is_yaml,
+    is_ignored_yaml, is_policy, is_sluice_yaml, is_yaml, may_be_stray,
 };
 
 /// Reads the config files of `repo` (a local path or a URL) at `rev`. A URL is
@@ -220,24 +220,31 @@ fn read_tree(
 
 /// YAML blobs at the root and one tree down that are not read.
 fn stray(repository: &Repository, tree: &git2::Tree<'_>) -> Vec<String> {
+    let file = |e: &git2::TreeEntry<'_>| e.kind() == Some(ObjectType::Blob) && e.filemode() != LINK;
     let mut out = Vec::new();
     for entry in tree.iter() {
         let name = entry.name().unwrap_or_default();
-        match entry.kind() {
-            Some(ObjectType::Blob) => out.push(name.to_owned()),
-            Some(ObjectType::Tree) if name != NAMESPACES_DIR && !name.starts_with('.') => {
-                if let Ok(sub) = repository.find_tree(entry.id()) {
-                    out.extend(
-                        sub.iter()
-                            .filter(|e| e.kind() == Some(ObjectType::Blob))
-                            .map(|e| format!("{name}/{}", e.name().unwrap_or_default())),
-                    );
-                }
-            }
-            _ => {}
+        if file(&entry) {
+            out.push((name.to_owned(), entry.id()));
+        } else if entry.kind() == Some(ObjectType::Tree)
+            && name != NAMESPACES_DIR
+            && !name.starts_with('.')
+            && let Ok(sub) = repository.find_tree(entry.id())
+        {
+            out.extend(
+                sub.iter()
+                    .filter(file)
+                    .map(|e| (format!("{name}/{}", e.name().unwrap_or_default()), e.id())),
+            );
         }
     }
-    out.retain(|p| is_stray(p));
+    out.retain(|(p, id)| {
+        may_be_stray(p)
+            && repository
+                .find_blob(*id)
+                .is_ok_and(|b| is_sluice_yaml(b.content()))
+    });
+    let mut out: Vec<String> = out.into_iter().map(|(p, _)| p).collect();
     out.sort();
     out
 }

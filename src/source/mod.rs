@@ -39,8 +39,9 @@ pub struct SourceTree {
     /// Files under `namespaces/` that look like YAML but are not read (an
     /// upper-case `.YAML`), by path: each gets a warning.
     pub ignored: Vec<String>,
-    /// YAML files outside `namespaces/` (at the root, or one directory
-    /// down), other than `sluice.yaml`: named, never read, each warned about.
+    /// Files outside `namespaces/` (at the root, or one directory down),
+    /// other than `sluice.yaml`, that hold sluice documents: never parsed,
+    /// each warned about.
     pub stray: Vec<String>,
 }
 
@@ -83,14 +84,31 @@ fn is_any_yaml(name: &str) -> bool {
     lower.ends_with(".yaml") || lower.ends_with(".yml")
 }
 
-/// Whether `path` (relative to the root, one or two levels deep) is a YAML
-/// file sluice does not read although it may have been meant for it.
-fn is_stray(path: &str) -> bool {
+/// Whether `path` (relative to the root, one or two levels deep) may be a
+/// YAML file sluice does not read although it was meant for it.
+fn may_be_stray(path: &str) -> bool {
     let name = path.rsplit('/').next().unwrap_or(path);
     is_any_yaml(name)
         && path != WORKSPACE_FILE
         && !path.starts_with(&format!("{NAMESPACES_DIR}/"))
         && !path.split('/').any(|p| p.starts_with('.'))
+}
+
+/// Files larger than this are not looked into for [`is_sluice_yaml`].
+const STRAY_MAX_BYTES: usize = 1 << 20;
+
+/// Whether a file's bytes hold a sluice document (`apiVersion: sluice/…`,
+/// `kind: Namespace` or `kind: Workspace` at the start of a line), so that
+/// CI workflows and other YAML beside the config are not warned about.
+fn is_sluice_yaml(bytes: &[u8]) -> bool {
+    bytes.len() <= STRAY_MAX_BYTES
+        && String::from_utf8_lossy(bytes).lines().any(|l| {
+            let l = l.trim_end();
+            let kind = l
+                .strip_prefix("kind:")
+                .map(|k| k.trim().trim_matches(['"', '\'']));
+            l.starts_with("apiVersion: sluice/") || matches!(kind, Some("Namespace" | "Workspace"))
+        })
 }
 
 fn is_policy(name: &str) -> bool {

@@ -22,6 +22,12 @@ const REQUIRED_CLASSES: &[&str] = &[
     "undeclared-bucket",
     "undeclared-region",
     "inline-secret",
+    "missing-field",
+    "unknown-value",
+    "invalid-value",
+    "short-retention",
+    "too-many-partitions",
+    "empty-workspace",
 ];
 
 /// `file:line:column: code: message` for each error in a JSON report.
@@ -444,7 +450,13 @@ fn empty_upper_case_and_stray_yaml_files_are_not_ignored_without_a_word() {
     std::fs::write(ns.join("billing.YAML"), [0xff, 0xfe, 0x00]).unwrap();
     // Outside namespaces/: a misspelt directory, and a namespace at the root.
     std::fs::create_dir(dir.path().join("namespace")).unwrap();
-    std::fs::write(dir.path().join("namespace/search.yaml"), [0xff]).unwrap();
+    std::fs::write(
+        dir.path().join("namespace/search.yaml"),
+        "apiVersion: sluice/v1\nkind: Namespace\n",
+    )
+    .unwrap();
+    // YAML that is not sluice's is nobody's business here.
+    std::fs::write(dir.path().join("compose.yml"), "services: {}\n").unwrap();
     std::fs::write(dir.path().join("audit.yml"), "kind: Namespace\n").unwrap();
     std::fs::create_dir(dir.path().join(".github")).unwrap();
     std::fs::write(dir.path().join(".github/ci.yml"), "on: push\n").unwrap();
@@ -492,7 +504,7 @@ fn empty_upper_case_and_stray_yaml_files_are_not_ignored_without_a_word() {
             !warned
                 .iter()
                 .any(|(_, f)| f == "ci.yml" || f == "sluice.yaml"),
-            "{args:?}: hidden directories and the workspace are not stray: {warned:?}"
+            "{args:?}: hidden directories, the workspace and other YAML are not stray: {warned:?}"
         );
     }
 }

@@ -5,7 +5,7 @@ mod alerts;
 mod dr;
 mod topics;
 
-pub use topics::MAX_PARTITIONS;
+pub use topics::partition_limit;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -45,9 +45,8 @@ pub fn resolve(doc: &Doc<Namespace>, cx: &Ctx<'_>, diags: &mut Vec<Diagnostic>) 
     let name = ns.metadata.name.value.clone();
     check_name(&ns.metadata.name, file, diags);
     let spec = &ns.spec;
-    let retention_ms = parse_unit(spec.retention.as_ref(), file, diags)
-        .map(millis)
-        .or(cx.defaults.retention_ms);
+    let retention_ms =
+        parse_unit(spec.retention.as_ref(), file, diags).or(cx.defaults.retention_ms);
     let max_message_bytes = match spec.max_message_bytes.as_ref() {
         Some(size) => parse_unit(Some(size), file, diags).filter(|b| {
             let fits = i32::try_from(*b).is_ok();

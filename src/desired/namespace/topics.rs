@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::config::namespace::{Capacity, Namespace, TopicSpec};
 use crate::config::parse::Doc;
+use crate::config::workspace::Guards;
 use crate::config::{Loc, Located};
 use crate::diag::{Diagnostic, Span};
 
@@ -42,47 +43,131 @@ fn check_topic_name(name: &str, file: &str, loc: Loc, diags: &mut Vec<Diagnostic
 /// Kafka counts partitions in a signed 32-bit integer.
 pub const MAX_PARTITIONS: u32 = i32::MAX as u32;
 
-/// A partition count Kafka cannot hold is refused here, where it was
-/// written, and never reaches a broker as a wrapped number.
+/// The most partitions a topic may have, and what sets that limit.
+pub fn partition_limit(guards: &Guards) -> (u32, &'static str) {
+    if guards.max_partitions_per_topic < MAX_PARTITIONS {
+        (
+            guards.max_partitions_per_topic,
+            "`guards.max_partitions_per_topic`",
+        )
+    } else {
+        (MAX_PARTITIONS, "Kafka's limit")
+    }
+}
+
+/// A partition count above the limit is refused here, where it was written
+/// (or the capacity it was derived from), and never reaches a broker.
 fn check_partitions(
-    n: u32,
-    from: PartitionsFrom,
-    file: &str,
-    loc: Loc,
+    n: u64,
+    why: &Partitions,
+    cx: &Ctx<'_>,
+    at: (&str, Loc),
     diags: &mut Vec<Diagnostic>,
 ) {
-    if n <= MAX_PARTITIONS {
+    let (max, limit) = partition_limit(cx.guards);
+    if n <= u64::from(max) {
         return;
     }
-    let (message, hint) = match from {
-        PartitionsFrom::Capacity => (
-            format!("the capacity needs more partitions than Kafka's limit of {MAX_PARTITIONS}"),
-            "lower `capacity`, or raise `defaults.partition_write_rps` and `partition_read_rps`",
+    let raise = if max < MAX_PARTITIONS {
+        ", or raise `guards.max_partitions_per_topic` in sluice.yaml"
+    } else {
+        ""
+    };
+    let (message, hint) = match why {
+        Partitions::Derived(why) => (
+            format!("the capacity needs {n} partitions ({why}), above {limit} of {max}"),
+            format!(
+                "lower `capacity`, or raise `defaults.partition_write_rps` and `partition_read_rps`{raise}"
+            ),
         ),
-        _ => (
-            format!("`partitions: {n}` is above Kafka's limit of {MAX_PARTITIONS} partitions"),
-            "lower `partitions`",
+        Partitions::Written => (
+            format!("`partitions: {n}` is above {limit} of {max} partitions"),
+            format!("lower `partitions`{raise}"),
         ),
     };
     diags.push(
         Diagnostic::error("invalid-value", message)
-            .at(file, loc)
+            .at(at.0, at.1)
             .hint(hint),
     );
 }
 
+/// How a partition count came about, for the message when it is too high.
+enum Partitions {
+    Written,
+    /// The arithmetic of the rate that needs the most partitions.
+    Derived(String),
+}
+
 /// Partitions from capacity: enough for both the write and the read rate,
 /// never fewer than the default.
-fn derived_partitions(capacity: Option<&Capacity>, d: &Effective) -> (u32, PartitionsFrom) {
+fn derived_partitions(
+    capacity: Option<&Capacity>,
+    d: &Effective,
+) -> (u64, PartitionsFrom, Partitions) {
     let Some(c) = capacity else {
-        return (d.partitions, PartitionsFrom::Default);
+        return (
+            d.partitions.into(),
+            PartitionsFrom::Default,
+            Partitions::Written,
+        );
     };
-    let need = c
-        .write_rps
-        .div_ceil(d.partition_write_rps)
-        .max(c.read_rps.div_ceil(d.partition_read_rps));
-    let n = u32::try_from(need).unwrap_or(u32::MAX).max(d.partitions);
-    (n, PartitionsFrom::Capacity)
+    let (w, r) = (
+        c.write_rps.div_ceil(d.partition_write_rps),
+        c.read_rps.div_ceil(d.partition_read_rps),
+    );
+    let why = if w >= r {
+        format!(
+            "write_rps {} / partition_write_rps {} = {w}",
+            c.write_rps, d.partition_write_rps
+        )
+    } else {
+        format!(
+            "read_rps {} / partition_read_rps {} = {r}",
+            c.read_rps, d.partition_read_rps
+        )
+    };
+    (
+        w.max(r).max(d.partitions.into()),
+        PartitionsFrom::Capacity,
+        Partitions::Derived(why),
+    )
+}
+
+/// Below this, retention deletes data about as soon as it is written.
+const MIN_RETENTION_MS: i64 = 60_000;
+
+/// A retention under a minute is refused unless the topic asks for it, at
+/// the place the retention was written.
+fn check_retention(
+    config: &BTreeMap<String, String>,
+    spec: &TopicSpec,
+    ns: &Namespace,
+    (file, topic): (&str, Loc),
+    diags: &mut Vec<Diagnostic>,
+) {
+    let Some(ms) = config
+        .get("retention.ms")
+        .and_then(|v| v.parse::<i64>().ok())
+    else {
+        return;
+    };
+    if !(0..MIN_RETENTION_MS).contains(&ms) || spec.allow_short_retention {
+        return;
+    }
+    let (at, written) = match (spec.config.get("retention.ms"), &ns.spec.retention) {
+        (Some(v), _) => (v.loc, "this topic's `retention.ms`"),
+        (None, Some(r)) => (r.loc(), "the namespace's `retention`"),
+        (None, None) => (topic, "the workspace's `defaults.retention`"),
+    };
+    diags.push(
+        Diagnostic::error(
+            "short-retention",
+            format!("{written} keeps messages for {ms} ms: Kafka deletes them almost as soon as they are written"),
+        )
+        .at(file, at)
+        .hint("write a retention of at least `1m` (`7d` is common), or set `allow_short_retention: true` on the topic if losing data is meant"),
+    );
 }
 
 pub(super) fn resolve_topics(
@@ -102,12 +187,17 @@ pub(super) fn resolve_topics(
             None => (ns.metadata.name.value.clone(), spec.loc),
         };
         check_topic_name(&name, file, loc, diags);
-        let (partitions, partitions_from) = match &spec.partitions {
-            Some(p) if nonzero(p, "partitions", file, diags) => (p.value, PartitionsFrom::Explicit),
+        let (partitions, partitions_from, why) = match &spec.partitions {
+            Some(p) if nonzero(p, "partitions", file, diags) => (
+                p.value.into(),
+                PartitionsFrom::Explicit,
+                Partitions::Written,
+            ),
             _ => derived_partitions(ns.spec.capacity.as_ref(), cx.defaults),
         };
         let at = spec.partitions.as_ref().map_or(loc, |p| p.loc);
-        check_partitions(partitions, partitions_from, file, at, diags);
+        check_partitions(partitions, &why, cx, (file, at), diags);
+        let partitions = u32::try_from(partitions).unwrap_or(u32::MAX);
         let replication_factor = match &spec.replication_factor {
             Some(rf) if nonzero(rf, "replication_factor", file, diags) => {
                 if rf.value > cx.brokers {
@@ -137,6 +227,7 @@ pub(super) fn resolve_topics(
                     .hint("producers with acks=all could never write; lower it to at most the replication factor"),
             );
         }
+        check_retention(&config, spec, ns, (file, loc), diags);
         let source = Span::new(file, loc);
         if spec.dlq {
             // A DLQ keeps the namespace's retention and sizes, not the topic's own
@@ -149,6 +240,7 @@ pub(super) fn resolve_topics(
                 replication_factor,
                 config: base.clone(),
                 dlq_of: Some(name.clone()),
+                allow_repartition: false,
                 source: source.clone(),
             });
         }
@@ -160,6 +252,7 @@ pub(super) fn resolve_topics(
             replication_factor,
             config,
             dlq_of: None,
+            allow_repartition: spec.allow_repartition,
             source,
         });
     }
