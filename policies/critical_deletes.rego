@@ -2,6 +2,8 @@
 # the namespace's file is removed.
 package sluice.critical_deletes
 
+hint := "to decommission a critical namespace, first set `metadata.tier: standard` and apply that change on its own; a later change can then delete its topics or its file"
+
 deny contains msg if {
 	input.namespace.tier == "critical"
 	some change in input.changes

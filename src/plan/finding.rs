@@ -30,6 +30,9 @@ pub struct Finding {
     pub namespace: String,
     pub environment: String,
     pub message: String,
+    /// How to meet the policy, as the policy's `hint` says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
     /// Where the namespace is declared, when it still is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<Span>,
@@ -48,11 +51,19 @@ impl Finding {
             self.environment,
             self.message
         );
-        let d = match self.level {
-            Level::Deny => Diagnostic::error("policy-deny", text).hint(format!(
+        let how = match (&self.hint, self.file.ends_with("(built-in)")) {
+            (Some(h), _) => h.clone(),
+            (None, true) => format!(
+                "`{}` is built in and cannot be changed or turned off: change the namespace to meet it",
+                self.policy
+            ),
+            (None, false) => format!(
                 "change the namespace to meet the policy, or change the policy in {}",
                 self.file
-            )),
+            ),
+        };
+        let d = match self.level {
+            Level::Deny => Diagnostic::error("policy-deny", text).hint(how),
             Level::Warn => Diagnostic::warning("policy-warn", text),
         };
         match &self.source {

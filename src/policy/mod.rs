@@ -13,7 +13,8 @@
 //! `changes` is empty for `validate`, which plans nothing. A namespace whose
 //! file was removed is judged by its planned deletes, with `deleted: true`
 //! and the tier its registry record last had. Every `deny` message fails
-//! validate and plan; `warn` messages are printed.
+//! validate and plan; `warn` messages are printed. A policy may define
+//! `hint := "..."`: how to meet it, shown with each of its messages.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -60,6 +61,14 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         "policies/critical_alerts.rego",
         include_str!("../../policies/critical_alerts.rego"),
     ),
+    (
+        "policies/repartition.rego",
+        include_str!("../../policies/repartition.rego"),
+    ),
+    (
+        "policies/retention_shrink.rego",
+        include_str!("../../policies/retention_shrink.rego"),
+    ),
 ];
 
 /// A policy that could not be loaded or evaluated.
@@ -86,6 +95,8 @@ pub struct Policies {
     files: Vec<String>,
     /// The package of each policy, in the same order.
     packages: Vec<String>,
+    /// Each policy's `hint`, when it has one, in the same order.
+    hints: Vec<Option<String>>,
 }
 
 impl Policies {
@@ -132,10 +143,19 @@ impl Policies {
                     message: e.to_string(),
                 }]
             })?;
+        // A policy's `hint` (a string rule, optional) says how to meet it.
+        let hints = packages
+            .iter()
+            .map(|p| match engine.eval_rule(format!("{p}.hint")) {
+                Ok(regorus::Value::String(h)) => Some(h.to_string()),
+                _ => None,
+            })
+            .collect();
         Ok(Policies {
             engine,
             files,
             packages,
+            hints,
         })
     }
 
@@ -186,6 +206,7 @@ impl Policies {
             namespace: j.name.to_owned(),
             environment: environment.to_owned(),
             message: m.as_str().map_or_else(|| m.to_string(), str::to_owned),
+            hint: self.hints[p].clone(),
             source: j.declared.map(|ns| ns.source.clone()),
         })
     }
@@ -335,6 +356,57 @@ mod tests {
         let p = Policies::load(&[]).unwrap();
         assert_eq!(p.packages.len(), BUILT_IN.len());
         assert!(p.packages.iter().all(|p| p.starts_with("data.sluice.")));
+    }
+
+    #[test]
+    fn a_policy_hint_goes_with_its_findings_and_built_ins_say_they_are_built_in() {
+        let user = SourceFile {
+            path: "policies/naming.rego".into(),
+            text: "package naming\nhint := \"prefix it with the team\"\n".into(),
+        };
+        let p = Policies::load(&[user]).unwrap();
+        let hint_of = |package: &str| {
+            let i = p.packages.iter().position(|x| x == package).unwrap();
+            p.hints[i].clone()
+        };
+        assert!(
+            hint_of("data.sluice.critical_deletes")
+                .unwrap()
+                .contains("metadata.tier: standard")
+        );
+        assert!(
+            hint_of("data.sluice.repartition")
+                .unwrap()
+                .contains("allow_repartition: true")
+        );
+        assert!(
+            hint_of("data.sluice.retention_shrink")
+                .unwrap()
+                .contains("at most half")
+        );
+        assert_eq!(
+            hint_of("data.naming").as_deref(),
+            Some("prefix it with the team")
+        );
+        assert_eq!(hint_of("data.sluice.critical_alerts"), None);
+
+        let finding = |file: &str, hint: Option<&str>| Finding {
+            level: Level::Deny,
+            policy: "sluice.critical_alerts".into(),
+            file: file.into(),
+            namespace: "pay".into(),
+            environment: "prod".into(),
+            message: "m".into(),
+            hint: hint.map(str::to_owned),
+            source: None,
+        };
+        let shown = |f: Finding| f.to_diagnostic().hint.unwrap();
+        assert!(
+            shown(finding("policies/critical_alerts.rego (built-in)", None))
+                .contains("cannot be changed")
+        );
+        assert!(shown(finding("policies/mine.rego", None)).contains("policies/mine.rego"));
+        assert_eq!(shown(finding("policies/mine.rego", Some("do x"))), "do x");
     }
 
     #[test]
