@@ -109,6 +109,92 @@ fn a_symlink_committed_to_git_is_never_read() {
     assert!(r.stderr.contains("namespaces/leak.yaml"), "{}", r.stderr);
 }
 
+/// Every secret-bearing field of the workspace, written inline: the canary
+/// never reaches any output of validate or plan, in any format, whether the
+/// document is otherwise valid or has a problem of shape too (which sends it
+/// through the schema check).
+#[test]
+fn a_canary_in_every_secret_field_never_reaches_validate_or_plan_output() {
+    let fields = [
+        (
+            "kafka.sasl.password",
+            "      kafka:\n        bootstrap_servers: [\"127.0.0.1:9\"]\n        brokers: 1\n        sasl: {mechanism: PLAIN, username: app, password: CANARY}\n",
+        ),
+        (
+            "kafka.tls.key_password",
+            "      kafka:\n        bootstrap_servers: [\"127.0.0.1:9\"]\n        brokers: 1\n        tls:\n          key_password: CANARY\n",
+        ),
+        (
+            "kafka.properties",
+            "      kafka:\n        bootstrap_servers: [\"127.0.0.1:9\"]\n        brokers: 1\n        properties:\n          ssl.keystore.password: CANARY\n",
+        ),
+        (
+            "etcd.password",
+            "      etcd:\n        endpoints: [\"http://127.0.0.1:9\"]\n        username: root\n        password: CANARY\n",
+        ),
+        (
+            "s3.access_key_id",
+            "      s3:\n        region: us-east-1\n        access_key_id: CANARY\n        secret_access_key: ${env:S}\n",
+        ),
+        (
+            "s3.secret_access_key",
+            "      s3:\n        region: us-east-1\n        access_key_id: ${env:A}\n        secret_access_key: CANARY\n",
+        ),
+    ];
+    let defaults = [
+        (
+            "kafka",
+            "      kafka:\n        bootstrap_servers: [\"127.0.0.1:9\"]\n        brokers: 1\n",
+        ),
+        (
+            "etcd",
+            "      etcd:\n        endpoints: [\"http://127.0.0.1:9\"]\n",
+        ),
+    ];
+    for (field, body) in fields {
+        // The sections the case does not set, as plain defaults.
+        let rest: String = defaults
+            .iter()
+            .filter(|(section, _)| !field.starts_with(section))
+            .map(|(_, text)| *text)
+            .collect();
+        for broken in [false, true] {
+            let extra = if broken { "      stage_typo: x\n" } else { "" };
+            let workspace = format!(
+                "apiVersion: sluice/v1\nkind: Workspace\nspec:\n  environments:\n    local:\n      stage: dev\n{extra}{body}{rest}"
+            )
+            .replace("CANARY", CANARY);
+            let repo = TestRepo::new();
+            std::fs::write(repo.dir.path().join("sluice.yaml"), &workspace).unwrap();
+            repo.namespace("a", "  topics:\n    - name: {tag}-a\n");
+            let runs = [
+                vec!["validate"],
+                vec!["validate", "--format", "json"],
+                vec!["plan"],
+                vec!["plan", "--format", "json"],
+                vec!["plan", "--format", "markdown"],
+            ];
+            for args in runs {
+                let r = repo.offline(&args);
+                assert_ne!(r.code, 0, "{field} {args:?}: {}", r.all_output());
+                assert!(
+                    !r.all_output().contains(CANARY),
+                    "{field} (broken: {broken}) {args:?} leaked the canary:\n{}",
+                    r.all_output()
+                );
+                // A document of the wrong shape is not decoded, so the
+                // checks past the schema (properties) wait for the fix.
+                let schema_sees_it = !broken || field != "kafka.properties";
+                assert!(
+                    !schema_sees_it || r.all_output().contains("inline secret"),
+                    "{field} (broken: {broken}) {args:?}: no inline-secret problem:\n{}",
+                    r.all_output()
+                );
+            }
+        }
+    }
+}
+
 /// The masking worked line by line on `key: value`: a secret in any other
 /// shape was printed in the snippet. Each workspace below writes the canary
 /// inline in a secret-bearing field, in one shape.
