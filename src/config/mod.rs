@@ -12,6 +12,7 @@ pub mod redact;
 pub mod scalar;
 pub mod secret;
 pub mod shape;
+pub mod topic_catalog;
 pub mod units;
 pub mod workspace;
 

@@ -171,6 +171,7 @@ pub struct TopicSpec {
     pub replication_factor: Option<Located<u16>>,
     /// Any Kafka topic config (`cleanup.policy: compact`); wins over spec-level settings.
     #[serde(default)]
+    #[schemars(schema_with = "super::topic_catalog::schema")]
     pub config: BTreeMap<String, Located<Scalar>>,
     /// Adds a dead-letter topic `<name>.dlq`, with the namespace's retention,
     /// compression and message size but not this topic's own `config`.

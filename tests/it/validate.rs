@@ -28,6 +28,7 @@ const REQUIRED_CLASSES: &[&str] = &[
     "short-retention",
     "too-many-partitions",
     "empty-workspace",
+    "invalid-topic-config",
 ];
 
 /// `file:line:column: code: message` for each error in a JSON report.
