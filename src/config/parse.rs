@@ -154,7 +154,12 @@ pub fn parse_documents<T: DeserializeOwned + JsonSchema>(
                     .unwrap_or_else(|| yaml_problem(&file.path, &err));
                 // Serde stops at its first problem; the schema finds them all.
                 let all = shape::problems::<T>(&file.path, &text);
-                if !all.iter().any(|d| d.span == first.span) {
+                // The schema places a missing field at its parent mapping, serde
+                // at the last key it read: the same problem either way.
+                let same = |d: &Diagnostic| {
+                    d.span == first.span || (d.code == first.code && d.message == first.message)
+                };
+                if !all.iter().any(same) {
                     diags.push(first);
                 }
                 diags.extend(all);
