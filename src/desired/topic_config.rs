@@ -212,30 +212,13 @@ fn unknown_word(text: &str, words: &[&str]) -> Problem {
 /// A key outside the catalog: `*.ms` and `*.bytes` values may still be
 /// human units; anything else passes as written.
 fn unlisted(key: &str, text: &str) -> Result<String, Problem> {
-    if text.parse::<i64>().is_ok() {
-        return Ok(text.to_owned());
+    let (min, max) = (i64::MIN, i64::MAX);
+    match key.rsplit('.').next() {
+        _ if text.parse::<i64>().is_ok() => Ok(text.to_owned()),
+        Some("ms") => check(Kind::Millis { min, max }, text, false),
+        Some("bytes") => check(Kind::Bytes { min, max }, text, false),
+        _ => Ok(text.to_owned()),
     }
-    if key.ends_with(".ms") {
-        return check(
-            Kind::Millis {
-                min: i64::MIN,
-                max: i64::MAX,
-            },
-            text,
-            false,
-        );
-    }
-    if key.ends_with(".bytes") {
-        return check(
-            Kind::Bytes {
-                min: i64::MIN,
-                max: i64::MAX,
-            },
-            text,
-            false,
-        );
-    }
-    Ok(text.to_owned())
 }
 
 #[cfg(test)]
