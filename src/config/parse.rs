@@ -154,10 +154,14 @@ pub fn parse_documents<T: DeserializeOwned + JsonSchema>(
                     .unwrap_or_else(|| yaml_problem(&file.path, &err));
                 // Serde stops at its first problem; the schema finds them all.
                 let all = shape::problems::<T>(&file.path, &text);
-                // The schema places a missing field at its parent mapping, serde
-                // at the last key it read: the same problem either way.
+                // Serde and the schema place one problem differently: a missing
+                // field at the last key read or at its mapping, a wrong type at
+                // the key or at the value. Keep the schema's, which names more.
+                let line = |d: &Diagnostic| d.span.as_ref().map(|s| s.line);
                 let same = |d: &Diagnostic| {
-                    d.span == first.span || (d.code == first.code && d.message == first.message)
+                    d.span == first.span
+                        || (d.code == first.code
+                            && (d.message == first.message || line(d) == line(&first)))
                 };
                 if !all.iter().any(same) {
                     diags.push(first);

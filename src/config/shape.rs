@@ -191,11 +191,26 @@ fn describe(err: &ValidationError, schema: &Value, places: &Places, out: &mut Ve
         }
         ValidationErrorKind::Type { kind } => {
             let want = expected(kind);
+            let got = match err.instance().as_ref() {
+                Value::Array(_) => "a list",
+                Value::Object(_) => "a mapping",
+                Value::String(_) => "text",
+                Value::Bool(_) => "a boolean",
+                Value::Number(_) => "a number",
+                Value::Null => "nothing",
+            };
+            let hint = match got {
+                "a list" if want.starts_with("a single value") => {
+                    "Kafka takes a list as one comma-separated value, such as `compact,delete`"
+                        .into()
+                }
+                _ => format!("this field takes {want}"),
+            };
             out.push((
                 here,
                 "wrong-type",
-                format!("expected {want}"),
-                format!("this field takes {want}"),
+                format!("expected {want}, not {got}"),
+                hint,
             ));
         }
         ValidationErrorKind::Enum { .. } | ValidationErrorKind::Constant { .. } => {
@@ -372,6 +387,17 @@ fn expected(kind: &TypeKind) -> String {
     };
     match kind {
         TypeKind::Single(t) => one(*t).into(),
-        TypeKind::Multiple(set) => set.iter().map(one).collect::<Vec<_>>().join(" or "),
+        TypeKind::Multiple(set) => {
+            let has = |t| set.iter().any(|x| x == t);
+            if has(JsonType::String) && has(JsonType::Boolean) && has(JsonType::Number) {
+                return "a single value (text, a number or `true`/`false`)".into();
+            }
+            let words: Vec<&str> = set
+                .iter()
+                .filter(|t| !(*t == JsonType::Integer && has(JsonType::Number)))
+                .map(one)
+                .collect();
+            words.join(" or ")
+        }
     }
 }

@@ -49,7 +49,7 @@ pub fn load(
         diags.push(
             Diagnostic::error("empty-workspace", "the workspace file holds no `kind: Workspace` document")
                 .at(&file.path, Loc::UNKNOWN)
-                .hint("declare at least one environment; `sluice schema workspace` prints the format, and examples/sluice.yaml is one to start from"),
+                .hint("declare at least one environment; `sluice schema workspace` prints the format, and README's Workspace section has an example to start from"),
         );
     }
     let desired = resolve(&parsed, selection, overrides, &mut diags);

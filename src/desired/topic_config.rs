@@ -196,7 +196,12 @@ fn unknown_word(text: &str, words: &[&str]) -> Problem {
         .join(", ");
     let close = words
         .iter()
-        .map(|w| (strsim::jaro_winkler(text, w), *w))
+        .map(|w| {
+            (
+                strsim::jaro_winkler(&text.to_lowercase(), &w.to_lowercase()),
+                *w,
+            )
+        })
         .filter(|(s, _)| *s > 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0));
     let hint = match close {
