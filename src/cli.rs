@@ -102,6 +102,10 @@ pub enum Command {
         /// that gets `<env>.json` for each
         #[arg(long)]
         all_environments: bool,
+        /// Benchmarks only: make just the reads a full plan makes and print
+        /// how long they took (the floor `scripts/bench-plan.sh` compares with)
+        #[arg(long, hide = true, conflicts_with_all = ["base", "all_environments", "out"])]
+        floor: bool,
     },
     /// Apply a saved plan, or plan and apply after confirmation
     Apply {

@@ -289,12 +289,14 @@ fn error_json(kind: ErrorKind, message: &str, hint: Option<&str>) -> String {
 fn run(cli: &Cli) -> Result<Exit, Error> {
     match &cli.command {
         Command::Validate { format } => validate::run(cli, *format),
+        Command::Plan { floor: true, .. } => plan::floor(cli),
         Command::Plan {
             format,
             out,
             detailed_exitcode,
             base,
             all_environments: true,
+            ..
         } => plan::plan_all(
             cli,
             *format,
@@ -308,6 +310,7 @@ fn run(cli: &Cli) -> Result<Exit, Error> {
             detailed_exitcode,
             base,
             all_environments: false,
+            ..
         } => plan::plan(
             cli,
             *format,

@@ -216,6 +216,18 @@ pub fn plan(
     ))
 }
 
+/// `plan --floor`: loads and connects as a plan does, then makes only the
+/// plan's reads and prints how long they took, in seconds.
+pub fn floor(cli: &Cli) -> Result<Exit, Error> {
+    let (_, desired) = load_desired(cli, None)?;
+    let took = block_on(async {
+        let target = Target::connect(&desired.environment, cli.timeout).await?;
+        Ok::<_, Error>(engine::read_floor(&desired, &target).await?)
+    })?;
+    println!("floor reads: {:.3} s", took.as_secs_f64());
+    Ok(Exit::Success)
+}
+
 /// A plan's exit: 1 when something is blocked, 2 for changes when asked.
 fn exit_of(blocked: bool, changes: bool) -> Exit {
     if blocked {

@@ -85,24 +85,9 @@ pub fn parse_tree(tree: &SourceTree, diags: &mut Vec<Diagnostic>) -> Parsed {
             }
         }
     }
-    for file in &tree.namespaces {
-        // A file of nothing is ignored, and says so: with an inventory, a
-        // namespace whose file was emptied becomes planned deletes.
-        if is_blank(&file.text) {
-            diags.push(
-                Diagnostic::warning(
-                    "empty-file",
-                    format!("`{}` holds no document; it is ignored", file.path),
-                )
-                .at(&file.path, Loc::UNKNOWN)
-                .hint("write a `kind: Namespace` document in it, or delete the file"),
-            );
-            continue;
-        }
-        parsed
-            .namespaces
-            .extend(parse_documents::<Namespace>(file, diags));
-    }
+    let (namespaces, found) = parse_namespaces(&tree.namespaces);
+    parsed.namespaces = namespaces;
+    diags.extend(found);
     for path in &tree.ignored {
         diags.push(
             Diagnostic::warning(
@@ -171,6 +156,49 @@ pub fn parse_documents<T: DeserializeOwned + JsonSchema>(
         }
     }
     docs
+}
+
+/// The namespace documents of `files` and their diagnostics, in file order;
+/// the files are split among the cores.
+fn parse_namespaces(files: &[SourceFile]) -> (Vec<Doc<Namespace>>, Vec<Diagnostic>) {
+    let parse = |files: &[SourceFile]| {
+        let (mut docs, mut diags) = (Vec::new(), Vec::new());
+        for file in files {
+            // A file of nothing is ignored, and says so: with an inventory, a
+            // namespace whose file was emptied becomes planned deletes.
+            if is_blank(&file.text) {
+                diags.push(
+                    Diagnostic::warning(
+                        "empty-file",
+                        format!("`{}` holds no document; it is ignored", file.path),
+                    )
+                    .at(&file.path, Loc::UNKNOWN)
+                    .hint("write a `kind: Namespace` document in it, or delete the file"),
+                );
+                continue;
+            }
+            docs.extend(parse_documents::<Namespace>(file, &mut diags));
+        }
+        (docs, diags)
+    };
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    if cores < 2 || files.len() < 64 {
+        return parse(files);
+    }
+    let chunk = files.len().div_ceil(cores);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || parse(part)))
+            .collect();
+        let (mut docs, mut diags) = (Vec::new(), Vec::new());
+        for handle in handles {
+            let (d, g) = handle.join().expect("parsing does not panic");
+            docs.extend(d);
+            diags.extend(g);
+        }
+        (docs, diags)
+    })
 }
 
 /// Byte ranges of the documents of a YAML stream: each `---` at the start of

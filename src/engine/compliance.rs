@@ -13,41 +13,47 @@ use crate::resource::{Address, Kind, Value};
 /// Newest backup times (seconds since the epoch), by `(bucket, prefix)`.
 pub type Newest = BTreeMap<(String, String), Option<i64>>;
 
+/// How many backup listings are in flight at once.
+const LISTINGS_IN_FLIGHT: usize = 8;
+
 /// Reads the newest backup under every backup prefix, in the buckets the
-/// plan found live (in the region it found them in); a missing bucket has
-/// no backups.
+/// plan found live (in the region it found them in), a few listings at
+/// once; a missing bucket has no backups.
 pub async fn newest_backups(
     desired: &Desired,
     live: &LiveState,
     catalog: &dyn BackupCatalog,
 ) -> Result<Newest, BackendError> {
+    use futures_util::{StreamExt, TryStreamExt};
     let mut out = Newest::new();
-    for ns in &desired.namespaces {
-        let Some(b) = ns
-            .disaster_recovery
-            .as_ref()
-            .and_then(|d| d.backup.as_ref())
-        else {
-            continue;
-        };
+    let mut listings = Vec::new();
+    for b in desired
+        .namespaces
+        .iter()
+        .filter_map(|ns| ns.disaster_recovery.as_ref()?.backup.as_ref())
+    {
         let key = (b.bucket.clone(), b.prefix.clone());
         if out.contains_key(&key) {
             continue;
         }
-        let newest = match live
+        out.insert(key, None);
+        if let Some(Value::Bucket(bucket)) = live
             .resources
             .get(&Address::bucket(&b.bucket))
             .map(|l| &l.value)
         {
-            Some(Value::Bucket(bucket)) => {
-                catalog
-                    .newest_backup(&b.bucket, &bucket.region, &b.prefix)
-                    .await?
-            }
-            _ => None,
-        };
-        out.insert(key, newest);
+            listings.push((b, bucket.region.as_str()));
+        }
     }
+    let found: Vec<_> = futures_util::stream::iter(listings)
+        .map(|(b, region)| async move {
+            let newest = catalog.newest_backup(&b.bucket, region, &b.prefix).await?;
+            Ok::<_, BackendError>(((b.bucket.clone(), b.prefix.clone()), newest))
+        })
+        .buffer_unordered(LISTINGS_IN_FLIGHT)
+        .try_collect()
+        .await?;
+    out.extend(found);
     Ok(out)
 }
 

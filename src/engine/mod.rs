@@ -119,9 +119,9 @@ impl Target {
             .map(|b| b.as_ref())
     }
 
-    /// Reads the live state of `wanted`, one batched read per system. Any
-    /// failed read fails the whole: a missing answer must never look like a
-    /// missing resource.
+    /// Reads the live state of `wanted`, one batched read per system, all
+    /// systems at once. Any failed read fails the whole: a missing answer
+    /// must never look like a missing resource.
     pub async fn read(&self, wanted: &BTreeSet<Address>) -> Result<LiveState, BackendError> {
         let mut by_system: BTreeMap<System, Vec<Address>> = BTreeMap::new();
         for a in wanted {
@@ -130,16 +130,20 @@ impl Target {
                 .or_default()
                 .push(a.clone());
         }
-        let mut live = LiveState::default();
-        for backend in &self.backends {
+        let reads = self.backends.iter().map(|backend| {
             let addresses = by_system.remove(&backend.system()).unwrap_or_default();
-            live.merge(backend.read(&addresses).await?);
-        }
+            async move { backend.read(&addresses).await }
+        });
+        let reads: Vec<_> = reads.collect();
         if let Some((system, _)) = by_system.into_iter().next() {
             return Err(BackendError::Read {
                 system,
                 message: "no backend is configured for it".into(),
             });
+        }
+        let mut live = LiveState::default();
+        for part in futures_util::future::try_join_all(reads).await? {
+            live.merge(part);
         }
         Ok(live)
     }
@@ -290,7 +294,20 @@ pub async fn plan_resources(
     scope: Option<&BTreeSet<String>>,
     target: &Target,
 ) -> Result<Planned, EngineError> {
-    let stored = target.state.load().await?;
+    // A full plan reads what the desired state names while sluice's state
+    // loads; what only the inventory names is read once it is known.
+    let (stored, mut live, read) = match scope {
+        None => {
+            let named = addresses(resources);
+            let (stored, live) = load_and_read(target, &named).await?;
+            (stored, live, named)
+        }
+        Some(_) => (
+            target.state.load().await?,
+            LiveState::default(),
+            BTreeSet::new(),
+        ),
+    };
     let (scoped_resources, widened);
     let (resources, scope) = match scope {
         Some(scope) => {
@@ -319,13 +336,12 @@ pub async fn plan_resources(
         }
         None => &stored.inventory,
     };
-    let wanted: BTreeSet<Address> = resources
-        .iter()
-        .flat_map(|r| std::iter::once(&r.address).chain(&r.requires))
-        .cloned()
-        .chain(inventory.entries.keys().cloned())
-        .collect();
-    let live = target.read(&wanted).await?;
+    let mut wanted = addresses(resources);
+    wanted.extend(inventory.entries.keys().cloned());
+    let unread: BTreeSet<Address> = wanted.difference(&read).cloned().collect();
+    if !unread.is_empty() {
+        live.merge(target.read(&unread).await?);
+    }
     let plan = diff(&PlanInput {
         environment,
         revision,
@@ -339,6 +355,48 @@ pub async fn plan_resources(
     let mut plan = plan;
     plan.scope = scope.map(|s| s.iter().cloned().collect());
     Ok(Planned { plan, stored, live })
+}
+
+/// sluice's state and the live state of `named`, read at the same time.
+async fn load_and_read(
+    target: &Target,
+    named: &BTreeSet<Address>,
+) -> Result<(Stored, LiveState), EngineError> {
+    let (stored, live) = tokio::join!(target.state.load(), target.read(named));
+    Ok((stored?, live?))
+}
+
+/// The floor a full plan of `desired` is measured against: only the reads
+/// it makes, with the same batching, concurrency and overlap (state and
+/// live state together, then what only the inventory names, then the
+/// backup listings of DR compliance). Returns how long they took.
+pub async fn read_floor(desired: &Desired, target: &Target) -> Result<Duration, EngineError> {
+    let named = addresses(&expand(desired));
+    let start = std::time::Instant::now();
+    let (stored, mut live) = load_and_read(target, &named).await?;
+    let unread: BTreeSet<Address> = stored
+        .inventory
+        .entries
+        .keys()
+        .filter(|a| !named.contains(*a))
+        .cloned()
+        .collect();
+    if !unread.is_empty() {
+        live.merge(target.read(&unread).await?);
+    }
+    if let Some(catalog) = &target.catalog {
+        compliance::newest_backups(desired, &live, catalog.as_ref()).await?;
+    }
+    Ok(start.elapsed())
+}
+
+/// Every address `resources` declare or require.
+fn addresses(resources: &[Resource]) -> BTreeSet<Address> {
+    resources
+        .iter()
+        .flat_map(|r| std::iter::once(&r.address).chain(&r.requires))
+        .cloned()
+        .collect()
 }
 
 #[cfg(test)]

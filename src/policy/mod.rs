@@ -160,18 +160,23 @@ impl Policies {
     }
 
     /// Runs the driver on `items`: findings as `[index in items, policy,
-    /// rule, message]`.
-    fn run(engine: &mut regorus::Engine, items: &[Json]) -> Result<Vec<Json>, PolicyError> {
-        let input = regorus::Value::from_json_str(&json!({ "items": items }).to_string())
-            .map_err(evaluation_error)?;
-        engine.set_input(input);
+    /// rule, message]`. The input goes to regorus as values, not JSON text.
+    fn run(
+        engine: &mut regorus::Engine,
+        items: Vec<Json>,
+    ) -> Result<Vec<regorus::Value>, PolicyError> {
+        let mut input = BTreeMap::new();
+        input.insert(
+            regorus::Value::from("items"),
+            regorus::Value::from(Json::Array(items)),
+        );
+        engine.set_input(regorus::Value::from(input));
         let value = engine
             .eval_rule(format!("data.{DRIVER}.findings"))
             .map_err(evaluation_error)?;
-        let json: Json = serde_json::from_str(&value.to_json_str().map_err(evaluation_error)?)
-            .map_err(evaluation_error)?;
-        Ok(match json {
-            Json::Array(findings) => findings,
+        Ok(match value {
+            regorus::Value::Array(findings) => findings.iter().cloned().collect(),
+            regorus::Value::Set(findings) => findings.iter().cloned().collect(),
             _ => Vec::new(),
         })
     }
@@ -179,33 +184,42 @@ impl Policies {
     /// A driver finding about one of `judged` as a [`Finding`].
     fn finding(
         &self,
-        f: &Json,
+        f: &regorus::Value,
         judged: &[Judged<'_>],
         environment: &str,
     ) -> Result<Finding, PolicyError> {
         let unexpected = || evaluation_error(format!("unexpected finding {f}"));
-        let j = f[0]
-            .as_u64()
-            .and_then(|n| judged.get(usize::try_from(n).ok()?))
+        let field = |i: usize| f.as_array().ok().and_then(|a| a.get(i));
+        let index = |i: usize| {
+            field(i)
+                .and_then(|v| v.as_u64().ok())
+                .and_then(|n| usize::try_from(n).ok())
+        };
+        let j = index(0)
+            .and_then(|n| judged.get(n))
             .ok_or_else(unexpected)?;
-        let p = f[1]
-            .as_u64()
-            .and_then(|p| usize::try_from(p).ok())
+        let p = index(1)
             .filter(|p| *p < self.packages.len())
             .ok_or_else(unexpected)?;
-        let level = match f[2].as_str() {
+        let level = match field(2)
+            .and_then(|v| v.as_string().ok())
+            .map(|s| s.as_ref())
+        {
             Some("deny") => Level::Deny,
             Some("warn") => Level::Warn,
             _ => return Err(unexpected()),
         };
-        let m = &f[3];
+        let message = match field(3).ok_or_else(unexpected)? {
+            regorus::Value::String(m) => m.to_string(),
+            other => serde_json::to_string(other).map_err(evaluation_error)?,
+        };
         Ok(Finding {
             level,
             policy: self.packages[p].trim_start_matches("data.").to_owned(),
             file: self.files[p].clone(),
             namespace: j.name.to_owned(),
             environment: environment.to_owned(),
-            message: m.as_str().map_or_else(|| m.to_string(), str::to_owned),
+            message,
             hint: self.hints[p].clone(),
             source: j.declared.map(|ns| ns.source.clone()),
         })
@@ -273,7 +287,7 @@ impl Policies {
                 chunks.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
             {
                 let items: Vec<Json> = part.iter().map(input).collect();
-                for f in Self::run(&mut engine, &items)? {
+                for f in Self::run(&mut engine, items)? {
                     out.push(self.finding(&f, part, env_name)?);
                 }
             }

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use futures_util::{StreamExt, TryStreamExt};
 use rdkafka::admin::{ConfigSource, NewPartitions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::error::RDKafkaErrorCode;
 
@@ -12,6 +13,10 @@ use super::{BatchResult, KafkaBackend, read_error, rejected};
 use crate::backend::BackendError;
 use crate::plan::{Api, Change, Field, LiveResource, LiveState};
 use crate::resource::{Address, TopicValue, Value, digest};
+
+/// Topics per DescribeConfigs request, and how many requests are in flight.
+const DESCRIBE_CHUNK: usize = 500;
+const DESCRIBES_IN_FLIGHT: usize = 4;
 
 impl KafkaBackend {
     /// The live value of every wanted topic that exists.
@@ -48,17 +53,17 @@ impl KafkaBackend {
             if live.unsupported.contains(&Api::DescribeConfigs) {
                 return Err(read_error("not supported by this broker (DescribeConfigs)"));
             }
-            self.sent("DescribeConfigs");
-            let specifiers: Vec<ResourceSpecifier> = existing
-                .iter()
-                .map(|t| ResourceSpecifier::Topic(t))
+            // In chunks: librdkafka matches each answer to its resource by a
+            // linear search, so one request of every topic costs quadratic time.
+            let requests: Vec<_> = existing
+                .chunks(DESCRIBE_CHUNK)
+                .map(|chunk| self.describe_chunk(chunk))
                 .collect();
-            let described = self
-                .admin
-                .describe_configs(&specifiers, &self.options())
-                .await
-                .map_err(|e| read_error(format!("DescribeConfigs failed: {e}")))?;
-            for (topic, result) in existing.iter().zip(described) {
+            let described: Vec<_> = futures_util::stream::iter(requests)
+                .buffered(DESCRIBES_IN_FLIGHT)
+                .try_collect()
+                .await?;
+            for (topic, result) in described.into_iter().flatten() {
                 let resource = result
                     .map_err(|e| read_error(format!("DescribeConfigs of `{topic}` failed: {e}")))?;
                 let config = explicit_configs(
@@ -67,7 +72,7 @@ impl KafkaBackend {
                         .into_iter()
                         .map(|e| (e.name, e.value, e.source)),
                 );
-                let (partitions, rf) = metadata[*topic];
+                let (partitions, rf) = metadata[topic];
                 let value = TopicValue {
                     partitions: u32::try_from(partitions).unwrap_or(u32::MAX),
                     replication_factor: u16::try_from(rf).unwrap_or(u16::MAX),
@@ -84,6 +89,22 @@ impl KafkaBackend {
             }
         }
         Ok(())
+    }
+
+    /// One DescribeConfigs request: each topic with its answer.
+    async fn describe_chunk<'a>(
+        &self,
+        chunk: &'a [&'a str],
+    ) -> Result<Vec<(&'a str, rdkafka::admin::ConfigResourceResult)>, BackendError> {
+        self.sent("DescribeConfigs");
+        let specifiers: Vec<ResourceSpecifier> =
+            chunk.iter().map(|t| ResourceSpecifier::Topic(t)).collect();
+        let described = self
+            .admin
+            .describe_configs(&specifiers, &self.options())
+            .await
+            .map_err(|e| read_error(format!("DescribeConfigs failed: {e}")))?;
+        Ok(chunk.iter().copied().zip(described).collect())
     }
 
     pub(super) async fn create_topics(&self, changes: &[&Change]) -> BatchResult {

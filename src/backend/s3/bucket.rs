@@ -50,6 +50,16 @@ async fn encrypted(c: &Client, bucket: &str) -> Result<bool, String> {
 }
 
 impl S3Backend {
+    /// [`Self::read_bucket`] within the request time limit, with its name.
+    pub(super) async fn read_named<'a>(
+        &self,
+        bucket: &'a str,
+    ) -> Result<Option<(&'a str, (BucketValue, BucketDocs))>, BackendError> {
+        let what = format!("reading bucket {bucket}");
+        let read = self.bounded(&what, self.read_bucket(bucket)).await?;
+        Ok(read.map(|r| (bucket, r)))
+    }
+
     /// One bucket's settings and documents, read together.
     pub(super) async fn read_bucket(
         &self,

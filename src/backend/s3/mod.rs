@@ -32,6 +32,7 @@ use aws_sdk_s3::config::{
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::DateTime;
 use aws_sdk_s3::types::{LifecycleRule, ReplicationConfiguration};
+use futures_util::{StreamExt, TryStreamExt};
 
 use super::{Backend, BackendError, BackupCatalog, ConnectError};
 use crate::config::workspace::S3Env;
@@ -58,6 +59,9 @@ struct BucketDocs {
     replication: Option<ReplicationConfiguration>,
     policy: Option<String>,
 }
+
+/// How many buckets are read at once; each read sends its eight GETs together.
+const BUCKETS_IN_FLIGHT: usize = 4;
 
 fn read_error(message: String) -> BackendError {
     BackendError::Read {
@@ -262,12 +266,13 @@ impl Backend for S3Backend {
             live.resources
                 .insert(address, LiveResource { value, fingerprint });
         };
-        for bucket in buckets {
-            let what = format!("reading bucket {bucket}");
-            let read = self.bounded(&what, self.read_bucket(bucket));
-            let Some((value, docs)) = read.await? else {
-                continue;
-            };
+        // A few buckets at once, each with its documents read together.
+        let reads: Vec<_> = buckets.into_iter().map(|b| self.read_named(b)).collect();
+        let read: Vec<_> = futures_util::stream::iter(reads)
+            .buffered(BUCKETS_IN_FLIGHT)
+            .try_collect()
+            .await?;
+        for (bucket, (value, docs)) in read.into_iter().flatten() {
             insert(Address::bucket(bucket), Value::Bucket(value));
             for rule in &docs.lifecycle {
                 if let Some(id) = rule.id().filter(|id| id.starts_with(OWNED_PREFIX)) {
