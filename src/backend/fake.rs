@@ -198,14 +198,17 @@ impl FakeCatalog {
 
 #[async_trait]
 impl BackupCatalog for FakeCatalog {
-    async fn newest_backup(
+    async fn newest_backups(
         &self,
         bucket: &str,
         _region: &str,
-        prefix: &str,
-    ) -> Result<Option<i64>, BackendError> {
+        prefixes: &[&str],
+    ) -> Result<Vec<Option<i64>>, BackendError> {
         let newest = self.newest.lock().unwrap();
-        Ok(newest.get(&(bucket.to_owned(), prefix.to_owned())).copied())
+        Ok(prefixes
+            .iter()
+            .map(|p| newest.get(&(bucket.to_owned(), (*p).to_owned())).copied())
+            .collect())
     }
 
     async fn health(&self) -> Result<usize, String> {

@@ -103,15 +103,15 @@ pub trait Backend: Send + Sync {
 /// compliance, and whether the store answers at all, for `status`.
 #[async_trait]
 pub trait BackupCatalog: Send + Sync {
-    /// When the newest object under `prefix` in `bucket` (which lives in
-    /// `region`) was written, in seconds since the epoch; `None` when the
-    /// prefix holds nothing.
-    async fn newest_backup(
+    /// When the newest object under each of `prefixes` in `bucket` (which
+    /// lives in `region`) was written, in seconds since the epoch, in the
+    /// order asked; `None` where a prefix holds nothing.
+    async fn newest_backups(
         &self,
         bucket: &str,
         region: &str,
-        prefix: &str,
-    ) -> Result<Option<i64>, BackendError>;
+        prefixes: &[&str],
+    ) -> Result<Vec<Option<i64>>, BackendError>;
 
     /// How many buckets are visible: proof that the store answers.
     async fn health(&self) -> Result<usize, String>;

@@ -13,12 +13,12 @@ use crate::resource::{Address, Kind, Value};
 /// Newest backup times (seconds since the epoch), by `(bucket, prefix)`.
 pub type Newest = BTreeMap<(String, String), Option<i64>>;
 
-/// How many backup listings are in flight at once.
+/// How many bucket listings are in flight at once.
 const LISTINGS_IN_FLIGHT: usize = 8;
 
 /// Reads the newest backup under every backup prefix, in the buckets the
-/// plan found live (in the region it found them in), a few listings at
-/// once; a missing bucket has no backups.
+/// plan found live (in the region it found them in): one listing per
+/// bucket, a few buckets at once. A missing bucket has no backups.
 pub async fn newest_backups(
     desired: &Desired,
     live: &LiveState,
@@ -26,34 +26,44 @@ pub async fn newest_backups(
 ) -> Result<Newest, BackendError> {
     use futures_util::{StreamExt, TryStreamExt};
     let mut out = Newest::new();
-    let mut listings = Vec::new();
+    let mut by_bucket: BTreeMap<&str, (&str, Vec<&str>)> = BTreeMap::new();
     for b in desired
         .namespaces
         .iter()
         .filter_map(|ns| ns.disaster_recovery.as_ref()?.backup.as_ref())
     {
-        let key = (b.bucket.clone(), b.prefix.clone());
-        if out.contains_key(&key) {
+        if out
+            .insert((b.bucket.clone(), b.prefix.clone()), None)
+            .is_some()
+        {
             continue;
         }
-        out.insert(key, None);
         if let Some(Value::Bucket(bucket)) = live
             .resources
             .get(&Address::bucket(&b.bucket))
             .map(|l| &l.value)
         {
-            listings.push((b, bucket.region.as_str()));
+            let (_, prefixes) = by_bucket
+                .entry(&b.bucket)
+                .or_insert_with(|| (&bucket.region, Vec::new()));
+            prefixes.push(&b.prefix);
         }
     }
+    let listings = by_bucket
+        .into_iter()
+        .map(|(bucket, (region, prefixes))| async move {
+            let newest = catalog.newest_backups(bucket, region, &prefixes).await?;
+            Ok::<_, BackendError>((bucket, prefixes, newest))
+        });
     let found: Vec<_> = futures_util::stream::iter(listings)
-        .map(|(b, region)| async move {
-            let newest = catalog.newest_backup(&b.bucket, region, &b.prefix).await?;
-            Ok::<_, BackendError>(((b.bucket.clone(), b.prefix.clone()), newest))
-        })
         .buffer_unordered(LISTINGS_IN_FLIGHT)
         .try_collect()
         .await?;
-    out.extend(found);
+    for (bucket, prefixes, newest) in found {
+        for (prefix, n) in prefixes.into_iter().zip(newest) {
+            out.insert((bucket.to_owned(), prefix.to_owned()), n);
+        }
+    }
     Ok(out)
 }
 

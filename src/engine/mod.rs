@@ -132,7 +132,13 @@ impl Target {
         }
         let reads = self.backends.iter().map(|backend| {
             let addresses = by_system.remove(&backend.system()).unwrap_or_default();
-            async move { backend.read(&addresses).await }
+            async move {
+                let start = std::time::Instant::now();
+                let read = backend.read(&addresses).await;
+                let system = backend.system();
+                tracing::debug!(?system, addresses = addresses.len(), took = ?start.elapsed(), "read");
+                read
+            }
         });
         let reads: Vec<_> = reads.collect();
         if let Some((system, _)) = by_system.into_iter().next() {
@@ -384,9 +390,11 @@ pub async fn read_floor(desired: &Desired, target: &Target) -> Result<Duration, 
     if !unread.is_empty() {
         live.merge(target.read(&unread).await?);
     }
+    tracing::debug!(took = ?start.elapsed(), "state and live state read");
     if let Some(catalog) = &target.catalog {
         compliance::newest_backups(desired, &live, catalog.as_ref()).await?;
     }
+    tracing::debug!(took = ?start.elapsed(), "backup listings read");
     Ok(start.elapsed())
 }
 

@@ -130,6 +130,18 @@ impl KafkaBackend {
     }
 }
 
+/// A failed request as people read it: one that waited the whole timeout
+/// says so, as the other systems' do.
+fn failed(request: &str, e: &KafkaError, timeout: Duration) -> String {
+    use rdkafka::error::RDKafkaErrorCode::{OperationTimedOut, RequestTimedOut};
+    match e.rdkafka_error_code() {
+        Some(OperationTimedOut | RequestTimedOut) => {
+            format!("{request} timed out after {}s", timeout.as_secs_f64())
+        }
+        _ => format!("{request} failed: {e}"),
+    }
+}
+
 fn read_error(message: impl Into<String>) -> BackendError {
     BackendError::Read {
         system: System::Kafka,

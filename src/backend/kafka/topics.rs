@@ -9,7 +9,7 @@ use rdkafka::admin::{ConfigSource, NewPartitions, NewTopic, ResourceSpecifier, T
 use rdkafka::error::RDKafkaErrorCode;
 
 use super::sys::{self, ConfigOp, TopicConfigOps};
-use super::{BatchResult, KafkaBackend, read_error, rejected};
+use super::{BatchResult, KafkaBackend, failed, read_error, rejected};
 use crate::backend::BackendError;
 use crate::plan::{Api, Change, Field, LiveResource, LiveState};
 use crate::resource::{Address, TopicValue, Value, digest};
@@ -42,7 +42,7 @@ impl KafkaBackend {
             })
             .await
             .map_err(read_error)?
-            .map_err(|e| read_error(format!("Metadata failed: {e}")))?;
+            .map_err(|e| read_error(failed("Metadata", &e, timeout)))?;
 
         let existing: Vec<&str> = topics
             .iter()
@@ -103,7 +103,7 @@ impl KafkaBackend {
             .admin
             .describe_configs(&specifiers, &self.options())
             .await
-            .map_err(|e| read_error(format!("DescribeConfigs failed: {e}")))?;
+            .map_err(|e| read_error(failed("DescribeConfigs", &e, self.timeout)))?;
         Ok(chunk.iter().copied().zip(described).collect())
     }
 

@@ -30,7 +30,6 @@ use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::primitives::DateTime;
 use aws_sdk_s3::types::{LifecycleRule, ReplicationConfiguration};
 use futures_util::{StreamExt, TryStreamExt};
 
@@ -58,6 +57,24 @@ struct BucketDocs {
     lifecycle: Vec<LifecycleRule>,
     replication: Option<ReplicationConfiguration>,
     policy: Option<String>,
+}
+
+/// The longest start every one of `prefixes` shares (on a char boundary).
+fn common_start<'a>(prefixes: &[&'a str]) -> &'a str {
+    let Some(first) = prefixes.first() else {
+        return "";
+    };
+    let mut end = first.len();
+    for p in &prefixes[1..] {
+        end = first
+            .char_indices()
+            .zip(p.chars())
+            .take_while(|((_, a), b)| a == b)
+            .last()
+            .map_or(0, |((i, a), _)| i + a.len_utf8())
+            .min(end);
+    }
+    &first[..end]
 }
 
 /// How many buckets are read at once; each read sends its eight GETs together.
@@ -336,36 +353,44 @@ impl Backend for S3Backend {
 
 #[async_trait]
 impl BackupCatalog for S3Backend {
-    /// The newest LastModified under the prefix, every page listed.
-    async fn newest_backup(
+    /// The newest LastModified under each prefix, from one listing of the
+    /// bucket under the prefixes' common start, every page read (S3 lists by
+    /// key, not by time, so no page can be skipped). One listing per bucket
+    /// instead of one per prefix: a plan of many DR namespaces sharing a few
+    /// buckets costs a request per bucket and per thousand objects.
+    async fn newest_backups(
         &self,
         bucket: &str,
         region: &str,
-        prefix: &str,
-    ) -> Result<Option<i64>, BackendError> {
-        let what = format!("listing s3://{bucket}/{prefix}");
+        prefixes: &[&str],
+    ) -> Result<Vec<Option<i64>>, BackendError> {
+        let common = common_start(prefixes);
+        let what = format!("listing s3://{bucket}/{common}");
         self.bounded(&what, async {
             let mut pages = self
                 .client(region)
                 .list_objects_v2()
                 .bucket(bucket)
-                .prefix(prefix)
+                .prefix(common)
                 .into_paginator()
                 .send();
-            let mut newest: Option<DateTime> = None;
+            let mut newest: Vec<Option<i64>> = vec![None; prefixes.len()];
             while let Some(page) = pages.next().await {
                 let page = page.map_err(|e| {
-                    read_error(format!("ListObjectsV2 {bucket}/{prefix}: {}", describe(&e)))
+                    read_error(format!("ListObjectsV2 {bucket}/{common}: {}", describe(&e)))
                 })?;
                 for o in page.contents() {
-                    if let Some(t) = o.last_modified()
-                        && newest.is_none_or(|n| t.secs() > n.secs())
-                    {
-                        newest = Some(*t);
+                    let (Some(key), Some(t)) = (o.key(), o.last_modified()) else {
+                        continue;
+                    };
+                    for (i, p) in prefixes.iter().enumerate() {
+                        if key.starts_with(p) && newest[i].is_none_or(|n| t.secs() > n) {
+                            newest[i] = Some(t.secs());
+                        }
                     }
                 }
             }
-            Ok(newest.map(|t| t.secs()))
+            Ok(newest)
         })
         .await
     }
