@@ -281,11 +281,13 @@ impl Policies {
             .map_or(1, usize::from)
             .min(chunks.len());
         let work = || -> Result<Vec<Finding>, PolicyError> {
-            let mut engine = self.engine.clone();
             let mut out = Vec::new();
             while let Some(part) =
                 chunks.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
             {
+                // A fresh engine per chunk: one kept for every chunk grew in
+                // memory and time per evaluation (superlinear in namespaces).
+                let mut engine = self.engine.clone();
                 let items: Vec<Json> = part.iter().map(input).collect();
                 for f in Self::run(&mut engine, items)? {
                     out.push(self.finding(&f, part, env_name)?);
