@@ -33,7 +33,7 @@ const DRIVER: &str = "sluice_driver";
 
 /// Namespaces judged in one evaluation: enough to amortize it, few enough
 /// to keep the input document small.
-const CHUNK: usize = 128;
+const CHUNK: usize = 32;
 
 /// The built-in guardrails, as shipped in `policies/`.
 pub const BUILT_IN: &[(&str, &str)] = &[
