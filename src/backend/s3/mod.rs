@@ -99,7 +99,7 @@ where
     R: std::fmt::Debug,
 {
     if let SdkError::TimeoutError(_) = e {
-        return "timed out (the request got no answer within `--timeout`)".into();
+        return "timed out after `--timeout` with no answer (each attempt waits that long)".into();
     }
     match (e.code(), e.message()) {
         (Some(c), Some(m)) => format!("{c}: {m}"),
