@@ -359,9 +359,16 @@ fn suggest(rest: &str, fallback: &str) -> String {
 
 /// "did you mean `x`?" for the candidate closest to `got`, if one is close.
 pub fn suggest_among(got: &str, candidates: &[impl AsRef<str>]) -> Option<String> {
+    // Case is ignored: `GZIP` is a typo of `gzip`.
+    let got = got.to_lowercase();
     candidates
         .iter()
-        .map(|c| (strsim::jaro_winkler(got, c.as_ref()), c.as_ref()))
+        .map(|c| {
+            (
+                strsim::jaro_winkler(&got, &c.as_ref().to_lowercase()),
+                c.as_ref(),
+            )
+        })
         .filter(|(score, _)| *score > 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| format!("did you mean `{c}`?"))

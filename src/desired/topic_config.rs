@@ -3,6 +3,7 @@
 //! words and ranges, with human units for milliseconds and bytes.
 
 use crate::config::Located;
+use crate::config::parse::suggest_among;
 use crate::config::scalar::Scalar;
 use crate::config::units::{DurationUnit, SizeUnit, UnitKind, millis};
 use crate::diag::Diagnostic;
@@ -31,17 +32,10 @@ pub fn check_key(key: &str, value: &Located<Scalar>, file: &str, diags: &mut Vec
         );
         return;
     }
-    let best = CATALOG
-        .iter()
-        .map(|s| (strsim::jaro_winkler(key, s.key), s.key))
-        .filter(|(s, _)| *s > 0.85)
-        .max_by(|a, b| a.0.total_cmp(&b.0));
-    let hint = match best {
-        Some((_, k)) => format!("did you mean `{k}`?"),
-        None => {
-            "sluice passes it on as written; README lists the topic configs Kafka documents".into()
-        }
-    };
+    let keys: Vec<&str> = CATALOG.iter().map(|s| s.key).collect();
+    let hint = suggest_among(key, &keys).unwrap_or_else(|| {
+        "sluice passes it on as written; README lists the topic configs Kafka documents".into()
+    });
     diags.push(
         Diagnostic::warning(
             "unknown-topic-config",
@@ -194,20 +188,7 @@ fn unknown_word(text: &str, words: &[&str]) -> Problem {
         .map(|w| format!("`{w}`"))
         .collect::<Vec<_>>()
         .join(", ");
-    let close = words
-        .iter()
-        .map(|w| {
-            (
-                strsim::jaro_winkler(&text.to_lowercase(), &w.to_lowercase()),
-                *w,
-            )
-        })
-        .filter(|(s, _)| *s > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0));
-    let hint = match close {
-        Some((_, w)) => format!("did you mean `{w}`?"),
-        None => format!("write one of {listed}"),
-    };
+    let hint = suggest_among(text, words).unwrap_or_else(|| format!("write one of {listed}"));
     (
         format!("unknown value `{text}`, expected one of {listed}"),
         hint,

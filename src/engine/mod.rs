@@ -342,12 +342,12 @@ pub async fn plan_resources(
         }
         None => &stored.inventory,
     };
-    let mut wanted = addresses(resources);
-    wanted.extend(inventory.entries.keys().cloned());
-    let unread: BTreeSet<Address> = wanted.difference(&read).cloned().collect();
-    if !unread.is_empty() {
-        live.merge(target.read(&unread).await?);
-    }
+    // A full plan read what its resources name; a scoped one reads them now.
+    let named = match scope {
+        Some(_) => addresses(resources),
+        None => BTreeSet::new(),
+    };
+    read_rest(target, named, inventory, &read, &mut live).await?;
     let plan = diff(&PlanInput {
         environment,
         revision,
@@ -372,6 +372,28 @@ async fn load_and_read(
     Ok((stored?, live?))
 }
 
+/// Reads `unread` and what only `inventory` names beyond what was `read`
+/// already, into `live`; no request when nothing is left.
+async fn read_rest(
+    target: &Target,
+    mut unread: BTreeSet<Address>,
+    inventory: &Inventory,
+    read: &BTreeSet<Address>,
+    live: &mut LiveState,
+) -> Result<(), EngineError> {
+    unread.extend(
+        inventory
+            .entries
+            .keys()
+            .filter(|a| !read.contains(*a))
+            .cloned(),
+    );
+    if !unread.is_empty() {
+        live.merge(target.read(&unread).await?);
+    }
+    Ok(())
+}
+
 /// The floor a full plan of `desired` is measured against: only the reads
 /// it makes, with the same batching, concurrency and overlap (state and
 /// live state together, then what only the inventory names, then the
@@ -380,16 +402,14 @@ pub async fn read_floor(desired: &Desired, target: &Target) -> Result<Duration, 
     let named = addresses(&expand(desired));
     let start = std::time::Instant::now();
     let (stored, mut live) = load_and_read(target, &named).await?;
-    let unread: BTreeSet<Address> = stored
-        .inventory
-        .entries
-        .keys()
-        .filter(|a| !named.contains(*a))
-        .cloned()
-        .collect();
-    if !unread.is_empty() {
-        live.merge(target.read(&unread).await?);
-    }
+    read_rest(
+        target,
+        BTreeSet::new(),
+        &stored.inventory,
+        &named,
+        &mut live,
+    )
+    .await?;
     tracing::debug!(took = ?start.elapsed(), "state and live state read");
     if let Some(catalog) = &target.catalog {
         compliance::newest_backups(desired, &live, catalog.as_ref()).await?;
