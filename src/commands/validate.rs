@@ -24,13 +24,17 @@ struct JsonReport<'a> {
 }
 
 pub fn run(cli: &Cli, format: Format) -> Result<Exit, Error> {
+    let started = std::time::Instant::now();
     let tree = cli.source.origin().load()?;
+    tracing::debug!(took = ?started.elapsed(), "source read");
     let (desired, mut diags) = load(
         &tree,
         Selection::AllUnless(cli.env.as_deref()),
         &Overrides::from_process(),
     );
+    let started = std::time::Instant::now();
     judge(&tree, &desired, &mut diags);
+    tracing::debug!(took = ?started.elapsed(), "policies evaluated");
     let errors = diags.iter().filter(|d| d.level == Level::Error).count();
     let warnings = diags.len() - errors;
 

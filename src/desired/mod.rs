@@ -41,7 +41,9 @@ pub fn load(
     overrides: &Overrides,
 ) -> (Vec<Desired>, Vec<Diagnostic>) {
     let mut diags = Vec::new();
+    let started = std::time::Instant::now();
     let parsed = crate::config::parse::parse_tree(tree, &mut diags);
+    tracing::debug!(took = ?started.elapsed(), "config parsed");
     if let Some(file) = &tree.workspace
         && parsed.workspace.is_none()
         && !diags.iter().any(Diagnostic::is_error)
@@ -53,6 +55,7 @@ pub fn load(
         );
     }
     let desired = resolve(&parsed, selection, overrides, &mut diags);
+    tracing::debug!(took = ?started.elapsed(), "config resolved");
     crate::diag::normalize(&mut diags);
     (desired, diags)
 }
