@@ -21,11 +21,6 @@ use sluice::source::{SourceFile, SourceTree};
 use sluice::state::memory::MemoryState;
 use sluice::state::{Inventory, InventoryEntry};
 
-// The allocator of the `sluice` binary (src/main.rs), so that time and
-// memory are the binary's.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// The estate of `scripts/bench-plan.sh`: five topics a namespace.
 fn estate(topics: usize) -> SourceTree {
     let workspace =

@@ -44,6 +44,7 @@ pub fn load(
     let started = std::time::Instant::now();
     let parsed = crate::config::parse::parse_tree(tree, &mut diags);
     tracing::debug!(took = ?started.elapsed(), "config parsed");
+    let started = std::time::Instant::now();
     if let Some(file) = &tree.workspace
         && parsed.workspace.is_none()
         && !diags.iter().any(Diagnostic::is_error)
