@@ -1,19 +1,15 @@
 //! `sluice plan` and `sluice drift`: desired against live, no writes.
 
-use std::collections::BTreeSet;
 use std::path::Path;
 
 use super::{
     Error, Exit, block_on, color_stdout, load_desired, load_policies, print_findings, print_json,
-    resolve_desired,
+    pull_request,
 };
 use crate::cli::{Cli, PlanFormat};
-use crate::config::parse::parse_tree;
-use crate::desired::{Desired, Environment, Overrides, connect_as_base};
 use crate::engine::{self, Planned, Target};
 use crate::plan::Plan;
 use crate::render;
-use crate::source::{PullRequest, SourceFile, SourceTree, load_pull_request};
 use crate::state::{ApplyStatus, Stored};
 
 /// Validates, connects and plans the selected environment, judged by the
@@ -22,137 +18,38 @@ use crate::state::{ApplyStatus, Stored};
 /// sharing a bucket with them), or every namespace when the workspace or a
 /// policy changed, and judges by the base's policies.
 async fn plan_now(cli: &Cli, base: Option<&str>, env: Option<&str>) -> Result<Planned, Error> {
-    let mut review = Vec::new();
-    let mut widened = None;
-    let (tree, desired, policies) = match base {
+    let (tree, planned) = match base {
         None => {
             let (tree, desired) = load_desired(cli, env)?;
             let policies = load_policies(&tree)?;
-            (tree, desired, policies)
+            let target = Target::connect(&desired.environment, cli.timeout).await?;
+            let planned =
+                engine::plan(&desired, tree.revision.as_deref(), &target, &policies).await?;
+            (tree, planned)
         }
         Some(base) => {
-            let pr = load_pull_request(&cli.source.origin(), base)?;
-            let policies = load_policies(&pr.base)?;
-            let base_env = base_environment(cli, &pr.base, base, env)?;
-            let (tree, mut desired, why) = load_changed(cli, pr, env)?;
-            widened = why;
-            review = connect_as_base(&mut desired.environment, &base_env);
-            for r in &review {
+            let pr = pull_request::load(cli, base, env).await?;
+            for r in &pr.review {
                 eprintln!(
                     "warning: the change sets `{r}`; this plan connects with the base revision's (review it)"
                 );
             }
-            (tree, desired, policies)
+            let mut planned = engine::plan_from(
+                &pr.desired,
+                pr.tree.revision.as_deref(),
+                &pr.target,
+                &pr.policies,
+                pr.stored,
+            )
+            .await?;
+            planned.plan.review = pr.review;
+            planned.plan.widened = pr.widened;
+            (pr.tree, planned)
         }
     };
-    let target = Target::connect(&desired.environment, cli.timeout).await?;
-    let mut planned = engine::plan(&desired, tree.revision.as_deref(), &target, &policies).await?;
-    planned.plan.review = review;
-    planned.plan.widened = widened;
     warn_unfinished(&planned.stored);
     print_findings(&tree, &planned.plan.policy);
     Ok(planned)
-}
-
-/// The desired state of a pull request, whole, scoped to the namespaces
-/// whose files it changed: those its changed files declare now, and those
-/// they declared at the base (a deleted or renamed namespace, which then
-/// plans as deletes). A change to what every namespace resolves through (the
-/// workspace, a policy) scopes nothing, and says so.
-fn load_changed(
-    cli: &Cli,
-    pr: PullRequest,
-    env: Option<&str>,
-) -> Result<(SourceTree, Desired, Option<String>), Error> {
-    let PullRequest {
-        head: tree,
-        base,
-        changed,
-    } = pr;
-    let widened = widened_by(&base, &tree);
-    let names = |files: Vec<SourceFile>| -> BTreeSet<String> {
-        let only = SourceTree {
-            namespaces: files,
-            ..SourceTree::default()
-        };
-        // A version that does not parse names nothing; the full load reports it.
-        parse_tree(&only, &mut Vec::new())
-            .namespaces
-            .iter()
-            .map(|d| d.value.metadata.name.value.clone())
-            .collect()
-    };
-    let mut scope = names(
-        base.namespaces
-            .into_iter()
-            .filter(|f| changed.before.contains(&f.path))
-            .collect(),
-    );
-    scope.extend(names(
-        tree.namespaces
-            .iter()
-            .filter(|f| changed.now.contains(&f.path))
-            .cloned()
-            .collect(),
-    ));
-    // Nothing declared at all: plan everything, so that the guard against
-    // deleting everything applies.
-    let whole = widened.is_some() || tree.namespaces.is_empty();
-    let (tree, mut desired) = resolve_desired(cli, tree, env)?;
-    if !whole {
-        desired.scope = Some(scope);
-    }
-    Ok((tree, desired, widened))
-}
-
-/// What a pull request changes outside `namespaces/` that every namespace
-/// resolves or is judged through.
-fn widened_by(base: &SourceTree, head: &SourceTree) -> Option<String> {
-    let text = |f: &Option<SourceFile>| f.as_ref().map(|f| f.text.clone());
-    if text(&base.workspace) != text(&head.workspace) {
-        return Some("the change edits the workspace file (`sluice.yaml`)".into());
-    }
-    let policies = |t: &SourceTree| -> Vec<(String, String)> {
-        let mut p: Vec<_> = t
-            .policies
-            .iter()
-            .map(|f| (f.path.clone(), f.text.clone()))
-            .collect();
-        p.sort();
-        p
-    };
-    if policies(base) != policies(head) {
-        return Some("the change edits a policy (`policies/`)".into());
-    }
-    None
-}
-
-/// The environment as the base revision's workspace declares it: a pull
-/// request's plan connects with it, never with the change's settings.
-fn base_environment(
-    cli: &Cli,
-    base: &SourceTree,
-    rev: &str,
-    env: Option<&str>,
-) -> Result<Environment, Error> {
-    let workspace_only = SourceTree {
-        workspace: base.workspace.clone(),
-        ..SourceTree::default()
-    };
-    let (desired, _) = engine::load_desired(
-        &workspace_only,
-        env.or(cli.env.as_deref()),
-        &Overrides::from_process(),
-    );
-    desired
-        .map(|d| d.environment)
-        .ok_or_else(|| Error::BaseEnvironment {
-            env: env
-                .or(cli.env.as_deref())
-                .unwrap_or("the default")
-                .to_owned(),
-            base: rev.to_owned(),
-        })
 }
 
 /// Says when the last apply did not end cleanly: a plan then shows what it left.

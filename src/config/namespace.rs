@@ -23,6 +23,47 @@ pub struct Namespace {
     pub spec: NamespaceSpec,
 }
 
+impl Namespace {
+    /// Every name by which this namespace could collide with another or
+    /// share with it: its own, its topics' (the implicit one too), its
+    /// consumer groups' and its buckets'. A topic `x.dlq` also gives `x`,
+    /// whose `dlq: true` would make it; `x` is found in `x.dlq` as it is.
+    pub fn names(&self) -> Vec<String> {
+        let own = &self.metadata.name.value;
+        let topics: Vec<String> = match &self.spec.topics {
+            None => vec![own.clone()],
+            Some(topics) => topics
+                .iter()
+                .map(|t| t.value.name.as_ref().map_or(own, |n| &n.value).clone())
+                .collect(),
+        };
+        let stems: Vec<String> = topics
+            .iter()
+            .filter_map(|t| t.strip_suffix(".dlq"))
+            .map(str::to_owned)
+            .collect();
+        std::iter::once(own.clone())
+            .chain(topics)
+            .chain(stems)
+            .chain(self.spec.consumers.iter().map(|c| c.group.value.clone()))
+            .chain(self.buckets())
+            .collect()
+    }
+
+    /// The buckets its DR policy keeps backups and replicas in.
+    pub fn buckets(&self) -> Vec<String> {
+        let dr = self.spec.disaster_recovery.as_ref();
+        dr.and_then(|d| d.backup.as_ref())
+            .map(|b| b.bucket.value.clone())
+            .into_iter()
+            .chain(
+                dr.and_then(|d| d.replication.as_ref())
+                    .map(|r| r.bucket.value.clone()),
+            )
+            .collect()
+    }
+}
+
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema)]
 pub enum NamespaceKind {
     Namespace,

@@ -49,12 +49,17 @@ impl<T> Doc<T> {
 pub struct Parsed {
     pub workspace: Option<Doc<Workspace>>,
     pub namespaces: Vec<Doc<Namespace>>,
+    /// From only some namespace files ([`SourceTree::partial`]).
+    pub partial: bool,
 }
 
 /// Parses the workspace and every namespace document, adding a diagnostic for
 /// each document that does not parse.
 pub fn parse_tree(tree: &SourceTree, diags: &mut Vec<Diagnostic>) -> Parsed {
-    let mut parsed = Parsed::default();
+    let mut parsed = Parsed {
+        partial: tree.partial,
+        ..Parsed::default()
+    };
     for link in &tree.links {
         diags.push(
             Diagnostic::error(

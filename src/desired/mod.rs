@@ -167,7 +167,9 @@ fn resolve_env(
         .map(|doc| namespace::resolve(doc, &cx, diags))
         .collect();
     check_unique(&namespaces, diags);
-    check_partitions_per_broker(ws, name, &namespaces, diags);
+    if !parsed.partial {
+        check_partitions_per_broker(ws, name, &namespaces, diags);
+    }
     check_dr_targets(&environment, &namespaces, diags);
     check_rules_dir(&environment, &namespaces, diags);
     Desired {
@@ -413,6 +415,9 @@ fn check_namespace_environments(ws: &Doc<Workspace>, parsed: &Parsed, diags: &mu
         }
     }
     check_apply_order(ws, diags);
+    if parsed.partial {
+        return;
+    }
     for name in &ws.value.spec.guards.protected_namespaces {
         if !parsed
             .namespaces

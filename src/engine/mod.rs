@@ -193,6 +193,19 @@ pub async fn plan(
     target: &Target,
     policies: &Policies,
 ) -> Result<Planned, EngineError> {
+    plan_from(desired, revision, target, policies, None).await
+}
+
+/// [`plan`], with sluice's state read already (`stored`) when the caller
+/// needed it to choose what to load; a full plan reads it again, beside the
+/// live systems.
+pub async fn plan_from(
+    desired: &Desired,
+    revision: Option<&str>,
+    target: &Target,
+    policies: &Policies,
+    stored: Option<Stored>,
+) -> Result<Planned, EngineError> {
     // Resources come from the whole desired state, so that a bucket shared
     // with a namespace outside the scope has the value a full plan gives it.
     let resources = expand(desired);
@@ -203,6 +216,7 @@ pub async fn plan(
         &resources,
         desired.scope.as_ref(),
         target,
+        stored,
     )
     .await?;
     let scope: Option<BTreeSet<String>> = planned
@@ -299,20 +313,23 @@ pub async fn plan_resources(
     resources: &[Resource],
     scope: Option<&BTreeSet<String>>,
     target: &Target,
+    stored: Option<Stored>,
 ) -> Result<Planned, EngineError> {
     // A full plan reads what the desired state names while sluice's state
     // loads; what only the inventory names is read once it is known.
-    let (stored, mut live, read) = match scope {
-        None => {
+    let (stored, mut live, read) = match (scope, stored) {
+        (None, _) => {
             let named = addresses(resources);
             let (stored, live) = load_and_read(target, &named).await?;
             (stored, live, named)
         }
-        Some(_) => (
-            target.state.load().await?,
-            LiveState::default(),
-            BTreeSet::new(),
-        ),
+        (Some(_), stored) => {
+            let stored = match stored {
+                Some(stored) => stored,
+                None => target.state.load().await?,
+            };
+            (stored, LiveState::default(), BTreeSet::new())
+        }
     };
     let (scoped_resources, widened);
     let (resources, scope) = match scope {

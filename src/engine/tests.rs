@@ -94,14 +94,14 @@ fn options(allow_delete: bool) -> ApplyOptions {
 async fn plan(w: &World, desired: &[Resource], guards: &Guards) -> Result<Planned, EngineError> {
     let mut desired = desired.to_vec();
     desired.sort_by(|a, b| a.address.cmp(&b.address));
-    plan_resources("dev", None, guards, &desired, None, &w.target).await
+    plan_resources("dev", None, guards, &desired, None, &w.target, None).await
 }
 
 /// A plan of `desired` scoped to one namespace, as `plan --base` makes it.
 async fn scoped(w: &World, desired: &[Resource], namespace: &str) -> Plan {
     let scope = std::collections::BTreeSet::from([namespace.to_owned()]);
     let guards = Guards::default();
-    let planned = plan_resources("dev", None, &guards, desired, Some(&scope), &w.target);
+    let planned = plan_resources("dev", None, &guards, desired, Some(&scope), &w.target, None);
     planned.await.unwrap().plan
 }
 

@@ -42,6 +42,7 @@ pub fn load_dir(root: &Path) -> Result<SourceTree, SourceError> {
         links,
         ignored,
         stray: stray(root),
+        partial: false,
     })
 }
 

@@ -39,7 +39,13 @@ pub fn load_revision(origin: &Origin, rev: &str) -> Result<SourceTree, SourceErr
             let tree = commit
                 .tree()
                 .map_err(git(format!("cannot read the tree of `{rev}`")))?;
-            read_subtree(&repository, &tree, &sub, Some(commit.id().to_string()))
+            read_subtree(
+                &repository,
+                &tree,
+                &sub,
+                Some(commit.id().to_string()),
+                &|_| true,
+            )
         }
     }
 }
@@ -49,6 +55,8 @@ pub fn load_revision(origin: &Origin, rev: &str) -> Result<SourceTree, SourceErr
 #[derive(Clone, Debug)]
 pub struct PullRequest {
     pub head: SourceTree,
+    /// The base's workspace and policies, and of its namespace files only
+    /// those in `changed.before`.
     pub base: SourceTree,
     pub changed: Changed,
 }
@@ -86,13 +94,6 @@ pub fn load_pull_request(origin: &Origin, base: &str) -> Result<PullRequest, Sou
     let base_tree = base_commit
         .tree()
         .map_err(git(format!("cannot read the tree of `{base}`")))?;
-    let base_config = read_subtree(
-        &repository,
-        &base_tree,
-        &sub,
-        Some(base_commit.id().to_string()),
-    )?;
-
     let mut opts = git2::DiffOptions::new();
     opts.include_untracked(true)
         .recurse_untracked_dirs(true)
@@ -138,6 +139,14 @@ pub fn load_pull_request(origin: &Origin, base: &str) -> Result<PullRequest, Sou
             changed.before.insert(before);
         }
     }
+    // Of the base's namespace files, only the changed ones are read.
+    let base_config = read_subtree(
+        &repository,
+        &base_tree,
+        &sub,
+        Some(base_commit.id().to_string()),
+        &|path| changed.before.contains(path),
+    )?;
     Ok(PullRequest {
         head,
         base: base_config,
@@ -151,16 +160,17 @@ fn read_subtree(
     tree: &git2::Tree<'_>,
     sub: &Path,
     revision: Option<String>,
+    only: &dyn Fn(&str) -> bool,
 ) -> Result<SourceTree, SourceError> {
     if sub.as_os_str().is_empty() {
-        return read_tree(repository, tree, revision);
+        return read_tree_only(repository, tree, revision, only);
     }
     match tree.get_path(sub) {
         Ok(entry) if entry.kind() == Some(ObjectType::Tree) => {
             let subtree = repository
                 .find_tree(entry.id())
                 .map_err(git(format!("cannot read `{}`", sub.display())))?;
-            read_tree(repository, &subtree, revision)
+            read_tree_only(repository, &subtree, revision, only)
         }
         _ => Ok(SourceTree {
             revision,
@@ -185,6 +195,16 @@ fn read_tree(
     tree: &git2::Tree<'_>,
     revision: Option<String>,
 ) -> Result<SourceTree, SourceError> {
+    read_tree_only(repository, tree, revision, &|_| true)
+}
+
+/// [`read_tree`], reading only the namespace files whose paths `only` accepts.
+fn read_tree_only(
+    repository: &Repository,
+    tree: &git2::Tree<'_>,
+    revision: Option<String>,
+    only: &dyn Fn(&str) -> bool,
+) -> Result<SourceTree, SourceError> {
     let mut links = Vec::new();
     let workspace = match tree.get_path(Path::new(WORKSPACE_FILE)) {
         Ok(entry) if entry.filemode() == LINK => {
@@ -194,7 +214,11 @@ fn read_tree(
         Ok(entry) => Some(blob_file(repository, entry.id(), WORKSPACE_FILE)?),
         Err(_) => None,
     };
-    let namespaces = walk(repository, tree, NAMESPACES_DIR, is_yaml, &mut links)?;
+    let namespaces = walk_blobs(repository, tree, NAMESPACES_DIR, is_yaml, &mut links)?
+        .into_iter()
+        .filter(|(path, _)| only(path))
+        .map(|(path, id)| blob_file(repository, id, &path))
+        .collect::<Result<_, _>>()?;
     let policies = walk(repository, tree, POLICIES_DIR, is_policy, &mut links)?;
     // Only named, never read: such a file may hold anything.
     let ignored = walk_blobs(
@@ -215,6 +239,7 @@ fn read_tree(
         links,
         ignored,
         stray: stray(repository, tree),
+        partial: false,
     })
 }
 

@@ -3,6 +3,7 @@
 
 mod dir;
 mod git;
+pub mod related;
 
 use std::path::PathBuf;
 
@@ -43,9 +44,27 @@ pub struct SourceTree {
     /// other than `sluice.yaml`, that hold sluice documents: never parsed,
     /// each warned about.
     pub stray: Vec<String>,
+    /// Only some of the namespace files, those a scoped plan needs: checks
+    /// over every namespace (the partition budget, that protected names are
+    /// declared) are left to `validate` and apply.
+    pub partial: bool,
 }
 
 impl SourceTree {
+    /// This tree with only `namespaces` of its namespace files.
+    pub fn with_namespaces(&self, namespaces: Vec<SourceFile>) -> SourceTree {
+        SourceTree {
+            revision: self.revision.clone(),
+            workspace: self.workspace.clone(),
+            namespaces,
+            policies: self.policies.clone(),
+            links: self.links.clone(),
+            ignored: self.ignored.clone(),
+            stray: self.stray.clone(),
+            partial: true,
+        }
+    }
+
     /// Every file, the workspace first.
     pub fn files(&self) -> impl Iterator<Item = &SourceFile> {
         self.workspace.iter().chain(&self.namespaces)

@@ -3,7 +3,7 @@
 
 use git2::Repository;
 
-use crate::common::{TestRepo, commit_all};
+use crate::common::{TestRepo, commit_all, run};
 
 fn topics(names: &[&str]) -> String {
     let mut spec = String::from("  topics:\n");
@@ -499,4 +499,59 @@ fn every_environment_in_one_comment_and_applied_in_order_stopping_at_the_first_f
     );
     assert!(d < p, "{}", merged.stderr);
     assert!(repo.has_topic("d2") && repo.has_topic("p2"));
+}
+
+/// A pull request's plan parses the files it changed and those that spell
+/// a name they declare, and asks Kafka about its own topics only: one
+/// Metadata request of each by name, which must not create it.
+#[test]
+fn a_pull_request_plan_reads_only_what_bears_on_it_and_creates_nothing() {
+    let repo = TestRepo::new();
+    let git = Repository::init(repo.dir.path()).unwrap();
+    repo.namespace("a", &topics(&["a"]));
+    repo.namespace("b", &topics(&["b"]));
+    repo.namespace("c", &topics(&["c"]));
+    let base = commit_all(&git, "three namespaces").to_string();
+    let apply = repo.run(&["apply", "--auto-approve"]);
+    assert_eq!(apply.code, 0, "{}", apply.all_output());
+
+    repo.namespace("a", &topics(&["a", "a2"]));
+    let plan = run(repo
+        .sluice()
+        .env("SLUICE_LOG", "sluice=debug")
+        .args(["plan", "--format", "json", "--base", &base]));
+    assert_eq!(plan.code, 0, "{}", plan.all_output());
+    assert!(
+        plan.stderr
+            .contains("namespace files read for the scope files=1 of=3"),
+        "{}",
+        plan.stderr
+    );
+    let metadata = plan.stderr.matches("api=\"Metadata\"").count();
+    assert_eq!(
+        metadata, 2,
+        "one by name for each of `a` and `a2`: {}",
+        plan.stderr
+    );
+    let json = plan.json();
+    assert_eq!(json["scope"], serde_json::json!([repo.name("a")]));
+    let changes: Vec<&str> = json["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["address"].as_str().unwrap().starts_with("kafka.topic/"))
+        .map(|c| c["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(changes, ["create"]);
+    assert!(!repo.has_topic("a2"), "reading a missing topic created it");
+
+    // Taking an unchanged namespace's topic is found, though `b` is unchanged.
+    repo.namespace("a", &topics(&["a", "b"]));
+    let taken = repo.run(&["plan", "--base", &base]);
+    assert_eq!(taken.code, 1, "{}", taken.all_output());
+    assert!(
+        taken.stderr.contains("is declared twice") && taken.stderr.contains("namespaces/b.yaml"),
+        "{}",
+        taken.stderr
+    );
 }

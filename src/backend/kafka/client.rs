@@ -65,6 +65,9 @@ pub(super) fn client_config(
         let v = resolve(&value.value.0, &field)?.unwrap_or_else(|| value.value.0.clone());
         config.set(key, v);
     }
+    // The admin client is a producer underneath, which would let a Metadata
+    // request of a missing topic create it: reading must never create.
+    config.set("allow.auto.create.topics", "false");
     Ok((config, tls))
 }
 

@@ -1,5 +1,5 @@
-//! Kafka through the rdkafka admin client (bundled librdkafka): one Metadata
-//! request, DescribeConfigs batched for all topics, CreateTopics batched,
+//! Kafka through the rdkafka admin client (bundled librdkafka): Metadata (of
+//! the cluster, or of a few topics by name), DescribeConfigs batched, CreateTopics batched,
 //! CreatePartitions, IncrementalAlterConfigs only, DeleteTopics, and ACLs.
 //! What the broker supports comes from its ApiVersions answer.
 //!
@@ -192,8 +192,8 @@ impl Backend for KafkaBackend {
         System::Kafka
     }
 
-    /// ApiVersions, then one Metadata request and DescribeConfigs for the
-    /// topics that exist, and DescribeAcls when bindings are wanted.
+    /// ApiVersions, then Metadata and DescribeConfigs for the topics that
+    /// exist, and DescribeAcls when bindings are wanted.
     async fn read(&self, wanted: &[Address]) -> Result<LiveState, BackendError> {
         let topics: BTreeSet<&str> = wanted
             .iter()

@@ -1,5 +1,5 @@
-//! Topics: read with one Metadata request and DescribeConfigs for those that
-//! exist; created, grown, reconfigured (IncrementalAlterConfigs only) and
+//! Topics: read with Metadata (of the cluster, or of a few topics by name)
+//! and DescribeConfigs for those that exist; created, grown, reconfigured (IncrementalAlterConfigs only) and
 //! deleted in batches.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,6 +17,23 @@ use crate::resource::{Address, TopicValue, Value, digest};
 /// Topics per DescribeConfigs request, and how many requests are in flight.
 const DESCRIBE_CHUNK: usize = 500;
 const DESCRIBES_IN_FLIGHT: usize = 4;
+/// Up to this many topics are looked up by name, one Metadata request each
+/// (librdkafka asks for one topic or all); more, and one request for the
+/// whole cluster costs less.
+const METADATA_BY_NAME: usize = 32;
+
+/// Partitions and replication factor of each topic a Metadata answer holds
+/// without an error (a missing topic has one).
+fn shapes(md: &rdkafka::metadata::Metadata) -> BTreeMap<String, (usize, usize)> {
+    md.topics()
+        .iter()
+        .filter(|t| t.error().is_none())
+        .map(|t| {
+            let rf = t.partitions().first().map_or(0, |p| p.replicas().len());
+            (t.name().to_owned(), (t.partitions().len(), rf))
+        })
+        .collect()
+}
 
 impl KafkaBackend {
     /// The live value of every wanted topic that exists.
@@ -26,19 +43,23 @@ impl KafkaBackend {
         live: &mut LiveState,
     ) -> Result<(), BackendError> {
         let timeout = self.timeout;
-        self.sent("Metadata");
+        // A scoped plan wants a few topics: Metadata of those alone.
+        let by_name: Option<Vec<String>> = (topics.len() <= METADATA_BY_NAME)
+            .then(|| topics.iter().map(|t| (*t).to_owned()).collect());
+        for _ in 0..by_name.as_ref().map_or(1, Vec::len) {
+            self.sent("Metadata");
+        }
         let metadata = self
-            .blocking(move |admin| {
-                admin.inner().fetch_metadata(None, timeout).map(|md| {
-                    md.topics()
-                        .iter()
-                        .filter(|t| t.error().is_none())
-                        .map(|t| {
-                            let rf = t.partitions().first().map_or(0, |p| p.replicas().len());
-                            (t.name().to_owned(), (t.partitions().len(), rf))
-                        })
-                        .collect::<BTreeMap<_, _>>()
-                })
+            .blocking(move |admin| match by_name {
+                None => admin
+                    .inner()
+                    .fetch_metadata(None, timeout)
+                    .map(|md| shapes(&md)),
+                Some(names) => names.iter().try_fold(BTreeMap::new(), |mut all, name| {
+                    let md = admin.inner().fetch_metadata(Some(name), timeout)?;
+                    all.extend(shapes(&md));
+                    Ok(all)
+                }),
             })
             .await
             .map_err(read_error)?

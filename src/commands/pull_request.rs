@@ -1,0 +1,347 @@
+//! The pull-request view of `plan --base`: the change against its base
+//! revision, the namespaces it touches, and only the namespace files that
+//! bear on them.
+
+use std::collections::BTreeSet;
+
+use super::{Error, load_policies, resolve_desired};
+use crate::cli::Cli;
+use crate::config::parse::parse_tree;
+use crate::desired::{Desired, Environment, Overrides, connect_as_base};
+use crate::engine::{self, EngineError, Target};
+use crate::policy::Policies;
+use crate::resource::{Address, Kind, System};
+use crate::source::related::naming;
+use crate::source::{PullRequest, SourceFile, SourceTree, load_pull_request};
+use crate::state::{Inventory, Stored};
+
+/// What a pull request's plan is made from.
+pub(super) struct Loaded {
+    /// The files the plan was resolved from.
+    pub tree: SourceTree,
+    pub desired: Desired,
+    /// The base revision's policies.
+    pub policies: Policies,
+    pub target: Target,
+    /// sluice's state, when it had to be read to choose the files.
+    pub stored: Option<Stored>,
+    /// Connection settings the change sets, which the plan does not use.
+    pub review: Vec<String>,
+    /// Why every namespace is planned, when one is.
+    pub widened: Option<String>,
+}
+
+/// Loads a pull request against `base` and connects with the base
+/// revision's settings. A change to what every namespace resolves through
+/// (the workspace, a policy) plans every namespace, and says why. Otherwise
+/// the scope is the namespaces whose files it changed (those its changed
+/// files declare now, and those they declared at the base: a deleted or
+/// renamed namespace plans as deletes), and only the namespace files that
+/// may bear on them are parsed: see [`related`].
+pub(super) async fn load(cli: &Cli, base: &str, env: Option<&str>) -> Result<Loaded, Error> {
+    let pr = load_pull_request(&cli.source.origin(), base)?;
+    let policies = load_policies(&pr.base)?;
+    let base_env =
+        workspace_environment(cli, &pr.base, env).ok_or_else(|| Error::BaseEnvironment {
+            env: env
+                .or(cli.env.as_deref())
+                .unwrap_or("the default")
+                .to_owned(),
+            base: base.to_owned(),
+        })?;
+    let widened = widened_by(&pr.base, &pr.head);
+    // Nothing declared at all: plan everything, so that the guard against
+    // deleting everything applies.
+    if widened.is_some() || pr.head.namespaces.is_empty() {
+        let (tree, mut desired) = resolve_desired(cli, pr.head, env)?;
+        let review = connect_as_base(&mut desired.environment, &base_env);
+        let target = Target::connect(&desired.environment, cli.timeout).await?;
+        return Ok(Loaded {
+            tree,
+            desired,
+            policies,
+            target,
+            stored: None,
+            review,
+            widened,
+        });
+    }
+    let PullRequest {
+        head,
+        base: base_tree,
+        changed,
+    } = pr;
+    let is_changed = |f: &SourceFile| changed.now.contains(&f.path);
+    // The change's own files first: their problems are shown before any
+    // system is reached.
+    let own = head.with_namespaces(
+        head.namespaces
+            .iter()
+            .filter(|f| is_changed(f))
+            .cloned()
+            .collect(),
+    );
+    if engine::load_desired(&own, env.or(cli.env.as_deref()), &Overrides::from_process())
+        .0
+        .is_none()
+    {
+        // Prints its problems.
+        return Err(resolve_desired(cli, own, env)
+            .err()
+            .unwrap_or(Error::Invalid(1)));
+    }
+    let mut scope = names_in(
+        base_tree
+            .namespaces
+            .into_iter()
+            .filter(|f| changed.before.contains(&f.path))
+            .collect(),
+    );
+    scope.extend(names_in(own.namespaces));
+    // The workspace is the base's: the change did not edit it.
+    let target = Target::connect(&base_env, cli.timeout).await?;
+    let stored = target.state.load().await.map_err(EngineError::from)?;
+    let tree = related(&head, &changed.now, &scope, &stored.inventory);
+    let (tree, mut desired) = resolve_desired(cli, tree, env)?;
+    let review = connect_as_base(&mut desired.environment, &base_env);
+    desired.scope = Some(scope);
+    Ok(Loaded {
+        tree,
+        desired,
+        policies,
+        target,
+        stored: Some(stored),
+        review,
+        widened: None,
+    })
+}
+
+/// The namespaces `files` declare; a file that does not parse names
+/// nothing (the full load reports it).
+fn names_in(files: Vec<SourceFile>) -> BTreeSet<String> {
+    let only = SourceTree {
+        namespaces: files,
+        ..SourceTree::default()
+    };
+    parse_tree(&only, &mut Vec::new())
+        .namespaces
+        .iter()
+        .map(|d| d.value.metadata.name.value.clone())
+        .collect()
+}
+
+/// `head`, with only the namespace files a plan of `scope` needs: the
+/// `changed` ones, and every other that spells a name they declare (a
+/// namespace, topic, group or bucket that could collide or be shared) or a
+/// name the inventory records under the scope (a resource handed over).
+/// The files found so pull in those sharing a bucket with them, and so on,
+/// as [`engine::plan`] widens the scope. Checks over every namespace (the
+/// partition budget) are `validate`'s and apply's.
+fn related(
+    head: &SourceTree,
+    changed: &BTreeSet<String>,
+    scope: &BTreeSet<String>,
+    inventory: &Inventory,
+) -> SourceTree {
+    let files = &head.namespaces;
+    let recorded = |names: &BTreeSet<String>| -> Vec<String> {
+        inventory
+            .entries
+            .iter()
+            .filter(|(_, e)| names.contains(&e.namespace))
+            .filter_map(|(a, _)| word_of(a))
+            .collect()
+    };
+    let mut picked: BTreeSet<usize> = (0..files.len())
+        .filter(|&i| changed.contains(&files[i].path))
+        .collect();
+    let mut words: BTreeSet<String> = parsed(files, &picked)
+        .flat_map(|ns| ns.names())
+        .chain(scope.iter().cloned())
+        .chain(recorded(scope))
+        .collect();
+    let mut searched = BTreeSet::new();
+    loop {
+        let fresh: BTreeSet<String> = words.difference(&searched).cloned().collect();
+        let hits: BTreeSet<usize> = naming(files, &picked, &fresh).into_iter().collect();
+        if hits.is_empty() {
+            break;
+        }
+        searched.extend(fresh);
+        let mut names = BTreeSet::new();
+        for ns in parsed(files, &hits) {
+            words.extend(ns.buckets());
+            names.insert(ns.metadata.name.value);
+        }
+        words.extend(recorded(&names));
+        picked.extend(hits);
+    }
+    tracing::debug!(
+        files = picked.len(),
+        of = files.len(),
+        "namespace files read for the scope"
+    );
+    head.with_namespaces(picked.into_iter().map(|i| files[i].clone()).collect())
+}
+
+/// The namespace documents of the files at `indices` that parse.
+fn parsed(
+    files: &[SourceFile],
+    indices: &BTreeSet<usize>,
+) -> impl Iterator<Item = crate::config::Namespace> {
+    let only = SourceTree {
+        namespaces: indices.iter().map(|&i| files[i].clone()).collect(),
+        ..SourceTree::default()
+    };
+    parse_tree(&only, &mut Vec::new())
+        .namespaces
+        .into_iter()
+        .map(|d| d.value)
+}
+
+/// The name by which a namespace file would declare what `address` is: a
+/// topic's, an ACL's topic or group, a bucket. Records and rule files are
+/// the namespace's own, found by its name.
+fn word_of(address: &Address) -> Option<String> {
+    match address.kind() {
+        Kind::KafkaTopic => Some(address.name().to_owned()),
+        Kind::KafkaAcl => {
+            let (_, rest) = address.name().split_once('/')?;
+            let (resource, _) = rest.rsplit_once('/')?;
+            resource.split_once(':').map(|(_, name)| name.to_owned())
+        }
+        k if k.system() == System::S3 => Some(address.bucket_and_id().0.to_owned()),
+        _ => None,
+    }
+}
+
+/// What a pull request changes outside `namespaces/` that every namespace
+/// resolves or is judged through.
+pub(super) fn widened_by(base: &SourceTree, head: &SourceTree) -> Option<String> {
+    let text = |f: &Option<SourceFile>| f.as_ref().map(|f| f.text.clone());
+    if text(&base.workspace) != text(&head.workspace) {
+        return Some("the change edits the workspace file (`sluice.yaml`)".into());
+    }
+    let policies = |t: &SourceTree| -> Vec<(String, String)> {
+        let mut p: Vec<_> = t
+            .policies
+            .iter()
+            .map(|f| (f.path.clone(), f.text.clone()))
+            .collect();
+        p.sort();
+        p
+    };
+    if policies(base) != policies(head) {
+        return Some("the change edits a policy (`policies/`)".into());
+    }
+    None
+}
+
+/// The environment as `tree`'s workspace declares it (for a pull request,
+/// the base revision's: its plan connects with that, never with the
+/// change's settings).
+fn workspace_environment(cli: &Cli, tree: &SourceTree, env: Option<&str>) -> Option<Environment> {
+    let workspace_only = SourceTree {
+        workspace: tree.workspace.clone(),
+        ..SourceTree::default()
+    };
+    let (desired, _) = engine::load_desired(
+        &workspace_only,
+        env.or(cli.env.as_deref()),
+        &Overrides::from_process(),
+    );
+    desired.map(|d| d.environment)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource::Address;
+    use crate::state::InventoryEntry;
+
+    fn file(name: &str, body: &str) -> SourceFile {
+        SourceFile {
+            path: format!("namespaces/{name}.yaml"),
+            text: format!(
+                "apiVersion: sluice/v1\nkind: Namespace\nmetadata:\n  name: {name}\nspec:\n{body}"
+            ),
+        }
+    }
+
+    fn backup(bucket: &str) -> String {
+        format!("  disaster_recovery:\n    backup:\n      bucket: {bucket}\n")
+    }
+
+    #[test]
+    fn reads_the_changed_files_and_those_that_name_what_they_declare() {
+        let files = vec![
+            file(
+                "alpha",
+                &format!("  topics:\n    - name: orders\n{}", backup("shared")),
+            ),
+            // Shares a bucket with `alpha`, and replicates into `far`.
+            file(
+                "bravo",
+                &format!(
+                    "{}    replication:\n      bucket: far\n      region: eu-west-1\n",
+                    backup("shared")
+                ),
+            ),
+            // Shares `far` with `bravo`: pulled in through it.
+            file("charlie", &backup("far")),
+            // Would collide with `alpha`'s dead-letter topic.
+            file("delta", "  topics:\n    - name: orders.dlq\n"),
+            // May spell anything: an escape.
+            file("echo", "  topics:\n    - name: \"ord\\x65rs-x\"\n"),
+            // Declares what the inventory records under `alpha`.
+            file("foxtrot", "  topics:\n    - name: legacy\n"),
+            // Unrelated.
+            file(
+                "golf",
+                &format!("  topics:\n    - name: payments\n{}", backup("other")),
+            ),
+        ];
+        let head = SourceTree {
+            namespaces: files,
+            ..SourceTree::default()
+        };
+        let mut inventory = Inventory::default();
+        inventory.entries.insert(
+            Address::topic("legacy"),
+            InventoryEntry {
+                namespace: "alpha".into(),
+                digest: String::new(),
+                protected: false,
+                keys: Vec::new(),
+                creating: false,
+            },
+        );
+        let changed = ["namespaces/alpha.yaml".to_owned()].into_iter().collect();
+        let scope = ["alpha".to_owned()].into_iter().collect();
+        let tree = related(&head, &changed, &scope, &inventory);
+        let paths: Vec<&str> = tree.namespaces.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"]
+                .map(|n| format!("namespaces/{n}.yaml"))
+        );
+        assert!(tree.partial);
+        // With nothing recorded, `f` bears on nothing.
+        let tree = related(&head, &changed, &scope, &Inventory::default());
+        assert!(
+            !tree
+                .namespaces
+                .iter()
+                .any(|f| f.path.ends_with("/foxtrot.yaml"))
+        );
+    }
+
+    #[test]
+    fn an_acl_or_bucket_address_gives_the_name_a_file_would_spell() {
+        let acl = Address::try_from("kafka.acl/User:svc/topic:orders/read".to_owned()).unwrap();
+        assert_eq!(word_of(&acl).as_deref(), Some("orders"));
+        let rule = Address::in_bucket(Kind::S3Lifecycle, "shared", "sluice-a");
+        assert_eq!(word_of(&rule).as_deref(), Some("shared"));
+        assert_eq!(word_of(&Address::etcd_key("/sluice/registry/a")), None);
+    }
+}

@@ -1,0 +1,68 @@
+//! Which namespace files may bear on a plan of a few namespaces, found by
+//! their text, without parsing them: a file that spells none of the scope's
+//! names (namespaces, topics, consumer groups, buckets) can neither collide
+//! with the scope nor share a bucket with it.
+
+use std::collections::BTreeSet;
+
+use aho_corasick::AhoCorasick;
+
+use super::SourceFile;
+
+/// The indices of `files`, outside `skip`, whose text holds one of `words`,
+/// or that may spell a name other than literally: any backslash (a
+/// double-quoted escape or line continuation) makes a file a candidate.
+pub fn naming(
+    files: &[SourceFile],
+    skip: &BTreeSet<usize>,
+    words: &BTreeSet<String>,
+) -> Vec<usize> {
+    let words: Vec<&str> = words
+        .iter()
+        .map(String::as_str)
+        .filter(|w| !w.is_empty())
+        .collect();
+    if words.is_empty() {
+        return Vec::new();
+    }
+    let search = AhoCorasick::new(&words).expect("a few names make a small automaton");
+    files
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !skip.contains(i))
+        .filter(|(_, f)| f.text.contains('\\') || search.is_match(&f.text))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> SourceFile {
+        SourceFile {
+            path: "namespaces/x.yaml".into(),
+            text: text.into(),
+        }
+    }
+
+    fn words(w: &[&str]) -> BTreeSet<String> {
+        w.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn finds_files_that_spell_a_name_and_skips_the_rest() {
+        let files = [
+            file("metadata:\n  name: orders\n"),
+            file("topics:\n  - name: payments\n"),
+            file("bucket: shared-dr\n"),
+            file("name: \"ord\\x65rs\"\n"),
+        ];
+        let found = naming(&files, &BTreeSet::new(), &words(&["orders", "shared-dr"]));
+        // The escaped spelling may be `orders`: it is parsed, not guessed.
+        assert_eq!(found, vec![0, 2, 3]);
+        let skip = [0].into_iter().collect();
+        assert_eq!(naming(&files, &skip, &words(&["orders"])), vec![3]);
+        assert!(naming(&files, &BTreeSet::new(), &BTreeSet::new()).is_empty());
+    }
+}
