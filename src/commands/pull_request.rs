@@ -100,8 +100,20 @@ pub(super) async fn load(cli: &Cli, base: &str, env: Option<&str>) -> Result<Loa
     scope.extend(names_in(own.namespaces));
     // The workspace is the base's: the change did not edit it.
     let target = Target::connect(&base_env, cli.timeout).await?;
-    let stored = target.state.load().await.map_err(EngineError::from)?;
-    let tree = related(&head, &changed.now, &scope, &stored.inventory);
+    // The inventory of every namespace found, read again as more are.
+    let mut read = scope.clone();
+    let (tree, stored) = loop {
+        let stored = target
+            .state
+            .load(Some(&read))
+            .await
+            .map_err(EngineError::from)?;
+        let (tree, found) = related(&head, &changed.now, &scope, &stored.inventory);
+        if stored.covers(&found) {
+            break (tree, stored);
+        }
+        read.extend(found);
+    };
     let (tree, mut desired) = resolve_desired(cli, tree, env)?;
     let review = connect_as_base(&mut desired.environment, &base_env);
     desired.scope = Some(scope);
@@ -136,13 +148,14 @@ fn names_in(files: Vec<SourceFile>) -> BTreeSet<String> {
 /// name the inventory records under the scope (a resource handed over).
 /// The files found so pull in those sharing a bucket with them, and so on,
 /// as [`engine::plan`] widens the scope. Checks over every namespace (the
-/// partition budget) are `validate`'s and apply's.
+/// partition budget) are `validate`'s and apply's. Returns the tree and the
+/// namespaces found, whose inventory it should be given.
 fn related(
     head: &SourceTree,
     changed: &BTreeSet<String>,
     scope: &BTreeSet<String>,
     inventory: &Inventory,
-) -> SourceTree {
+) -> (SourceTree, BTreeSet<String>) {
     let files = &head.namespaces;
     let recorded = |names: &BTreeSet<String>| -> Vec<String> {
         inventory
@@ -161,6 +174,7 @@ fn related(
         .chain(recorded(scope))
         .collect();
     let mut searched = BTreeSet::new();
+    let mut found = scope.clone();
     loop {
         let fresh: BTreeSet<String> = words.difference(&searched).cloned().collect();
         let hits: BTreeSet<usize> = naming(files, &picked, &fresh).into_iter().collect();
@@ -174,6 +188,7 @@ fn related(
             names.insert(ns.metadata.name.value);
         }
         words.extend(recorded(&names));
+        found.extend(names);
         picked.extend(hits);
     }
     tracing::debug!(
@@ -181,7 +196,8 @@ fn related(
         of = files.len(),
         "namespace files read for the scope"
     );
-    head.with_namespaces(picked.into_iter().map(|i| files[i].clone()).collect())
+    let tree = head.with_namespaces(picked.into_iter().map(|i| files[i].clone()).collect());
+    (tree, found)
 }
 
 /// The namespace documents of the files at `indices` that parse.
@@ -318,7 +334,7 @@ mod tests {
         );
         let changed = ["namespaces/alpha.yaml".to_owned()].into_iter().collect();
         let scope = ["alpha".to_owned()].into_iter().collect();
-        let tree = related(&head, &changed, &scope, &inventory);
+        let (tree, found) = related(&head, &changed, &scope, &inventory);
         let paths: Vec<&str> = tree.namespaces.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(
             paths,
@@ -326,8 +342,9 @@ mod tests {
                 .map(|n| format!("namespaces/{n}.yaml"))
         );
         assert!(tree.partial);
+        assert_eq!(found.len(), 6, "{found:?}");
         // With nothing recorded, `f` bears on nothing.
-        let tree = related(&head, &changed, &scope, &Inventory::default());
+        let (tree, _) = related(&head, &changed, &scope, &Inventory::default());
         assert!(
             !tree
                 .namespaces

@@ -1,6 +1,7 @@
 //! Applying a plan: guards first, then the lock, a stale check, the changes in
 //! order, and the inventory recorded as each batch lands.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -11,7 +12,9 @@ use super::Target;
 use crate::backend::BackendError;
 use crate::plan::{ABSENT, Action, Change, Plan, Summary};
 use crate::resource::Address;
-use crate::state::{AppliedRecord, ApplyStatus, Fence, Holder, Inventory, Lock, StateError, now};
+use crate::state::{
+    AppliedRecord, ApplyStatus, Fence, Holder, Inventory, Lock, StateError, Stored, now,
+};
 
 /// Changes sent to a backend at once, by default: small enough that an
 /// interrupt is honoured quickly, large enough to batch.
@@ -180,9 +183,21 @@ pub async fn apply_locked(
     opts: &ApplyOptions,
 ) -> Result<Outcome, ApplyError> {
     check_guards(plan, opts.allow_delete)?;
-    let stored = target.state.load().await?;
+    let scope: Option<BTreeSet<String>> = plan.scope.as_ref().map(|s| s.iter().cloned().collect());
+    let mut stored = target.state.load(scope.as_ref()).await?;
+    // A change to what the scope's namespaces do not record (handed over
+    // from outside the scope) needs its entry, from the whole inventory.
+    let recorded = |stored: &Stored| {
+        plan.changes
+            .iter()
+            .filter(|c| matches!(c.action, Action::Update | Action::Delete))
+            .all(|c| stored.inventory.entries.contains_key(&c.address))
+    };
+    if !recorded(&stored) && stored.namespaces.is_some() {
+        stored = target.state.load(None).await?;
+    }
     check_owned(plan, &stored.inventory)?;
-    let stale = moved_since(plan, target, stored.inventory_revision).await?;
+    let stale = moved_since(plan, target, stored.revision_of(scope.as_ref())).await?;
     if !stale.is_empty() {
         return Err(ApplyError::Stale(stale));
     }
@@ -196,6 +211,13 @@ pub async fn apply_locked(
         applied: 0,
         failed: 0,
         errors: Vec::new(),
+    };
+    // What was saved last: each save writes the namespaces that differ from
+    // it. An older sluice's layout is rewritten whole.
+    let mut saved = if stored.legacy {
+        Inventory::default()
+    } else {
+        stored.inventory.clone()
     };
     let mut inventory = stored.inventory;
     inventory.entries.extend(plan.adopt.clone());
@@ -220,7 +242,7 @@ pub async fn apply_locked(
         // knows as its own.
         if record_intents(&batch, &mut inventory) {
             record.applied = outcome.applied.len();
-            lock.save(&inventory, &record).await?;
+            save(lock, &mut saved, &inventory, &record).await?;
         }
         apply_batch(&batch, target, &fence, &mut inventory, &mut outcome)
             .await
@@ -235,7 +257,7 @@ pub async fn apply_locked(
         // inventory, and a re-run adopts what it created since.
         if last_save.elapsed() >= PROGRESS_EVERY {
             record.applied = outcome.applied.len();
-            lock.save(&inventory, &record).await?;
+            save(lock, &mut saved, &inventory, &record).await?;
             last_save = Instant::now();
         }
     }
@@ -250,8 +272,20 @@ pub async fn apply_locked(
         .take(20)
         .map(|(a, e)| format!("{a}: {e}"))
         .collect();
-    lock.save(&inventory, &record).await?;
+    save(lock, &mut saved, &inventory, &record).await?;
     Ok(outcome)
+}
+
+/// Saves what changed since `saved`, which becomes what was saved.
+async fn save(
+    lock: &dyn Lock,
+    saved: &mut Inventory,
+    inventory: &Inventory,
+    record: &AppliedRecord,
+) -> Result<(), StateError> {
+    lock.save(saved, inventory, record).await?;
+    saved.clone_from(inventory);
+    Ok(())
 }
 
 /// Records the intent of each create in `batch` that takes several requests

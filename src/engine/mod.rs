@@ -305,7 +305,8 @@ fn in_scope(
 }
 
 /// Plans desired resources (sorted by address) against live state and the
-/// inventory; with a `scope`, only the inventory of those namespaces.
+/// inventory; with a `scope`, only the inventory of those namespaces
+/// (`stored`, when the caller read it already).
 pub async fn plan_resources(
     environment: &str,
     revision: Option<&str>,
@@ -315,69 +316,100 @@ pub async fn plan_resources(
     target: &Target,
     stored: Option<Stored>,
 ) -> Result<Planned, EngineError> {
-    // A full plan reads what the desired state names while sluice's state
-    // loads; what only the inventory names is read once it is known.
-    let (stored, mut live, read) = match (scope, stored) {
-        (None, _) => {
-            let named = addresses(resources);
-            let (stored, live) = load_and_read(target, &named).await?;
-            (stored, live, named)
-        }
-        (Some(_), stored) => {
-            let stored = match stored {
-                Some(stored) => stored,
-                None => target.state.load().await?,
-            };
-            (stored, LiveState::default(), BTreeSet::new())
-        }
-    };
-    let (scoped_resources, widened);
-    let (resources, scope) = match scope {
-        Some(scope) => {
-            (scoped_resources, widened) = in_scope(resources, scope, &stored.inventory);
-            (scoped_resources.as_slice(), Some(&widened))
-        }
-        None => (resources, None),
-    };
-    let scoped_inventory;
-    let inventory = match scope {
-        Some(scope) => {
-            // The scope's entries, and the entry of anything it declares,
-            // wherever it was recorded: a resource moving in from outside
-            // the scope keeps its protection.
-            let declared: BTreeSet<&Address> = resources.iter().map(|r| &r.address).collect();
-            scoped_inventory = Inventory {
-                entries: stored
-                    .inventory
-                    .entries
-                    .iter()
-                    .filter(|(a, e)| scope.contains(&e.namespace) || declared.contains(a))
-                    .map(|(a, e)| (a.clone(), e.clone()))
-                    .collect(),
-            };
-            &scoped_inventory
-        }
-        None => &stored.inventory,
-    };
-    // A full plan read what its resources name; a scoped one reads them now.
-    let named = match scope {
-        Some(_) => addresses(resources),
-        None => BTreeSet::new(),
-    };
-    read_rest(target, named, inventory, &read, &mut live).await?;
-    let plan = diff(&PlanInput {
+    let input = |desired, live, inventory, inventory_revision, partial| PlanInput {
         environment,
         revision,
         guards,
-        desired: resources,
-        live: &live,
+        desired,
+        live,
         inventory,
-        inventory_revision: stored.inventory_revision,
-        partial: scope.is_some(),
-    })?;
-    let mut plan = plan;
-    plan.scope = scope.map(|s| s.iter().cloned().collect());
+        inventory_revision,
+        partial,
+    };
+    let Some(scope) = scope else {
+        // A full plan reads what the desired state names while sluice's
+        // state loads; what only the inventory names is read once it is known.
+        let named = addresses(resources);
+        let (stored, mut live) = load_and_read(target, &named).await?;
+        read_rest(
+            target,
+            BTreeSet::new(),
+            &stored.inventory,
+            &named,
+            &mut live,
+        )
+        .await?;
+        let revision = stored.revision_of(None);
+        let plan = diff(&input(resources, &live, &stored.inventory, revision, false))?;
+        return Ok(Planned { plan, stored, live });
+    };
+    let stored = match stored {
+        Some(stored) => stored,
+        None => target.state.load(Some(scope)).await?,
+    };
+    let (resources, scope, mut stored) = widen(resources, scope, stored, target).await?;
+    let mut inventory = scoped_inventory(&stored, &resources, &scope);
+    let mut live = LiveState::default();
+    read_rest(
+        target,
+        addresses(&resources),
+        &inventory,
+        &BTreeSet::new(),
+        &mut live,
+    )
+    .await?;
+    // What the scope declares and finds live, but does not record, may be
+    // recorded under a namespace outside it (handed over): its entry, and
+    // so its protection, is found in the whole inventory.
+    let unrecorded = resources.iter().any(|r| {
+        !inventory.entries.contains_key(&r.address) && live.resources.contains_key(&r.address)
+    });
+    if unrecorded && stored.namespaces.is_some() {
+        stored = target.state.load(None).await?;
+        inventory = scoped_inventory(&stored, &resources, &scope);
+    }
+    let revision = stored.revision_of(Some(&scope));
+    let mut plan = diff(&input(&resources, &live, &inventory, revision, true))?;
+    plan.scope = Some(scope.iter().cloned().collect());
     Ok(Planned { plan, stored, live })
+}
+
+/// The resources of the scope as [`in_scope`] widens it, the widened scope,
+/// and sluice's state of every namespace in it, read again until it covers
+/// the scope it widens to.
+async fn widen(
+    resources: &[Resource],
+    scope: &BTreeSet<String>,
+    mut stored: Stored,
+    target: &Target,
+) -> Result<(Vec<Resource>, BTreeSet<String>, Stored), EngineError> {
+    loop {
+        let (kept, widened) = in_scope(resources, scope, &stored.inventory);
+        if stored.covers(&widened) {
+            return Ok((kept, widened, stored));
+        }
+        stored = target.state.load(Some(&widened)).await?;
+    }
+}
+
+/// The scope's entries, and the entry of anything it declares, wherever it
+/// was recorded: a resource moving in from outside the scope keeps its
+/// protection.
+fn scoped_inventory(
+    stored: &Stored,
+    resources: &[Resource],
+    scope: &BTreeSet<String>,
+) -> Inventory {
+    let declared: BTreeSet<&Address> = resources.iter().map(|r| &r.address).collect();
+    Inventory {
+        entries: stored
+            .inventory
+            .entries
+            .iter()
+            .filter(|(a, e)| scope.contains(&e.namespace) || declared.contains(a))
+            .map(|(a, e)| (a.clone(), e.clone()))
+            .collect(),
+    }
 }
 
 /// sluice's state and the live state of `named`, read at the same time.
@@ -385,7 +417,7 @@ async fn load_and_read(
     target: &Target,
     named: &BTreeSet<Address>,
 ) -> Result<(Stored, LiveState), EngineError> {
-    let (stored, live) = tokio::join!(target.state.load(), target.read(named));
+    let (stored, live) = tokio::join!(target.state.load(None), target.read(named));
     Ok((stored?, live?))
 }
 

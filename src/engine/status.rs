@@ -155,7 +155,7 @@ async fn health(target: &Target) -> (Vec<Health>, Result<Stored, StateError>) {
             },
         });
     }
-    let stored = target.state.load().await;
+    let stored = target.state.load(None).await;
     backends.push(Health {
         system: System::Etcd,
         ok: stored.is_ok(),

@@ -1,11 +1,13 @@
-//! sluice's state in etcd: inventory shards, the applied record and the lease
-//! lock, every write fenced by the lock.
+//! sluice's state in etcd: the inventory (a key per namespace), the applied
+//! record and the lease lock, every write fenced by the lock.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use etcd_client::{Client, Compare, CompareOp, GetOptions, PutOptions, Txn, TxnOp, TxnOpResponse};
+use etcd_client::{
+    Client, Compare, CompareOp, DeleteOptions, GetOptions, PutOptions, Txn, TxnOp, TxnOpResponse,
+};
 use serde::{Deserialize, Serialize};
 
 use super::lease::Lease;
@@ -13,15 +15,19 @@ use super::{
     AppliedRecord, Fence, Holder, Inventory, InventoryEntry, Lock, StateError, StateStore, Stored,
 };
 use crate::records::state_key;
-use crate::resource::{Address, digest};
+use crate::resource::Address;
 
 /// Seconds the lock outlives a crashed holder.
 pub const LOCK_TTL_SECS: u64 = 10;
-/// The inventory is split into this many keys, so that no value nears etcd's
-/// request size limit on large estates.
-const SHARDS: usize = 16;
 /// Bytes written per transaction, under etcd's default request limit (1.5 MiB).
 const TXN_BYTES: usize = 1 << 20;
+/// Operations per transaction, under etcd's default `--max-txn-ops` (128).
+const TXN_OPS: usize = 120;
+/// Up to this many namespaces are read key by key; more, and the whole
+/// inventory is read in one range.
+const SCOPED_READ: usize = 100;
+/// The value format of a namespace's inventory key.
+const FORMAT_VERSION: u32 = 2;
 
 /// The keys of one environment's state.
 #[derive(Clone, Debug)]
@@ -40,20 +46,30 @@ impl StateKeys {
         }
     }
 
-    fn shard(&self, n: usize) -> String {
-        format!("{}{n:x}", self.inventory)
+    /// The inventory of one namespace.
+    fn namespace(&self, namespace: &str) -> String {
+        format!("{}ns/{namespace}", self.inventory)
+    }
+
+    /// What starts every namespace's key.
+    fn namespaces(&self) -> String {
+        format!("{}ns/", self.inventory)
+    }
+
+    /// The range of an older sluice's 16 shards, `0` to `f` (`ns/` is after it).
+    fn legacy(&self) -> (String, String) {
+        (
+            format!("{}0", self.inventory),
+            format!("{}g", self.inventory),
+        )
     }
 }
 
-/// The value of one inventory shard.
+/// The value of a namespace's inventory key (and of an older sluice's shards).
 #[derive(Default, Serialize, Deserialize)]
 struct Shard {
     format_version: u32,
     entries: BTreeMap<Address, InventoryEntry>,
-}
-
-fn shard_of(address: &Address) -> usize {
-    usize::from_str_radix(&digest(address.to_string().as_bytes())[..1], 16).unwrap_or(0) % SHARDS
 }
 
 fn unreachable(e: etcd_client::Error) -> StateError {
@@ -78,18 +94,37 @@ impl EtcdState {
     }
 }
 
-#[async_trait]
-impl StateStore for EtcdState {
-    async fn load(&self) -> Result<Stored, StateError> {
-        let txn = Txn::new().and_then([
-            TxnOp::get(
-                self.keys.inventory.as_str(),
-                Some(GetOptions::new().with_prefix()),
-            ),
+impl EtcdState {
+    /// The applied record, an older sluice's shards, and the namespaces of
+    /// `scope` (every one when `None`), in one transaction.
+    async fn read(&self, scope: Option<&BTreeSet<String>>) -> Result<Stored, StateError> {
+        let (start, end) = self.keys.legacy();
+        let mut ops = vec![
             TxnOp::get(self.keys.applied.as_str(), None),
-        ]);
-        let resp = self.client.clone().txn(txn).await.map_err(unreachable)?;
-        let mut stored = Stored::default();
+            TxnOp::get(start, Some(GetOptions::new().with_range(end))),
+        ];
+        match scope {
+            Some(scope) => ops.extend(
+                scope
+                    .iter()
+                    .map(|ns| TxnOp::get(self.keys.namespace(ns), None)),
+            ),
+            None => ops.push(TxnOp::get(
+                self.keys.namespaces(),
+                Some(GetOptions::new().with_prefix()),
+            )),
+        }
+        let resp = self
+            .client
+            .clone()
+            .txn(Txn::new().and_then(ops))
+            .await
+            .map_err(unreachable)?;
+        let mut stored = Stored {
+            namespaces: scope.cloned(),
+            ..Stored::default()
+        };
+        let mut shards: Vec<(i64, Option<String>, Shard)> = Vec::new();
         for (i, op) in resp.op_responses().into_iter().enumerate() {
             let TxnOpResponse::Get(get) = op else {
                 continue;
@@ -101,13 +136,41 @@ impl StateStore for EtcdState {
                     source,
                 };
                 if i == 0 {
-                    let shard: Shard = serde_json::from_slice(kv.value()).map_err(corrupt)?;
-                    stored.inventory.entries.extend(shard.entries);
-                    stored.inventory_revision = stored.inventory_revision.max(kv.mod_revision());
-                } else {
                     stored.applied = Some(serde_json::from_slice(kv.value()).map_err(corrupt)?);
+                    continue;
+                }
+                let shard: Shard = serde_json::from_slice(kv.value()).map_err(corrupt)?;
+                let namespace = key.strip_prefix(&self.keys.namespaces()).map(str::to_owned);
+                shards.push((kv.mod_revision(), namespace, shard));
+            }
+        }
+        // Of an address recorded twice (a resource handed over while the
+        // namespace it left was not read), the later write wins.
+        shards.sort_by_key(|(revision, ..)| *revision);
+        for (revision, namespace, shard) in shards {
+            match namespace {
+                Some(ns) => {
+                    stored.revisions.insert(ns, revision);
+                }
+                None => {
+                    stored.legacy = true;
+                    stored.shared_revision = stored.shared_revision.max(revision);
                 }
             }
+            stored.inventory.entries.extend(shard.entries);
+        }
+        Ok(stored)
+    }
+}
+
+#[async_trait]
+impl StateStore for EtcdState {
+    async fn load(&self, scope: Option<&BTreeSet<String>>) -> Result<Stored, StateError> {
+        let scoped = scope.filter(|s| s.len() <= SCOPED_READ);
+        let stored = self.read(scoped).await?;
+        // An older sluice's shards hold every namespace mixed: read them whole.
+        if stored.legacy && scoped.is_some() {
+            return self.read(None).await;
         }
         Ok(stored)
     }
@@ -219,25 +282,24 @@ impl Lock for EtcdLock {
             .await
     }
 
-    async fn save(&self, inventory: &Inventory, applied: &AppliedRecord) -> Result<(), StateError> {
-        let mut shards: Vec<Shard> = (0..SHARDS)
-            .map(|_| Shard {
-                format_version: 1,
-                ..Shard::default()
-            })
-            .collect();
-        for (address, entry) in &inventory.entries {
-            shards[shard_of(address)]
-                .entries
-                .insert(address.clone(), entry.clone());
-        }
-        let mut puts: Vec<(String, Vec<u8>)> = shards
-            .iter()
-            .enumerate()
-            .map(|(n, s)| {
+    async fn save(
+        &self,
+        before: &Inventory,
+        after: &Inventory,
+        applied: &AppliedRecord,
+    ) -> Result<(), StateError> {
+        let changed = before.changed_namespaces(after);
+        let mut puts: Vec<(String, Vec<u8>)> = after
+            .by_namespace(&changed)
+            .into_iter()
+            .map(|(ns, entries)| {
+                let shard = Shard {
+                    format_version: FORMAT_VERSION,
+                    entries,
+                };
                 (
-                    self.keys.shard(n),
-                    serde_json::to_vec(s).expect("a shard is JSON"),
+                    self.keys.namespace(&ns),
+                    serde_json::to_vec(&shard).expect("a shard is JSON"),
                 )
             })
             .collect();
@@ -245,18 +307,24 @@ impl Lock for EtcdLock {
             self.keys.applied.clone(),
             serde_json::to_vec(applied).expect("a record is JSON"),
         ));
-        // One transaction, unless the inventory outgrows etcd's request limit;
-        // then several, each fenced, the applied record in the last.
+        // One transaction, unless it outgrows etcd's limits; then several,
+        // each fenced, the applied record in the last, with the removal of
+        // an older sluice's shards (a no-op once they are gone).
         let mut txn = Vec::new();
         let mut bytes = 0;
         for (key, value) in puts {
-            if !txn.is_empty() && bytes + value.len() > TXN_BYTES {
+            if !txn.is_empty() && (bytes + value.len() > TXN_BYTES || txn.len() >= TXN_OPS) {
                 self.fenced(std::mem::take(&mut txn)).await?;
                 bytes = 0;
             }
             bytes += key.len() + value.len();
             txn.push(TxnOp::put(key, value, None));
         }
+        let (start, end) = self.keys.legacy();
+        txn.push(TxnOp::delete(
+            start,
+            Some(DeleteOptions::new().with_range(end)),
+        ));
         self.fenced(txn).await
     }
 

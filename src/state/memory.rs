@@ -1,5 +1,6 @@
 //! State in memory, for unit tests of the engine.
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -38,7 +39,8 @@ impl MemoryState {
 
 #[async_trait]
 impl StateStore for MemoryState {
-    async fn load(&self) -> Result<Stored, StateError> {
+    /// Everything, whatever the scope; one revision for all namespaces.
+    async fn load(&self, _scope: Option<&BTreeSet<String>>) -> Result<Stored, StateError> {
         Ok(self.snapshot())
     }
 
@@ -91,11 +93,26 @@ impl Lock for MemoryLock {
         Ok(())
     }
 
-    async fn save(&self, inventory: &Inventory, applied: &AppliedRecord) -> Result<(), StateError> {
+    async fn save(
+        &self,
+        before: &Inventory,
+        after: &Inventory,
+        applied: &AppliedRecord,
+    ) -> Result<(), StateError> {
         let mut inner = self.state.inner.lock().unwrap();
         self.held(&inner)?;
-        inner.stored.inventory = inventory.clone();
-        inner.stored.inventory_revision += 1;
+        let entries = &mut inner.stored.inventory.entries;
+        for address in before.entries.keys() {
+            if !after.entries.contains_key(address) {
+                entries.remove(address);
+            }
+        }
+        for (address, entry) in &after.entries {
+            if before.entries.get(address) != Some(entry) {
+                entries.insert(address.clone(), entry.clone());
+            }
+        }
+        inner.stored.shared_revision += 1;
         inner.stored.applied = Some(applied.clone());
         Ok(())
     }

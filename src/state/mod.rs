@@ -1,8 +1,9 @@
 //! sluice's own state, kept in etcd (there is no local state file):
 //!
 //! - the inventory of what sluice manages, with the digest of what it last
-//!   applied and the protected flag, under `<prefix>inventory/<env>/`; a
-//!   resource about to be created is recorded first, as `creating`;
+//!   applied and the protected flag, one key per namespace under
+//!   `<prefix>inventory/<env>/ns/`, so that a scoped plan reads only its
+//!   own; a resource about to be created is recorded first, as `creating`;
 //! - the applied record (commit, plan digest, time, user, outcome) at
 //!   `<prefix>applied/<env>`, written in the same transaction as the inventory;
 //! - a lease-based apply lock per environment at `<prefix>locks/<env>`.
@@ -11,7 +12,7 @@ pub mod etcd;
 pub mod lease;
 pub mod memory;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
@@ -24,6 +25,42 @@ use crate::resource::{Address, Resource, Value};
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Inventory {
     pub entries: BTreeMap<Address, InventoryEntry>,
+}
+
+impl Inventory {
+    /// The namespaces whose entries differ between `self` and `after`.
+    pub fn changed_namespaces(&self, after: &Inventory) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for (address, entry) in &self.entries {
+            if after.entries.get(address) != Some(entry) {
+                out.insert(entry.namespace.clone());
+            }
+        }
+        for (address, entry) in &after.entries {
+            if self.entries.get(address) != Some(entry) {
+                out.insert(entry.namespace.clone());
+            }
+        }
+        out
+    }
+
+    /// The entries of each of `namespaces`, grouped (an empty group for a
+    /// namespace with none left).
+    pub fn by_namespace(
+        &self,
+        namespaces: &BTreeSet<String>,
+    ) -> BTreeMap<String, BTreeMap<Address, InventoryEntry>> {
+        let mut out: BTreeMap<String, BTreeMap<Address, InventoryEntry>> = namespaces
+            .iter()
+            .map(|n| (n.clone(), BTreeMap::new()))
+            .collect();
+        for (address, entry) in &self.entries {
+            if let Some(group) = out.get_mut(&entry.namespace) {
+                group.insert(address.clone(), entry.clone());
+            }
+        }
+        out
+    }
 }
 
 /// One managed resource.
@@ -147,10 +184,43 @@ pub fn now() -> String {
 /// The state of an environment as read at one moment.
 #[derive(Clone, Debug, Default)]
 pub struct Stored {
+    /// Every entry of the namespaces read, each namespace whole.
     pub inventory: Inventory,
-    /// Changes whenever the inventory is written; a plan records it.
-    pub inventory_revision: i64,
+    /// The namespaces read; every one when `None`.
+    pub namespaces: Option<BTreeSet<String>>,
+    /// Per namespace, the revision its entries were last written at.
+    pub revisions: BTreeMap<String, i64>,
+    /// A revision every namespace shares (a store that keeps one for all,
+    /// or the inventory of an older sluice, before it is rewritten).
+    pub shared_revision: i64,
+    /// Read from the layout of an older sluice (shards by address): the
+    /// next save writes every namespace, and removes the shards.
+    pub legacy: bool,
     pub applied: Option<AppliedRecord>,
+}
+
+impl Stored {
+    /// The revision of the inventory of `scope` (all of it when `None`):
+    /// it changes whenever an apply writes an entry of it, and a plan
+    /// records it, so that only an apply of the same namespaces makes the
+    /// plan stale.
+    pub fn revision_of(&self, scope: Option<&BTreeSet<String>>) -> i64 {
+        let own = self
+            .revisions
+            .iter()
+            .filter(|(ns, _)| scope.is_none_or(|s| s.contains(*ns)))
+            .map(|(_, r)| *r)
+            .max()
+            .unwrap_or(0);
+        own.max(self.shared_revision)
+    }
+
+    /// Whether every namespace of `scope` was read.
+    pub fn covers(&self, scope: &BTreeSet<String>) -> bool {
+        self.namespaces
+            .as_ref()
+            .is_none_or(|read| read.is_superset(scope))
+    }
 }
 
 /// Proof of holding the lock, checked by every etcd write of an apply (in
@@ -205,8 +275,10 @@ impl StateError {
 /// Where an environment's state lives.
 #[async_trait]
 pub trait StateStore: Send + Sync {
-    /// Reads the inventory and the applied record, in one round trip.
-    async fn load(&self) -> Result<Stored, StateError>;
+    /// Reads the inventory of the namespaces in `scope` (every namespace
+    /// when `None`; a store may read more) and the applied record, in one
+    /// round trip.
+    async fn load(&self, scope: Option<&BTreeSet<String>>) -> Result<Stored, StateError>;
     /// Takes the apply lock, waiting up to `wait` for another holder; fails
     /// naming the holder after that.
     async fn lock(&self, holder: &Holder, wait: Duration) -> Result<Box<dyn Lock>, StateError>;
@@ -218,7 +290,16 @@ pub trait Lock: Send + Sync {
     fn fence(&self) -> Fence;
     /// Writes the applied record alone (as an apply starts).
     async fn record(&self, applied: &AppliedRecord) -> Result<(), StateError>;
-    /// Writes the inventory and the applied record in one transaction.
-    async fn save(&self, inventory: &Inventory, applied: &AppliedRecord) -> Result<(), StateError>;
+    /// Writes the inventory and the applied record: of the inventory, the
+    /// namespaces whose entries differ between `before` (what was read or
+    /// last saved) and `after`, each whole from `after`. One transaction,
+    /// unless that outgrows etcd's limits; then several, the applied
+    /// record in the last.
+    async fn save(
+        &self,
+        before: &Inventory,
+        after: &Inventory,
+        applied: &AppliedRecord,
+    ) -> Result<(), StateError>;
     async fn release(self: Box<Self>) -> Result<(), StateError>;
 }

@@ -75,7 +75,7 @@ mod tests {
             message: "timed out".into(),
         };
         let corrupt = StateError::Corrupt {
-            key: "/sluice/inventory/prod/0".into(),
+            key: "/sluice/inventory/prod/ns/orders".into(),
             source: serde_json::from_str::<u8>("x").unwrap_err(),
         };
         let cases: Vec<(CycleError, bool, Reconciled)> = vec![

@@ -17,6 +17,7 @@ mod proxy;
 mod pull_request;
 mod reconcile;
 mod smoke;
+mod state;
 mod topic_configs;
 mod untrusted;
 mod watch;
