@@ -25,6 +25,7 @@ pub mod diag;
 pub mod engine;
 pub mod files;
 pub mod import;
+pub mod par;
 pub mod plan;
 pub mod policy;
 pub mod records;

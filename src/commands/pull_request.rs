@@ -39,8 +39,12 @@ pub(super) struct Loaded {
 /// renamed namespace plans as deletes), and only the namespace files that
 /// may bear on them are parsed: see [`related`].
 pub(super) async fn load(cli: &Cli, base: &str, env: Option<&str>) -> Result<Loaded, Error> {
+    let started = std::time::Instant::now();
     let pr = load_pull_request(&cli.source.origin(), base)?;
+    tracing::debug!(took = ?started.elapsed(), "pull request read");
+    let started = std::time::Instant::now();
     let policies = load_policies(&pr.base)?;
+    tracing::debug!(took = ?started.elapsed(), "policies compiled");
     let base_env =
         workspace_environment(cli, &pr.base, env).ok_or_else(|| Error::BaseEnvironment {
             env: env
@@ -66,6 +70,17 @@ pub(super) async fn load(cli: &Cli, base: &str, env: Option<&str>) -> Result<Loa
             widened,
         });
     }
+    load_scoped(cli, pr, env, &base_env, policies).await
+}
+
+/// [`load`] of a change to namespace files only.
+async fn load_scoped(
+    cli: &Cli,
+    pr: PullRequest,
+    env: Option<&str>,
+    base_env: &Environment,
+    policies: Policies,
+) -> Result<Loaded, Error> {
     let PullRequest {
         head,
         base: base_tree,
@@ -99,7 +114,7 @@ pub(super) async fn load(cli: &Cli, base: &str, env: Option<&str>) -> Result<Loa
     );
     scope.extend(names_in(own.namespaces));
     // The workspace is the base's: the change did not edit it.
-    let target = Target::connect(&base_env, cli.timeout).await?;
+    let target = Target::connect(base_env, cli.timeout).await?;
     // The inventory of every namespace found, read again as more are.
     let mut read = scope.clone();
     let (tree, stored) = loop {
@@ -115,7 +130,7 @@ pub(super) async fn load(cli: &Cli, base: &str, env: Option<&str>) -> Result<Loa
         read.extend(found);
     };
     let (tree, mut desired) = resolve_desired(cli, tree, env)?;
-    let review = connect_as_base(&mut desired.environment, &base_env);
+    let review = connect_as_base(&mut desired.environment, base_env);
     desired.scope = Some(scope);
     Ok(Loaded {
         tree,
@@ -129,7 +144,7 @@ pub(super) async fn load(cli: &Cli, base: &str, env: Option<&str>) -> Result<Loa
 }
 
 /// The namespaces `files` declare; a file that does not parse names
-/// nothing (the full load reports it).
+/// nothing (a changed one's problems are shown before this).
 fn names_in(files: Vec<SourceFile>) -> BTreeSet<String> {
     let only = SourceTree {
         namespaces: files,

@@ -186,24 +186,12 @@ fn parse_namespaces(files: &[SourceFile]) -> (Vec<Doc<Namespace>>, Vec<Diagnosti
         }
         (docs, diags)
     };
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    if cores < 2 || files.len() < 64 {
-        return parse(files);
+    let (mut docs, mut diags) = (Vec::new(), Vec::new());
+    for (d, g) in crate::par::map_chunks(files, 64, parse) {
+        docs.extend(d);
+        diags.extend(g);
     }
-    let chunk = files.len().div_ceil(cores);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = files
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || parse(part)))
-            .collect();
-        let (mut docs, mut diags) = (Vec::new(), Vec::new());
-        for handle in handles {
-            let (d, g) = handle.join().expect("parsing does not panic");
-            docs.extend(d);
-            diags.extend(g);
-        }
-        (docs, diags)
-    })
+    (docs, diags)
 }
 
 /// Byte ranges of the documents of a YAML stream: each `---` at the start of

@@ -240,10 +240,14 @@ pub async fn plan_from(
         }
         None => desired,
     };
+    let started = std::time::Instant::now();
     planned.plan.policy = policies.evaluate(judged, &planned.plan.changes)?;
+    tracing::debug!(took = ?started.elapsed(), "policies judged");
     if let Some(catalog) = &target.catalog {
+        let started = std::time::Instant::now();
         let newest = compliance::newest_backups(judged, &planned.live, catalog.as_ref()).await?;
         planned.plan.dr = compliance::evaluate(judged, &planned.live, &newest, target.clock.now());
+        tracing::debug!(took = ?started.elapsed(), "backup listings read");
     }
     Ok(planned)
 }

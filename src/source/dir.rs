@@ -101,7 +101,15 @@ fn read_all(
     paths.sort();
     found.sort();
     links.extend(found.iter().map(|p| display_path(root, p)));
-    paths.iter().map(|p| read(root, p)).collect()
+    // Read on every core: a large repository is thousands of small files.
+    crate::par::map_chunks(&paths, 256, |part| {
+        part.iter()
+            .map(|p| read(root, p))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .into_iter()
+    .collect::<Result<Vec<_>, _>>()
+    .map(|parts| parts.into_iter().flatten().collect())
 }
 
 fn collect(

@@ -118,7 +118,7 @@ fn the_plan_is_a_leaf_of_the_engine() {
 /// The order README's Layout lists the modules in: each may import only
 /// from those before it.
 const ORDER: &[&str] = &[
-    "files", "diag", "source", "config", "desired", "records", "resource", "state", "plan",
+    "files", "par", "diag", "source", "config", "desired", "records", "resource", "state", "plan",
     "backend", "policy", "engine", "import", "render", "watch", "schema", "cli", "commands",
 ];
 
