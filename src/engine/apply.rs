@@ -184,18 +184,7 @@ pub async fn apply_locked(
 ) -> Result<Outcome, ApplyError> {
     check_guards(plan, opts.allow_delete)?;
     let scope: Option<BTreeSet<String>> = plan.scope.as_ref().map(|s| s.iter().cloned().collect());
-    let mut stored = target.state.load(scope.as_ref()).await?;
-    // A change to what the scope's namespaces do not record (handed over
-    // from outside the scope) needs its entry, from the whole inventory.
-    let recorded = |stored: &Stored| {
-        plan.changes
-            .iter()
-            .filter(|c| matches!(c.action, Action::Update | Action::Delete))
-            .all(|c| stored.inventory.entries.contains_key(&c.address))
-    };
-    if !recorded(&stored) && stored.namespaces.is_some() {
-        stored = target.state.load(None).await?;
-    }
+    let stored = load_for(plan, scope.as_ref(), target).await?;
     check_owned(plan, &stored.inventory)?;
     let stale = moved_since(plan, target, stored.revision_of(scope.as_ref())).await?;
     if !stale.is_empty() {
@@ -274,6 +263,26 @@ pub async fn apply_locked(
         .collect();
     save(lock, &mut saved, &inventory, &record).await?;
     Ok(outcome)
+}
+
+/// sluice's state of the plan's `scope`; of every namespace when the plan
+/// changes what the scope's namespaces do not record (a resource handed
+/// over from outside the scope), which needs its entry.
+async fn load_for(
+    plan: &Plan,
+    scope: Option<&BTreeSet<String>>,
+    target: &Target,
+) -> Result<Stored, StateError> {
+    let stored = target.state.load(scope).await?;
+    let recorded = plan
+        .changes
+        .iter()
+        .filter(|c| matches!(c.action, Action::Update | Action::Delete))
+        .all(|c| stored.inventory.entries.contains_key(&c.address));
+    if recorded || stored.namespaces.is_none() {
+        return Ok(stored);
+    }
+    target.state.load(None).await
 }
 
 /// Saves what changed since `saved`, which becomes what was saved.
