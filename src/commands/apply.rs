@@ -97,6 +97,7 @@ pub fn run(
             }
         };
         release(lock).await;
+        target.leave();
         let done = result?;
         let Some((outcome, adopted)) = done else {
             return Ok(Exit::Success);

@@ -25,6 +25,7 @@ async fn plan_now(cli: &Cli, base: Option<&str>, env: Option<&str>) -> Result<Pl
             let target = Target::connect(&desired.environment, cli.timeout).await?;
             let planned =
                 engine::plan(&desired, tree.revision.as_deref(), &target, &policies).await?;
+            target.leave();
             (tree, planned)
         }
         Some(base) => {
@@ -42,6 +43,7 @@ async fn plan_now(cli: &Cli, base: Option<&str>, env: Option<&str>) -> Result<Pl
                 pr.stored,
             )
             .await?;
+            pr.target.leave();
             planned.plan.review = pr.review;
             planned.plan.widened = pr.widened;
             (pr.tree, planned)
@@ -119,7 +121,9 @@ pub fn floor(cli: &Cli) -> Result<Exit, Error> {
     let (_, desired) = load_desired(cli, None)?;
     let took = block_on(async {
         let target = Target::connect(&desired.environment, cli.timeout).await?;
-        Ok::<_, Error>(engine::read_floor(&desired, &target).await?)
+        let took = engine::read_floor(&desired, &target).await?;
+        target.leave();
+        Ok::<_, Error>(took)
     })?;
     println!("floor reads: {:.3} s", took.as_secs_f64());
     Ok(Exit::Success)

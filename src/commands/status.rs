@@ -18,16 +18,16 @@ pub fn run(cli: &Cli, namespace: Option<&str>, format: Format) -> Result<Exit, E
     let policies = load_policies(&tree)?;
     let status = block_on(async {
         let target = Target::connect(&desired.environment, cli.timeout).await?;
-        Ok::<_, Error>(
-            status::gather(
-                &desired,
-                tree.revision.as_deref(),
-                &target,
-                &policies,
-                namespace,
-            )
-            .await,
+        let status = status::gather(
+            &desired,
+            tree.revision.as_deref(),
+            &target,
+            &policies,
+            namespace,
         )
+        .await;
+        target.leave();
+        Ok::<_, Error>(status)
     })?;
     match format {
         Format::Json => print_json(&serde_json::to_string_pretty(&status).expect("status is JSON")),
