@@ -340,16 +340,7 @@ pub async fn plan_resources(
     let Some(scope) = scope else {
         // A full plan reads what the desired state names while sluice's
         // state loads; what only the inventory names is read once it is known.
-        let named = addresses(resources);
-        let (stored, mut live) = load_and_read(target, &named).await?;
-        read_rest(
-            target,
-            BTreeSet::new(),
-            &stored.inventory,
-            &named,
-            &mut live,
-        )
-        .await?;
+        let (stored, live) = read_all(target, resources).await?;
         let revision = stored.revision_of(None);
         let plan = diff(&input(resources, &live, &stored.inventory, revision, false))?;
         return Ok(Planned { plan, stored, live });
@@ -423,6 +414,25 @@ fn scoped_inventory(
     }
 }
 
+/// The reads of a full plan: what `resources` name while sluice's state
+/// loads, then what only the inventory names.
+async fn read_all(
+    target: &Target,
+    resources: &[Resource],
+) -> Result<(Stored, LiveState), EngineError> {
+    let named = addresses(resources);
+    let (stored, mut live) = load_and_read(target, &named).await?;
+    read_rest(
+        target,
+        BTreeSet::new(),
+        &stored.inventory,
+        &named,
+        &mut live,
+    )
+    .await?;
+    Ok((stored, live))
+}
+
 /// sluice's state and the live state of `named`, read at the same time.
 async fn load_and_read(
     target: &Target,
@@ -459,17 +469,9 @@ async fn read_rest(
 /// live state together, then what only the inventory names, then the
 /// backup listings of DR compliance). Returns how long they took.
 pub async fn read_floor(desired: &Desired, target: &Target) -> Result<Duration, EngineError> {
-    let named = addresses(&expand(desired));
+    let resources = expand(desired);
     let start = std::time::Instant::now();
-    let (stored, mut live) = load_and_read(target, &named).await?;
-    read_rest(
-        target,
-        BTreeSet::new(),
-        &stored.inventory,
-        &named,
-        &mut live,
-    )
-    .await?;
+    let (_, live) = read_all(target, &resources).await?;
     tracing::debug!(took = ?start.elapsed(), "state and live state read");
     if let Some(catalog) = &target.catalog {
         compliance::newest_backups(desired, &live, catalog.as_ref()).await?;

@@ -13,9 +13,8 @@ fn topics(names: &[&str]) -> String {
     spec
 }
 
-/// Three namespaces applied at the base commit; the pull request changes
-/// `b` and deletes `c`'s file.
-fn two_commits(repo: &TestRepo) -> (Repository, String) {
+/// Three namespaces, committed and applied: the repository and the commit.
+fn three_applied(repo: &TestRepo) -> (Repository, String) {
     let git = Repository::init(repo.dir.path()).unwrap();
     repo.namespace("a", &topics(&["a"]));
     repo.namespace("b", &topics(&["b"]));
@@ -23,6 +22,13 @@ fn two_commits(repo: &TestRepo) -> (Repository, String) {
     let base = commit_all(&git, "three namespaces").to_string();
     let apply = repo.run(&["apply", "--auto-approve"]);
     assert_eq!(apply.code, 0, "{}", apply.all_output());
+    (git, base)
+}
+
+/// Three namespaces applied at the base commit; the pull request changes
+/// `b` and deletes `c`'s file.
+fn two_commits(repo: &TestRepo) -> (Repository, String) {
+    let (git, base) = three_applied(repo);
     repo.namespace("b", &topics(&["b", "b2"]));
     repo.remove_namespace("c");
     commit_all(&git, "grow b, drop c");
@@ -507,13 +513,7 @@ fn every_environment_in_one_comment_and_applied_in_order_stopping_at_the_first_f
 #[test]
 fn a_pull_request_plan_reads_only_what_bears_on_it_and_creates_nothing() {
     let repo = TestRepo::new();
-    let git = Repository::init(repo.dir.path()).unwrap();
-    repo.namespace("a", &topics(&["a"]));
-    repo.namespace("b", &topics(&["b"]));
-    repo.namespace("c", &topics(&["c"]));
-    let base = commit_all(&git, "three namespaces").to_string();
-    let apply = repo.run(&["apply", "--auto-approve"]);
-    assert_eq!(apply.code, 0, "{}", apply.all_output());
+    let (_git, base) = three_applied(&repo);
 
     repo.namespace("a", &topics(&["a", "a2"]));
     let plan = run(repo
