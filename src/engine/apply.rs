@@ -213,6 +213,7 @@ pub async fn apply_locked(
     for address in &plan.forget {
         inventory.entries.remove(address);
     }
+    lock.fits(&projected(&inventory, plan))?;
     lock.record(&record).await?;
     let fence = lock.fence();
     let mut outcome = Outcome::default();
@@ -274,15 +275,36 @@ async fn load_for(
     target: &Target,
 ) -> Result<Stored, StateError> {
     let stored = target.state.load(scope).await?;
+    // What exists and the scope does not record may be recorded elsewhere:
+    // read whole, the namespace it leaves is written without it.
     let recorded = plan
         .changes
         .iter()
-        .filter(|c| matches!(c.action, Action::Update | Action::Delete))
-        .all(|c| stored.inventory.entries.contains_key(&c.address));
+        .filter(|c| c.action != Action::Create)
+        .map(|c| &c.address)
+        .chain(plan.adopt.keys())
+        .all(|a| stored.inventory.entries.contains_key(a));
     if recorded || stored.namespaces.is_none() {
         return Ok(stored);
     }
     target.state.load(None).await
+}
+
+/// The inventory once every change of `plan` is made.
+fn projected(inventory: &Inventory, plan: &Plan) -> Inventory {
+    let mut out = inventory.clone();
+    for c in &plan.changes {
+        match (&c.action, &c.inventory) {
+            (Action::Delete, _) => {
+                out.entries.remove(&c.address);
+            }
+            (_, Some(entry)) => {
+                out.entries.insert(c.address.clone(), entry.clone());
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// Saves what changed since `saved`, which becomes what was saved.

@@ -26,6 +26,9 @@ const TXN_OPS: usize = 120;
 /// Up to this many namespaces are read key by key; more, and the whole
 /// inventory is read in one range.
 const SCOPED_READ: usize = 100;
+/// Bytes of one namespace's inventory key at most: with the applied record,
+/// one transaction under etcd's default request limit.
+const NAMESPACE_BYTES: usize = TXN_BYTES - (64 << 10);
 /// The value format of a namespace's inventory key.
 const FORMAT_VERSION: u32 = 2;
 
@@ -70,6 +73,37 @@ impl StateKeys {
 struct Shard {
     format_version: u32,
     entries: BTreeMap<Address, InventoryEntry>,
+}
+
+/// Whether each namespace's key of `inventory` holds at most `limit` bytes.
+fn fits_in(inventory: &Inventory, limit: usize) -> Result<(), StateError> {
+    let all: BTreeSet<String> = inventory
+        .entries
+        .values()
+        .map(|e| e.namespace.clone())
+        .collect();
+    for (namespace, entries) in inventory.by_namespace(&all) {
+        let count = entries.len();
+        let bytes = shard_value(entries).len();
+        if bytes > limit {
+            return Err(StateError::TooLarge {
+                namespace,
+                entries: count,
+                bytes,
+                limit,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The value of a namespace's key.
+fn shard_value(entries: BTreeMap<Address, InventoryEntry>) -> Vec<u8> {
+    let shard = Shard {
+        format_version: FORMAT_VERSION,
+        entries,
+    };
+    serde_json::to_vec(&shard).expect("a shard is JSON")
 }
 
 fn unreachable(e: etcd_client::Error) -> StateError {
@@ -144,22 +178,37 @@ impl EtcdState {
                 shards.push((kv.mod_revision(), namespace, shard));
             }
         }
-        // Of an address recorded twice (a resource handed over while the
-        // namespace it left was not read), the later write wins.
-        shards.sort_by_key(|(revision, ..)| *revision);
-        for (revision, namespace, shard) in shards {
-            match namespace {
-                Some(ns) => {
-                    stored.revisions.insert(ns, revision);
-                }
-                None => {
-                    stored.legacy = true;
-                    stored.shared_revision = stored.shared_revision.max(revision);
-                }
-            }
-            stored.inventory.entries.extend(shard.entries);
-        }
+        merge(&mut stored, shards);
         Ok(stored)
+    }
+}
+
+/// The inventory keys read, each with its mod revision and its namespace
+/// (none for an older sluice's shards), into `stored`. Of an address
+/// recorded twice (a resource handed over while the namespace it left was
+/// not read), the later write wins. A namespace with a key of its own is
+/// what that key says: an older sluice's shards still hold what a
+/// migration cut short removed from it.
+fn merge(stored: &mut Stored, mut shards: Vec<(i64, Option<String>, Shard)>) {
+    shards.sort_by_key(|(revision, ..)| *revision);
+    let own: BTreeSet<String> = shards.iter().filter_map(|(_, ns, _)| ns.clone()).collect();
+    for (revision, namespace, shard) in shards {
+        match namespace {
+            Some(ns) => {
+                stored.revisions.insert(ns, revision);
+                stored.inventory.entries.extend(shard.entries);
+            }
+            None => {
+                stored.legacy = true;
+                stored.shared_revision = stored.shared_revision.max(revision);
+                stored.inventory.entries.extend(
+                    shard
+                        .entries
+                        .into_iter()
+                        .filter(|(_, e)| !own.contains(&e.namespace)),
+                );
+            }
+        }
     }
 }
 
@@ -276,6 +325,10 @@ impl Lock for EtcdLock {
         self.fence.clone()
     }
 
+    fn fits(&self, inventory: &Inventory) -> Result<(), StateError> {
+        fits_in(inventory, NAMESPACE_BYTES)
+    }
+
     async fn record(&self, applied: &AppliedRecord) -> Result<(), StateError> {
         let value = serde_json::to_vec(applied).expect("a record is JSON");
         self.fenced(vec![TxnOp::put(self.keys.applied.as_str(), value, None)])
@@ -289,19 +342,20 @@ impl Lock for EtcdLock {
         applied: &AppliedRecord,
     ) -> Result<(), StateError> {
         let changed = before.changed_namespaces(after);
-        let mut puts: Vec<(String, Vec<u8>)> = after
-            .by_namespace(&changed)
+        let mut groups: Vec<(String, BTreeMap<Address, InventoryEntry>)> =
+            after.by_namespace(&changed).into_iter().collect();
+        // A namespace an entry moves into is written before the one it
+        // leaves: a save cut short between transactions then leaves it
+        // recorded twice (the later write wins), never nowhere.
+        let gains = |ns: &str, entries: &BTreeMap<Address, InventoryEntry>| {
+            entries
+                .keys()
+                .any(|a| before.entries.get(a).is_none_or(|e| e.namespace != ns))
+        };
+        groups.sort_by_key(|(ns, entries)| !gains(ns, entries));
+        let mut puts: Vec<(String, Vec<u8>)> = groups
             .into_iter()
-            .map(|(ns, entries)| {
-                let shard = Shard {
-                    format_version: FORMAT_VERSION,
-                    entries,
-                };
-                (
-                    self.keys.namespace(&ns),
-                    serde_json::to_vec(&shard).expect("a shard is JSON"),
-                )
-            })
+            .map(|(ns, entries)| (self.keys.namespace(&ns), shard_value(entries)))
             .collect();
         puts.push((
             self.keys.applied.clone(),
@@ -331,5 +385,79 @@ impl Lock for EtcdLock {
     async fn release(self: Box<Self>) -> Result<(), StateError> {
         // Revoking the lease deletes the lock key with it.
         self.lease.revoke().await.map_err(unreachable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(namespace: &str) -> InventoryEntry {
+        InventoryEntry {
+            namespace: namespace.into(),
+            digest: "d".into(),
+            protected: false,
+            keys: Vec::new(),
+            creating: false,
+        }
+    }
+
+    fn shard(entries: &[(&str, &str)]) -> Shard {
+        Shard {
+            format_version: FORMAT_VERSION,
+            entries: entries
+                .iter()
+                .map(|(topic, ns)| (Address::topic(topic), entry(ns)))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_namespace_key_wins_over_the_older_shards_and_the_later_write_over_the_earlier() {
+        let mut stored = Stored::default();
+        merge(
+            &mut stored,
+            vec![
+                // `x` moved from `a` to `b`; `b` was written last.
+                (9, Some("b".into()), shard(&[("x", "b")])),
+                (7, Some("a".into()), shard(&[("x", "a"), ("y", "a")])),
+                // The shards still hold `z`, which `a` no longer records,
+                // and `w` of `c`, which has no key of its own yet.
+                (3, None, shard(&[("z", "a"), ("w", "c")])),
+            ],
+        );
+        let owner = |t: &str| {
+            stored.inventory.entries[&Address::topic(t)]
+                .namespace
+                .clone()
+        };
+        assert_eq!(owner("x"), "b");
+        assert_eq!(owner("y"), "a");
+        assert_eq!(owner("w"), "c");
+        assert!(!stored.inventory.entries.contains_key(&Address::topic("z")));
+        assert!(stored.legacy);
+        assert_eq!(stored.revision_of(Some(&["a".to_owned()].into())), 7);
+    }
+
+    #[test]
+    fn a_namespace_too_large_for_one_request_is_refused_before_anything_changes() {
+        let mut inventory = Inventory::default();
+        for i in 0..100 {
+            inventory
+                .entries
+                .insert(Address::topic(&format!("t{i}")), entry("big"));
+        }
+        inventory
+            .entries
+            .insert(Address::topic("s"), entry("small"));
+        assert!(fits_in(&inventory, 1 << 20).is_ok());
+        match fits_in(&inventory, 2000) {
+            Err(StateError::TooLarge {
+                namespace, entries, ..
+            }) => {
+                assert_eq!((namespace.as_str(), entries), ("big", 100));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -255,6 +255,16 @@ pub enum StateError {
     /// etcd did not answer or refused.
     #[error("cannot reach sluice's state in etcd")]
     Unreachable(#[source] etcd_client::Error),
+    /// A namespace's inventory would outgrow what one etcd request holds.
+    #[error(
+        "namespace `{namespace}` would record {entries} resources ({bytes} bytes), more than one etcd request holds ({limit} bytes); nothing was changed"
+    )]
+    TooLarge {
+        namespace: String,
+        entries: usize,
+        bytes: usize,
+        limit: usize,
+    },
     /// A state record does not parse.
     #[error("sluice's state record `{key}` is not readable")]
     Corrupt {
@@ -268,7 +278,10 @@ impl StateError {
     /// A held or lost lock and an unreachable etcd pass; a record that does
     /// not read stays unreadable until someone repairs it.
     pub fn is_transient(&self) -> bool {
-        !matches!(self, StateError::Corrupt { .. })
+        !matches!(
+            self,
+            StateError::Corrupt { .. } | StateError::TooLarge { .. }
+        )
     }
 }
 
@@ -288,6 +301,11 @@ pub trait StateStore: Send + Sync {
 #[async_trait]
 pub trait Lock: Send + Sync {
     fn fence(&self) -> Fence;
+    /// Whether `inventory` can be saved: checked before anything is
+    /// changed, so that a save never fails after the changes are made.
+    fn fits(&self, _inventory: &Inventory) -> Result<(), StateError> {
+        Ok(())
+    }
     /// Writes the applied record alone (as an apply starts).
     async fn record(&self, applied: &AppliedRecord) -> Result<(), StateError>;
     /// Writes the inventory and the applied record: of the inventory, the
