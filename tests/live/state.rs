@@ -137,3 +137,45 @@ async fn a_plan_goes_stale_only_when_its_own_namespaces_are_written() {
     assert!(repo.has_topic("a2"));
     ok(&repo.run(&["plan", "--detailed-exitcode"]));
 }
+
+/// A resource recorded under a namespace outside the scope, taken over by
+/// the change: the namespace it leaves is rewritten without it, so that it
+/// is never recorded twice.
+#[tokio::test]
+async fn a_resource_taken_over_from_outside_the_scope_leaves_its_old_namespace() {
+    let repo = TestRepo::new();
+    let git = Repository::init(repo.dir.path()).unwrap();
+    repo.namespace("a", &topics(&["a", "x"]));
+    repo.namespace("b", &topics(&["b"]));
+    commit_all(&git, "x in a");
+    ok(&repo.run(&["apply", "--auto-approve"]));
+    // `a` gives `x` up in a commit nobody applied; the change gives it to `b`.
+    repo.namespace("a", &topics(&["a"]));
+    let base = commit_all(&git, "a drops x").to_string();
+    repo.namespace("b", &topics(&["b", "x"]));
+    let saved = repo.dir.path().join("b.json");
+    ok(&repo.run(&["plan", "--base", &base, "--out", saved.to_str().unwrap()]));
+    ok(&repo.run(&["apply", saved.to_str().unwrap()]));
+
+    let keys = inventory_keys(&repo).await;
+    let x = format!("kafka.topic/{}", repo.name("x"));
+    let holds = |short: &str| {
+        keys[&format!("ns/{}", repo.name(short))].0["entries"]
+            .as_object()
+            .unwrap()
+            .contains_key(&x)
+    };
+    assert!(holds("b"), "{keys:?}");
+    assert!(!holds("a"), "`a` still records {x}: {keys:?}");
+    assert!(repo.has_topic("x"));
+    // A full plan leaves `x` alone (only `a`'s unapplied record is pending).
+    let full = repo.run(&["plan", "--format", "json"]);
+    ok(&full);
+    let touched: Vec<String> = full.json()["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["address"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(!touched.contains(&x), "{touched:?}");
+}
