@@ -159,7 +159,7 @@ pub enum Command {
         #[arg(long, value_name = "BRANCH", default_value = "main")]
         branch: String,
         /// Time between cycles (jittered by 10%), e.g. `60s`
-        #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+        #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_interval)]
         interval: std::time::Duration,
         /// Address of `/metrics`, `/healthz` and `/readyz`
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
@@ -237,6 +237,15 @@ pub enum PlanFormat {
     Json,
     /// A pull-request comment
     Markdown,
+}
+
+/// A watch interval: at least a second (`0s` would plan without a pause).
+fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if d < std::time::Duration::from_secs(1) {
+        return Err("a watch interval is at least `1s`, such as `30s` or `5m`".into());
+    }
+    Ok(d)
 }
 
 /// A request timeout: at least 100 ms, at most an hour.

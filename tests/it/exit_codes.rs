@@ -10,11 +10,19 @@ fn usage_errors_exit_1_not_2() {
         &["plan", "--detailed-exitcode", "--fromat", "json"],
         &["bogus"],
         &["--timeout", "0s", "plan"],
+        &["watch", "--interval", "0s"],
+        &["watch", "--interval", "500ms"],
     ] {
         let out = run(sluice(&root()).args(args));
         assert_eq!(out.code, 1, "{args:?}: {}", out.stderr);
         assert!(out.stderr.contains("error:"), "{args:?}: {}", out.stderr);
     }
+    let zero = run(sluice(&root()).args(["watch", "--interval", "0s"]));
+    assert!(
+        zero.stderr.contains("a watch interval is at least `1s`"),
+        "{}",
+        zero.stderr
+    );
     for args in [&["--help"][..], &["--version"], &["plan", "--help"]] {
         assert_eq!(run(sluice(&root()).args(args)).code, 0, "{args:?}");
     }
