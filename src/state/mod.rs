@@ -146,13 +146,15 @@ pub struct Holder {
 }
 
 impl Holder {
-    /// This process: `$SLUICE_ACTOR` (CI sets it to the actor), else `$USER`.
+    /// This process: `$SLUICE_ACTOR` (CI sets it to the actor), else
+    /// `$USER`, else the name of the process's uid (containers and CI
+    /// often set no `$USER`), else `uid <n>`.
     pub fn current() -> Self {
         let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
         Holder {
             user: var("SLUICE_ACTOR")
                 .or_else(|| var("USER"))
-                .unwrap_or_else(|| "unknown".into()),
+                .unwrap_or_else(uid_name),
             host: var("HOSTNAME")
                 .or_else(|| {
                     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -174,6 +176,30 @@ impl fmt::Display for Holder {
             self.user, self.host, self.pid, self.since
         )
     }
+}
+
+/// The name `/etc/passwd` gives this process's real uid, else `uid <n>`,
+/// else `unknown`.
+fn uid_name() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let Some(uid) = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().next())
+    else {
+        return "unknown".into();
+    };
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    user_of(&passwd, uid).unwrap_or_else(|| format!("uid {uid}"))
+}
+
+/// The user of `uid` in a passwd file's text.
+fn user_of(passwd: &str, uid: &str) -> Option<String> {
+    passwd.lines().find_map(|l| {
+        let mut fields = l.split(':');
+        let name = fields.next()?;
+        (fields.nth(1)? == uid && !name.is_empty()).then(|| name.to_owned())
+    })
 }
 
 /// The current time, RFC 3339 in UTC, to the second.
@@ -320,4 +346,17 @@ pub trait Lock: Send + Sync {
         applied: &AppliedRecord,
     ) -> Result<(), StateError>;
     async fn release(self: Box<Self>) -> Result<(), StateError>;
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_actor_without_user_is_the_uids_name() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\nci:x:1001:1001::/home/ci:/bin/sh\n";
+        assert_eq!(super::user_of(passwd, "1001").as_deref(), Some("ci"));
+        assert_eq!(super::user_of(passwd, "0").as_deref(), Some("root"));
+        assert_eq!(super::user_of(passwd, "42"), None);
+        // This process has a uid; its name or number is never "unknown".
+        assert_ne!(super::uid_name(), "unknown");
+    }
 }
