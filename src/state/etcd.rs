@@ -75,6 +75,20 @@ struct Shard {
     entries: BTreeMap<Address, InventoryEntry>,
 }
 
+/// What to add when the lock's holder ran on this host (`host`) and its
+/// process is gone: its lease lapses within the TTL of its last renewal.
+fn gone(holder: &Holder, host: &str) -> String {
+    let dead =
+        holder.host == host && !std::path::Path::new(&format!("/proc/{}", holder.pid)).exists();
+    if dead {
+        format!(
+            "; that process is no longer running on this host, and its lock lapses within {LOCK_TTL_SECS} s of its last renewal"
+        )
+    } else {
+        String::new()
+    }
+}
+
 /// Whether each namespace's key of `inventory` holds at most `limit` bytes.
 fn fits_in(inventory: &Inventory, limit: usize) -> Result<(), StateError> {
     let all: BTreeSet<String> = inventory
@@ -273,7 +287,10 @@ impl StateStore for EtcdState {
                 });
                 let holder = current
                     .and_then(|v| serde_json::from_slice::<Holder>(&v).ok())
-                    .map_or_else(|| "another process".to_owned(), |h| h.to_string());
+                    .map_or_else(
+                        || "another process".to_owned(),
+                        |h| format!("{h}{}", gone(&h, &Holder::current().host)),
+                    );
                 let _ = lease.revoke().await;
                 return Err(StateError::Locked {
                     env: self.env.clone(),
@@ -437,6 +454,18 @@ mod tests {
         assert!(!stored.inventory.entries.contains_key(&Address::topic("z")));
         assert!(stored.legacy);
         assert_eq!(stored.revision_of(Some(&["a".to_owned()].into())), 7);
+    }
+
+    #[test]
+    fn a_lock_held_by_a_dead_process_on_this_host_says_so() {
+        let me = Holder::current();
+        assert_eq!(gone(&me, &me.host), "");
+        let dead = Holder {
+            pid: u32::MAX,
+            ..me.clone()
+        };
+        assert!(gone(&dead, &me.host).contains("no longer running"));
+        assert_eq!(gone(&dead, "elsewhere"), "");
     }
 
     #[test]
