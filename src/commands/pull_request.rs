@@ -146,14 +146,8 @@ async fn load_scoped(
 /// The namespaces `files` declare; a file that does not parse names
 /// nothing (a changed one's problems are shown before this).
 fn names_in(files: Vec<SourceFile>) -> BTreeSet<String> {
-    let only = SourceTree {
-        namespaces: files,
-        ..SourceTree::default()
-    };
-    parse_tree(&only, &mut Vec::new())
-        .namespaces
-        .iter()
-        .map(|d| d.value.metadata.name.value.clone())
+    parse_files(files)
+        .map(|ns| ns.metadata.name.value)
         .collect()
 }
 
@@ -183,7 +177,8 @@ fn related(
     let mut picked: BTreeSet<usize> = (0..files.len())
         .filter(|&i| changed.contains(&files[i].path))
         .collect();
-    let mut words: BTreeSet<String> = parsed(files, &picked)
+    let at = |indices: &BTreeSet<usize>| indices.iter().map(|&i| files[i].clone()).collect();
+    let mut words: BTreeSet<String> = parse_files(at(&picked))
         .flat_map(|ns| ns.names())
         .chain(scope.iter().cloned())
         .chain(recorded(scope))
@@ -198,7 +193,7 @@ fn related(
         }
         searched.extend(fresh);
         let mut names = BTreeSet::new();
-        for ns in parsed(files, &hits) {
+        for ns in parse_files(at(&hits)) {
             words.extend(ns.buckets());
             names.insert(ns.metadata.name.value);
         }
@@ -215,13 +210,10 @@ fn related(
     (tree, found)
 }
 
-/// The namespace documents of the files at `indices` that parse.
-fn parsed(
-    files: &[SourceFile],
-    indices: &BTreeSet<usize>,
-) -> impl Iterator<Item = crate::config::Namespace> {
+/// The namespace documents of `files` that parse.
+fn parse_files(files: Vec<SourceFile>) -> impl Iterator<Item = crate::config::Namespace> {
     let only = SourceTree {
-        namespaces: indices.iter().map(|&i| files[i].clone()).collect(),
+        namespaces: files,
         ..SourceTree::default()
     };
     parse_tree(&only, &mut Vec::new())
@@ -248,7 +240,7 @@ fn word_of(address: &Address) -> Option<String> {
 
 /// What a pull request changes outside `namespaces/` that every namespace
 /// resolves or is judged through.
-pub(super) fn widened_by(base: &SourceTree, head: &SourceTree) -> Option<String> {
+fn widened_by(base: &SourceTree, head: &SourceTree) -> Option<String> {
     let text = |f: &Option<SourceFile>| f.as_ref().map(|f| f.text.clone());
     if text(&base.workspace) != text(&head.workspace) {
         return Some("the change edits the workspace file (`sluice.yaml`)".into());
