@@ -184,7 +184,7 @@ fn resolve_env(
             .flat_map(|c| &c.buckets)
             .map(|(name, b)| (name.clone(), b.region.value.clone()))
             .collect(),
-        namespaces,
+        namespaces: namespaces.into(),
         scope: None,
     }
 }

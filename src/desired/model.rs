@@ -2,6 +2,7 @@
 //! unit converted, every derived value computed. Later stages read only this.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -21,7 +22,9 @@ pub struct Desired {
     /// Buckets the workspace declares for DR, with their regions: sluice
     /// creates a declared replica bucket; an undeclared one must exist.
     pub buckets: BTreeMap<String, String>,
-    pub namespaces: Vec<NamespaceState>,
+    /// Shared, so that work on another thread (the policies, judged while a
+    /// plan's reads are in flight) can hold them.
+    pub namespaces: Arc<[NamespaceState]>,
     /// When set, the namespaces a partial plan covers (`plan --base`): the
     /// others, and what the inventory holds of them, are left out.
     #[serde(skip_serializing_if = "Option::is_none")]

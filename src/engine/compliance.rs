@@ -16,55 +16,81 @@ pub type Newest = BTreeMap<(String, String), Option<i64>>;
 /// How many bucket listings are in flight at once.
 const LISTINGS_IN_FLIGHT: usize = 8;
 
-/// Reads the newest backup under every backup prefix, in the buckets the
-/// plan found live (in the region it found them in): one listing per
-/// bucket, a few buckets at once. A missing bucket has no backups.
-pub async fn newest_backups(
+/// The newest backups, and the region each bucket was listed in.
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub newest: Newest,
+    pub regions: BTreeMap<String, String>,
+}
+
+/// The region the backups of each backup bucket of `desired` are listed in:
+/// `region_of` the bucket, and no entry when it says none (a bucket that
+/// does not exist has no backups).
+pub fn backup_regions<'a>(
     desired: &Desired,
-    live: &LiveState,
+    region_of: impl Fn(&str) -> Option<&'a str>,
+) -> BTreeMap<String, String> {
+    desired
+        .namespaces
+        .iter()
+        .filter_map(|ns| ns.disaster_recovery.as_ref()?.backup.as_ref())
+        .filter_map(|b| Some((b.bucket.clone(), region_of(&b.bucket)?.to_owned())))
+        .collect()
+}
+
+/// The region of each bucket a plan found live.
+pub fn live_region<'a>(live: &'a LiveState) -> impl Fn(&str) -> Option<&'a str> {
+    |bucket| match live
+        .resources
+        .get(&Address::bucket(bucket))
+        .map(|l| &l.value)
+    {
+        Some(Value::Bucket(b)) => Some(b.region.as_str()),
+        _ => None,
+    }
+}
+
+/// Reads the newest backup under every backup prefix of `desired`, in the
+/// region `region_of` each bucket: one listing per bucket, a few buckets at
+/// once. A bucket without a region has no backups.
+pub async fn newest_backups<'a>(
+    desired: &Desired,
+    region_of: impl Fn(&str) -> Option<&'a str>,
     catalog: &dyn BackupCatalog,
-) -> Result<Newest, BackendError> {
+) -> Result<Listing, BackendError> {
     use futures_util::{StreamExt, TryStreamExt};
-    let mut out = Newest::new();
-    let mut by_bucket: BTreeMap<&str, (&str, Vec<&str>)> = BTreeMap::new();
+    let regions = backup_regions(desired, region_of);
+    let mut newest = Newest::new();
+    let mut by_bucket: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for b in desired
         .namespaces
         .iter()
         .filter_map(|ns| ns.disaster_recovery.as_ref()?.backup.as_ref())
     {
-        if out
+        let fresh = newest
             .insert((b.bucket.clone(), b.prefix.clone()), None)
-            .is_some()
-        {
-            continue;
-        }
-        if let Some(Value::Bucket(bucket)) = live
-            .resources
-            .get(&Address::bucket(&b.bucket))
-            .map(|l| &l.value)
-        {
-            let (_, prefixes) = by_bucket
-                .entry(&b.bucket)
-                .or_insert_with(|| (&bucket.region, Vec::new()));
-            prefixes.push(&b.prefix);
+            .is_none();
+        if fresh && regions.contains_key(&b.bucket) {
+            by_bucket.entry(&b.bucket).or_default().push(&b.prefix);
         }
     }
-    let listings = by_bucket
-        .into_iter()
-        .map(|(bucket, (region, prefixes))| async move {
-            let newest = catalog.newest_backups(bucket, region, &prefixes).await?;
-            Ok::<_, BackendError>((bucket, prefixes, newest))
-        });
+    let listings = by_bucket.into_iter().map(|(bucket, prefixes)| {
+        let region = regions[bucket].as_str();
+        async move {
+            let found = catalog.newest_backups(bucket, region, &prefixes).await?;
+            Ok::<_, BackendError>((bucket, prefixes, found))
+        }
+    });
     let found: Vec<_> = futures_util::stream::iter(listings)
         .buffer_unordered(LISTINGS_IN_FLIGHT)
         .try_collect()
         .await?;
-    for (bucket, prefixes, newest) in found {
-        for (prefix, n) in prefixes.into_iter().zip(newest) {
-            out.insert((bucket.to_owned(), prefix.to_owned()), n);
+    for (bucket, prefixes, found) in found {
+        for (prefix, n) in prefixes.into_iter().zip(found) {
+            newest.insert((bucket.to_owned(), prefix.to_owned()), n);
         }
     }
-    Ok(out)
+    Ok(Listing { newest, regions })
 }
 
 pub fn now_s() -> i64 {

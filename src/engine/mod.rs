@@ -20,7 +20,7 @@ use crate::diag::Diagnostic;
 use crate::plan::{LiveState, Plan, PlanError, PlanInput, diff};
 use crate::policy::{Policies, PolicyError};
 use crate::resource::expand::expand;
-use crate::resource::{Address, Resource, System};
+use crate::resource::{Address, Resource, System, Value};
 use crate::source::SourceTree;
 use crate::state::etcd::EtcdState;
 use crate::state::{Inventory, StateError, StateStore, Stored};
@@ -216,16 +216,35 @@ pub async fn plan_from(
     // Resources come from the whole desired state, so that a bucket shared
     // with a namespace outside the scope has the value a full plan gives it.
     let resources = expand(desired);
-    let mut planned = plan_resources(
-        &desired.environment.name,
-        revision,
-        &desired.guards,
-        &resources,
-        desired.scope.as_ref(),
-        target,
-        stored,
-    )
-    .await?;
+    // A full plan judges its namespaces as they stand, and lists their
+    // backups in the buckets' declared regions, while it reads; once the
+    // changes are known, only the namespaces they touch are judged again.
+    let full = desired.scope.is_none();
+    let unchanged = full.then(|| policies.judge_unchanged(desired));
+    let listed = async {
+        match (&target.catalog, full) {
+            (Some(catalog), true) => {
+                let declared = declared_regions(&resources);
+                let region = |b: &str| declared.get(b).copied();
+                Some(compliance::newest_backups(desired, region, catalog.as_ref()).await)
+            }
+            _ => None,
+        }
+    };
+    let (planned, listed) = tokio::join!(
+        plan_resources(
+            &desired.environment.name,
+            revision,
+            &desired.guards,
+            &resources,
+            desired.scope.as_ref(),
+            target,
+            stored,
+        ),
+        listed
+    );
+    let mut planned = planned?;
+    drop(resources);
     let scope: Option<BTreeSet<String>> = planned
         .plan
         .scope
@@ -240,7 +259,8 @@ pub async fn plan_from(
                     .iter()
                     .filter(|ns| scope.contains(&ns.name))
                     .cloned()
-                    .collect(),
+                    .collect::<Vec<_>>()
+                    .into(),
                 ..desired.clone()
             };
             &scoped
@@ -248,15 +268,46 @@ pub async fn plan_from(
         None => desired,
     };
     let started = std::time::Instant::now();
-    planned.plan.policy = policies.evaluate(judged, &planned.plan.changes)?;
-    tracing::debug!(took = ?started.elapsed(), "policies judged");
+    planned.plan.policy = match unchanged {
+        Some(unchanged) => {
+            let unchanged = unchanged.wait().await?;
+            policies.evaluate_changed(unchanged, judged, &planned.plan.changes)?
+        }
+        None => policies.evaluate(judged, &planned.plan.changes)?,
+    };
+    tracing::debug!(took = ?started.elapsed(), "policies judged (after the reads)");
     if let Some(catalog) = &target.catalog {
         let started = std::time::Instant::now();
-        let newest = compliance::newest_backups(judged, &planned.live, catalog.as_ref()).await?;
+        let live_region = compliance::live_region(&planned.live);
+        // The early listing holds when every bucket was found live where it
+        // was listed; else the buckets are listed where they were found.
+        let newest = match listed {
+            Some(Ok(early))
+                if early.regions == compliance::backup_regions(judged, &live_region) =>
+            {
+                early.newest
+            }
+            _ => {
+                compliance::newest_backups(judged, &live_region, catalog.as_ref())
+                    .await?
+                    .newest
+            }
+        };
         planned.plan.dr = compliance::evaluate(judged, &planned.live, &newest, target.clock.now());
-        tracing::debug!(took = ?started.elapsed(), "backup listings read");
+        tracing::debug!(took = ?started.elapsed(), "backup listings read (after the reads)");
     }
     Ok(planned)
+}
+
+/// The region each bucket `resources` declare is wanted in.
+fn declared_regions(resources: &[Resource]) -> BTreeMap<&str, &str> {
+    resources
+        .iter()
+        .filter_map(|r| match &r.value {
+            Value::Bucket(b) => Some((r.address.name(), b.region.as_str())),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The resources of the namespaces in `scope`, and the scope itself grown by
@@ -466,17 +517,30 @@ async fn read_rest(
 
 /// The floor a full plan of `desired` is measured against: only the reads
 /// it makes, with the same batching, concurrency and overlap (state and
-/// live state together, then what only the inventory names, then the
-/// backup listings of DR compliance). Returns how long they took.
+/// live state together, then what only the inventory names; the backup
+/// listings of DR compliance beside them, in the declared regions).
+/// Returns how long they took.
 pub async fn read_floor(desired: &Desired, target: &Target) -> Result<Duration, EngineError> {
     let resources = expand(desired);
+    let declared = declared_regions(&resources);
+    let region = |b: &str| declared.get(b).copied();
     let start = std::time::Instant::now();
-    let (_, live) = read_all(target, &resources).await?;
-    tracing::debug!(took = ?start.elapsed(), "state and live state read");
-    if let Some(catalog) = &target.catalog {
-        compliance::newest_backups(desired, &live, catalog.as_ref()).await?;
-    }
-    tracing::debug!(took = ?start.elapsed(), "backup listings read");
+    let listed = async {
+        match &target.catalog {
+            Some(catalog) => {
+                compliance::newest_backups(desired, region, catalog.as_ref()).await?;
+                tracing::debug!(took = ?start.elapsed(), "backup listings read");
+                Ok(())
+            }
+            None => Ok::<_, EngineError>(()),
+        }
+    };
+    let read = async {
+        read_all(target, &resources).await?;
+        tracing::debug!(took = ?start.elapsed(), "state and live state read");
+        Ok::<_, EngineError>(())
+    };
+    tokio::try_join!(read, listed)?;
     Ok(start.elapsed())
 }
 

@@ -29,7 +29,7 @@ use crate::records::{
 pub fn expand(desired: &Desired) -> Vec<Resource> {
     let prefix = &desired.environment.etcd.prefix;
     let mut out = Vec::new();
-    for ns in &desired.namespaces {
+    for ns in desired.namespaces.iter() {
         let resource = |address: Address, value: Value| Resource {
             address,
             namespace: ns.name.clone(),
@@ -159,7 +159,7 @@ fn dr_resources(desired: &Desired) -> Vec<Resource> {
     let region = |name: &str| desired.buckets.get(name).unwrap_or(&s3.region).clone();
     let mut buckets = Buckets::default();
     let mut out = Vec::new();
-    for ns in &desired.namespaces {
+    for ns in desired.namespaces.iter() {
         let Some(dr) = &ns.disaster_recovery else {
             continue;
         };

@@ -167,6 +167,12 @@ async fn run_case(case: &Path) -> (String, Option<String>) {
     let prefix = format!("{}/", case.display());
     match engine::plan(&after, None, &target, &builtin_policies()).await {
         Ok(planned) => {
+            // The plan judged its namespaces while it read, then again only
+            // those its changes touch: the same as judging them all at once.
+            let all = builtin_policies()
+                .evaluate(&after, &planned.plan.changes)
+                .unwrap();
+            assert_eq!(planned.plan.policy, all, "{}", case.display());
             let text = render::text::plan(&planned.plan, false).replace(&prefix, "");
             let json = serde_json::to_string_pretty(&planned.plan)
                 .unwrap()
