@@ -89,7 +89,7 @@ python3 - "$bin" "$repo" "$runs" "$n" "$namespaces" "$loaded" <<'PY'
 import os, re, statistics, subprocess, sys, time
 bin, repo, runs, n, namespaces, loaded = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
 
-plans, floors, rss, requests = [], [], [], None
+plans, floors, floor_walls, rss, requests = [], [], [], [], None
 env = dict(os.environ, SLUICE_LOG="sluice::backend::kafka=debug")
 for _ in range(runs):
     # Paired: a plan, then the floor, so both see the same servers.
@@ -101,7 +101,9 @@ for _ in range(runs):
     if p.returncode != 0:
         sys.exit(f"plan failed ({p.returncode}): {err[-2000:]}")
     requests = requests or re.findall(r'kafka request api="?([A-Za-z]+)', err)
+    t = time.perf_counter()
     f = subprocess.run([bin, "plan", "--repo", repo, "--floor"], capture_output=True, text=True)
+    floor_walls.append(time.perf_counter() - t)
     if f.returncode != 0:
         sys.exit(f"plan --floor failed ({f.returncode}): {f.stderr[-2000:]}")
     floors.append(float(re.search(r"floor reads: ([0-9.]+) s", f.stdout).group(1)))
@@ -115,6 +117,9 @@ print(f"topics {n}, namespaces {namespaces} ({int(namespaces) // 10 + (int(names
 print(f"plan (no changes): median {med(plans):.3f} s (min {min(plans):.3f}, max {max(plans):.3f}) over {runs} runs")
 print(f"floor (the plan's reads alone): median {med(floors):.3f} s (min {min(floors):.3f}, max {max(floors):.3f})")
 print(f"ratio plan / floor: {med(plans) / med(floors):.2f} (target at 10,000 topics: at most 1.20)")
+# The floor's process as a whole (start, parse, connect, the reads, exit),
+# timed like the plan: what the plan adds to it is policies, diff and output.
+print(f"floor process, whole: median {med(floor_walls):.3f} s; plan / floor process: {med(plans) / med(floor_walls):.2f}")
 print(f"peak RSS of a plan: {rss:.1f} MiB (target at 10,000 topics: under 100)")
 print(f"Kafka admin requests per plan: {len(requests)} ({', '.join(f'{a} x{c}' for a, c in counts.items())})")
 PY
