@@ -4,6 +4,7 @@
 mod apply;
 mod import;
 mod plan;
+mod progress;
 mod pull_request;
 mod render;
 mod schema;

@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod compliance;
+pub mod progress;
 pub mod status;
 
 use std::collections::{BTreeMap, BTreeSet};

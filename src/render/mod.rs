@@ -1,6 +1,7 @@
 //! Plans for people (text, markdown) and for bots (JSON, the plan itself).
 
 pub mod markdown;
+pub mod progress;
 pub mod status;
 pub mod text;
 

@@ -84,6 +84,7 @@ fn options() -> ApplyOptions {
         },
         cancel: Arc::default(),
         batch: sluice::engine::apply::BATCH,
+        progress: Arc::new(sluice::engine::progress::Silent),
     }
 }
 
