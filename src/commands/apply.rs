@@ -144,7 +144,7 @@ async fn plan_and_apply(
     if plan.is_empty() {
         return Ok(None);
     }
-    if !auto_approve && !confirm(&plan.environment, &opts.cancel).await? {
+    if !auto_approve && !confirm(&plan, &opts.cancel).await? {
         return Err(Error::Cancelled);
     }
     let outcome = apply_locked(&plan, target, lock, opts).await?;
@@ -269,13 +269,23 @@ fn read_plan(path: &Path, env: Option<&str>) -> Result<Plan, Error> {
     Ok(plan)
 }
 
-/// Asks on the terminal; without one, refuses. A signal while waiting for
-/// the answer is a no.
-async fn confirm(env: &str, interrupt: &Interrupt) -> Result<bool, Error> {
+/// Asks on the terminal, naming the environment and where its systems
+/// are; without a terminal, refuses. A signal while waiting for the answer
+/// is a no.
+async fn confirm(plan: &Plan, interrupt: &Interrupt) -> Result<bool, Error> {
     if !std::io::stdin().is_terminal() {
         return Err(Error::NeedsApproval);
     }
-    print!("\nApply these changes to environment `{env}`? Only `yes` is accepted: ");
+    let at: String = plan
+        .endpoints
+        .iter()
+        .flat_map(|e| e.lines())
+        .map(|(system, at)| format!("\n  {system}: {at}"))
+        .collect();
+    print!(
+        "\nApply these changes to environment `{}`?{at}\nOnly `yes` is accepted: ",
+        plan.environment
+    );
     let _ = std::io::stdout().flush();
     let answer = tokio::task::spawn_blocking(|| {
         let mut answer = String::new();

@@ -2,6 +2,7 @@
 //! the plan (pure, in [`crate::plan`]), and apply it ([`apply`]).
 
 pub mod apply;
+mod cluster;
 pub mod compliance;
 pub mod progress;
 pub mod status;
@@ -18,7 +19,7 @@ use crate::backend::{Backend, BackendError, BackupCatalog, ClusterProbe, Connect
 use crate::config::workspace::Guards;
 use crate::desired::{Desired, Environment, Overrides, Selection, load};
 use crate::diag::Diagnostic;
-use crate::plan::{LiveState, Plan, PlanError, PlanInput, diff};
+use crate::plan::{Endpoints, LiveState, Plan, PlanError, PlanInput, diff};
 use crate::policy::{Policies, PolicyError};
 use crate::resource::expand::expand;
 use crate::resource::{Address, Resource, System};
@@ -70,13 +71,35 @@ pub enum EngineError {
     /// A policy could not be evaluated.
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    /// The Kafka cluster is not the one the environment pins.
+    #[error(
+        "environment `{env}` pins Kafka cluster `{expected}` (`kafka.cluster_id`), but the brokers at {servers} report cluster `{found}`; nothing was planned or changed"
+    )]
+    OtherCluster {
+        env: String,
+        expected: String,
+        found: String,
+        servers: String,
+    },
+    /// The environment pins a cluster and the brokers did not say which they are.
+    #[error(
+        "environment `{env}` pins Kafka cluster `{expected}` (`kafka.cluster_id`), but the brokers at {servers} did not report a cluster ID (none answered within the timeout, or they report none); nothing was planned or changed"
+    )]
+    ClusterUnknown {
+        env: String,
+        expected: String,
+        servers: String,
+    },
 }
 
 impl EngineError {
     /// Whether planning again later may succeed without a new commit.
     pub fn is_transient(&self) -> bool {
         match self {
-            EngineError::Plan(_) | EngineError::Policy(_) => false,
+            EngineError::Plan(_) | EngineError::Policy(_) | EngineError::OtherCluster { .. } => {
+                false
+            }
+            EngineError::ClusterUnknown { .. } => true,
             EngineError::Backend(e) => e.is_transient(),
             EngineError::State(e) => e.is_transient(),
         }
@@ -217,16 +240,27 @@ pub async fn plan_from(
     // Resources come from the whole desired state, so that a bucket shared
     // with a namespace outside the scope has the value a full plan gives it.
     let resources = expand(desired);
-    let mut planned = plan_resources(
-        &desired.environment.name,
-        revision,
-        &desired.guards,
-        &resources,
-        desired.scope.as_ref(),
-        target,
-        stored,
-    )
-    .await?;
+    let env = &desired.environment;
+    let kafka = resources
+        .iter()
+        .any(|r| r.address.kind().system() == System::Kafka);
+    // The cluster's ID is asked beside the reads; a pin refuses the plan
+    // (before any apply) when it does not match, whatever the reads found.
+    let (planned, cluster_id) = tokio::join!(
+        plan_resources(
+            &env.name,
+            revision,
+            &desired.guards,
+            &resources,
+            desired.scope.as_ref(),
+            target,
+            stored,
+        ),
+        cluster::cluster_id(env, target, kafka),
+    );
+    let cluster_id = cluster::pinned(env, cluster_id)?;
+    let mut planned = planned?;
+    planned.plan.endpoints = Some(Endpoints::of(env, cluster_id));
     let scope: Option<BTreeSet<String>> = planned
         .plan
         .scope

@@ -167,7 +167,10 @@ async fn run_case(case: &Path) -> (String, Option<String>) {
     let after = desired(&case.join("desired"));
     let prefix = format!("{}/", case.display());
     match engine::plan(&after, None, &target, &builtin_policies()).await {
-        Ok(planned) => {
+        Ok(mut planned) => {
+            // Every case plans against the same made-up endpoints; the
+            // header that names them has unit tests of its own.
+            planned.plan.endpoints = None;
             let text = render::text::plan(&planned.plan, false).replace(&prefix, "");
             let json = serde_json::to_string_pretty(&planned.plan)
                 .unwrap()

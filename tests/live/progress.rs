@@ -1,6 +1,6 @@
 //! What an apply tells as it goes and leaves behind, against the real
 //! servers: a line per batch off a terminal and a summary per kind; the
-//! record a `kill -9` leaves in etcd.
+//! record a `kill -9` leaves in etcd; the Kafka cluster ID a workspace pins.
 
 use std::process::Stdio;
 use std::time::Instant;
@@ -142,4 +142,60 @@ fn kill_9_mid_apply_leaves_a_record_of_what_was_applied_and_a_rerun_replaces_it(
     assert_eq!(inventory_entries(&repo, &repo.name("bulk")), 201);
     let third = repo.run(&["plan", "--detailed-exitcode"]);
     assert_eq!(third.code, 0, "{}{}", third.stdout, third.stderr);
+}
+
+/// Pins `id` as the `local` environment's Kafka cluster.
+fn pin(repo: &TestRepo, id: &str) {
+    repo.workspace("");
+    let path = repo.dir.path().join("sluice.yaml");
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "        brokers: 1\n",
+        &format!("        brokers: 1\n        cluster_id: {id}\n"),
+    );
+    std::fs::write(path, text).unwrap();
+}
+
+#[tokio::test]
+async fn a_pinned_cluster_id_the_brokers_do_not_report_refuses_plan_and_apply_before_any_change() {
+    let repo = TestRepo::new();
+    repo.namespace("pinned", "  topics:\n    - name: {tag}-pinned\n");
+    // The ID the broker reports, as an unpinned plan finds and shows it.
+    let plan = repo.run(&["plan", "--format", "json"]);
+    ok(&plan);
+    let id = plan.json()["endpoints"]["cluster_id"]
+        .as_str()
+        .expect("the broker reports a cluster ID")
+        .to_owned();
+    assert!(!id.is_empty());
+    let text = repo.run(&["plan"]);
+    assert!(
+        text.stdout.contains(&format!(
+            "  Kafka  {} (cluster `{id}`)",
+            repo.services().kafka
+        )),
+        "{}",
+        text.stdout
+    );
+
+    pin(&repo, "another-cluster");
+    for args in [&["plan"][..], &["apply", "--auto-approve"]] {
+        let refused = repo.run(args);
+        assert_eq!(refused.code, 1, "{args:?}: {}", refused.all_output());
+        for part in [
+            "pins Kafka cluster `another-cluster`",
+            &format!("report cluster `{id}`"),
+            "nothing was planned or changed",
+            "hint: check `--env`",
+        ] {
+            assert!(refused.stderr.contains(part), "{part}: {}", refused.stderr);
+        }
+    }
+    assert!(!repo.has_topic("pinned"), "nothing was created");
+    let applied = format!("{}applied/local", repo.prefix());
+    let record = etcd(&repo).await.get(applied.as_str(), None).await.unwrap();
+    assert!(record.kvs().is_empty(), "no apply was recorded");
+
+    pin(&repo, &id);
+    ok(&repo.run(&["apply", "--auto-approve"]));
+    assert!(repo.has_topic("pinned"));
 }
