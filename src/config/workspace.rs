@@ -130,7 +130,7 @@ pub struct KafkaEnv {
     /// that a workspace is never applied to the wrong cluster. A plan's
     /// header names the ID it found.
     #[serde(default)]
-    pub cluster_id: Option<String>,
+    pub cluster_id: Option<Located<String>>,
     /// Extra librdkafka client properties; secret-bearing ones must be references.
     #[serde(default, serialize_with = "serialize_properties")]
     pub properties: BTreeMap<String, Located<Scalar>>,

@@ -26,7 +26,7 @@ pub(super) fn pinned(
     env: &Environment,
     found: Option<String>,
 ) -> Result<Option<String>, EngineError> {
-    let Some(expected) = &env.kafka.cluster_id else {
+    let Some(expected) = env.kafka.cluster_id.as_ref().map(|p| &p.value) else {
         return Ok(found);
     };
     let servers = Endpoints::of(env, None).kafka.join(", ");
