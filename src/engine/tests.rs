@@ -17,14 +17,14 @@ use crate::resource::{Address, Resource, System, TopicValue, Value};
 use crate::state::memory::MemoryState;
 use crate::state::{ApplyStatus, Holder, Inventory, StateError, StateStore};
 
-struct World {
-    kafka: FakeBackend,
-    etcd: FakeBackend,
-    state: MemoryState,
-    target: Target,
+pub(super) struct World {
+    pub kafka: FakeBackend,
+    pub etcd: FakeBackend,
+    pub state: MemoryState,
+    pub target: Target,
 }
 
-fn world() -> World {
+pub(super) fn world() -> World {
     let kafka = FakeBackend::new(System::Kafka);
     let etcd = kafka.sharing(System::Etcd);
     let state = MemoryState::new("dev", Inventory::default());
@@ -55,7 +55,7 @@ fn resource(address: Address, namespace: &str, value: Value) -> Resource {
     }
 }
 
-fn topic(name: &str, partitions: u32) -> Resource {
+pub(super) fn topic(name: &str, partitions: u32) -> Resource {
     let value = TopicValue {
         partitions,
         replication_factor: 1,
@@ -64,7 +64,7 @@ fn topic(name: &str, partitions: u32) -> Resource {
     resource(Address::topic(name), name, Value::Topic(value))
 }
 
-fn record(name: &str) -> Resource {
+pub(super) fn record(name: &str) -> Resource {
     resource(
         Address::etcd_key(&format!("/sluice/namespaces/{name}")),
         name,
@@ -72,7 +72,7 @@ fn record(name: &str) -> Resource {
     )
 }
 
-fn holder() -> Holder {
+pub(super) fn holder() -> Holder {
     Holder {
         user: "tests".into(),
         host: "here".into(),
@@ -81,7 +81,7 @@ fn holder() -> Holder {
     }
 }
 
-fn options(allow_delete: bool) -> ApplyOptions {
+pub(super) fn options(allow_delete: bool) -> ApplyOptions {
     ApplyOptions {
         allow_delete,
         lock_wait: Duration::ZERO,
@@ -92,7 +92,11 @@ fn options(allow_delete: bool) -> ApplyOptions {
     }
 }
 
-async fn plan(w: &World, desired: &[Resource], guards: &Guards) -> Result<Planned, EngineError> {
+pub(super) async fn plan(
+    w: &World,
+    desired: &[Resource],
+    guards: &Guards,
+) -> Result<Planned, EngineError> {
     let mut desired = desired.to_vec();
     desired.sort_by(|a, b| a.address.cmp(&b.address));
     plan_resources("dev", None, guards, &desired, None, &w.target, None).await
@@ -334,112 +338,6 @@ async fn a_failure_stops_the_apply_and_records_what_landed() {
         applied.errors[0].contains("refused"),
         "{:?}",
         applied.errors
-    );
-}
-
-/// What the state held as each batch was reported: (batch, of, the record).
-#[derive(Default)]
-struct Steps {
-    state: MemoryState,
-    seen: std::sync::Mutex<Vec<(usize, usize, crate::state::AppliedRecord)>>,
-}
-
-impl crate::engine::progress::Progress for Steps {
-    fn start(&self, _: &[crate::plan::Change], _: usize) {}
-    fn step(&self, step: &crate::engine::progress::Step<'_>) {
-        let record = self.state.snapshot().applied.unwrap();
-        let mut seen = self.seen.lock().unwrap();
-        seen.push((step.number, step.batches, record));
-    }
-}
-
-#[tokio::test]
-async fn each_batch_is_recorded_before_it_is_reported_and_the_next_is_sent() {
-    let w = world();
-    let desired = [topic("a", 1), topic("b", 1), record("a")];
-    let p = plan(&w, &desired, &Guards::default()).await.unwrap().plan;
-    let steps = Arc::new(Steps {
-        state: w.state.clone(),
-        ..Steps::default()
-    });
-    let opts = ApplyOptions {
-        batch: 1,
-        progress: steps.clone(),
-        ..options(false)
-    };
-    let outcome = apply(&p, &w.target, &opts).await.unwrap();
-    let seen = steps.seen.lock().unwrap();
-    assert_eq!(seen.len(), 3);
-    for (i, (number, of, record)) in seen.iter().enumerate() {
-        assert_eq!((*number, *of), (i + 1, 3));
-        assert_eq!(record.status, ApplyStatus::Applying);
-        assert_eq!((record.applied, record.planned), (i + 1, 3));
-        assert_eq!(record.last.as_ref(), Some(&outcome.applied[i]));
-    }
-    // The topics' batches recorded them in the inventory as they landed.
-    assert_eq!(
-        seen[1].2.done[&crate::resource::Kind::KafkaTopic].created,
-        2
-    );
-    let last = w.state.snapshot().applied.unwrap();
-    assert_eq!((last.status, last.applied), (ApplyStatus::Complete, 3));
-    assert_eq!(last.done[&crate::resource::Kind::EtcdKey].created, 1);
-    assert_eq!(outcome.done, last.done);
-}
-
-#[tokio::test]
-async fn an_applying_record_reads_as_unfinished_once_its_lock_is_gone() {
-    let w = world();
-    let lock = w
-        .target
-        .state
-        .lock(&holder(), Duration::ZERO)
-        .await
-        .unwrap();
-    // An apply that dies after its first save leaves `applying` behind.
-    let mut record = crate::state::AppliedRecord {
-        status: ApplyStatus::Applying,
-        commit: None,
-        plan_digest: "d".into(),
-        time: crate::state::now(),
-        started: None,
-        user: "tests".into(),
-        applied: 0,
-        failed: 0,
-        planned: 1,
-        done: BTreeMap::new(),
-        last: None,
-        lock: lock.fence().revision,
-        errors: Vec::new(),
-    };
-    lock.record(&record).await.unwrap();
-    let status = |stored: crate::state::Stored| stored.applied.unwrap().status;
-    assert_eq!(
-        status(w.state.load(None).await.unwrap()),
-        ApplyStatus::Applying
-    );
-    drop(lock); // killed: its lock lapses, never released
-    w.state.clear_lock();
-    assert_eq!(
-        status(w.state.load(None).await.unwrap()),
-        ApplyStatus::Unfinished
-    );
-    // Another apply holding the lock does not make it running again.
-    let other = w
-        .target
-        .state
-        .lock(&holder(), Duration::ZERO)
-        .await
-        .unwrap();
-    assert_eq!(
-        status(w.state.load(None).await.unwrap()),
-        ApplyStatus::Unfinished
-    );
-    record.lock = other.fence().revision;
-    other.record(&record).await.unwrap();
-    assert_eq!(
-        status(w.state.load(None).await.unwrap()),
-        ApplyStatus::Applying
     );
 }
 
