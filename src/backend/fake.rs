@@ -216,10 +216,11 @@ impl BackupCatalog for FakeCatalog {
     }
 }
 
-/// A fake cluster: its brokers, and the lag each group reports.
+/// A fake cluster: its brokers, its ID, and the lag each group reports.
 #[derive(Clone, Debug, Default)]
 pub struct FakeCluster {
     pub brokers: Vec<String>,
+    pub id: Option<String>,
     pub lag: BTreeMap<String, Vec<PartitionLag>>,
 }
 
@@ -227,6 +228,10 @@ pub struct FakeCluster {
 impl ClusterProbe for FakeCluster {
     async fn brokers(&self) -> Result<Vec<String>, String> {
         Ok(self.brokers.clone())
+    }
+
+    async fn cluster_id(&self) -> Option<String> {
+        self.id.clone()
     }
 
     async fn consumer_lag(

@@ -123,6 +123,10 @@ pub trait ClusterProbe: Send + Sync {
     /// The brokers the cluster reports, as `id@host:port`.
     async fn brokers(&self) -> Result<Vec<String>, String>;
 
+    /// The ID the cluster reports; `None` when no broker answered in time
+    /// or the brokers report none.
+    async fn cluster_id(&self) -> Option<String>;
+
     /// The lag of consumer groups on topics (name and partition count): one
     /// answer per group, in order. Reads only; it joins no group.
     async fn consumer_lag(

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::plan::warn_unfinished;
+use super::progress::Reporter;
 use super::{
     Error, Exit, block_on, color_stdout, load_desired, load_policies, on_signal, print_findings,
     resolve_desired,
@@ -52,12 +53,14 @@ pub fn run(
     allow_delete: bool,
     limits: Limits,
 ) -> Result<Exit, Error> {
+    let reporter = Arc::new(Reporter::for_stderr());
     let opts = ApplyOptions {
         allow_delete,
         lock_wait: limits.lock_wait,
         holder: Holder::current(),
         cancel: Arc::default(),
         batch: limits.batch,
+        progress: reporter.clone(),
     };
     block_on(async {
         let saved = plan_file
@@ -96,6 +99,7 @@ pub fn run(
                 plan_and_apply(&tree, &desired, &target, lock.as_ref(), auto_approve, &opts).await
             }
         };
+        reporter.finish();
         release(lock).await;
         target.leave();
         let done = result?;
@@ -140,7 +144,7 @@ async fn plan_and_apply(
     if plan.is_empty() {
         return Ok(None);
     }
-    if !auto_approve && !confirm(&plan.environment, &opts.cancel).await? {
+    if !auto_approve && !confirm(&plan, &opts.cancel).await? {
         return Err(Error::Cancelled);
     }
     let outcome = apply_locked(&plan, target, lock, opts).await?;
@@ -265,13 +269,23 @@ fn read_plan(path: &Path, env: Option<&str>) -> Result<Plan, Error> {
     Ok(plan)
 }
 
-/// Asks on the terminal; without one, refuses. A signal while waiting for
-/// the answer is a no.
-async fn confirm(env: &str, interrupt: &Interrupt) -> Result<bool, Error> {
+/// Asks on the terminal, naming the environment and where its systems
+/// are; without a terminal, refuses. A signal while waiting for the answer
+/// is a no.
+async fn confirm(plan: &Plan, interrupt: &Interrupt) -> Result<bool, Error> {
     if !std::io::stdin().is_terminal() {
         return Err(Error::NeedsApproval);
     }
-    print!("\nApply these changes to environment `{env}`? Only `yes` is accepted: ");
+    let at: String = plan
+        .endpoints
+        .iter()
+        .flat_map(|e| e.lines())
+        .map(|(system, at)| format!("\n  {system}: {at}"))
+        .collect();
+    print!(
+        "\nApply these changes to environment `{}`?{at}\nOnly `yes` is accepted: ",
+        plan.environment
+    );
     let _ = std::io::stdout().flush();
     let answer = tokio::task::spawn_blocking(|| {
         let mut answer = String::new();
@@ -297,9 +311,19 @@ fn cancel_on_signal(interrupt: &Arc<Interrupt>) {
     });
 }
 
+/// What was applied per kind and how long it took, then how the apply
+/// ended: on stdout when it completed, on stderr otherwise.
 fn report(outcome: &Outcome, adopted: usize) {
     for (address, error) in &outcome.failed {
         eprintln!("  ! {address}: {error}");
+    }
+    if !outcome.done.is_empty() {
+        let summary = render::progress::summary(&outcome.done, outcome.elapsed);
+        if outcome.status() == ApplyStatus::Complete {
+            print!("{summary}");
+        } else {
+            eprint!("{summary}");
+        }
     }
     let applied = outcome.applied.len();
     let adopted = if adopted > 0 {

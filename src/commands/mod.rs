@@ -4,6 +4,7 @@
 mod apply;
 mod import;
 mod plan;
+mod progress;
 mod pull_request;
 mod render;
 mod schema;
@@ -156,7 +157,7 @@ impl Error {
                 | ApplyError::TooManyDeletes { .. }
                 | ApplyError::NotOwned(_),
             )
-            | Error::Engine(EngineError::Plan(_)) => K::Refused,
+            | Error::Engine(EngineError::Plan(_) | EngineError::OtherCluster { .. }) => K::Refused,
             Error::Engine(EngineError::Policy(_)) => K::Invalid,
             Error::Connect(ConnectError::Secret(_) | ConnectError::Kafka(_)) => K::Invalid,
             Error::Connect(_) | Error::Engine(_) | Error::Apply(_) | Error::Watch(_) => {
@@ -190,6 +191,11 @@ impl Error {
             }
             Error::Denied(_) => Some(
                 "change the namespaces to meet the policies; a policy's own file says what it checks",
+            ),
+            Error::Engine(
+                EngineError::OtherCluster { .. } | EngineError::ClusterUnknown { .. },
+            ) => Some(
+                "check `--env` and the environment's `kafka.bootstrap_servers` (`SLUICE_KAFKA_BOOTSTRAP` overrides them); if the cluster was replaced on purpose, set its `kafka.cluster_id` to the ID it reports",
             ),
             Error::Engine(EngineError::Plan(_)) => Some(
                 "check `--repo` and `--env`; to remove everything, remove namespaces a few at a time",

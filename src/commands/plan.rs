@@ -57,19 +57,12 @@ async fn plan_now(cli: &Cli, base: Option<&str>, env: Option<&str>) -> Result<Pl
 /// Says when the last apply did not end cleanly: a plan then shows what it left.
 pub(super) fn warn_unfinished(stored: &Stored) {
     let Some(last) = &stored.applied else { return };
-    let what = match last.status {
-        ApplyStatus::Complete => return,
-        ApplyStatus::Applying => "did not finish (it crashed, or it is running now)",
-        ApplyStatus::Failed => "failed",
-        ApplyStatus::Interrupted => "was interrupted",
-    };
+    if last.status == ApplyStatus::Complete {
+        return;
+    }
     eprintln!(
-        "warning: the last apply (by {} at {}, plan {}) {what}: {} change(s) applied, {} failed. This plan shows what is left.",
-        last.user,
-        last.time,
-        render::short(&last.plan_digest),
-        last.applied,
-        last.failed
+        "warning: the last apply {}. This plan shows what is left.",
+        render::progress::last_apply(last)
     );
 }
 

@@ -133,6 +133,22 @@ fn end_value(stack: &mut [Frame], path: &mut Vec<String>) {
     }
 }
 
+/// An endpoint as it may be shown: credentials before an `@` masked
+/// (`http://****@etcd:2379`), and a query or fragment, which may carry a
+/// token, left out.
+pub fn endpoint(text: &str) -> String {
+    let (scheme, rest) = match text.find("://") {
+        Some(i) => text.split_at(i + 3),
+        None => ("", text),
+    };
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}{MASK}{}", &rest[at..]),
+        None => format!("{scheme}{rest}"),
+    }
+}
+
 /// The text with every secret masked, line breaks kept so that lines and
 /// columns of diagnostics still point where they did. Lines the event
 /// reader could not reach (after a syntax error) are masked line by line.
@@ -266,6 +282,26 @@ mod tests {
             "a: [\nsasl:\n  password: CANARY-x9\n",
         ] {
             assert_masked(text);
+        }
+    }
+
+    #[test]
+    fn endpoints_show_no_credentials_nor_queries() {
+        for (given, shown) in [
+            ("http://etcd:2379", "http://etcd:2379"),
+            (
+                "http://root:hunter2@etcd:2379/v3",
+                "http://****@etcd:2379/v3",
+            ),
+            (
+                "https://u:p@w@s3.local/?token=abc#x",
+                "https://****@s3.local/",
+            ),
+            ("user:secret@broker:9092", "****@broker:9092"),
+            ("broker:9092", "broker:9092"),
+            ("http://s3/path@not-userinfo", "http://s3/path@not-userinfo"),
+        ] {
+            assert_eq!(super::endpoint(given), shown, "{given}");
         }
     }
 

@@ -125,6 +125,12 @@ pub struct KafkaEnv {
     /// Whether access grants become Kafka ACLs.
     #[serde(default)]
     pub acls: bool,
+    /// The ID the cluster must report (in its Metadata answer): plan and
+    /// apply refuse, changing nothing, when the brokers report another, so
+    /// that a workspace is never applied to the wrong cluster. A plan's
+    /// header names the ID it found.
+    #[serde(default)]
+    pub cluster_id: Option<Located<String>>,
     /// Extra librdkafka client properties; secret-bearing ones must be references.
     #[serde(default, serialize_with = "serialize_properties")]
     pub properties: BTreeMap<String, Located<Scalar>>,

@@ -372,6 +372,16 @@ fn check_connection(cfg: &EnvConfig, file: &str, name: &str, diags: &mut Vec<Dia
                 .hint("list at least one `host:port` under `bootstrap_servers` (or set `SLUICE_KAFKA_BOOTSTRAP`)"),
         );
     }
+    if let Some(pin) = kafka.cluster_id.as_ref().filter(|id| id.trim().is_empty()) {
+        diags.push(
+            Diagnostic::error(
+                "invalid-value",
+                format!("environment `{name}` pins an empty Kafka `cluster_id`"),
+            )
+            .at(file, pin.loc)
+            .hint("set `kafka.cluster_id` to the ID the cluster reports (a plan's header names it), or remove it"),
+        );
+    }
     let sasl_protocol = matches!(kafka.security_protocol, SaslPlaintext | SaslSsl);
     if sasl_protocol && kafka.sasl.is_none() {
         diags.push(
@@ -437,6 +447,12 @@ pub fn connect_as_base(head: &mut Environment, base: &Environment) -> Vec<String
             "kafka.properties",
             json(&h.properties) != json(&b.properties),
         );
+        // The pin says which cluster the settings reach: it goes with them.
+        note(
+            "kafka.cluster_id",
+            json(&h.cluster_id) != json(&b.cluster_id),
+        );
+        h.cluster_id = b.cluster_id.clone();
         h.bootstrap_servers = b.bootstrap_servers.clone();
         h.security_protocol = b.security_protocol;
         h.sasl = b.sasl.clone();

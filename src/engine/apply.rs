@@ -1,7 +1,7 @@
 //! Applying a plan: guards first, then the lock, a stale check, the changes in
 //! order, and the inventory recorded as each batch lands.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -9,17 +9,23 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use super::Target;
+use super::progress::{Progress, Step};
 use crate::backend::BackendError;
 use crate::plan::{ABSENT, Action, Change, Plan, Summary};
-use crate::resource::Address;
+use crate::resource::{Address, Kind};
 use crate::state::{
-    AppliedRecord, ApplyStatus, Fence, Holder, Inventory, Lock, StateError, Stored, now,
+    AppliedRecord, ApplyStatus, Fence, Holder, Inventory, Lock, StateError, Stored, Tally, now,
 };
 
 /// Changes sent to a backend at once, by default: small enough that an
 /// interrupt is honoured quickly, large enough to batch.
 pub const BATCH: usize = 50;
-/// How often a long apply records its progress in etcd.
+/// Progress is saved after every batch while a save rewrites the keys of
+/// namespaces that hold at most this many resources together (about 300
+/// KB); beyond that, at most every [`PROGRESS_EVERY`], so that a namespace
+/// of thousands of topics is not rewritten whole for every 50 of them.
+const SAVE_EVERY_BATCH_UP_TO: usize = 2000;
+/// How often an apply records its progress when saves are large.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
 /// A request to stop (SIGINT, SIGTERM): work in flight finishes, nothing
@@ -62,6 +68,8 @@ pub struct ApplyOptions {
     pub cancel: Arc<Interrupt>,
     /// Changes per request (at least 1).
     pub batch: usize,
+    /// Told of each batch as it is done.
+    pub progress: Arc<dyn Progress>,
 }
 
 /// What an apply did.
@@ -69,9 +77,13 @@ pub struct ApplyOptions {
 pub struct Outcome {
     pub applied: Vec<Address>,
     pub failed: Vec<(Address, String)>,
+    /// What was applied and what failed, per kind.
+    pub done: BTreeMap<Kind, Tally>,
     /// Changes not attempted after an interrupt or a failure.
     pub not_attempted: usize,
     pub interrupted: bool,
+    /// From the first batch to the last record.
+    pub elapsed: Duration,
 }
 
 impl Outcome {
@@ -191,14 +203,20 @@ pub async fn apply_locked(
         return Err(ApplyError::Stale(stale));
     }
 
+    let fence = lock.fence();
     let mut record = AppliedRecord {
         status: ApplyStatus::Applying,
         commit: plan.revision.clone(),
         plan_digest: plan.digest(),
         time: now(),
+        started: Some(now()),
         user: opts.holder.user.clone(),
         applied: 0,
         failed: 0,
+        planned: plan.changes.len(),
+        done: BTreeMap::new(),
+        last: None,
+        lock: fence.revision,
         errors: Vec::new(),
     };
     // What was saved last: each save writes the namespaces that differ from
@@ -213,12 +231,16 @@ pub async fn apply_locked(
     for address in &plan.forget {
         inventory.entries.remove(address);
     }
-    lock.fits(&projected(&inventory, plan))?;
+    let projected = projected(&inventory, plan);
+    lock.fits(&projected)?;
+    let sizes = namespace_sizes(&projected);
     lock.record(&record).await?;
-    let fence = lock.fence();
+    let batches = batches(&plan.changes, opts.batch.max(1));
+    opts.progress.start(&plan.changes, batches.len());
     let mut outcome = Outcome::default();
+    let started = Instant::now();
     let mut last_save = Instant::now();
-    for batch in batches(&plan.changes, opts.batch.max(1)) {
+    for (i, batch) in batches.iter().enumerate() {
         if opts.cancel.requested() {
             outcome.interrupted = true;
             break;
@@ -230,32 +252,43 @@ pub async fn apply_locked(
         // Write-ahead: a create of several steps is recorded just before it
         // is sent, so that a crash half-way leaves a resource the next apply
         // knows as its own.
-        if record_intents(&batch, &mut inventory) {
-            record.applied = outcome.applied.len();
+        if record_intents(batch, &mut inventory) {
+            record_progress(&mut record, &outcome);
             save(lock, &mut saved, &inventory, &record).await?;
         }
-        apply_batch(&batch, target, &fence, &mut inventory, &mut outcome)
+        let before = (outcome.applied.len(), outcome.failed.len());
+        apply_batch(batch, target, &fence, &mut inventory, &mut outcome)
             .await
             .map_err(|e| match e {
                 BackendError::FenceLost => StateError::FenceLost(plan.environment.clone()).into(),
                 e => ApplyError::from(e),
             })?;
-        if !outcome.failed.is_empty() {
-            break;
-        }
-        // Progress is recorded every few seconds: a crash loses little
-        // inventory, and a re-run adopts what it created since.
-        if last_save.elapsed() >= PROGRESS_EVERY {
-            record.applied = outcome.applied.len();
+        // What landed is recorded before anything more is sent, so that a
+        // crash leaves a record of it (saves of large namespaces wait a
+        // little; a re-run adopts what landed since).
+        if small_save(&saved, &inventory, &sizes) || last_save.elapsed() >= PROGRESS_EVERY {
+            record_progress(&mut record, &outcome);
             save(lock, &mut saved, &inventory, &record).await?;
             last_save = Instant::now();
         }
+        opts.progress.step(&Step {
+            number: i + 1,
+            batches: batches.len(),
+            kind: batch[0].address.kind(),
+            action: batch[0].action,
+            applied: outcome.applied.len() - before.0,
+            failed: outcome.failed.len() - before.1,
+            done: &outcome.done,
+            total: plan.changes.len(),
+            elapsed: started.elapsed(),
+        });
+        if !outcome.failed.is_empty() {
+            break;
+        }
     }
     outcome.not_attempted = plan.changes.len() - outcome.applied.len() - outcome.failed.len();
-    record.applied = outcome.applied.len();
-    record.failed = outcome.failed.len();
+    record_progress(&mut record, &outcome);
     record.status = outcome.status();
-    record.time = now();
     record.errors = outcome
         .failed
         .iter()
@@ -263,7 +296,37 @@ pub async fn apply_locked(
         .map(|(a, e)| format!("{a}: {e}"))
         .collect();
     save(lock, &mut saved, &inventory, &record).await?;
+    outcome.elapsed = started.elapsed();
     Ok(outcome)
+}
+
+/// Brings the record up to what `outcome` says was done.
+fn record_progress(record: &mut AppliedRecord, outcome: &Outcome) {
+    record.applied = outcome.applied.len();
+    record.failed = outcome.failed.len();
+    record.done.clone_from(&outcome.done);
+    record.last = outcome.applied.last().cloned();
+    record.time = now();
+}
+
+/// How many resources each namespace records.
+fn namespace_sizes(inventory: &Inventory) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for e in inventory.entries.values() {
+        *out.entry(e.namespace.clone()).or_default() += 1;
+    }
+    out
+}
+
+/// Whether a save now writes little: the namespaces changed since the
+/// last save hold at most [`SAVE_EVERY_BATCH_UP_TO`] resources together.
+fn small_save(saved: &Inventory, now: &Inventory, sizes: &BTreeMap<String, usize>) -> bool {
+    let written: usize = saved
+        .changed_namespaces(now)
+        .iter()
+        .map(|ns| sizes.get(ns).copied().unwrap_or(0))
+        .sum();
+    written <= SAVE_EVERY_BATCH_UP_TO
 }
 
 /// sluice's state of the plan's `scope`; of every namespace when the plan
@@ -398,6 +461,11 @@ async fn apply_batch(
     })?;
     let results = backend.apply(batch, fence).await;
     for (change, result) in batch.iter().zip(results) {
+        count(
+            outcome.done.entry(change.address.kind()).or_default(),
+            change.action,
+            result.is_ok(),
+        );
         match result {
             Ok(()) => {
                 match (change.action, &change.inventory) {
@@ -418,6 +486,18 @@ async fn apply_batch(
         }
     }
     Ok(())
+}
+
+/// Counts one change of `action`: applied, or failed.
+fn count(tally: &mut Tally, action: Action, ok: bool) {
+    let slot = match action {
+        _ if !ok => &mut tally.failed,
+        Action::Create => &mut tally.created,
+        Action::Update => &mut tally.updated,
+        Action::Delete => &mut tally.deleted,
+        Action::Blocked => &mut tally.failed,
+    };
+    *slot += 1;
 }
 
 /// Consecutive changes of one kind and action, at most `size` at a time.

@@ -2,7 +2,9 @@
 //! the plan (pure, in [`crate::plan`]), and apply it ([`apply`]).
 
 pub mod apply;
+mod cluster;
 pub mod compliance;
+pub mod progress;
 pub mod status;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,7 +19,7 @@ use crate::backend::{Backend, BackendError, BackupCatalog, ClusterProbe, Connect
 use crate::config::workspace::Guards;
 use crate::desired::{Desired, Environment, Overrides, Selection, load};
 use crate::diag::Diagnostic;
-use crate::plan::{LiveState, Plan, PlanError, PlanInput, diff};
+use crate::plan::{Endpoints, LiveState, Plan, PlanError, PlanInput, diff};
 use crate::policy::{Policies, PolicyError};
 use crate::resource::expand::expand;
 use crate::resource::{Address, Resource, System, Value};
@@ -69,13 +71,35 @@ pub enum EngineError {
     /// A policy could not be evaluated.
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    /// The Kafka cluster is not the one the environment pins.
+    #[error(
+        "environment `{env}` pins Kafka cluster `{expected}` (`kafka.cluster_id`), but the brokers at {servers} report cluster `{found}`; nothing was planned or changed"
+    )]
+    OtherCluster {
+        env: String,
+        expected: String,
+        found: String,
+        servers: String,
+    },
+    /// The environment pins a cluster and the brokers did not say which they are.
+    #[error(
+        "environment `{env}` pins Kafka cluster `{expected}` (`kafka.cluster_id`), but the brokers at {servers} did not report a cluster ID (none answered within the timeout, or they report none); nothing was planned or changed"
+    )]
+    ClusterUnknown {
+        env: String,
+        expected: String,
+        servers: String,
+    },
 }
 
 impl EngineError {
     /// Whether planning again later may succeed without a new commit.
     pub fn is_transient(&self) -> bool {
         match self {
-            EngineError::Plan(_) | EngineError::Policy(_) => false,
+            EngineError::Plan(_) | EngineError::Policy(_) | EngineError::OtherCluster { .. } => {
+                false
+            }
+            EngineError::ClusterUnknown { .. } => true,
             EngineError::Backend(e) => e.is_transient(),
             EngineError::State(e) => e.is_transient(),
         }
@@ -216,6 +240,10 @@ pub async fn plan_from(
     // Resources come from the whole desired state, so that a bucket shared
     // with a namespace outside the scope has the value a full plan gives it.
     let resources = expand(desired);
+    let env = &desired.environment;
+    let kafka = resources
+        .iter()
+        .any(|r| r.address.kind().system() == System::Kafka);
     // A full plan judges its namespaces as they stand, and lists their
     // backups in the buckets' declared regions, while it reads; once the
     // changes are known, only the namespaces they touch are judged again.
@@ -231,9 +259,11 @@ pub async fn plan_from(
             _ => None,
         }
     };
-    let (planned, listed) = tokio::join!(
+    // The cluster's ID is asked beside the reads; a pin refuses the plan
+    // (before any apply) when it does not match, whatever the reads found.
+    let (planned, cluster_id, listed) = tokio::join!(
         plan_resources(
-            &desired.environment.name,
+            &env.name,
             revision,
             &desired.guards,
             &resources,
@@ -241,10 +271,13 @@ pub async fn plan_from(
             target,
             stored,
         ),
+        cluster::cluster_id(env, target, kafka),
         listed
     );
+    let cluster_id = cluster::pinned(env, cluster_id)?;
     let mut planned = planned?;
     drop(resources);
+    planned.plan.endpoints = Some(Endpoints::of(env, cluster_id));
     let scope: Option<BTreeSet<String>> = planned
         .plan
         .scope

@@ -17,14 +17,14 @@ use crate::resource::{Address, Resource, System, TopicValue, Value};
 use crate::state::memory::MemoryState;
 use crate::state::{ApplyStatus, Holder, Inventory, StateError, StateStore};
 
-struct World {
-    kafka: FakeBackend,
-    etcd: FakeBackend,
-    state: MemoryState,
-    target: Target,
+pub(super) struct World {
+    pub kafka: FakeBackend,
+    pub etcd: FakeBackend,
+    pub state: MemoryState,
+    pub target: Target,
 }
 
-fn world() -> World {
+pub(super) fn world() -> World {
     let kafka = FakeBackend::new(System::Kafka);
     let etcd = kafka.sharing(System::Etcd);
     let state = MemoryState::new("dev", Inventory::default());
@@ -55,7 +55,7 @@ fn resource(address: Address, namespace: &str, value: Value) -> Resource {
     }
 }
 
-fn topic(name: &str, partitions: u32) -> Resource {
+pub(super) fn topic(name: &str, partitions: u32) -> Resource {
     let value = TopicValue {
         partitions,
         replication_factor: 1,
@@ -64,7 +64,7 @@ fn topic(name: &str, partitions: u32) -> Resource {
     resource(Address::topic(name), name, Value::Topic(value))
 }
 
-fn record(name: &str) -> Resource {
+pub(super) fn record(name: &str) -> Resource {
     resource(
         Address::etcd_key(&format!("/sluice/namespaces/{name}")),
         name,
@@ -72,7 +72,7 @@ fn record(name: &str) -> Resource {
     )
 }
 
-fn holder() -> Holder {
+pub(super) fn holder() -> Holder {
     Holder {
         user: "tests".into(),
         host: "here".into(),
@@ -81,17 +81,22 @@ fn holder() -> Holder {
     }
 }
 
-fn options(allow_delete: bool) -> ApplyOptions {
+pub(super) fn options(allow_delete: bool) -> ApplyOptions {
     ApplyOptions {
         allow_delete,
         lock_wait: Duration::ZERO,
         holder: holder(),
         cancel: Arc::default(),
         batch: crate::engine::apply::BATCH,
+        progress: Arc::new(crate::engine::progress::Silent),
     }
 }
 
-async fn plan(w: &World, desired: &[Resource], guards: &Guards) -> Result<Planned, EngineError> {
+pub(super) async fn plan(
+    w: &World,
+    desired: &[Resource],
+    guards: &Guards,
+) -> Result<Planned, EngineError> {
     let mut desired = desired.to_vec();
     desired.sort_by(|a, b| a.address.cmp(&b.address));
     plan_resources("dev", None, guards, &desired, None, &w.target, None).await

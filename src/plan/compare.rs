@@ -16,7 +16,7 @@ pub(super) fn differences(reviewed: &Plan, fresh: &Plan) -> Vec<String> {
             .collect()
     };
     let (before, now) = (by_address(reviewed), by_address(fresh));
-    let mut out = Vec::new();
+    let mut out: Vec<String> = other_cluster(reviewed, fresh).into_iter().collect();
     for (address, c) in &now {
         match before.get(address) {
             None => out.push(format!(
@@ -53,6 +53,18 @@ pub(super) fn differences(reviewed: &Plan, fresh: &Plan) -> Vec<String> {
         out.push(format!("inventory: {a} is forgotten by one plan only"));
     }
     out
+}
+
+/// When both plans know the Kafka cluster they were made against and it is
+/// not the same one: the same creates would land on another cluster.
+fn other_cluster(reviewed: &Plan, fresh: &Plan) -> Option<String> {
+    let id = |p: &Plan| p.endpoints.as_ref().and_then(|e| e.cluster_id.clone());
+    match (id(reviewed), id(fresh)) {
+        (Some(r), Some(f)) if r != f => Some(format!(
+            "cluster: the plan was made against Kafka cluster `{r}`; the environment's brokers now report `{f}`"
+        )),
+        _ => None,
+    }
 }
 
 /// Action, fields and values of one address in both plans.

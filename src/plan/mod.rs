@@ -4,6 +4,7 @@
 mod compare;
 mod diff;
 pub mod dr;
+pub mod endpoints;
 pub mod field;
 pub mod finding;
 pub mod live;
@@ -20,6 +21,7 @@ use crate::state::InventoryEntry;
 
 pub use diff::{PlanError, PlanInput, diff};
 pub use dr::{Check, DrReport, Violation};
+pub use endpoints::Endpoints;
 pub use field::Field;
 pub use finding::{Finding, Level};
 pub use live::{ABSENT, Api, LiveResource, LiveState};
@@ -246,6 +248,10 @@ pub struct Plan {
     /// the base revision's).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub review: Vec<String>,
+    /// The environment's systems as the plan reached them, and the Kafka
+    /// cluster's ID; absent in a plan made without them (tests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoints: Option<Endpoints>,
     /// The digest of everything above, in a saved plan (`plan --out`): an
     /// apply refuses a file whose content does not match it.
     #[serde(default, skip_serializing_if = "Option::is_none")]

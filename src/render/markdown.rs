@@ -77,6 +77,12 @@ fn header(plan: &Plan) -> String {
     if let Some(r) = &plan.revision {
         let _ = writeln!(out, "From commit `{}`.\n", super::short(r));
     }
+    if let Some(e) = &plan.endpoints {
+        for (system, at) in e.lines() {
+            let _ = writeln!(out, "- {system}: {at}");
+        }
+        out.push('\n');
+    }
     if let Some(why) = &plan.widened {
         let _ = writeln!(out, "Every namespace: {why}.\n");
     }

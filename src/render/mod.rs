@@ -1,6 +1,7 @@
 //! Plans for people (text, markdown) and for bots (JSON, the plan itself).
 
 pub mod markdown;
+pub mod progress;
 pub mod status;
 pub mod text;
 
@@ -161,6 +162,7 @@ mod tests {
             scope: None,
             widened: None,
             review: Vec::new(),
+            endpoints: None,
             digest: None,
         }
     }
@@ -175,6 +177,44 @@ mod tests {
         let small = super::markdown::plan(&plan(3));
         assert!(!small.contains("Truncated"));
         assert_eq!(small.matches("<details>").count(), 3);
+    }
+
+    #[test]
+    fn the_header_names_the_endpoints_and_a_saved_plan_of_another_cluster_differs() {
+        let mut p = plan(1);
+        p.endpoints = Some(crate::plan::Endpoints {
+            kafka: vec!["b1:9092".into(), "b2:9092".into()],
+            cluster_id: Some("abc".into()),
+            etcd: vec!["http://****@etcd:2379".into()],
+            etcd_prefix: "/sluice/".into(),
+            s3_endpoint: None,
+            s3_region: Some("eu-west-1".into()),
+            rules_dir: Some("/etc/prometheus/rules".into()),
+        });
+        let text = super::text::plan(&p, false);
+        assert!(
+            text.starts_with(
+                "sluice plan for environment `prod`, from the working tree\n  Kafka  b1:9092, b2:9092 (cluster `abc`)\n  etcd   http://****@etcd:2379, prefix `/sluice/`\n  S3     AWS, region eu-west-1\n  rules  /etc/prometheus/rules\n"
+            ),
+            "{text}"
+        );
+        let md = super::markdown::plan(&p);
+        assert!(
+            md.contains("- Kafka: b1:9092, b2:9092 (cluster `abc`)\n"),
+            "{md}"
+        );
+
+        let mut elsewhere = p.clone();
+        assert!(p.differences(&elsewhere).is_empty());
+        if let Some(e) = elsewhere.endpoints.as_mut() {
+            e.cluster_id = Some("xyz".into());
+        }
+        assert_eq!(
+            p.differences(&elsewhere),
+            [
+                "cluster: the plan was made against Kafka cluster `abc`; the environment's brokers now report `xyz`"
+            ]
+        );
     }
 
     #[test]

@@ -50,26 +50,19 @@ pub fn text(s: &Status) -> String {
 }
 
 fn last_apply(a: Option<&AppliedRecord>) -> String {
-    let Some(a) = a else {
-        return "Last apply: never.\n".into();
-    };
-    format!(
-        "Last apply: {} at {} by {}, {}; {} applied, {} failed.\n",
-        serde_json::to_value(a.status)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default(),
-        a.time,
-        a.user,
-        a.commit
-            .as_deref()
-            .map_or("from a working tree".to_owned(), |c| format!(
-                "commit {}",
-                crate::render::short(c)
-            )),
-        a.applied,
-        a.failed
-    )
+    match a {
+        None => "Last apply: never.\n".into(),
+        Some(a) => format!(
+            "Last apply: {}, {}.\n",
+            crate::render::progress::last_apply(a),
+            a.commit
+                .as_deref()
+                .map_or("from a working tree".to_owned(), |c| format!(
+                    "commit {}",
+                    crate::render::short(c)
+                ))
+        ),
+    }
 }
 
 fn consumers(s: &Status) -> Table {

@@ -92,9 +92,23 @@ fn header(plan: &Plan) -> String {
         })
         .collect();
     format!(
-        "sluice plan for environment `{}`, from {revision}\n{scope}{review}\n",
-        plan.environment
+        "sluice plan for environment `{}`, from {revision}\n{}{scope}{review}\n",
+        plan.environment,
+        endpoints(plan)
     )
+}
+
+/// A line per system the plan reached, aligned: `  Kafka  b1:9092 (cluster `abc`)`.
+fn endpoints(plan: &Plan) -> String {
+    let Some(e) = &plan.endpoints else {
+        return String::new();
+    };
+    let lines = e.lines();
+    let width = lines.iter().map(|(s, _)| s.len()).max().unwrap_or(0);
+    lines
+        .iter()
+        .map(|(system, at)| format!("  {system:width$}  {at}\n"))
+        .collect()
 }
 
 /// The plan, closing with "Plan: N to create, N to update, N to delete."

@@ -75,12 +75,15 @@ struct Shard {
     entries: BTreeMap<Address, InventoryEntry>,
 }
 
+/// Whether the lock's holder ran on this host (`host`) and its process is gone.
+fn dead_here(holder: &Holder, host: &str) -> bool {
+    holder.host == host && !std::path::Path::new(&format!("/proc/{}", holder.pid)).exists()
+}
+
 /// What to add when the lock's holder ran on this host (`host`) and its
 /// process is gone: its lease lapses within the TTL of its last renewal.
 fn gone(holder: &Holder, host: &str) -> String {
-    let dead =
-        holder.host == host && !std::path::Path::new(&format!("/proc/{}", holder.pid)).exists();
-    if dead {
+    if dead_here(holder, host) {
         format!(
             "; that process is no longer running on this host, and its lock lapses within {LOCK_TTL_SECS} s of its last renewal"
         )
@@ -149,6 +152,8 @@ impl EtcdState {
         let (start, end) = self.keys.legacy();
         let mut ops = vec![
             TxnOp::get(self.keys.applied.as_str(), None),
+            // Whether the apply an `applying` record names still runs.
+            TxnOp::get(self.keys.lock.as_str(), None),
             TxnOp::get(start, Some(GetOptions::new().with_range(end))),
         ];
         match scope {
@@ -183,9 +188,22 @@ impl EtcdState {
                     key: key.clone(),
                     source,
                 };
-                if i == 0 {
-                    stored.applied = Some(serde_json::from_slice(kv.value()).map_err(corrupt)?);
-                    continue;
+                match i {
+                    0 => {
+                        stored.applied = Some(serde_json::from_slice(kv.value()).map_err(corrupt)?);
+                        continue;
+                    }
+                    1 => {
+                        // A lock whose process is gone from this host holds
+                        // nothing up, though its lease has yet to lapse.
+                        let holder: Option<Holder> = serde_json::from_slice(kv.value()).ok();
+                        let here = Holder::current().host;
+                        if !holder.is_some_and(|h| dead_here(&h, &here)) {
+                            stored.lock = Some(kv.create_revision());
+                        }
+                        continue;
+                    }
+                    _ => {}
                 }
                 let shard: Shard = serde_json::from_slice(kv.value()).map_err(corrupt)?;
                 let namespace = key.strip_prefix(&self.keys.namespaces()).map(str::to_owned);
@@ -193,7 +211,7 @@ impl EtcdState {
             }
         }
         merge(&mut stored, shards);
-        Ok(stored)
+        Ok(stored.settle())
     }
 }
 

@@ -35,13 +35,23 @@ impl MemoryState {
     pub fn snapshot(&self) -> Stored {
         self.inner.lock().unwrap().stored.clone()
     }
+
+    /// Lets the lock lapse, as a lease does after its holder dies.
+    pub fn clear_lock(&self) {
+        self.inner.lock().unwrap().holder = None;
+    }
 }
 
 #[async_trait]
 impl StateStore for MemoryState {
     /// Everything, whatever the scope; one revision for all namespaces.
     async fn load(&self, _scope: Option<&BTreeSet<String>>) -> Result<Stored, StateError> {
-        Ok(self.snapshot())
+        let inner = self.inner.lock().unwrap();
+        let stored = Stored {
+            lock: inner.holder.as_ref().map(|(_, revision)| *revision),
+            ..inner.stored.clone()
+        };
+        Ok(stored.settle())
     }
 
     async fn lock(&self, holder: &Holder, _wait: Duration) -> Result<Box<dyn Lock>, StateError> {

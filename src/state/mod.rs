@@ -19,7 +19,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::resource::{Address, Resource, Value};
+use crate::resource::{Address, Kind, Resource, Value};
 
 /// What sluice manages in one environment.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -112,27 +112,106 @@ impl InventoryEntry {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ApplyStatus {
-    /// Started and not yet recorded as ended: a crash, if no apply runs now.
+    /// Started and not yet recorded as ended, and its lock is still held:
+    /// it is running now.
     Applying,
+    /// Recorded as applying, but the lock it held is gone: its process
+    /// stopped (`kill -9`, a crash, a lost lease) before recording an end.
+    /// Never written: [`Stored::settle`] reads an `applying` record so.
+    Unfinished,
     Complete,
     Failed,
     Interrupted,
 }
 
-/// The record of the last apply in an environment.
+impl ApplyStatus {
+    /// As people read it: `complete`, `did not finish`…
+    pub fn describe(self) -> &'static str {
+        match self {
+            ApplyStatus::Applying => "in progress",
+            ApplyStatus::Unfinished => {
+                "did not finish (its process stopped without recording an end: killed or crashed)"
+            }
+            ApplyStatus::Complete => "complete",
+            ApplyStatus::Failed => "failed",
+            ApplyStatus::Interrupted => "was interrupted",
+        }
+    }
+}
+
+/// Changes of one kind applied, by action, and those that failed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tally {
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub created: usize,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub updated: usize,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub deleted: usize,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failed: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+impl Tally {
+    /// The sum of `tallies`.
+    pub fn total<'a>(tallies: impl IntoIterator<Item = &'a Tally>) -> Tally {
+        let mut sum = Tally::default();
+        for t in tallies {
+            sum.created += t.created;
+            sum.updated += t.updated;
+            sum.deleted += t.deleted;
+            sum.failed += t.failed;
+        }
+        sum
+    }
+
+    /// Changes applied (failures left out).
+    pub fn applied(&self) -> usize {
+        self.created + self.updated + self.deleted
+    }
+}
+
+/// The record of the last apply in an environment: written as it starts,
+/// after its batches, and as it ends.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AppliedRecord {
     pub status: ApplyStatus,
     /// The Git commit the plan was made from, when it was made from Git.
     pub commit: Option<String>,
     pub plan_digest: String,
-    /// RFC 3339, UTC.
+    /// When it was last recorded (its end, once it ended), RFC 3339, UTC.
     pub time: String,
+    /// When it started, RFC 3339, UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<String>,
     pub user: String,
     pub applied: usize,
     pub failed: usize,
+    /// The changes of the plan, applied or not.
+    #[serde(default)]
+    pub planned: usize,
+    /// What was applied, per kind (`kafka.topic`): what a crashed apply
+    /// left, as its inventory records it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub done: BTreeMap<Kind, Tally>,
+    /// The last change applied: changes run in plan order, so an apply
+    /// that stopped got this far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<Address>,
+    /// The create revision of the lock it held: while that lock is held,
+    /// an `applying` record is an apply running now.
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub lock: i64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
+}
+
+fn is_zero_i64(n: &i64) -> bool {
+    *n == 0
 }
 
 /// Who holds the apply lock.
@@ -223,6 +302,9 @@ pub struct Stored {
     /// next save writes every namespace, and removes the shards.
     pub legacy: bool,
     pub applied: Option<AppliedRecord>,
+    /// The create revision of the apply lock, when it is held (and not by
+    /// a process known to be gone: one of this host that no longer runs).
+    pub lock: Option<i64>,
 }
 
 impl Stored {
@@ -239,6 +321,18 @@ impl Stored {
             .max()
             .unwrap_or(0);
         own.max(self.shared_revision)
+    }
+
+    /// Reads an `applying` record whose lock is no longer held (or is
+    /// held again, by another apply) as [`ApplyStatus::Unfinished`].
+    pub fn settle(mut self) -> Self {
+        if let Some(a) = &mut self.applied
+            && a.status == ApplyStatus::Applying
+            && self.lock != Some(a.lock)
+        {
+            a.status = ApplyStatus::Unfinished;
+        }
+        self
     }
 
     /// Whether every namespace of `scope` was read.
@@ -315,8 +409,8 @@ impl StateError {
 #[async_trait]
 pub trait StateStore: Send + Sync {
     /// Reads the inventory of the namespaces in `scope` (every namespace
-    /// when `None`; a store may read more) and the applied record, in one
-    /// round trip.
+    /// when `None`; a store may read more), the applied record and who
+    /// holds the lock, in one round trip; the record [`Stored::settle`]d.
     async fn load(&self, scope: Option<&BTreeSet<String>>) -> Result<Stored, StateError>;
     /// Takes the apply lock, waiting up to `wait` for another holder; fails
     /// naming the holder after that.

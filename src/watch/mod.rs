@@ -301,6 +301,7 @@ impl Watcher {
             holder: Holder::current(),
             cancel: self.shutdown.clone(),
             batch: crate::engine::apply::BATCH,
+            progress: Arc::new(crate::engine::progress::Silent),
         };
         let outcome = apply(&plan, target, &opts).await?;
         tracing::info!(changes = plan.changes.len(), status = ?outcome.status(), "remediated");

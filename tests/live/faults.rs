@@ -14,7 +14,7 @@ use crate::common::{Run, TestRepo};
 use crate::proxy::{Mode, Proxy};
 
 /// Long enough for anything here to finish; a run past it is a hang.
-const HANG: Duration = Duration::from_secs(90);
+pub(crate) const HANG: Duration = Duration::from_secs(90);
 
 /// Runs `cmd`, failing the test (and killing it) if it is still running
 /// after [`HANG`]: the defect under test is a command that never returns.
@@ -52,7 +52,7 @@ fn run_bounded(cmd: &mut Command) -> Run {
 }
 
 /// Waits for a proxy trigger, failing the test if the event never comes.
-fn heard(rx: &Receiver<()>, what: &str) {
+pub(crate) fn heard(rx: &Receiver<()>, what: &str) {
     rx.recv_timeout(HANG)
         .unwrap_or_else(|_| panic!("the proxy never saw {what}"));
 }

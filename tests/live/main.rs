@@ -13,6 +13,7 @@ mod env_file;
 mod faults;
 mod plan_schema;
 mod policies;
+mod progress;
 mod proxy;
 mod pull_request;
 mod reconcile;

@@ -26,6 +26,9 @@ pub enum Mode {
     Drop,
     /// Closes every connection with RST, and new ones at once.
     Reset,
+    /// Forwards what goes to the server, and nothing that comes back: a
+    /// request lands, and its client waits for an answer that never comes.
+    HoldReplies,
 }
 
 /// A switch to `then` when `pattern` is seen going to the server; the
@@ -232,6 +235,8 @@ fn pump(mut from: TcpStream, mut to: TcpStream, inspect: bool, generation: u64, 
             Mode::Pass => {}
             Mode::Delay(d) => std::thread::sleep(d),
             Mode::BlackHole => continue,
+            Mode::HoldReplies if !inspect => continue,
+            Mode::HoldReplies => {}
             Mode::Drop | Mode::Reset => continue, // closed at the next turn
         }
         if to.write_all(&buf[..n]).is_err() {

@@ -9,7 +9,7 @@ use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
 use crate::common::{Run, TestRepo};
 
 /// The test's topics on the broker, with their partition counts.
-fn topics(repo: &TestRepo) -> BTreeMap<String, usize> {
+pub(crate) fn topics(repo: &TestRepo) -> BTreeMap<String, usize> {
     let md = repo
         .kafka_admin()
         .inner()
@@ -22,13 +22,13 @@ fn topics(repo: &TestRepo) -> BTreeMap<String, usize> {
         .collect()
 }
 
-async fn etcd(repo: &TestRepo) -> etcd_client::Client {
+pub(crate) async fn etcd(repo: &TestRepo) -> etcd_client::Client {
     etcd_client::Client::connect([repo.services().etcd.as_str()], None)
         .await
         .unwrap()
 }
 
-fn ok(run: &Run) {
+pub(crate) fn ok(run: &Run) {
     assert_eq!(
         run.code, 0,
         "stdout:\n{}\nstderr:\n{}",
@@ -53,7 +53,7 @@ fn billing(repo: &TestRepo) {
 }
 
 /// A namespace with `n` topics: an apply that takes a while on tansu.
-fn many(repo: &TestRepo, n: usize) {
+pub(crate) fn many(repo: &TestRepo, n: usize) {
     let topics: String = (0..n)
         .map(|i| format!("    - name: {{tag}}-bulk-{i:03}\n      partitions: 1\n"))
         .collect();
@@ -441,6 +441,18 @@ fn kill_9_during_an_apply_then_a_rerun_converges() {
     assert!(
         (1..200).contains(&landed),
         "the kill did not land mid-apply ({landed} topics)"
+    );
+    // Each batch is recorded before the next is sent: the 19 before the
+    // 20th request are, and at most the one in flight is not.
+    let key = format!("{}applied/local", repo.prefix());
+    let record = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let got = etcd(&repo).await.get(key.as_str(), None).await.unwrap();
+        serde_json::from_slice::<serde_json::Value>(got.kvs()[0].value()).unwrap()
+    });
+    let applied = record["applied"].as_u64().unwrap() as usize;
+    assert!(
+        applied >= 19 && (applied..=applied + 1).contains(&landed),
+        "{landed} topics, recorded: {record}"
     );
 
     // The dead apply's lock lives until its lease expires.

@@ -47,7 +47,7 @@ fn a_pull_request_that_points_kafka_at_its_own_host_is_never_connected_to() {
     let pr_text = base_text.replace(
         &format!("bootstrap_servers: [\"{}\"]", s.kafka),
         &format!(
-            "bootstrap_servers: [\"{evil}\"]\n        security_protocol: sasl_plaintext\n        sasl:\n          mechanism: PLAIN\n          username: ci\n          password: ${{env:CI_KAFKA_PASSWORD}}"
+            "bootstrap_servers: [\"{evil}\"]\n        security_protocol: sasl_plaintext\n        sasl:\n          mechanism: PLAIN\n          username: ci\n          password: ${{env:CI_KAFKA_PASSWORD}}\n        cluster_id: the-pull-requests"
         ),
     );
     assert_ne!(pr_text, base_text);
@@ -82,6 +82,12 @@ fn a_pull_request_that_points_kafka_at_its_own_host_is_never_connected_to() {
     );
     assert!(
         review.contains(&"environments.local.kafka.sasl"),
+        "{review:?}"
+    );
+    // Its cluster pin goes with the connection it came with: the base's
+    // (none) holds, or this plan would have been refused.
+    assert!(
+        review.contains(&"environments.local.kafka.cluster_id"),
         "{review:?}"
     );
     // It still planned the namespace change, with the base's connection.

@@ -249,6 +249,18 @@ impl ClusterProbe for KafkaBackend {
         .await
     }
 
+    /// From the Metadata answer librdkafka keeps (it asks for one of the
+    /// brokers only when it has none yet), waiting at most the request
+    /// timeout. Logged apart from the plan's own Metadata requests.
+    async fn cluster_id(&self) -> Option<String> {
+        let timeout = self.timeout;
+        self.sent("Metadata (cluster ID)");
+        self.blocking(move |admin| admin.inner().fetch_cluster_id(timeout))
+            .await
+            .ok()
+            .flatten()
+    }
+
     /// The lag of consumer groups on topics (name and partition count): per
     /// partition, the high watermark against each group's committed offset.
     /// One answer per group, in order. Reads only; it joins no group.
