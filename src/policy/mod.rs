@@ -181,6 +181,10 @@ impl Policies {
             Some(program) => {
                 let mut vm = RegoVM::new();
                 vm.load_program(program.clone());
+                // The VM stops at 25,000 instructions by default, which a
+                // namespace of a few hundred topics passes; the interpreter
+                // has no such limit, and neither has a judge here.
+                vm.set_max_instructions(usize::MAX);
                 Judge::Compiled(Box::new(vm))
             }
             None => Judge::Interpreted(Box::new(self.engine.clone())),
@@ -620,6 +624,27 @@ mod tests {
         }
         // Every built-in policy found something on these inputs.
         assert!(seen > 40, "{seen}");
+    }
+
+    #[test]
+    fn a_namespace_of_thousands_of_topics_is_judged() {
+        let topics: Vec<Json> = (0..5000)
+            .map(|i| {
+                json!({"name": format!("t{i}"), "partitions": 1, "replication_factor": 1,
+                            "config": {"retention.ms": "-1"}})
+            })
+            .collect();
+        let input = json!({
+            "namespace": {"name": "n", "tier": "standard", "deleted": false, "topics": topics,
+                          "access": [], "alerts": []},
+            "environment": {"name": "e", "stage": "prod"},
+            "changes": [],
+        });
+        let p = Policies::load(&[]).unwrap();
+        assert!(p.compiled());
+        let findings = p.judge().findings(regorus::Value::from(input)).unwrap();
+        // Each topic: too few replicas, and infinite retention outside critical.
+        assert_eq!(findings.len(), 10_000);
     }
 
     #[test]
