@@ -12,7 +12,9 @@
 
 // mimalloc: policy evaluation and YAML parsing spend about a third of their
 // time in glibc's malloc and free (perf, `validate` of 5,000 files). Set in
-// the library, so that the binary, the benches and the tests share it.
+// the library, so that the binary, the benches and the tests share it. The
+// `system-allocator` feature leaves glibc's, which heap profilers see.
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
