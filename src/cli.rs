@@ -7,12 +7,16 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::schema::Kind;
 use crate::source::Origin;
 
+/// `sluice --version`: the version and the Git commit it was built from
+/// (`build.rs`; "unknown commit" outside a Git checkout).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("SLUICE_COMMIT"), ")");
+
 /// Declarative GitOps for streaming-platform namespaces: Kafka topics,
 /// capacity, retention, access, alerts and disaster recovery.
 #[derive(Debug, Parser)]
 #[command(
     name = "sluice",
-    version,
+    version = VERSION,
     propagate_version = true,
     after_help = "Exit status: 0 success with nothing to do; 1 any failure (an invalid config, a usage error, a policy deny, a blocked or refused change, an unreachable server); 2 success with changes or drift (`plan --detailed-exitcode`, `drift`, `status`)."
 )]
@@ -27,6 +31,10 @@ pub struct Cli {
     /// How long one request to a live system may take, e.g. `5s`
     #[arg(long, global = true, value_name = "DURATION", default_value = "15s", value_parser = parse_timeout)]
     pub timeout: std::time::Duration,
+
+    /// No colour in any output, even on a terminal (as `NO_COLOR` does)
+    #[arg(long, global = true)]
+    pub no_color: bool,
 
     /// Log lines as text, or as JSON objects for machines
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
@@ -135,6 +143,17 @@ pub enum Command {
     Drift {
         #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
         format: PlanFormat,
+    },
+    /// Print shell completions: `sluice completions bash > /etc/bash_completion.d/sluice`
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages: `sluice.1` and one per subcommand (`sluice-plan.1`, ...)
+    Man {
+        /// Directory the pages are written to
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
     },
     /// The operator's view: last apply, drift, backend health, consumer lag, DR
     Status {

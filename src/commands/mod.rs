@@ -2,20 +2,19 @@
 //! exit status. Output goes through here, never from library code.
 
 mod apply;
+mod completions;
 mod import;
 mod plan;
 mod pull_request;
 mod render;
 mod schema;
 mod status;
+mod terminal;
 mod validate;
 mod watch;
 
 use std::collections::HashMap;
-use std::io::IsTerminal;
 use std::process::ExitCode;
-
-use clap::Parser;
 
 use crate::backend::ConnectError;
 use crate::cli::{Cli, Command, LogFormat, Render};
@@ -28,6 +27,8 @@ use crate::plan::Finding;
 use crate::policy::Policies;
 use crate::source::{Origin, SourceError, SourceTree};
 use crate::state::StateError;
+use terminal::parse;
+pub use terminal::{color_stderr, color_stdout};
 
 /// Exit statuses, as README's "Exit codes" documents them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -201,7 +202,7 @@ impl Error {
 
 /// Runs sluice with this process's arguments.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match parse() {
         Ok(cli) => cli,
         // `--help` and `--version` succeed; a usage error is a failure (1),
         // never the 2 that means "changes".
@@ -214,6 +215,7 @@ pub fn main() -> ExitCode {
             } as u8);
         }
     };
+    terminal::no_color(cli.no_color);
     init_logging(&cli);
     let exit = match run(&cli) {
         Ok(exit) => exit,
@@ -387,6 +389,8 @@ fn run(cli: &Cli) -> Result<Exit, Error> {
             what: Render::Alerts { out },
         } => render::alerts(cli, out),
         Command::Schema { kind, out, check } => schema::run(*kind, out.as_deref(), *check),
+        Command::Completions { shell } => completions::completions(*shell),
+        Command::Man { out } => completions::man(out),
     }
 }
 
@@ -495,11 +499,6 @@ fn on_signal(on_each: impl Fn() + Send + 'static) {
     }
 }
 
-/// Colour on stdout only on a terminal, and never with `NO_COLOR` set.
-pub fn color_stdout() -> bool {
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
-}
-
 /// Third-party crates whose logs are capped at warnings.
 const QUIET_TARGETS: &[&str] = &[
     "aws_config",
@@ -543,9 +542,4 @@ fn init_logging(cli: &Cli) {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.with_ansi(color_stderr()).try_init(),
     };
-}
-
-/// Colour only on a terminal, and never with `NO_COLOR` set.
-pub fn color_stderr() -> bool {
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
 }

@@ -5,7 +5,6 @@
 //! sees, a prompt on the terminal), not by a timer.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
@@ -200,19 +199,7 @@ struct OnTerminal {
 
 impl OnTerminal {
     fn spawn(cmd: &mut Command) -> OnTerminal {
-        let (mut master, mut slave) = (0, 0);
-        // SAFETY: openpty fills in two fds, which are then owned here.
-        let made = unsafe {
-            libc::openpty(
-                &mut master,
-                &mut slave,
-                std::ptr::null_mut(),
-                std::ptr::null(),
-                std::ptr::null(),
-            )
-        };
-        assert_eq!(made, 0, "openpty");
-        let slave = unsafe { OwnedFd::from_raw_fd(slave) };
+        let (master, slave) = crate::common::pty();
         let child = cmd
             .stdin(Stdio::from(slave.try_clone().unwrap()))
             .stdout(Stdio::from(slave))
@@ -221,7 +208,7 @@ impl OnTerminal {
             .unwrap();
         OnTerminal {
             child,
-            terminal: unsafe { std::fs::File::from_raw_fd(master) },
+            terminal: std::fs::File::from(master),
         }
     }
 
