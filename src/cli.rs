@@ -103,16 +103,18 @@ pub enum Command {
         detailed_exitcode: bool,
         /// Judge the plan by the policies at this Git revision (the pull request's
         /// base), so a change cannot loosen the policies that judge it
-        #[arg(long, value_name = "REF")]
+        #[arg(long, value_name = "REF", conflicts_with = "namespaces")]
         base: Option<String>,
         /// Plan every environment, in the workspace's `apply_order`: one
         /// comment with a row per environment; `--out` is then a directory
         /// that gets `<env>.json` for each
-        #[arg(long)]
+        #[arg(long, conflicts_with = "namespaces")]
         all_environments: bool,
+        #[command(flatten)]
+        targets: Targets,
         /// Benchmarks only: make just the reads a full plan makes and print
         /// how long they took (the floor `scripts/bench-plan.sh` compares with)
-        #[arg(long, hide = true, conflicts_with_all = ["base", "all_environments", "out"])]
+        #[arg(long, hide = true, conflicts_with_all = ["base", "all_environments", "out", "namespaces"])]
         floor: bool,
     },
     /// Apply a saved plan, or plan and apply after confirmation
@@ -138,9 +140,23 @@ pub enum Command {
         /// Changes sent per request; smaller batches stop sooner on an interrupt
         #[arg(long, value_name = "N", default_value_t = crate::engine::apply::BATCH as u16, value_parser = clap::value_parser!(u16).range(1..))]
         batch_size: u16,
+        /// Plan and apply only these namespaces (not with a saved plan, which
+        /// keeps the scope it was planned in)
+        #[arg(long = "namespace", value_name = "NS", conflicts_with_all = ["plan", "reviewed"])]
+        namespaces: Vec<String>,
     },
     /// Show what differs live from the desired state (exit 2 when anything does)
     Drift {
+        #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+        format: PlanFormat,
+        #[command(flatten)]
+        targets: Targets,
+    },
+    /// Render a saved plan (from `sluice plan --out`), checking its digest
+    Show {
+        /// The saved plan
+        #[arg(value_name = "PLAN")]
+        plan: PathBuf,
         #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
         format: PlanFormat,
     },
@@ -215,6 +231,16 @@ pub enum Command {
     },
 }
 
+/// `--namespace NS`, repeatable: the namespaces a command plans.
+#[derive(Debug, Args)]
+pub struct Targets {
+    /// Only this namespace (repeatable), as `plan --base` scopes a plan: with
+    /// every namespace sharing a bucket with it. A namespace removed from the
+    /// YAML but still in sluice's inventory plans as deletes
+    #[arg(long = "namespace", value_name = "NS")]
+    pub namespaces: Vec<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Render {
     /// Write the Prometheus rule file of each namespace with alerts
@@ -232,7 +258,9 @@ impl Command {
             Command::Validate { format } | Command::Status { format, .. } => {
                 *format == Format::Json
             }
-            Command::Plan { format, .. } | Command::Drift { format } => *format == PlanFormat::Json,
+            Command::Plan { format, .. }
+            | Command::Drift { format, .. }
+            | Command::Show { format, .. } => *format == PlanFormat::Json,
             _ => false,
         }
     }

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::plan::warn_unfinished;
+use super::plan::{scope_to, warn_unfinished};
 use super::{
     Error, Exit, block_on, color_stdout, load_desired, load_policies, on_signal, print_findings,
     resolve_desired,
@@ -51,6 +51,7 @@ pub fn run(
     auto_approve: bool,
     allow_delete: bool,
     limits: Limits,
+    namespaces: &[String],
 ) -> Result<Exit, Error> {
     let opts = ApplyOptions {
         allow_delete,
@@ -77,6 +78,9 @@ pub fn run(
         }
         // Plan under the lock, so that nothing moves between plan and apply.
         let target = Target::connect(&desired.environment, cli.timeout).await?;
+        if !namespaces.is_empty() {
+            scope_to(&mut desired, namespaces, &target).await?;
+        }
         let lock = target
             .state
             .lock(&opts.holder, opts.lock_wait)
@@ -93,7 +97,11 @@ pub fn run(
                     .map(Some)
             }
             None => {
-                plan_and_apply(&tree, &desired, &target, lock.as_ref(), auto_approve, &opts).await
+                let how = How {
+                    auto_approve,
+                    targets: namespaces,
+                };
+                plan_and_apply(&tree, &desired, &target, lock.as_ref(), how, &opts).await
             }
         };
         release(lock).await;
@@ -111,6 +119,15 @@ pub fn run(
     })
 }
 
+/// How an apply without a plan file goes.
+#[derive(Clone, Copy)]
+struct How<'a> {
+    /// Without asking.
+    auto_approve: bool,
+    /// The namespaces `--namespace` named, for the plan's header.
+    targets: &'a [String],
+}
+
 /// Plans, shows the plan, asks, and applies; `None` when there is nothing to
 /// do or the answer is no.
 async fn plan_and_apply(
@@ -118,7 +135,7 @@ async fn plan_and_apply(
     desired: &Desired,
     target: &Target,
     lock: &dyn Lock,
-    auto_approve: bool,
+    how: How<'_>,
     opts: &ApplyOptions,
 ) -> Result<Option<(Outcome, usize)>, Error> {
     let policies = load_policies(tree)?;
@@ -128,7 +145,8 @@ async fn plan_and_apply(
         () = opts.cancel.triggered() => return Err(Error::Cancelled),
     };
     warn_unfinished(&planned.stored);
-    let plan = planned.plan;
+    let mut plan = planned.plan;
+    plan.targets = how.targets.to_vec();
     print!("{}", render::text::plan(&plan, color_stdout()));
     let denied = print_findings(tree, &plan.policy);
     if denied > 0 {
@@ -140,7 +158,7 @@ async fn plan_and_apply(
     if plan.is_empty() {
         return Ok(None);
     }
-    if !auto_approve && !confirm(&plan.environment, &opts.cancel).await? {
+    if !how.auto_approve && !confirm(&plan.environment, &opts.cancel).await? {
         return Err(Error::Cancelled);
     }
     let outcome = apply_locked(&plan, target, lock, opts).await?;
@@ -225,7 +243,9 @@ async fn apply_saved(
     Ok((outcome, fresh.adopt.len()))
 }
 
-fn read_plan(path: &Path, env: Option<&str>) -> Result<Plan, Error> {
+/// A saved plan, refused unless its digest matches its content and it is
+/// for `env` (when given): whoever wrote the file, it is never trusted.
+pub(super) fn read_plan(path: &Path, env: Option<&str>) -> Result<Plan, Error> {
     let error = |message: String| Error::PlanFile {
         path: path.display().to_string(),
         message,
@@ -374,6 +394,7 @@ pub fn run_reviewed_dir(
             true,
             allow_delete,
             limits,
+            &[],
         ) {
             Ok(Exit::Failure) => {
                 stopped();

@@ -8,6 +8,7 @@ mod plan;
 mod pull_request;
 mod render;
 mod schema;
+mod show;
 mod status;
 mod terminal;
 mod validate;
@@ -81,9 +82,10 @@ pub enum Error {
     /// `import` would overwrite namespace files.
     #[error("refusing to overwrite {}; import into an empty directory", .0.join(", "))]
     Exists(Vec<String>),
-    /// A command names a namespace the environment does not have.
-    #[error("there is no namespace `{name}` in environment `{env}`")]
-    UnknownNamespace { name: String, env: String },
+    /// A command names namespaces the environment does not have (each
+    /// quoted, with the closest name there is).
+    #[error("there is no namespace {} in environment `{env}`", .names.join(", "))]
+    UnknownNamespace { names: Vec<String>, env: String },
     /// Policies refused the plan; their messages were printed.
     #[error("the plan is denied by {0} policy message(s) above")]
     Denied(usize),
@@ -183,6 +185,9 @@ impl Error {
             | Error::Engine(EngineError::State(StateError::Locked { .. })) => {
                 Some("wait for that apply to finish, or retry with `--lock-timeout 60s`")
             }
+            Error::UnknownNamespace { .. } => Some(
+                "name a namespace the YAML declares; `plan`, `apply` and `drift` also take one whose YAML is gone while sluice's inventory still records it",
+            ),
             Error::Apply(ApplyError::Stale(_)) | Error::PlanDiffers(_) => {
                 Some("run `sluice plan --out plan.json` again, review it, and apply the new plan")
             }
@@ -193,7 +198,7 @@ impl Error {
                 "change the namespaces to meet the policies; a policy's own file says what it checks",
             ),
             Error::Engine(EngineError::Plan(_)) => Some(
-                "check `--repo` and `--env`; to remove everything, remove namespaces a few at a time",
+                "check `--repo` and `--env`. To remove the last namespaces, plan them by name (`sluice plan --namespace NS`)",
             ),
             _ => None,
         }
@@ -313,6 +318,7 @@ fn run(cli: &Cli) -> Result<Exit, Error> {
             detailed_exitcode,
             base,
             all_environments: false,
+            targets,
             ..
         } => plan::plan(
             cli,
@@ -320,8 +326,12 @@ fn run(cli: &Cli) -> Result<Exit, Error> {
             out.as_deref(),
             *detailed_exitcode,
             base.as_deref(),
+            &targets.namespaces,
         ),
-        Command::Drift { format } => plan::drift(cli, *format),
+        Command::Drift { format, targets } => plan::drift(cli, *format, &targets.namespaces),
+        Command::Show { plan, format } => show::run(cli, plan, *format),
+        Command::Completions { shell } => completions::completions(*shell),
+        Command::Man { out } => completions::man(out),
         Command::Apply {
             reviewed: Some(dir),
             allow_delete,
@@ -344,6 +354,7 @@ fn run(cli: &Cli) -> Result<Exit, Error> {
             allow_delete,
             lock_timeout,
             batch_size,
+            namespaces,
         } => apply::run(
             cli,
             match (plan, reviewed) {
@@ -357,6 +368,7 @@ fn run(cli: &Cli) -> Result<Exit, Error> {
                 lock_wait: *lock_timeout,
                 batch: usize::from(*batch_size),
             },
+            namespaces,
         ),
         Command::Status { namespace, format } => status::run(cli, namespace.as_deref(), *format),
         Command::Import { out, topics } => import::run(cli, out, topics.as_deref()),
@@ -389,8 +401,6 @@ fn run(cli: &Cli) -> Result<Exit, Error> {
             what: Render::Alerts { out },
         } => render::alerts(cli, out),
         Command::Schema { kind, out, check } => schema::run(*kind, out.as_deref(), *check),
-        Command::Completions { shell } => completions::completions(*shell),
-        Command::Man { out } => completions::man(out),
     }
 }
 

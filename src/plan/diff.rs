@@ -69,6 +69,7 @@ pub fn diff(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         scope: None,
         widened: None,
         review: Vec::new(),
+        targets: Vec::new(),
         digest: None,
     };
 

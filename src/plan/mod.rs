@@ -246,6 +246,10 @@ pub struct Plan {
     /// the base revision's).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub review: Vec<String>,
+    /// The namespaces `--namespace` named; `scope` adds those sharing a
+    /// bucket with them. Empty for a full plan and for `plan --base`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<String>,
     /// The digest of everything above, in a saved plan (`plan --out`): an
     /// apply refuses a file whose content does not match it.
     #[serde(default, skip_serializing_if = "Option::is_none")]

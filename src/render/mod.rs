@@ -161,6 +161,7 @@ mod tests {
             scope: None,
             widened: None,
             review: Vec::new(),
+            targets: Vec::new(),
             digest: None,
         }
     }

@@ -73,8 +73,13 @@ fn header(plan: &Plan) -> String {
         |r| format!("commit {}", super::short(r)),
     );
     let mut scope = plan.scope.as_ref().map_or_else(String::new, |s| {
+        let which = if plan.targets.is_empty() {
+            "whose files changed"
+        } else {
+            "named with `--namespace`"
+        };
         format!(
-            "\nOnly the {} namespace(s) whose files changed, or that share a bucket with them: {}\n",
+            "\nOnly the {} namespace(s) {which}, or that share a bucket with them: {}\n",
             s.len(),
             s.join(", ")
         )

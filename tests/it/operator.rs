@@ -1,22 +1,114 @@
-//! The operator's commands and flags that need no server: completions and
-//! man pages, `--version` and `--no-color`.
+//! The operator's commands and flags that need no server: `show`,
+//! completions and man pages, `--version`, `--no-color`, and what
+//! `--namespace` refuses before reaching any system.
 
 use std::io::Read;
+use std::path::Path;
 use std::process::Stdio;
 
+use sluice::plan::Plan;
+
 use crate::common::{root, run, sluice};
+
+/// A plan as `plan --out` saves it, from a golden case.
+fn saved_plan(dir: &Path) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(
+        root().join("tests/fixtures/plans/create-from-empty/expected.json"),
+    )
+    .unwrap();
+    let plan: Plan = serde_json::from_str(&text).unwrap();
+    let saved = Plan {
+        digest: Some(plan.digest()),
+        ..plan
+    };
+    let path = dir.join("plan.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&saved).unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn show_renders_a_saved_plan_in_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = saved_plan(dir.path());
+    let file = path.to_str().unwrap();
+    let text = run(sluice(dir.path()).args(["show", file]));
+    assert_eq!(text.code, 0, "{}", text.all_output());
+    assert!(text.stdout.contains("Saved plan"), "{}", text.stdout);
+    assert!(
+        text.stdout.contains("sluice plan for environment `dev`"),
+        "{}",
+        text.stdout
+    );
+    assert!(
+        text.stdout
+            .contains(" to create, 0 to update, 0 to delete.")
+    );
+    let json = run(sluice(dir.path()).args(["show", file, "--format", "json"]));
+    assert_eq!(json.code, 0, "{}", json.all_output());
+    let shown: Plan = serde_json::from_str(&json.stdout).unwrap();
+    let saved: Plan = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(shown, saved);
+    let md = run(sluice(dir.path()).args(["show", file, "--format", "markdown"]));
+    assert_eq!(md.code, 0, "{}", md.all_output());
+    assert!(
+        md.stdout.starts_with("### sluice plan: `dev`"),
+        "{}",
+        md.stdout
+    );
+    // Another environment's plan is refused when `--env` names one.
+    let other = run(sluice(dir.path()).args(["show", file, "--env", "prod"]));
+    assert_eq!(other.code, 1);
+    assert!(other.stderr.contains("not `prod`"), "{}", other.stderr);
+}
+
+#[test]
+fn show_refuses_an_edited_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = saved_plan(dir.path());
+    let text = std::fs::read_to_string(&path).unwrap();
+    // Someone raises a partition count in the file after it was saved.
+    let edited = text.replacen("\"after\": 3\n", "\"after\": 30\n", 1);
+    assert_ne!(edited, text, "the fixture creates a topic of 3 partitions");
+    std::fs::write(&path, edited).unwrap();
+    let file = path.to_str().unwrap();
+    let out = run(sluice(dir.path()).args(["show", file]));
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("does not match its digest"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.is_empty(), "nothing is shown: {}", out.stdout);
+    let json = run(sluice(dir.path()).args(["show", file, "--format", "json"]));
+    assert_eq!(json.code, 1);
+    assert_eq!(json.json()["error"]["kind"], "input");
+    // Not a plan at all.
+    std::fs::write(&path, "{}").unwrap();
+    let out = run(sluice(dir.path()).args(["show", file]));
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("cannot use the plan"), "{}", out.stderr);
+}
 
 #[test]
 fn completions_name_every_command_and_man_pages_cover_each() {
     let bash = run(sluice(&root()).args(["completions", "bash"]));
     assert_eq!(bash.code, 0, "{}", bash.stderr);
-    for word in ["plan", "apply", "drift", "completions", "man", "--no-color"] {
+    for word in [
+        "plan",
+        "apply",
+        "drift",
+        "show",
+        "completions",
+        "man",
+        "--namespace",
+        "--no-color",
+    ] {
         assert!(bash.stdout.contains(word), "bash completions lack {word}");
     }
     for shell in ["zsh", "fish", "powershell", "elvish"] {
         let out = run(sluice(&root()).args(["completions", shell]));
         assert_eq!(out.code, 0, "{shell}: {}", out.stderr);
-        assert!(out.stdout.contains("completions"), "{shell}");
+        assert!(out.stdout.contains("show"), "{shell}");
     }
     assert_eq!(run(sluice(&root()).args(["completions", "tcsh"])).code, 1);
 
@@ -27,7 +119,7 @@ fn completions_name_every_command_and_man_pages_cover_each() {
     for page in [
         "sluice.1",
         "sluice-plan.1",
-        "sluice-apply.1",
+        "sluice-show.1",
         "sluice-render-alerts.1",
     ] {
         let text =
@@ -36,7 +128,7 @@ fn completions_name_every_command_and_man_pages_cover_each() {
         assert!(text.contains(".TH"), "{page}");
     }
     let plan = std::fs::read_to_string(out.join("sluice-plan.1")).unwrap();
-    assert!(plan.contains("detailed\\-exitcode"), "{plan}");
+    assert!(plan.contains("namespace"), "{plan}");
 }
 
 #[test]
@@ -105,4 +197,17 @@ fn no_color_turns_colour_off_on_a_terminal() {
     );
     let env = stderr_on_a_terminal(&["validate", "--repo", repo], true);
     assert!(!env.contains("\x1b["), "colour despite NO_COLOR: {env}");
+}
+
+#[test]
+fn namespace_does_not_combine_with_base_all_environments_or_a_saved_plan() {
+    for args in [
+        &["plan", "--namespace", "a", "--base", "HEAD"][..],
+        &["plan", "--namespace", "a", "--all-environments"],
+        &["apply", "plan.json", "--namespace", "a"],
+    ] {
+        let out = run(sluice(&root()).args(args));
+        assert_eq!(out.code, 1, "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains("cannot be used with"), "{}", out.stderr);
+    }
 }

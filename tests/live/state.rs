@@ -8,11 +8,12 @@ use git2::Repository;
 
 use crate::common::{Run, TestRepo, commit_all};
 
-fn ok(run: &Run) {
+pub(crate) fn ok(run: &Run) {
     assert_eq!(run.code, 0, "{}", run.all_output());
 }
 
-fn topics(names: &[&str]) -> String {
+/// A `topics:` list of `<tag>-<name>` topics, for a namespace's spec.
+pub(crate) fn topics(names: &[&str]) -> String {
     let mut spec = String::from("  topics:\n");
     for n in names {
         spec.push_str(&format!("    - name: {{tag}}-{n}\n"));
