@@ -160,6 +160,37 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
         format: PlanFormat,
     },
+    /// Name the holder of the environment's apply lock; remove it with `--force`
+    Unlock {
+        /// Remove the lock although its lease is live: revokes the holder's
+        /// lease, so that the holder writes nothing more
+        #[arg(long)]
+        force: bool,
+    },
+    /// Stop managing resources without deleting them: drop their inventory entries
+    Forget {
+        /// Addresses as plans print them, e.g. `kafka.topic/orders`
+        #[arg(value_name = "ADDRESS", required = true)]
+        addresses: Vec<String>,
+        /// Also forget resources of protected namespaces (their protection goes with them)
+        #[arg(long)]
+        force: bool,
+        /// Wait this long for another apply to release the lock, e.g. `30s`
+        #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+        lock_timeout: std::time::Duration,
+    },
+    /// Delete everything sluice manages in the environment, except protected namespaces
+    Destroy {
+        /// The environment's name, as the confirmation (needed without a terminal)
+        #[arg(long, value_name = "ENV")]
+        confirm: Option<String>,
+        /// Wait this long for another apply to release the lock, e.g. `30s`
+        #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+        lock_timeout: std::time::Duration,
+        /// Changes sent per request; smaller batches stop sooner on an interrupt
+        #[arg(long, value_name = "N", default_value_t = crate::engine::apply::BATCH as u16, value_parser = clap::value_parser!(u16).range(1..))]
+        batch_size: u16,
+    },
     /// Print shell completions: `sluice completions bash > /etc/bash_completion.d/sluice`
     Completions {
         #[arg(value_enum)]

@@ -148,14 +148,7 @@ async fn plan_and_apply(
     let mut plan = planned.plan;
     plan.targets = how.targets.to_vec();
     print!("{}", render::text::plan(&plan, color_stdout()));
-    let denied = print_findings(tree, &plan.policy);
-    if denied > 0 {
-        return Err(Error::Denied(denied));
-    }
-    if plan.summary.blocked > 0 {
-        return Err(ApplyError::Blocked(plan.summary.blocked).into());
-    }
-    if plan.is_empty() {
+    if !worth_applying(tree, &plan)? {
         return Ok(None);
     }
     if !how.auto_approve && !confirm(&plan.environment, &opts.cancel).await? {
@@ -163,6 +156,20 @@ async fn plan_and_apply(
     }
     let outcome = apply_locked(&plan, target, lock, opts).await?;
     Ok(Some((outcome, plan.adopt.len())))
+}
+
+/// Whether a plan shown before it is applied has anything to apply; refused
+/// when a policy denies it (what the policies said is printed) or a change
+/// is blocked.
+pub(super) fn worth_applying(tree: &SourceTree, plan: &Plan) -> Result<bool, Error> {
+    let denied = print_findings(tree, &plan.policy);
+    if denied > 0 {
+        return Err(Error::Denied(denied));
+    }
+    if plan.summary.blocked > 0 {
+        return Err(ApplyError::Blocked(plan.summary.blocked).into());
+    }
+    Ok(!plan.is_empty())
 }
 
 /// The desired state a saved plan was made from: at its revision (when it
@@ -291,7 +298,19 @@ async fn confirm(env: &str, interrupt: &Interrupt) -> Result<bool, Error> {
     if !std::io::stdin().is_terminal() {
         return Err(Error::NeedsApproval);
     }
-    print!("\nApply these changes to environment `{env}`? Only `yes` is accepted: ");
+    let question =
+        format!("\nApply these changes to environment `{env}`? Only `yes` is accepted: ");
+    ask(&question, "yes", interrupt).await
+}
+
+/// Asks `question` on the terminal: whether the answer is `expected`. A
+/// signal while waiting for it is a no.
+pub(super) async fn ask(
+    question: &str,
+    expected: &str,
+    interrupt: &Interrupt,
+) -> Result<bool, Error> {
+    print!("{question}");
     let _ = std::io::stdout().flush();
     let answer = tokio::task::spawn_blocking(|| {
         let mut answer = String::new();
@@ -299,7 +318,7 @@ async fn confirm(env: &str, interrupt: &Interrupt) -> Result<bool, Error> {
         answer
     });
     tokio::select! {
-        answer = answer => Ok(answer.is_ok_and(|a| a.trim() == "yes")),
+        answer = answer => Ok(answer.is_ok_and(|a| a.trim() == expected)),
         () = interrupt.triggered() => {
             println!();
             Ok(false)
@@ -309,7 +328,7 @@ async fn confirm(env: &str, interrupt: &Interrupt) -> Result<bool, Error> {
 
 /// Sets `flag` on SIGINT or SIGTERM: apply then starts nothing new, finishes
 /// what is in flight, records it and releases the lock.
-fn cancel_on_signal(interrupt: &Arc<Interrupt>) {
+pub(super) fn cancel_on_signal(interrupt: &Arc<Interrupt>) {
     let interrupt = interrupt.clone();
     on_signal(move || {
         interrupt.trigger();
@@ -317,7 +336,7 @@ fn cancel_on_signal(interrupt: &Arc<Interrupt>) {
     });
 }
 
-fn report(outcome: &Outcome, adopted: usize) {
+pub(super) fn report(outcome: &Outcome, adopted: usize) {
     for (address, error) in &outcome.failed {
         eprintln!("  ! {address}: {error}");
     }

@@ -3,6 +3,8 @@
 
 mod apply;
 mod completions;
+mod destroy;
+mod forget;
 mod import;
 mod plan;
 mod pull_request;
@@ -11,6 +13,7 @@ mod schema;
 mod show;
 mod status;
 mod terminal;
+mod unlock;
 mod validate;
 mod watch;
 
@@ -23,6 +26,7 @@ use crate::config::redact::{self, Redactor};
 use crate::desired::{Desired, Overrides};
 use crate::diag::{Diagnostic, render_text};
 use crate::engine::apply::ApplyError;
+use crate::engine::forget::ForgetError;
 use crate::engine::{self, EngineError};
 use crate::plan::Finding;
 use crate::policy::Policies;
@@ -101,6 +105,22 @@ pub enum Error {
     /// Apply without a terminal to confirm on.
     #[error("refusing to apply without confirmation: there is no terminal to ask on")]
     NeedsApproval,
+    /// Destroy without a terminal to type the environment's name on.
+    #[error(
+        "refusing to destroy environment `{0}` without confirmation: there is no terminal to type its name on; nothing was changed"
+    )]
+    NeedsConfirmation(String),
+    /// `destroy --confirm` names another environment.
+    #[error(
+        "`--confirm {typed}` does not name the environment this would destroy, `{env}`; nothing was changed"
+    )]
+    NotConfirmed { typed: String, env: String },
+    /// `unlock` without `--force` found the lock on a live lease.
+    #[error("refusing to remove the apply lock of environment `{env}`: its lease is live")]
+    LockLive { env: String },
+    /// `forget` refused.
+    #[error(transparent)]
+    Forget(#[from] crate::engine::forget::ForgetError),
 }
 
 /// What kind of failure an error is: what a bot reads, and what the exit
@@ -149,7 +169,15 @@ impl Error {
         match self {
             Error::Invalid(_) => K::Invalid,
             Error::Denied(_) => K::Denied,
-            Error::Cancelled | Error::NeedsApproval => K::Refused,
+            Error::Cancelled
+            | Error::NeedsApproval
+            | Error::NeedsConfirmation(_)
+            | Error::NotConfirmed { .. }
+            | Error::Forget(ForgetError::Protected(_)) => K::Refused,
+            Error::LockLive { .. } => K::Locked,
+            Error::Forget(ForgetError::Unknown { .. }) => K::Input,
+            Error::Forget(ForgetError::State(StateError::Locked { .. })) => K::Locked,
+            Error::Forget(ForgetError::State(_)) => K::Unavailable,
             Error::Apply(ApplyError::Stale(_)) | Error::PlanDiffers(_) => K::Stale,
             Error::Apply(ApplyError::State(StateError::Locked { .. }))
             | Error::Engine(EngineError::State(StateError::Locked { .. })) => K::Locked,
@@ -182,9 +210,22 @@ impl Error {
                 "review the plan and pass `--auto-approve`, or apply a saved plan: `sluice plan --out plan.json` then `sluice apply plan.json`",
             ),
             Error::Apply(ApplyError::State(StateError::Locked { .. }))
-            | Error::Engine(EngineError::State(StateError::Locked { .. })) => {
-                Some("wait for that apply to finish, or retry with `--lock-timeout 60s`")
-            }
+            | Error::Engine(EngineError::State(StateError::Locked { .. }))
+            | Error::Forget(ForgetError::State(StateError::Locked { .. })) => Some(
+                "wait for that apply to finish, or retry with `--lock-timeout 60s`; `sluice unlock` says more about the lock",
+            ),
+            Error::LockLive { .. } => Some(
+                "if its holder is stuck, stop it (it releases the lock as it exits), or wait: the lock of a process that died lapses within 10 s. `sluice unlock --force` removes it now and revokes its lease, so that its holder writes nothing more",
+            ),
+            Error::NeedsConfirmation(_) | Error::NotConfirmed { .. } => Some(
+                "run it on a terminal and type the environment's name, or pass `--confirm` with it (`sluice destroy --env prod --confirm prod`)",
+            ),
+            Error::Forget(ForgetError::Protected(_)) => Some(
+                "pass `--force` to forget them anyway; sluice then no longer remembers that they were protected",
+            ),
+            Error::Forget(ForgetError::Unknown { .. }) => Some(
+                "write addresses as plans print them, such as `kafka.topic/orders` (`sluice plan --format json` lists them)",
+            ),
             Error::UnknownNamespace { .. } => Some(
                 "name a namespace the YAML declares; `plan`, `apply` and `drift` also take one whose YAML is gone while sluice's inventory still records it",
             ),
@@ -198,7 +239,7 @@ impl Error {
                 "change the namespaces to meet the policies; a policy's own file says what it checks",
             ),
             Error::Engine(EngineError::Plan(_)) => Some(
-                "check `--repo` and `--env`. To remove the last namespaces, plan them by name (`sluice plan --namespace NS`)",
+                "check `--repo` and `--env`. To remove the last namespaces, plan them by name (`sluice plan --namespace NS`); to delete everything sluice manages in the environment, use `sluice destroy`",
             ),
             _ => None,
         }
@@ -330,6 +371,24 @@ fn run(cli: &Cli) -> Result<Exit, Error> {
         ),
         Command::Drift { format, targets } => plan::drift(cli, *format, &targets.namespaces),
         Command::Show { plan, format } => show::run(cli, plan, *format),
+        Command::Unlock { force } => unlock::run(cli, *force),
+        Command::Forget {
+            addresses,
+            force,
+            lock_timeout,
+        } => forget::run(cli, addresses, *force, *lock_timeout),
+        Command::Destroy {
+            confirm,
+            lock_timeout,
+            batch_size,
+        } => destroy::run(
+            cli,
+            confirm.as_deref(),
+            apply::Limits {
+                lock_wait: *lock_timeout,
+                batch: usize::from(*batch_size),
+            },
+        ),
         Command::Completions { shell } => completions::completions(*shell),
         Command::Man { out } => completions::man(out),
         Command::Apply {

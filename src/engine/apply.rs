@@ -13,7 +13,7 @@ use crate::backend::BackendError;
 use crate::plan::{ABSENT, Action, Change, Plan, Summary};
 use crate::resource::Address;
 use crate::state::{
-    AppliedRecord, ApplyStatus, Fence, Holder, Inventory, Lock, StateError, Stored, now,
+    AppliedRecord, ApplyStatus, Fence, Holder, Inventory, Lock, Operation, StateError, Stored, now,
 };
 
 /// Changes sent to a backend at once, by default: small enough that an
@@ -156,11 +156,16 @@ pub async fn release(lock: Box<dyn Lock>) {
 }
 
 /// Counted from the changes themselves, which are what runs, not from the
-/// plan's summary.
+/// plan's summary. A destroy plan's deletes were confirmed by the
+/// environment's name: the delete guards do not bound them (protected
+/// namespaces are kept out of it when it is planned).
 fn check_guards(plan: &Plan, allow_delete: bool) -> Result<(), ApplyError> {
     let s = Summary::of(&plan.changes);
     if s.blocked > 0 {
         return Err(ApplyError::Blocked(s.blocked));
+    }
+    if plan.destroy {
+        return Ok(());
     }
     if s.delete > 0 && !(allow_delete || plan.guards.allow_delete) {
         return Err(ApplyError::DeletesNotAllowed(s.delete));
@@ -192,6 +197,11 @@ pub async fn apply_locked(
     }
 
     let mut record = AppliedRecord {
+        operation: if plan.destroy {
+            Operation::Destroy
+        } else {
+            Operation::Apply
+        },
         status: ApplyStatus::Applying,
         commit: plan.revision.clone(),
         plan_digest: plan.digest(),
@@ -200,6 +210,7 @@ pub async fn apply_locked(
         applied: 0,
         failed: 0,
         errors: Vec::new(),
+        forgotten: Vec::new(),
     };
     // What was saved last: each save writes the namespaces that differ from
     // it. An older sluice's layout is rewritten whole.

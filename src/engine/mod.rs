@@ -3,6 +3,8 @@
 
 pub mod apply;
 pub mod compliance;
+pub mod destroy;
+pub mod forget;
 pub mod status;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -70,6 +70,7 @@ pub fn diff(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         widened: None,
         review: Vec::new(),
         targets: Vec::new(),
+        destroy: false,
         digest: None,
     };
 

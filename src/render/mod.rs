@@ -162,6 +162,7 @@ mod tests {
             widened: None,
             review: Vec::new(),
             targets: Vec::new(),
+            destroy: false,
             digest: None,
         }
     }

@@ -84,6 +84,9 @@ fn header(plan: &Plan) -> String {
             s.join(", ")
         )
     });
+    if plan.destroy {
+        scope = "\nDestroy: every resource sluice manages here, except those of protected namespaces.\n".into();
+    }
     if let Some(why) = &plan.widened {
         scope = format!("\nEvery namespace: {why}.\n");
     }
@@ -124,10 +127,11 @@ pub fn plan(plan: &Plan, color: bool) -> String {
             plan.forget.len()
         );
     }
-    if plan.summary.delete > 0 && !plan.guards.allow_delete {
+    // A destroy's deletes are confirmed by the environment's name instead.
+    if plan.summary.delete > 0 && !plan.guards.allow_delete && !plan.destroy {
         let _ = writeln!(out, "Deletes need `sluice apply --allow-delete`.");
     }
-    if plan.summary.delete > plan.guards.max_deletes as usize {
+    if plan.summary.delete > plan.guards.max_deletes as usize && !plan.destroy {
         let _ = writeln!(
             out,
             "{}",

@@ -10,6 +10,10 @@ use etcd_client::{
 };
 use serde::{Deserialize, Serialize};
 
+mod unlock;
+
+pub use unlock::LockInfo;
+
 use super::lease::Lease;
 use super::{
     AppliedRecord, Fence, Holder, Inventory, InventoryEntry, Lock, StateError, StateStore, Stored,
@@ -38,6 +42,8 @@ pub struct StateKeys {
     pub inventory: String,
     pub applied: String,
     pub lock: String,
+    /// The record of the last forced unlock.
+    pub unlocked: String,
 }
 
 impl StateKeys {
@@ -46,6 +52,7 @@ impl StateKeys {
             inventory: format!("{}/", state_key(prefix, "inventory", env)),
             applied: state_key(prefix, "applied", env),
             lock: state_key(prefix, "locks", env),
+            unlocked: state_key(prefix, "unlocked", env),
         }
     }
 
@@ -143,12 +150,13 @@ impl EtcdState {
 }
 
 impl EtcdState {
-    /// The applied record, an older sluice's shards, and the namespaces of
-    /// `scope` (every one when `None`), in one transaction.
+    /// The applied and unlock records, an older sluice's shards, and the
+    /// namespaces of `scope` (every one when `None`), in one transaction.
     async fn read(&self, scope: Option<&BTreeSet<String>>) -> Result<Stored, StateError> {
         let (start, end) = self.keys.legacy();
         let mut ops = vec![
             TxnOp::get(self.keys.applied.as_str(), None),
+            TxnOp::get(self.keys.unlocked.as_str(), None),
             TxnOp::get(start, Some(GetOptions::new().with_range(end))),
         ];
         match scope {
@@ -183,9 +191,17 @@ impl EtcdState {
                     key: key.clone(),
                     source,
                 };
-                if i == 0 {
-                    stored.applied = Some(serde_json::from_slice(kv.value()).map_err(corrupt)?);
-                    continue;
+                match i {
+                    0 => {
+                        stored.applied = Some(serde_json::from_slice(kv.value()).map_err(corrupt)?);
+                        continue;
+                    }
+                    1 => {
+                        stored.unlocked =
+                            Some(serde_json::from_slice(kv.value()).map_err(corrupt)?);
+                        continue;
+                    }
+                    _ => {}
                 }
                 let shard: Shard = serde_json::from_slice(kv.value()).map_err(corrupt)?;
                 let namespace = key.strip_prefix(&self.keys.namespaces()).map(str::to_owned);

@@ -1,6 +1,6 @@
 //! The operator's commands and flags that need no server: `show`,
-//! completions and man pages, `--version`, `--no-color`, and what
-//! `--namespace` refuses before reaching any system.
+//! completions and man pages, `--version`, `--no-color`, and what `destroy`
+//! and `--namespace` refuse before reaching any system.
 
 use std::io::Read;
 use std::path::Path;
@@ -98,8 +98,9 @@ fn completions_name_every_command_and_man_pages_cover_each() {
         "apply",
         "drift",
         "show",
-        "completions",
-        "man",
+        "unlock",
+        "forget",
+        "destroy",
         "--namespace",
         "--no-color",
     ] {
@@ -108,7 +109,7 @@ fn completions_name_every_command_and_man_pages_cover_each() {
     for shell in ["zsh", "fish", "powershell", "elvish"] {
         let out = run(sluice(&root()).args(["completions", shell]));
         assert_eq!(out.code, 0, "{shell}: {}", out.stderr);
-        assert!(out.stdout.contains("show"), "{shell}");
+        assert!(out.stdout.contains("destroy"), "{shell}");
     }
     assert_eq!(run(sluice(&root()).args(["completions", "tcsh"])).code, 1);
 
@@ -119,7 +120,7 @@ fn completions_name_every_command_and_man_pages_cover_each() {
     for page in [
         "sluice.1",
         "sluice-plan.1",
-        "sluice-show.1",
+        "sluice-destroy.1",
         "sluice-render-alerts.1",
     ] {
         let text =
@@ -200,7 +201,34 @@ fn no_color_turns_colour_off_on_a_terminal() {
 }
 
 #[test]
-fn namespace_does_not_combine_with_base_all_environments_or_a_saved_plan() {
+fn destroy_and_namespace_refuse_before_reaching_any_system() {
+    // Both are settled before any system is reached: none runs for these tests.
+    let examples = root().join("examples");
+    let repo = examples.to_str().unwrap();
+    let none = run(sluice(&root()).args(["destroy", "--repo", repo, "--env", "local"]));
+    assert_eq!(none.code, 1);
+    assert!(
+        none.stderr
+            .contains("refusing to destroy environment `local` without confirmation"),
+        "{}",
+        none.stderr
+    );
+    assert!(none.stderr.contains("--confirm"), "{}", none.stderr);
+    let wrong = run(sluice(&root()).args([
+        "destroy",
+        "--repo",
+        repo,
+        "--env",
+        "local",
+        "--confirm",
+        "prod",
+    ]));
+    assert_eq!(wrong.code, 1);
+    assert!(
+        wrong.stderr.contains("`--confirm prod` does not name"),
+        "{}",
+        wrong.stderr
+    );
     for args in [
         &["plan", "--namespace", "a", "--base", "HEAD"][..],
         &["plan", "--namespace", "a", "--all-environments"],

@@ -192,13 +192,13 @@ fn a_bucket_interrupted_between_create_bucket_and_its_settings_is_finished_by_th
 }
 
 /// A child on a pseudo-terminal, so that `apply` asks for confirmation.
-struct OnTerminal {
+pub struct OnTerminal {
     child: Child,
     terminal: std::fs::File,
 }
 
 impl OnTerminal {
-    fn spawn(cmd: &mut Command) -> OnTerminal {
+    pub fn spawn(cmd: &mut Command) -> OnTerminal {
         let (master, slave) = crate::common::pty();
         let child = cmd
             .stdin(Stdio::from(slave.try_clone().unwrap()))
@@ -212,8 +212,13 @@ impl OnTerminal {
         }
     }
 
+    /// Types a line on the terminal, as an answer to a prompt.
+    pub fn type_line(&mut self, line: &str) {
+        writeln!(self.terminal, "{line}").unwrap();
+    }
+
     /// Reads the terminal until `text` appears.
-    fn wait_for(&mut self, text: &str) {
+    pub fn wait_for(&mut self, text: &str) {
         let mut seen = String::new();
         let mut reader = BufReader::new(self.terminal.try_clone().unwrap());
         let mut buf = Vec::new();
@@ -231,7 +236,7 @@ impl OnTerminal {
     }
 
     /// Waits for the exit, failing after [`HANG`].
-    fn exit_code(mut self) -> Option<i32> {
+    pub fn exit_code(mut self) -> Option<i32> {
         let started = Instant::now();
         loop {
             if let Some(s) = self.child.try_wait().unwrap() {
