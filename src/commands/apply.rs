@@ -81,14 +81,7 @@ pub fn run(
         if !namespaces.is_empty() {
             scope_to(&mut desired, namespaces, &target).await?;
         }
-        let lock = target
-            .state
-            .lock(&opts.holder, opts.lock_wait)
-            .await
-            .map_err(EngineError::from)?;
-        // From here on a signal is handled, so the lock is released
-        // whenever it comes: while planning, at the prompt, applying.
-        cancel_on_signal(&opts.cancel);
+        let lock = lock(&target, &opts).await?;
         let result = match &saved {
             Some(saved) => {
                 let check = Check { moved: !reviewed };
@@ -326,9 +319,22 @@ pub(super) async fn ask(
     }
 }
 
+/// Takes the environment's apply lock. From then on a signal is handled
+/// (it triggers `opts.cancel`), so that the lock is released whenever it
+/// comes: while planning, at the prompt, applying.
+pub(super) async fn lock(target: &Target, opts: &ApplyOptions) -> Result<Box<dyn Lock>, Error> {
+    let lock = target
+        .state
+        .lock(&opts.holder, opts.lock_wait)
+        .await
+        .map_err(EngineError::from)?;
+    cancel_on_signal(&opts.cancel);
+    Ok(lock)
+}
+
 /// Sets `flag` on SIGINT or SIGTERM: apply then starts nothing new, finishes
 /// what is in flight, records it and releases the lock.
-pub(super) fn cancel_on_signal(interrupt: &Arc<Interrupt>) {
+fn cancel_on_signal(interrupt: &Arc<Interrupt>) {
     let interrupt = interrupt.clone();
     on_signal(move || {
         interrupt.trigger();

@@ -4,11 +4,11 @@
 use std::io::IsTerminal;
 use std::sync::Arc;
 
-use super::apply::{Limits, ask, cancel_on_signal, report, worth_applying};
+use super::apply::{Limits, ask, lock, report, worth_applying};
 use super::{Error, Exit, block_on, color_stdout, load_desired, load_policies};
 use crate::cli::Cli;
 use crate::engine::apply::{ApplyOptions, apply_locked, release};
-use crate::engine::{EngineError, Target, destroy};
+use crate::engine::{Target, destroy};
 use crate::render;
 use crate::state::{ApplyStatus, Holder};
 
@@ -37,12 +37,7 @@ pub fn run(cli: &Cli, confirm: Option<&str>, limits: Limits) -> Result<Exit, Err
     };
     block_on(async {
         let target = Target::connect(&desired.environment, cli.timeout).await?;
-        let lock = target
-            .state
-            .lock(&opts.holder, opts.lock_wait)
-            .await
-            .map_err(EngineError::from)?;
-        cancel_on_signal(&opts.cancel);
+        let lock = lock(&target, &opts).await?;
         let result = async {
             // A signal while planning stops it: nothing is written yet.
             let planned = tokio::select! {

@@ -6,7 +6,7 @@ use etcd_client::PutOptions;
 use crate::common::TestRepo;
 use crate::faults::OnTerminal;
 use crate::pull_request::namespaces_of;
-use crate::state::{ok, topics};
+use crate::state::{addresses_of, ok, topics};
 
 async fn etcd(repo: &TestRepo) -> etcd_client::Client {
     etcd_client::Client::connect([repo.services().etcd.as_str()], None)
@@ -189,12 +189,7 @@ async fn forget_drops_entries_leaves_the_resources_and_records_it() {
     // so an apply without `--allow-delete` goes through.
     let plan = repo.run(&["plan", "--format", "json"]);
     ok(&plan);
-    let touched: Vec<String> = plan.json()["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["address"].as_str().unwrap().to_owned())
-        .collect();
+    let touched = addresses_of(&plan.json());
     assert!(!touched.contains(&x), "{touched:?}");
     ok(&repo.run(&["apply", "--auto-approve"]));
     assert!(repo.has_topic("x"), "nothing live is deleted");

@@ -21,6 +21,16 @@ pub(crate) fn topics(names: &[&str]) -> String {
     spec
 }
 
+/// The addresses a JSON plan changes.
+pub(crate) fn addresses_of(plan: &serde_json::Value) -> Vec<String> {
+    plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["address"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// Every key under the test's inventory, with its value and mod revision.
 async fn inventory_keys(repo: &TestRepo) -> BTreeMap<String, (serde_json::Value, i64)> {
     let mut etcd = etcd_client::Client::connect([repo.services().etcd.as_str()], None)
@@ -172,11 +182,6 @@ async fn a_resource_taken_over_from_outside_the_scope_leaves_its_old_namespace()
     // A full plan leaves `x` alone (only `a`'s unapplied record is pending).
     let full = repo.run(&["plan", "--format", "json"]);
     ok(&full);
-    let touched: Vec<String> = full.json()["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["address"].as_str().unwrap().to_owned())
-        .collect();
+    let touched = addresses_of(&full.json());
     assert!(!touched.contains(&x), "{touched:?}");
 }
