@@ -7,12 +7,16 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::schema::Kind;
 use crate::source::Origin;
 
+/// `sluice --version`: the version and the Git commit it was built from
+/// (`build.rs`; "unknown commit" outside a Git checkout).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("SLUICE_COMMIT"), ")");
+
 /// Declarative GitOps for streaming-platform namespaces: Kafka topics,
 /// capacity, retention, access, alerts and disaster recovery.
 #[derive(Debug, Parser)]
 #[command(
     name = "sluice",
-    version,
+    version = VERSION,
     propagate_version = true,
     after_help = "Exit status: 0 success with nothing to do; 1 any failure (an invalid config, a usage error, a policy deny, a blocked or refused change, an unreachable server); 2 success with changes or drift (`plan --detailed-exitcode`, `drift`, `status`)."
 )]
@@ -27,6 +31,10 @@ pub struct Cli {
     /// How long one request to a live system may take, e.g. `5s`
     #[arg(long, global = true, value_name = "DURATION", default_value = "15s", value_parser = parse_timeout)]
     pub timeout: std::time::Duration,
+
+    /// No colour in any output, even on a terminal (as `NO_COLOR` does)
+    #[arg(long, global = true)]
+    pub no_color: bool,
 
     /// Log lines as text, or as JSON objects for machines
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
@@ -95,16 +103,18 @@ pub enum Command {
         detailed_exitcode: bool,
         /// Judge the plan by the policies at this Git revision (the pull request's
         /// base), so a change cannot loosen the policies that judge it
-        #[arg(long, value_name = "REF")]
+        #[arg(long, value_name = "REF", conflicts_with = "namespaces")]
         base: Option<String>,
         /// Plan every environment, in the workspace's `apply_order`: one
         /// comment with a row per environment; `--out` is then a directory
         /// that gets `<env>.json` for each
-        #[arg(long)]
+        #[arg(long, conflicts_with = "namespaces")]
         all_environments: bool,
+        #[command(flatten)]
+        targets: Targets,
         /// Benchmarks only: make just the reads a full plan makes and print
         /// how long they took (the floor `scripts/bench-plan.sh` compares with)
-        #[arg(long, hide = true, conflicts_with_all = ["base", "all_environments", "out"])]
+        #[arg(long, hide = true, conflicts_with_all = ["base", "all_environments", "out", "namespaces"])]
         floor: bool,
     },
     /// Apply a saved plan, or plan and apply after confirmation
@@ -130,11 +140,67 @@ pub enum Command {
         /// Changes sent per request; smaller batches stop sooner on an interrupt
         #[arg(long, value_name = "N", default_value_t = crate::engine::apply::BATCH as u16, value_parser = clap::value_parser!(u16).range(1..))]
         batch_size: u16,
+        /// Plan and apply only these namespaces (not with a saved plan, which
+        /// keeps the scope it was planned in)
+        #[arg(long = "namespace", value_name = "NS", conflicts_with_all = ["plan", "reviewed"])]
+        namespaces: Vec<String>,
     },
     /// Show what differs live from the desired state (exit 2 when anything does)
     Drift {
         #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
         format: PlanFormat,
+        #[command(flatten)]
+        targets: Targets,
+    },
+    /// Render a saved plan (from `sluice plan --out`), checking its digest
+    Show {
+        /// The saved plan
+        #[arg(value_name = "PLAN")]
+        plan: PathBuf,
+        #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+        format: PlanFormat,
+    },
+    /// Name the holder of the environment's apply lock; remove it with `--force`
+    Unlock {
+        /// Remove the lock although its lease is live: revokes the holder's
+        /// lease, so that the holder writes nothing more
+        #[arg(long)]
+        force: bool,
+    },
+    /// Stop managing resources without deleting them: drop their inventory entries
+    Forget {
+        /// Addresses as plans print them, e.g. `kafka.topic/orders`
+        #[arg(value_name = "ADDRESS", required = true)]
+        addresses: Vec<String>,
+        /// Also forget resources of protected namespaces (their protection goes with them)
+        #[arg(long)]
+        force: bool,
+        /// Wait this long for another apply to release the lock, e.g. `30s`
+        #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+        lock_timeout: std::time::Duration,
+    },
+    /// Delete everything sluice manages in the environment, except protected namespaces
+    Destroy {
+        /// The environment's name, as the confirmation (needed without a terminal)
+        #[arg(long, value_name = "ENV")]
+        confirm: Option<String>,
+        /// Wait this long for another apply to release the lock, e.g. `30s`
+        #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+        lock_timeout: std::time::Duration,
+        /// Changes sent per request; smaller batches stop sooner on an interrupt
+        #[arg(long, value_name = "N", default_value_t = crate::engine::apply::BATCH as u16, value_parser = clap::value_parser!(u16).range(1..))]
+        batch_size: u16,
+    },
+    /// Print shell completions: `sluice completions bash > /etc/bash_completion.d/sluice`
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages: `sluice.1` and one per subcommand (`sluice-plan.1`, ...)
+    Man {
+        /// Directory the pages are written to
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
     },
     /// The operator's view: last apply, drift, backend health, consumer lag, DR
     Status {
@@ -196,6 +262,16 @@ pub enum Command {
     },
 }
 
+/// `--namespace NS`, repeatable: the namespaces a command plans.
+#[derive(Debug, Args)]
+pub struct Targets {
+    /// Only this namespace (repeatable), as `plan --base` scopes a plan: with
+    /// every namespace sharing a bucket with it. A namespace removed from the
+    /// YAML but still in sluice's inventory plans as deletes
+    #[arg(long = "namespace", value_name = "NS")]
+    pub namespaces: Vec<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Render {
     /// Write the Prometheus rule file of each namespace with alerts
@@ -213,7 +289,9 @@ impl Command {
             Command::Validate { format } | Command::Status { format, .. } => {
                 *format == Format::Json
             }
-            Command::Plan { format, .. } | Command::Drift { format } => *format == PlanFormat::Json,
+            Command::Plan { format, .. }
+            | Command::Drift { format, .. }
+            | Command::Show { format, .. } => *format == PlanFormat::Json,
             _ => false,
         }
     }

@@ -14,7 +14,7 @@
 //! records written by hand or by an older sluice may.
 //!
 //! sluice's own state shares the prefix: `inventory/<env>/`, `applied/<env>`,
-//! `locks/<env>` and `leader/<env>` ([`state_key`]).
+//! `locks/<env>`, `unlocked/<env>` and `leader/<env>` ([`state_key`]).
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -33,7 +33,7 @@ pub fn etcd_key(prefix: &str, rest: &str) -> String {
 }
 
 /// A key of sluice's own state in an environment: `what` is `inventory`,
-/// `applied`, `locks` or `leader`.
+/// `applied`, `locks`, `unlocked` or `leader`.
 pub fn state_key(prefix: &str, what: &str, env: &str) -> String {
     etcd_key(prefix, &format!("{what}/{env}"))
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::plan::warn_unfinished;
+use super::plan::{scope_to, warn_unfinished};
 use super::progress::Reporter;
 use super::{
     Error, Exit, block_on, color_stdout, load_desired, load_policies, on_signal, print_findings,
@@ -52,6 +52,7 @@ pub fn run(
     auto_approve: bool,
     allow_delete: bool,
     limits: Limits,
+    namespaces: &[String],
 ) -> Result<Exit, Error> {
     let reporter = Arc::new(Reporter::for_stderr());
     let opts = ApplyOptions {
@@ -80,14 +81,10 @@ pub fn run(
         }
         // Plan under the lock, so that nothing moves between plan and apply.
         let target = Target::connect(&desired.environment, cli.timeout).await?;
-        let lock = target
-            .state
-            .lock(&opts.holder, opts.lock_wait)
-            .await
-            .map_err(EngineError::from)?;
-        // From here on a signal is handled, so the lock is released
-        // whenever it comes: while planning, at the prompt, applying.
-        cancel_on_signal(&opts.cancel);
+        if !namespaces.is_empty() {
+            scope_to(&mut desired, namespaces, &target).await?;
+        }
+        let lock = lock(&target, &opts).await?;
         let result = match &saved {
             Some(saved) => {
                 let check = Check { moved: !reviewed };
@@ -96,7 +93,11 @@ pub fn run(
                     .map(Some)
             }
             None => {
-                plan_and_apply(&tree, &desired, &target, lock.as_ref(), auto_approve, &opts).await
+                let how = How {
+                    auto_approve,
+                    targets: namespaces,
+                };
+                plan_and_apply(&tree, &desired, &target, lock.as_ref(), how, &opts).await
             }
         };
         reporter.finish();
@@ -115,6 +116,15 @@ pub fn run(
     })
 }
 
+/// How an apply without a plan file goes.
+#[derive(Clone, Copy)]
+struct How<'a> {
+    /// Without asking.
+    auto_approve: bool,
+    /// The namespaces `--namespace` named, for the plan's header.
+    targets: &'a [String],
+}
+
 /// Plans, shows the plan, asks, and applies; `None` when there is nothing to
 /// do or the answer is no.
 async fn plan_and_apply(
@@ -122,7 +132,7 @@ async fn plan_and_apply(
     desired: &Desired,
     target: &Target,
     lock: &dyn Lock,
-    auto_approve: bool,
+    how: How<'_>,
     opts: &ApplyOptions,
 ) -> Result<Option<(Outcome, usize)>, Error> {
     let policies = load_policies(tree)?;
@@ -132,8 +142,23 @@ async fn plan_and_apply(
         () = opts.cancel.triggered() => return Err(Error::Cancelled),
     };
     warn_unfinished(&planned.stored);
-    let plan = planned.plan;
+    let mut plan = planned.plan;
+    plan.targets = how.targets.to_vec();
     print!("{}", render::text::plan(&plan, color_stdout()));
+    if !worth_applying(tree, &plan)? {
+        return Ok(None);
+    }
+    if !how.auto_approve && !confirm(&plan, &opts.cancel).await? {
+        return Err(Error::Cancelled);
+    }
+    let outcome = apply_locked(&plan, target, lock, opts).await?;
+    Ok(Some((outcome, plan.adopt.len())))
+}
+
+/// Whether a plan shown before it is applied has anything to apply; refused
+/// when a policy denies it (what the policies said is printed) or a change
+/// is blocked.
+pub(super) fn worth_applying(tree: &SourceTree, plan: &Plan) -> Result<bool, Error> {
     let denied = print_findings(tree, &plan.policy);
     if denied > 0 {
         return Err(Error::Denied(denied));
@@ -141,14 +166,7 @@ async fn plan_and_apply(
     if plan.summary.blocked > 0 {
         return Err(ApplyError::Blocked(plan.summary.blocked).into());
     }
-    if plan.is_empty() {
-        return Ok(None);
-    }
-    if !auto_approve && !confirm(&plan, &opts.cancel).await? {
-        return Err(Error::Cancelled);
-    }
-    let outcome = apply_locked(&plan, target, lock, opts).await?;
-    Ok(Some((outcome, plan.adopt.len())))
+    Ok(!plan.is_empty())
 }
 
 /// The desired state a saved plan was made from: at its revision (when it
@@ -229,7 +247,9 @@ async fn apply_saved(
     Ok((outcome, fresh.adopt.len()))
 }
 
-fn read_plan(path: &Path, env: Option<&str>) -> Result<Plan, Error> {
+/// A saved plan, refused unless its digest matches its content and it is
+/// for `env` (when given): whoever wrote the file, it is never trusted.
+pub(super) fn read_plan(path: &Path, env: Option<&str>) -> Result<Plan, Error> {
     let error = |message: String| Error::PlanFile {
         path: path.display().to_string(),
         message,
@@ -282,10 +302,21 @@ async fn confirm(plan: &Plan, interrupt: &Interrupt) -> Result<bool, Error> {
         .flat_map(|e| e.lines())
         .map(|(system, at)| format!("\n  {system}: {at}"))
         .collect();
-    print!(
+    let question = format!(
         "\nApply these changes to environment `{}`?{at}\nOnly `yes` is accepted: ",
         plan.environment
     );
+    ask(&question, "yes", interrupt).await
+}
+
+/// Asks `question` on the terminal: whether the answer is `expected`. A
+/// signal while waiting for it is a no.
+pub(super) async fn ask(
+    question: &str,
+    expected: &str,
+    interrupt: &Interrupt,
+) -> Result<bool, Error> {
+    print!("{question}");
     let _ = std::io::stdout().flush();
     let answer = tokio::task::spawn_blocking(|| {
         let mut answer = String::new();
@@ -293,12 +324,25 @@ async fn confirm(plan: &Plan, interrupt: &Interrupt) -> Result<bool, Error> {
         answer
     });
     tokio::select! {
-        answer = answer => Ok(answer.is_ok_and(|a| a.trim() == "yes")),
+        answer = answer => Ok(answer.is_ok_and(|a| a.trim() == expected)),
         () = interrupt.triggered() => {
             println!();
             Ok(false)
         }
     }
+}
+
+/// Takes the environment's apply lock. From then on a signal is handled
+/// (it triggers `opts.cancel`), so that the lock is released whenever it
+/// comes: while planning, at the prompt, applying.
+pub(super) async fn lock(target: &Target, opts: &ApplyOptions) -> Result<Box<dyn Lock>, Error> {
+    let lock = target
+        .state
+        .lock(&opts.holder, opts.lock_wait)
+        .await
+        .map_err(EngineError::from)?;
+    cancel_on_signal(&opts.cancel);
+    Ok(lock)
 }
 
 /// Sets `flag` on SIGINT or SIGTERM: apply then starts nothing new, finishes
@@ -313,7 +357,7 @@ fn cancel_on_signal(interrupt: &Arc<Interrupt>) {
 
 /// What was applied per kind and how long it took, then how the apply
 /// ended: on stdout when it completed, on stderr otherwise.
-fn report(outcome: &Outcome, adopted: usize) {
+pub(super) fn report(outcome: &Outcome, adopted: usize) {
     for (address, error) in &outcome.failed {
         eprintln!("  ! {address}: {error}");
     }
@@ -398,6 +442,7 @@ pub fn run_reviewed_dir(
             true,
             allow_delete,
             limits,
+            &[],
         ) {
             Ok(Exit::Failure) => {
                 stopped();

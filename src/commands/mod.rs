@@ -2,21 +2,24 @@
 //! exit status. Output goes through here, never from library code.
 
 mod apply;
+mod completions;
+mod destroy;
+mod forget;
 mod import;
 mod plan;
 mod progress;
 mod pull_request;
 mod render;
 mod schema;
+mod show;
 mod status;
+mod terminal;
+mod unlock;
 mod validate;
 mod watch;
 
 use std::collections::HashMap;
-use std::io::IsTerminal;
 use std::process::ExitCode;
-
-use clap::Parser;
 
 use crate::backend::ConnectError;
 use crate::cli::{Cli, Command, LogFormat, Render};
@@ -24,11 +27,14 @@ use crate::config::redact::{self, Redactor};
 use crate::desired::{Desired, Overrides};
 use crate::diag::{Diagnostic, render_text};
 use crate::engine::apply::ApplyError;
+use crate::engine::forget::ForgetError;
 use crate::engine::{self, EngineError};
 use crate::plan::Finding;
 use crate::policy::Policies;
 use crate::source::{Origin, SourceError, SourceTree};
 use crate::state::StateError;
+use terminal::parse;
+pub use terminal::{color_stderr, color_stdout};
 
 /// Exit statuses, as README's "Exit codes" documents them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,9 +87,10 @@ pub enum Error {
     /// `import` would overwrite namespace files.
     #[error("refusing to overwrite {}; import into an empty directory", .0.join(", "))]
     Exists(Vec<String>),
-    /// A command names a namespace the environment does not have.
-    #[error("there is no namespace `{name}` in environment `{env}`")]
-    UnknownNamespace { name: String, env: String },
+    /// A command names namespaces the environment does not have (each
+    /// quoted, with the closest name there is).
+    #[error("there is no namespace {} in environment `{env}`", .names.join(", "))]
+    UnknownNamespace { names: Vec<String>, env: String },
     /// Policies refused the plan; their messages were printed.
     #[error("the plan is denied by {0} policy message(s) above")]
     Denied(usize),
@@ -99,6 +106,22 @@ pub enum Error {
     /// Apply without a terminal to confirm on.
     #[error("refusing to apply without confirmation: there is no terminal to ask on")]
     NeedsApproval,
+    /// Destroy without a terminal to type the environment's name on.
+    #[error(
+        "refusing to destroy environment `{0}` without confirmation: there is no terminal to type its name on; nothing was changed"
+    )]
+    NeedsConfirmation(String),
+    /// `destroy --confirm` names another environment.
+    #[error(
+        "`--confirm {typed}` does not name the environment this would destroy, `{env}`; nothing was changed"
+    )]
+    NotConfirmed { typed: String, env: String },
+    /// `unlock` without `--force` found the lock on a live lease.
+    #[error("refusing to remove the apply lock of environment `{env}`: its lease is live")]
+    LockLive { env: String },
+    /// `forget` refused.
+    #[error(transparent)]
+    Forget(#[from] crate::engine::forget::ForgetError),
 }
 
 /// What kind of failure an error is: what a bot reads, and what the exit
@@ -147,7 +170,15 @@ impl Error {
         match self {
             Error::Invalid(_) => K::Invalid,
             Error::Denied(_) => K::Denied,
-            Error::Cancelled | Error::NeedsApproval => K::Refused,
+            Error::Cancelled
+            | Error::NeedsApproval
+            | Error::NeedsConfirmation(_)
+            | Error::NotConfirmed { .. }
+            | Error::Forget(ForgetError::Protected(_)) => K::Refused,
+            Error::LockLive { .. } => K::Locked,
+            Error::Forget(ForgetError::Unknown { .. }) => K::Input,
+            Error::Forget(ForgetError::State(StateError::Locked { .. })) => K::Locked,
+            Error::Forget(ForgetError::State(_)) => K::Unavailable,
             Error::Apply(ApplyError::Stale(_)) | Error::PlanDiffers(_) => K::Stale,
             Error::Apply(ApplyError::State(StateError::Locked { .. }))
             | Error::Engine(EngineError::State(StateError::Locked { .. })) => K::Locked,
@@ -180,9 +211,25 @@ impl Error {
                 "review the plan and pass `--auto-approve`, or apply a saved plan: `sluice plan --out plan.json` then `sluice apply plan.json`",
             ),
             Error::Apply(ApplyError::State(StateError::Locked { .. }))
-            | Error::Engine(EngineError::State(StateError::Locked { .. })) => {
-                Some("wait for that apply to finish, or retry with `--lock-timeout 60s`")
-            }
+            | Error::Engine(EngineError::State(StateError::Locked { .. }))
+            | Error::Forget(ForgetError::State(StateError::Locked { .. })) => Some(
+                "wait for that apply to finish, or retry with `--lock-timeout 60s`; `sluice unlock` says more about the lock",
+            ),
+            Error::LockLive { .. } => Some(
+                "if its holder is stuck, stop it (it releases the lock as it exits), or wait: the lock of a process that died lapses within 10 s. `sluice unlock --force` removes it now and revokes its lease, so that its holder writes nothing more",
+            ),
+            Error::NeedsConfirmation(_) | Error::NotConfirmed { .. } => Some(
+                "run it on a terminal and type the environment's name, or pass `--confirm` with it (`sluice destroy --env prod --confirm prod`)",
+            ),
+            Error::Forget(ForgetError::Protected(_)) => Some(
+                "pass `--force` to forget them anyway; sluice then no longer remembers that they were protected",
+            ),
+            Error::Forget(ForgetError::Unknown { .. }) => Some(
+                "write addresses as plans print them, such as `kafka.topic/orders` (`sluice plan --format json` lists them)",
+            ),
+            Error::UnknownNamespace { .. } => Some(
+                "name a namespace the YAML declares; `plan`, `apply` and `drift` also take one whose YAML is gone while sluice's inventory still records it",
+            ),
             Error::Apply(ApplyError::Stale(_)) | Error::PlanDiffers(_) => {
                 Some("run `sluice plan --out plan.json` again, review it, and apply the new plan")
             }
@@ -198,7 +245,7 @@ impl Error {
                 "check `--env` and the environment's `kafka.bootstrap_servers` (`SLUICE_KAFKA_BOOTSTRAP` overrides them); if the cluster was replaced on purpose, set its `kafka.cluster_id` to the ID it reports",
             ),
             Error::Engine(EngineError::Plan(_)) => Some(
-                "check `--repo` and `--env`; to remove everything, remove namespaces a few at a time",
+                "check `--repo` and `--env`. To remove the last namespaces, plan them by name (`sluice plan --namespace NS`); to delete everything sluice manages in the environment, use `sluice destroy`",
             ),
             _ => None,
         }
@@ -207,7 +254,7 @@ impl Error {
 
 /// Runs sluice with this process's arguments.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match parse() {
         Ok(cli) => cli,
         // `--help` and `--version` succeed; a usage error is a failure (1),
         // never the 2 that means "changes".
@@ -220,6 +267,7 @@ pub fn main() -> ExitCode {
             } as u8);
         }
     };
+    terminal::no_color(cli.no_color);
     init_logging(&cli);
     let exit = match run(&cli) {
         Ok(exit) => exit,
@@ -317,6 +365,7 @@ fn run(cli: &Cli) -> Result<Exit, Error> {
             detailed_exitcode,
             base,
             all_environments: false,
+            targets,
             ..
         } => plan::plan(
             cli,
@@ -324,8 +373,30 @@ fn run(cli: &Cli) -> Result<Exit, Error> {
             out.as_deref(),
             *detailed_exitcode,
             base.as_deref(),
+            &targets.namespaces,
         ),
-        Command::Drift { format } => plan::drift(cli, *format),
+        Command::Drift { format, targets } => plan::drift(cli, *format, &targets.namespaces),
+        Command::Show { plan, format } => show::run(cli, plan, *format),
+        Command::Unlock { force } => unlock::run(cli, *force),
+        Command::Forget {
+            addresses,
+            force,
+            lock_timeout,
+        } => forget::run(cli, addresses, *force, *lock_timeout),
+        Command::Destroy {
+            confirm,
+            lock_timeout,
+            batch_size,
+        } => destroy::run(
+            cli,
+            confirm.as_deref(),
+            apply::Limits {
+                lock_wait: *lock_timeout,
+                batch: usize::from(*batch_size),
+            },
+        ),
+        Command::Completions { shell } => completions::completions(*shell),
+        Command::Man { out } => completions::man(out),
         Command::Apply {
             reviewed: Some(dir),
             allow_delete,
@@ -348,6 +419,7 @@ fn run(cli: &Cli) -> Result<Exit, Error> {
             allow_delete,
             lock_timeout,
             batch_size,
+            namespaces,
         } => apply::run(
             cli,
             match (plan, reviewed) {
@@ -361,6 +433,7 @@ fn run(cli: &Cli) -> Result<Exit, Error> {
                 lock_wait: *lock_timeout,
                 batch: usize::from(*batch_size),
             },
+            namespaces,
         ),
         Command::Status { namespace, format } => status::run(cli, namespace.as_deref(), *format),
         Command::Import { out, topics } => import::run(cli, out, topics.as_deref()),
@@ -501,11 +574,6 @@ fn on_signal(on_each: impl Fn() + Send + 'static) {
     }
 }
 
-/// Colour on stdout only on a terminal, and never with `NO_COLOR` set.
-pub fn color_stdout() -> bool {
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
-}
-
 /// Third-party crates whose logs are capped at warnings.
 const QUIET_TARGETS: &[&str] = &[
     "aws_config",
@@ -549,9 +617,4 @@ fn init_logging(cli: &Cli) {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.with_ansi(color_stderr()).try_init(),
     };
-}
-
-/// Colour only on a terminal, and never with `NO_COLOR` set.
-pub fn color_stderr() -> bool {
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
 }

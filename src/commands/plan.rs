@@ -1,5 +1,6 @@
 //! `sluice plan` and `sluice drift`: desired against live, no writes.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use super::{
@@ -7,7 +8,9 @@ use super::{
     pull_request,
 };
 use crate::cli::{Cli, PlanFormat};
-use crate::engine::{self, Planned, Target};
+use crate::config::parse::suggest_among;
+use crate::desired::Desired;
+use crate::engine::{self, EngineError, Planned, Target};
 use crate::plan::Plan;
 use crate::render;
 use crate::state::{ApplyStatus, Stored};
@@ -17,15 +20,26 @@ use crate::state::{ApplyStatus, Stored};
 /// base revision), plans the namespaces whose files changed since (and those
 /// sharing a bucket with them), or every namespace when the workspace or a
 /// policy changed, and judges by the base's policies.
-async fn plan_now(cli: &Cli, base: Option<&str>, env: Option<&str>) -> Result<Planned, Error> {
+/// With `targets` (`--namespace`), plans those namespaces as `plan --base`
+/// plans a pull request's.
+async fn plan_now(
+    cli: &Cli,
+    base: Option<&str>,
+    env: Option<&str>,
+    targets: &[String],
+) -> Result<Planned, Error> {
     let (tree, planned) = match base {
         None => {
-            let (tree, desired) = load_desired(cli, env)?;
+            let (tree, mut desired) = load_desired(cli, env)?;
             let policies = load_policies(&tree)?;
             let target = Target::connect(&desired.environment, cli.timeout).await?;
-            let planned =
+            if !targets.is_empty() {
+                scope_to(&mut desired, targets, &target).await?;
+            }
+            let mut planned =
                 engine::plan(&desired, tree.revision.as_deref(), &target, &policies).await?;
             target.leave();
+            planned.plan.targets = targets.to_vec();
             (tree, planned)
         }
         Some(base) => {
@@ -54,6 +68,60 @@ async fn plan_now(cli: &Cli, base: Option<&str>, env: Option<&str>) -> Result<Pl
     Ok(planned)
 }
 
+/// Scopes `desired` to the namespaces `--namespace` names, as a pull
+/// request's plan is scoped: each one declared, or still in sluice's
+/// inventory (its YAML removed: it plans as deletes). Any other name is an
+/// error, with the closest names there are.
+pub(super) async fn scope_to(
+    desired: &mut Desired,
+    names: &[String],
+    target: &Target,
+) -> Result<(), Error> {
+    let asked: BTreeSet<String> = names.iter().cloned().collect();
+    let declared: BTreeSet<&str> = desired.namespaces.iter().map(|n| n.name.as_str()).collect();
+    let undeclared: BTreeSet<String> = asked
+        .iter()
+        .filter(|n| !declared.contains(n.as_str()))
+        .cloned()
+        .collect();
+    if !undeclared.is_empty() {
+        let recorded = |stored: &Stored| -> BTreeSet<String> {
+            stored
+                .inventory
+                .entries
+                .values()
+                .map(|e| e.namespace.clone())
+                .collect()
+        };
+        let stored = target
+            .state
+            .load(Some(&undeclared))
+            .await
+            .map_err(EngineError::from)?;
+        let found = recorded(&stored);
+        let unknown: Vec<&String> = undeclared.iter().filter(|n| !found.contains(*n)).collect();
+        if !unknown.is_empty() {
+            // The closest of every namespace declared or recorded.
+            let all = target.state.load(None).await.map_err(EngineError::from)?;
+            let mut known = recorded(&all);
+            known.extend(declared.iter().map(|n| (*n).to_owned()));
+            let known: Vec<&String> = known.iter().collect();
+            return Err(Error::UnknownNamespace {
+                names: unknown
+                    .iter()
+                    .map(|n| match suggest_among(n, &known) {
+                        Some(hint) => format!("`{n}` ({hint})"),
+                        None => format!("`{n}`"),
+                    })
+                    .collect(),
+                env: desired.environment.name.clone(),
+            });
+        }
+    }
+    desired.scope = Some(asked);
+    Ok(())
+}
+
 /// Says when the last apply did not end cleanly: a plan then shows what it left.
 pub(super) fn warn_unfinished(stored: &Stored) {
     let Some(last) = &stored.applied else { return };
@@ -66,7 +134,7 @@ pub(super) fn warn_unfinished(stored: &Stored) {
     );
 }
 
-fn print(plan: &Plan, format: PlanFormat, drift: bool) {
+pub(super) fn print(plan: &Plan, format: PlanFormat, drift: bool) {
     match format {
         PlanFormat::Json => {
             print_json(&serde_json::to_string_pretty(plan).expect("a plan is JSON"))
@@ -83,8 +151,9 @@ pub fn plan(
     out: Option<&Path>,
     detailed: bool,
     base: Option<&str>,
+    targets: &[String],
 ) -> Result<Exit, Error> {
-    let planned = block_on(plan_now(cli, base, None))?;
+    let planned = block_on(plan_now(cli, base, None, targets))?;
     let plan = planned.plan;
     print(&plan, format, false);
     let denied = plan.denials().count();
@@ -133,8 +202,8 @@ fn exit_of(blocked: bool, changes: bool) -> Exit {
     }
 }
 
-pub fn drift(cli: &Cli, format: PlanFormat) -> Result<Exit, Error> {
-    let planned = block_on(plan_now(cli, None, None))?;
+pub fn drift(cli: &Cli, format: PlanFormat, targets: &[String]) -> Result<Exit, Error> {
+    let planned = block_on(plan_now(cli, None, None, targets))?;
     print(&planned.plan, format, true);
     Ok(
         if planned.plan.changes.is_empty() && planned.plan.violations().next().is_none() {
@@ -155,7 +224,7 @@ pub fn plan_all(
 ) -> Result<Exit, Error> {
     let mut plans = Vec::new();
     for env in super::environments_in_order(cli)? {
-        plans.push(block_on(plan_now(cli, base, Some(&env)))?.plan);
+        plans.push(block_on(plan_now(cli, base, Some(&env), &[]))?.plan);
     }
     match format {
         PlanFormat::Json => {

@@ -10,8 +10,11 @@ pub fn run(cli: &Cli, namespace: Option<&str>, format: Format) -> Result<Exit, E
     if let Some(ns) = namespace
         && !desired.namespaces.iter().any(|n| n.name == ns)
     {
+        let names: Vec<&String> = desired.namespaces.iter().map(|n| &n.name).collect();
+        let hint = crate::config::parse::suggest_among(ns, &names)
+            .map_or_else(String::new, |h| format!(" ({h})"));
         return Err(Error::UnknownNamespace {
-            name: ns.to_owned(),
+            names: vec![format!("`{ns}`{hint}")],
             env: desired.environment.name.clone(),
         });
     }

@@ -352,6 +352,11 @@ fn suggest(rest: &str, fallback: &str) -> String {
 
 /// "did you mean `x`?" for the candidate closest to `got`, if one is close.
 pub fn suggest_among(got: &str, candidates: &[impl AsRef<str>]) -> Option<String> {
+    closest_among(got, candidates).map(|c| format!("did you mean `{c}`?"))
+}
+
+/// The candidate closest to `got`, if one is close.
+pub fn closest_among<'a>(got: &str, candidates: &'a [impl AsRef<str>]) -> Option<&'a str> {
     // Case is ignored: `GZIP` is a typo of `gzip`.
     let got = got.to_lowercase();
     candidates
@@ -364,7 +369,7 @@ pub fn suggest_among(got: &str, candidates: &[impl AsRef<str>]) -> Option<String
         })
         .filter(|(score, _)| *score > 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| format!("did you mean `{c}`?"))
+        .map(|(_, c)| c)
 }
 
 #[cfg(test)]

@@ -14,7 +14,8 @@ use crate::backend::BackendError;
 use crate::plan::{ABSENT, Action, Change, Plan, Summary};
 use crate::resource::{Address, Kind};
 use crate::state::{
-    AppliedRecord, ApplyStatus, Fence, Holder, Inventory, Lock, StateError, Stored, Tally, now,
+    AppliedRecord, ApplyStatus, Fence, Holder, Inventory, Lock, Operation, StateError, Stored,
+    Tally, now,
 };
 
 /// Changes sent to a backend at once, by default: small enough that an
@@ -168,11 +169,16 @@ pub async fn release(lock: Box<dyn Lock>) {
 }
 
 /// Counted from the changes themselves, which are what runs, not from the
-/// plan's summary.
+/// plan's summary. A destroy plan's deletes were confirmed by the
+/// environment's name: the delete guards do not bound them (protected
+/// namespaces are kept out of it when it is planned).
 fn check_guards(plan: &Plan, allow_delete: bool) -> Result<(), ApplyError> {
     let s = Summary::of(&plan.changes);
     if s.blocked > 0 {
         return Err(ApplyError::Blocked(s.blocked));
+    }
+    if plan.destroy {
+        return Ok(());
     }
     if s.delete > 0 && !(allow_delete || plan.guards.allow_delete) {
         return Err(ApplyError::DeletesNotAllowed(s.delete));
@@ -205,6 +211,11 @@ pub async fn apply_locked(
 
     let fence = lock.fence();
     let mut record = AppliedRecord {
+        operation: if plan.destroy {
+            Operation::Destroy
+        } else {
+            Operation::Apply
+        },
         status: ApplyStatus::Applying,
         commit: plan.revision.clone(),
         plan_digest: plan.digest(),
@@ -218,6 +229,7 @@ pub async fn apply_locked(
         last: None,
         lock: fence.revision,
         errors: Vec::new(),
+        forgotten: Vec::new(),
     };
     // What was saved last: each save writes the namespaces that differ from
     // it. An older sluice's layout is rewritten whole.

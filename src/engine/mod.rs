@@ -4,6 +4,8 @@
 pub mod apply;
 mod cluster;
 pub mod compliance;
+pub mod destroy;
+pub mod forget;
 pub mod progress;
 pub mod status;
 

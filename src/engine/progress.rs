@@ -117,6 +117,7 @@ mod tests {
             .unwrap();
         // An apply that dies after its first save leaves `applying` behind.
         let mut record = crate::state::AppliedRecord {
+            operation: crate::state::Operation::Apply,
             status: ApplyStatus::Applying,
             commit: None,
             plan_digest: "d".into(),
@@ -130,6 +131,7 @@ mod tests {
             last: None,
             lock: lock.fence().revision,
             errors: Vec::new(),
+            forgotten: Vec::new(),
         };
         lock.record(&record).await.unwrap();
         let status = |stored: crate::state::Stored| stored.applied.unwrap().status;

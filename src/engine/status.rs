@@ -10,7 +10,7 @@ use crate::desired::{Desired, NamespaceState};
 use crate::plan::{Action, Cause, DrReport, LiveState};
 use crate::policy::Policies;
 use crate::resource::{Address, System, Value};
-use crate::state::{AppliedRecord, StateError, Stored};
+use crate::state::{AppliedRecord, StateError, Stored, UnlockRecord};
 
 /// The operator's single view of an environment, or of one namespace in it.
 #[derive(Debug, Serialize)]
@@ -18,6 +18,9 @@ pub struct Status {
     pub environment: String,
     pub namespace: Option<String>,
     pub last_apply: Option<AppliedRecord>,
+    /// The last `unlock --force`: who removed whose lock, and when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_unlock: Option<UnlockRecord>,
     pub backends: Vec<Health>,
     /// `None` when the plan could not be made; `drift_error` says why.
     pub drift: Option<DriftCounts>,
@@ -96,10 +99,12 @@ pub async fn gather(
     only: Option<&str>,
 ) -> Status {
     let (backends, stored) = health(target).await;
+    let stored = stored.ok();
     let mut status = Status {
         environment: desired.environment.name.clone(),
         namespace: only.map(str::to_owned),
-        last_apply: stored.ok().and_then(|s| s.applied),
+        last_apply: stored.as_ref().and_then(|s| s.applied.clone()),
+        last_unlock: stored.and_then(|s| s.unlocked),
         backends,
         drift: None,
         drift_error: None,

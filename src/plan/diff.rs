@@ -70,6 +70,8 @@ pub fn diff(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         widened: None,
         review: Vec::new(),
         endpoints: None,
+        targets: Vec::new(),
+        destroy: false,
         digest: None,
     };
 

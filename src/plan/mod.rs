@@ -252,6 +252,16 @@ pub struct Plan {
     /// cluster's ID; absent in a plan made without them (tests).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoints: Option<Endpoints>,
+    /// The namespaces `--namespace` named; `scope` adds those sharing a
+    /// bucket with them. Empty for a full plan and for `plan --base`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<String>,
+    /// A `sluice destroy` plan: it deletes every resource of the inventory
+    /// except those of protected namespaces. The environment's name, typed
+    /// to confirm it, is its permission: `allow_delete` and `max_deletes`
+    /// do not bound it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub destroy: bool,
     /// The digest of everything above, in a saved plan (`plan --out`): an
     /// apply refuses a file whose content does not match it.
     #[serde(default, skip_serializing_if = "Option::is_none")]

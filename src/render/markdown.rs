@@ -89,8 +89,13 @@ fn header(plan: &Plan) -> String {
     if let Some(scope) = &plan.scope {
         let _ = writeln!(
             out,
-            "Only the {} namespace(s) whose files this change touches, or that share a bucket with them: {}.\n",
+            "Only the {} namespace(s) {}, or that share a bucket with them: {}.\n",
             scope.len(),
+            if plan.targets.is_empty() {
+                "whose files this change touches"
+            } else {
+                "named with `--namespace`"
+            },
             scope
                 .iter()
                 .map(|n| format!("`{n}`"))

@@ -163,6 +163,8 @@ mod tests {
             widened: None,
             review: Vec::new(),
             endpoints: None,
+            targets: Vec::new(),
+            destroy: false,
             digest: None,
         }
     }

@@ -6,7 +6,7 @@ use comfy_table::{Cell, Table};
 
 use crate::engine::compliance::human;
 use crate::engine::status::Status;
-use crate::state::AppliedRecord;
+use crate::state::{AppliedRecord, Operation, UnlockRecord};
 
 fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
@@ -23,6 +23,9 @@ pub fn text(s: &Status) -> String {
     }
     out.push_str("\n\n");
     out.push_str(&last_apply(s.last_apply.as_ref()));
+    if let Some(u) = &s.last_unlock {
+        out.push_str(&last_unlock(u));
+    }
     let mut t = table(&["backend", "", "detail"]);
     for b in &s.backends {
         t.add_row(vec![
@@ -50,19 +53,45 @@ pub fn text(s: &Status) -> String {
 }
 
 fn last_apply(a: Option<&AppliedRecord>) -> String {
-    match a {
-        None => "Last apply: never.\n".into(),
-        Some(a) => format!(
-            "Last apply: {}, {}.\n",
-            crate::render::progress::last_apply(a),
-            a.commit
-                .as_deref()
-                .map_or("from a working tree".to_owned(), |c| format!(
-                    "commit {}",
-                    crate::render::short(c)
-                ))
-        ),
+    let Some(a) = a else {
+        return "Last apply: never.\n".into();
+    };
+    if a.operation == Operation::Forget {
+        return format!(
+            "Last apply: forget at {} by {}: {} resource(s) dropped from the inventory ({}), nothing live changed.\n",
+            a.time,
+            a.user,
+            a.forgotten.len(),
+            a.forgotten.join(", ")
+        );
     }
+    let what = if a.operation == Operation::Destroy {
+        "destroy, "
+    } else {
+        ""
+    };
+    format!(
+        "Last apply: {what}{}, {}.\n",
+        crate::render::progress::last_apply(a),
+        a.commit
+            .as_deref()
+            .map_or("from a working tree".to_owned(), |c| format!(
+                "commit {}",
+                crate::render::short(c)
+            ))
+    )
+}
+
+/// The last forced unlock: who removed whose lock, and when.
+fn last_unlock(u: &UnlockRecord) -> String {
+    let whose = u
+        .holder
+        .as_ref()
+        .map_or_else(|| "an unreadable holder".to_owned(), ToString::to_string);
+    format!(
+        "Last forced unlock: at {} by {}@{}, of the lock held by {whose}.\n",
+        u.time, u.by.user, u.by.host
+    )
 }
 
 fn consumers(s: &Status) -> Table {

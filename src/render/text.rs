@@ -73,12 +73,20 @@ fn header(plan: &Plan) -> String {
         |r| format!("commit {}", super::short(r)),
     );
     let mut scope = plan.scope.as_ref().map_or_else(String::new, |s| {
+        let which = if plan.targets.is_empty() {
+            "whose files changed"
+        } else {
+            "named with `--namespace`"
+        };
         format!(
-            "\nOnly the {} namespace(s) whose files changed, or that share a bucket with them: {}\n",
+            "\nOnly the {} namespace(s) {which}, or that share a bucket with them: {}\n",
             s.len(),
             s.join(", ")
         )
     });
+    if plan.destroy {
+        scope = "\nDestroy: every resource sluice manages here, except those of protected namespaces.\n".into();
+    }
     if let Some(why) = &plan.widened {
         scope = format!("\nEvery namespace: {why}.\n");
     }
@@ -133,10 +141,11 @@ pub fn plan(plan: &Plan, color: bool) -> String {
             plan.forget.len()
         );
     }
-    if plan.summary.delete > 0 && !plan.guards.allow_delete {
+    // A destroy's deletes are confirmed by the environment's name instead.
+    if plan.summary.delete > 0 && !plan.guards.allow_delete && !plan.destroy {
         let _ = writeln!(out, "Deletes need `sluice apply --allow-delete`.");
     }
-    if plan.summary.delete > plan.guards.max_deletes as usize {
+    if plan.summary.delete > plan.guards.max_deletes as usize && !plan.destroy {
         let _ = writeln!(
             out,
             "{}",

@@ -10,6 +10,10 @@ use etcd_client::{
 };
 use serde::{Deserialize, Serialize};
 
+mod unlock;
+
+pub use unlock::LockInfo;
+
 use super::lease::Lease;
 use super::{
     AppliedRecord, Fence, Holder, Inventory, InventoryEntry, Lock, StateError, StateStore, Stored,
@@ -38,6 +42,8 @@ pub struct StateKeys {
     pub inventory: String,
     pub applied: String,
     pub lock: String,
+    /// The record of the last forced unlock.
+    pub unlocked: String,
 }
 
 impl StateKeys {
@@ -46,6 +52,7 @@ impl StateKeys {
             inventory: format!("{}/", state_key(prefix, "inventory", env)),
             applied: state_key(prefix, "applied", env),
             lock: state_key(prefix, "locks", env),
+            unlocked: state_key(prefix, "unlocked", env),
         }
     }
 
@@ -146,14 +153,15 @@ impl EtcdState {
 }
 
 impl EtcdState {
-    /// The applied record, an older sluice's shards, and the namespaces of
-    /// `scope` (every one when `None`), in one transaction.
+    /// The applied record, the lock, the last forced unlock, an older sluice's shards, and the
+    /// namespaces of `scope` (every one when `None`), in one transaction.
     async fn read(&self, scope: Option<&BTreeSet<String>>) -> Result<Stored, StateError> {
         let (start, end) = self.keys.legacy();
         let mut ops = vec![
             TxnOp::get(self.keys.applied.as_str(), None),
             // Whether the apply an `applying` record names still runs.
             TxnOp::get(self.keys.lock.as_str(), None),
+            TxnOp::get(self.keys.unlocked.as_str(), None),
             TxnOp::get(start, Some(GetOptions::new().with_range(end))),
         ];
         match scope {
@@ -201,6 +209,11 @@ impl EtcdState {
                         if !holder.is_some_and(|h| dead_here(&h, &here)) {
                             stored.lock = Some(kv.create_revision());
                         }
+                        continue;
+                    }
+                    2 => {
+                        stored.unlocked =
+                            Some(serde_json::from_slice(kv.value()).map_err(corrupt)?);
                         continue;
                     }
                     _ => {}

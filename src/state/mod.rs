@@ -6,7 +6,8 @@
 //!   own; a resource about to be created is recorded first, as `creating`;
 //! - the applied record (commit, plan digest, time, user, outcome) at
 //!   `<prefix>applied/<env>`, written in the same transaction as the inventory;
-//! - a lease-based apply lock per environment at `<prefix>locks/<env>`.
+//! - a lease-based apply lock per environment at `<prefix>locks/<env>`;
+//! - the record of the last forced unlock at `<prefix>unlocked/<env>`.
 
 pub mod etcd;
 pub mod lease;
@@ -124,6 +125,20 @@ pub enum ApplyStatus {
     Interrupted,
 }
 
+/// What wrote an applied record.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Operation {
+    /// `apply`, or the watcher's remediation: a plan's changes.
+    #[default]
+    Apply,
+    /// `sluice destroy`: every resource of the inventory deleted, except
+    /// those of protected namespaces.
+    Destroy,
+    /// `sluice forget`: inventory entries dropped; nothing live changed.
+    Forget,
+}
+
 impl ApplyStatus {
     /// As people read it: `complete`, `did not finish`…
     pub fn describe(self) -> &'static str {
@@ -179,6 +194,9 @@ impl Tally {
 /// after its batches, and as it ends.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AppliedRecord {
+    /// What wrote it (a record of an older sluice: an apply).
+    #[serde(default)]
+    pub operation: Operation,
     pub status: ApplyStatus,
     /// The Git commit the plan was made from, when it was made from Git.
     pub commit: Option<String>,
@@ -208,6 +226,23 @@ pub struct AppliedRecord {
     pub lock: i64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
+    /// The addresses `sluice forget` dropped from the inventory.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forgotten: Vec<String>,
+}
+
+/// The record of the last `sluice unlock --force` in an environment: who
+/// removed whose lock, and when.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UnlockRecord {
+    /// Who ran `unlock --force`.
+    pub by: Holder,
+    /// RFC 3339, UTC.
+    pub time: String,
+    /// Whose lock it removed, as the lock said (`None`: unreadable).
+    pub holder: Option<Holder>,
+    /// Seconds its lease had left (`None`: it was on no lease).
+    pub lease_ttl_s: Option<i64>,
 }
 
 fn is_zero_i64(n: &i64) -> bool {
@@ -305,6 +340,8 @@ pub struct Stored {
     /// The create revision of the apply lock, when it is held (and not by
     /// a process known to be gone: one of this host that no longer runs).
     pub lock: Option<i64>,
+    /// The last forced unlock.
+    pub unlocked: Option<UnlockRecord>,
 }
 
 impl Stored {
@@ -372,6 +409,20 @@ pub enum StateError {
         "the apply lock of environment `{0}` was lost (its lease expired or was revoked); nothing more is written"
     )]
     FenceLost(String),
+    /// `unlock`: the lock changed between reading and removing it.
+    #[error(
+        "the apply lock of environment `{0}` changed since it was read (released, expired, or taken again); nothing was removed"
+    )]
+    LockMoved(String),
+    /// `unlock --force` removed the lock, and could not record it.
+    #[error(
+        "the apply lock of environment `{env}` was removed, but recording who removed it failed"
+    )]
+    UnlockNotRecorded {
+        env: String,
+        #[source]
+        source: etcd_client::Error,
+    },
     /// etcd did not answer or refused.
     #[error("cannot reach sluice's state in etcd")]
     Unreachable(#[source] etcd_client::Error),

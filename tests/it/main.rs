@@ -11,6 +11,7 @@ mod exit_codes;
 mod fuzz;
 mod git_source;
 mod layers;
+mod operator;
 mod plans;
 mod policies;
 mod schema;

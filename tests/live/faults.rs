@@ -5,7 +5,6 @@
 //! sees, a prompt on the terminal), not by a timer.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
@@ -193,26 +192,14 @@ fn a_bucket_interrupted_between_create_bucket_and_its_settings_is_finished_by_th
 }
 
 /// A child on a pseudo-terminal, so that `apply` asks for confirmation.
-struct OnTerminal {
+pub struct OnTerminal {
     child: Child,
     terminal: std::fs::File,
 }
 
 impl OnTerminal {
-    fn spawn(cmd: &mut Command) -> OnTerminal {
-        let (mut master, mut slave) = (0, 0);
-        // SAFETY: openpty fills in two fds, which are then owned here.
-        let made = unsafe {
-            libc::openpty(
-                &mut master,
-                &mut slave,
-                std::ptr::null_mut(),
-                std::ptr::null(),
-                std::ptr::null(),
-            )
-        };
-        assert_eq!(made, 0, "openpty");
-        let slave = unsafe { OwnedFd::from_raw_fd(slave) };
+    pub fn spawn(cmd: &mut Command) -> OnTerminal {
+        let (master, slave) = crate::common::pty();
         let child = cmd
             .stdin(Stdio::from(slave.try_clone().unwrap()))
             .stdout(Stdio::from(slave))
@@ -221,12 +208,17 @@ impl OnTerminal {
             .unwrap();
         OnTerminal {
             child,
-            terminal: unsafe { std::fs::File::from_raw_fd(master) },
+            terminal: std::fs::File::from(master),
         }
     }
 
+    /// Types a line on the terminal, as an answer to a prompt.
+    pub fn type_line(&mut self, line: &str) {
+        writeln!(self.terminal, "{line}").unwrap();
+    }
+
     /// Reads the terminal until `text` appears.
-    fn wait_for(&mut self, text: &str) {
+    pub fn wait_for(&mut self, text: &str) {
         let mut seen = String::new();
         let mut reader = BufReader::new(self.terminal.try_clone().unwrap());
         let mut buf = Vec::new();
@@ -244,7 +236,7 @@ impl OnTerminal {
     }
 
     /// Waits for the exit, failing after [`HANG`].
-    fn exit_code(mut self) -> Option<i32> {
+    pub fn exit_code(mut self) -> Option<i32> {
         let started = Instant::now();
         loop {
             if let Some(s) = self.child.try_wait().unwrap() {

@@ -35,7 +35,8 @@ fn two_commits(repo: &TestRepo) -> (Repository, String) {
     (git, base)
 }
 
-fn namespaces_of(plan: &serde_json::Value) -> Vec<String> {
+/// The namespaces a JSON plan's changes belong to, in plan order.
+pub(crate) fn namespaces_of(plan: &serde_json::Value) -> Vec<String> {
     let mut out: Vec<String> = plan["changes"]
         .as_array()
         .unwrap()

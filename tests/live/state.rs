@@ -8,16 +8,27 @@ use git2::Repository;
 
 use crate::common::{Run, TestRepo, commit_all};
 
-fn ok(run: &Run) {
+pub(crate) fn ok(run: &Run) {
     assert_eq!(run.code, 0, "{}", run.all_output());
 }
 
-fn topics(names: &[&str]) -> String {
+/// A `topics:` list of `<tag>-<name>` topics, for a namespace's spec.
+pub(crate) fn topics(names: &[&str]) -> String {
     let mut spec = String::from("  topics:\n");
     for n in names {
         spec.push_str(&format!("    - name: {{tag}}-{n}\n"));
     }
     spec
+}
+
+/// The addresses a JSON plan changes.
+pub(crate) fn addresses_of(plan: &serde_json::Value) -> Vec<String> {
+    plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["address"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 /// Every key under the test's inventory, with its value and mod revision.
@@ -171,11 +182,6 @@ async fn a_resource_taken_over_from_outside_the_scope_leaves_its_old_namespace()
     // A full plan leaves `x` alone (only `a`'s unapplied record is pending).
     let full = repo.run(&["plan", "--format", "json"]);
     ok(&full);
-    let touched: Vec<String> = full.json()["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["address"].as_str().unwrap().to_owned())
-        .collect();
+    let touched = addresses_of(&full.json());
     assert!(!touched.contains(&x), "{touched:?}");
 }
