@@ -1,6 +1,7 @@
 //! The plan as a value: what would change, why, and the fingerprints of every
 //! live resource it was computed from. [`diff`] computes it without I/O.
 
+mod applied;
 mod compare;
 mod diff;
 pub mod dr;
@@ -136,6 +137,11 @@ pub struct Change {
     pub namespace: String,
     pub action: Action,
     pub cause: Cause,
+    /// Set on a pending change to a resource that also changed outside
+    /// sluice since it last applied it: drift all the same, which the
+    /// cause, being `pending`, does not say.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drifted: bool,
     pub fields: Vec<FieldChange>,
     /// Why it is blocked, or what to know about it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -148,6 +154,14 @@ pub struct Change {
     pub live: Option<Value>,
     /// What the inventory records once the change is applied.
     pub inventory: Option<InventoryEntry>,
+}
+
+impl Change {
+    /// Whether the live resource changed outside sluice, whatever else is
+    /// pending on it.
+    pub fn is_drift(&self) -> bool {
+        self.cause == Cause::Drift || self.drifted
+    }
 }
 
 /// Counts of a plan, for the closing line and the tables.

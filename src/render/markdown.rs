@@ -167,6 +167,8 @@ fn section(ns: &str, changes: &[&Change]) -> String {
     for c in changes {
         let drift = if c.cause == Cause::Drift {
             "  (drift)"
+        } else if c.drifted {
+            "  (also changed outside sluice)"
         } else {
             ""
         };

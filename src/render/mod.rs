@@ -128,6 +128,7 @@ mod tests {
                 namespace: format!("team-{i:05}"),
                 action: Action::Create,
                 cause: Cause::Pending,
+                drifted: false,
                 fields: vec![FieldChange {
                     field: crate::plan::Field::Partitions,
                     before: None,

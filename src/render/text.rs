@@ -30,6 +30,12 @@ fn change(out: &mut String, c: &Change, color: bool) {
     let _ = write!(out, "    {}", paint(color, action_color(c.action), &head));
     if c.cause == Cause::Drift {
         let _ = write!(out, "  {}", paint(color, "35", "(drift)"));
+    } else if c.drifted {
+        let _ = write!(
+            out,
+            "  {}",
+            paint(color, "35", "(also changed outside sluice)")
+        );
     }
     if c.action == Action::Blocked
         && let Some(source) = &c.source

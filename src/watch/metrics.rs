@@ -171,10 +171,14 @@ impl Metrics {
                 namespace: c.namespace.clone(),
                 kind: c.address.kind().to_string(),
             };
-            match c.cause {
-                Cause::Drift => self.drifted.get_or_create(&labels).inc(),
-                Cause::Pending => self.pending.get_or_create(&labels).inc(),
-            };
+            // A resource changed outside sluice counts as drifted whatever
+            // else is pending on it, a blocked change included.
+            if c.is_drift() {
+                self.drifted.get_or_create(&labels).inc();
+            }
+            if c.cause == Cause::Pending {
+                self.pending.get_or_create(&labels).inc();
+            }
         }
         let blocked = plan.summary.blocked + plan.denials().count();
         self.blocked
@@ -221,5 +225,91 @@ impl Metrics {
 pub fn env(environment: &str) -> EnvLabels {
     EnvLabels {
         environment: environment.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::config::workspace::Guards;
+    use crate::plan::{Action, Change, FORMAT_VERSION, Summary};
+    use crate::resource::Address;
+
+    fn change(name: &str, action: Action, cause: Cause, drifted: bool) -> Change {
+        Change {
+            address: Address::topic(name),
+            namespace: "orders".into(),
+            action,
+            cause,
+            drifted,
+            fields: Vec::new(),
+            reasons: Vec::new(),
+            source: None,
+            desired: None,
+            live: None,
+            inventory: None,
+        }
+    }
+
+    fn plan(changes: Vec<Change>) -> Plan {
+        Plan {
+            format_version: FORMAT_VERSION,
+            environment: "prod".into(),
+            revision: None,
+            guards: Guards::default(),
+            summary: Summary::of(&changes),
+            changes,
+            unchanged: 0,
+            adopt: BTreeMap::new(),
+            forget: Vec::new(),
+            fingerprints: BTreeMap::new(),
+            inventory_revision: 0,
+            dr: Vec::new(),
+            policy: Vec::new(),
+            scope: None,
+            widened: None,
+            review: Vec::new(),
+            digest: None,
+        }
+    }
+
+    fn sample(metrics: &Metrics, series: &str) -> Option<String> {
+        metrics
+            .encode()
+            .lines()
+            .find(|l| l.starts_with(series))
+            .and_then(|l| l.rsplit(' ').next())
+            .map(str::to_owned)
+    }
+
+    #[test]
+    fn a_drifted_resource_stays_drifted_whatever_is_pending_on_it() {
+        let metrics = Metrics::new();
+        metrics.publish(
+            "prod",
+            &plan(vec![
+                change("drifted", Action::Update, Cause::Drift, false),
+                // Blocked in Git (a partition shrink) and changed by hand.
+                change("both", Action::Blocked, Cause::Pending, true),
+                change("pending", Action::Update, Cause::Pending, false),
+            ]),
+        );
+        let labels = r#"{environment="prod",namespace="orders",kind="kafka.topic"}"#;
+        assert_eq!(
+            sample(&metrics, &format!("sluice_drifted_resources{labels}")).as_deref(),
+            Some("2"),
+            "{}",
+            metrics.encode()
+        );
+        assert_eq!(
+            sample(&metrics, &format!("sluice_pending_changes{labels}")).as_deref(),
+            Some("2")
+        );
+        assert_eq!(
+            sample(&metrics, r#"sluice_blocked_changes{environment="prod"}"#).as_deref(),
+            Some("1")
+        );
     }
 }
