@@ -102,6 +102,8 @@ pub enum Command {
         /// that gets `<env>.json` for each
         #[arg(long)]
         all_environments: bool,
+        #[command(flatten)]
+        detail: DetailArgs,
         /// Benchmarks only: make just the reads a full plan makes and print
         /// how long they took (the floor `scripts/bench-plan.sh` compares with)
         #[arg(long, hide = true, conflicts_with_all = ["base", "all_environments", "out"])]
@@ -130,11 +132,15 @@ pub enum Command {
         /// Changes sent per request; smaller batches stop sooner on an interrupt
         #[arg(long, value_name = "N", default_value_t = crate::engine::apply::BATCH as u16, value_parser = clap::value_parser!(u16).range(1..))]
         batch_size: u16,
+        #[command(flatten)]
+        detail: DetailArgs,
     },
     /// Show what differs live from the desired state (exit 2 when anything does)
     Drift {
         #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
         format: PlanFormat,
+        #[command(flatten)]
+        detail: DetailArgs,
     },
     /// The operator's view: last apply, drift, backend health, consumer lag, DR
     Status {
@@ -213,8 +219,32 @@ impl Command {
             Command::Validate { format } | Command::Status { format, .. } => {
                 *format == Format::Json
             }
-            Command::Plan { format, .. } | Command::Drift { format } => *format == PlanFormat::Json,
+            Command::Plan { format, .. } | Command::Drift { format, .. } => {
+                *format == PlanFormat::Json
+            }
             _ => false,
+        }
+    }
+}
+
+/// How much of each change a plan shows, as text or markdown.
+#[derive(Clone, Copy, Debug, Default, Args)]
+pub struct DetailArgs {
+    /// One line per change: its action, address and the names of the fields it
+    /// changes (the default above 200 changes)
+    #[arg(long, conflicts_with = "detail")]
+    pub compact: bool,
+    /// Every field of every change, however many changes there are
+    #[arg(long)]
+    pub detail: bool,
+}
+
+impl DetailArgs {
+    pub fn detail(self) -> crate::render::Detail {
+        match (self.compact, self.detail) {
+            (true, _) => crate::render::Detail::Compact,
+            (_, true) => crate::render::Detail::Full,
+            _ => crate::render::Detail::Auto,
         }
     }
 }

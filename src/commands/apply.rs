@@ -19,11 +19,13 @@ use crate::render;
 use crate::source::{SourceTree, load_revision};
 use crate::state::{ApplyStatus, Holder, Lock};
 
-/// How long to wait for the lock, and how many changes per request.
+/// How long to wait for the lock, how many changes per request, and how
+/// much of the plan to show before asking.
 #[derive(Clone, Copy)]
 pub struct Limits {
     pub lock_wait: Duration,
     pub batch: usize,
+    pub detail: render::Detail,
 }
 
 /// A plan file given to apply.
@@ -93,7 +95,11 @@ pub fn run(
                     .map(Some)
             }
             None => {
-                plan_and_apply(&tree, &desired, &target, lock.as_ref(), auto_approve, &opts).await
+                let ask = Ask {
+                    auto_approve,
+                    detail: limits.detail,
+                };
+                plan_and_apply(&tree, &desired, &target, lock.as_ref(), ask, &opts).await
             }
         };
         release(lock).await;
@@ -111,6 +117,13 @@ pub fn run(
     })
 }
 
+/// Whether to ask before applying, and how much of the plan to show first.
+#[derive(Clone, Copy)]
+struct Ask {
+    auto_approve: bool,
+    detail: render::Detail,
+}
+
 /// Plans, shows the plan, asks, and applies; `None` when there is nothing to
 /// do or the answer is no.
 async fn plan_and_apply(
@@ -118,7 +131,7 @@ async fn plan_and_apply(
     desired: &Desired,
     target: &Target,
     lock: &dyn Lock,
-    auto_approve: bool,
+    ask: Ask,
     opts: &ApplyOptions,
 ) -> Result<Option<(Outcome, usize)>, Error> {
     let policies = load_policies(tree)?;
@@ -129,7 +142,10 @@ async fn plan_and_apply(
     };
     warn_unfinished(&planned.stored);
     let plan = planned.plan;
-    print!("{}", render::text::plan(&plan, color_stdout()));
+    print!(
+        "{}",
+        render::text::plan_with(&plan, color_stdout(), ask.detail)
+    );
     let denied = print_findings(tree, &plan.policy);
     if denied > 0 {
         return Err(Error::Denied(denied));
@@ -140,7 +156,7 @@ async fn plan_and_apply(
     if plan.is_empty() {
         return Ok(None);
     }
-    if !auto_approve && !confirm(&plan.environment, &opts.cancel).await? {
+    if !ask.auto_approve && !confirm(&plan.environment, &opts.cancel).await? {
         return Err(Error::Cancelled);
     }
     let outcome = apply_locked(&plan, target, lock, opts).await?;

@@ -297,10 +297,11 @@ fn run(cli: &Cli) -> Result<Exit, Error> {
             detailed_exitcode,
             base,
             all_environments: true,
+            detail,
             ..
         } => plan::plan_all(
             cli,
-            *format,
+            (*format, detail.detail()),
             out.as_deref(),
             *detailed_exitcode,
             base.as_deref(),
@@ -311,20 +312,22 @@ fn run(cli: &Cli) -> Result<Exit, Error> {
             detailed_exitcode,
             base,
             all_environments: false,
+            detail,
             ..
         } => plan::plan(
             cli,
-            *format,
+            (*format, detail.detail()),
             out.as_deref(),
             *detailed_exitcode,
             base.as_deref(),
         ),
-        Command::Drift { format } => plan::drift(cli, *format),
+        Command::Drift { format, detail } => plan::drift(cli, (*format, detail.detail())),
         Command::Apply {
             reviewed: Some(dir),
             allow_delete,
             lock_timeout,
             batch_size,
+            detail,
             ..
         } if dir.is_dir() => apply::run_reviewed_dir(
             cli,
@@ -333,6 +336,7 @@ fn run(cli: &Cli) -> Result<Exit, Error> {
             apply::Limits {
                 lock_wait: *lock_timeout,
                 batch: usize::from(*batch_size),
+                detail: detail.detail(),
             },
         ),
         Command::Apply {
@@ -342,6 +346,7 @@ fn run(cli: &Cli) -> Result<Exit, Error> {
             allow_delete,
             lock_timeout,
             batch_size,
+            detail,
         } => apply::run(
             cli,
             match (plan, reviewed) {
@@ -354,6 +359,7 @@ fn run(cli: &Cli) -> Result<Exit, Error> {
             apply::Limits {
                 lock_wait: *lock_timeout,
                 batch: usize::from(*batch_size),
+                detail: detail.detail(),
             },
         ),
         Command::Status { namespace, format } => status::run(cli, namespace.as_deref(), *format),
