@@ -17,7 +17,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::backend::ConnectError;
+use crate::backend::{BackendError, ConnectError};
 use crate::cli::{Cli, Command, LogFormat, Render};
 use crate::config::redact::{self, Redactor};
 use crate::desired::{Desired, Overrides};
@@ -174,7 +174,14 @@ impl Error {
 
     /// What to do about it, where there is something to say.
     fn hint(&self) -> Option<&'static str> {
+        use crate::resource::System;
+        let down = |system| Some(crate::render::status::down_hint(system));
         match self {
+            Error::Connect(ConnectError::Etcd { .. } | ConnectError::EtcdTimedOut { .. })
+            | Error::Engine(EngineError::State(StateError::Unreachable(_)))
+            | Error::Apply(ApplyError::State(StateError::Unreachable(_))) => down(System::Etcd),
+            Error::Engine(EngineError::Backend(BackendError::Read { system, .. }))
+            | Error::Apply(ApplyError::Backend(BackendError::Read { system, .. })) => down(*system),
             Error::NeedsApproval => Some(
                 "review the plan and pass `--auto-approve`, or apply a saved plan: `sluice plan --out plan.json` then `sluice apply plan.json`",
             ),
