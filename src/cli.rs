@@ -152,12 +152,19 @@ pub enum Command {
     },
     /// Write Namespace YAML from live state, to adopt an existing cluster
     Import {
-        /// Directory the namespace files are written to
-        #[arg(long, value_name = "DIR")]
-        out: PathBuf,
+        /// Directory the namespace files are written to (new files only)
+        #[arg(long, value_name = "DIR", required_unless_present = "merge")]
+        out: Option<PathBuf>,
         /// Only topics whose names match this regular expression
-        #[arg(long, value_name = "REGEX")]
+        #[arg(long, value_name = "REGEX", conflicts_with = "merge")]
         topics: Option<String>,
+        /// Only this namespace: the topics its registry record names, or named `NS.…`
+        #[arg(long, value_name = "NS")]
+        namespace: Option<String>,
+        /// Add the namespace's live topics that no file declares to its existing
+        /// file, leaving every other line of it (comments too) as it is
+        #[arg(long, requires = "namespace", conflicts_with = "out")]
+        merge: bool,
     },
     /// Watch for drift: plan on every change and interval, serve metrics, optionally repair
     Watch {

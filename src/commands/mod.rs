@@ -83,6 +83,9 @@ pub enum Error {
     /// A command names a namespace the environment does not have.
     #[error("there is no namespace `{name}` in environment `{env}`")]
     UnknownNamespace { name: String, env: String },
+    /// `import --merge` cannot add to the namespace file.
+    #[error(transparent)]
+    Merge(#[from] crate::import::merge::MergeError),
     /// Policies refused the plan; their messages were printed.
     #[error("the plan is denied by {0} policy message(s) above")]
     Denied(usize),
@@ -168,6 +171,7 @@ impl Error {
             | Error::PlanFile { .. }
             | Error::Pattern(_)
             | Error::Exists(_)
+            | Error::Merge(_)
             | Error::UnknownNamespace { .. } => K::Input,
         }
     }
@@ -370,7 +374,20 @@ fn run(cli: &Cli) -> Result<Exit, Error> {
             },
         ),
         Command::Status { namespace, format } => status::run(cli, namespace.as_deref(), *format),
-        Command::Import { out, topics } => import::run(cli, out, topics.as_deref()),
+        Command::Import {
+            out,
+            topics,
+            namespace,
+            merge,
+        } => import::run(
+            cli,
+            &import::Options {
+                out: out.as_deref(),
+                topics: topics.as_deref(),
+                namespace: namespace.as_deref(),
+                merge: *merge,
+            },
+        ),
         Command::Watch {
             branch,
             interval,
