@@ -87,19 +87,12 @@ mod tests {
     }
 
     fn pending() -> Change {
-        Change {
-            address: Address::topic("orders"),
-            namespace: "orders".into(),
-            action: Action::Blocked,
-            cause: Cause::Pending,
-            drifted: false,
-            fields: Vec::new(),
-            reasons: Vec::new(),
-            source: None,
-            desired: None,
-            live: None,
-            inventory: None,
-        }
+        Change::bare(
+            Address::topic("orders"),
+            "orders",
+            Action::Blocked,
+            Cause::Pending,
+        )
     }
 
     fn live(t: TopicValue) -> LiveResource {

@@ -164,6 +164,26 @@ impl Change {
     }
 }
 
+#[cfg(test)]
+impl Change {
+    /// A change with no fields, values, reasons or inventory entry, for tests.
+    pub(crate) fn bare(address: Address, namespace: &str, action: Action, cause: Cause) -> Self {
+        Change {
+            address,
+            namespace: namespace.to_owned(),
+            action,
+            cause,
+            drifted: false,
+            fields: Vec::new(),
+            reasons: Vec::new(),
+            source: None,
+            desired: None,
+            live: None,
+            inventory: None,
+        }
+    }
+}
+
 /// Counts of a plan, for the closing line and the tables.
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
@@ -264,6 +284,32 @@ pub struct Plan {
     /// apply refuses a file whose content does not match it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
+}
+
+#[cfg(test)]
+impl Plan {
+    /// A plan of `changes` and nothing else, for tests.
+    pub(crate) fn of_changes(environment: &str, changes: Vec<Change>) -> Self {
+        Plan {
+            format_version: FORMAT_VERSION,
+            environment: environment.to_owned(),
+            revision: None,
+            guards: Guards::default(),
+            summary: Summary::of(&changes),
+            changes,
+            unchanged: 0,
+            adopt: BTreeMap::new(),
+            forget: Vec::new(),
+            fingerprints: BTreeMap::new(),
+            inventory_revision: 0,
+            dr: Vec::new(),
+            policy: Vec::new(),
+            scope: None,
+            widened: None,
+            review: Vec::new(),
+            digest: None,
+        }
+    }
 }
 
 impl Plan {

@@ -155,8 +155,7 @@ fn counts(changes: &[&Change]) -> String {
 mod tests {
     use std::collections::BTreeMap;
 
-    use crate::config::workspace::Guards;
-    use crate::plan::{Action, Cause, Change, FORMAT_VERSION, FieldChange, Plan, Summary};
+    use crate::plan::{Action, Cause, Change, FieldChange, Plan};
     use crate::resource::{Address, TopicValue, Value};
 
     /// A plan creating `n` topics, each in its own namespace.
@@ -184,25 +183,7 @@ mod tests {
                 inventory: None,
             })
             .collect();
-        Plan {
-            format_version: FORMAT_VERSION,
-            environment: "prod".into(),
-            revision: None,
-            guards: Guards::default(),
-            summary: Summary::of(&changes),
-            changes,
-            unchanged: 0,
-            adopt: BTreeMap::new(),
-            forget: Vec::new(),
-            fingerprints: BTreeMap::new(),
-            inventory_revision: 0,
-            dr: Vec::new(),
-            policy: Vec::new(),
-            scope: None,
-            widened: None,
-            review: Vec::new(),
-            digest: None,
-        }
+        Plan::of_changes("prod", changes)
     }
 
     #[test]
@@ -225,21 +206,19 @@ mod tests {
             after: Some(after.into()),
         };
         Change {
-            address: Address::etcd_key("/sluice/namespaces/team"),
-            namespace: "team".into(),
-            action: Action::Update,
-            cause: Cause::Drift,
-            drifted: false,
             fields: vec![
                 field("owner", "a", "b"),
                 field("topics[0].name", "x", "y"),
                 field("topics[0].dlq_of", "x", "y"),
             ],
-            reasons: Vec::new(),
-            source: None,
             desired: Some(Value::Record(serde_json::json!({"owner": "b"}))),
             live: Some(Value::Record(serde_json::json!({"owner": "a"}))),
-            inventory: None,
+            ..Change::bare(
+                Address::etcd_key("/sluice/namespaces/team"),
+                "team",
+                Action::Update,
+                Cause::Drift,
+            )
         }
     }
 

@@ -230,48 +230,14 @@ pub fn env(environment: &str) -> EnvLabels {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
-    use crate::config::workspace::Guards;
-    use crate::plan::{Action, Change, FORMAT_VERSION, Summary};
+    use crate::plan::{Action, Change};
     use crate::resource::Address;
 
     fn change(name: &str, action: Action, cause: Cause, drifted: bool) -> Change {
         Change {
-            address: Address::topic(name),
-            namespace: "orders".into(),
-            action,
-            cause,
             drifted,
-            fields: Vec::new(),
-            reasons: Vec::new(),
-            source: None,
-            desired: None,
-            live: None,
-            inventory: None,
-        }
-    }
-
-    fn plan(changes: Vec<Change>) -> Plan {
-        Plan {
-            format_version: FORMAT_VERSION,
-            environment: "prod".into(),
-            revision: None,
-            guards: Guards::default(),
-            summary: Summary::of(&changes),
-            changes,
-            unchanged: 0,
-            adopt: BTreeMap::new(),
-            forget: Vec::new(),
-            fingerprints: BTreeMap::new(),
-            inventory_revision: 0,
-            dr: Vec::new(),
-            policy: Vec::new(),
-            scope: None,
-            widened: None,
-            review: Vec::new(),
-            digest: None,
+            ..Change::bare(Address::topic(name), "orders", action, cause)
         }
     }
 
@@ -289,12 +255,15 @@ mod tests {
         let metrics = Metrics::new();
         metrics.publish(
             "prod",
-            &plan(vec![
-                change("drifted", Action::Update, Cause::Drift, false),
-                // Blocked in Git (a partition shrink) and changed by hand.
-                change("both", Action::Blocked, Cause::Pending, true),
-                change("pending", Action::Update, Cause::Pending, false),
-            ]),
+            &Plan::of_changes(
+                "prod",
+                vec![
+                    change("drifted", Action::Update, Cause::Drift, false),
+                    // Blocked in Git (a partition shrink) and changed by hand.
+                    change("both", Action::Blocked, Cause::Pending, true),
+                    change("pending", Action::Update, Cause::Pending, false),
+                ],
+            ),
         );
         let labels = r#"{environment="prod",namespace="orders",kind="kafka.topic"}"#;
         assert_eq!(

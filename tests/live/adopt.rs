@@ -19,9 +19,11 @@ fn config(repo: &TestRepo) -> ClientConfig {
     c
 }
 
-type Seed<'a> = (&'a str, i32, &'a [(&'a str, &'a str)]);
+/// A topic made outside sluice: its name, partitions and configs.
+pub type Seed<'a> = (&'a str, i32, &'a [(&'a str, &'a str)]);
 
-async fn create_topics(repo: &TestRepo, topics: &[Seed<'_>]) {
+/// Makes topics as another tool would, with replication factor 1.
+pub async fn create_topics(repo: &TestRepo, topics: &[Seed<'_>]) {
     let admin: AdminClient<DefaultClientContext> = config(repo).create().unwrap();
     let new: Vec<NewTopic> = topics
         .iter()

@@ -3,9 +3,8 @@
 //! next plan is clean; `import --namespace NS --merge` adopts a topic made by
 //! hand into the existing file, every other byte of it kept.
 
-use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
-
-use crate::common::TestRepo;
+use crate::adopt::create_topics;
+use crate::common::{Run, TestRepo};
 
 /// Namespace settings that differ from the workspace defaults, topics
 /// declared out of alphabetical order, DLQs, and an alert whose PromQL
@@ -44,6 +43,19 @@ async fn lose_yaml_and_state(repo: &TestRepo) {
     }
 }
 
+/// `import` of this test's topics into `namespaces/`, and where that is.
+fn import_mine(repo: &TestRepo) -> (std::path::PathBuf, Run) {
+    let out = repo.dir.path().join("namespaces");
+    let run = repo.run(&[
+        "import",
+        "--out",
+        out.to_str().unwrap(),
+        "--topics",
+        &format!("^{}", regex::escape(&repo.name(""))),
+    ]);
+    (out, run)
+}
+
 #[tokio::test]
 async fn import_then_plan_is_clean_with_namespace_settings_dlqs_and_declared_order() {
     let repo = TestRepo::new();
@@ -52,14 +64,7 @@ async fn import_then_plan_is_clean_with_namespace_settings_dlqs_and_declared_ord
     assert_eq!(applied.code, 0, "{}", applied.all_output());
     lose_yaml_and_state(&repo).await;
 
-    let out = repo.dir.path().join("namespaces");
-    let import = repo.run(&[
-        "import",
-        "--out",
-        out.to_str().unwrap(),
-        "--topics",
-        &format!("^{}", regex::escape(&repo.name(""))),
-    ]);
+    let (out, import) = import_mine(&repo);
     assert_eq!(import.code, 0, "{}", import.all_output());
     assert!(
         !import.stderr.contains("warning"),
@@ -118,17 +123,8 @@ async fn merge_adopts_a_topic_made_by_hand_and_keeps_the_file_byte_for_byte() {
 
     // Someone makes a topic by hand, named for the namespace.
     let manual = format!("{ns}.manual");
-    let admin = repo.kafka_admin();
-    let topic = NewTopic::new(&manual, 2, TopicReplication::Fixed(1))
-        .set("retention.ms", "604800000")
-        .set("cleanup.policy", "compact");
-    for r in admin
-        .create_topics(&[topic], &AdminOptions::new())
-        .await
-        .unwrap()
-    {
-        r.unwrap();
-    }
+    let configs = [("retention.ms", "604800000"), ("cleanup.policy", "compact")];
+    create_topics(&repo, &[(&manual, 2, &configs)]).await;
     let plan = repo.run(&["plan"]);
     assert!(
         !plan.stdout.contains(&manual),
@@ -188,16 +184,7 @@ async fn merge_refuses_a_flow_style_topics_list_and_changes_nothing() {
     repo.namespace("flow", &format!("  topics: [{{name: {ns}.a}}]\n"));
     let applied = repo.run(&["apply", "--auto-approve"]);
     assert_eq!(applied.code, 0, "{}", applied.all_output());
-    let admin = repo.kafka_admin();
-    let name = format!("{ns}.b");
-    let topic = NewTopic::new(&name, 1, TopicReplication::Fixed(1));
-    for r in admin
-        .create_topics(&[topic], &AdminOptions::new())
-        .await
-        .unwrap()
-    {
-        r.unwrap();
-    }
+    create_topics(&repo, &[(&format!("{ns}.b"), 1, &[])]).await;
     let path = repo.dir.path().join("namespaces/flow.yaml");
     let before = std::fs::read_to_string(&path).unwrap();
     let merge = repo.run(&["import", "--namespace", &ns, "--merge"]);
@@ -222,14 +209,7 @@ async fn import_says_what_the_next_plan_will_still_change() {
     repo.set_topic_config(&dlq, "retention.ms", "86400000");
     lose_yaml_and_state(&repo).await;
 
-    let out = repo.dir.path().join("namespaces");
-    let import = repo.run(&[
-        "import",
-        "--out",
-        out.to_str().unwrap(),
-        "--topics",
-        &format!("^{}", regex::escape(&repo.name(""))),
-    ]);
+    let (_, import) = import_mine(&repo);
     assert_eq!(import.code, 0, "{}", import.all_output());
     assert!(
         import
