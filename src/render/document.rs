@@ -2,7 +2,9 @@
 //! in a bucket's shared documents, rule files) as a unified diff, live →
 //! desired. JSON documents are pretty-printed with their strings as they
 //! are: JSON's escaping on top of a PromQL expression's own (`\\.` in a
-//! topic regex printed as `\\\\.`) is what made them unreadable.
+//! topic regex printed as `\\\\.`) is what made them unreadable. A string
+//! holding a `"` goes in single quotes (a `'` in it doubled), so that a
+//! value can never read as more keys than it is.
 
 use std::fmt::Write;
 
@@ -79,15 +81,18 @@ fn pretty(v: &Json, indent: usize, out: &mut String) {
 }
 
 fn quoted(s: &str, out: &mut String) {
-    out.push('"');
+    let quote = if s.contains('"') { '\'' } else { '"' };
+    out.push(quote);
     for c in s.chars() {
         if c.is_control() {
             out.push_str(&c.escape_default().to_string());
+        } else if c == quote {
+            out.push_str("''");
         } else {
             out.push(c);
         }
     }
-    out.push('"');
+    out.push(quote);
 }
 
 #[cfg(test)]
@@ -97,15 +102,15 @@ mod tests {
 
     #[test]
     fn layout_is_json_pretty_and_strings_are_shown_as_they_are() {
-        let v = json!({"a": [1, {"b": null}], "c": {}, "d": [], "expr": "x{topic=~\"a\\\\.b\"}\n"});
+        let v = json!({"a": [1, {"b": null}], "c": {}, "d": [], "e": "it's", "expr": "x{topic=~\"a\\\\.b\"}'\n"});
         let mut out = String::new();
         pretty(&v, 0, &mut out);
         let plain = serde_json::to_string_pretty(&json!({"a": [1, {"b": null}], "c": {}, "d": []}))
             .unwrap();
         assert!(out.starts_with(&plain[..plain.len() - 2]), "{out}");
         assert!(
-            out.ends_with("  \"expr\": \"x{topic=~\"a\\\\.b\"}\\n\"\n}"),
-            "PromQL as written (`\\\\.`), a newline escaped: {out}"
+            out.ends_with("  \"e\": \"it's\",\n  \"expr\": 'x{topic=~\"a\\\\.b\"}''\\n'\n}"),
+            "PromQL as written (`\\\\.`) in single quotes, a newline escaped: {out}"
         );
     }
 }
