@@ -112,6 +112,8 @@ pub enum Command {
         all_environments: bool,
         #[command(flatten)]
         targets: Targets,
+        #[command(flatten)]
+        detail: DetailArgs,
         /// Benchmarks only: make just the reads a full plan makes and print
         /// how long they took (the floor `scripts/bench-plan.sh` compares with)
         #[arg(long, hide = true, conflicts_with_all = ["base", "all_environments", "out", "namespaces"])]
@@ -144,6 +146,8 @@ pub enum Command {
         /// keeps the scope it was planned in)
         #[arg(long = "namespace", value_name = "NS", conflicts_with_all = ["plan", "reviewed"])]
         namespaces: Vec<String>,
+        #[command(flatten)]
+        detail: DetailArgs,
     },
     /// Show what differs live from the desired state (exit 2 when anything does)
     Drift {
@@ -151,6 +155,8 @@ pub enum Command {
         format: PlanFormat,
         #[command(flatten)]
         targets: Targets,
+        #[command(flatten)]
+        detail: DetailArgs,
     },
     /// Render a saved plan (from `sluice plan --out`), checking its digest
     Show {
@@ -159,6 +165,8 @@ pub enum Command {
         plan: PathBuf,
         #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
         format: PlanFormat,
+        #[command(flatten)]
+        detail: DetailArgs,
     },
     /// Name the holder of the environment's apply lock; remove it with `--force`
     Unlock {
@@ -212,12 +220,19 @@ pub enum Command {
     },
     /// Write Namespace YAML from live state, to adopt an existing cluster
     Import {
-        /// Directory the namespace files are written to
-        #[arg(long, value_name = "DIR")]
-        out: PathBuf,
+        /// Directory the namespace files are written to (new files only)
+        #[arg(long, value_name = "DIR", required_unless_present = "merge")]
+        out: Option<PathBuf>,
         /// Only topics whose names match this regular expression
-        #[arg(long, value_name = "REGEX")]
+        #[arg(long, value_name = "REGEX", conflicts_with = "merge")]
         topics: Option<String>,
+        /// Only this namespace: the topics its registry record names, or named `NS.…`
+        #[arg(long, value_name = "NS")]
+        namespace: Option<String>,
+        /// Add the namespace's live topics that no file declares to its existing
+        /// file, leaving every other line of it (comments too) as it is
+        #[arg(long, requires = "namespace", conflicts_with = "out")]
+        merge: bool,
     },
     /// Watch for drift: plan on every change and interval, serve metrics, optionally repair
     Watch {
@@ -293,6 +308,28 @@ impl Command {
             | Command::Drift { format, .. }
             | Command::Show { format, .. } => *format == PlanFormat::Json,
             _ => false,
+        }
+    }
+}
+
+/// How much of each change a plan shows, as text or markdown.
+#[derive(Clone, Copy, Debug, Default, Args)]
+pub struct DetailArgs {
+    /// One line per change: its action, address and the names of the fields it
+    /// changes (the default above 200 changes)
+    #[arg(long, conflicts_with = "detail")]
+    pub compact: bool,
+    /// Every field of every change, however many changes there are
+    #[arg(long)]
+    pub detail: bool,
+}
+
+impl DetailArgs {
+    pub fn detail(self) -> crate::render::Detail {
+        match (self.compact, self.detail) {
+            (true, _) => crate::render::Detail::Compact,
+            (_, true) => crate::render::Detail::Full,
+            _ => crate::render::Detail::Auto,
         }
     }
 }

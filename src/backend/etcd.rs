@@ -14,7 +14,7 @@ use crate::config::workspace::EtcdEnv;
 use crate::plan::{Action, Change, LiveResource, LiveState};
 use crate::resource::{Address, Kind, System, Value};
 use crate::state::Fence;
-use crate::state::etcd::fence_compare;
+use crate::state::etcd::{fence_compare, readable};
 
 /// etcd's default limit is 128 operations per transaction.
 const TXN_OPS: usize = 100;
@@ -50,9 +50,9 @@ pub async fn connect_with(
     }
     let endpoints = etcd.endpoints.value.clone();
     let after = request_timeout.unwrap_or(connect);
-    let error = |source: etcd_client::Error| {
+    let error = |cause: etcd_client::Error| {
         // tonic reports its deadline as a cancelled call, "Timeout expired".
-        if source.to_string().contains("Timeout expired") {
+        if cause.to_string().contains("Timeout expired") {
             ConnectError::EtcdTimedOut {
                 endpoints: endpoints.join(","),
                 after,
@@ -60,7 +60,7 @@ pub async fn connect_with(
         } else {
             ConnectError::Etcd {
                 endpoints: endpoints.join(","),
-                source,
+                cause,
             }
         }
     };
@@ -126,10 +126,10 @@ fn parent(key: &str) -> &str {
     key.rfind('/').map_or("", |i| &key[..=i])
 }
 
-fn read_error(e: impl ToString) -> BackendError {
+fn read_error(e: etcd_client::Error) -> BackendError {
     BackendError::Read {
         system: System::Etcd,
-        message: e.to_string(),
+        message: readable(&e),
     }
 }
 

@@ -65,11 +65,10 @@ pub enum ConnectError {
         after: std::time::Duration,
     },
     /// No etcd endpoint answered.
-    #[error("cannot connect to etcd at {endpoints}")]
+    #[error("cannot connect to etcd at {endpoints}: {}", crate::state::etcd::readable(.cause))]
     Etcd {
         endpoints: String,
-        #[source]
-        source: etcd_client::Error,
+        cause: etcd_client::Error,
     },
 }
 

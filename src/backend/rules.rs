@@ -156,6 +156,7 @@ mod tests {
             namespace: "orders".into(),
             action,
             cause: Cause::Pending,
+            drifted: false,
             fields: Vec::new(),
             reasons: Vec::new(),
             source: None,

@@ -20,11 +20,13 @@ use crate::render;
 use crate::source::{SourceTree, load_revision};
 use crate::state::{ApplyStatus, Holder, Lock};
 
-/// How long to wait for the lock, and how many changes per request.
+/// How long to wait for the lock, how many changes per request, and how
+/// much of the plan to show before asking.
 #[derive(Clone, Copy)]
 pub struct Limits {
     pub lock_wait: Duration,
     pub batch: usize,
+    pub detail: render::Detail,
 }
 
 /// A plan file given to apply.
@@ -96,6 +98,7 @@ pub fn run(
                 let how = How {
                     auto_approve,
                     targets: namespaces,
+                    detail: limits.detail,
                 };
                 plan_and_apply(&tree, &desired, &target, lock.as_ref(), how, &opts).await
             }
@@ -123,6 +126,8 @@ struct How<'a> {
     auto_approve: bool,
     /// The namespaces `--namespace` named, for the plan's header.
     targets: &'a [String],
+    /// How much of the plan to show before asking.
+    detail: render::Detail,
 }
 
 /// Plans, shows the plan, asks, and applies; `None` when there is nothing to
@@ -144,7 +149,10 @@ async fn plan_and_apply(
     warn_unfinished(&planned.stored);
     let mut plan = planned.plan;
     plan.targets = how.targets.to_vec();
-    print!("{}", render::text::plan(&plan, color_stdout()));
+    print!(
+        "{}",
+        render::text::plan_with(&plan, color_stdout(), how.detail)
+    );
     if !worth_applying(tree, &plan)? {
         return Ok(None);
     }

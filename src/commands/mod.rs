@@ -21,7 +21,7 @@ mod watch;
 use std::collections::HashMap;
 use std::process::ExitCode;
 
-use crate::backend::ConnectError;
+use crate::backend::{BackendError, ConnectError};
 use crate::cli::{Cli, Command, LogFormat, Render};
 use crate::config::redact::{self, Redactor};
 use crate::desired::{Desired, Overrides};
@@ -91,6 +91,9 @@ pub enum Error {
     /// quoted, with the closest name there is).
     #[error("there is no namespace {} in environment `{env}`", .names.join(", "))]
     UnknownNamespace { names: Vec<String>, env: String },
+    /// `import --merge` cannot add to the namespace file.
+    #[error(transparent)]
+    Merge(#[from] crate::import::merge::MergeError),
     /// Policies refused the plan; their messages were printed.
     #[error("the plan is denied by {0} policy message(s) above")]
     Denied(usize),
@@ -200,13 +203,21 @@ impl Error {
             | Error::PlanFile { .. }
             | Error::Pattern(_)
             | Error::Exists(_)
+            | Error::Merge(_)
             | Error::UnknownNamespace { .. } => K::Input,
         }
     }
 
     /// What to do about it, where there is something to say.
     fn hint(&self) -> Option<&'static str> {
+        use crate::resource::System;
+        let down = |system| Some(crate::render::status::down_hint(system));
         match self {
+            Error::Connect(ConnectError::Etcd { .. } | ConnectError::EtcdTimedOut { .. })
+            | Error::Engine(EngineError::State(StateError::Unreachable(_)))
+            | Error::Apply(ApplyError::State(StateError::Unreachable(_))) => down(System::Etcd),
+            Error::Engine(EngineError::Backend(BackendError::Read { system, .. }))
+            | Error::Apply(ApplyError::Backend(BackendError::Read { system, .. })) => down(*system),
             Error::NeedsApproval => Some(
                 "review the plan and pass `--auto-approve`, or apply a saved plan: `sluice plan --out plan.json` then `sluice apply plan.json`",
             ),
@@ -351,10 +362,11 @@ fn run(cli: &Cli) -> Result<Exit, Error> {
             detailed_exitcode,
             base,
             all_environments: true,
+            detail,
             ..
         } => plan::plan_all(
             cli,
-            *format,
+            (*format, detail.detail()),
             out.as_deref(),
             *detailed_exitcode,
             base.as_deref(),
@@ -366,17 +378,26 @@ fn run(cli: &Cli) -> Result<Exit, Error> {
             base,
             all_environments: false,
             targets,
+            detail,
             ..
         } => plan::plan(
             cli,
-            *format,
+            (*format, detail.detail()),
             out.as_deref(),
             *detailed_exitcode,
             base.as_deref(),
             &targets.namespaces,
         ),
-        Command::Drift { format, targets } => plan::drift(cli, *format, &targets.namespaces),
-        Command::Show { plan, format } => show::run(cli, plan, *format),
+        Command::Drift {
+            format,
+            targets,
+            detail,
+        } => plan::drift(cli, (*format, detail.detail()), &targets.namespaces),
+        Command::Show {
+            plan,
+            format,
+            detail,
+        } => show::run(cli, plan, (*format, detail.detail())),
         Command::Unlock { force } => unlock::run(cli, *force),
         Command::Forget {
             addresses,
@@ -393,6 +414,7 @@ fn run(cli: &Cli) -> Result<Exit, Error> {
             apply::Limits {
                 lock_wait: *lock_timeout,
                 batch: usize::from(*batch_size),
+                detail: crate::render::Detail::Auto,
             },
         ),
         Command::Completions { shell } => completions::completions(*shell),
@@ -402,6 +424,7 @@ fn run(cli: &Cli) -> Result<Exit, Error> {
             allow_delete,
             lock_timeout,
             batch_size,
+            detail,
             ..
         } if dir.is_dir() => apply::run_reviewed_dir(
             cli,
@@ -410,6 +433,7 @@ fn run(cli: &Cli) -> Result<Exit, Error> {
             apply::Limits {
                 lock_wait: *lock_timeout,
                 batch: usize::from(*batch_size),
+                detail: detail.detail(),
             },
         ),
         Command::Apply {
@@ -420,6 +444,7 @@ fn run(cli: &Cli) -> Result<Exit, Error> {
             lock_timeout,
             batch_size,
             namespaces,
+            detail,
         } => apply::run(
             cli,
             match (plan, reviewed) {
@@ -432,11 +457,25 @@ fn run(cli: &Cli) -> Result<Exit, Error> {
             apply::Limits {
                 lock_wait: *lock_timeout,
                 batch: usize::from(*batch_size),
+                detail: detail.detail(),
             },
             namespaces,
         ),
         Command::Status { namespace, format } => status::run(cli, namespace.as_deref(), *format),
-        Command::Import { out, topics } => import::run(cli, out, topics.as_deref()),
+        Command::Import {
+            out,
+            topics,
+            namespace,
+            merge,
+        } => import::run(
+            cli,
+            &import::Options {
+                out: out.as_deref(),
+                topics: topics.as_deref(),
+                namespace: namespace.as_deref(),
+                merge: *merge,
+            },
+        ),
         Command::Watch {
             branch,
             interval,

@@ -12,7 +12,7 @@ use crate::config::parse::suggest_among;
 use crate::desired::Desired;
 use crate::engine::{self, EngineError, Planned, Target};
 use crate::plan::Plan;
-use crate::render;
+use crate::render::{self, Detail};
 use crate::state::{ApplyStatus, Stored};
 
 /// Validates, connects and plans the selected environment, judged by the
@@ -134,20 +134,25 @@ pub(super) fn warn_unfinished(stored: &Stored) {
     );
 }
 
-pub(super) fn print(plan: &Plan, format: PlanFormat, drift: bool) {
+/// How a plan is shown: the format, and for text and markdown, the detail.
+pub type View = (PlanFormat, Detail);
+
+pub(super) fn print(plan: &Plan, (format, detail): View, drift: bool) {
     match format {
         PlanFormat::Json => {
             print_json(&serde_json::to_string_pretty(plan).expect("a plan is JSON"))
         }
-        PlanFormat::Markdown => print!("{}", render::markdown::plan(plan)),
-        PlanFormat::Text if drift => print!("{}", render::text::drift(plan, color_stdout())),
-        PlanFormat::Text => print!("{}", render::text::plan(plan, color_stdout())),
+        PlanFormat::Markdown => print!("{}", render::markdown::plan_with(plan, detail)),
+        PlanFormat::Text if drift => {
+            print!("{}", render::text::drift_with(plan, color_stdout(), detail))
+        }
+        PlanFormat::Text => print!("{}", render::text::plan_with(plan, color_stdout(), detail)),
     }
 }
 
 pub fn plan(
     cli: &Cli,
-    format: PlanFormat,
+    view: View,
     out: Option<&Path>,
     detailed: bool,
     base: Option<&str>,
@@ -155,7 +160,7 @@ pub fn plan(
 ) -> Result<Exit, Error> {
     let planned = block_on(plan_now(cli, base, None, targets))?;
     let plan = planned.plan;
-    print(&plan, format, false);
+    print(&plan, view, false);
     let denied = plan.denials().count();
     if denied > 0 {
         if out.is_some() {
@@ -202,9 +207,9 @@ fn exit_of(blocked: bool, changes: bool) -> Exit {
     }
 }
 
-pub fn drift(cli: &Cli, format: PlanFormat, targets: &[String]) -> Result<Exit, Error> {
+pub fn drift(cli: &Cli, view: View, targets: &[String]) -> Result<Exit, Error> {
     let planned = block_on(plan_now(cli, None, None, targets))?;
-    print(&planned.plan, format, true);
+    print(&planned.plan, view, true);
     Ok(
         if planned.plan.changes.is_empty() && planned.plan.violations().next().is_none() {
             Exit::Success
@@ -217,7 +222,7 @@ pub fn drift(cli: &Cli, format: PlanFormat, targets: &[String]) -> Result<Exit, 
 /// `plan --all-environments`: each environment in apply order, one output.
 pub fn plan_all(
     cli: &Cli,
-    format: PlanFormat,
+    (format, detail): View,
     out: Option<&Path>,
     detailed: bool,
     base: Option<&str>,
@@ -230,10 +235,10 @@ pub fn plan_all(
         PlanFormat::Json => {
             print_json(&serde_json::to_string_pretty(&plans).expect("plans are JSON"))
         }
-        PlanFormat::Markdown => print!("{}", render::markdown::environments(&plans)),
+        PlanFormat::Markdown => print!("{}", render::markdown::environments_with(&plans, detail)),
         PlanFormat::Text => plans
             .iter()
-            .for_each(|p| print!("{}", render::text::plan(p, color_stdout()))),
+            .for_each(|p| print!("{}", render::text::plan_with(p, color_stdout(), detail))),
     }
     let denied: usize = plans.iter().map(|p| p.denials().count()).sum();
     if denied > 0 {

@@ -20,7 +20,20 @@ pub fn run(cli: &Cli, namespace: Option<&str>, format: Format) -> Result<Exit, E
     }
     let policies = load_policies(&tree)?;
     let status = block_on(async {
-        let target = Target::connect(&desired.environment, cli.timeout).await?;
+        let target = match Target::connect(&desired.environment, cli.timeout).await {
+            Ok(target) => target,
+            // etcd does not answer: the table says so, with the others' health.
+            Err(e) if e.is_transient() => {
+                return Ok(status::etcd_unreachable(
+                    &desired.environment,
+                    namespace,
+                    cli.timeout,
+                    &e,
+                )
+                .await);
+            }
+            Err(e) => return Err(e.into()),
+        };
         let status = status::gather(
             &desired,
             tree.revision.as_deref(),

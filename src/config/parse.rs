@@ -197,7 +197,7 @@ fn parse_namespaces(files: &[SourceFile]) -> (Vec<Doc<Namespace>>, Vec<Diagnosti
 /// Byte ranges of the documents of a YAML stream: each `---` at the start of
 /// a line begins one. (A `---` line cannot occur inside a block scalar, which
 /// is indented, nor inside a flow scalar, where YAML forbids it.)
-fn split_documents(text: &str) -> Vec<std::ops::Range<usize>> {
+pub(crate) fn split_documents(text: &str) -> Vec<std::ops::Range<usize>> {
     let mut starts = vec![0];
     let mut offset = 0;
     for line in text.split_inclusive('\n') {

@@ -23,6 +23,7 @@ use crate::source::SourceTree;
 
 pub use env::{Overrides, connect_as_base, select_env};
 pub use model::*;
+pub use namespace::applies;
 
 /// Which environments to resolve.
 #[derive(Clone, Copy, Debug)]

@@ -2,11 +2,15 @@
 //! health of every backend, drift, consumer lag of the declared groups, and
 //! DR compliance. [`crate::render::status`] shows it.
 
+use std::time::Duration;
+
 use serde::Serialize;
 
 use super::{Target, plan};
-use crate::backend::PartitionLag;
-use crate::desired::{Desired, NamespaceState};
+use crate::backend::kafka::KafkaBackend;
+use crate::backend::s3::S3Backend;
+use crate::backend::{BackupCatalog, ClusterProbe, ConnectError, PartitionLag};
+use crate::desired::{Desired, Environment, NamespaceState};
 use crate::plan::{Action, Cause, DrReport, LiveState};
 use crate::policy::Policies;
 use crate::resource::{Address, System, Value};
@@ -58,17 +62,56 @@ pub struct ConsumerStatus {
     pub namespace: String,
     pub group: String,
     pub max_lag: Option<u64>,
-    /// Records behind, over the namespace's topics.
+    /// Records behind, over the namespace's topics; `None` when unknown, or
+    /// when the group never committed an offset on them.
     pub lag: Option<i64>,
+    pub state: LagState,
     pub partitions: Vec<PartitionLag>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
+/// Where a group stands against its `max_lag`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LagState {
+    /// Within its `max_lag` (or it has none).
+    Ok,
+    /// Further behind than its `max_lag`.
+    OverMaxLag,
+    /// It committed no offset on the namespace's topics: it has not started
+    /// reading them, so it has no lag to judge (not a lag of 0).
+    NoCommits,
+    /// Its offsets could not be read; `error` says why.
+    Unknown,
+}
+
+impl LagState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LagState::Ok => "ok",
+            LagState::OverMaxLag => "over max lag",
+            LagState::NoCommits => "no commits",
+            LagState::Unknown => "unknown",
+        }
+    }
+
+    /// A group's state from the answer for its partitions.
+    fn of(partitions: &[PartitionLag], lag: i64, max_lag: Option<u64>) -> LagState {
+        if partitions.iter().all(|p| p.committed.is_none()) {
+            LagState::NoCommits
+        } else if max_lag.is_some_and(|m| lag > i64::try_from(m).unwrap_or(i64::MAX)) {
+            LagState::OverMaxLag
+        } else {
+            LagState::Ok
+        }
+    }
+}
+
 impl ConsumerStatus {
     /// Whether the group is further behind than its `max_lag`.
     pub fn over(&self) -> bool {
-        matches!((self.lag, self.max_lag), (Some(l), Some(m)) if l > i64::try_from(m).unwrap_or(i64::MAX))
+        self.state == LagState::OverMaxLag
     }
 }
 
@@ -150,15 +193,7 @@ pub async fn gather(
 async fn health(target: &Target) -> (Vec<Health>, Result<Stored, StateError>) {
     let mut backends = Vec::new();
     if let Some(cluster) = &target.cluster {
-        let brokers = cluster.brokers().await;
-        backends.push(Health {
-            system: System::Kafka,
-            ok: brokers.is_ok(),
-            detail: match brokers {
-                Ok(b) => format!("{} broker(s): {}", b.len(), b.join(", ")),
-                Err(e) => e,
-            },
-        });
+        backends.push(kafka_health(cluster.as_ref()).await);
     }
     let stored = target.state.load(None).await;
     backends.push(Health {
@@ -173,17 +208,74 @@ async fn health(target: &Target) -> (Vec<Health>, Result<Stored, StateError>) {
         },
     });
     if let Some(catalog) = &target.catalog {
-        let health = catalog.health().await;
-        backends.push(Health {
-            system: System::S3,
-            ok: health.is_ok(),
-            detail: match health {
-                Ok(n) => format!("{n} bucket(s) visible"),
-                Err(e) => e,
-            },
-        });
+        backends.push(s3_health(catalog.as_ref()).await);
     }
     (backends, stored)
+}
+
+async fn kafka_health(cluster: &dyn ClusterProbe) -> Health {
+    let brokers = cluster.brokers().await;
+    Health {
+        system: System::Kafka,
+        ok: brokers.is_ok(),
+        detail: match brokers {
+            Ok(b) => format!("{} broker(s): {}", b.len(), b.join(", ")),
+            Err(e) => e,
+        },
+    }
+}
+
+async fn s3_health(catalog: &dyn BackupCatalog) -> Health {
+    let health = catalog.health().await;
+    Health {
+        system: System::S3,
+        ok: health.is_ok(),
+        detail: match health {
+            Ok(n) => format!("{n} bucket(s) visible"),
+            Err(e) => e,
+        },
+    }
+}
+
+fn down(system: System, detail: String) -> Health {
+    Health {
+        system,
+        ok: false,
+        detail,
+    }
+}
+
+/// The status when etcd, which holds sluice's state, does not answer: every
+/// backend's row all the same, etcd's saying why, and nothing that needs
+/// sluice's state (the last apply, drift, lag against the plan's topics, DR).
+pub async fn etcd_unreachable(
+    env: &Environment,
+    only: Option<&str>,
+    timeout: Duration,
+    why: &ConnectError,
+) -> Status {
+    let mut backends = vec![match KafkaBackend::connect(&env.kafka, timeout) {
+        Ok(kafka) => kafka_health(&kafka).await,
+        Err(e) => down(System::Kafka, crate::diag::chain(&e)),
+    }];
+    backends.push(down(System::Etcd, crate::diag::chain(why)));
+    if let Some(s3) = &env.s3 {
+        backends.push(match S3Backend::connect(s3, timeout).await {
+            Ok(s3) => s3_health(&s3).await,
+            Err(e) => down(System::S3, crate::diag::chain(&e)),
+        });
+    }
+    Status {
+        environment: env.name.clone(),
+        namespace: only.map(str::to_owned),
+        last_apply: None,
+        backends,
+        drift: None,
+        drift_error: Some("etcd is down, so sluice's state and drift are unknown".into()),
+        consumers: Vec::new(),
+        dr: Vec::new(),
+        last_unlock: None,
+    }
 }
 
 /// The lag of a namespace's declared groups on its topics that exist, with
@@ -212,15 +304,21 @@ async fn consumers(target: &Target, ns: &NamespaceState, live: &LiveState) -> Ve
         .iter()
         .zip(answers)
         .map(|(c, answer)| {
-            let (lag, partitions, error) = match answer {
-                Ok(parts) => (Some(parts.iter().map(|p| p.lag).sum()), parts, None),
-                Err(e) => (None, Vec::new(), Some(e)),
+            let (lag, state, partitions, error) = match answer {
+                Ok(parts) => {
+                    let lag = parts.iter().map(|p| p.lag).sum();
+                    let state = LagState::of(&parts, lag, c.max_lag);
+                    let lag = (state != LagState::NoCommits).then_some(lag);
+                    (lag, state, parts, None)
+                }
+                Err(e) => (None, LagState::Unknown, Vec::new(), Some(e)),
             };
             ConsumerStatus {
                 namespace: ns.name.clone(),
                 group: c.group.clone(),
                 max_lag: c.max_lag,
                 lag,
+                state,
                 partitions,
                 error,
             }

@@ -83,6 +83,8 @@ pub fn diff(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         );
         let d = desired.get(address).copied();
         if let Some(mut change) = change_of(address, d, live, input, &mut plan) {
+            change.drifted =
+                super::applied::drifted(&change, live, input.inventory.entries.get(address));
             if let Some(d) = d {
                 block(&mut change, unmet_requirements(d, &desired, input.live));
             }
@@ -257,6 +259,7 @@ fn change(d: &Resource, action: Action, cause: Cause, fields: Vec<FieldChange>) 
         namespace: d.namespace.clone(),
         action,
         cause,
+        drifted: false,
         fields,
         reasons: Vec::new(),
         source: d.source.clone(),
@@ -450,6 +453,7 @@ fn delete(address: &Address, live: &Value, inv: &InventoryEntry, guards: &Guards
         namespace: inv.namespace.clone(),
         action: Action::Delete,
         cause: Cause::Pending,
+        drifted: false,
         fields: Vec::new(),
         reasons: Vec::new(),
         source: None,

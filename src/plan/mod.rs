@@ -1,6 +1,7 @@
 //! The plan as a value: what would change, why, and the fingerprints of every
 //! live resource it was computed from. [`diff`] computes it without I/O.
 
+mod applied;
 mod compare;
 mod diff;
 pub mod dr;
@@ -138,6 +139,11 @@ pub struct Change {
     pub namespace: String,
     pub action: Action,
     pub cause: Cause,
+    /// Set on a pending change to a resource that also changed outside
+    /// sluice since it last applied it: drift all the same, which the
+    /// cause, being `pending`, does not say.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drifted: bool,
     pub fields: Vec<FieldChange>,
     /// Why it is blocked, or what to know about it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -150,6 +156,34 @@ pub struct Change {
     pub live: Option<Value>,
     /// What the inventory records once the change is applied.
     pub inventory: Option<InventoryEntry>,
+}
+
+impl Change {
+    /// Whether the live resource changed outside sluice, whatever else is
+    /// pending on it.
+    pub fn is_drift(&self) -> bool {
+        self.cause == Cause::Drift || self.drifted
+    }
+}
+
+#[cfg(test)]
+impl Change {
+    /// A change with no fields, values, reasons or inventory entry, for tests.
+    pub(crate) fn bare(address: Address, namespace: &str, action: Action, cause: Cause) -> Self {
+        Change {
+            address,
+            namespace: namespace.to_owned(),
+            action,
+            cause,
+            drifted: false,
+            fields: Vec::new(),
+            reasons: Vec::new(),
+            source: None,
+            desired: None,
+            live: None,
+            inventory: None,
+        }
+    }
 }
 
 /// Counts of a plan, for the closing line and the tables.
@@ -266,6 +300,35 @@ pub struct Plan {
     /// apply refuses a file whose content does not match it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
+}
+
+#[cfg(test)]
+impl Plan {
+    /// A plan of `changes` and nothing else, for tests.
+    pub(crate) fn of_changes(environment: &str, changes: Vec<Change>) -> Self {
+        Plan {
+            format_version: FORMAT_VERSION,
+            environment: environment.to_owned(),
+            revision: None,
+            guards: Guards::default(),
+            summary: Summary::of(&changes),
+            changes,
+            unchanged: 0,
+            adopt: BTreeMap::new(),
+            forget: Vec::new(),
+            fingerprints: BTreeMap::new(),
+            inventory_revision: 0,
+            dr: Vec::new(),
+            policy: Vec::new(),
+            scope: None,
+            widened: None,
+            review: Vec::new(),
+            endpoints: None,
+            targets: Vec::new(),
+            destroy: false,
+            digest: None,
+        }
+    }
 }
 
 impl Plan {

@@ -4,21 +4,32 @@
 
 use std::fmt::Write;
 
-use super::{by_namespace, counts, field_lines};
+use super::{Detail, by_namespace, compact_line, counts, field_lines};
 use crate::plan::Level;
-use crate::plan::{Cause, Change, Plan, Summary};
+use crate::plan::{Action, Cause, Change, Plan, Summary};
 
 /// GitHub rejects comments over 65,536 characters; keep a margin.
 pub const LIMIT: usize = 60_000;
 
-/// The comment: header and notes, then the table and sections that fit.
+/// The comment: header and notes, then the table and sections that fit;
+/// compact when the plan is long, so that more of it fits.
 pub fn plan(plan: &Plan) -> String {
-    plan_within(plan, LIMIT)
+    plan_with(plan, Detail::Auto)
+}
+
+/// [`plan`], with as much detail as asked.
+pub fn plan_with(plan: &Plan, detail: Detail) -> String {
+    plan_within(plan, LIMIT, detail)
 }
 
 /// One comment for several environments, in apply order: a row per
 /// environment, then each environment's plan in an equal share of the room.
 pub fn environments(plans: &[Plan]) -> String {
+    environments_with(plans, Detail::Auto)
+}
+
+/// [`environments`], with as much detail as asked.
+pub fn environments_with(plans: &[Plan], detail: Detail) -> String {
     let mut out = String::from("### sluice plan: every environment\n\n");
     out.push_str("| Environment | Create | Update | Delete | Blocked | Drift |\n|---|---:|---:|---:|---:|---:|\n");
     for p in plans {
@@ -27,15 +38,19 @@ pub fn environments(plans: &[Plan]) -> String {
     out.push('\n');
     let share = (LIMIT - out.len()) / plans.len().max(1);
     for p in plans {
-        out.push_str(&plan_within(p, share));
+        out.push_str(&plan_within(p, share, detail));
         out.push('\n');
     }
     out
 }
 
-fn plan_within(plan: &Plan, limit: usize) -> String {
+fn plan_within(plan: &Plan, limit: usize, detail: Detail) -> String {
     let mut out = header(plan);
     notes(plan, &mut out);
+    let compact = detail.compact(plan.changes.len());
+    if let Some(note) = detail.note(plan.changes.len()) {
+        let _ = writeln!(out, "> [!NOTE]\n> {note}\n");
+    }
     if plan.changes.is_empty() {
         out.push_str("No changes: the live state matches the desired state.\n");
         return out;
@@ -47,7 +62,7 @@ fn plan_within(plan: &Plan, limit: usize) -> String {
     let total = groups.len();
     let (rows, sections): (Vec<String>, Vec<String>) = groups
         .iter()
-        .map(|(ns, changes)| (row(ns, changes), section(ns, changes)))
+        .map(|(ns, changes)| (row(ns, changes), section(ns, changes, compact)))
         .unzip();
 
     // Room for the notes that say what was left out; the table takes at
@@ -63,7 +78,7 @@ fn plan_within(plan: &Plan, limit: usize) -> String {
     if shown < total {
         let _ = writeln!(
             out,
-            "> [!NOTE]\n> Truncated: {} of {total} namespaces are not shown, to keep this comment under {LIMIT} characters. Run `sluice plan --env {}` for the full plan.",
+            "> [!NOTE]\n> Truncated: {} of {total} namespaces are not shown, to keep this comment under {LIMIT} characters. Run `sluice plan --env {} --detail` for the full plan.",
             total - shown,
             plan.environment
         );
@@ -169,8 +184,9 @@ fn summary_row(name: &str, s: &Summary) -> String {
     )
 }
 
-/// A namespace's collapsible section: each change with its fields and reasons.
-fn section(ns: &str, changes: &[&Change]) -> String {
+/// A namespace's collapsible section: each change with its fields and
+/// reasons; compact, one line per change unless it is blocked.
+fn section(ns: &str, changes: &[&Change], compact: bool) -> String {
     let mut section = format!(
         "<details><summary><code>{ns}</code>: {}</summary>\n\n```diff\n",
         counts(changes)
@@ -178,9 +194,15 @@ fn section(ns: &str, changes: &[&Change]) -> String {
     for c in changes {
         let drift = if c.cause == Cause::Drift {
             "  (drift)"
+        } else if c.drifted {
+            "  (also changed outside sluice)"
         } else {
             ""
         };
+        if compact && c.action != Action::Blocked {
+            let _ = writeln!(section, "{}{drift}", compact_line(c));
+            continue;
+        }
         let _ = writeln!(section, "{} {}{drift}", c.action.symbol(), c.address);
         for line in field_lines(c) {
             let _ = writeln!(section, "      {line}");

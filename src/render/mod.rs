@@ -1,5 +1,6 @@
 //! Plans for people (text, markdown) and for bots (JSON, the plan itself).
 
+mod document;
 pub mod markdown;
 pub mod progress;
 pub mod status;
@@ -7,8 +8,71 @@ pub mod text;
 
 use std::collections::BTreeMap;
 
-use crate::plan::{Change, FieldChange};
+use crate::plan::{Action, Change, Field, FieldChange};
 use crate::resource::Kind;
+
+/// Above this many changes a plan is shown compact unless `--detail` is
+/// given: a 2,000-topic plan in full runs to some 14,000 lines, which nobody
+/// reads, while one line per change still shows what moves where.
+pub const COMPACT_ABOVE: usize = 200;
+
+/// How much of each change a text or markdown plan shows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Detail {
+    /// Compact above [`COMPACT_ABOVE`] changes, in full otherwise.
+    #[default]
+    Auto,
+    /// One line per change: its action, address and the names of the fields
+    /// it changes. Blocked changes keep their reasons: they are what to fix.
+    Compact,
+    /// Every field of every change.
+    Full,
+}
+
+impl Detail {
+    /// Whether a plan of `changes` changes is shown compact.
+    pub fn compact(self, changes: usize) -> bool {
+        match self {
+            Detail::Auto => changes > COMPACT_ABOVE,
+            Detail::Compact => true,
+            Detail::Full => false,
+        }
+    }
+
+    /// What a compact plan says about itself, when it was not asked for.
+    fn note(self, changes: usize) -> Option<String> {
+        (self == Detail::Auto && self.compact(changes)).then(|| {
+            format!(
+                "Compact: {changes} changes (more than {COMPACT_ABOVE}), one line each with the fields they change; run with `--detail` to see every value."
+            )
+        })
+    }
+}
+
+/// A change on one line: its symbol, its address and, for an update, the
+/// fields it changes (a record's top-level keys); a create or a delete
+/// changes all of them.
+pub fn compact_line(change: &Change) -> String {
+    let head = format!("{} {}", change.action.symbol(), change.address);
+    if !matches!(change.action, Action::Update | Action::Blocked) {
+        return head;
+    }
+    let mut names: Vec<String> = Vec::new();
+    for f in &change.fields {
+        let name = match &f.field {
+            Field::Path(path) => path.split(['.', '[']).next().unwrap_or(path).to_owned(),
+            field => field.to_string(),
+        };
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    if names.is_empty() {
+        head
+    } else {
+        format!("{head}  {}", names.join(", "))
+    }
+}
 
 /// The first 12 characters of a commit or a digest: enough to tell them apart.
 pub fn short(id: &str) -> &str {
@@ -28,7 +92,7 @@ fn by_namespace<'a>(
 
 /// `name: before → after`, `name: value` for a create, aligned.
 fn field_lines(change: &Change) -> Vec<String> {
-    if let Some(diff) = document_diff(change) {
+    if let Some(diff) = document::diff(change) {
         return diff;
     }
     let width = change
@@ -49,31 +113,6 @@ fn field_lines(change: &Change) -> Vec<String> {
             )
         })
         .collect()
-}
-
-/// The rules and statements sluice owns in a bucket's shared documents read
-/// best as a unified diff of their JSON, and rule files as one of their
-/// text, live → desired.
-fn document_diff(change: &Change) -> Option<Vec<String>> {
-    if !matches!(
-        change.address.kind(),
-        Kind::S3Lifecycle | Kind::S3Replication | Kind::S3Policy | Kind::RuleFile
-    ) {
-        return None;
-    }
-    let text = |v: &Option<crate::resource::Value>| match v {
-        None => String::new(),
-        Some(crate::resource::Value::Rules(text)) => text.clone(),
-        Some(v) => serde_json::to_string_pretty(&v.inner_json()).expect("JSON prints") + "\n",
-    };
-    let (before, after) = (text(&change.live), text(&change.desired));
-    let diff = similar::TextDiff::from_lines(&before, &after);
-    let text = diff
-        .unified_diff()
-        .context_radius(3)
-        .header("live", "desired")
-        .to_string();
-    Some(text.lines().map(str::to_owned).collect())
 }
 
 fn values(change: &Change, f: &FieldChange) -> String {
@@ -117,8 +156,7 @@ fn counts(changes: &[&Change]) -> String {
 mod tests {
     use std::collections::BTreeMap;
 
-    use crate::config::workspace::Guards;
-    use crate::plan::{Action, Cause, Change, FORMAT_VERSION, FieldChange, Plan, Summary};
+    use crate::plan::{Action, Cause, Change, FieldChange, Plan};
     use crate::resource::{Address, TopicValue, Value};
 
     /// A plan creating `n` topics, each in its own namespace.
@@ -129,6 +167,7 @@ mod tests {
                 namespace: format!("team-{i:05}"),
                 action: Action::Create,
                 cause: Cause::Pending,
+                drifted: false,
                 fields: vec![FieldChange {
                     field: crate::plan::Field::Partitions,
                     before: None,
@@ -145,28 +184,7 @@ mod tests {
                 inventory: None,
             })
             .collect();
-        Plan {
-            format_version: FORMAT_VERSION,
-            environment: "prod".into(),
-            revision: None,
-            guards: Guards::default(),
-            summary: Summary::of(&changes),
-            changes,
-            unchanged: 0,
-            adopt: BTreeMap::new(),
-            forget: Vec::new(),
-            fingerprints: BTreeMap::new(),
-            inventory_revision: 0,
-            dr: Vec::new(),
-            policy: Vec::new(),
-            scope: None,
-            widened: None,
-            review: Vec::new(),
-            endpoints: None,
-            targets: Vec::new(),
-            destroy: false,
-            digest: None,
-        }
+        Plan::of_changes("prod", changes)
     }
 
     #[test]
@@ -179,6 +197,91 @@ mod tests {
         let small = super::markdown::plan(&plan(3));
         assert!(!small.contains("Truncated"));
         assert_eq!(small.matches("<details>").count(), 3);
+    }
+
+    /// An update of a registry record's owner and first topic.
+    fn record_update() -> Change {
+        let field = |path: &str, before: &str, after: &str| FieldChange {
+            field: crate::plan::Field::Path(path.into()),
+            before: Some(before.into()),
+            after: Some(after.into()),
+        };
+        Change {
+            fields: vec![
+                field("owner", "a", "b"),
+                field("topics[0].name", "x", "y"),
+                field("topics[0].dlq_of", "x", "y"),
+            ],
+            desired: Some(Value::Record(serde_json::json!({"owner": "b"}))),
+            live: Some(Value::Record(serde_json::json!({"owner": "a"}))),
+            ..Change::bare(
+                Address::etcd_key("/sluice/namespaces/team"),
+                "team",
+                Action::Update,
+                Cause::Drift,
+            )
+        }
+    }
+
+    #[test]
+    fn a_long_plan_is_compact_and_says_how_to_see_every_field() {
+        let lines = |text: &str| text.lines().count();
+        let at = super::COMPACT_ABOVE;
+        let full = super::text::plan(&plan(at), false);
+        assert!(full.contains("        partitions:  12"), "{full}");
+        assert!(!full.contains("Compact"));
+
+        let long = plan(at + 1);
+        let compact = super::text::plan(&long, false);
+        assert!(!compact.contains("partitions:"), "no field lines");
+        assert!(compact.contains("    + kafka.topic/team-00000-events\n"));
+        assert!(
+            compact.contains("run with `--detail` to see every value"),
+            "{compact}"
+        );
+        // A namespace line and a change line each, and the header and footer.
+        assert!(lines(&compact) <= 2 * (at + 1) + 8, "{}", lines(&compact));
+        let detail = super::text::plan_with(&long, false, super::Detail::Full);
+        assert!(detail.contains("partitions:") && !detail.contains("Compact"));
+        let asked = super::text::plan_with(&plan(2), false, super::Detail::Compact);
+        assert!(!asked.contains("partitions:") && !asked.contains("Compact:"));
+        let drift = super::text::drift_with(&long, false, super::Detail::Auto);
+        assert!(drift.contains("--detail") && !drift.contains("partitions:"));
+        let md = super::markdown::plan(&long);
+        assert!(
+            md.contains("--detail") && !md.contains("partitions:"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn a_compact_update_names_its_fields_once_each() {
+        assert_eq!(
+            super::compact_line(&record_update()),
+            "~ etcd.key//sluice/namespaces/team  owner, topics"
+        );
+        let mut p = plan(0);
+        p.changes = vec![record_update()];
+        let text = super::text::plan_with(&p, false, super::Detail::Compact);
+        assert!(
+            text.contains("    ~ etcd.key//sluice/namespaces/team  owner, topics  (drift)\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_record_shows_as_a_diff_of_its_json() {
+        let mut p = plan(0);
+        p.changes = vec![record_update()];
+        let text = super::text::plan_with(&p, false, super::Detail::Full);
+        assert!(
+            text.contains("        -  \"owner\": \"a\"\n        +  \"owner\": \"b\"\n"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("topics[0]"),
+            "no field-by-field listing: {text}"
+        );
     }
 
     #[test]

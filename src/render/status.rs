@@ -6,13 +6,25 @@ use comfy_table::{Cell, Table};
 
 use crate::engine::compliance::human;
 use crate::engine::status::Status;
+use crate::resource::System;
 use crate::state::{AppliedRecord, Operation, UnlockRecord};
 
+/// A table with a header row of column names, as `kubectl get` prints them.
 fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_style(NOTHING)
-        .set_header(header.iter().map(Cell::new));
+        .set_header(header.iter().map(|h| Cell::new(h.to_uppercase())));
+    // Flush left, two spaces between columns.
+    for column in t.column_iter_mut() {
+        column.set_padding((0, 2));
+    }
     t
+}
+
+/// A table as text: comfy-table pads every cell to its column's width, the
+/// last one included; lines do not end in spaces.
+fn show(t: &Table) -> String {
+    t.trim_fmt()
 }
 
 /// The status for people.
@@ -22,11 +34,16 @@ pub fn text(s: &Status) -> String {
         out.push_str(&format!(", namespace `{ns}`"));
     }
     out.push_str("\n\n");
-    out.push_str(&last_apply(s.last_apply.as_ref()));
+    let etcd_down = s.backends.iter().any(|b| b.system == System::Etcd && !b.ok);
+    if etcd_down {
+        out.push_str("Last apply: unknown (etcd, which records it, is down).\n");
+    } else {
+        out.push_str(&last_apply(s.last_apply.as_ref()));
+    }
     if let Some(u) = &s.last_unlock {
         out.push_str(&last_unlock(u));
     }
-    let mut t = table(&["backend", "", "detail"]);
+    let mut t = table(&["backend", "state", "detail"]);
     for b in &s.backends {
         t.add_row(vec![
             b.system.to_string(),
@@ -34,7 +51,11 @@ pub fn text(s: &Status) -> String {
             b.detail.clone(),
         ]);
     }
-    out.push_str(&format!("\n{t}\n\n"));
+    out.push_str(&format!("\n{}\n", show(&t)));
+    for b in s.backends.iter().filter(|b| !b.ok) {
+        out.push_str(&format!("hint: {}\n", down_hint(b.system)));
+    }
+    out.push('\n');
     match (&s.drift, &s.drift_error) {
         (Some(d), _) => out.push_str(&format!(
             "Drift: {} changed outside sluice, {} pending, {} blocked.\n",
@@ -44,12 +65,31 @@ pub fn text(s: &Status) -> String {
         (None, None) => {}
     }
     if !s.consumers.is_empty() {
-        out.push_str(&format!("\nConsumer lag:\n{}\n", consumers(s)));
+        out.push_str(&format!("\nConsumer lag:\n{}\n", show(&consumers(s))));
     }
     if !s.dr.is_empty() {
-        out.push_str(&format!("\nDisaster recovery:\n{}\n", dr(s)));
+        out.push_str(&format!("\nDisaster recovery:\n{}\n", show(&dr(s))));
     }
     out
+}
+
+/// What to do about a backend that is down or does not answer: where its
+/// address is set. `status` says it under its table, errors as their hint.
+pub fn down_hint(system: System) -> &'static str {
+    match system {
+        System::Kafka => {
+            "check that the brokers answer at `kafka.bootstrap_servers` of this environment in sluice.yaml (or `SLUICE_KAFKA_BOOTSTRAP`)"
+        }
+        System::Etcd => {
+            "check that etcd answers at `etcd.endpoints` of this environment in sluice.yaml (or `SLUICE_ETCD_ENDPOINTS`); without it sluice knows neither its state nor drift"
+        }
+        System::S3 => {
+            "check the S3 endpoint and region of this environment in sluice.yaml (or `SLUICE_S3_ENDPOINT`, `SLUICE_S3_REGION`) and the AWS credentials"
+        }
+        System::Prometheus => {
+            "check the rules directory and the reload URL of this environment in sluice.yaml (or `SLUICE_RULES_DIR`)"
+        }
+    }
 }
 
 fn last_apply(a: Option<&AppliedRecord>) -> String {
@@ -95,17 +135,16 @@ fn last_unlock(u: &UnlockRecord) -> String {
 }
 
 fn consumers(s: &Status) -> Table {
-    let mut t = table(&["namespace", "group", "lag", "max lag", ""]);
+    let mut t = table(&["namespace", "group", "lag", "max lag", "state"]);
     for c in &s.consumers {
         t.add_row(vec![
             c.namespace.clone(),
             c.group.clone(),
-            c.lag.map_or("?".into(), |l| l.to_string()),
+            c.lag.map_or("-".into(), |l| l.to_string()),
             c.max_lag.map_or("-".into(), |m| m.to_string()),
-            match (&c.error, c.over()) {
-                (Some(e), _) => e.clone(),
-                (None, true) => "over max lag".into(),
-                (None, false) => "ok".into(),
+            match &c.error {
+                Some(e) => format!("{}: {e}", c.state.as_str()),
+                None => c.state.as_str().to_owned(),
             },
         ]);
     }
@@ -114,7 +153,7 @@ fn consumers(s: &Status) -> Table {
 
 fn dr(s: &Status) -> Table {
     let age = |secs: Option<u64>| secs.map_or("none".into(), human);
-    let mut t = table(&["namespace", "backups", "newest", "rpo", ""]);
+    let mut t = table(&["namespace", "backups", "newest", "rpo", "compliance"]);
     for r in &s.dr {
         t.add_row(vec![
             r.namespace.clone(),

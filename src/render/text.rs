@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::{by_namespace, field_lines};
+use super::{Detail, by_namespace, compact_line, field_lines};
 use crate::plan::{Action, Cause, Change, Plan};
 
 const RESET: &str = "\x1b[0m";
@@ -24,12 +24,24 @@ fn action_color(action: Action) -> &'static str {
     }
 }
 
-/// One change: its symbol and address, where it is declared, its fields and reasons.
-fn change(out: &mut String, c: &Change, color: bool) {
-    let head = format!("{} {}", c.action.symbol(), c.address);
+/// One change: its symbol and address, where it is declared, its fields and
+/// reasons; compact, only the names of its fields, unless it is blocked.
+fn change(out: &mut String, c: &Change, color: bool, compact: bool) {
+    let compact = compact && c.action != Action::Blocked;
+    let head = if compact {
+        compact_line(c)
+    } else {
+        format!("{} {}", c.action.symbol(), c.address)
+    };
     let _ = write!(out, "    {}", paint(color, action_color(c.action), &head));
     if c.cause == Cause::Drift {
         let _ = write!(out, "  {}", paint(color, "35", "(drift)"));
+    } else if c.drifted {
+        let _ = write!(
+            out,
+            "  {}",
+            paint(color, "35", "(also changed outside sluice)")
+        );
     }
     if c.action == Action::Blocked
         && let Some(source) = &c.source
@@ -37,6 +49,9 @@ fn change(out: &mut String, c: &Change, color: bool) {
         let _ = write!(out, "  {source}");
     }
     out.push('\n');
+    if compact {
+        return;
+    }
     for line in field_lines(c) {
         let _ = writeln!(out, "        {line}");
     }
@@ -57,12 +72,23 @@ fn change(out: &mut String, c: &Change, color: bool) {
     }
 }
 
-fn changes<'a>(out: &mut String, changes: impl IntoIterator<Item = &'a Change>, color: bool) {
+/// Changes by namespace; compact, without a blank line between namespaces.
+fn changes<'a>(
+    out: &mut String,
+    changes: impl IntoIterator<Item = &'a Change>,
+    color: bool,
+    compact: bool,
+) {
     for (ns, group) in by_namespace(changes) {
         let _ = writeln!(out, "  namespace {}", paint(color, "1", ns));
         for c in group {
-            change(out, c, color);
+            change(out, c, color, compact);
         }
+        if !compact {
+            out.push('\n');
+        }
+    }
+    if compact {
         out.push('\n');
     }
 }
@@ -119,13 +145,20 @@ fn endpoints(plan: &Plan) -> String {
         .collect()
 }
 
-/// The plan, closing with "Plan: N to create, N to update, N to delete."
+/// The plan, closing with "Plan: N to create, N to update, N to delete.",
+/// compact when it is long.
 pub fn plan(plan: &Plan, color: bool) -> String {
+    plan_with(plan, color, Detail::Auto)
+}
+
+/// [`plan`], with as much detail as asked.
+pub fn plan_with(plan: &Plan, color: bool, detail: Detail) -> String {
     let mut out = header(plan);
+    let compact = detail.compact(plan.changes.len());
     if plan.changes.is_empty() {
         out.push_str("No changes: the live state matches the desired state.\n");
     } else {
-        changes(&mut out, &plan.changes, color);
+        changes(&mut out, &plan.changes, color, compact);
     }
     if !plan.adopt.is_empty() {
         let _ = writeln!(
@@ -160,6 +193,9 @@ pub fn plan(plan: &Plan, color: bool) -> String {
         );
     }
     violations(&mut out, plan, color);
+    if let Some(note) = detail.note(plan.changes.len()) {
+        let _ = writeln!(out, "{note}");
+    }
     bold_line(&mut out, color, &plan.summary.to_string());
     out
 }
@@ -184,9 +220,15 @@ fn violations(out: &mut String, plan: &Plan, color: bool) {
 }
 
 /// Drift first (live changed behind Git's back), then what Git asks for and
-/// is not applied yet.
+/// is not applied yet; compact when it is long.
 pub fn drift(plan: &Plan, color: bool) -> String {
+    drift_with(plan, color, Detail::Auto)
+}
+
+/// [`drift`], with as much detail as asked.
+pub fn drift_with(plan: &Plan, color: bool, detail: Detail) -> String {
     let mut out = header(plan).replacen("sluice plan", "sluice drift", 1);
+    let compact = detail.compact(plan.changes.len());
     let drifted: Vec<&Change> = plan.drift().collect();
     let pending: Vec<&Change> = plan
         .changes
@@ -211,11 +253,14 @@ pub fn drift(plan: &Plan, color: bool) -> String {
     }
     if !drifted.is_empty() {
         out.push_str("Changed outside sluice (apply restores the desired state):\n");
-        changes(&mut out, drifted.iter().copied(), color);
+        changes(&mut out, drifted.iter().copied(), color, compact);
     }
     if !pending.is_empty() {
         out.push_str("Desired in Git but not applied yet:\n");
-        changes(&mut out, pending.iter().copied(), color);
+        changes(&mut out, pending.iter().copied(), color, compact);
+    }
+    if let Some(note) = detail.note(plan.changes.len()) {
+        let _ = writeln!(out, "{note}");
     }
     bold_line(
         &mut out,

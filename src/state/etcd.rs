@@ -130,6 +130,27 @@ fn shard_value(entries: BTreeMap<Address, InventoryEntry>) -> Vec<u8> {
     serde_json::to_vec(&shard).expect("a shard is JSON")
 }
 
+/// An etcd client error as people read it. A gRPC status prints as a
+/// debug dump (`code: '…', message: "…", source: tonic::transport::Error(…)`);
+/// this is its message and the causes under it, each once.
+pub fn readable(e: &etcd_client::Error) -> String {
+    let etcd_client::Error::GRpcStatus(status) = e else {
+        return crate::diag::chain(e);
+    };
+    let mut parts = vec![status.message().to_owned()];
+    let mut cause = std::error::Error::source(status);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        // tonic's own wrapper says nothing the causes around it do not.
+        if text != "transport error" && !parts.contains(&text) {
+            parts.push(text);
+        }
+        cause = c.source();
+    }
+    parts.retain(|p| !p.is_empty());
+    parts.join(": ")
+}
+
 fn unreachable(e: etcd_client::Error) -> StateError {
     StateError::Unreachable(e)
 }

@@ -424,8 +424,8 @@ pub enum StateError {
         source: etcd_client::Error,
     },
     /// etcd did not answer or refused.
-    #[error("cannot reach sluice's state in etcd")]
-    Unreachable(#[source] etcd_client::Error),
+    #[error("cannot reach sluice's state in etcd: {}", etcd::readable(.0))]
+    Unreachable(etcd_client::Error),
     /// A namespace's inventory would outgrow what one etcd request holds.
     #[error(
         "namespace `{namespace}` would record {entries} resources ({bytes} bytes), more than one etcd request holds ({limit} bytes); nothing was changed"

@@ -110,7 +110,7 @@ mod tests {
             (
                 ConnectError::Etcd {
                     endpoints: "http://etcd:2379".into(),
-                    source: etcd_down(),
+                    cause: etcd_down(),
                 }
                 .into(),
                 true,

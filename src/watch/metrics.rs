@@ -171,10 +171,14 @@ impl Metrics {
                 namespace: c.namespace.clone(),
                 kind: c.address.kind().to_string(),
             };
-            match c.cause {
-                Cause::Drift => self.drifted.get_or_create(&labels).inc(),
-                Cause::Pending => self.pending.get_or_create(&labels).inc(),
-            };
+            // A resource changed outside sluice counts as drifted whatever
+            // else is pending on it, a blocked change included.
+            if c.is_drift() {
+                self.drifted.get_or_create(&labels).inc();
+            }
+            if c.cause == Cause::Pending {
+                self.pending.get_or_create(&labels).inc();
+            }
         }
         let blocked = plan.summary.blocked + plan.denials().count();
         self.blocked
@@ -221,5 +225,60 @@ impl Metrics {
 pub fn env(environment: &str) -> EnvLabels {
     EnvLabels {
         environment: environment.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Action, Change};
+    use crate::resource::Address;
+
+    fn change(name: &str, action: Action, cause: Cause, drifted: bool) -> Change {
+        Change {
+            drifted,
+            ..Change::bare(Address::topic(name), "orders", action, cause)
+        }
+    }
+
+    fn sample(metrics: &Metrics, series: &str) -> Option<String> {
+        metrics
+            .encode()
+            .lines()
+            .find(|l| l.starts_with(series))
+            .and_then(|l| l.rsplit(' ').next())
+            .map(str::to_owned)
+    }
+
+    #[test]
+    fn a_drifted_resource_stays_drifted_whatever_is_pending_on_it() {
+        let metrics = Metrics::new();
+        metrics.publish(
+            "prod",
+            &Plan::of_changes(
+                "prod",
+                vec![
+                    change("drifted", Action::Update, Cause::Drift, false),
+                    // Blocked in Git (a partition shrink) and changed by hand.
+                    change("both", Action::Blocked, Cause::Pending, true),
+                    change("pending", Action::Update, Cause::Pending, false),
+                ],
+            ),
+        );
+        let labels = r#"{environment="prod",namespace="orders",kind="kafka.topic"}"#;
+        assert_eq!(
+            sample(&metrics, &format!("sluice_drifted_resources{labels}")).as_deref(),
+            Some("2"),
+            "{}",
+            metrics.encode()
+        );
+        assert_eq!(
+            sample(&metrics, &format!("sluice_pending_changes{labels}")).as_deref(),
+            Some("2")
+        );
+        assert_eq!(
+            sample(&metrics, r#"sluice_blocked_changes{environment="prod"}"#).as_deref(),
+            Some("1")
+        );
     }
 }

@@ -30,7 +30,7 @@ use crate::desired::{Desired, Overrides};
 use crate::diag::{Diagnostic, chain};
 use crate::engine::apply::{ApplyOptions, Interrupt, apply};
 use crate::engine::{self, Target};
-use crate::plan::{Action, Cause, Plan};
+use crate::plan::{Action, Plan};
 use crate::policy::Policies;
 use crate::source::{Origin, SourceTree};
 use crate::state::Holder;
@@ -369,7 +369,7 @@ impl Watcher {
     /// Logs drift that was not there in the last cycle.
     fn log_drift(&mut self, plan: &Plan) {
         let now = drift_addresses(plan);
-        for c in plan.changes.iter().filter(|c| c.cause == Cause::Drift) {
+        for c in plan.changes.iter().filter(|c| c.is_drift()) {
             if !self.drifted.contains(&c.address.to_string()) {
                 tracing::warn!(
                     environment = %plan.environment,
@@ -385,7 +385,11 @@ impl Watcher {
 }
 
 fn drift_addresses(plan: &Plan) -> BTreeSet<String> {
-    plan.drift().map(|c| c.address.to_string()).collect()
+    plan.changes
+        .iter()
+        .filter(|c| c.is_drift())
+        .map(|c| c.address.to_string())
+        .collect()
 }
 
 /// The one environment of a tree, and its policies; the errors as one

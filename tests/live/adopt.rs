@@ -19,9 +19,11 @@ fn config(repo: &TestRepo) -> ClientConfig {
     c
 }
 
-type Seed<'a> = (&'a str, i32, &'a [(&'a str, &'a str)]);
+/// A topic made outside sluice: its name, partitions and configs.
+pub type Seed<'a> = (&'a str, i32, &'a [(&'a str, &'a str)]);
 
-async fn create_topics(repo: &TestRepo, topics: &[Seed<'_>]) {
+/// Makes topics as another tool would, with replication factor 1.
+pub async fn create_topics(repo: &TestRepo, topics: &[Seed<'_>]) {
     let admin: AdminClient<DefaultClientContext> = config(repo).create().unwrap();
     let new: Vec<NewTopic> = topics
         .iter()
@@ -142,10 +144,11 @@ async fn status_shows_the_lag_of_a_real_consumer_group() {
     let repo = TestRepo::new();
     let topic = repo.name("events");
     let group = repo.name("readers");
+    let idle = repo.name("idle");
     repo.namespace(
         "events",
         &format!(
-            "  topics:\n    - name: {topic}\n      partitions: 1\n  consumers:\n    - group: {group}\n      max_lag: 100\n"
+            "  topics:\n    - name: {topic}\n      partitions: 1\n  consumers:\n    - group: {group}\n      max_lag: 100\n    - group: {idle}\n"
         ),
     );
     let apply = repo.run(&["apply", "--auto-approve"]);
@@ -192,6 +195,12 @@ async fn status_shows_the_lag_of_a_real_consumer_group() {
     assert_eq!(c["group"], group.as_str(), "{json:#}");
     assert_eq!(c["lag"], 6, "{json:#}");
     assert_eq!(c["partitions"][0]["committed"], 4, "{json:#}");
+    assert_eq!(c["state"], "ok", "{json:#}");
+    // A group that never committed has no lag to judge: not 0, not ok.
+    let never = &json["consumers"][1];
+    assert_eq!(never["group"], idle.as_str(), "{json:#}");
+    assert_eq!(never["state"], "no_commits", "{json:#}");
+    assert!(never["lag"].is_null(), "{json:#}");
     assert!(
         json["backends"]
             .as_array()
@@ -203,6 +212,26 @@ async fn status_shows_the_lag_of_a_real_consumer_group() {
 
     let text = repo.run(&["status"]);
     assert!(text.stdout.contains(&group), "{}", text.stdout);
+    let row = |g: &str| -> Vec<String> {
+        let line = text.stdout.lines().find(|l| l.contains(g)).unwrap();
+        line.split("  ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(row(&group)[2..], ["6", "100", "ok"], "{}", text.stdout);
+    assert_eq!(row(&idle)[2..], ["-", "-", "no commits"], "{}", text.stdout);
+    assert!(
+        text.stdout.contains("NAMESPACE") && text.stdout.contains("MAX LAG  STATE"),
+        "named columns: {}",
+        text.stdout
+    );
+    assert!(
+        text.stdout.lines().all(|l| !l.ends_with(' ')),
+        "no trailing spaces: {:?}",
+        text.stdout
+    );
     assert!(
         text.stdout.contains("Drift: 0 changed outside sluice"),
         "{}",

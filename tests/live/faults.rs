@@ -107,7 +107,7 @@ fn s3_that_accepts_and_never_answers_fails_plan_drift_status_and_apply_with_time
 }
 
 #[test]
-fn a_hung_kafka_or_etcd_fails_the_plan_with_timed_out() {
+fn a_hung_kafka_or_etcd_fails_plan_drift_and_apply_with_timed_out_and_status_keeps_its_table() {
     let repo = TestRepo::new();
     repo.namespace("hung", "  topics:\n    - name: {tag}-hung\n");
     for (var, upstream) in [
@@ -121,23 +121,100 @@ fn a_hung_kafka_or_etcd_fails_the_plan_with_timed_out() {
         } else {
             proxy.addr()
         };
-        let run = run_bounded(
-            repo.sluice()
-                .env(var, endpoint)
-                .args(["--timeout", "1s", "plan"]),
-        );
-        assert_ne!(run.code, 0, "{var}: {}", run.all_output());
+        for args in [
+            &["plan"][..],
+            &["drift"],
+            &["apply", "--auto-approve"],
+            &["status"],
+        ] {
+            let run = run_bounded(
+                repo.sluice()
+                    .env(var, &endpoint)
+                    .args(["--timeout", "1s"])
+                    .args(args),
+            );
+            let what = format!("{var} {args:?}");
+            assert_eq!(run.code, 1, "{what}: {}", run.all_output());
+            assert!(
+                run.all_output().contains("timed out after 1s"),
+                "{what}: says it timed out, and after how long: {}",
+                run.all_output()
+            );
+            assert!(
+                !run.all_output().contains("os error 11"),
+                "{what}: not a raw errno: {}",
+                run.all_output()
+            );
+            if args == ["status"] {
+                assert_status_table(
+                    &run,
+                    if var.contains("ETCD") {
+                        "etcd"
+                    } else {
+                        "Kafka"
+                    },
+                );
+            } else {
+                assert!(
+                    run.stderr.contains("hint: check that"),
+                    "{what}: {}",
+                    run.stderr
+                );
+            }
+        }
+    }
+}
+
+/// `status` kept its table, named the down backend in its row and said
+/// what to do, with the other backends' rows there too.
+fn assert_status_table(run: &Run, down: &str) {
+    let out = &run.stdout;
+    assert!(
+        out.contains("BACKEND  STATE  DETAIL"),
+        "{}",
+        run.all_output()
+    );
+    let row = out
+        .lines()
+        .find(|l| l.starts_with(down))
+        .unwrap_or_else(|| panic!("no {down} row: {out}"));
+    assert!(row.contains("DOWN"), "{row}");
+    for other in ["Kafka", "etcd"].iter().filter(|s| **s != down) {
         assert!(
-            run.stderr.contains("timed out"),
-            "{var}: the error says it timed out: {}",
-            run.stderr
-        );
-        assert!(
-            !run.stderr.contains("os error 11"),
-            "{var}: not a raw errno: {}",
-            run.stderr
+            out.lines()
+                .any(|l| l.starts_with(other) && l.contains(" ok ")),
+            "the {other} row is there and fine: {out}"
         );
     }
+    assert!(out.contains("hint: check that"), "{out}");
+    assert!(
+        out.lines().all(|l| !l.ends_with(' ')),
+        "no trailing spaces:\n{out:?}"
+    );
+    assert!(!run.all_output().contains("tonic"), "{}", run.all_output());
+}
+
+#[test]
+fn status_with_etcd_stopped_shows_every_backend_and_why_etcd_is_down() {
+    let repo = TestRepo::new();
+    repo.namespace("down", "  topics:\n    - name: {tag}-down\n");
+    // A port nothing listens on: etcd is stopped.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let run = run_bounded(
+        repo.sluice()
+            .env("SLUICE_ETCD_ENDPOINTS", &url)
+            .args(["status"]),
+    );
+    assert_eq!(run.code, 1, "{}", run.all_output());
+    assert_status_table(&run, "etcd");
+    assert!(
+        run.stdout.contains("Connection refused"),
+        "the cause, as the OS says it: {}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("Last apply: unknown"), "{}", run.stdout);
 }
 
 #[test]

@@ -11,6 +11,7 @@ mod alerts;
 mod dr;
 mod env_file;
 mod faults;
+mod import;
 mod operator;
 mod plan_schema;
 mod policies;

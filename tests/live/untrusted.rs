@@ -201,6 +201,7 @@ fn a_hand_edited_plan_is_refused_and_changes_nothing() {
             namespace: repo.name("a"),
             action,
             cause: Cause::Pending,
+            drifted: false,
             fields: Vec::new(),
             reasons: Vec::new(),
             source: None,

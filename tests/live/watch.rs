@@ -212,6 +212,39 @@ fn drift_shows_in_the_metrics_and_remediate_repairs_it() {
 }
 
 #[test]
+fn a_topic_changed_by_hand_stays_drifted_while_a_blocked_change_waits_on_it() {
+    let repo = TestRepo::new();
+    let spec = |partitions: u32| {
+        format!(
+            "  retention: 3d\n  topics:\n    - name: {{tag}}-both\n      partitions: {partitions}\n"
+        )
+    };
+    repo.namespace("both", &spec(2));
+    let applied = repo.run(&["apply", "--auto-approve"]);
+    assert_eq!(applied.code, 0, "{}", applied.all_output());
+    // Changed by hand, then asked in Git for what cannot be done (a shrink).
+    repo.set_topic_config(&repo.name("both"), "retention.ms", "1000");
+    repo.namespace("both", &spec(1));
+
+    let w = Watcher::start(&repo, &[]);
+    let drifted = series("drifted_resources", &repo, "both", "kafka.topic");
+    w.wait_until(Duration::from_secs(20), "the blocked change", |w| {
+        w.metric("sluice_blocked_changes{environment=\"local\"}") == Some(1.0)
+    });
+    assert_eq!(
+        w.metric(&drifted),
+        Some(1.0),
+        "still drifted: {}",
+        w.get("/metrics").unwrap_or_default()
+    );
+    let pending = series("pending_changes", &repo, "both", "kafka.topic");
+    assert_eq!(w.metric(&pending), Some(1.0));
+    let (code, _, logs) = w.terminate();
+    assert_eq!(code, Some(0), "{logs}");
+    assert!(logs.contains("drift: changed outside sluice"), "{logs}");
+}
+
+#[test]
 fn one_of_two_ha_replicas_leads_and_the_other_takes_over_within_the_ttl() {
     let repo = TestRepo::new();
     repo.namespace("ha", &topic_spec(&["ha"]));

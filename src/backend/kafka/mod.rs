@@ -77,7 +77,7 @@ impl KafkaBackend {
                 .inner()
                 .fetch_metadata(None, timeout)
                 .map(|m| f(&m))
-                .map_err(|e| e.to_string())
+                .map_err(|e| failed("Metadata", &e, timeout))
         })
         .await?
     }
@@ -238,8 +238,14 @@ impl Backend for KafkaBackend {
 
 #[async_trait]
 impl ClusterProbe for KafkaBackend {
-    /// The brokers the cluster reports, as `id@host:port`.
+    /// The brokers the cluster reports, as `id@host:port`. ApiVersions
+    /// goes first: librdkafka calls a broker that never answers a
+    /// "transport failure", where the probe says it timed out, and after how long.
     async fn brokers(&self) -> Result<Vec<String>, String> {
+        self.probe_apis().await.map_err(|e| match e {
+            BackendError::Read { message, .. } => message,
+            other => other.to_string(),
+        })?;
         self.metadata(|m| {
             m.brokers()
                 .iter()

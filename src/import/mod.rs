@@ -3,10 +3,16 @@
 //! changes, and the next apply records the resources in the inventory.
 //!
 //! Topics are grouped by the registry records in etcd where they exist, else
-//! by name prefix (up to the first `.`). Only configs set on the topic are
-//! written, never broker defaults. `<topic>.dlq` folds back into `dlq: true`.
+//! by name prefix (up to the first `.`), and listed in the order the record
+//! declares them. The namespace's own settings go at `spec` level
+//! ([`settings`]); a topic gets only the configs set on it that those do not
+//! give it, never broker defaults. `<topic>.dlq` folds back into `dlq: true`.
+//! [`merge`] adds topics to an existing file instead.
 //! Grants, alerts and DR come from their etcd records ([`crate::records`]),
 //! and DR gaps from the buckets those records name.
+
+pub mod merge;
+mod settings;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -89,7 +95,7 @@ impl Estate {
 
 /// A duration as the YAML writes it (`90d`, `36h`, `5m`), in the largest
 /// unit that keeps it exact.
-fn duration(ms: u64) -> String {
+pub(crate) fn duration(ms: u64) -> String {
     const UNITS: [(u64, &str); 5] = [
         (86_400_000, "d"),
         (3_600_000, "h"),
@@ -146,7 +152,15 @@ fn namespace(estate: &Estate, name: &str, topics: &BTreeSet<String>) -> Json {
     if let Some(r) = registry {
         registry_settings(r, &mut metadata, &mut spec);
     }
-    spec.insert("topics".into(), Json::Array(topic_specs(estate, topics)));
+    let order = declared_order(registry, topics);
+    let base = settings::namespace_base(estate, registry, &order, topics);
+    for (key, value) in settings::spec_values(&base) {
+        spec.insert(key.into(), value);
+    }
+    spec.insert(
+        "topics".into(),
+        Json::Array(topic_specs(estate, &order, topics, &base)),
+    );
     if let Some(c) = registry.map(|r| &r.consumers).filter(|c| !c.is_empty()) {
         spec.insert("consumers".into(), json!(c));
     }
@@ -178,7 +192,29 @@ fn namespace(estate: &Estate, name: &str, topics: &BTreeSet<String>) -> Json {
     })
 }
 
-/// What the registry record says, as metadata and spec settings.
+/// The namespace's topics in the order its registry record declares them
+/// (the order the YAML had, which the record, its alerts' regular
+/// expressions and its rule file keep), then any others by name.
+fn declared_order<'a>(
+    registry: Option<&'a RegistryRecord>,
+    topics: &'a BTreeSet<String>,
+) -> Vec<&'a str> {
+    let mut order: Vec<&str> = registry
+        .into_iter()
+        .flat_map(|r| &r.topics)
+        .map(|t| t.name.as_str())
+        .filter(|name| topics.contains(*name))
+        .collect();
+    for name in topics {
+        if !order.contains(&name.as_str()) {
+            order.push(name);
+        }
+    }
+    order
+}
+
+/// What the registry record says, as metadata and spec settings; retention
+/// is one of the namespace's topic settings ([`settings`]).
 fn registry_settings(
     r: &RegistryRecord,
     metadata: &mut Map<String, Json>,
@@ -196,10 +232,6 @@ fn registry_settings(
     }
     if let Some(c) = &r.capacity {
         spec.insert("capacity".into(), json!(c));
-    }
-    if let Some(ms) = r.retention_ms {
-        let text = u64::try_from(ms).map_or_else(|_| "infinite".to_owned(), duration);
-        spec.insert("retention".into(), json!(text));
     }
     if let Some(c) = &r.cache {
         let mut cache = Map::new();
@@ -230,28 +262,54 @@ fn alert(a: &AlertRecord) -> Json {
     Json::Object(out)
 }
 
-fn topic_specs(estate: &Estate, topics: &BTreeSet<String>) -> Vec<Json> {
-    let mut out = Vec::new();
-    for name in topics {
-        if let Some(base) = name.strip_suffix(".dlq")
-            && topics.contains(base)
-        {
-            continue; // folded into its topic's `dlq: true`
-        }
-        let t = &estate.topics[name];
-        let mut spec = Map::new();
-        spec.insert("name".into(), json!(name));
-        spec.insert("partitions".into(), json!(t.partitions));
-        spec.insert("replication_factor".into(), json!(t.replication_factor));
-        if !t.config.is_empty() {
-            spec.insert("config".into(), json!(t.config));
-        }
-        if topics.contains(&format!("{name}.dlq")) {
-            spec.insert("dlq".into(), json!(true));
-        }
-        out.push(Json::Object(spec));
+/// The topics in `order`, each with the configs the namespace's settings
+/// (`base`) do not give it; a DLQ folds into its topic's `dlq: true`.
+fn topic_specs(
+    estate: &Estate,
+    order: &[&str],
+    topics: &BTreeSet<String>,
+    base: &BTreeMap<String, String>,
+) -> Vec<Json> {
+    order
+        .iter()
+        .filter(|name| !settings::is_folded_dlq(name, topics))
+        .map(|name| json!(topic_spec(name, &estate.topics[*name], topics, base)))
+        .collect()
+}
+
+/// One topic's entry in `spec.topics`, its fields in the order people
+/// write them.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TopicEntry {
+    pub name: String,
+    pub partitions: u32,
+    pub replication_factor: u16,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dlq: bool,
+}
+
+/// A topic's entry: its own configs are those the namespace's settings
+/// (`base`) do not give it.
+pub(crate) fn topic_spec(
+    name: &str,
+    t: &TopicValue,
+    topics: &BTreeSet<String>,
+    base: &BTreeMap<String, String>,
+) -> TopicEntry {
+    TopicEntry {
+        name: name.to_owned(),
+        partitions: t.partitions,
+        replication_factor: t.replication_factor,
+        config: t
+            .config
+            .iter()
+            .filter(|(k, v)| base.get(*k) != Some(*v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        dlq: topics.contains(&format!("{name}.dlq")),
     }
-    out
 }
 
 /// The DR record mapped back. Retention and the PITR window a record leaves
@@ -357,6 +415,78 @@ mod tests {
         assert_eq!(orders[0]["dlq"], true);
         assert_eq!(orders[0]["config"]["cleanup.policy"], "compact");
         assert_eq!(docs["billing"]["metadata"]["owner"], "fin");
+    }
+
+    #[test]
+    fn settings_go_at_spec_level_and_topics_keep_their_declared_order() {
+        let ns = [
+            ("retention.ms", "604800000"),
+            ("compression.type", "lz4"),
+            ("max.message.bytes", "2097152"),
+        ];
+        let own = |extra: (&'static str, &'static str)| {
+            let mut c = ns.to_vec();
+            c.retain(|(k, _)| *k != extra.0);
+            c.push(extra);
+            c
+        };
+        let mut estate = Estate::default();
+        for (name, t) in [
+            ("shop.orders", topic(3, &ns)),
+            ("shop.orders.dlq", topic(1, &ns)),
+            ("shop.audit", topic(1, &own(("retention.ms", "2592000000")))),
+            ("shop.state", topic(1, &own(("cleanup.policy", "compact")))),
+        ] {
+            estate.topics.insert(name.into(), t);
+        }
+        let registry = json!({
+            "name": "shop", "owner": "s", "tier": "standard", "labels": {}, "protected": false,
+            "capacity": null, "retention_ms": 604800000u64, "cache": null,
+            "connection_pool_size": null, "consumers": [], "managed_by": "sluice",
+            "topics": [
+                {"name": "shop.state", "dlq_of": null},
+                {"name": "shop.orders", "dlq_of": null},
+                {"name": "shop.audit", "dlq_of": null},
+                {"name": "shop.orders.dlq", "dlq_of": "shop.orders"},
+            ],
+        });
+        estate
+            .add_record("namespaces/shop", registry.to_string().as_bytes())
+            .unwrap();
+        let doc = &namespaces(&estate)["shop"]["spec"];
+        assert_eq!(doc["retention"], "7d", "{doc:#}");
+        assert_eq!(doc["compression"], "lz4", "{doc:#}");
+        assert_eq!(doc["max_message_bytes"], "2MiB", "{doc:#}");
+        let topics = doc["topics"].as_array().unwrap();
+        let names: Vec<&str> = topics.iter().map(|t| t["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["shop.state", "shop.orders", "shop.audit"]);
+        assert_eq!(topics[0]["config"], json!({"cleanup.policy": "compact"}));
+        assert!(topics[1].get("config").is_none(), "{doc:#}");
+        assert_eq!(topics[1]["dlq"], true);
+        assert_eq!(topics[2]["config"], json!({"retention.ms": "2592000000"}));
+    }
+
+    #[test]
+    fn without_dlqs_a_setting_is_the_namespace_s_only_when_every_topic_has_it() {
+        let mut estate = Estate::default();
+        estate
+            .topics
+            .insert("pay.a".into(), topic(1, &[("compression.type", "gzip")]));
+        estate.topics.insert(
+            "pay.b".into(),
+            topic(
+                1,
+                &[("compression.type", "gzip"), ("max.message.bytes", "1000")],
+            ),
+        );
+        let doc = &namespaces(&estate)["pay"]["spec"];
+        assert_eq!(doc["compression"], "gzip", "{doc:#}");
+        assert!(doc.get("max_message_bytes").is_none(), "{doc:#}");
+        assert!(doc.get("retention").is_none(), "{doc:#}");
+        assert_eq!(
+            doc["topics"][1]["config"],
+            json!({"max.message.bytes": "1000"})
+        );
     }
 
     #[test]
