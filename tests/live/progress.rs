@@ -96,10 +96,12 @@ fn kill_9_mid_apply_leaves_a_record_of_what_was_applied_and_a_rerun_replaces_it(
         .spawn()
         .unwrap();
     heard(&saved, "the save of the 20th change");
+    // etcd cancels a request whose connection closes before it commits, so
+    // the kill waits until etcd holds the save (its answer stays held).
+    let record = record_once_applied(&repo, 20);
     apply.kill().unwrap(); // SIGKILL
     apply.wait().unwrap();
 
-    let record = record_once_applied(&repo, 20);
     assert_eq!(record["status"], "applying", "{record}");
     assert_eq!(record["planned"], 201, "{record}");
     assert_eq!(record["done"]["kafka.topic"]["created"], 20, "{record}");
