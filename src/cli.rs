@@ -137,7 +137,7 @@ pub enum Command {
         #[arg(long)]
         allow_delete: bool,
         /// Wait this long for another apply to release the lock, e.g. `30s`
-        #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+        #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
         lock_timeout: std::time::Duration,
         /// Changes sent per request; smaller batches stop sooner on an interrupt
         #[arg(long, value_name = "N", default_value_t = crate::engine::apply::BATCH as u16, value_parser = clap::value_parser!(u16).range(1..))]
@@ -184,7 +184,7 @@ pub enum Command {
         #[arg(long)]
         force: bool,
         /// Wait this long for another apply to release the lock, e.g. `30s`
-        #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+        #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
         lock_timeout: std::time::Duration,
     },
     /// Delete everything sluice manages in the environment, except protected namespaces
@@ -193,7 +193,7 @@ pub enum Command {
         #[arg(long, value_name = "ENV")]
         confirm: Option<String>,
         /// Wait this long for another apply to release the lock, e.g. `30s`
-        #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+        #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
         lock_timeout: std::time::Duration,
         /// Changes sent per request; smaller batches stop sooner on an interrupt
         #[arg(long, value_name = "N", default_value_t = crate::engine::apply::BATCH as u16, value_parser = clap::value_parser!(u16).range(1..))]
@@ -252,10 +252,10 @@ pub enum Command {
         #[arg(long)]
         ha: bool,
         /// TTL of the election lease: how soon another replica takes over from a dead leader
-        #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
+        #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_duration)]
         lease_ttl: std::time::Duration,
         /// Longest wait between retries after errors
-        #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+        #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
         max_backoff: std::time::Duration,
     },
     /// Write generated files
@@ -354,9 +354,16 @@ pub enum PlanFormat {
     Markdown,
 }
 
+/// A duration written as people write them (`30s`, `5m`, `1h 30m`); the
+/// error says how, since humantime's own ("expected number at 0") does not.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("`{text}` is not a duration ({e}); write it like `30s`, `5m` or `1h`"))
+}
+
 /// A watch interval: at least a second (`0s` would plan without a pause).
 fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
-    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    let d = parse_duration(text)?;
     if d < std::time::Duration::from_secs(1) {
         return Err("a watch interval is at least `1s`, such as `30s` or `5m`".into());
     }
@@ -365,9 +372,24 @@ fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
 
 /// A request timeout: at least 100 ms, at most an hour.
 fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
-    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    let d = parse_duration(text)?;
     if d < std::time::Duration::from_millis(100) || d > std::time::Duration::from_secs(3600) {
         return Err("a timeout is between `100ms` and `1h`".into());
     }
     Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_duration_without_a_unit_says_how_to_write_one() {
+        let e = parse_duration("5").unwrap_err();
+        assert!(e.starts_with("`5` is not a duration"), "{e}");
+        assert!(e.ends_with("write it like `30s`, `5m` or `1h`"), "{e}");
+        assert_eq!(parse_duration("1h 30m"), Ok(std::time::Duration::from_secs(5400)));
+        assert!(parse_interval("abc").unwrap_err().contains("write it like"));
+        assert!(parse_timeout("0s").unwrap_err().contains("between `100ms` and `1h`"));
+    }
 }
