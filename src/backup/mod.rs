@@ -8,6 +8,8 @@
 //! the restore.
 
 pub mod manifest;
+pub mod restore;
+pub mod run;
 pub mod segment;
 
 use sha2::{Digest, Sha256};
