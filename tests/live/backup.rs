@@ -466,3 +466,86 @@ async fn backup_restore_refuses_a_topic_that_holds_data_and_needs_confirmation()
     );
     assert!(!repo.has_topic("events.x"));
 }
+
+/// Keys of the objects under the namespace's backup directory.
+async fn backup_keys(repo: &TestRepo, ns: &str) -> Vec<String> {
+    repo.s3()
+        .list_objects_v2()
+        .bucket(repo.bucket("backups"))
+        .prefix(format!("backups/{ns}/"))
+        .send()
+        .await
+        .unwrap()
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn backup_killed_mid_run_leaves_no_manifest_and_the_next_run_covers_every_offset_once() {
+    let repo = TestRepo::new();
+    let (ns, topic) = backed_up_namespace(&repo);
+    produce(&repo, &topic, 0..3000);
+    produce_closing(&repo, &topic, 3000);
+
+    // Killed (SIGKILL) as soon as S3 holds its first segment object.
+    let mut child = repo
+        .sluice()
+        .args(["backup", "--segment-size", "1KiB"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let written = loop {
+        let keys = backup_keys(&repo, &ns).await;
+        let written = keys.iter().any(|k| k.ends_with(".avro"));
+        if written || Instant::now() > deadline {
+            break written;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(written, "no segment object within 30 s");
+    let orphans = backup_keys(&repo, &ns).await;
+    assert!(
+        !orphans.iter().any(|k| k.ends_with("manifest.json")),
+        "the killed run wrote no manifest: {orphans:?}"
+    );
+    assert!(manifests(&repo, &ns).await.is_empty());
+
+    // The next run starts over (there is no complete run to go on from)
+    // and covers every offset once; the killed run's objects stay unnamed.
+    let marks = high_watermarks(&repo, &topic);
+    ok(&repo.run(&["backup", "--segment-size", "1KiB"]));
+    let runs = manifests(&repo, &ns).await;
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["kind"], "full");
+    let named: Vec<&str> = runs[0]["topics"][0]["ranges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["objects"].as_array().unwrap())
+        .map(|o| o["key"].as_str().unwrap())
+        .collect();
+    assert!(orphans.iter().all(|k| !named.contains(&k.as_str())));
+    for (p, range) in runs[0]["topics"][0]["ranges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(range["start_offset"], 0);
+        assert_eq!(range["end_offset"], marks[p]);
+        assert_eq!(range["records"], marks[p], "one record per offset");
+    }
+
+    let restore = repo.run(&["restore", &ns, "--into-suffix", ".again", "--confirm", &ns]);
+    ok(&restore);
+    assert_eq!(
+        read_back(&repo, &format!("{topic}.again")),
+        expected(0..3003)
+    );
+}
