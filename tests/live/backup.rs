@@ -244,6 +244,20 @@ async fn backup_full_then_incremental_then_restore_gives_back_every_record() {
     let (ns, topic) = backed_up_namespace(&repo);
     produce(&repo, &topic, 0..40);
 
+    // The declared group has committed offset 1 on partition 0.
+    let group: BaseConsumer = kafka(&repo)
+        .set("group.id", format!("{}-readers", repo.tag))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut commit = TopicPartitionList::new();
+    commit
+        .add_partition_offset(&topic, 0, Offset::Offset(1))
+        .unwrap();
+    group
+        .commit(&commit, rdkafka::consumer::CommitMode::Sync)
+        .unwrap();
+
     // A run covers each partition up to the high watermark it read as it
     // started. On tansu that is the first record of the partition's last
     // batch: the rest of the batch is left to the next run.
@@ -301,6 +315,13 @@ async fn backup_full_then_incremental_then_restore_gives_back_every_record() {
         ns.as_str(),
         "{:#}",
         runs[0]["registry"]
+    );
+    assert_eq!(
+        runs[0]["consumer_groups"],
+        serde_json::json!([{
+            "group": format!("{}-readers", repo.tag),
+            "offsets": [{"topic": topic, "partition": 0, "offset": 1}],
+        }])
     );
 
     delete_topic(&repo, &topic).await;
@@ -449,6 +470,16 @@ async fn backup_restore_refuses_a_topic_that_holds_data_and_needs_confirmation()
         "nothing was added"
     );
 
+    let unknown = repo.run(&["restore", &ns, "--topic", "nope", "--confirm", &ns]);
+    assert_eq!(unknown.code, 1, "{}", unknown.all_output());
+    assert!(
+        unknown.stderr.contains(&format!(
+            "the backups of namespace `{ns}` hold no topic `nope`; they hold `{topic}`"
+        )),
+        "{}",
+        unknown.stderr
+    );
+
     // No terminal and no --confirm, or a --confirm naming another namespace.
     let unconfirmed = repo.run(&["restore", &ns, "--into-suffix", ".x"]);
     assert_eq!(unconfirmed.code, 1, "{}", unconfirmed.all_output());
@@ -548,4 +579,27 @@ async fn backup_killed_mid_run_leaves_no_manifest_and_the_next_run_covers_every_
         read_back(&repo, &format!("{topic}.again")),
         expected(0..3003)
     );
+}
+
+#[tokio::test]
+async fn backup_restore_on_a_terminal_asks_for_the_namespace_name() {
+    use crate::faults::OnTerminal;
+    let repo = TestRepo::new();
+    let (ns, topic) = backed_up_namespace(&repo);
+    produce(&repo, &topic, 0..9);
+    produce_closing(&repo, &topic, 9);
+    ok(&repo.run(&["backup"]));
+    let prompt = "Type the namespace's name to confirm:";
+
+    let mut wrong = OnTerminal::spawn(repo.sluice().args(["restore", &ns, "--into-suffix", ".t"]));
+    wrong.wait_for(prompt);
+    wrong.type_line("not-it");
+    assert_eq!(wrong.exit_code(), Some(1));
+    assert!(!repo.has_topic("events.t"), "nothing was written");
+
+    let mut right = OnTerminal::spawn(repo.sluice().args(["restore", &ns, "--into-suffix", ".t"]));
+    right.wait_for(prompt);
+    right.type_line(&ns);
+    assert_eq!(right.exit_code(), Some(0));
+    assert_eq!(read_back(&repo, &format!("{topic}.t")), expected(0..12));
 }
