@@ -222,6 +222,10 @@ pub enum Command {
         /// Write topic `T` into new topic `T<SUFFIX>` instead of `T`
         #[arg(long, value_name = "SUFFIX")]
         into_suffix: Option<String>,
+        /// Go on with a restore that stopped: keep what the target topics hold
+        /// (checked against the backup) and write the rest
+        #[arg(long)]
+        resume: bool,
         /// The namespace's name, as the confirmation (needed without a terminal)
         #[arg(long, value_name = "NAMESPACE")]
         confirm: Option<String>,

@@ -9,6 +9,7 @@
 
 pub mod manifest;
 pub mod restore;
+pub mod resume;
 pub mod run;
 pub mod segment;
 
@@ -133,6 +134,15 @@ pub enum BackupError {
         message: String,
         written: u64,
     },
+    /// `--resume` found a target partition that is not a prefix of the restore.
+    #[error(
+        "refusing to resume the restore into `{topic}` partition {partition}: {message}; nothing more was written"
+    )]
+    Mismatch {
+        topic: String,
+        partition: i32,
+        message: String,
+    },
     /// SIGINT or SIGTERM, or the lock was lost, between objects.
     #[error(
         "restore stopped ({reason}) after {written} record(s); the restored topics are incomplete"
@@ -152,6 +162,7 @@ impl BackupError {
                 | BackupError::UnknownTopics { .. }
                 | BackupError::HoldsData { .. }
                 | BackupError::TooFewPartitions { .. }
+                | BackupError::Mismatch { .. }
         )
     }
 }

@@ -15,6 +15,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 
 use super::manifest::{self, Coverage, Manifest, SegmentObject};
+use super::resume::{Present, Skipper, read_present};
 use super::run::load_chain;
 use super::{BackupError, segment, sha256_hex};
 use crate::backend::s3::BucketObjects;
@@ -33,6 +34,9 @@ pub struct RestoreRequest {
     pub topics: Vec<String>,
     /// Restore topic `T` into `T<suffix>`.
     pub into_suffix: Option<String>,
+    /// Go on with a restore that stopped: target topics may hold what it
+    /// wrote before.
+    pub resume: bool,
 }
 
 /// What a restore will do: read before anything is written.
@@ -61,12 +65,19 @@ pub struct TopicRestore {
     pub config: BTreeMap<String, String>,
     /// Partition by partition, in offset order.
     pub objects: Vec<(i32, SegmentObject)>,
+    /// With `--resume`: what each partition of `into` holds already.
+    pub present: BTreeMap<i32, Present>,
 }
 
 impl TopicRestore {
     /// The records its objects hold (before `--to-time` filters them).
     pub fn records(&self) -> u64 {
         self.objects.iter().map(|(_, o)| o.records).sum()
+    }
+
+    /// The records `into` holds already (with `--resume`).
+    pub fn present_records(&self) -> u64 {
+        self.present.values().map(|p| p.count).sum()
     }
 }
 
@@ -157,7 +168,20 @@ pub async fn plan(
             existing.push((t.into.clone(), v.partitions));
         }
     }
-    if !existing.is_empty() {
+    if !existing.is_empty() && req.resume {
+        let config = config.clone();
+        let mut present =
+            tokio::task::spawn_blocking(move || read_present(&config, &existing, timeout))
+                .await
+                .map_err(|e| BackupError::Kafka(e.to_string()))??;
+        for t in &mut topics {
+            for p in 0..i32::try_from(t.partitions).unwrap_or(i32::MAX) {
+                if let Some(held) = present.remove(&(t.into.clone(), p)) {
+                    t.present.insert(p, held);
+                }
+            }
+        }
+    } else if !existing.is_empty() {
         let config = config.clone();
         let held = tokio::task::spawn_blocking(move || records_held(&config, &existing, timeout))
             .await
@@ -193,6 +217,7 @@ fn topics_of(chain: &[&Manifest], to_time_ms: Option<i64>) -> Vec<TopicRestore> 
                     replication_factor: t.replication_factor,
                     config: t.config.clone(),
                     objects: Vec::new(),
+                    present: BTreeMap::new(),
                 },
             );
             for r in &t.ranges {
@@ -284,47 +309,66 @@ pub async fn execute(
         .create()
         .map_err(|e| BackupError::Kafka(e.to_string()))?;
     for t in &plan.topics {
-        for (partition, object) in &t.objects {
-            if cancel.requested() {
-                return Err(BackupError::Stopped {
-                    reason: "interrupted",
-                    written: done.records,
-                });
-            }
-            if !fence.is_held() {
-                return Err(BackupError::Stopped {
-                    reason: "the apply lock was lost",
-                    written: done.records,
-                });
-            }
-            let bytes = objects.get(&object.key).await?;
-            let found = sha256_hex(&bytes);
-            if found != object.sha256 {
-                return Err(BackupError::Corrupt {
-                    bucket: plan.bucket.clone(),
-                    key: object.key.clone(),
-                    expected: object.sha256.clone(),
-                    found,
-                    written: done.records,
-                });
-            }
-            let records = segment::read(&bytes).map_err(|message| BackupError::Unreadable {
-                bucket: plan.bucket.clone(),
-                key: object.key.clone(),
+        for partition in 0..i32::try_from(t.partitions).unwrap_or(i32::MAX) {
+            let mut skip = Skipper::new(t.present.get(&partition));
+            let mismatch = |message: String| BackupError::Mismatch {
+                topic: t.into.clone(),
+                partition,
                 message,
-                written: done.records,
-            })?;
-            drop(bytes);
-            let kept: Vec<&segment::BackedRecord> = records
-                .iter()
-                .filter(|r| plan.to_time_ms.is_none_or(|t| r.timestamp <= t))
-                .collect();
-            let written = write(&producer, &t.into, *partition, &kept, done.records).await?;
-            done.records += written;
-            done.objects += 1;
+            };
+            for (_, object) in t.objects.iter().filter(|(p, _)| *p == partition) {
+                if cancel.requested() {
+                    return Err(BackupError::Stopped {
+                        reason: "interrupted",
+                        written: done.records,
+                    });
+                }
+                if !fence.is_held() {
+                    return Err(BackupError::Stopped {
+                        reason: "the apply lock was lost",
+                        written: done.records,
+                    });
+                }
+                let records = read_object(objects, &plan.bucket, object, done.records).await?;
+                let kept: Vec<&segment::BackedRecord> = records
+                    .iter()
+                    .filter(|r| plan.to_time_ms.is_none_or(|t| r.timestamp <= t))
+                    .collect();
+                let kept = skip.rest(kept).map_err(mismatch)?;
+                let written = write(&producer, &t.into, partition, &kept, done.records).await?;
+                done.records += written;
+                done.objects += 1;
+            }
+            skip.finish().map_err(mismatch)?;
         }
     }
     Ok(done)
+}
+
+/// The records of one object, once its bytes match the manifest's SHA-256.
+async fn read_object(
+    objects: &BucketObjects,
+    bucket: &str,
+    object: &SegmentObject,
+    written: u64,
+) -> Result<Vec<segment::BackedRecord>, BackupError> {
+    let bytes = objects.get(&object.key).await?;
+    let found = sha256_hex(&bytes);
+    if found != object.sha256 {
+        return Err(BackupError::Corrupt {
+            bucket: bucket.to_owned(),
+            key: object.key.clone(),
+            expected: object.sha256.clone(),
+            found,
+            written,
+        });
+    }
+    segment::read(&bytes).map_err(|message| BackupError::Unreadable {
+        bucket: bucket.to_owned(),
+        key: object.key.clone(),
+        message,
+        written,
+    })
 }
 
 /// Creates the plan's missing topics with their backed-up shape, and waits

@@ -245,6 +245,12 @@ fn describe(plan: &RestorePlan) -> String {
                 "+ create topic `{}` ({} partition(s), replication factor {})",
                 t.into, t.partitions, t.replication_factor
             )
+        } else if t.present_records() > 0 {
+            format!(
+                "~ resume writing into `{}` (it holds {} record(s), checked against the backup)",
+                t.into,
+                t.present_records()
+            )
         } else {
             format!("~ write into the empty topic `{}`", t.into)
         };

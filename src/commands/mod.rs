@@ -262,7 +262,7 @@ impl Error {
                 "run it on a terminal and type the namespace's name, or pass `--confirm` with it (`sluice restore orders --confirm orders`)",
             ),
             Error::Backup(crate::backup::BackupError::HoldsData { .. }) => Some(
-                "restore into new topics with `--into-suffix .restored`, or delete the topic first",
+                "to go on with a restore that stopped, pass `--resume`; else restore into new topics with `--into-suffix .restored`, or delete the topic first",
             ),
             Error::Backup(crate::backup::BackupError::Corrupt { .. }) => Some(
                 "the object changed after its backup wrote it; restore from an S3 version of it (the backup buckets are versioned), or to a time before it with `--to-time`",
@@ -461,6 +461,7 @@ fn run(cli: &Cli) -> Result<Exit, Error> {
             to_time,
             topics,
             into_suffix,
+            resume,
             confirm,
             lock_timeout,
         } => backup::restore(
@@ -471,6 +472,7 @@ fn run(cli: &Cli) -> Result<Exit, Error> {
                     to_time_ms: *to_time,
                     topics: topics.clone(),
                     into_suffix: into_suffix.clone(),
+                    resume: *resume,
                 },
                 confirm: confirm.as_deref(),
                 lock_wait: *lock_timeout,

@@ -603,3 +603,106 @@ async fn backup_restore_on_a_terminal_asks_for_the_namespace_name() {
     assert_eq!(right.exit_code(), Some(0));
     assert_eq!(read_back(&repo, &format!("{topic}.t")), expected(0..12));
 }
+
+#[tokio::test]
+async fn backup_restore_killed_mid_way_then_resumed_writes_every_record_once() {
+    let repo = TestRepo::new();
+    let (ns, topic) = backed_up_namespace(&repo);
+    produce(&repo, &topic, 0..3000);
+    produce_closing(&repo, &topic, 3000);
+    ok(&repo.run(&["backup", "--segment-size", "1KiB"]));
+    let into = format!("{topic}.r");
+
+    // Killed (SIGKILL) as soon as the restored topic holds records.
+    let mut child = repo
+        .sluice()
+        .args(["restore", &ns, "--into-suffix", ".r", "--confirm", &ns])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let consumer: BaseConsumer = kafka(&repo).create().unwrap();
+    let landed = loop {
+        let landed = repo.has_topic("events.r")
+            && consumer
+                .fetch_watermarks(&into, 0, Duration::from_secs(5))
+                .is_ok_and(|(_, high)| high > 0);
+        if landed || Instant::now() > deadline {
+            break landed;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(landed, "no record was restored within 30 s");
+    let partial: usize = read_back(&repo, &into).values().map(Vec::len).sum();
+    assert!(
+        partial > 0 && partial < 3003,
+        "killed mid-way: {partial} record(s)"
+    );
+
+    // Without --resume the topic holds data: refused. With it, the rest is
+    // written (the killed run's lock lapses with its lease).
+    let refused = repo.run(&[
+        "restore",
+        &ns,
+        "--into-suffix",
+        ".r",
+        "--confirm",
+        &ns,
+        "--lock-timeout",
+        "30s",
+    ]);
+    assert_eq!(refused.code, 1, "{}", refused.all_output());
+    assert!(
+        refused.stderr.contains("it holds") && refused.stderr.contains("--resume"),
+        "{}",
+        refused.stderr
+    );
+    let resumed = repo.run(&[
+        "restore",
+        &ns,
+        "--into-suffix",
+        ".r",
+        "--resume",
+        "--confirm",
+        &ns,
+        "--lock-timeout",
+        "30s",
+    ]);
+    ok(&resumed);
+    assert!(
+        resumed.stdout.contains(&format!(
+            "~ resume writing into `{into}` (it holds {partial} record(s)"
+        )),
+        "{}",
+        resumed.stdout
+    );
+    assert!(
+        resumed
+            .stdout
+            .contains(&format!(" {} record(s) from", 3003 - partial)),
+        "{}",
+        resumed.stdout
+    );
+    assert_eq!(read_back(&repo, &into), expected(0..3003));
+
+    // A topic holding something else is not taken for a restore's prefix.
+    produce(&repo, &format!("{topic}.r"), 5000..5001);
+    let other = repo.run(&[
+        "restore",
+        &ns,
+        "--into-suffix",
+        ".r",
+        "--resume",
+        "--confirm",
+        &ns,
+    ]);
+    assert_eq!(other.code, 1, "{}", other.all_output());
+    assert!(
+        other.stderr.contains("refusing to resume the restore into"),
+        "{}",
+        other.stderr
+    );
+}
