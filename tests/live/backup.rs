@@ -184,7 +184,7 @@ fn backed_up_namespace(repo: &TestRepo) -> (String, String) {
     repo.namespace(
         "events",
         &format!(
-            "  topics:\n    - name: {topic}\n      partitions: 3\n  consumers:\n    - group: {{tag}}-readers\n  disaster_recovery:\n    backup:\n      bucket: {}\n      prefix: backups/\n      incremental: true\n",
+            "  topics:\n    - name: {topic}\n      partitions: 3\n  consumers:\n    - group: {{tag}}-readers\n  disaster_recovery:\n    rpo: 1h\n    backup:\n      bucket: {}\n      prefix: backups/\n      incremental: true\n",
             repo.bucket("backups")
         ),
     );
@@ -453,7 +453,17 @@ async fn backup_restore_refuses_a_topic_that_holds_data_and_needs_confirmation()
     let repo = TestRepo::new();
     let (ns, topic) = backed_up_namespace(&repo);
     produce(&repo, &topic, 0..9);
+    // DR compliance reads the objects under the backup prefix: none yet.
+    let drift = repo.run(&["drift", "--format", "json"]);
+    let report = &drift.json()["dr"][0];
+    assert!(
+        !report["violations"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
     ok(&repo.run(&["backup"]));
+    let drift = repo.run(&["drift", "--format", "json"]);
+    assert_eq!(drift.code, 0, "{}", drift.all_output());
+    assert_eq!(drift.json()["dr"][0]["violations"], serde_json::json!([]));
 
     let refused = repo.run(&["restore", &ns, "--confirm", &ns]);
     assert_eq!(refused.code, 1, "{}", refused.all_output());
