@@ -652,6 +652,26 @@ async fn backup_restore_killed_mid_way_then_resumed_writes_every_record_once() {
         "killed mid-way: {partial} record(s)"
     );
 
+    // The killed restore held the environment's apply lock: until its lease
+    // lapses, another restore (or apply) is refused.
+    let locked = repo.run(&[
+        "restore",
+        &ns,
+        "--into-suffix",
+        ".r",
+        "--resume",
+        "--confirm",
+        &ns,
+    ]);
+    assert_eq!(locked.code, 1, "{}", locked.all_output());
+    assert!(
+        locked
+            .stderr
+            .contains("the apply lock of environment `local` is held"),
+        "{}",
+        locked.stderr
+    );
+
     // Without --resume the topic holds data: refused. With it, the rest is
     // written (the killed run's lock lapses with its lease).
     let refused = repo.run(&[
