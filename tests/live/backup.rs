@@ -506,6 +506,19 @@ async fn backup_restore_refuses_a_topic_that_holds_data_and_needs_confirmation()
         wrong.stderr
     );
     assert!(!repo.has_topic("events.x"));
+
+    // A backup whose topic is gone fails, naming it, and writes no manifest.
+    delete_topic(&repo, &topic).await;
+    let failed = repo.run(&["backup"]);
+    assert_eq!(failed.code, 1, "{}", failed.all_output());
+    assert!(
+        failed.stderr.contains(&format!(
+            "topic `{topic}` of namespace `{ns}` does not exist in Kafka"
+        )) && failed.stderr.contains("no manifest was written"),
+        "{}",
+        failed.stderr
+    );
+    assert_eq!(manifests(&repo, &ns).await.len(), 1);
 }
 
 /// Keys of the objects under the namespace's backup directory.
