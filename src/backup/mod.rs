@@ -79,6 +79,16 @@ pub enum BackupError {
         time: String,
         covered: String,
     },
+    /// `--to-time` before the namespace's PITR window.
+    #[error(
+        "`--to-time {time}` is before namespace `{namespace}`'s PITR window (`pitr.window: {window}`, from {from}); nothing was written"
+    )]
+    OutsideWindow {
+        namespace: String,
+        time: String,
+        window: String,
+        from: String,
+    },
     /// `--topic` names a topic the backups do not hold.
     #[error("the backups of namespace `{namespace}` hold no topic {}; they hold {}", .names.join(", "), .held.join(", "))]
     UnknownTopics {
@@ -159,6 +169,7 @@ impl BackupError {
                 | BackupError::MissingTopic { .. }
                 | BackupError::NoBackup { .. }
                 | BackupError::OutOfRange { .. }
+                | BackupError::OutsideWindow { .. }
                 | BackupError::UnknownTopics { .. }
                 | BackupError::HoldsData { .. }
                 | BackupError::TooFewPartitions { .. }

@@ -17,7 +17,7 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use super::manifest::{self, Coverage, Manifest, SegmentObject};
 use super::resume::{Present, Skipper, read_present};
 use super::run::load_chain;
-use super::{BackupError, segment, sha256_hex};
+use super::{BackupError, now_ms, segment, sha256_hex};
 use crate::backend::s3::BucketObjects;
 use crate::desired::NamespaceState;
 use crate::engine::Target;
@@ -114,6 +114,21 @@ pub async fn plan(
             dir,
         });
     };
+    let window = ns
+        .disaster_recovery
+        .as_ref()
+        .and_then(|dr| dr.pitr_window_ms);
+    if let (Some(t), Some(window)) = (req.to_time_ms, window) {
+        let from = now_ms().saturating_sub(i64::try_from(window).unwrap_or(i64::MAX));
+        if t < from {
+            return Err(BackupError::OutsideWindow {
+                namespace: ns.name.clone(),
+                time: manifest::rfc3339(t),
+                window: humantime::format_duration(Duration::from_millis(window)).to_string(),
+                from: manifest::rfc3339(from),
+            });
+        }
+    }
     if let Some(t) = req.to_time_ms
         && !coverage.contains(t)
     {

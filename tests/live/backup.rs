@@ -391,6 +391,38 @@ async fn restore_to_a_time_restores_exactly_the_records_up_to_it() {
         early.stderr
     );
     assert!(!repo.has_topic("events.early"), "nothing was created");
+
+    // Inside what the backups cover, but before the PITR window (the
+    // records' timestamps are a year old): refused.
+    let yaml = repo.dir.path().join("namespaces/events.yaml");
+    let text = std::fs::read_to_string(&yaml).unwrap();
+    std::fs::write(
+        &yaml,
+        text.replace(
+            "    rpo: 1h\n",
+            "    rpo: 1h\n    pitr:\n      window: 7d\n",
+        ),
+    )
+    .unwrap();
+    let windowed = repo.run(&[
+        "restore",
+        &ns,
+        "--to-time",
+        &t,
+        "--into-suffix",
+        ".window",
+        "--confirm",
+        &ns,
+    ]);
+    assert_eq!(windowed.code, 1, "{}", windowed.all_output());
+    assert!(
+        windowed.stderr.contains(&format!(
+            "`--to-time {t}` is before namespace `{ns}`'s PITR window (`pitr.window: 7days`"
+        )),
+        "{}",
+        windowed.stderr
+    );
+    assert!(!repo.has_topic("events.window"), "nothing was created");
 }
 
 #[tokio::test]
