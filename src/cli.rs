@@ -199,6 +199,40 @@ pub enum Command {
         #[arg(long, value_name = "N", default_value_t = crate::engine::apply::BATCH as u16, value_parser = clap::value_parser!(u16).range(1..))]
         batch_size: u16,
     },
+    /// Back up namespaces' topics to S3 per their DR policy: segment objects, then a manifest
+    Backup {
+        /// Only these namespaces (default: every one with `disaster_recovery.backup`)
+        #[arg(value_name = "NAMESPACE")]
+        namespaces: Vec<String>,
+        /// Start a new segment object once this much record data is in one, e.g. `64MiB`
+        #[arg(long, value_name = "SIZE", default_value = "32MiB", value_parser = parse_size)]
+        segment_size: u64,
+    },
+    /// Restore a namespace's topics from its backups, optionally up to a point in time
+    Restore {
+        /// The namespace whose backups are restored
+        #[arg(value_name = "NAMESPACE")]
+        namespace: String,
+        /// Only records with a timestamp at or before this time (RFC 3339, e.g. `2026-12-07T09:30:00Z`)
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        to_time: Option<i64>,
+        /// Only this backed-up topic (repeatable)
+        #[arg(long = "topic", value_name = "TOPIC")]
+        topics: Vec<String>,
+        /// Write topic `T` into new topic `T<SUFFIX>` instead of `T`
+        #[arg(long, value_name = "SUFFIX")]
+        into_suffix: Option<String>,
+        /// Go on with a restore that stopped: keep what the target topics hold
+        /// (checked against the backup) and write the rest
+        #[arg(long)]
+        resume: bool,
+        /// The namespace's name, as the confirmation (needed without a terminal)
+        #[arg(long, value_name = "NAMESPACE")]
+        confirm: Option<String>,
+        /// Wait this long for another apply to release the lock, e.g. `30s`
+        #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+        lock_timeout: std::time::Duration,
+    },
     /// Print shell completions: `sluice completions bash > /etc/bash_completion.d/sluice`
     Completions {
         #[arg(value_enum)]
@@ -368,6 +402,31 @@ fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
         return Err("a watch interval is at least `1s`, such as `30s` or `5m`".into());
     }
     Ok(d)
+}
+
+/// A segment size: `32MiB`, `512KiB`; at least 1 KiB.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let size = text
+        .parse::<bytesize::ByteSize>()
+        .map_err(|e| format!("`{text}` is not a size such as `32MiB`: {e}"))?
+        .as_u64();
+    if size < 1024 {
+        return Err("a segment size is at least `1KiB`".into());
+    }
+    Ok(size)
+}
+
+/// A point in time, RFC 3339 (`2026-12-07T09:30:00Z`), as milliseconds
+/// since the epoch.
+fn parse_time(text: &str) -> Result<i64, String> {
+    let t = humantime::parse_rfc3339_weak(text).map_err(|e| {
+        format!("`{text}` is not an RFC 3339 time such as `2026-12-07T09:30:00Z`: {e}")
+    })?;
+    let ms = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| format!("`{text}` is before 1970"))?
+        .as_millis();
+    i64::try_from(ms).map_err(|_| format!("`{text}` is too far ahead"))
 }
 
 /// A request timeout: at least 100 ms, at most an hour.

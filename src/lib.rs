@@ -6,7 +6,8 @@
 //! [`backend`] (the live systems) and [`state`] (sluice's own, in etcd) →
 //! [`plan`] (a pure diff) → [`engine`] (plan and apply) → [`render`], with
 //! [`commands`] wiring it to the command line. [`import`] runs the other way:
-//! live state back to namespace YAML. [`policy`] judges namespaces and plans
+//! live state back to namespace YAML. [`backup`] copies a namespace's topic
+//! data to S3 and back. [`policy`] judges namespaces and plans
 //! with Rego. Each module imports only from those before it in this list, and
 //! a test keeps it so.
 
@@ -19,6 +20,7 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub mod backend;
+pub mod backup;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -2,6 +2,7 @@
 //! exit status. Output goes through here, never from library code.
 
 mod apply;
+mod backup;
 mod completions;
 mod destroy;
 mod forget;
@@ -125,6 +126,25 @@ pub enum Error {
     /// `forget` refused.
     #[error(transparent)]
     Forget(#[from] crate::engine::forget::ForgetError),
+    /// A backup or restore failed or refused.
+    #[error(transparent)]
+    Backup(#[from] crate::backup::BackupError),
+    /// Backups need the environment's S3.
+    #[error("environment `{0}` has no `s3` settings; backups are kept in S3")]
+    NoS3(String),
+    /// Restore without a terminal to type the namespace's name on.
+    #[error(
+        "refusing to restore namespace `{0}` without confirmation: there is no terminal to type its name on; nothing was written"
+    )]
+    RestoreNeedsConfirmation(String),
+    /// `restore --confirm` names another namespace.
+    #[error(
+        "`--confirm {typed}` does not name the namespace this would restore, `{namespace}`; nothing was written"
+    )]
+    RestoreNotConfirmed { typed: String, namespace: String },
+    /// The person at the terminal did not confirm the restore.
+    #[error("restore cancelled; nothing was written")]
+    RestoreCancelled,
 }
 
 /// What kind of failure an error is: what a bot reads, and what the exit
@@ -173,6 +193,12 @@ impl Error {
         match self {
             Error::Invalid(_) => K::Invalid,
             Error::Denied(_) => K::Denied,
+            Error::Backup(e) if e.is_refusal() => K::Refused,
+            Error::Backup(_) => K::Unavailable,
+            Error::NoS3(_) => K::Input,
+            Error::RestoreNeedsConfirmation(_)
+            | Error::RestoreNotConfirmed { .. }
+            | Error::RestoreCancelled => K::Refused,
             Error::Cancelled
             | Error::NeedsApproval
             | Error::NeedsConfirmation(_)
@@ -231,6 +257,15 @@ impl Error {
             ),
             Error::NeedsConfirmation(_) | Error::NotConfirmed { .. } => Some(
                 "run it on a terminal and type the environment's name, or pass `--confirm` with it (`sluice destroy --env prod --confirm prod`)",
+            ),
+            Error::RestoreNeedsConfirmation(_) | Error::RestoreNotConfirmed { .. } => Some(
+                "run it on a terminal and type the namespace's name, or pass `--confirm` with it (`sluice restore orders --confirm orders`)",
+            ),
+            Error::Backup(crate::backup::BackupError::HoldsData { .. }) => Some(
+                "to go on with a restore that stopped, pass `--resume`; else restore into new topics with `--into-suffix .restored`, or delete the topic first",
+            ),
+            Error::Backup(crate::backup::BackupError::Corrupt { .. }) => Some(
+                "the object changed after its backup wrote it; restore from an S3 version of it (the backup buckets are versioned), or to a time before it with `--to-time`",
             ),
             Error::Forget(ForgetError::Protected(_)) => Some(
                 "pass `--force` to forget them anyway; sluice then no longer remembers that they were protected",
@@ -415,6 +450,32 @@ fn run(cli: &Cli) -> Result<Exit, Error> {
                 lock_wait: *lock_timeout,
                 batch: usize::from(*batch_size),
                 detail: crate::render::Detail::Auto,
+            },
+        ),
+        Command::Backup {
+            namespaces,
+            segment_size,
+        } => backup::backup(cli, namespaces, *segment_size),
+        Command::Restore {
+            namespace,
+            to_time,
+            topics,
+            into_suffix,
+            resume,
+            confirm,
+            lock_timeout,
+        } => backup::restore(
+            cli,
+            backup::RestoreArgs {
+                namespace,
+                request: crate::backup::restore::RestoreRequest {
+                    to_time_ms: *to_time,
+                    topics: topics.clone(),
+                    into_suffix: into_suffix.clone(),
+                    resume: *resume,
+                },
+                confirm: confirm.as_deref(),
+                lock_wait: *lock_timeout,
             },
         ),
         Command::Completions { shell } => completions::completions(*shell),

@@ -8,6 +8,7 @@ mod servers;
 
 mod adopt;
 mod alerts;
+mod backup;
 mod dr;
 mod env_file;
 mod faults;

@@ -35,6 +35,12 @@ pub use api_versions::TlsFiles;
 use client::client_config;
 use sys::Admin;
 
+/// The librdkafka settings of an environment (servers, security, secrets
+/// resolved), for the data-plane clients of backups and restores.
+pub fn client_settings(kafka: &KafkaEnv) -> Result<ClientConfig, ConnectError> {
+    client_config(kafka).map(|(config, _)| config)
+}
+
 /// The Kafka cluster of one environment.
 pub struct KafkaBackend {
     admin: Admin,

@@ -13,7 +13,10 @@
 
 mod bucket;
 mod documents;
+mod objects;
 pub mod policy;
+
+pub use objects::BucketObjects;
 
 use documents::{lifecycle_value, replication_value};
 use policy::Policy;

@@ -1,0 +1,337 @@
+//! The manifest a backup run ends with, the key layout under a namespace's
+//! backup prefix, and the chain of manifests a restore reads. No I/O.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the manifest document.
+pub const MANIFEST_VERSION: u32 = 1;
+
+/// The file name that marks a run as complete.
+pub const MANIFEST_FILE: &str = "manifest.json";
+
+/// Whether a run read from the beginning of each partition or went on from
+/// the previous manifest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunKind {
+    Full,
+    Incremental,
+}
+
+/// What one complete backup run wrote (`<prefix><namespace>/<run>/manifest.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format_version: u32,
+    pub namespace: String,
+    pub environment: String,
+    /// The run's directory under `<prefix><namespace>/`; sorts by start time.
+    pub run_id: String,
+    pub kind: RunKind,
+    /// The run an incremental one goes on from.
+    pub previous: Option<String>,
+    /// When the high watermarks were read (RFC 3339, and milliseconds).
+    pub started_at: String,
+    pub started_at_ms: i64,
+    pub finished_at: String,
+    pub topics: Vec<TopicBackup>,
+    /// The namespace's registry record in etcd, as it was.
+    pub registry: Option<serde_json::Value>,
+    /// Committed offsets of the namespace's declared consumer groups.
+    pub consumer_groups: Vec<GroupOffsets>,
+}
+
+/// One topic of a run: its shape and what was read of each partition.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TopicBackup {
+    pub name: String,
+    pub partitions: u32,
+    pub replication_factor: u16,
+    /// The configs set on the topic.
+    pub config: BTreeMap<String, String>,
+    /// Every partition, in order, read or not.
+    pub ranges: Vec<PartitionRange>,
+}
+
+/// The offsets `[start_offset, end_offset)` of one partition a run covers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionRange {
+    pub partition: i32,
+    pub start_offset: i64,
+    /// Where the next run starts: the high watermark read at the start.
+    pub end_offset: i64,
+    pub records: u64,
+    pub min_timestamp: Option<i64>,
+    pub max_timestamp: Option<i64>,
+    pub objects: Vec<SegmentObject>,
+}
+
+/// One segment object and its checksum.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentObject {
+    pub key: String,
+    /// Hex SHA-256 of the object's bytes.
+    pub sha256: String,
+    pub size: u64,
+    pub records: u64,
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub min_timestamp: Option<i64>,
+    pub max_timestamp: Option<i64>,
+}
+
+/// A consumer group's committed offsets on the namespace's topics.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupOffsets {
+    pub group: String,
+    pub offsets: Vec<CommittedOffset>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommittedOffset {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// Where a namespace's runs live: `<prefix><namespace>/`.
+pub fn namespace_dir(prefix: &str, namespace: &str) -> String {
+    format!("{prefix}{namespace}/")
+}
+
+/// A segment object's key: `<dir><run>/<topic>/<partition>/<first offset>.avro`,
+/// the offset zero-padded so that keys sort as offsets do.
+pub fn segment_key(dir: &str, run: &str, topic: &str, partition: i32, first: i64) -> String {
+    format!("{dir}{run}/{topic}/{partition}/{first:020}.avro")
+}
+
+pub fn manifest_key(dir: &str, run: &str) -> String {
+    format!("{dir}{run}/{MANIFEST_FILE}")
+}
+
+/// The run ID of a run started at `ms` (milliseconds since the epoch) by
+/// process `pid`: `20261207T083000.123Z-4711`, sorting by time.
+pub fn run_id(ms: i64, pid: u32) -> String {
+    let t =
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    let text = humantime::format_rfc3339_millis(t).to_string();
+    format!("{}-{pid}", text.replace(['-', ':'], ""))
+}
+
+/// The run IDs of the complete runs among `keys` (a listing of the
+/// namespace's directory), oldest first.
+pub fn complete_runs(dir: &str, keys: &[String]) -> Vec<String> {
+    let mut runs: Vec<String> = keys
+        .iter()
+        .filter_map(|k| k.strip_prefix(dir)?.strip_suffix(MANIFEST_FILE))
+        .filter_map(|run| run.strip_suffix('/'))
+        .filter(|run| !run.is_empty() && !run.contains('/'))
+        .map(str::to_owned)
+        .collect();
+    runs.sort();
+    runs
+}
+
+/// Why the manifests do not make a chain.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ChainError {
+    #[error("incremental run `{run}` goes on from run `{previous}`, whose manifest is missing")]
+    Broken { run: String, previous: String },
+}
+
+/// The chain that ends with the newest of `manifests` (by run ID): back
+/// through `previous` to a full run; oldest first. Empty when there are none.
+pub fn chain(manifests: &BTreeMap<String, Manifest>) -> Result<Vec<&Manifest>, ChainError> {
+    let mut out = Vec::new();
+    let Some(mut at) = manifests.values().next_back() else {
+        return Ok(out);
+    };
+    loop {
+        out.push(at);
+        match (&at.kind, &at.previous) {
+            (RunKind::Incremental, Some(previous)) => {
+                at = manifests.get(previous).ok_or_else(|| ChainError::Broken {
+                    run: at.run_id.clone(),
+                    previous: previous.clone(),
+                })?;
+            }
+            _ => break,
+        }
+    }
+    out.reverse();
+    Ok(out)
+}
+
+/// Where each partition's next run starts, from the newest manifest.
+pub fn resume_points(newest: &Manifest) -> BTreeMap<(String, i32), i64> {
+    newest
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.ranges
+                .iter()
+                .map(|r| ((t.name.clone(), r.partition), r.end_offset))
+        })
+        .collect()
+}
+
+/// The times a chain covers: from its oldest record to the moment its
+/// newest run read the high watermarks (or its newest record, if later).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Coverage {
+    pub from_ms: Option<i64>,
+    pub to_ms: i64,
+}
+
+impl Coverage {
+    pub fn of(chain: &[&Manifest]) -> Option<Coverage> {
+        let newest = chain.last()?;
+        let ranges = || chain.iter().flat_map(|m| &m.topics).flat_map(|t| &t.ranges);
+        let from_ms = ranges().filter_map(|r| r.min_timestamp).min();
+        let newest_record = ranges().filter_map(|r| r.max_timestamp).max();
+        Some(Coverage {
+            from_ms,
+            to_ms: newest.started_at_ms.max(newest_record.unwrap_or(i64::MIN)),
+        })
+    }
+
+    pub fn contains(&self, t: i64) -> bool {
+        self.from_ms.is_some_and(|from| from <= t) && t <= self.to_ms
+    }
+
+    /// "from A to B", as RFC 3339 times.
+    pub fn describe(&self) -> String {
+        match self.from_ms {
+            Some(from) => format!("from {} to {}", rfc3339(from), rfc3339(self.to_ms)),
+            None => format!(
+                "no records (the newest backup read up to {})",
+                rfc3339(self.to_ms)
+            ),
+        }
+    }
+}
+
+/// Milliseconds since the epoch as RFC 3339.
+pub fn rfc3339(ms: i64) -> String {
+    let t =
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(run: &str, kind: RunKind, previous: Option<&str>) -> Manifest {
+        Manifest {
+            format_version: MANIFEST_VERSION,
+            namespace: "orders".into(),
+            environment: "prod".into(),
+            run_id: run.into(),
+            kind,
+            previous: previous.map(str::to_owned),
+            started_at: String::new(),
+            started_at_ms: 1_000,
+            finished_at: String::new(),
+            topics: vec![TopicBackup {
+                name: "orders".into(),
+                partitions: 1,
+                replication_factor: 1,
+                config: BTreeMap::new(),
+                ranges: vec![PartitionRange {
+                    partition: 0,
+                    start_offset: 0,
+                    end_offset: 7,
+                    records: 7,
+                    min_timestamp: Some(500),
+                    max_timestamp: Some(900),
+                    objects: Vec::new(),
+                }],
+            }],
+            registry: None,
+            consumer_groups: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn only_runs_with_a_manifest_are_complete() {
+        let dir = "b/orders/";
+        let keys: Vec<String> = [
+            "b/orders/2/orders/0/00000000000000000000.avro",
+            "b/orders/2/manifest.json",
+            "b/orders/1/manifest.json",
+            // A run that died: segments, no manifest.
+            "b/orders/3/orders/0/00000000000000000000.avro",
+            "b/orders/x/y/manifest.json",
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+        assert_eq!(complete_runs(dir, &keys), ["1", "2"]);
+    }
+
+    #[test]
+    fn the_chain_goes_back_to_the_last_full_run() {
+        let all: BTreeMap<String, Manifest> = [
+            manifest("1", RunKind::Full, None),
+            manifest("2", RunKind::Full, None),
+            manifest("3", RunKind::Incremental, Some("2")),
+            manifest("4", RunKind::Incremental, Some("3")),
+        ]
+        .into_iter()
+        .map(|m| (m.run_id.clone(), m))
+        .collect();
+        let runs: Vec<&str> = chain(&all)
+            .unwrap()
+            .iter()
+            .map(|m| m.run_id.as_str())
+            .collect();
+        assert_eq!(runs, ["2", "3", "4"]);
+
+        let broken: BTreeMap<String, Manifest> = [manifest("4", RunKind::Incremental, Some("3"))]
+            .into_iter()
+            .map(|m| (m.run_id.clone(), m))
+            .collect();
+        assert_eq!(
+            chain(&broken).unwrap_err(),
+            ChainError::Broken {
+                run: "4".into(),
+                previous: "3".into()
+            }
+        );
+        assert!(chain(&BTreeMap::new()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn coverage_runs_from_the_oldest_record_to_the_newest_read() {
+        let m = manifest("1", RunKind::Full, None);
+        let c = Coverage::of(&[&m]).unwrap();
+        assert_eq!(
+            c,
+            Coverage {
+                from_ms: Some(500),
+                to_ms: 1_000
+            }
+        );
+        assert!(c.contains(500) && c.contains(1_000));
+        assert!(!c.contains(499) && !c.contains(1_001));
+        assert_eq!(
+            c.describe(),
+            "from 1970-01-01T00:00:00.500Z to 1970-01-01T00:00:01.000Z"
+        );
+    }
+
+    #[test]
+    fn run_ids_sort_by_time_and_keys_by_offset() {
+        let a = run_id(1_700_000_000_000, 99);
+        let b = run_id(1_700_000_000_001, 1);
+        assert_eq!(a, "20231114T221320.000Z-99");
+        assert!(a < b);
+        assert!(segment_key("p/", a.as_str(), "t", 0, 9) < segment_key("p/", &a, "t", 0, 10));
+        assert_eq!(
+            resume_points(&manifest("1", RunKind::Full, None))[&("orders".into(), 0)],
+            7
+        );
+    }
+}

@@ -1,0 +1,194 @@
+//! Namespace data to and from S3, per the namespace's DR policy: `sluice
+//! backup` reads each partition of the namespace's topics into segment
+//! objects and ends with a manifest; `sluice restore` reads the chain of
+//! manifests back into topics.
+//!
+//! [`segment`] is the object format (Avro, zstd), [`manifest`] the manifest,
+//! the key layout and the chain (no I/O), [`run`] the backup, [`restore`]
+//! the restore.
+
+pub mod manifest;
+pub mod restore;
+pub mod resume;
+pub mod run;
+pub mod segment;
+
+use sha2::{Digest, Sha256};
+
+use crate::backend::{BackendError, ConnectError};
+use manifest::ChainError;
+
+/// How much record data a segment object holds before the next one starts,
+/// unless `--segment-size` says otherwise.
+pub const DEFAULT_SEGMENT_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Why a backup or a restore failed or refused.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// A live system could not be read or written.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// The Kafka clients could not be set up.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// The namespace declares no backups.
+    #[error(
+        "namespace `{0}` has no `disaster_recovery.backup`: it is neither backed up nor restored"
+    )]
+    NotBackedUp(String),
+    /// A declared topic is not in Kafka.
+    #[error(
+        "topic `{topic}` of namespace `{namespace}` does not exist in Kafka; nothing was backed up"
+    )]
+    MissingTopic { namespace: String, topic: String },
+    /// Reading a partition failed.
+    #[error("reading `{topic}` partition {partition}: {message}")]
+    Read {
+        topic: String,
+        partition: i32,
+        message: String,
+    },
+    /// The Kafka client failed outside any one partition.
+    #[error("the Kafka client failed: {0}")]
+    Kafka(String),
+    /// A manifest is not one sluice can read.
+    #[error("manifest `s3://{bucket}/{key}` cannot be read: {message}")]
+    BadManifest {
+        bucket: String,
+        key: String,
+        message: String,
+    },
+    /// The manifests do not chain.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// No complete backup exists.
+    #[error(
+        "there is no complete backup of namespace `{namespace}` under `s3://{bucket}/{dir}` (a run is complete once its manifest is written)"
+    )]
+    NoBackup {
+        namespace: String,
+        bucket: String,
+        dir: String,
+    },
+    /// `--to-time` outside what the manifests cover.
+    #[error(
+        "`--to-time {time}` is outside what the backups of `{namespace}` cover: {covered}; nothing was written"
+    )]
+    OutOfRange {
+        namespace: String,
+        time: String,
+        covered: String,
+    },
+    /// `--to-time` before the namespace's PITR window.
+    #[error(
+        "`--to-time {time}` is before namespace `{namespace}`'s PITR window (`pitr.window: {window}`, from {from}); nothing was written"
+    )]
+    OutsideWindow {
+        namespace: String,
+        time: String,
+        window: String,
+        from: String,
+    },
+    /// `--topic` names a topic the backups do not hold.
+    #[error("the backups of namespace `{namespace}` hold no topic {}; they hold {}", .names.join(", "), .held.join(", "))]
+    UnknownTopics {
+        namespace: String,
+        names: Vec<String>,
+        held: Vec<String>,
+    },
+    /// The target topic holds records.
+    #[error(
+        "refusing to restore into topic `{topic}`: it holds {records} record(s); nothing was written"
+    )]
+    HoldsData { topic: String, records: i64 },
+    /// The target topic has fewer partitions than the backup.
+    #[error(
+        "refusing to restore into topic `{topic}`: it has {live} partition(s), the backup has {backed}; nothing was written"
+    )]
+    TooFewPartitions {
+        topic: String,
+        live: u32,
+        backed: u32,
+    },
+    /// A topic could not be created.
+    #[error("creating topic `{topic}`: {message}")]
+    Create { topic: String, message: String },
+    /// An object's checksum differs from the manifest's.
+    #[error(
+        "object `s3://{bucket}/{key}` is corrupt: its SHA-256 is {found}, the manifest says {expected}; none of its records and nothing after it was written ({written} record(s) were written before it)"
+    )]
+    Corrupt {
+        bucket: String,
+        key: String,
+        expected: String,
+        found: String,
+        written: u64,
+    },
+    /// An object passed its checksum but does not read as a segment.
+    #[error(
+        "object `s3://{bucket}/{key}` does not read as a segment: {message}; none of its records and nothing after it was written ({written} record(s) were written before it)"
+    )]
+    Unreadable {
+        bucket: String,
+        key: String,
+        message: String,
+        written: u64,
+    },
+    /// Producing records failed.
+    #[error(
+        "writing to `{topic}` partition {partition}: {message} ({written} record(s) were written before it)"
+    )]
+    Write {
+        topic: String,
+        partition: i32,
+        message: String,
+        written: u64,
+    },
+    /// `--resume` found a target partition that is not a prefix of the restore.
+    #[error(
+        "refusing to resume the restore into `{topic}` partition {partition}: {message}; nothing more was written"
+    )]
+    Mismatch {
+        topic: String,
+        partition: i32,
+        message: String,
+    },
+    /// SIGINT or SIGTERM, or the lock was lost, between objects.
+    #[error(
+        "restore stopped ({reason}) after {written} record(s); the restored topics are incomplete"
+    )]
+    Stopped { reason: &'static str, written: u64 },
+}
+
+impl BackupError {
+    /// A refusal (nothing was done), rather than a failure.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            BackupError::NotBackedUp(_)
+                | BackupError::MissingTopic { .. }
+                | BackupError::NoBackup { .. }
+                | BackupError::OutOfRange { .. }
+                | BackupError::OutsideWindow { .. }
+                | BackupError::UnknownTopics { .. }
+                | BackupError::HoldsData { .. }
+                | BackupError::TooFewPartitions { .. }
+                | BackupError::Mismatch { .. }
+        )
+    }
+}
+
+/// Hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Milliseconds since the epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

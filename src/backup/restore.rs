@@ -1,0 +1,549 @@
+//! `sluice restore`: the chain of manifests back into topics. [`plan`]
+//! reads and checks everything and writes nothing; [`execute`] creates the
+//! missing topics and writes the records, object by object, each verified
+//! against its SHA-256 before any of its records is sent.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+
+use super::manifest::{self, Coverage, Manifest, SegmentObject};
+use super::resume::{Present, Skipper, read_present};
+use super::run::load_chain;
+use super::{BackupError, now_ms, segment, sha256_hex};
+use crate::backend::s3::BucketObjects;
+use crate::desired::NamespaceState;
+use crate::engine::Target;
+use crate::engine::apply::Interrupt;
+use crate::resource::{Address, Value};
+use crate::state::Fence;
+
+/// What the operator asked for.
+#[derive(Clone, Debug, Default)]
+pub struct RestoreRequest {
+    /// Only records with a timestamp at or before this (ms since the epoch).
+    pub to_time_ms: Option<i64>,
+    /// Only these topics (all when empty).
+    pub topics: Vec<String>,
+    /// Restore topic `T` into `T<suffix>`.
+    pub into_suffix: Option<String>,
+    /// Go on with a restore that stopped: target topics may hold what it
+    /// wrote before.
+    pub resume: bool,
+}
+
+/// What a restore will do: read before anything is written.
+#[derive(Clone, Debug)]
+pub struct RestorePlan {
+    pub namespace: String,
+    pub bucket: String,
+    /// The runs of the chain, oldest (full) first.
+    pub runs: Vec<String>,
+    pub coverage: Coverage,
+    pub to_time_ms: Option<i64>,
+    pub topics: Vec<TopicRestore>,
+}
+
+/// One topic to restore.
+#[derive(Clone, Debug)]
+pub struct TopicRestore {
+    /// The backed-up topic.
+    pub from: String,
+    /// The topic written.
+    pub into: String,
+    /// Whether `into` is created (with the backed-up shape).
+    pub create: bool,
+    pub partitions: u32,
+    pub replication_factor: u16,
+    pub config: BTreeMap<String, String>,
+    /// Partition by partition, in offset order.
+    pub objects: Vec<(i32, SegmentObject)>,
+    /// With `--resume`: what each partition of `into` holds already.
+    pub present: BTreeMap<i32, Present>,
+}
+
+impl TopicRestore {
+    /// The records its objects hold (before `--to-time` filters them).
+    pub fn records(&self) -> u64 {
+        self.objects.iter().map(|(_, o)| o.records).sum()
+    }
+
+    /// The records `into` holds already (with `--resume`).
+    pub fn present_records(&self) -> u64 {
+        self.present.values().map(|p| p.count).sum()
+    }
+}
+
+/// What a restore wrote.
+#[derive(Clone, Debug, Default)]
+pub struct Restored {
+    pub records: u64,
+    pub objects: usize,
+    pub created: Vec<String>,
+}
+
+/// Reads the chain and the target topics; refuses what must not be done.
+/// Writes nothing.
+pub async fn plan(
+    ns: &NamespaceState,
+    target: &Target,
+    objects: &BucketObjects,
+    config: &ClientConfig,
+    req: &RestoreRequest,
+    timeout: Duration,
+) -> Result<RestorePlan, BackupError> {
+    let backup = ns
+        .disaster_recovery
+        .as_ref()
+        .and_then(|dr| dr.backup.as_ref())
+        .ok_or_else(|| BackupError::NotBackedUp(ns.name.clone()))?;
+    let dir = manifest::namespace_dir(&backup.prefix, &ns.name);
+    let loaded = load_chain(objects, &dir).await?;
+    let chain = manifest::chain(&loaded)?;
+    let Some(coverage) = Coverage::of(&chain) else {
+        return Err(BackupError::NoBackup {
+            namespace: ns.name.clone(),
+            bucket: objects.bucket().to_owned(),
+            dir,
+        });
+    };
+    let window = ns
+        .disaster_recovery
+        .as_ref()
+        .and_then(|dr| dr.pitr_window_ms);
+    if let (Some(t), Some(window)) = (req.to_time_ms, window) {
+        let from = now_ms().saturating_sub(i64::try_from(window).unwrap_or(i64::MAX));
+        if t < from {
+            return Err(BackupError::OutsideWindow {
+                namespace: ns.name.clone(),
+                time: manifest::rfc3339(t),
+                window: humantime::format_duration(Duration::from_millis(window)).to_string(),
+                from: manifest::rfc3339(from),
+            });
+        }
+    }
+    if let Some(t) = req.to_time_ms
+        && !coverage.contains(t)
+    {
+        return Err(BackupError::OutOfRange {
+            namespace: ns.name.clone(),
+            time: manifest::rfc3339(t),
+            covered: coverage.describe(),
+        });
+    }
+    let mut topics = topics_of(&chain, req.to_time_ms);
+    if !req.topics.is_empty() {
+        let held: Vec<String> = topics.iter().map(|t| format!("`{}`", t.from)).collect();
+        let unknown: Vec<String> = req
+            .topics
+            .iter()
+            .filter(|n| !topics.iter().any(|t| &t.from == *n))
+            .map(|n| format!("`{n}`"))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(BackupError::UnknownTopics {
+                namespace: ns.name.clone(),
+                names: unknown,
+                held,
+            });
+        }
+        topics.retain(|t| req.topics.contains(&t.from));
+    }
+    if let Some(suffix) = &req.into_suffix {
+        for t in &mut topics {
+            t.into = format!("{}{suffix}", t.from);
+        }
+    }
+
+    // Targets that exist must be empty and wide enough.
+    let wanted: BTreeSet<Address> = topics.iter().map(|t| Address::topic(&t.into)).collect();
+    let live = target.read(&wanted).await?;
+    let mut existing = Vec::new();
+    for t in &mut topics {
+        if let Some(Value::Topic(v)) = live
+            .resources
+            .get(&Address::topic(&t.into))
+            .map(|r| &r.value)
+        {
+            if v.partitions < t.partitions {
+                return Err(BackupError::TooFewPartitions {
+                    topic: t.into.clone(),
+                    live: v.partitions,
+                    backed: t.partitions,
+                });
+            }
+            t.create = false;
+            existing.push((t.into.clone(), v.partitions));
+        }
+    }
+    if !existing.is_empty() && req.resume {
+        let config = config.clone();
+        let mut present =
+            tokio::task::spawn_blocking(move || read_present(&config, &existing, timeout))
+                .await
+                .map_err(|e| BackupError::Kafka(e.to_string()))??;
+        for t in &mut topics {
+            for p in 0..i32::try_from(t.partitions).unwrap_or(i32::MAX) {
+                if let Some(held) = present.remove(&(t.into.clone(), p)) {
+                    t.present.insert(p, held);
+                }
+            }
+        }
+    } else if !existing.is_empty() {
+        let config = config.clone();
+        let held = tokio::task::spawn_blocking(move || records_held(&config, &existing, timeout))
+            .await
+            .map_err(|e| BackupError::Kafka(e.to_string()))??;
+        if let Some((topic, records)) = held {
+            return Err(BackupError::HoldsData { topic, records });
+        }
+    }
+    Ok(RestorePlan {
+        namespace: ns.name.clone(),
+        bucket: objects.bucket().to_owned(),
+        runs: chain.iter().map(|m| m.run_id.clone()).collect(),
+        coverage,
+        to_time_ms: req.to_time_ms,
+        topics,
+    })
+}
+
+/// Every topic of the chain, with the shape its newest run saw, and the
+/// objects holding records at or before `to_time_ms`.
+fn topics_of(chain: &[&Manifest], to_time_ms: Option<i64>) -> Vec<TopicRestore> {
+    let mut topics: BTreeMap<String, TopicRestore> = BTreeMap::new();
+    let mut objects: BTreeMap<String, BTreeMap<i32, Vec<SegmentObject>>> = BTreeMap::new();
+    for m in chain {
+        for t in &m.topics {
+            topics.insert(
+                t.name.clone(),
+                TopicRestore {
+                    from: t.name.clone(),
+                    into: t.name.clone(),
+                    create: true,
+                    partitions: t.partitions,
+                    replication_factor: t.replication_factor,
+                    config: t.config.clone(),
+                    objects: Vec::new(),
+                    present: BTreeMap::new(),
+                },
+            );
+            for r in &t.ranges {
+                let kept = r
+                    .objects
+                    .iter()
+                    .filter(|o| match (to_time_ms, o.min_timestamp) {
+                        (Some(t), Some(min)) => min <= t,
+                        _ => true,
+                    });
+                objects
+                    .entry(t.name.clone())
+                    .or_default()
+                    .entry(r.partition)
+                    .or_default()
+                    .extend(kept.cloned());
+            }
+        }
+    }
+    topics
+        .into_values()
+        .map(|mut t| {
+            t.objects = objects
+                .remove(&t.from)
+                .unwrap_or_default()
+                .into_iter()
+                .flat_map(|(p, objs)| objs.into_iter().map(move |o| (p, o)))
+                .collect();
+            t
+        })
+        .collect()
+}
+
+/// The first of `topics` (name, partitions) holding records, with how many.
+fn records_held(
+    config: &ClientConfig,
+    topics: &[(String, u32)],
+    timeout: Duration,
+) -> Result<Option<(String, i64)>, BackupError> {
+    let consumer: BaseConsumer = config
+        .clone()
+        .set("group.id", "sluice-restore")
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(|e| BackupError::Kafka(e.to_string()))?;
+    for (topic, partitions) in topics {
+        let mut held = 0;
+        for p in 0..i32::try_from(*partitions).unwrap_or(i32::MAX) {
+            let (low, high) =
+                consumer
+                    .fetch_watermarks(topic, p, timeout)
+                    .map_err(|e| BackupError::Read {
+                        topic: topic.clone(),
+                        partition: p,
+                        message: format!("reading its watermarks: {e}"),
+                    })?;
+            held += (high - low).max(0);
+        }
+        if held > 0 {
+            return Ok(Some((topic.clone(), held)));
+        }
+    }
+    Ok(None)
+}
+
+/// Writes the plan: missing topics first, then each object's records to
+/// their partitions, in order. Between objects it stops on `cancel` and
+/// when the lock is lost.
+pub async fn execute(
+    plan: &RestorePlan,
+    objects: &BucketObjects,
+    config: &ClientConfig,
+    fence: &Fence,
+    cancel: &Interrupt,
+    timeout: Duration,
+) -> Result<Restored, BackupError> {
+    let mut done = Restored::default();
+    create_topics(plan, config, timeout, &mut done).await?;
+    let producer: FutureProducer = config
+        .clone()
+        .set("linger.ms", "5")
+        // One request in flight per broker keeps each partition's order
+        // through retries, without needing idempotence from the broker.
+        .set("max.in.flight.requests.per.connection", "1")
+        .set(
+            "message.timeout.ms",
+            (timeout.as_millis().max(1_000) * 4).to_string(),
+        )
+        .create()
+        .map_err(|e| BackupError::Kafka(e.to_string()))?;
+    for t in &plan.topics {
+        for partition in 0..i32::try_from(t.partitions).unwrap_or(i32::MAX) {
+            let mut skip = Skipper::new(t.present.get(&partition));
+            let mismatch = |message: String| BackupError::Mismatch {
+                topic: t.into.clone(),
+                partition,
+                message,
+            };
+            for (_, object) in t.objects.iter().filter(|(p, _)| *p == partition) {
+                if cancel.requested() {
+                    return Err(BackupError::Stopped {
+                        reason: "interrupted",
+                        written: done.records,
+                    });
+                }
+                if !fence.is_held() {
+                    return Err(BackupError::Stopped {
+                        reason: "the apply lock was lost",
+                        written: done.records,
+                    });
+                }
+                let records = read_object(objects, &plan.bucket, object, done.records).await?;
+                let kept: Vec<&segment::BackedRecord> = records
+                    .iter()
+                    .filter(|r| plan.to_time_ms.is_none_or(|t| r.timestamp <= t))
+                    .collect();
+                let kept = skip.rest(kept).map_err(mismatch)?;
+                let written = write(&producer, &t.into, partition, &kept, done.records).await?;
+                done.records += written;
+                done.objects += 1;
+            }
+            skip.finish().map_err(mismatch)?;
+        }
+    }
+    Ok(done)
+}
+
+/// The records of one object, once its bytes match the manifest's SHA-256.
+async fn read_object(
+    objects: &BucketObjects,
+    bucket: &str,
+    object: &SegmentObject,
+    written: u64,
+) -> Result<Vec<segment::BackedRecord>, BackupError> {
+    let bytes = objects.get(&object.key).await?;
+    let found = sha256_hex(&bytes);
+    if found != object.sha256 {
+        return Err(BackupError::Corrupt {
+            bucket: bucket.to_owned(),
+            key: object.key.clone(),
+            expected: object.sha256.clone(),
+            found,
+            written,
+        });
+    }
+    segment::read(&bytes).map_err(|message| BackupError::Unreadable {
+        bucket: bucket.to_owned(),
+        key: object.key.clone(),
+        message,
+        written,
+    })
+}
+
+/// Creates the plan's missing topics with their backed-up shape, and waits
+/// until the cluster's metadata shows every partition.
+async fn create_topics(
+    plan: &RestorePlan,
+    config: &ClientConfig,
+    timeout: Duration,
+    done: &mut Restored,
+) -> Result<(), BackupError> {
+    let missing: Vec<&TopicRestore> = plan.topics.iter().filter(|t| t.create).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let admin: AdminClient<DefaultClientContext> = config
+        .create()
+        .map_err(|e| BackupError::Kafka(e.to_string()))?;
+    let new: Vec<NewTopic> = missing
+        .iter()
+        .map(|t| {
+            let topic = NewTopic::new(
+                &t.into,
+                i32::try_from(t.partitions).unwrap_or(i32::MAX),
+                TopicReplication::Fixed(i32::from(t.replication_factor)),
+            );
+            t.config.iter().fold(topic, |topic, (k, v)| topic.set(k, v))
+        })
+        .collect();
+    let options = AdminOptions::new()
+        .operation_timeout(Some(timeout))
+        .request_timeout(Some(timeout));
+    let results = admin
+        .create_topics(&new, &options)
+        .await
+        .map_err(|e| BackupError::Kafka(e.to_string()))?;
+    for r in results {
+        match r {
+            Ok(topic) => done.created.push(topic),
+            Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                return Err(BackupError::Create {
+                    topic,
+                    message:
+                        "something else created it after restore checked it; run restore again"
+                            .into(),
+                });
+            }
+            Err((topic, code)) => {
+                return Err(BackupError::Create {
+                    topic,
+                    message: code.to_string(),
+                });
+            }
+        }
+    }
+    let wanted: Vec<(String, usize)> = missing
+        .iter()
+        .map(|t| (t.into.clone(), t.partitions as usize))
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + timeout;
+        for (topic, partitions) in wanted {
+            loop {
+                let seen = admin
+                    .inner()
+                    .fetch_metadata(Some(&topic), timeout)
+                    .ok()
+                    .and_then(|md| {
+                        md.topics()
+                            .first()
+                            .filter(|t| t.error().is_none())
+                            .map(|t| t.partitions().len())
+                    });
+                if seen == Some(partitions) {
+                    break;
+                }
+                if std::time::Instant::now() > deadline {
+                    return Err(BackupError::Create {
+                        topic,
+                        message: format!(
+                            "created, but the cluster did not show its {partitions} partition(s) within {}s",
+                            timeout.as_secs_f64()
+                        ),
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| BackupError::Kafka(e.to_string()))?
+}
+
+/// Sends `records` to one partition and waits until every one is
+/// acknowledged; how many were written.
+async fn write(
+    producer: &FutureProducer,
+    topic: &str,
+    partition: i32,
+    records: &[&segment::BackedRecord],
+    before: u64,
+) -> Result<u64, BackupError> {
+    let fail = |message: String, written: u64| BackupError::Write {
+        topic: topic.to_owned(),
+        partition,
+        message,
+        written: before + written,
+    };
+    let mut pending: Vec<DeliveryFuture> = Vec::new();
+    let mut acked = 0u64;
+    for r in records {
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).partition(partition);
+        if let Some(k) = &r.key {
+            record = record.key(k.as_slice());
+        }
+        if let Some(v) = &r.value {
+            record = record.payload(v.as_slice());
+        }
+        if r.timestamp >= 0 {
+            record = record.timestamp(r.timestamp);
+        }
+        if !r.headers.is_empty() {
+            let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
+            for (key, value) in &r.headers {
+                headers = headers.insert(Header {
+                    key: key.as_str(),
+                    value: value.as_deref(),
+                });
+            }
+            record = record.headers(headers);
+        }
+        loop {
+            match producer.send_result(record) {
+                Ok(delivery) => {
+                    pending.push(delivery);
+                    break;
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    let settled = settle(&mut pending).await.map_err(|m| fail(m, acked))?;
+                    acked += settled;
+                }
+                Err((e, _)) => return Err(fail(e.to_string(), acked)),
+            }
+        }
+    }
+    let settled = settle(&mut pending).await.map_err(|m| fail(m, acked))?;
+    Ok(acked + settled)
+}
+
+/// Waits for every pending delivery, in order; how many succeeded, or the
+/// first failure.
+async fn settle(pending: &mut Vec<DeliveryFuture>) -> Result<u64, String> {
+    let mut acked = 0;
+    for delivery in pending.drain(..) {
+        match delivery.await {
+            Ok(Ok(_)) => acked += 1,
+            Ok(Err((e, _))) => return Err(e.to_string()),
+            Err(_) => return Err("the producer went away before the broker answered".into()),
+        }
+    }
+    Ok(acked)
+}

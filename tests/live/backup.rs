@@ -1,0 +1,783 @@
+//! `sluice backup` and `sluice restore` against the real broker (tansu), S3
+//! (moto) and etcd: records with keys, headers and known timestamps over
+//! three partitions, backed up, deleted, restored and read back.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::primitives::ByteStream;
+use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::common::{Run, TestRepo};
+
+/// The first record's timestamp; record `i` has `BASE + i` seconds.
+const BASE: i64 = 1_765_000_000_000;
+const PARTITIONS: i32 = 3;
+
+/// A record as the tests compare them: partition, timestamp, key, value, headers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Rec {
+    partition: i32,
+    timestamp: i64,
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+/// Record `i`: binary values, a null key now and then, a null value once,
+/// headers with and without values.
+fn record(i: i64) -> Rec {
+    Rec {
+        partition: i32::try_from(i).unwrap() % PARTITIONS,
+        timestamp: BASE + i * 1_000,
+        key: (i % 7 != 3).then(|| format!("key-{i}").into_bytes()),
+        value: (i != 5).then(|| {
+            let mut v = format!("value {i} ").into_bytes();
+            v.extend([0u8, 255, 10, 13, u8::try_from(i % 256).unwrap()]);
+            v
+        }),
+        headers: match i % 3 {
+            0 => Vec::new(),
+            1 => vec![(
+                "trace".into(),
+                Some(vec![1, 2, u8::try_from(i % 256).unwrap()]),
+            )],
+            _ => vec![
+                ("trace".into(), Some(b"x".to_vec())),
+                ("empty".into(), None),
+                ("trace".into(), Some(Vec::new())),
+            ],
+        },
+    }
+}
+
+fn kafka(repo: &TestRepo) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &repo.services().kafka);
+    c
+}
+
+/// Produces records `range` to `topic`, several records per batch (one
+/// flush for all of them).
+fn produce(repo: &TestRepo, topic: &str, range: std::ops::Range<i64>) {
+    let producer: BaseProducer = kafka(repo).set("linger.ms", "50").create().unwrap();
+    for i in range {
+        let r = record(i);
+        let mut headers = OwnedHeaders::new();
+        for (k, v) in &r.headers {
+            headers = headers.insert(Header {
+                key: k.as_str(),
+                value: v.as_deref(),
+            });
+        }
+        let mut out: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic)
+            .partition(r.partition)
+            .timestamp(r.timestamp)
+            .headers(headers);
+        if let Some(k) = &r.key {
+            out = out.key(k.as_slice());
+        }
+        if let Some(v) = &r.value {
+            out = out.payload(v.as_slice());
+        }
+        producer.send(out).map_err(|(e, _)| e).unwrap();
+    }
+    producer.flush(Duration::from_secs(20)).unwrap();
+}
+
+/// Produces one record per partition (records `from..from + 3`), each in
+/// a batch of its own. tansu's high watermark stands at the base offset of a
+/// partition's last batch plus one, so the rest of that batch is above it
+/// until another batch comes; a last batch of one record puts the high
+/// watermark past every record before it.
+fn produce_closing(repo: &TestRepo, topic: &str, from: i64) {
+    for i in from..from + i64::from(PARTITIONS) {
+        produce(repo, topic, i..i + 1);
+    }
+}
+
+/// Each partition's high watermark.
+fn high_watermarks(repo: &TestRepo, topic: &str) -> Vec<i64> {
+    let consumer: BaseConsumer = kafka(repo).create().unwrap();
+    (0..PARTITIONS)
+        .map(|p| {
+            consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
+                .unwrap()
+                .1
+        })
+        .collect()
+}
+
+/// Every record of `topic`, per partition in order, read to the end.
+fn read_back(repo: &TestRepo, topic: &str) -> BTreeMap<i32, Vec<Rec>> {
+    let consumer: BaseConsumer = kafka(repo)
+        .set("group.id", format!("{}-reader", repo.tag))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut out: BTreeMap<i32, Vec<Rec>> = BTreeMap::new();
+    let mut ended = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ended.len() < PARTITIONS as usize {
+        assert!(Instant::now() < deadline, "reading {topic} took over 30 s");
+        match consumer.poll(Duration::from_millis(200)) {
+            None => {}
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                ended.insert(p);
+            }
+            Some(Err(e)) => panic!("reading {topic}: {e}"),
+            Some(Ok(m)) => {
+                ended.remove(&m.partition());
+                out.entry(m.partition()).or_default().push(Rec {
+                    partition: m.partition(),
+                    timestamp: m.timestamp().to_millis().unwrap(),
+                    key: m.key().map(<[u8]>::to_vec),
+                    value: m.payload().map(<[u8]>::to_vec),
+                    headers: m
+                        .headers()
+                        .map(|h| {
+                            h.iter()
+                                .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Records `range` as the tests expect to read them back: per partition, in order.
+fn expected(range: impl Iterator<Item = i64>) -> BTreeMap<i32, Vec<Rec>> {
+    let mut out: BTreeMap<i32, Vec<Rec>> = BTreeMap::new();
+    for i in range {
+        let r = record(i);
+        out.entry(r.partition).or_default().push(r);
+    }
+    out
+}
+
+fn ok(run: &Run) {
+    assert_eq!(run.code, 0, "{}", run.all_output());
+}
+
+/// Namespace `events`: one topic of three partitions, a consumer group, and
+/// incremental backups into the test's bucket; applied.
+fn backed_up_namespace(repo: &TestRepo) -> (String, String) {
+    let topic = repo.name("events");
+    repo.namespace(
+        "events",
+        &format!(
+            "  topics:\n    - name: {topic}\n      partitions: 3\n  consumers:\n    - group: {{tag}}-readers\n  disaster_recovery:\n    rpo: 1h\n    backup:\n      bucket: {}\n      prefix: backups/\n      incremental: true\n",
+            repo.bucket("backups")
+        ),
+    );
+    ok(&repo.run(&["apply", "--auto-approve"]));
+    (repo.name("events"), topic)
+}
+
+/// The manifests under the namespace's directory, oldest first.
+async fn manifests(repo: &TestRepo, ns: &str) -> Vec<serde_json::Value> {
+    let s3 = repo.s3();
+    let bucket = repo.bucket("backups");
+    let listed = s3
+        .list_objects_v2()
+        .bucket(&bucket)
+        .prefix(format!("backups/{ns}/"))
+        .send()
+        .await
+        .unwrap();
+    let mut keys: Vec<String> = listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key())
+        .filter(|k| k.ends_with("/manifest.json"))
+        .map(str::to_owned)
+        .collect();
+    keys.sort();
+    let mut out = Vec::new();
+    for k in keys {
+        let body = s3
+            .get_object()
+            .bucket(&bucket)
+            .key(&k)
+            .send()
+            .await
+            .unwrap();
+        let bytes = body.body.collect().await.unwrap().into_bytes();
+        out.push(serde_json::from_slice(&bytes).unwrap());
+    }
+    out
+}
+
+async fn delete_topic(repo: &TestRepo, topic: &str) {
+    let admin: AdminClient<DefaultClientContext> = kafka(repo).create().unwrap();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let deleted = admin.delete_topics(&[topic], &opts).await.unwrap();
+    assert!(deleted.iter().all(Result::is_ok), "{deleted:?}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while repo.has_topic(topic.strip_prefix(&format!("{}-", repo.tag)).unwrap()) {
+        assert!(Instant::now() < deadline, "{topic} is still listed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test]
+async fn backup_full_then_incremental_then_restore_gives_back_every_record() {
+    let repo = TestRepo::new();
+    let (ns, topic) = backed_up_namespace(&repo);
+    produce(&repo, &topic, 0..40);
+
+    // The declared group has committed offset 1 on partition 0.
+    let group: BaseConsumer = kafka(&repo)
+        .set("group.id", format!("{}-readers", repo.tag))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut commit = TopicPartitionList::new();
+    commit
+        .add_partition_offset(&topic, 0, Offset::Offset(1))
+        .unwrap();
+    group
+        .commit(&commit, rdkafka::consumer::CommitMode::Sync)
+        .unwrap();
+
+    // A run covers each partition up to the high watermark it read as it
+    // started. On tansu that is the first record of the partition's last
+    // batch: the rest of the batch is left to the next run.
+    let marks = high_watermarks(&repo, &topic);
+    let full = repo.run(&["backup", "--segment-size", "1KiB"]);
+    ok(&full);
+    let covered: i64 = marks.iter().sum();
+    assert!(
+        full.stdout.contains(&format!(" {covered} record(s)")),
+        "{marks:?}: {}",
+        full.stdout
+    );
+    produce(&repo, &topic, 40..130);
+    produce_closing(&repo, &topic, 130);
+    let marks = high_watermarks(&repo, &topic);
+    let incremental = repo.run(&["backup", &ns, "--segment-size", "1KiB"]);
+    ok(&incremental);
+    assert!(
+        incremental
+            .stdout
+            .contains(&format!(" {} record(s)", 133 - covered)),
+        "{}",
+        incremental.stdout
+    );
+
+    let runs = manifests(&repo, &ns).await;
+    assert_eq!(runs.len(), 2, "{runs:#?}");
+    assert_eq!(runs[0]["kind"], "full");
+    assert_eq!(runs[1]["kind"], "incremental");
+    assert_eq!(runs[1]["previous"], runs[0]["run_id"]);
+    assert_eq!(runs[1]["topics"][0]["partitions"], 3);
+    // Each partition's second range starts where its first ended and ends
+    // at the high watermark; several objects hold its records.
+    for p in 0..3 {
+        let first = &runs[0]["topics"][0]["ranges"][p];
+        let second = &runs[1]["topics"][0]["ranges"][p];
+        assert_eq!(first["partition"], p);
+        assert_eq!(first["start_offset"], 0);
+        assert_eq!(second["start_offset"], first["end_offset"], "{runs:#?}");
+        assert_eq!(second["end_offset"], marks[p], "{runs:#?}");
+        let objects = second["objects"].as_array().unwrap();
+        assert!(objects.len() > 1, "{second:#}");
+        for o in objects {
+            assert_eq!(o["sha256"].as_str().unwrap().len(), 64);
+        }
+    }
+    let records: u64 = runs
+        .iter()
+        .flat_map(|m| m["topics"][0]["ranges"].as_array().unwrap().clone())
+        .map(|r| r["records"].as_u64().unwrap())
+        .sum();
+    assert_eq!(records, 133);
+    assert_eq!(
+        runs[0]["registry"]["name"],
+        ns.as_str(),
+        "{:#}",
+        runs[0]["registry"]
+    );
+    assert_eq!(
+        runs[0]["consumer_groups"],
+        serde_json::json!([{
+            "group": format!("{}-readers", repo.tag),
+            "offsets": [{"topic": topic, "partition": 0, "offset": 1}],
+        }])
+    );
+
+    delete_topic(&repo, &topic).await;
+    let restore = repo.run(&["restore", &ns, "--confirm", &ns]);
+    ok(&restore);
+    assert!(
+        restore
+            .stdout
+            .contains(&format!("+ create topic `{topic}` (3 partition(s)")),
+        "{}",
+        restore.stdout
+    );
+    assert!(
+        restore.stdout.contains(" 133 record(s)"),
+        "{}",
+        restore.stdout
+    );
+    assert_eq!(read_back(&repo, &topic), expected(0..133));
+}
+
+#[tokio::test]
+async fn restore_to_a_time_restores_exactly_the_records_up_to_it() {
+    let repo = TestRepo::new();
+    let (ns, topic) = backed_up_namespace(&repo);
+    produce(&repo, &topic, 0..30);
+    produce_closing(&repo, &topic, 30);
+    ok(&repo.run(&["backup", "--segment-size", "1KiB"]));
+
+    // Record 14's timestamp: records 0 to 14 are at or before it.
+    let t = humantime::format_rfc3339_millis(
+        std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(BASE + 14_000).unwrap()),
+    )
+    .to_string();
+    let restore = repo.run(&[
+        "restore",
+        &ns,
+        "--to-time",
+        &t,
+        "--into-suffix",
+        ".pit",
+        "--confirm",
+        &ns,
+    ]);
+    ok(&restore);
+    assert_eq!(read_back(&repo, &format!("{topic}.pit")), expected(0..15));
+
+    // Before the first record: refused, saying what is covered.
+    let early = repo.run(&[
+        "restore",
+        &ns,
+        "--to-time",
+        "2020-01-01T00:00:00Z",
+        "--into-suffix",
+        ".early",
+        "--confirm",
+        &ns,
+    ]);
+    assert_eq!(early.code, 1, "{}", early.all_output());
+    let covered = humantime::format_rfc3339_millis(
+        std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(BASE).unwrap()),
+    )
+    .to_string();
+    assert!(
+        early.stderr.contains("outside what the backups")
+            && early.stderr.contains(&format!("from {covered} to ")),
+        "{}",
+        early.stderr
+    );
+    assert!(!repo.has_topic("events.early"), "nothing was created");
+
+    // Inside what the backups cover, but before the PITR window (the
+    // records' timestamps are a year old): refused.
+    let yaml = repo.dir.path().join("namespaces/events.yaml");
+    let text = std::fs::read_to_string(&yaml).unwrap();
+    std::fs::write(
+        &yaml,
+        text.replace(
+            "    rpo: 1h\n",
+            "    rpo: 1h\n    pitr:\n      window: 7d\n",
+        ),
+    )
+    .unwrap();
+    let windowed = repo.run(&[
+        "restore",
+        &ns,
+        "--to-time",
+        &t,
+        "--into-suffix",
+        ".window",
+        "--confirm",
+        &ns,
+    ]);
+    assert_eq!(windowed.code, 1, "{}", windowed.all_output());
+    assert!(
+        windowed.stderr.contains(&format!(
+            "`--to-time {t}` is before namespace `{ns}`'s PITR window (`pitr.window: 7days`"
+        )),
+        "{}",
+        windowed.stderr
+    );
+    assert!(!repo.has_topic("events.window"), "nothing was created");
+}
+
+#[tokio::test]
+async fn backup_a_corrupt_segment_fails_the_restore_naming_it_and_nothing_after_it_is_written() {
+    let repo = TestRepo::new();
+    let (ns, topic) = backed_up_namespace(&repo);
+    produce(&repo, &topic, 0..150);
+    produce_closing(&repo, &topic, 150);
+    ok(&repo.run(&["backup", "--segment-size", "1KiB"]));
+    let runs = manifests(&repo, &ns).await;
+    // Partition 0's objects are restored first; spoil its second one.
+    let objects = runs[0]["topics"][0]["ranges"][0]["objects"]
+        .as_array()
+        .unwrap();
+    assert!(objects.len() > 1, "{objects:#?}");
+    let before = objects[0]["records"].as_u64().unwrap() as usize;
+    let key = objects[1]["key"].as_str().unwrap().to_owned();
+    let s3 = repo.s3();
+    let bucket = repo.bucket("backups");
+    let body = s3
+        .get_object()
+        .bucket(&bucket)
+        .key(&key)
+        .send()
+        .await
+        .unwrap();
+    let mut bytes = body.body.collect().await.unwrap().into_bytes().to_vec();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    s3.put_object()
+        .bucket(&bucket)
+        .key(&key)
+        .body(ByteStream::from(bytes))
+        .send()
+        .await
+        .unwrap();
+
+    let restore = repo.run(&["restore", &ns, "--into-suffix", ".r", "--confirm", &ns]);
+    assert_eq!(restore.code, 1, "{}", restore.all_output());
+    assert!(
+        restore
+            .stderr
+            .contains(&format!("object `s3://{bucket}/{key}` is corrupt")),
+        "{}",
+        restore.stderr
+    );
+    // Only the object before it was written: partition 0's first records.
+    let read = read_back(&repo, &format!("{topic}.r"));
+    let all = expected(0..153);
+    assert_eq!(read.get(&0).map_or(0, Vec::len), before, "{read:#?}");
+    assert_eq!(read[&0][..], all[&0][..before]);
+    assert!(
+        !read.contains_key(&1) && !read.contains_key(&2),
+        "{read:#?}"
+    );
+}
+
+#[tokio::test]
+async fn backup_restore_refuses_a_topic_that_holds_data_and_needs_confirmation() {
+    let repo = TestRepo::new();
+    let (ns, topic) = backed_up_namespace(&repo);
+    produce(&repo, &topic, 0..9);
+    // DR compliance reads the objects under the backup prefix: none yet.
+    let drift = repo.run(&["drift", "--format", "json"]);
+    let report = &drift.json()["dr"][0];
+    assert!(
+        !report["violations"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
+    ok(&repo.run(&["backup"]));
+    let drift = repo.run(&["drift", "--format", "json"]);
+    assert_eq!(drift.code, 0, "{}", drift.all_output());
+    assert_eq!(drift.json()["dr"][0]["violations"], serde_json::json!([]));
+
+    let refused = repo.run(&["restore", &ns, "--confirm", &ns]);
+    assert_eq!(refused.code, 1, "{}", refused.all_output());
+    assert!(
+        refused.stderr.contains(&format!(
+            "refusing to restore into topic `{topic}`: it holds"
+        )),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        read_back(&repo, &topic),
+        expected(0..9),
+        "nothing was added"
+    );
+
+    let unknown = repo.run(&["restore", &ns, "--topic", "nope", "--confirm", &ns]);
+    assert_eq!(unknown.code, 1, "{}", unknown.all_output());
+    assert!(
+        unknown.stderr.contains(&format!(
+            "the backups of namespace `{ns}` hold no topic `nope`; they hold `{topic}`"
+        )),
+        "{}",
+        unknown.stderr
+    );
+
+    // No terminal and no --confirm, or a --confirm naming another namespace.
+    let unconfirmed = repo.run(&["restore", &ns, "--into-suffix", ".x"]);
+    assert_eq!(unconfirmed.code, 1, "{}", unconfirmed.all_output());
+    assert!(
+        unconfirmed.stderr.contains("without confirmation"),
+        "{}",
+        unconfirmed.stderr
+    );
+    let wrong = repo.run(&["restore", &ns, "--into-suffix", ".x", "--confirm", "other"]);
+    assert_eq!(wrong.code, 1, "{}", wrong.all_output());
+    assert!(
+        wrong.stderr.contains("does not name the namespace"),
+        "{}",
+        wrong.stderr
+    );
+    assert!(!repo.has_topic("events.x"));
+
+    // A backup whose topic is gone fails, naming it, and writes no manifest.
+    delete_topic(&repo, &topic).await;
+    let failed = repo.run(&["backup"]);
+    assert_eq!(failed.code, 1, "{}", failed.all_output());
+    assert!(
+        failed.stderr.contains(&format!(
+            "topic `{topic}` of namespace `{ns}` does not exist in Kafka"
+        )) && failed.stderr.contains("no manifest was written"),
+        "{}",
+        failed.stderr
+    );
+    assert_eq!(manifests(&repo, &ns).await.len(), 1);
+}
+
+/// Keys of the objects under the namespace's backup directory.
+async fn backup_keys(repo: &TestRepo, ns: &str) -> Vec<String> {
+    repo.s3()
+        .list_objects_v2()
+        .bucket(repo.bucket("backups"))
+        .prefix(format!("backups/{ns}/"))
+        .send()
+        .await
+        .unwrap()
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn backup_killed_mid_run_leaves_no_manifest_and_the_next_run_covers_every_offset_once() {
+    let repo = TestRepo::new();
+    let (ns, topic) = backed_up_namespace(&repo);
+    produce(&repo, &topic, 0..3000);
+    produce_closing(&repo, &topic, 3000);
+
+    // Killed (SIGKILL) as soon as S3 holds its first segment object.
+    let mut child = repo
+        .sluice()
+        .args(["backup", "--segment-size", "1KiB"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let written = loop {
+        let keys = backup_keys(&repo, &ns).await;
+        let written = keys.iter().any(|k| k.ends_with(".avro"));
+        if written || Instant::now() > deadline {
+            break written;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(written, "no segment object within 30 s");
+    let orphans = backup_keys(&repo, &ns).await;
+    assert!(
+        !orphans.iter().any(|k| k.ends_with("manifest.json")),
+        "the killed run wrote no manifest: {orphans:?}"
+    );
+    assert!(manifests(&repo, &ns).await.is_empty());
+
+    // The next run starts over (there is no complete run to go on from)
+    // and covers every offset once; the killed run's objects stay unnamed.
+    let marks = high_watermarks(&repo, &topic);
+    ok(&repo.run(&["backup", "--segment-size", "1KiB"]));
+    let runs = manifests(&repo, &ns).await;
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["kind"], "full");
+    let named: Vec<&str> = runs[0]["topics"][0]["ranges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["objects"].as_array().unwrap())
+        .map(|o| o["key"].as_str().unwrap())
+        .collect();
+    assert!(orphans.iter().all(|k| !named.contains(&k.as_str())));
+    for (p, range) in runs[0]["topics"][0]["ranges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(range["start_offset"], 0);
+        assert_eq!(range["end_offset"], marks[p]);
+        assert_eq!(range["records"], marks[p], "one record per offset");
+    }
+
+    let restore = repo.run(&["restore", &ns, "--into-suffix", ".again", "--confirm", &ns]);
+    ok(&restore);
+    assert_eq!(
+        read_back(&repo, &format!("{topic}.again")),
+        expected(0..3003)
+    );
+}
+
+#[tokio::test]
+async fn backup_restore_on_a_terminal_asks_for_the_namespace_name() {
+    use crate::faults::OnTerminal;
+    let repo = TestRepo::new();
+    let (ns, topic) = backed_up_namespace(&repo);
+    produce(&repo, &topic, 0..9);
+    produce_closing(&repo, &topic, 9);
+    ok(&repo.run(&["backup"]));
+    let prompt = "Type the namespace's name to confirm:";
+
+    let mut wrong = OnTerminal::spawn(repo.sluice().args(["restore", &ns, "--into-suffix", ".t"]));
+    wrong.wait_for(prompt);
+    wrong.type_line("not-it");
+    assert_eq!(wrong.exit_code(), Some(1));
+    assert!(!repo.has_topic("events.t"), "nothing was written");
+
+    let mut right = OnTerminal::spawn(repo.sluice().args(["restore", &ns, "--into-suffix", ".t"]));
+    right.wait_for(prompt);
+    right.type_line(&ns);
+    assert_eq!(right.exit_code(), Some(0));
+    assert_eq!(read_back(&repo, &format!("{topic}.t")), expected(0..12));
+}
+
+#[tokio::test]
+async fn backup_restore_killed_mid_way_then_resumed_writes_every_record_once() {
+    let repo = TestRepo::new();
+    let (ns, topic) = backed_up_namespace(&repo);
+    produce(&repo, &topic, 0..3000);
+    produce_closing(&repo, &topic, 3000);
+    ok(&repo.run(&["backup", "--segment-size", "1KiB"]));
+    let into = format!("{topic}.r");
+
+    // Killed (SIGKILL) as soon as the restored topic holds records.
+    let mut child = repo
+        .sluice()
+        .args(["restore", &ns, "--into-suffix", ".r", "--confirm", &ns])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let consumer: BaseConsumer = kafka(&repo).create().unwrap();
+    let landed = loop {
+        let landed = repo.has_topic("events.r")
+            && consumer
+                .fetch_watermarks(&into, 0, Duration::from_secs(5))
+                .is_ok_and(|(_, high)| high > 0);
+        if landed || Instant::now() > deadline {
+            break landed;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(landed, "no record was restored within 30 s");
+    let partial: usize = read_back(&repo, &into).values().map(Vec::len).sum();
+    assert!(
+        partial > 0 && partial < 3003,
+        "killed mid-way: {partial} record(s)"
+    );
+
+    // The killed restore held the environment's apply lock: until its lease
+    // lapses, another restore (or apply) is refused.
+    let locked = repo.run(&[
+        "restore",
+        &ns,
+        "--into-suffix",
+        ".r",
+        "--resume",
+        "--confirm",
+        &ns,
+    ]);
+    assert_eq!(locked.code, 1, "{}", locked.all_output());
+    assert!(
+        locked
+            .stderr
+            .contains("the apply lock of environment `local` is held"),
+        "{}",
+        locked.stderr
+    );
+
+    // Without --resume the topic holds data: refused. With it, the rest is
+    // written (the killed run's lock lapses with its lease).
+    let refused = repo.run(&[
+        "restore",
+        &ns,
+        "--into-suffix",
+        ".r",
+        "--confirm",
+        &ns,
+        "--lock-timeout",
+        "30s",
+    ]);
+    assert_eq!(refused.code, 1, "{}", refused.all_output());
+    assert!(
+        refused.stderr.contains("it holds") && refused.stderr.contains("--resume"),
+        "{}",
+        refused.stderr
+    );
+    let resumed = repo.run(&[
+        "restore",
+        &ns,
+        "--into-suffix",
+        ".r",
+        "--resume",
+        "--confirm",
+        &ns,
+        "--lock-timeout",
+        "30s",
+    ]);
+    ok(&resumed);
+    assert!(
+        resumed.stdout.contains(&format!(
+            "~ resume writing into `{into}` (it holds {partial} record(s)"
+        )),
+        "{}",
+        resumed.stdout
+    );
+    assert!(
+        resumed
+            .stdout
+            .contains(&format!(" {} record(s) from", 3003 - partial)),
+        "{}",
+        resumed.stdout
+    );
+    assert_eq!(read_back(&repo, &into), expected(0..3003));
+
+    // A topic holding something else is not taken for a restore's prefix.
+    produce(&repo, &format!("{topic}.r"), 5000..5001);
+    let other = repo.run(&[
+        "restore",
+        &ns,
+        "--into-suffix",
+        ".r",
+        "--resume",
+        "--confirm",
+        &ns,
+    ]);
+    assert_eq!(other.code, 1, "{}", other.all_output());
+    assert!(
+        other.stderr.contains("refusing to resume the restore into"),
+        "{}",
+        other.stderr
+    );
+}
