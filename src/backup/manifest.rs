@@ -20,6 +20,15 @@ pub enum RunKind {
     Incremental,
 }
 
+impl std::fmt::Display for RunKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RunKind::Full => "full",
+            RunKind::Incremental => "incremental",
+        })
+    }
+}
+
 /// What one complete backup run wrote (`<prefix><namespace>/<run>/manifest.json`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {

@@ -103,7 +103,7 @@ pub fn backup(cli: &Cli, names: &[String], segment_bytes: u64) -> Result<Exit, E
                         eprintln!("warning: {w}");
                     }
                     println!(
-                        "Backed up namespace `{}` ({:?} run `{}`): {} record(s) in {} object(s), {} byte(s); manifest {}",
+                        "Backed up namespace `{}` ({} run `{}`): {} record(s) in {} object(s), {} byte(s); manifest {}",
                         b.namespace, b.kind, b.run_id, b.records, b.objects, b.bytes, b.manifest
                     );
                 }
