@@ -17,6 +17,7 @@
 # Targets (issue 18): both ratios >= 0.8; peak RSS under 256 MiB.
 #
 #   scripts/bench-backup.sh [MiB] [RUNS]      (defaults: 1024, 3)
+#   SLUICE_BENCH_BIN=/path/to/sluice scripts/bench-backup.sh …   another build of sluice
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 mib=${1:-1024}
@@ -31,7 +32,7 @@ set -a; . "$SLUICE_SERVICES_DIR/env"; set +a
 export SLUICE_ENV=local
 
 cargo build --quiet --release --locked --bin sluice
-bin=$PWD/target/release/sluice
+bin=${SLUICE_BENCH_BIN:-$PWD/target/release/sluice}
 floor=$(cargo bench --locked --bench backup --no-run --message-format=json 2>/dev/null |
   python3 -c 'import json, sys
 for line in sys.stdin:
