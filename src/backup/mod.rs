@@ -178,6 +178,19 @@ impl BackupError {
     }
 }
 
+impl BackupError {
+    /// The same error, counting the `records` written before it (an object
+    /// fetched ahead fails before the records ahead of it are written).
+    pub fn written_before(mut self, records: u64) -> Self {
+        if let BackupError::Corrupt { written, .. } | BackupError::Unreadable { written, .. } =
+            &mut self
+        {
+            *written = records;
+        }
+        self
+    }
+}
+
 /// Hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)

@@ -314,6 +314,9 @@ pub async fn execute(
     let producer: FutureProducer = config
         .clone()
         .set("linger.ms", "5")
+        // librdkafka copies what is queued: at most 16 MiB of it, rather
+        // than its default 1 GiB (an object's records all go in at once).
+        .set("queue.buffering.max.kbytes", "16384")
         // One request in flight per broker keeps each partition's order
         // through retries, without needing idempotence from the broker.
         .set("max.in.flight.requests.per.connection", "1")
@@ -323,6 +326,22 @@ pub async fn execute(
         )
         .create()
         .map_err(|e| BackupError::Kafka(e.to_string()))?;
+    // Objects in the order they are written; the next one is fetched,
+    // checked and decoded while the records of this one are sent.
+    let order: Vec<&SegmentObject> = plan
+        .topics
+        .iter()
+        .flat_map(|t| {
+            (0..i32::try_from(t.partitions).unwrap_or(i32::MAX)).flat_map(move |partition| {
+                t.objects
+                    .iter()
+                    .filter(move |(p, _)| *p == partition)
+                    .map(|(_, o)| o)
+            })
+        })
+        .collect();
+    let mut fetches = order.into_iter().map(|o| fetch(objects, &plan.bucket, o));
+    let mut ahead = fetches.next();
     for t in &plan.topics {
         for partition in 0..i32::try_from(t.partitions).unwrap_or(i32::MAX) {
             let mut skip = Skipper::new(t.present.get(&partition));
@@ -331,7 +350,7 @@ pub async fn execute(
                 partition,
                 message,
             };
-            for (_, object) in t.objects.iter().filter(|(p, _)| *p == partition) {
+            for _ in t.objects.iter().filter(|(p, _)| *p == partition) {
                 if cancel.requested() {
                     return Err(BackupError::Stopped {
                         reason: "interrupted",
@@ -344,7 +363,12 @@ pub async fn execute(
                         written: done.records,
                     });
                 }
-                let records = read_object(objects, &plan.bucket, object, done.records).await?;
+                let this = ahead.take().expect("one fetch per object");
+                ahead = fetches.next();
+                let records = this
+                    .await
+                    .map_err(|e| BackupError::Kafka(e.to_string()))?
+                    .map_err(|e| e.written_before(done.records))?;
                 let kept: Vec<&segment::BackedRecord> = records
                     .iter()
                     .filter(|r| plan.to_time_ms.is_none_or(|t| r.timestamp <= t))
@@ -360,29 +384,45 @@ pub async fn execute(
     Ok(done)
 }
 
-/// The records of one object, once its bytes match the manifest's SHA-256.
-async fn read_object(
+/// Starts fetching one object: its bytes, checked against the manifest's
+/// SHA-256 and decoded on a blocking thread. Nothing is written until it is
+/// awaited, and an object that fails stops the restore before its records.
+fn fetch(
     objects: &BucketObjects,
     bucket: &str,
     object: &SegmentObject,
-    written: u64,
+) -> tokio::task::JoinHandle<Result<Vec<segment::BackedRecord>, BackupError>> {
+    let (objects, bucket, object) = (objects.clone(), bucket.to_owned(), object.clone());
+    tokio::spawn(async move {
+        let bytes = objects.get(&object.key).await?;
+        tokio::task::spawn_blocking(move || check_and_decode(&bucket, &object, &bytes))
+            .await
+            .map_err(|e| BackupError::Kafka(e.to_string()))?
+    })
+}
+
+/// The records of one object, once its bytes match the manifest's SHA-256.
+/// `written` in its errors is filled in by the caller.
+fn check_and_decode(
+    bucket: &str,
+    object: &SegmentObject,
+    bytes: &[u8],
 ) -> Result<Vec<segment::BackedRecord>, BackupError> {
-    let bytes = objects.get(&object.key).await?;
-    let found = sha256_hex(&bytes);
+    let found = sha256_hex(bytes);
     if found != object.sha256 {
         return Err(BackupError::Corrupt {
             bucket: bucket.to_owned(),
             key: object.key.clone(),
             expected: object.sha256.clone(),
             found,
-            written,
+            written: 0,
         });
     }
-    segment::read(&bytes).map_err(|message| BackupError::Unreadable {
+    segment::read(bytes).map_err(|message| BackupError::Unreadable {
         bucket: bucket.to_owned(),
         key: object.key.clone(),
         message,
-        written,
+        written: 0,
     })
 }
 

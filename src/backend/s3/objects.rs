@@ -9,6 +9,7 @@ use super::{S3Backend, describe, read_error};
 use crate::backend::BackendError;
 
 /// The objects of one bucket, through the client that signs for its region.
+#[derive(Clone)]
 pub struct BucketObjects {
     client: Client,
     bucket: String,
