@@ -82,9 +82,8 @@ s3() { scripts/services.sh python scripts/s3.py "$@"; }
 say "Disaster recovery: the example DR policies are live in S3; status shows what is missing"
 show $sluice status --repo examples || echo "(exit $?: attention needed)"
 
-say "Backups land (a backup job would write these), and the namespaces comply"
-show s3 put platform-dr-backups payments/backup-0001.tar
-show s3 put platform-dr-backups user-events/backup-0001.tar
+say "sluice backup writes each DR namespace's segments and manifest, and the namespaces comply"
+show $sluice backup --repo examples
 show $sluice status --repo examples
 
 say "A backup older than its RPO is a violation (a copy of examples/ with payments' RPO at 5s, after 6s)"
@@ -92,7 +91,7 @@ rm -rf .services/dr && mkdir -p .services/dr && cp -r examples/sluice.yaml examp
 sed -i 's/rpo: 5m/rpo: 5s/' .services/dr/namespaces/payments.yaml
 sleep 6
 show $sluice drift --repo .services/dr || echo "(exit $?: a compliance violation)"
-show s3 put platform-dr-backups payments/backup-0002.tar
+show $sluice backup --repo .services/dr payments
 show $sluice drift --repo .services/dr || echo "(exit $?: the copy's shorter RPO is a pending change; the violation is gone)"
 
 say "Changing things behind sluice's back, with the servers' own tools"

@@ -447,8 +447,15 @@ mod tests {
         let e = parse_duration("5").unwrap_err();
         assert!(e.starts_with("`5` is not a duration"), "{e}");
         assert!(e.ends_with("write it like `30s`, `5m` or `1h`"), "{e}");
-        assert_eq!(parse_duration("1h 30m"), Ok(std::time::Duration::from_secs(5400)));
+        assert_eq!(
+            parse_duration("1h 30m"),
+            Ok(std::time::Duration::from_secs(5400))
+        );
         assert!(parse_interval("abc").unwrap_err().contains("write it like"));
-        assert!(parse_timeout("0s").unwrap_err().contains("between `100ms` and `1h`"));
+        assert!(
+            parse_timeout("0s")
+                .unwrap_err()
+                .contains("between `100ms` and `1h`")
+        );
     }
 }

@@ -124,13 +124,41 @@ pub fn run_id(ms: i64, pid: u32) -> String {
 pub fn complete_runs(dir: &str, keys: &[String]) -> Vec<String> {
     let mut runs: Vec<String> = keys
         .iter()
-        .filter_map(|k| k.strip_prefix(dir)?.strip_suffix(MANIFEST_FILE))
-        .filter_map(|run| run.strip_suffix('/'))
-        .filter(|run| !run.is_empty() && !run.contains('/'))
+        .filter_map(|k| complete_run(dir, k))
         .map(str::to_owned)
         .collect();
     runs.sort();
     runs
+}
+
+/// The run whose manifest `key` is (`<dir><run>/manifest.json`), if it is one.
+pub fn complete_run<'a>(dir: &str, key: &'a str) -> Option<&'a str> {
+    key.strip_prefix(dir)?
+        .strip_suffix(MANIFEST_FILE)?
+        .strip_suffix('/')
+        .filter(|run| !run.is_empty() && !run.contains('/'))
+}
+
+/// When run `run` read the high watermarks, in milliseconds since the epoch,
+/// from its ID (see [`run_id`]); `None` for an ID sluice did not make.
+pub fn run_started_ms(run: &str) -> Option<i64> {
+    let (stamp, _pid) = run.rsplit_once('-')?;
+    // 20261207T083000.123Z
+    if stamp.len() != 20 || !stamp.is_ascii() {
+        return None;
+    }
+    let text = format!(
+        "{}-{}-{}T{}:{}:{}",
+        &stamp[0..4],
+        &stamp[4..6],
+        &stamp[6..8],
+        &stamp[9..11],
+        &stamp[11..13],
+        &stamp[13..]
+    );
+    let t = humantime::parse_rfc3339(&text).ok()?;
+    let ms = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis();
+    i64::try_from(ms).ok()
 }
 
 /// Why the manifests do not make a chain.
@@ -269,6 +297,18 @@ mod tests {
         .map(str::to_owned)
         .collect();
         assert_eq!(complete_runs(dir, &keys), ["1", "2"]);
+    }
+
+    #[test]
+    fn a_run_id_gives_its_start() {
+        let ms = 1_700_000_000_123;
+        assert_eq!(run_started_ms(&run_id(ms, 4711)), Some(ms));
+        assert_eq!(run_started_ms("full-0"), None);
+        assert_eq!(run_started_ms("x"), None);
+        assert_eq!(complete_run("p/ns/", "p/ns/r1/manifest.json"), Some("r1"));
+        // Segments of a run, a manifest elsewhere: not a complete run.
+        assert_eq!(complete_run("p/ns/", "p/ns/r1/t/0/00.avro"), None);
+        assert_eq!(complete_run("p/ns/", "p/other/r1/manifest.json"), None);
     }
 
     #[test]
