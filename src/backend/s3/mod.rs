@@ -409,6 +409,18 @@ impl BackupCatalog for S3Backend {
         .await
     }
 
+    /// Lists the namespace's directory and reads the manifests of the newest
+    /// chain.
+    async fn chain(&self, bucket: &str, dir: &str) -> Result<Vec<manifest::Manifest>, String> {
+        let read = async {
+            let objects = self.objects(bucket).await?;
+            let loaded = crate::backup::run::load_chain(&objects, dir).await?;
+            let chain = manifest::chain(&loaded)?;
+            Ok::<_, crate::backup::BackupError>(chain.into_iter().cloned().collect())
+        };
+        read.await.map_err(|e| crate::diag::chain(&e))
+    }
+
     /// Lists buckets: proves S3 answers.
     async fn health(&self) -> Result<usize, String> {
         let listed = self.client(&self.home).list_buckets().send();
