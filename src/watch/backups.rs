@@ -8,8 +8,11 @@
 //! by: a standby starts no run (one already running finishes). Each run is a
 //! `sluice backup` of one namespace; its outcome moves
 //! `sluice_backup_last_success_timestamp_seconds`, `sluice_backup_failures_total`
-//! and `sluice_backup_duration_seconds`. A run stopped by shutdown writes no
-//! manifest, so the next one starts where the last complete one ended.
+//! and `sluice_backup_duration_seconds`. When a replica starts to lead, it
+//! first sets each namespace's last success from its newest complete run in
+//! S3, so the series survives restarts and changes of leader. A run stopped
+//! by shutdown writes no manifest, so the next one starts where the last
+//! complete one ended.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -21,6 +24,7 @@ use tokio::sync::watch;
 use super::metrics::{Metrics, NamespaceLabels};
 use crate::backend::s3::S3Backend;
 use crate::backup::BackupError;
+use crate::backup::manifest;
 use crate::backup::run::{self, BackupOptions};
 use crate::desired::Desired;
 use crate::diag::chain;
@@ -96,11 +100,30 @@ async fn schedule(
     // Per namespace: its schedule and when its next run is due.
     let mut due: BTreeMap<String, (String, SystemTime)> = BTreeMap::new();
     let mut connection: Option<Connection> = None;
+    // Namespaces whose last success was read from S3 since this replica led.
+    let mut seeded: BTreeSet<String> = BTreeSet::new();
     loop {
         let desired = rx.borrow_and_update().clone();
         let now = SystemTime::now();
         let wanted = desired.as_deref().map(scheduled).unwrap_or_default();
+        if desired.is_none() {
+            seeded.clear();
+        }
         due.retain(|ns, (schedule, _)| wanted.get(ns) == Some(schedule));
+        if let Some(desired) = &desired
+            && wanted.keys().any(|ns| !seeded.contains(ns))
+        {
+            match connect(&mut connection, desired, timeout).await {
+                Ok(conn) => {
+                    for ns in wanted.keys() {
+                        if seeded.insert(ns.clone()) {
+                            seed(desired, ns, conn.s3.clone(), metrics.clone());
+                        }
+                    }
+                }
+                Err(why) => tracing::warn!("cannot read the last complete backups yet: {why}"),
+            }
+        }
         for (ns, schedule) in &wanted {
             if !due.contains_key(ns) {
                 match next_due(schedule, ns, now) {
@@ -182,6 +205,48 @@ async fn connect<'a>(
         });
     }
     Ok(connection.as_ref().expect("connected above"))
+}
+
+/// Sets namespace `ns`'s last success from its newest complete run in S3
+/// (when it started), unless a run of this replica set a later one: after a
+/// restart or a change of leader the series is there before the next run,
+/// so `backup_age` keeps growing while runs fail.
+fn seed(desired: &Desired, ns: &str, s3: Arc<S3Backend>, metrics: Arc<Metrics>) {
+    let Some(backup) = desired
+        .namespaces
+        .iter()
+        .find(|n| n.name == ns)
+        .and_then(|n| n.disaster_recovery.as_ref()?.backup.clone())
+    else {
+        return;
+    };
+    let labels = NamespaceLabels {
+        environment: desired.environment.name.clone(),
+        namespace: ns.to_owned(),
+    };
+    tokio::spawn(async move {
+        let dir = manifest::namespace_dir(&backup.prefix, &labels.namespace);
+        let listed = async { s3.objects(&backup.bucket).await?.list(&dir).await }.await;
+        let keys = match listed {
+            Ok(keys) => keys,
+            Err(e) => {
+                tracing::warn!(namespace = %labels.namespace, "cannot read the last complete backup: {}", chain(&e));
+                return;
+            }
+        };
+        let Some(ms) = manifest::complete_runs(&dir, &keys)
+            .last()
+            .and_then(|run| manifest::run_started_ms(run))
+        else {
+            return;
+        };
+        #[allow(clippy::cast_precision_loss)]
+        let secs = ms as f64 / 1000.0;
+        let gauge = metrics.backup_last_success.get_or_create(&labels);
+        if gauge.get() < secs {
+            gauge.set(secs);
+        }
+    });
 }
 
 /// Starts namespace `ns`'s run, unless one is still running.

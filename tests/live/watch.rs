@@ -596,3 +596,44 @@ fn scheduled_backups_run_every_minute_and_move_the_backup_metrics() {
     assert!(logs.contains("scheduled backup failed"), "{logs}");
     assert!(logs.contains("does not exist in Kafka"), "{logs}");
 }
+
+#[test]
+fn a_starting_watcher_sets_the_backup_metric_from_the_last_complete_run_in_s3() {
+    let repo = TestRepo::new();
+    repo.namespace(
+        "seeded",
+        &format!(
+            "{}  disaster_recovery:\n    rpo: 1h\n    backup:\n      bucket: {}\n      prefix: backups/\n      schedule: \"0 0 1 1 *\"\n",
+            topic_spec(&["seeded"]),
+            repo.bucket("backups")
+        ),
+    );
+    let applied = repo.run(&["apply", "--auto-approve"]);
+    assert_eq!(applied.code, 0, "{}", applied.all_output());
+    let backup = repo.run(&["backup"]);
+    assert_eq!(backup.code, 0, "{}", backup.all_output());
+    let runs = manifests(&repo, &repo.name("seeded"));
+    let started_ms = runs[0]["started_at_ms"].as_i64().unwrap();
+
+    // A yearly schedule: no run during the test; the series comes from S3.
+    let w = Watcher::start(&repo, &[]);
+    let success = format!(
+        "sluice_backup_last_success_timestamp_seconds{{environment=\"local\",namespace=\"{}\"}}",
+        repo.name("seeded")
+    );
+    w.wait_until(Duration::from_secs(20), "the seeded backup metric", |w| {
+        w.metric(&success).is_some()
+    });
+    #[allow(clippy::cast_precision_loss)]
+    let expected = started_ms as f64 / 1000.0;
+    let seen = w.metric(&success).unwrap();
+    assert!((seen - expected).abs() < 0.01, "{seen} vs {expected}");
+    assert_eq!(
+        w.metric(&format!(
+            "sluice_backup_duration_seconds_count{{environment=\"local\",namespace=\"{}\"}}",
+            repo.name("seeded")
+        )),
+        None,
+        "no run was expected"
+    );
+}
