@@ -214,15 +214,6 @@ impl BackupCatalog for FakeCatalog {
     async fn health(&self) -> Result<usize, String> {
         Ok(0)
     }
-
-    /// The fake holds times, not manifests: no chain.
-    async fn chain(
-        &self,
-        _bucket: &str,
-        _dir: &str,
-    ) -> Result<Vec<crate::backup::manifest::Manifest>, String> {
-        Ok(Vec::new())
-    }
 }
 
 /// A fake cluster: its brokers, its ID, and the lag each group reports.

@@ -12,8 +12,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::backup::manifest::Manifest;
-
 use crate::plan::{Api, Change, LiveState};
 use crate::resource::{Address, System};
 use crate::state::Fence;
@@ -117,11 +115,6 @@ pub trait BackupCatalog: Send + Sync {
 
     /// How many buckets are visible: proof that the store answers.
     async fn health(&self) -> Result<usize, String>;
-
-    /// The chain of complete runs that ends with the newest under `dir` in
-    /// `bucket`, oldest first (empty when there is none): what `status`
-    /// shows of a namespace's backups. The error says what could not be read.
-    async fn chain(&self, bucket: &str, dir: &str) -> Result<Vec<Manifest>, String>;
 }
 
 /// What `status` asks of a cluster beyond its resources.

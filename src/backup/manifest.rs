@@ -5,11 +5,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::backend::s3::layout::{MANIFEST_FILE, complete_run, namespace_dir, run_started_ms};
+
 /// Version of the manifest document.
 pub const MANIFEST_VERSION: u32 = 1;
-
-/// The file name that marks a run as complete.
-pub const MANIFEST_FILE: &str = "manifest.json";
 
 /// Whether a run read from the beginning of each partition or went on from
 /// the previous manifest.
@@ -95,11 +94,6 @@ pub struct CommittedOffset {
     pub offset: i64,
 }
 
-/// Where a namespace's runs live: `<prefix><namespace>/`.
-pub fn namespace_dir(prefix: &str, namespace: &str) -> String {
-    format!("{prefix}{namespace}/")
-}
-
 /// A segment object's key: `<dir><run>/<topic>/<partition>/<first offset>.avro`,
 /// the offset zero-padded so that keys sort as offsets do.
 pub fn segment_key(dir: &str, run: &str, topic: &str, partition: i32, first: i64) -> String {
@@ -129,36 +123,6 @@ pub fn complete_runs(dir: &str, keys: &[String]) -> Vec<String> {
         .collect();
     runs.sort();
     runs
-}
-
-/// The run whose manifest `key` is (`<dir><run>/manifest.json`), if it is one.
-pub fn complete_run<'a>(dir: &str, key: &'a str) -> Option<&'a str> {
-    key.strip_prefix(dir)?
-        .strip_suffix(MANIFEST_FILE)?
-        .strip_suffix('/')
-        .filter(|run| !run.is_empty() && !run.contains('/'))
-}
-
-/// When run `run` read the high watermarks, in milliseconds since the epoch,
-/// from its ID (see [`run_id`]); `None` for an ID sluice did not make.
-pub fn run_started_ms(run: &str) -> Option<i64> {
-    let (stamp, _pid) = run.rsplit_once('-')?;
-    // 20261207T083000.123Z
-    if stamp.len() != 20 || !stamp.is_ascii() {
-        return None;
-    }
-    let text = format!(
-        "{}-{}-{}T{}:{}:{}",
-        &stamp[0..4],
-        &stamp[4..6],
-        &stamp[6..8],
-        &stamp[9..11],
-        &stamp[11..13],
-        &stamp[13..]
-    );
-    let t = humantime::parse_rfc3339(&text).ok()?;
-    let ms = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis();
-    i64::try_from(ms).ok()
 }
 
 /// Why the manifests do not make a chain.

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::backend::s3::layout::namespace_dir;
 use crate::backend::{BackendError, BackupCatalog};
-use crate::backup::manifest::namespace_dir;
 use crate::desired::{BackupState, Desired, NamespaceState, ReplicationState};
 use crate::plan::{Check, DrReport, LiveState, Violation};
 use crate::resource::owned_id;

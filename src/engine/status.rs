@@ -10,7 +10,6 @@ use super::{Target, plan};
 use crate::backend::kafka::KafkaBackend;
 use crate::backend::s3::S3Backend;
 use crate::backend::{BackupCatalog, ClusterProbe, ConnectError, PartitionLag};
-use crate::backup::manifest::{self, Coverage, Manifest};
 use crate::desired::{Desired, Environment, NamespaceState};
 use crate::plan::{Action, Cause, DrReport, LiveState};
 use crate::policy::Policies;
@@ -34,7 +33,8 @@ pub struct Status {
     pub consumers: Vec<ConsumerStatus>,
     pub dr: Vec<DrReport>,
     /// Per namespace with backups: its last complete run, what the chain
-    /// covers against `pitr.window`, and data age against `rpo`.
+    /// covers against `pitr.window`, and data age against `rpo` (filled from
+    /// the manifests, by the `backup` module's `status`).
     pub backups: Vec<BackupStatus>,
 }
 
@@ -63,44 +63,6 @@ pub struct BackupStatus {
     pub covers_window: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-}
-
-impl BackupStatus {
-    /// Figures from the chain of a namespace's complete runs (oldest first),
-    /// at `now_ms`. Pure, for tests.
-    pub fn of(ns: &NamespaceState, chain: &[Manifest], now_ms: i64) -> Option<BackupStatus> {
-        let dr = ns.disaster_recovery.as_ref()?;
-        let backup = dr.backup.as_ref()?;
-        let mut out = BackupStatus {
-            namespace: ns.name.clone(),
-            location: format!(
-                "s3://{}/{}",
-                backup.bucket,
-                manifest::namespace_dir(&backup.prefix, &ns.name)
-            ),
-            rpo_s: dr.rpo_ms.map(|ms| ms / 1000),
-            pitr_window_s: dr.pitr_window_ms.map(|ms| ms / 1000),
-            chain_runs: chain.len(),
-            ..BackupStatus::default()
-        };
-        let Some(newest) = chain.last() else {
-            return Some(out);
-        };
-        out.last_run = Some(newest.run_id.clone());
-        out.last_started_at = Some(manifest::rfc3339(newest.started_at_ms));
-        out.last_finished_at = Some(newest.finished_at.clone());
-        out.data_age_s = Some(u64::try_from((now_ms - newest.started_at_ms) / 1000).unwrap_or(0));
-        let refs: Vec<&Manifest> = chain.iter().collect();
-        if let Some(c) = Coverage::of(&refs) {
-            out.covered_from = c.from_ms.map(manifest::rfc3339);
-            out.covered_to = Some(manifest::rfc3339(c.to_ms));
-            out.covers_window = dr.pitr_window_ms.map(|w| {
-                let start = now_ms.saturating_sub(i64::try_from(w).unwrap_or(i64::MAX));
-                c.from_ms.is_some_and(|from| from <= start)
-            });
-        }
-        Some(out)
-    }
 }
 
 /// One backend, as `status` found it.
@@ -255,25 +217,8 @@ pub async fn gather(
         status
             .consumers
             .extend(consumers(target, ns, &planned.live).await);
-        status.backups.extend(backups(target, ns).await);
     }
     status
-}
-
-/// A namespace's backups, from its manifests; `None` without backups.
-async fn backups(target: &Target, ns: &NamespaceState) -> Option<BackupStatus> {
-    let backup = ns.disaster_recovery.as_ref()?.backup.as_ref()?;
-    let catalog = target.catalog.as_ref()?;
-    let dir = manifest::namespace_dir(&backup.prefix, &ns.name);
-    let now_ms = target.clock.now().saturating_mul(1000);
-    match catalog.chain(&backup.bucket, &dir).await {
-        Ok(chain) => BackupStatus::of(ns, &chain, now_ms),
-        Err(e) => {
-            let mut out = BackupStatus::of(ns, &[], now_ms)?;
-            out.error = Some(e);
-            Some(out)
-        }
-    }
 }
 
 /// Every backend's health, and sluice's state as read for it.

@@ -13,6 +13,7 @@
 
 mod bucket;
 mod documents;
+pub mod layout;
 mod objects;
 pub mod policy;
 
@@ -37,7 +38,6 @@ use aws_sdk_s3::types::{LifecycleRule, ReplicationConfiguration};
 use futures_util::{StreamExt, TryStreamExt};
 
 use super::{Backend, BackendError, BackupCatalog, ConnectError};
-use crate::backup::manifest;
 use crate::config::workspace::S3Env;
 use crate::plan::{Change, LiveResource, LiveState};
 use crate::resource::{Address, Kind, OWNED_PREFIX, System, Value};
@@ -388,12 +388,12 @@ impl BackupCatalog for S3Backend {
                 for o in page.contents() {
                     let Some(key) = o.key() else { continue };
                     for (i, dir) in dirs.iter().enumerate() {
-                        let Some(run) = manifest::complete_run(dir, key) else {
+                        let Some(run) = layout::complete_run(dir, key) else {
                             continue;
                         };
                         // The run's start is when its data was read; a
                         // manifest sluice did not name dates from its write.
-                        let t = manifest::run_started_ms(run)
+                        let t = layout::run_started_ms(run)
                             .map(|ms| ms / 1000)
                             .or_else(|| o.last_modified().map(|t| t.secs()));
                         if let Some(t) = t
@@ -407,18 +407,6 @@ impl BackupCatalog for S3Backend {
             Ok(newest)
         })
         .await
-    }
-
-    /// Lists the namespace's directory and reads the manifests of the newest
-    /// chain.
-    async fn chain(&self, bucket: &str, dir: &str) -> Result<Vec<manifest::Manifest>, String> {
-        let read = async {
-            let objects = self.objects(bucket).await?;
-            let loaded = crate::backup::run::load_chain(&objects, dir).await?;
-            let chain = manifest::chain(&loaded)?;
-            Ok::<_, crate::backup::BackupError>(chain.into_iter().cloned().collect())
-        };
-        read.await.map_err(|e| crate::diag::chain(&e))
     }
 
     /// Lists buckets: proves S3 answers.
