@@ -860,3 +860,48 @@ async fn backup_status_shows_the_last_complete_run_its_pitr_range_and_data_age()
         text.stdout
     );
 }
+
+#[tokio::test]
+async fn backup_into_a_bucket_with_object_lock_writes_its_objects_and_manifest() {
+    let repo = TestRepo::new();
+    let topic = repo.name("locked");
+    repo.namespace(
+        "locked",
+        &format!(
+            "  topics:\n    - name: {topic}\n      partitions: 3\n  disaster_recovery:\n    backup:\n      bucket: {}\n      prefix: backups/\n      object_lock:\n        mode: governance\n        days: 1\n",
+            repo.bucket("locked")
+        ),
+    );
+    ok(&repo.run(&["apply", "--auto-approve"]));
+    let lock = repo
+        .s3()
+        .get_object_lock_configuration()
+        .bucket(repo.bucket("locked"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        lock.object_lock_configuration()
+            .and_then(|c| c.rule())
+            .is_some(),
+        "the bucket has no default retention: {lock:?}"
+    );
+    produce(&repo, &topic, 0..6);
+    produce_closing(&repo, &topic, 6);
+    // S3 refuses uploads into a locked bucket without a checksum it checks.
+    ok(&repo.run(&["backup"]));
+    let listed = repo
+        .s3()
+        .list_objects_v2()
+        .bucket(repo.bucket("locked"))
+        .prefix(format!("backups/{}/", repo.name("locked")))
+        .send()
+        .await
+        .unwrap();
+    let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert!(
+        keys.iter().any(|k| k.ends_with("/manifest.json")),
+        "{keys:?}"
+    );
+    assert!(keys.iter().any(|k| k.ends_with(".avro")), "{keys:?}");
+}

@@ -3,6 +3,7 @@
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::ChecksumAlgorithm;
 
 use super::{S3Backend, describe, read_error};
 use crate::backend::BackendError;
@@ -33,12 +34,14 @@ impl BucketObjects {
         &self.bucket
     }
 
-    /// Writes `body` as object `key`.
+    /// Writes `body` as object `key`, with a SHA-256 checksum S3 checks: a
+    /// bucket with object lock refuses uploads without one.
     pub async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), BackendError> {
         self.client
             .put_object()
             .bucket(&self.bucket)
             .key(key)
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
             .body(ByteStream::from(body))
             .send()
             .await
