@@ -76,12 +76,15 @@ echo "loading $n topics in $namespaces namespaces with sluice apply..."
 start=$(date +%s.%N)
 "$bin" apply --repo "$repo" --auto-approve > /dev/null
 loaded=$(python3 -c "import time; print('%.1f' % (time.time() - $start))")
-# One backup under each DR prefix, so DR compliance holds.
+# One complete backup (a run's manifest, `<prefix><namespace>/<run>/manifest.json`,
+# the run ID carrying its start) under each DR namespace, so DR compliance holds.
 scripts/services.sh python - "$namespaces" <<'PY'
-import os, sys, boto3
+import datetime, os, sys, boto3
 s3 = boto3.client("s3", endpoint_url=os.environ["SLUICE_S3_ENDPOINT"], region_name="us-east-1")
+run = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.000Z") + "-1"
 for i in range(0, int(sys.argv[1]), 10):
-    s3.put_object(Bucket=f"bench-dr-{(i // 10) % 10}", Key=f"ns-{i:05d}/full-0", Body=b"backup")
+    s3.put_object(Bucket=f"bench-dr-{(i // 10) % 10}",
+                  Key=f"ns-{i:05d}/ns-{i:05d}/{run}/manifest.json", Body=b"{}")
 PY
 "$bin" plan --repo "$repo" --detailed-exitcode > /dev/null || { echo "the plan after apply is not empty" >&2; exit 1; }
 

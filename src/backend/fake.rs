@@ -180,7 +180,7 @@ impl Backend for FakeBackend {
     }
 }
 
-/// A fake backup store: the newest backup time of each `(bucket, prefix)`.
+/// A fake backup store: the newest complete run of each `(bucket, dir)`.
 #[derive(Clone, Debug, Default)]
 pub struct FakeCatalog {
     newest: Arc<Mutex<BTreeMap<(String, String), i64>>>,

@@ -98,18 +98,19 @@ pub trait Backend: Send + Sync {
     async fn apply(&self, changes: &[&Change], fence: &Fence) -> Vec<Result<(), BackendError>>;
 }
 
-/// Where backups are kept: the newest backup under a prefix, for DR
-/// compliance, and whether the store answers at all, for `status`.
+/// Where backups are kept: the newest complete backup of a namespace, for
+/// DR compliance, and whether the store answers at all, for `status`.
 #[async_trait]
 pub trait BackupCatalog: Send + Sync {
-    /// When the newest object under each of `prefixes` in `bucket` (which
-    /// lives in `region`) was written, in seconds since the epoch, in the
-    /// order asked; `None` where a prefix holds nothing.
+    /// When the newest complete run (one with a manifest) under each of
+    /// `dirs` (`<prefix><namespace>/`) in `bucket` (which lives in `region`)
+    /// started, in seconds since the epoch, in the order asked; `None` where
+    /// a directory holds no complete run.
     async fn newest_backups(
         &self,
         bucket: &str,
         region: &str,
-        prefixes: &[&str],
+        dirs: &[&str],
     ) -> Result<Vec<Option<i64>>, BackendError>;
 
     /// How many buckets are visible: proof that the store answers.

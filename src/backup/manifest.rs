@@ -5,11 +5,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::backend::s3::layout::{MANIFEST_FILE, complete_run, namespace_dir, run_started_ms};
+
 /// Version of the manifest document.
 pub const MANIFEST_VERSION: u32 = 1;
-
-/// The file name that marks a run as complete.
-pub const MANIFEST_FILE: &str = "manifest.json";
 
 /// Whether a run read from the beginning of each partition or went on from
 /// the previous manifest.
@@ -104,11 +103,6 @@ pub struct CommittedOffset {
     pub offset: i64,
 }
 
-/// Where a namespace's runs live: `<prefix><namespace>/`.
-pub fn namespace_dir(prefix: &str, namespace: &str) -> String {
-    format!("{prefix}{namespace}/")
-}
-
 /// A segment object's key: `<dir><run>/<topic>/<partition>/<first offset>.avro`,
 /// the offset zero-padded so that keys sort as offsets do.
 pub fn segment_key(dir: &str, run: &str, topic: &str, partition: i32, first: i64) -> String {
@@ -133,9 +127,7 @@ pub fn run_id(ms: i64, pid: u32) -> String {
 pub fn complete_runs(dir: &str, keys: &[String]) -> Vec<String> {
     let mut runs: Vec<String> = keys
         .iter()
-        .filter_map(|k| k.strip_prefix(dir)?.strip_suffix(MANIFEST_FILE))
-        .filter_map(|run| run.strip_suffix('/'))
-        .filter(|run| !run.is_empty() && !run.contains('/'))
+        .filter_map(|k| complete_run(dir, k))
         .map(str::to_owned)
         .collect();
     runs.sort();
@@ -278,6 +270,18 @@ mod tests {
         .map(str::to_owned)
         .collect();
         assert_eq!(complete_runs(dir, &keys), ["1", "2"]);
+    }
+
+    #[test]
+    fn a_run_id_gives_its_start() {
+        let ms = 1_700_000_000_123;
+        assert_eq!(run_started_ms(&run_id(ms, 4711)), Some(ms));
+        assert_eq!(run_started_ms("full-0"), None);
+        assert_eq!(run_started_ms("x"), None);
+        assert_eq!(complete_run("p/ns/", "p/ns/r1/manifest.json"), Some("r1"));
+        // Segments of a run, a manifest elsewhere: not a complete run.
+        assert_eq!(complete_run("p/ns/", "p/ns/r1/t/0/00.avro"), None);
+        assert_eq!(complete_run("p/ns/", "p/other/r1/manifest.json"), None);
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod restore;
 pub mod resume;
 pub mod run;
 pub mod segment;
+pub mod status;
 
 use sha2::{Digest, Sha256};
 

@@ -1,6 +1,7 @@
 //! `sluice status [NS]`: the operator's single view, read-only.
 
 use super::{Error, Exit, block_on, load_desired, load_policies, print_json};
+use crate::backend::s3::S3Backend;
 use crate::cli::{Cli, Format};
 use crate::engine::{Target, status};
 use crate::render;
@@ -34,7 +35,7 @@ pub fn run(cli: &Cli, namespace: Option<&str>, format: Format) -> Result<Exit, E
             }
             Err(e) => return Err(e.into()),
         };
-        let status = status::gather(
+        let mut status = status::gather(
             &desired,
             tree.revision.as_deref(),
             &target,
@@ -43,6 +44,16 @@ pub fn run(cli: &Cli, namespace: Option<&str>, format: Format) -> Result<Exit, E
         )
         .await;
         target.leave();
+        // The backups' figures, from their manifests, when every backend answers.
+        if let Some(s3) = &desired.environment.s3
+            && status.backends.iter().all(|b| b.ok)
+        {
+            let s3 = S3Backend::connect(s3, cli.timeout)
+                .await
+                .map_err(|e| crate::diag::chain(&e));
+            let s3 = s3.as_ref().map_err(String::as_str);
+            status.backups = crate::backup::status::gather(&desired, s3, namespace).await;
+        }
         Ok::<_, Error>(status)
     })?;
     match format {

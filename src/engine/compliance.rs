@@ -1,16 +1,19 @@
-//! DR compliance: checks, not changes. Is the newest backup within the RPO,
-//! are both buckets versioned, is replication on, is the replica read-only?
+//! DR compliance: checks, not changes. Is the newest complete backup (a run
+//! with a manifest) within the RPO, are both buckets versioned, is
+//! replication on, is the replica read-only?
 
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::backend::s3::layout::namespace_dir;
 use crate::backend::{BackendError, BackupCatalog};
 use crate::desired::{BackupState, Desired, NamespaceState, ReplicationState};
 use crate::plan::{Check, DrReport, LiveState, Violation};
 use crate::resource::owned_id;
 use crate::resource::{Address, Kind, Value};
 
-/// Newest backup times (seconds since the epoch), by `(bucket, prefix)`.
+/// When the newest complete backup started (seconds since the epoch), by
+/// `(bucket, namespace directory)`; the directory is `<prefix><namespace>/`.
 pub type Newest = BTreeMap<(String, String), Option<i64>>;
 
 /// How many bucket listings are in flight at once.
@@ -50,9 +53,9 @@ pub fn live_region<'a>(live: &'a LiveState) -> impl Fn(&str) -> Option<&'a str> 
     }
 }
 
-/// Reads the newest backup under every backup prefix of `desired`, in the
-/// region `region_of` each bucket: one listing per bucket, a few buckets at
-/// once. A bucket without a region has no backups.
+/// Reads the newest complete backup of every namespace of `desired` that has
+/// backups, in the region `region_of` each bucket: one listing per bucket, a
+/// few buckets at once. A bucket without a region has no backups.
 pub async fn newest_backups<'a>(
     desired: &Desired,
     region_of: impl Fn(&str) -> Option<&'a str>,
@@ -62,16 +65,20 @@ pub async fn newest_backups<'a>(
     let regions = backup_regions(desired, region_of);
     let mut newest = Newest::new();
     let mut by_bucket: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for b in desired
+    let dirs: Vec<(&str, String)> = desired
         .namespaces
         .iter()
-        .filter_map(|ns| ns.disaster_recovery.as_ref()?.backup.as_ref())
-    {
+        .filter_map(|ns| {
+            let b = ns.disaster_recovery.as_ref()?.backup.as_ref()?;
+            Some((b.bucket.as_str(), namespace_dir(&b.prefix, &ns.name)))
+        })
+        .collect();
+    for (bucket, dir) in &dirs {
         let fresh = newest
-            .insert((b.bucket.clone(), b.prefix.clone()), None)
+            .insert(((*bucket).to_owned(), dir.clone()), None)
             .is_none();
-        if fresh && regions.contains_key(&b.bucket) {
-            by_bucket.entry(&b.bucket).or_default().push(&b.prefix);
+        if fresh && regions.contains_key(*bucket) {
+            by_bucket.entry(bucket).or_default().push(dir);
         }
     }
     let listings = by_bucket.into_iter().map(|(bucket, prefixes)| {
@@ -119,20 +126,21 @@ fn report(ns: &NamespaceState, live: &LiveState, newest: &Newest, now: i64) -> O
     let backup = dr.backup.as_ref()?;
     let mut violations = Vec::new();
     let rpo_s = dr.rpo_ms.map(|ms| ms / 1000);
-    let backups = format!("s3://{}/{}", backup.bucket, backup.prefix);
+    let dir = namespace_dir(&backup.prefix, &ns.name);
+    let backups = format!("s3://{}/{dir}", backup.bucket);
     let age = newest
-        .get(&(backup.bucket.clone(), backup.prefix.clone()))
+        .get(&(backup.bucket.clone(), dir))
         .copied()
         .flatten()
         .map(|t| u64::try_from(now - t).unwrap_or(0));
     if let Some(rpo) = rpo_s {
         let message = match age {
             None => Some(format!(
-                "no backup under {backups}; the RPO is {}",
+                "no complete backup (a run with a manifest) under {backups}; the RPO is {}",
                 human(rpo)
             )),
             Some(age) if age > rpo => Some(format!(
-                "the newest backup under {backups} is {} old, older than the RPO of {}",
+                "the newest complete backup under {backups} is {} old, older than the RPO of {}",
                 human(age),
                 human(rpo)
             )),

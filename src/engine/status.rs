@@ -32,6 +32,37 @@ pub struct Status {
     pub drift_error: Option<String>,
     pub consumers: Vec<ConsumerStatus>,
     pub dr: Vec<DrReport>,
+    /// Per namespace with backups: its last complete run, what the chain
+    /// covers against `pitr.window`, and data age against `rpo` (filled from
+    /// the manifests, by the `backup` module's `status`).
+    pub backups: Vec<BackupStatus>,
+}
+
+/// A namespace's backups as their manifests tell them.
+#[derive(Debug, Default, Serialize)]
+pub struct BackupStatus {
+    pub namespace: String,
+    /// `s3://bucket/<prefix><namespace>/`.
+    pub location: String,
+    /// The newest complete run (`None`: there is none).
+    pub last_run: Option<String>,
+    /// When it read the high watermarks and when it wrote its manifest (RFC 3339).
+    pub last_started_at: Option<String>,
+    pub last_finished_at: Option<String>,
+    /// Seconds since the newest complete run read the data.
+    pub data_age_s: Option<u64>,
+    pub rpo_s: Option<u64>,
+    /// The runs a restore would read: the last full one and those after it.
+    pub chain_runs: usize,
+    /// The times a restore can reach (RFC 3339): from the chain's oldest
+    /// record to its newest run's read.
+    pub covered_from: Option<String>,
+    pub covered_to: Option<String>,
+    pub pitr_window_s: Option<u64>,
+    /// Whether the covered range reaches back to the start of the window.
+    pub covers_window: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// One backend, as `status` found it.
@@ -153,6 +184,7 @@ pub async fn gather(
         drift_error: None,
         consumers: Vec::new(),
         dr: Vec::new(),
+        backups: Vec::new(),
     };
     if !status.backends.iter().all(|b| b.ok) {
         status.drift_error = Some("a backend is down; drift is unknown".into());
@@ -274,6 +306,7 @@ pub async fn etcd_unreachable(
         drift_error: Some("etcd is down, so sluice's state and drift are unknown".into()),
         consumers: Vec::new(),
         dr: Vec::new(),
+        backups: Vec::new(),
         last_unlock: None,
     }
 }

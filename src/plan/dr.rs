@@ -7,9 +7,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DrReport {
     pub namespace: String,
-    /// `s3://bucket/prefix` of the backups.
+    /// `s3://bucket/<prefix><namespace>/`: where the namespace's runs are.
     pub backups: String,
-    /// Seconds since the newest backup object; `None` when there is none.
+    /// Seconds since the newest complete run (one with a manifest) started;
+    /// `None` when there is none.
     pub backup_age_s: Option<u64>,
     pub rpo_s: Option<u64>,
     pub violations: Vec<Violation>,

@@ -70,7 +70,53 @@ pub fn text(s: &Status) -> String {
     if !s.dr.is_empty() {
         out.push_str(&format!("\nDisaster recovery:\n{}\n", show(&dr(s))));
     }
+    if !s.backups.is_empty() {
+        out.push_str(&format!(
+            "\nBackups (complete runs, from their manifests):\n{}\n",
+            show(&backups(s))
+        ));
+        for b in &s.backups {
+            if let Some(e) = &b.error {
+                out.push_str(&format!(
+                    "error: the backups of `{}` could not be read: {e}\n",
+                    b.namespace
+                ));
+            }
+        }
+    }
     out
+}
+
+fn backups(s: &Status) -> Table {
+    let mut t = table(&["namespace", "last complete run", "data age", "pitr covered"]);
+    for b in &s.backups {
+        let last = match (&b.last_run, &b.last_started_at) {
+            (Some(run), Some(at)) => format!("{at} (run `{run}`, {} in chain)", b.chain_runs),
+            _ if b.error.is_some() => "unknown".into(),
+            _ => "none".into(),
+        };
+        let age = match (b.data_age_s, b.rpo_s) {
+            (Some(age), Some(rpo)) if age > rpo => {
+                format!("{} (over the rpo of {})", human(age), human(rpo))
+            }
+            (Some(age), Some(rpo)) => format!("{} (rpo {})", human(age), human(rpo)),
+            (Some(age), None) => human(age),
+            (None, Some(rpo)) => format!("none (rpo {})", human(rpo)),
+            (None, None) => "none".into(),
+        };
+        let range = match (&b.covered_from, &b.covered_to) {
+            (Some(from), Some(to)) => format!("{from} to {to}"),
+            (None, Some(to)) => format!("no records (read up to {to})"),
+            _ => "nothing".into(),
+        };
+        let covered = match (b.pitr_window_s, b.covers_window) {
+            (Some(w), Some(true)) => format!("{range}; covers the {} window", human(w)),
+            (Some(w), _) => format!("{range}; short of the {} window", human(w)),
+            (None, _) => format!("{range}; no pitr window declared"),
+        };
+        t.add_row(vec![b.namespace.clone(), last, age, covered]);
+    }
+    t
 }
 
 /// What to do about a backend that is down or does not answer: where its

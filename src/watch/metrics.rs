@@ -84,6 +84,14 @@ pub struct Metrics {
     pub last_success: Family<EnvLabels, Gauge<f64, AtomicU64>>,
     pub commit: Family<CommitLabels, Gauge>,
     pub leader: Family<EnvLabels, Gauge>,
+    pub backup_last_success: Family<NamespaceLabels, Gauge<f64, AtomicU64>>,
+    pub backup_failures: Family<NamespaceLabels, Counter>,
+    pub backup_duration: Family<NamespaceLabels, Histogram, fn() -> Histogram>,
+}
+
+/// Buckets for backup runs: from a second to about nine hours.
+fn backup_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(1.0, 2.0, 16))
 }
 
 impl Default for Metrics {
@@ -148,6 +156,21 @@ impl Metrics {
                 "leader",
                 "1 when this replica is the leader (always 1 without --ha)",
                 Family::default()
+            ),
+            backup_last_success: registered!(
+                "backup_last_success_timestamp_seconds",
+                "When a scheduled backup of the namespace last wrote its manifest (Unix time)",
+                Family::default()
+            ),
+            backup_failures: registered!(
+                "backup_failures",
+                "Scheduled backups of the namespace that failed or could not start",
+                Family::default()
+            ),
+            backup_duration: registered!(
+                "backup_duration_seconds",
+                "Time one scheduled backup run of the namespace took, failed or not",
+                Family::new_with_constructor(backup_histogram as fn() -> Histogram)
             ),
             registry,
         }

@@ -9,6 +9,7 @@
 //! commit and waits for the next. With `--ha`, replicas elect a leader
 //! through an etcd lease and only the leader plans, reports and remediates.
 
+pub mod backups;
 mod error;
 pub mod http;
 pub mod leader;
@@ -98,6 +99,8 @@ struct Watcher {
     environment: String,
     /// The commit of the cycle in progress, for reports once per commit.
     commit: String,
+    /// Tells the backup scheduler the desired state while this replica leads.
+    backups: backups::Leading,
 }
 
 /// Runs until `shutdown` is triggered (SIGTERM): the cycle in progress
@@ -121,6 +124,7 @@ pub async fn run(opts: Options, shutdown: Arc<Interrupt>) -> Result<(), WatchErr
         Origin::Dir(dir) => Some(watch_dir(dir, changed.clone())?),
         Origin::Git { .. } => None,
     };
+    let backups = backups::spawn(metrics.clone(), shutdown.clone(), opts.timeout);
     let mut w = Watcher {
         opts,
         metrics,
@@ -132,6 +136,7 @@ pub async fn run(opts: Options, shutdown: Arc<Interrupt>) -> Result<(), WatchErr
         drifted: BTreeSet::new(),
         environment: String::new(),
         commit: String::new(),
+        backups,
     };
     // Transient failures in a row back off from 1 s, doubling with jitter,
     // up to `--max-backoff`; any other end of a cycle starts it again.
@@ -218,8 +223,10 @@ impl Watcher {
                 .set(1);
         } else if !self.lead(&desired.environment.etcd).await {
             self.metrics.forget_plan();
+            self.backups.send_replace(None);
             return Ok(Cycle::Standby);
         }
+        self.backups.send_replace(Some(Arc::new(desired.clone())));
         let (_, target) = self.target.as_ref().expect("connected above");
         // A failed read is an error, never a remediation.
         let planned = engine::plan(&desired, tree.revision.as_deref(), target, &policies).await?;

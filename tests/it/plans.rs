@@ -41,8 +41,8 @@ struct LiveEdits {
     #[serde(default)]
     resources: BTreeMap<Address, Option<Value>>,
     /// The backup catalogue, for DR compliance: seconds since the newest
-    /// backup under each `bucket/prefix` (`null`: none). Only cases that
-    /// give it have DR checks.
+    /// complete run under each `bucket/<prefix><namespace>/` (`null`: none).
+    /// Only cases that give it have DR checks.
     backups: Option<BTreeMap<String, Option<i64>>>,
 }
 
@@ -96,7 +96,7 @@ async fn run_case(case: &Path) -> (String, Option<String>) {
     let catalog = edits.backups.as_ref().map(|backups| {
         let catalog = FakeCatalog::default();
         for (at, age) in backups {
-            let (bucket, prefix) = at.split_once('/').expect("backups are bucket/prefix");
+            let (bucket, prefix) = at.split_once('/').expect("backups are bucket/dir");
             if let Some(age) = age {
                 catalog.backup(bucket, prefix, NOW - age);
             }

@@ -140,7 +140,7 @@ fn prometheus_loads_applied_rules_and_drift_restores_an_edited_file() {
     assert!(
         exprs
             .iter()
-            .any(|e| e.contains("backup_last_success_timestamp_seconds")),
+            .any(|e| e.contains("sluice_backup_last_success_timestamp_seconds")),
         "{exprs:?}"
     );
 
@@ -199,4 +199,74 @@ fn prometheus_loads_applied_rules_and_drift_restores_an_edited_file() {
         std::fs::read_to_string(rules_dir.join("team-own.yml")).unwrap(),
         "groups: []\n"
     );
+}
+
+/// `promtool test rules` on the golden namespace's rendered rules: its
+/// `backups` alert (`backup_age > rpo`, RPO 15m, `for: 5m`) against the
+/// metric `sluice watch`'s scheduled backups publish. A series that stops
+/// advancing (backups fail or stop) fires it; one that keeps advancing does not.
+#[test]
+fn backup_age_over_rpo_fires_under_promtool_when_the_backup_metric_stops_advancing() {
+    let rendered = render_alerts(&root().join("tests/fixtures/alerts"), "local");
+    let rules = rendered.path().join("sluice-golden.yml");
+    assert!(rules.exists(), "no {}", rules.display());
+    let alert = r#"
+          - exp_labels:
+              severity: critical
+              namespace: golden
+              owner: observability
+              tier: standard
+            exp_annotations:
+              condition: 'backup_age > rpo'
+              description: '`backup_age > rpo` held for 5m in namespace golden (owner: observability, tier: standard).'
+              summary: 'backups in namespace golden'"#;
+    let series =
+        r#"sluice_backup_last_success_timestamp_seconds{environment="local",namespace="golden"}"#;
+    let test = format!(
+        r#"rule_files: ['{rules}']
+evaluation_interval: 1m
+tests:
+  # A success every minute for 10 minutes, then none: the value stays at 600.
+  - interval: 1m
+    input_series:
+      - series: '{series}'
+        values: '0+60x10 600x40'
+    alert_rule_test:
+      # 10 minutes after the last success: within the RPO of 15m.
+      - eval_time: 20m
+        alertname: backups
+        exp_alerts: []
+      # Over the RPO since 25m, but not yet for 5m.
+      - eval_time: 28m
+        alertname: backups
+        exp_alerts: []
+      - eval_time: 35m
+        alertname: backups
+        exp_alerts:{alert}
+  # A success every minute throughout.
+  - interval: 1m
+    input_series:
+      - series: '{series}'
+        values: '0+60x50'
+    alert_rule_test:
+      - eval_time: 35m
+        alertname: backups
+        exp_alerts: []
+      - eval_time: 50m
+        alertname: backups
+        exp_alerts: []
+"#,
+        rules = rules.display()
+    );
+    let file = rendered.path().join("backup-age.test.yml");
+    std::fs::write(&file, test).unwrap();
+    let out = Command::new("promtool")
+        .args(["test", "rules"])
+        .arg(&file)
+        .output()
+        .expect("promtool is installed by scripts/services.sh install");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "promtool test rules failed:\n{text}");
+    assert!(text.contains("SUCCESS"), "{text}");
 }

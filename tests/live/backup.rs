@@ -356,6 +356,19 @@ async fn backup_into_a_bucket_with_object_lock_writes_segments_and_manifest() {
     let repo = TestRepo::new();
     let (ns, topic) =
         backed_up_namespace_with(&repo, "      object_lock: {mode: governance, days: 1}\n");
+    let lock = repo
+        .s3()
+        .get_object_lock_configuration()
+        .bucket(repo.bucket("backups"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        lock.object_lock_configuration()
+            .and_then(|c| c.rule())
+            .is_some(),
+        "the bucket has no default retention: {lock:?}"
+    );
     produce(&repo, &topic, 0..30);
     produce_closing(&repo, &topic, 30);
     ok(&repo.run(&["backup", "--segment-size", "1KiB"]));
@@ -805,5 +818,84 @@ async fn backup_restore_killed_mid_way_then_resumed_writes_every_record_once() {
         other.stderr.contains("refusing to resume the restore into"),
         "{}",
         other.stderr
+    );
+}
+
+#[tokio::test]
+async fn backup_status_shows_the_last_complete_run_its_pitr_range_and_data_age() {
+    let repo = TestRepo::new();
+    let topic = repo.name("events");
+    repo.namespace(
+        "events",
+        &format!(
+            "  topics:\n    - name: {topic}\n      partitions: 3\n  disaster_recovery:\n    rpo: 1h\n    pitr:\n      window: 7d\n    backup:\n      bucket: {}\n      prefix: backups/\n      incremental: true\n",
+            repo.bucket("backups")
+        ),
+    );
+    ok(&repo.run(&["apply", "--auto-approve"]));
+    let ns = repo.name("events");
+
+    // No run yet: no figures, and compliance says there is no backup.
+    let before = repo.run(&["status", "--format", "json"]);
+    let b = &before.json()["backups"][0];
+    assert_eq!(b["namespace"], ns.as_str(), "{b}");
+    assert_eq!(b["last_run"], serde_json::Value::Null, "{b}");
+    assert_eq!(b["data_age_s"], serde_json::Value::Null, "{b}");
+    assert_eq!(before.code, 2, "{}", before.all_output());
+
+    produce(&repo, &topic, 0..12);
+    produce_closing(&repo, &topic, 12);
+    ok(&repo.run(&["backup"]));
+    let m = manifests(&repo, &ns).await.pop().unwrap();
+    // A run that died after it: segments and no manifest, so not the last run.
+    repo.s3()
+        .put_object()
+        .bucket(repo.bucket("backups"))
+        .key(format!(
+            "backups/{ns}/20991231T000000.000Z-1/{topic}/0/00000000000000000000.avro"
+        ))
+        .body(ByteStream::from_static(b"segment"))
+        .send()
+        .await
+        .unwrap();
+
+    let status = repo.run(&["status", "--format", "json"]);
+    assert_eq!(status.code, 0, "{}", status.all_output());
+    let json = status.json();
+    let b = &json["backups"][0];
+    assert_eq!(b["last_run"], m["run_id"], "{b}");
+    assert_eq!(b["chain_runs"], 1, "{b}");
+    let rfc = |ms: i64| {
+        humantime::format_rfc3339_millis(
+            std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap()),
+        )
+        .to_string()
+    };
+    assert_eq!(b["covered_from"], rfc(BASE).as_str(), "{b}");
+    assert_eq!(
+        b["covered_to"],
+        rfc(m["started_at_ms"].as_i64().unwrap()).as_str(),
+        "{b}"
+    );
+    assert_eq!(b["last_started_at"], b["covered_to"], "{b}");
+    assert!(b["data_age_s"].as_u64().unwrap() < 60, "{b}");
+    assert_eq!(b["rpo_s"], 3600, "{b}");
+    assert_eq!(b["pitr_window_s"], 604_800, "{b}");
+    // The records are a year old: the range reaches back past the window.
+    assert_eq!(b["covers_window"], true, "{b}");
+    assert_eq!(json["dr"][0]["violations"], serde_json::json!([]));
+
+    let text = repo.run(&["status"]);
+    assert!(
+        text.stdout
+            .contains("Backups (complete runs, from their manifests):")
+            && text.stdout.contains(&format!(
+                "(run `{}`, 1 in chain)",
+                m["run_id"].as_str().unwrap()
+            ))
+            && text.stdout.contains("(rpo 1h)")
+            && text.stdout.contains("covers the 7d window"),
+        "{}",
+        text.stdout
     );
 }

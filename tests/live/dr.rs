@@ -207,32 +207,55 @@ async fn versioning_suspended_out_of_band_is_drift_and_apply_restores_it() {
     ok(&repo.run(&["drift"]));
 }
 
+/// The key of run `run`'s manifest for namespace `dr`, under prefix `dr/`,
+/// the run started `ago` before now (sluice's run ID layout).
+fn manifest_key(repo: &TestRepo, ago: Duration) -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .saturating_sub(ago)
+        .as_millis();
+    let run = sluice::backup::manifest::run_id(i64::try_from(ms).unwrap(), 1);
+    sluice::backup::manifest::manifest_key(&format!("dr/{}/", repo.name("dr")), &run)
+}
+
 #[tokio::test]
 async fn a_backup_older_than_the_rpo_is_a_violation_and_a_fresh_one_clears_it() {
     let repo = TestRepo::new();
     declare_buckets(&repo);
-    dr_namespace(&repo, "30d", "    rpo: 3s\n");
+    dr_namespace(&repo, "30d", "    rpo: 1h\n");
     ok(&repo.run(&["apply", "--auto-approve"]));
     let s3 = repo.s3();
     let backups = repo.bucket("backups");
-    let put = |key: &'static str| {
+    let put = |key: String| {
         s3.put_object()
             .bucket(&backups)
             .key(key)
-            .body(ByteStream::from_static(b"backup"))
+            .body(ByteStream::from_static(b"{}"))
             .send()
     };
-    put("dr/0001.tar").await.unwrap();
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // A complete run that started two hours ago.
+    put(manifest_key(&repo, Duration::from_secs(7200)))
+        .await
+        .unwrap();
+    // A run that died just now: its segments, no manifest. It is no backup.
+    let dir = format!("dr/{}/", repo.name("dr"));
+    put(format!(
+        "{dir}20991231T000000.000Z-1/t/0/00000000000000000000.avro"
+    ))
+    .await
+    .unwrap();
+    put(format!("{dir}{}", "loose-object.tar")).await.unwrap();
 
     let drift = repo.run(&["drift", "--format", "json"]);
     assert_eq!(drift.code, 2, "{}", drift.all_output());
     let report = &drift.json()["dr"][0];
     assert_eq!(report["violations"][0]["check"], "backup-age", "{report}");
-    assert!(report["backup_age_s"].as_u64().unwrap() >= 4, "{report}");
+    let age = report["backup_age_s"].as_u64().unwrap();
+    assert!((7200..7300).contains(&age), "{report}");
     let text = repo.run(&["drift"]);
     assert!(
-        text.stdout.contains("older than the RPO of 3s"),
+        text.stdout.contains("older than the RPO of 1h"),
         "{}",
         text.stdout
     );
@@ -245,10 +268,41 @@ async fn a_backup_older_than_the_rpo_is_a_violation_and_a_fresh_one_clears_it() 
         text.stdout
     );
 
-    put("dr/0002.tar").await.unwrap();
+    put(manifest_key(&repo, Duration::ZERO)).await.unwrap();
     let drift = repo.run(&["drift", "--format", "json"]);
     assert_eq!(drift.code, 0, "{}", drift.all_output());
     assert_eq!(drift.json()["dr"][0]["violations"], serde_json::json!([]));
+    assert!(drift.json()["dr"][0]["backup_age_s"].as_u64().unwrap() < 60);
+}
+
+#[tokio::test]
+async fn segments_without_a_manifest_are_no_backup() {
+    let repo = TestRepo::new();
+    declare_buckets(&repo);
+    dr_namespace(&repo, "30d", "    rpo: 1h\n");
+    ok(&repo.run(&["apply", "--auto-approve"]));
+    let dir = format!("dr/{}/", repo.name("dr"));
+    repo.s3()
+        .put_object()
+        .bucket(repo.bucket("backups"))
+        .key(format!(
+            "{dir}20261207T000000.000Z-1/t/0/00000000000000000000.avro"
+        ))
+        .body(ByteStream::from_static(b"segment"))
+        .send()
+        .await
+        .unwrap();
+    let drift = repo.run(&["drift", "--format", "json"]);
+    assert_eq!(drift.code, 2, "{}", drift.all_output());
+    let report = &drift.json()["dr"][0];
+    assert_eq!(report["backup_age_s"], serde_json::Value::Null, "{report}");
+    assert!(
+        report["violations"][0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("no complete backup"),
+        "{report}"
+    );
 }
 
 #[test]

@@ -455,3 +455,185 @@ fn deletes_not_remediated_are_logged_once_per_commit_not_every_cycle() {
         "once per commit, not per cycle:\n{logs}"
     );
 }
+
+/// Produces `n` records to partition 0 of `topic`, each in a batch of its
+/// own: tansu's high watermark then stands past every one of them.
+fn produce_each(repo: &TestRepo, topic: &str, n: usize) {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let producer: BaseProducer = rdkafka::config::ClientConfig::new()
+        .set("bootstrap.servers", &repo.services().kafka)
+        .create()
+        .unwrap();
+    for i in 0..n {
+        let value = format!("record {i}");
+        producer
+            .send(
+                BaseRecord::<[u8], [u8]>::to(topic)
+                    .partition(0)
+                    .payload(value.as_bytes()),
+            )
+            .map_err(|(e, _)| e)
+            .unwrap();
+        producer.flush(Duration::from_secs(20)).unwrap();
+    }
+}
+
+/// The manifests of namespace `ns` under `backups/`, oldest first.
+fn manifests(repo: &TestRepo, ns: &str) -> Vec<serde_json::Value> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let s3 = repo.s3();
+        let bucket = repo.bucket("backups");
+        let listed = s3
+            .list_objects_v2()
+            .bucket(&bucket)
+            .prefix(format!("backups/{ns}/"))
+            .send()
+            .await
+            .unwrap();
+        let mut keys: Vec<String> = listed
+            .contents()
+            .iter()
+            .filter_map(|o| o.key())
+            .filter(|k| k.ends_with("/manifest.json"))
+            .map(str::to_owned)
+            .collect();
+        keys.sort();
+        let mut out = Vec::new();
+        for k in keys {
+            let body = s3
+                .get_object()
+                .bucket(&bucket)
+                .key(&k)
+                .send()
+                .await
+                .unwrap();
+            let bytes = body.body.collect().await.unwrap().into_bytes();
+            out.push(serde_json::from_slice(&bytes).unwrap());
+        }
+        out
+    })
+}
+
+#[test]
+fn scheduled_backups_run_every_minute_and_move_the_backup_metrics() {
+    let repo = TestRepo::new();
+    let dr = |schedule: &str| {
+        format!(
+            "  disaster_recovery:\n    rpo: 1h\n    backup:\n      bucket: {}\n      prefix: backups/\n      incremental: true\n      schedule: \"{schedule}\"\n",
+            repo.bucket("backups")
+        )
+    };
+    repo.namespace(
+        "sched",
+        &format!("{}{}", topic_spec(&["sched"]), dr("* * * * *")),
+    );
+    let applied = repo.run(&["apply", "--auto-approve"]);
+    assert_eq!(applied.code, 0, "{}", applied.all_output());
+    let topic = format!("{}-sched", repo.tag);
+    produce_each(&repo, &topic, 2);
+    // Declared after the apply: its topic is not in Kafka, so its backups fail.
+    repo.namespace(
+        "broken",
+        &format!("{}{}", topic_spec(&["broken"]), dr("* * * * *")),
+    );
+
+    let w = Watcher::start(&repo, &[]);
+    let labels = |short: &str| {
+        format!(
+            "{{environment=\"local\",namespace=\"{}\"}}",
+            repo.name(short)
+        )
+    };
+    let success = format!(
+        "sluice_backup_last_success_timestamp_seconds{}",
+        labels("sched")
+    );
+    // The next minute, plus at most six seconds of jitter, plus the run.
+    w.wait_until(Duration::from_secs(80), "a first scheduled backup", |w| {
+        w.metric(&success).is_some()
+    });
+    let first = w.metric(&success).unwrap();
+    let ns = repo.name("sched");
+    let runs = manifests(&repo, &ns);
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0]["kind"], "full");
+    assert_eq!(runs[0]["topics"][0]["ranges"][0]["records"], 2);
+    let count = format!("sluice_backup_duration_seconds_count{}", labels("sched"));
+    assert_eq!(w.metric(&count), Some(1.0));
+    let failures = format!("sluice_backup_failures_total{}", labels("broken"));
+    w.wait_until(
+        Duration::from_secs(10),
+        "the failing namespace's run",
+        |w| w.metric(&failures).is_some_and(|n| n >= 1.0),
+    );
+    assert_eq!(
+        w.metric(&format!("sluice_backup_failures_total{}", labels("sched"))),
+        None
+    );
+
+    // A minute later the next run goes on from the first, and the metric moves.
+    produce_each(&repo, &topic, 1);
+    w.wait_until(Duration::from_secs(70), "a second scheduled backup", |w| {
+        w.metric(&success).is_some_and(|t| t > first)
+    });
+    let second = w.metric(&success).unwrap();
+    assert!(
+        (50.0..70.0).contains(&(second - first)),
+        "{first} then {second}"
+    );
+    let runs = manifests(&repo, &ns);
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert_eq!(runs[1]["kind"], "incremental");
+    assert_eq!(runs[1]["previous"], runs[0]["run_id"]);
+    let range = &runs[1]["topics"][0]["ranges"][0];
+    assert_eq!(
+        (range["start_offset"].as_i64(), range["records"].as_u64()),
+        (Some(2), Some(1))
+    );
+    let (code, _, logs) = w.terminate();
+    assert_eq!(code, Some(0), "{logs}");
+    assert!(logs.contains("scheduled backup failed"), "{logs}");
+    assert!(logs.contains("does not exist in Kafka"), "{logs}");
+}
+
+#[test]
+fn a_starting_watcher_sets_the_backup_metric_from_the_last_complete_run_in_s3() {
+    let repo = TestRepo::new();
+    repo.namespace(
+        "seeded",
+        &format!(
+            "{}  disaster_recovery:\n    rpo: 1h\n    backup:\n      bucket: {}\n      prefix: backups/\n      schedule: \"0 0 1 1 *\"\n",
+            topic_spec(&["seeded"]),
+            repo.bucket("backups")
+        ),
+    );
+    let applied = repo.run(&["apply", "--auto-approve"]);
+    assert_eq!(applied.code, 0, "{}", applied.all_output());
+    let backup = repo.run(&["backup"]);
+    assert_eq!(backup.code, 0, "{}", backup.all_output());
+    let runs = manifests(&repo, &repo.name("seeded"));
+    let started_ms = runs[0]["started_at_ms"].as_i64().unwrap();
+
+    // A yearly schedule: no run during the test; the series comes from S3.
+    let w = Watcher::start(&repo, &[]);
+    let success = format!(
+        "sluice_backup_last_success_timestamp_seconds{{environment=\"local\",namespace=\"{}\"}}",
+        repo.name("seeded")
+    );
+    w.wait_until(Duration::from_secs(20), "the seeded backup metric", |w| {
+        w.metric(&success).is_some()
+    });
+    #[allow(clippy::cast_precision_loss)]
+    let expected = started_ms as f64 / 1000.0;
+    let seen = w.metric(&success).unwrap();
+    assert!((seen - expected).abs() < 0.01, "{seen} vs {expected}");
+    assert_eq!(
+        w.metric(&format!(
+            "sluice_backup_duration_seconds_count{{environment=\"local\",namespace=\"{}\"}}",
+            repo.name("seeded")
+        )),
+        None,
+        "no run was expected"
+    );
+}

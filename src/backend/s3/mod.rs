@@ -13,6 +13,7 @@
 
 mod bucket;
 mod documents;
+pub mod layout;
 mod objects;
 pub mod policy;
 
@@ -356,18 +357,20 @@ impl Backend for S3Backend {
 
 #[async_trait]
 impl BackupCatalog for S3Backend {
-    /// The newest LastModified under each prefix, from one listing of the
-    /// bucket under the prefixes' common start, every page read (S3 lists by
-    /// key, not by time, so no page can be skipped). One listing per bucket
-    /// instead of one per prefix: a plan of many DR namespaces sharing a few
-    /// buckets costs a request per bucket and per thousand objects.
+    /// When the newest complete run under each namespace directory started,
+    /// from one listing of the bucket under the directories' common start,
+    /// every page read (S3 lists by key, not by time, so no page can be
+    /// skipped). A run is complete once its manifest is written: the segments
+    /// of a run that died do not count. One listing per bucket instead of one
+    /// per namespace: a plan of many DR namespaces sharing a few buckets costs
+    /// a request per bucket and per thousand objects, and no object is read.
     async fn newest_backups(
         &self,
         bucket: &str,
         region: &str,
-        prefixes: &[&str],
+        dirs: &[&str],
     ) -> Result<Vec<Option<i64>>, BackendError> {
-        let common = common_start(prefixes);
+        let common = common_start(dirs);
         let what = format!("listing s3://{bucket}/{common}");
         self.bounded(&what, async {
             let mut pages = self
@@ -377,18 +380,26 @@ impl BackupCatalog for S3Backend {
                 .prefix(common)
                 .into_paginator()
                 .send();
-            let mut newest: Vec<Option<i64>> = vec![None; prefixes.len()];
+            let mut newest: Vec<Option<i64>> = vec![None; dirs.len()];
             while let Some(page) = pages.next().await {
                 let page = page.map_err(|e| {
                     read_error(format!("ListObjectsV2 {bucket}/{common}: {}", describe(&e)))
                 })?;
                 for o in page.contents() {
-                    let (Some(key), Some(t)) = (o.key(), o.last_modified()) else {
-                        continue;
-                    };
-                    for (i, p) in prefixes.iter().enumerate() {
-                        if key.starts_with(p) && newest[i].is_none_or(|n| t.secs() > n) {
-                            newest[i] = Some(t.secs());
+                    let Some(key) = o.key() else { continue };
+                    for (i, dir) in dirs.iter().enumerate() {
+                        let Some(run) = layout::complete_run(dir, key) else {
+                            continue;
+                        };
+                        // The run's start is when its data was read; a
+                        // manifest sluice did not name dates from its write.
+                        let t = layout::run_started_ms(run)
+                            .map(|ms| ms / 1000)
+                            .or_else(|| o.last_modified().map(|t| t.secs()));
+                        if let Some(t) = t
+                            && newest[i].is_none_or(|n| t > n)
+                        {
+                            newest[i] = Some(t);
                         }
                     }
                 }

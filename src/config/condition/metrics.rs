@@ -4,7 +4,8 @@
 //!
 //! Templates are in the units Prometheus uses (seconds, ratios). Latency and
 //! errors come from the data plane's request metrics; rates, lag and
-//! replication from kafka_exporter; backup age from the backup job.
+//! replication from kafka_exporter; backup age from `sluice watch`'s
+//! scheduled backups.
 
 use super::Dim;
 
@@ -68,7 +69,9 @@ pub const METRICS: &[Metric] = &[
     Metric {
         name: "backup_age",
         dim: Dim::Duration,
-        promql: r#"time() - max(backup_last_success_timestamp_seconds{namespace="$namespace"})"#,
+        // Published by `sluice watch`'s scheduled backups: the age grows
+        // while runs fail or stop, so `backup_age > rpo` fires.
+        promql: r#"time() - max(sluice_backup_last_success_timestamp_seconds{namespace="$namespace"})"#,
     },
 ];
 
