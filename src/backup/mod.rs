@@ -17,6 +17,7 @@ pub mod status;
 use sha2::{Digest, Sha256};
 
 use crate::backend::{BackendError, ConnectError};
+use crate::desired::{BackupState, NamespaceState};
 use manifest::ChainError;
 
 /// How much record data a segment object holds before the next one starts,
@@ -193,6 +194,15 @@ impl BackupError {
 }
 
 /// Hex SHA-256 of `bytes`.
+/// The backup `ns` declares: a namespace without one is neither backed up
+/// nor restored.
+pub fn declared(ns: &NamespaceState) -> Result<&BackupState, BackupError> {
+    ns.disaster_recovery
+        .as_ref()
+        .and_then(|dr| dr.backup.as_ref())
+        .ok_or_else(|| BackupError::NotBackedUp(ns.name.clone()))
+}
+
 pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()

@@ -99,11 +99,7 @@ pub async fn plan(
     req: &RestoreRequest,
     timeout: Duration,
 ) -> Result<RestorePlan, BackupError> {
-    let backup = ns
-        .disaster_recovery
-        .as_ref()
-        .and_then(|dr| dr.backup.as_ref())
-        .ok_or_else(|| BackupError::NotBackedUp(ns.name.clone()))?;
+    let backup = super::declared(ns)?;
     let dir = manifest::namespace_dir(&backup.prefix, &ns.name);
     let loaded = load_chain(objects, &dir).await?;
     let chain = manifest::chain(&loaded)?;

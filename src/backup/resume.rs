@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::BackupError;
@@ -24,6 +24,17 @@ pub struct Content {
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
     pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl From<BackedRecord> for Content {
+    fn from(r: BackedRecord) -> Self {
+        Content {
+            timestamp: r.timestamp,
+            key: r.key,
+            value: r.value,
+            headers: r.headers,
+        }
+    }
 }
 
 impl From<&BackedRecord> for Content {
@@ -106,19 +117,7 @@ fn read_partition(
                     continue;
                 }
                 present.count += 1;
-                present.last = Some(Content {
-                    timestamp: m.timestamp().to_millis().unwrap_or(-1),
-                    key: m.key().map(<[u8]>::to_vec),
-                    value: m.payload().map(<[u8]>::to_vec),
-                    headers: m
-                        .headers()
-                        .map(|h| {
-                            h.iter()
-                                .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                });
+                present.last = Some(BackedRecord::of(&m).into());
             }
         }
     }

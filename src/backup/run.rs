@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
@@ -131,11 +131,7 @@ pub async fn backup(
     objects: &BucketObjects,
     opts: BackupOptions,
 ) -> Result<Backed, BackupError> {
-    let backup = ns
-        .disaster_recovery
-        .as_ref()
-        .and_then(|dr| dr.backup.as_ref())
-        .ok_or_else(|| BackupError::NotBackedUp(ns.name.clone()))?;
+    let backup = super::declared(ns)?;
     let dir = manifest::namespace_dir(&backup.prefix, &ns.name);
     let chain = load_chain(objects, &dir).await?;
     let previous = chain.values().next_back();
@@ -434,21 +430,7 @@ fn read_partition(
                 if m.offset() >= end {
                     break;
                 }
-                let record = BackedRecord {
-                    partition,
-                    offset: m.offset(),
-                    timestamp: m.timestamp().to_millis().unwrap_or(-1),
-                    key: m.key().map(<[u8]>::to_vec),
-                    value: m.payload().map(<[u8]>::to_vec),
-                    headers: m
-                        .headers()
-                        .map(|h| {
-                            h.iter()
-                                .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                };
+                let record = BackedRecord::of(&m);
                 next = m.offset() + 1;
                 read.records += 1;
                 if record.timestamp >= 0 {

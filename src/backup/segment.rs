@@ -54,6 +54,26 @@ pub struct BackedRecord {
 }
 
 impl BackedRecord {
+    /// What a Kafka message carries, as a backup keeps it.
+    pub fn of(m: &impl rdkafka::message::Message) -> Self {
+        use rdkafka::message::Headers;
+        BackedRecord {
+            partition: m.partition(),
+            offset: m.offset(),
+            timestamp: m.timestamp().to_millis().unwrap_or(-1),
+            key: m.key().map(<[u8]>::to_vec),
+            value: m.payload().map(<[u8]>::to_vec),
+            headers: m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
     /// The bytes it carries: what a segment's size is counted in.
     pub fn size(&self) -> usize {
         let len = |b: &Option<Vec<u8>>| b.as_ref().map_or(0, Vec::len);

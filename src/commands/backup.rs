@@ -20,11 +20,7 @@ use crate::state::Holder;
 
 /// The namespaces named (each must exist), or every one with backups.
 fn chosen<'a>(desired: &'a Desired, names: &[String]) -> Result<Vec<&'a NamespaceState>, Error> {
-    let has_backup = |n: &NamespaceState| {
-        n.disaster_recovery
-            .as_ref()
-            .is_some_and(|dr| dr.backup.is_some())
-    };
+    let has_backup = |n: &NamespaceState| crate::backup::declared(n).is_ok();
     if names.is_empty() {
         return Ok(desired
             .namespaces

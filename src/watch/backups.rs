@@ -316,12 +316,7 @@ async fn backup_one(
         .iter()
         .find(|n| n.name == ns)
         .ok_or_else(|| BackupError::NotBackedUp(ns.to_owned()))?;
-    let bucket = &namespace
-        .disaster_recovery
-        .as_ref()
-        .and_then(|d| d.backup.as_ref())
-        .ok_or_else(|| BackupError::NotBackedUp(ns.to_owned()))?
-        .bucket;
+    let bucket = &crate::backup::declared(namespace)?.bucket;
     let objects = s3.objects(bucket).await?;
     let opts = BackupOptions {
         segment_bytes: crate::backup::DEFAULT_SEGMENT_BYTES,
