@@ -199,7 +199,7 @@ fn backed_up_namespace_with(repo: &TestRepo, backup: &str) -> (String, String) {
 }
 
 /// The manifests under the namespace's directory, oldest first.
-async fn manifests(repo: &TestRepo, ns: &str) -> Vec<serde_json::Value> {
+pub(crate) async fn manifests(repo: &TestRepo, ns: &str) -> Vec<serde_json::Value> {
     let s3 = repo.s3();
     let bucket = repo.bucket("backups");
     let listed = s3

@@ -478,41 +478,11 @@ fn produce_each(repo: &TestRepo, topic: &str, n: usize) {
     }
 }
 
-/// The manifests of namespace `ns` under `backups/`, oldest first.
+/// The manifests of namespace `ns` under `backups/`, oldest first (the
+/// backup tests' reader, from a synchronous test).
 fn manifests(repo: &TestRepo, ns: &str) -> Vec<serde_json::Value> {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let s3 = repo.s3();
-        let bucket = repo.bucket("backups");
-        let listed = s3
-            .list_objects_v2()
-            .bucket(&bucket)
-            .prefix(format!("backups/{ns}/"))
-            .send()
-            .await
-            .unwrap();
-        let mut keys: Vec<String> = listed
-            .contents()
-            .iter()
-            .filter_map(|o| o.key())
-            .filter(|k| k.ends_with("/manifest.json"))
-            .map(str::to_owned)
-            .collect();
-        keys.sort();
-        let mut out = Vec::new();
-        for k in keys {
-            let body = s3
-                .get_object()
-                .bucket(&bucket)
-                .key(&k)
-                .send()
-                .await
-                .unwrap();
-            let bytes = body.body.collect().await.unwrap().into_bytes();
-            out.push(serde_json::from_slice(&bytes).unwrap());
-        }
-        out
-    })
+    rt.block_on(crate::backup::manifests(repo, ns))
 }
 
 #[test]
