@@ -208,11 +208,6 @@ pub enum EtcdRecord {
     Dr(DrRecord),
 }
 
-/// A record as the JSON etcd holds.
-pub fn to_json<T: Serialize>(record: &T) -> serde_json::Value {
-    serde_json::to_value(record).expect("records are JSON")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,7 @@ use super::{Backend, BackendError, ConnectError, DEFAULT_TIMEOUT};
 use crate::config::secret::resolve;
 use crate::config::workspace::EtcdEnv;
 use crate::plan::{Action, Change, LiveResource, LiveState};
-use crate::resource::{Address, Kind, System, Value};
+use crate::resource::{Address, Kind, Record, System, Value};
 use crate::state::Fence;
 use crate::state::etcd::{fence_compare, readable};
 
@@ -177,7 +177,7 @@ impl Backend for EtcdBackend {
                 live.resources.insert(
                     Address::etcd_key(&key),
                     LiveResource {
-                        value: Value::Record(value),
+                        value: Value::Record(Record::new(&value)),
                         fingerprint: kv.mod_revision().to_string(),
                     },
                 );
@@ -207,7 +207,7 @@ impl Backend for EtcdBackend {
                     (Action::Create | Action::Update, Some(Value::Record(json))) => {
                         ops.push(TxnOp::put(
                             c.address.name(),
-                            serde_json::to_vec(json).expect("a record is JSON"),
+                            json.text().as_bytes().to_vec(),
                             None,
                         ));
                     }

@@ -170,7 +170,7 @@ pub async fn backup(
         .get(&Address::etcd_key(&registry_key))
         .map(|r| &r.value)
     {
-        Some(Value::Record(json)) => Some(json.clone()),
+        Some(Value::Record(record)) => Some(record.json()),
         _ => None,
     };
 

@@ -23,7 +23,7 @@ use crate::import::merge::{self, MergeError};
 use crate::import::{Estate, group, namespaces};
 use crate::plan::{Action, LiveResource, LiveState, PlanInput, diff};
 use crate::records::{RecordKind, etcd_key};
-use crate::resource::{Address, Value};
+use crate::resource::{Address, Record, Value};
 use crate::source::{Origin, SourceFile, SourceTree};
 use crate::state::Inventory;
 
@@ -295,7 +295,7 @@ async fn read_estate(
                 live.resources.insert(
                     Address::etcd_key(&key),
                     LiveResource {
-                        value: Value::Record(value.clone()),
+                        value: Value::Record(Record::new(value)),
                         fingerprint: String::new(),
                     },
                 );

@@ -68,7 +68,7 @@ pub(super) fn record(name: &str) -> Resource {
     resource(
         Address::etcd_key(&format!("/sluice/namespaces/{name}")),
         name,
-        Value::Record(json!({"name": name})),
+        Value::Record(json!({"name": name}).into()),
     )
 }
 

@@ -127,7 +127,7 @@ mod tests {
 
     #[test]
     fn a_record_is_compared_whole() {
-        let applied = Value::Record(serde_json::json!({"owner": "a"}));
+        let applied = Value::Record(serde_json::json!({"owner": "a"}).into());
         let inv = InventoryEntry {
             namespace: "orders".into(),
             digest: applied.digest(),
@@ -136,7 +136,7 @@ mod tests {
             creating: false,
         };
         let at = |v: serde_json::Value| LiveResource {
-            value: Value::Record(v),
+            value: Value::Record(v.into()),
             fingerprint: String::new(),
         };
         let c = pending();

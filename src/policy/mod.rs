@@ -455,7 +455,7 @@ fn last_tier(desired: &Desired, name: &str, changes: &[&Change]) -> Json {
         .iter()
         .filter(|c| c.address.kind() == Kind::EtcdKey && c.address.name() == registry)
         .find_map(|c| match &c.live {
-            Some(Value::Record(r)) => r.get("tier").cloned(),
+            Some(Value::Record(r)) => r.json().get("tier").cloned(),
             _ => None,
         })
         .unwrap_or(Json::Null)

@@ -212,8 +212,8 @@ mod tests {
                 field("topics[0].name", "x", "y"),
                 field("topics[0].dlq_of", "x", "y"),
             ],
-            desired: Some(Value::Record(serde_json::json!({"owner": "b"}))),
-            live: Some(Value::Record(serde_json::json!({"owner": "a"}))),
+            desired: Some(Value::Record(serde_json::json!({"owner": "b"}).into())),
+            live: Some(Value::Record(serde_json::json!({"owner": "a"}).into())),
             ..Change::bare(
                 Address::etcd_key("/sluice/namespaces/team"),
                 "team",

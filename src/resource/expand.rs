@@ -10,7 +10,7 @@ use serde_json::json;
 use super::rules::{self, Rule, RuleGroup};
 use super::{
     AclBinding, AclOperation, AclResource, Address, BucketValue, Kind, LifecycleValue,
-    LockRetention, MANAGED_BY, ReplicationValue, Resource, TopicValue, Value, owned_id,
+    LockRetention, MANAGED_BY, Record, ReplicationValue, Resource, TopicValue, Value, owned_id,
 };
 use crate::config::namespace::Permission;
 use crate::config::units::format_ms;
@@ -22,7 +22,6 @@ use crate::diag::Span;
 use crate::records::{
     AlertRecord, AlertsRecord, BackupRecord, CacheRecord, ConsumerRecord, DrRecord, GrantRecord,
     GrantsRecord, ObjectLockRecord, RecordKind, RegistryRecord, ReplicationRecord, TopicRecord,
-    to_json,
 };
 
 /// Every resource of the desired state, sorted by address.
@@ -353,7 +352,7 @@ fn acl_bindings(ns: &NamespaceState) -> BTreeMap<AclBinding, Span> {
 
 /// The namespace's etcd records: the registry the data plane reads, and the
 /// grant, alert and DR records when the namespace has any.
-fn records(prefix: &str, ns: &NamespaceState) -> Vec<(String, serde_json::Value)> {
+fn records(prefix: &str, ns: &NamespaceState) -> Vec<(String, Record)> {
     let name = &ns.name;
     let registry = RegistryRecord {
         name: name.clone(),
@@ -386,7 +385,10 @@ fn records(prefix: &str, ns: &NamespaceState) -> Vec<(String, serde_json::Value)
             .collect(),
         managed_by: "sluice".into(),
     };
-    let mut out = vec![(RecordKind::Registry.key(prefix, name), to_json(&registry))];
+    let mut out = vec![(
+        RecordKind::Registry.key(prefix, name),
+        Record::of(&registry),
+    )];
     if !ns.access.is_empty() {
         let grants = GrantsRecord {
             namespace: name.clone(),
@@ -400,7 +402,7 @@ fn records(prefix: &str, ns: &NamespaceState) -> Vec<(String, serde_json::Value)
                 })
                 .collect(),
         };
-        out.push((RecordKind::Grants.key(prefix, name), to_json(&grants)));
+        out.push((RecordKind::Grants.key(prefix, name), Record::of(&grants)));
     }
     if !ns.alerts.is_empty() {
         let alerts = AlertsRecord {
@@ -419,12 +421,12 @@ fn records(prefix: &str, ns: &NamespaceState) -> Vec<(String, serde_json::Value)
                 })
                 .collect(),
         };
-        out.push((RecordKind::Alerts.key(prefix, name), to_json(&alerts)));
+        out.push((RecordKind::Alerts.key(prefix, name), Record::of(&alerts)));
     }
     if let Some(dr) = &ns.disaster_recovery {
         out.push((
             RecordKind::Dr.key(prefix, name),
-            to_json(&dr_record(name, dr)),
+            Record::of(&dr_record(name, dr)),
         ));
     }
     out

@@ -151,7 +151,7 @@ async fn run_case(case: &Path) -> (String, Option<String>) {
         }
         for (key, record) in edits.records {
             match record {
-                Some(r) => etcd.insert(Address::etcd_key(&key), Value::Record(r)),
+                Some(r) => etcd.insert(Address::etcd_key(&key), Value::Record(r.into())),
                 None => etcd.remove(&Address::etcd_key(&key)),
             }
         }

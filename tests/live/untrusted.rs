@@ -234,7 +234,7 @@ fn a_hand_edited_plan_is_refused_and_changes_nothing() {
                     Address::etcd_key("/other-app/config"),
                     Action::Create,
                     Some(Value::Record(
-                        serde_json::json!({"owned": "by someone else"}),
+                        serde_json::json!({"owned": "by someone else"}).into(),
                     )),
                     None,
                 ));
