@@ -289,7 +289,11 @@ pub async fn backup(
                 name,
                 partitions: v.partitions,
                 replication_factor: v.replication_factor,
-                config: v.config,
+                config: v
+                    .config
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
             })
             .collect(),
         registry,

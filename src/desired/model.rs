@@ -94,6 +94,62 @@ pub enum PartitionsFrom {
     Default,
 }
 
+/// A topic's configs, by name: a sorted vector, a few dozen bytes for the
+/// two or three configs a topic sets, where a `BTreeMap` takes a node of
+/// over 500 (a plan holds three copies of every topic's). It reads and
+/// writes as a map, as a `BTreeMap` does.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Configs(litemap::LiteMap<String, String>);
+
+impl Configs {
+    pub fn new() -> Configs {
+        Configs::default()
+    }
+}
+
+impl std::ops::Deref for Configs {
+    type Target = litemap::LiteMap<String, String>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Configs {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl FromIterator<(String, String)> for Configs {
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> Configs {
+        Configs(iter.into_iter().collect())
+    }
+}
+
+impl Serialize for Configs {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Configs {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Configs, D::Error> {
+        BTreeMap::<String, String>::deserialize(d).map(|m| m.into_iter().collect())
+    }
+}
+
+impl schemars::JsonSchema for Configs {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        BTreeMap::<String, String>::schema_name()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        BTreeMap::<String, String>::json_schema(generator)
+    }
+}
+
 /// A Kafka topic as sluice wants it.
 #[derive(Clone, Debug, Serialize)]
 pub struct TopicState {
@@ -103,7 +159,7 @@ pub struct TopicState {
     pub partitions_from: PartitionsFrom,
     pub replication_factor: u16,
     /// Exactly the configs sluice sets; nothing else is compared.
-    pub config: BTreeMap<String, String>,
+    pub config: Configs,
     /// For a dead-letter topic, the topic it serves.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dlq_of: Option<String>,

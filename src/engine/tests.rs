@@ -59,7 +59,10 @@ pub(super) fn topic(name: &str, partitions: u32) -> Resource {
     let value = TopicValue {
         partitions,
         replication_factor: 1,
-        config: BTreeMap::from([("retention.ms".to_owned(), "1000".to_owned())]),
+        config: crate::resource::Configs::from_iter([(
+            "retention.ms".to_owned(),
+            "1000".to_owned(),
+        )]),
     };
     resource(Address::topic(name), name, Value::Topic(value))
 }

@@ -154,7 +154,6 @@ fn counts(changes: &[&Change]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use crate::plan::{Action, Cause, Change, FieldChange, Plan};
     use crate::resource::{Address, TopicValue, Value};
@@ -178,7 +177,7 @@ mod tests {
                 desired: Some(Value::Topic(TopicValue {
                     partitions: 12,
                     replication_factor: 3,
-                    config: BTreeMap::new(),
+                    config: crate::resource::Configs::new(),
                 })),
                 live: None,
                 inventory: None,

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::config::namespace::LockMode;
+pub use crate::desired::Configs;
 use crate::diag::Span;
 
 /// A live system sluice reconciles.
@@ -213,7 +214,7 @@ pub struct TopicValue {
     pub partitions: u32,
     pub replication_factor: u16,
     /// Desired: exactly the configs sluice sets. Live: every config set on the topic.
-    pub config: BTreeMap<String, String>,
+    pub config: Configs,
 }
 
 #[derive(

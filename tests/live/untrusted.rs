@@ -243,7 +243,7 @@ fn a_hand_edited_plan_is_refused_and_changes_nothing() {
         (
             "values sent to a live topic",
             Box::new(|p| {
-                let mut config = before_a1.clone();
+                let mut config: sluice::resource::Configs = before_a1.clone().into_iter().collect();
                 config.insert("retention.ms".into(), "1".into());
                 config.insert("cleanup.policy".into(), "compact".into());
                 let mut c = change(

@@ -12,7 +12,7 @@ use super::sys::{self, ConfigOp, TopicConfigOps};
 use super::{BatchResult, KafkaBackend, failed, read_error, rejected};
 use crate::backend::BackendError;
 use crate::plan::{Api, Change, Field, LiveResource, LiveState};
-use crate::resource::{Address, TopicValue, Value, digest};
+use crate::resource::{Address, Configs, TopicValue, Value, digest};
 
 /// Topics per DescribeConfigs request, and how many requests are in flight.
 const DESCRIBE_CHUNK: usize = 500;
@@ -273,7 +273,7 @@ fn topic_value(c: &Change) -> Result<&TopicValue, BackendError> {
 /// Kafka 1.1) does not tell sources apart, and returns only what was set.
 fn explicit_configs(
     entries: impl IntoIterator<Item = (String, Option<String>, ConfigSource)>,
-) -> BTreeMap<String, String> {
+) -> Configs {
     let entries: Vec<_> = entries.into_iter().collect();
     let reports_sources = entries
         .iter()
@@ -319,13 +319,13 @@ mod tests {
         ]);
         assert_eq!(
             kafka,
-            BTreeMap::from([("retention.ms".into(), "3600000".into())])
+            Configs::from_iter([("retention.ms".into(), "3600000".into())])
         );
         // tansu marks what was set as a default, and returns nothing else.
         let tansu = explicit_configs([entry("retention.ms", "3600000", ConfigSource::Default)]);
         assert_eq!(
             tansu,
-            BTreeMap::from([("retention.ms".into(), "3600000".into())])
+            Configs::from_iter([("retention.ms".into(), "3600000".into())])
         );
     }
 }

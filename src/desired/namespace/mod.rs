@@ -14,6 +14,7 @@ use crate::config::parse::Doc;
 use crate::config::units::millis;
 use crate::config::workspace::{DrCatalog, Guards};
 use crate::config::{Loc, Located};
+use crate::desired::Configs;
 use crate::diag::{Diagnostic, Span};
 
 use super::env::Effective;
@@ -70,7 +71,7 @@ pub fn resolve(doc: &Doc<Namespace>, cx: &Ctx<'_>, diags: &mut Vec<Diagnostic>) 
     let compression = spec.compression.or(cx.defaults.compression);
 
     // Settings every topic of the namespace gets, before its own `config`.
-    let mut base = BTreeMap::new();
+    let mut base = Configs::new();
     if let Some(ms) = retention_ms {
         base.insert("retention.ms".to_owned(), ms.to_string());
     }

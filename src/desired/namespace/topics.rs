@@ -1,12 +1,11 @@
 //! A namespace's topics: names, partitions (explicit, or derived from
 //! capacity), replication and configs, with their DLQs.
 
-use std::collections::BTreeMap;
-
 use crate::config::namespace::{Capacity, Namespace, TopicSpec};
 use crate::config::parse::Doc;
 use crate::config::workspace::Guards;
 use crate::config::{Loc, Located};
+use crate::desired::Configs;
 use crate::diag::{Diagnostic, Span};
 
 use super::Ctx;
@@ -140,7 +139,7 @@ const MIN_RETENTION_MS: i64 = 60_000;
 /// A retention under a minute is refused unless the topic asks for it, at
 /// the place the retention was written.
 fn check_retention(
-    config: &BTreeMap<String, String>,
+    config: &Configs,
     spec: &TopicSpec,
     ns: &Namespace,
     (file, topic): (&str, Loc),
@@ -173,7 +172,7 @@ fn check_retention(
 pub(super) fn resolve_topics(
     doc: &Doc<Namespace>,
     cx: &Ctx<'_>,
-    base: &BTreeMap<String, String>,
+    base: &Configs,
     diags: &mut Vec<Diagnostic>,
 ) -> Vec<TopicState> {
     let ns = &doc.value;
