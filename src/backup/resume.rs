@@ -52,6 +52,8 @@ impl From<&BackedRecord> for Content {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Present {
     pub count: u64,
+    /// The offset of the first record it holds.
+    pub first_offset: Option<i64>,
     pub last: Option<Content>,
 }
 
@@ -116,6 +118,7 @@ fn read_partition(
                 if m.topic() != topic || m.partition() != partition {
                     continue;
                 }
+                present.first_offset.get_or_insert(m.offset());
                 present.count += 1;
                 present.last = Some(BackedRecord::of(&m).into());
             }
@@ -193,6 +196,7 @@ mod tests {
         let all: Vec<BackedRecord> = (0..10).map(record).collect();
         let present = Present {
             count: 7,
+            first_offset: Some(0),
             last: Some(Content::from(&all[6])),
         };
         let mut skip = Skipper::new(Some(&present));
@@ -206,6 +210,7 @@ mod tests {
         // Something else there: refused.
         let other = Present {
             count: 3,
+            first_offset: Some(0),
             last: Some(Content::from(&record(99))),
         };
         let mut skip = Skipper::new(Some(&other));
@@ -213,6 +218,7 @@ mod tests {
         // More there than the backup has: refused.
         let more = Present {
             count: 11,
+            first_offset: Some(0),
             last: None,
         };
         let mut skip = Skipper::new(Some(&more));
