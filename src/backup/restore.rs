@@ -17,7 +17,7 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use super::groups::Translated;
 use super::manifest::{self, Coverage, Manifest, SegmentObject};
 use super::resume::{Present, Skipper, read_present};
-use super::run::load_chain;
+use super::run::{load_all, load_chain};
 use super::{BackupError, now_ms, segment, sha256_hex};
 use crate::backend::s3::BucketObjects;
 use crate::desired::NamespaceState;
@@ -129,8 +129,8 @@ pub async fn plan(
     let backup = super::declared(ns)?;
     let dir = manifest::namespace_dir(&backup.prefix, &ns.name);
     let loaded = load_chain(objects, &dir).await?;
-    let chain = manifest::chain(&loaded)?;
-    let Some(coverage) = Coverage::of(&chain) else {
+    let mut chain = manifest::chain(&loaded)?;
+    let Some(mut coverage) = Coverage::of(&chain) else {
         return Err(BackupError::NoBackup {
             namespace: ns.name.clone(),
             bucket: objects.bucket().to_owned(),
@@ -152,14 +152,22 @@ pub async fn plan(
             });
         }
     }
+    // A time the newest chain does not cover: an older chain may.
+    let all;
+    let chains;
     if let Some(t) = req.to_time_ms
         && !coverage.contains(t)
     {
-        return Err(BackupError::OutOfRange {
-            namespace: ns.name.clone(),
-            time: manifest::rfc3339(t),
-            covered: coverage.describe(),
-        });
+        all = load_all(objects, &dir).await?;
+        chains = manifest::chains(&all)?;
+        chain = manifest::covering(&chains, t)
+            .map_err(|covered| BackupError::OutOfRange {
+                namespace: ns.name.clone(),
+                time: manifest::rfc3339(t),
+                covered,
+            })?
+            .to_vec();
+        coverage = Coverage::of(&chain).expect("a chain covering a time has records");
     }
     let mut topics = topics_of(&chain, req.to_time_ms);
     if !req.topics.is_empty() {

@@ -1169,3 +1169,97 @@ async fn backup_restore_groups_sets_each_group_at_the_restored_record_it_had_com
     );
     assert!(!repo.has_topic("events.busy"), "nothing was created");
 }
+
+#[tokio::test]
+async fn backup_restore_to_a_time_only_an_older_full_run_covers_reads_that_run() {
+    let repo = TestRepo::new();
+    let (ns, topic) = backed_up_namespace(&repo);
+    let yaml = repo.dir.path().join("namespaces/events.yaml");
+    let text = std::fs::read_to_string(&yaml).unwrap();
+    std::fs::write(
+        &yaml,
+        text.replace("incremental: true", "incremental: false"),
+    )
+    .unwrap();
+    produce(&repo, &topic, 0..9);
+    produce_closing(&repo, &topic, 9);
+    ok(&repo.run(&["backup"]));
+    // The topic is emptied (deleted and created again) and gets later
+    // records: the second full run holds none of the first run's.
+    delete_topic(&repo, &topic).await;
+    ok(&repo.run(&["apply", "--auto-approve"]));
+    produce(&repo, &topic, 100..109);
+    produce_closing(&repo, &topic, 109);
+    ok(&repo.run(&["backup"]));
+    let runs = manifests(&repo, &ns).await;
+    assert_eq!(runs.len(), 2);
+    assert!(runs.iter().all(|m| m["kind"] == "full"), "{runs:#?}");
+
+    let at = |i: i64| {
+        humantime::format_rfc3339_millis(
+            std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(BASE + i * 1_000).unwrap()),
+        )
+        .to_string()
+    };
+    // Record 5's time: only the first run holds records that old.
+    let old = repo.run(&[
+        "restore",
+        &ns,
+        "--to-time",
+        &at(5),
+        "--into-suffix",
+        ".old",
+        "--confirm",
+        &ns,
+    ]);
+    ok(&old);
+    assert!(
+        old.stdout.contains(&format!(
+            "runs {} (covering",
+            runs[0]["run_id"].as_str().unwrap()
+        )),
+        "{}",
+        old.stdout
+    );
+    assert_eq!(read_back(&repo, &format!("{topic}.old")), expected(0..6));
+    // Record 105's: the newest run.
+    let new = repo.run(&[
+        "restore",
+        &ns,
+        "--to-time",
+        &at(105),
+        "--into-suffix",
+        ".new",
+        "--confirm",
+        &ns,
+    ]);
+    ok(&new);
+    assert_eq!(
+        read_back(&repo, &format!("{topic}.new")),
+        expected(100..106)
+    );
+    // Before record 0: neither run covers it, and the refusal says what
+    // each covers.
+    let none = repo.run(&[
+        "restore",
+        &ns,
+        "--to-time",
+        &at(-1),
+        "--into-suffix",
+        ".none",
+        "--confirm",
+        &ns,
+    ]);
+    assert_eq!(none.code, 1, "{}", none.all_output());
+    for m in &runs {
+        assert!(
+            none.stderr.contains(&format!(
+                "the chain ending with run `{}` (1 run(s)) covers from",
+                m["run_id"].as_str().unwrap()
+            )),
+            "{}",
+            none.stderr
+        );
+    }
+    assert!(!repo.has_topic("events.none"));
+}
