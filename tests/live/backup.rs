@@ -180,6 +180,27 @@ fn ok(run: &Run) {
     assert_eq!(run.code, 0, "{}", run.all_output());
 }
 
+/// Milliseconds since the epoch as RFC 3339, as `--to-time` takes them.
+fn rfc3339(ms: i64) -> String {
+    humantime::format_rfc3339_millis(
+        std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap()),
+    )
+    .to_string()
+}
+
+/// Record `i`'s timestamp, as `--to-time` takes it.
+fn time_of(i: i64) -> String {
+    rfc3339(BASE + i * 1_000)
+}
+
+/// Replaces `old` with `new` in namespace `events`'s file.
+fn edit_events(repo: &TestRepo, old: &str, new: &str) {
+    let yaml = repo.dir.path().join("namespaces/events.yaml");
+    let text = std::fs::read_to_string(&yaml).unwrap();
+    assert!(text.contains(old), "{text}");
+    std::fs::write(&yaml, text.replace(old, new)).unwrap();
+}
+
 /// Namespace `events`: one topic of three partitions, a consumer group, and
 /// incremental backups into the test's bucket; applied.
 fn backed_up_namespace(repo: &TestRepo) -> (String, String) {
@@ -393,10 +414,7 @@ async fn restore_to_a_time_restores_exactly_the_records_up_to_it() {
     ok(&repo.run(&["backup", "--segment-size", "1KiB"]));
 
     // Record 14's timestamp: records 0 to 14 are at or before it.
-    let t = humantime::format_rfc3339_millis(
-        std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(BASE + 14_000).unwrap()),
-    )
-    .to_string();
+    let t = time_of(14);
     let restore = repo.run(&[
         "restore",
         &ns,
@@ -422,10 +440,7 @@ async fn restore_to_a_time_restores_exactly_the_records_up_to_it() {
         &ns,
     ]);
     assert_eq!(early.code, 1, "{}", early.all_output());
-    let covered = humantime::format_rfc3339_millis(
-        std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(BASE).unwrap()),
-    )
-    .to_string();
+    let covered = time_of(0);
     assert!(
         early.stderr.contains("outside what the backups")
             && early.stderr.contains(&format!("from {covered} to ")),
@@ -436,16 +451,11 @@ async fn restore_to_a_time_restores_exactly_the_records_up_to_it() {
 
     // Inside what the backups cover, but before the PITR window (the
     // records' timestamps are a year old): refused.
-    let yaml = repo.dir.path().join("namespaces/events.yaml");
-    let text = std::fs::read_to_string(&yaml).unwrap();
-    std::fs::write(
-        &yaml,
-        text.replace(
-            "    rpo: 1h\n",
-            "    rpo: 1h\n    pitr:\n      window: 7d\n",
-        ),
-    )
-    .unwrap();
+    edit_events(
+        &repo,
+        "    rpo: 1h\n",
+        "    rpo: 1h\n    pitr:\n      window: 7d\n",
+    );
     let windowed = repo.run(&[
         "restore",
         &ns,
@@ -868,16 +878,10 @@ async fn backup_status_shows_the_last_complete_run_its_pitr_range_and_data_age()
     let b = &json["backups"][0];
     assert_eq!(b["last_run"], m["run_id"], "{b}");
     assert_eq!(b["chain_runs"], 1, "{b}");
-    let rfc = |ms: i64| {
-        humantime::format_rfc3339_millis(
-            std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap()),
-        )
-        .to_string()
-    };
-    assert_eq!(b["covered_from"], rfc(BASE).as_str(), "{b}");
+    assert_eq!(b["covered_from"], rfc3339(BASE).as_str(), "{b}");
     assert_eq!(
         b["covered_to"],
-        rfc(m["started_at_ms"].as_i64().unwrap()).as_str(),
+        rfc3339(m["started_at_ms"].as_i64().unwrap()).as_str(),
         "{b}"
     );
     assert_eq!(b["last_started_at"], b["covered_to"], "{b}");
@@ -1053,10 +1057,7 @@ async fn backup_restore_groups_sets_each_group_at_the_restored_record_it_had_com
 
     // Restored up to record 44: the late records and the closing ones are
     // left out, so the offsets after them move.
-    let t = humantime::format_rfc3339_millis(
-        std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(BASE + 44_000).unwrap()),
-    )
-    .to_string();
+    let t = time_of(44);
     let pit = format!("{topic}.pit");
     let restore = repo.run(&[
         "restore",
@@ -1174,13 +1175,7 @@ async fn backup_restore_groups_sets_each_group_at_the_restored_record_it_had_com
 async fn backup_restore_to_a_time_only_an_older_full_run_covers_reads_that_run() {
     let repo = TestRepo::new();
     let (ns, topic) = backed_up_namespace(&repo);
-    let yaml = repo.dir.path().join("namespaces/events.yaml");
-    let text = std::fs::read_to_string(&yaml).unwrap();
-    std::fs::write(
-        &yaml,
-        text.replace("incremental: true", "incremental: false"),
-    )
-    .unwrap();
+    edit_events(&repo, "incremental: true", "incremental: false");
     produce(&repo, &topic, 0..9);
     produce_closing(&repo, &topic, 9);
     ok(&repo.run(&["backup"]));
@@ -1195,18 +1190,12 @@ async fn backup_restore_to_a_time_only_an_older_full_run_covers_reads_that_run()
     assert_eq!(runs.len(), 2);
     assert!(runs.iter().all(|m| m["kind"] == "full"), "{runs:#?}");
 
-    let at = |i: i64| {
-        humantime::format_rfc3339_millis(
-            std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(BASE + i * 1_000).unwrap()),
-        )
-        .to_string()
-    };
     // Record 5's time: only the first run holds records that old.
     let old = repo.run(&[
         "restore",
         &ns,
         "--to-time",
-        &at(5),
+        &time_of(5),
         "--into-suffix",
         ".old",
         "--confirm",
@@ -1227,7 +1216,7 @@ async fn backup_restore_to_a_time_only_an_older_full_run_covers_reads_that_run()
         "restore",
         &ns,
         "--to-time",
-        &at(105),
+        &time_of(105),
         "--into-suffix",
         ".new",
         "--confirm",
@@ -1244,7 +1233,7 @@ async fn backup_restore_to_a_time_only_an_older_full_run_covers_reads_that_run()
         "restore",
         &ns,
         "--to-time",
-        &at(-1),
+        &time_of(-1),
         "--into-suffix",
         ".none",
         "--confirm",
