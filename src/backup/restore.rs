@@ -9,14 +9,13 @@ use std::time::Duration;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 
 use super::groups::Translated;
 use super::manifest::{self, Coverage, Manifest, SegmentObject};
-use super::resume::{Present, Skipper, read_present};
+use super::resume::{Present, Skipper, held};
 use super::run::{load_all, load_chain};
 use super::{BackupError, now_ms, segment, sha256_hex};
 use crate::backend::s3::BucketObjects;
@@ -216,17 +215,10 @@ pub async fn plan(
     }
     if !existing.is_empty() {
         let (config, resume) = (config.clone(), req.resume);
-        let (marks, mut present) = tokio::task::spawn_blocking(move || {
-            let marks = watermarks(&config, &existing, timeout)?;
-            let present = if resume {
-                read_present(&config, &existing, timeout)?
-            } else {
-                BTreeMap::new()
-            };
-            Ok::<_, BackupError>((marks, present))
-        })
-        .await
-        .map_err(|e| BackupError::Kafka(e.to_string()))??;
+        let (marks, mut present) =
+            tokio::task::spawn_blocking(move || held(&config, &existing, resume, timeout))
+                .await
+                .map_err(|e| BackupError::Kafka(e.to_string()))??;
         for t in &mut topics {
             let mut held = 0;
             for p in 0..i32::try_from(t.partitions).unwrap_or(i32::MAX) {
@@ -322,38 +314,6 @@ fn topics_of(chain: &[&Manifest], to_time_ms: Option<i64>) -> Vec<TopicRestore> 
             t
         })
         .collect()
-}
-
-/// Low and high watermarks, by topic and partition.
-type Watermarks = BTreeMap<(String, i32), (i64, i64)>;
-
-/// The watermarks of every partition of `topics` (name, partitions).
-fn watermarks(
-    config: &ClientConfig,
-    topics: &[(String, u32)],
-    timeout: Duration,
-) -> Result<Watermarks, BackupError> {
-    let consumer: BaseConsumer = config
-        .clone()
-        .set("group.id", "sluice-restore")
-        .set("enable.auto.commit", "false")
-        .create()
-        .map_err(|e| BackupError::Kafka(e.to_string()))?;
-    let mut out = BTreeMap::new();
-    for (topic, partitions) in topics {
-        for p in 0..i32::try_from(*partitions).unwrap_or(i32::MAX) {
-            let marks =
-                consumer
-                    .fetch_watermarks(topic, p, timeout)
-                    .map_err(|e| BackupError::Read {
-                        topic: topic.clone(),
-                        partition: p,
-                        message: format!("reading its watermarks: {e}"),
-                    })?;
-            out.insert((topic.clone(), p), marks);
-        }
-    }
-    Ok(out)
 }
 
 /// Writes the plan: missing topics first, then each object's records to

@@ -3,7 +3,8 @@
 //! order, since records are written in order and each object is
 //! acknowledged before the next. `restore --resume` counts what a partition
 //! holds, checks that its last record is the backup's record at that place,
-//! and writes only what comes after it.
+//! and writes only what comes after it. [`held`] reads what existing target
+//! topics hold, for any restore into them.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -57,6 +58,9 @@ pub struct Present {
     pub last: Option<Content>,
 }
 
+/// What each partition (topic, partition) holds already.
+pub type Holdings = BTreeMap<(String, i32), Present>;
+
 /// What each partition of `topics` (name, partitions) holds, read to the
 /// end of each partition (not to its high watermark: some brokers, tansu,
 /// keep records above it).
@@ -64,7 +68,7 @@ pub fn read_present(
     config: &ClientConfig,
     topics: &[(String, u32)],
     timeout: Duration,
-) -> Result<BTreeMap<(String, i32), Present>, BackupError> {
+) -> Result<Holdings, BackupError> {
     let consumer: BaseConsumer = config
         .clone()
         .set("group.id", "sluice-restore")
@@ -87,6 +91,55 @@ pub fn read_present(
         }
     }
     Ok(out)
+}
+
+/// Low and high watermarks, by topic and partition.
+pub type Watermarks = BTreeMap<(String, i32), (i64, i64)>;
+
+/// The watermarks of every partition of `topics` (name, partitions).
+pub fn watermarks(
+    config: &ClientConfig,
+    topics: &[(String, u32)],
+    timeout: Duration,
+) -> Result<Watermarks, BackupError> {
+    let consumer: BaseConsumer = config
+        .clone()
+        .set("group.id", "sluice-restore")
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(|e| BackupError::Kafka(e.to_string()))?;
+    let mut out = BTreeMap::new();
+    for (topic, partitions) in topics {
+        for p in 0..i32::try_from(*partitions).unwrap_or(i32::MAX) {
+            let marks =
+                consumer
+                    .fetch_watermarks(topic, p, timeout)
+                    .map_err(|e| BackupError::Read {
+                        topic: topic.clone(),
+                        partition: p,
+                        message: format!("reading its watermarks: {e}"),
+                    })?;
+            out.insert((topic.clone(), p), marks);
+        }
+    }
+    Ok(out)
+}
+
+/// What the partitions of the existing target `topics` (name, partitions)
+/// hold: their watermarks, and with `resume` their records.
+pub fn held(
+    config: &ClientConfig,
+    topics: &[(String, u32)],
+    resume: bool,
+    timeout: Duration,
+) -> Result<(Watermarks, Holdings), BackupError> {
+    let marks = watermarks(config, topics, timeout)?;
+    let present = if resume {
+        read_present(config, topics, timeout)?
+    } else {
+        BTreeMap::new()
+    };
+    Ok((marks, present))
 }
 
 fn read_partition(
