@@ -63,8 +63,9 @@ fn count(records: &[BackedRecord], c: i64, to: Option<i64>) -> u64 {
         .count() as u64
 }
 
-/// The committed offsets `newest` (the chain's newest run) recorded on the
-/// topics of `topics`, translated. Reads (and checks) only the objects whose
+/// The committed offsets `newest` (the chain's newest run) recorded of the
+/// `declared` groups (those the namespace declares now: a group it no
+/// longer declares is not its to set) on the topics of `topics`, translated. Reads (and checks) only the objects whose
 /// manifest entry cannot say how many of their records come before an
 /// offset.
 ///
@@ -77,11 +78,16 @@ fn count(records: &[BackedRecord], c: i64, to: Option<i64>) -> u64 {
 pub async fn translate(
     topics: &[TopicRestore],
     newest: &Manifest,
+    declared: &[&str],
     to: Option<i64>,
     objects: &BucketObjects,
 ) -> Result<Vec<Translated>, BackupError> {
     let mut out = Vec::new();
-    for g in &newest.consumer_groups {
+    for g in newest
+        .consumer_groups
+        .iter()
+        .filter(|g| declared.contains(&g.group.as_str()))
+    {
         for o in &g.offsets {
             let Some(t) = topics.iter().find(|t| t.from == o.topic) else {
                 continue;

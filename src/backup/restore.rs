@@ -243,7 +243,9 @@ pub async fn plan(
         }
     }
     let newest = chain.last().expect("a chain holds a run");
-    let translated = super::groups::translate(&topics, newest, req.to_time_ms, objects).await?;
+    let declared: Vec<&str> = ns.consumers.iter().map(|c| c.group.as_str()).collect();
+    let translated =
+        super::groups::translate(&topics, newest, &declared, req.to_time_ms, objects).await?;
     if req.groups {
         let config = config.clone();
         let names: BTreeSet<String> = translated.iter().map(|g| g.group.clone()).collect();

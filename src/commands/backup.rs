@@ -276,7 +276,7 @@ fn describe(plan: &RestorePlan) -> String {
     if plan.groups.is_empty() {
         if plan.set_groups {
             out.push_str(&format!(
-                "No consumer group offsets to set: run {} recorded none of the declared groups' on the restored topics.\n",
+                "No consumer group offsets to set: run {} recorded no committed offsets of the groups the namespace declares on the restored topics.\n",
                 plan.groups_from
             ));
         }

@@ -1169,6 +1169,27 @@ async fn backup_restore_groups_sets_each_group_at_the_restored_record_it_had_com
         refused.stderr
     );
     assert!(!repo.has_topic("events.busy"), "nothing was created");
+
+    // A group the namespace no longer declares is not set.
+    edit_events(&repo, &format!("  consumers:\n    - group: {group}\n"), "");
+    let undeclared = repo.run(&[
+        "restore",
+        &ns,
+        "--into-suffix",
+        ".undeclared",
+        "--groups",
+        "--confirm",
+        &ns,
+    ]);
+    ok(&undeclared);
+    assert!(
+        undeclared
+            .stdout
+            .contains("No consumer group offsets to set"),
+        "{}",
+        undeclared.stdout
+    );
+    assert!(committed(&repo, &group, &format!("{topic}.undeclared")).is_empty());
 }
 
 #[tokio::test]
