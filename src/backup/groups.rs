@@ -89,7 +89,10 @@ pub async fn translate(
         .filter(|g| declared.contains(&g.group.as_str()))
     {
         for o in &g.offsets {
-            let Some(t) = topics.iter().find(|t| t.from == o.topic) else {
+            // A partition the backup does not have is no group's offset.
+            let Some(t) = topics.iter().find(|t| {
+                t.from == o.topic && (0..i64::from(t.partitions)).contains(&i64::from(o.partition))
+            }) else {
                 continue;
             };
             let mut before = 0u64;

@@ -190,16 +190,17 @@ pub fn chains(manifests: &BTreeMap<String, Manifest>) -> Result<Vec<Vec<&Manifes
     Ok(out)
 }
 
-/// The newest of `chains` (newest first) that covers `t`; otherwise, what
-/// each covers, in words.
+/// The newest of `chains` (newest first) that covers `t`, and what it
+/// covers; otherwise, what each covers, in words.
 pub fn covering<'c, 'm>(
     chains: &'c [Vec<&'m Manifest>],
     t: i64,
-) -> Result<&'c [&'m Manifest], String> {
-    if let Some(found) = chains
-        .iter()
-        .find(|c| Coverage::of(c).is_some_and(|cov| cov.contains(t)))
-    {
+) -> Result<(&'c [&'m Manifest], Coverage), String> {
+    if let Some(found) = chains.iter().find_map(|c| {
+        Coverage::of(c)
+            .filter(|cov| cov.contains(t))
+            .map(|cov| (c.as_slice(), cov))
+    }) {
         return Ok(found);
     }
     const SHOWN: usize = 10;
@@ -406,10 +407,10 @@ mod tests {
             cs.iter().map(|c| runs(c)).collect::<Vec<_>>(),
             [["2"], ["1"]]
         );
-        assert_eq!(runs(covering(&cs, 150).unwrap()), ["1"]);
+        assert_eq!(runs(covering(&cs, 150).unwrap().0), ["1"]);
         // Both cover 260: the newest does.
-        assert_eq!(runs(covering(&cs, 260).unwrap()), ["2"]);
-        assert_eq!(runs(covering(&cs, 500).unwrap()), ["2"]);
+        assert_eq!(runs(covering(&cs, 260).unwrap().0), ["2"]);
+        assert_eq!(runs(covering(&cs, 500).unwrap().0), ["2"]);
         let none = covering(&cs, 50).unwrap_err();
         assert_eq!(
             none,
@@ -441,9 +442,9 @@ mod tests {
             cs.iter().map(|c| runs(c)).collect::<Vec<_>>(),
             [["3", "4"], ["1", "2"]]
         );
-        assert_eq!(runs(covering(&cs, 120).unwrap()), ["1", "2"]);
-        assert_eq!(runs(covering(&cs, 290).unwrap()), ["3", "4"]);
-        assert_eq!(runs(covering(&cs, 270).unwrap()), ["1", "2"]);
+        assert_eq!(runs(covering(&cs, 120).unwrap().0), ["1", "2"]);
+        assert_eq!(runs(covering(&cs, 290).unwrap().0), ["3", "4"]);
+        assert_eq!(runs(covering(&cs, 270).unwrap().0), ["1", "2"]);
 
         // A broken chain is reported, not skipped.
         let broken = by_run(vec![manifest("4", RunKind::Incremental, Some("3"))]);

@@ -159,14 +159,13 @@ pub async fn plan(
     {
         all = load_all(objects, &dir).await?;
         chains = manifest::chains(&all)?;
-        chain = manifest::covering(&chains, t)
-            .map_err(|covered| BackupError::OutOfRange {
+        let (found, covers) =
+            manifest::covering(&chains, t).map_err(|covered| BackupError::OutOfRange {
                 namespace: ns.name.clone(),
                 time: manifest::rfc3339(t),
                 covered,
-            })?
-            .to_vec();
-        coverage = Coverage::of(&chain).expect("a chain covering a time has records");
+            })?;
+        (chain, coverage) = (found.to_vec(), covers);
     }
     let mut topics = topics_of(&chain, req.to_time_ms);
     if !req.topics.is_empty() {
