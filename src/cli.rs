@@ -226,6 +226,10 @@ pub enum Command {
         /// (checked against the backup) and write the rest
         #[arg(long)]
         resume: bool,
+        /// After writing the records, set the declared consumer groups' committed
+        /// offsets, translated, on the restored topics (the groups must have no members)
+        #[arg(long)]
+        groups: bool,
         /// The namespace's name, as the confirmation (needed without a terminal)
         #[arg(long, value_name = "NAMESPACE")]
         confirm: Option<String>,

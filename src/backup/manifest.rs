@@ -1,7 +1,7 @@
 //! The manifest a backup run ends with, the key layout under a namespace's
 //! backup prefix, and the chain of manifests a restore reads. No I/O.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -144,10 +144,19 @@ pub enum ChainError {
 /// The chain that ends with the newest of `manifests` (by run ID): back
 /// through `previous` to a full run; oldest first. Empty when there are none.
 pub fn chain(manifests: &BTreeMap<String, Manifest>) -> Result<Vec<&Manifest>, ChainError> {
+    match manifests.values().next_back() {
+        Some(newest) => chain_to(manifests, newest),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// The chain that ends with run `end`, oldest first.
+fn chain_to<'a>(
+    manifests: &'a BTreeMap<String, Manifest>,
+    end: &'a Manifest,
+) -> Result<Vec<&'a Manifest>, ChainError> {
     let mut out = Vec::new();
-    let Some(mut at) = manifests.values().next_back() else {
-        return Ok(out);
-    };
+    let mut at = end;
     loop {
         out.push(at);
         match (&at.kind, &at.previous) {
@@ -162,6 +171,57 @@ pub fn chain(manifests: &BTreeMap<String, Manifest>) -> Result<Vec<&Manifest>, C
     }
     out.reverse();
     Ok(out)
+}
+
+/// Every chain of `manifests`, newest first: the one ending with the newest
+/// run, then the one ending with the newest run not in it, and so on. A
+/// chain ending inside another covers no more than it, so it is left out.
+pub fn chains(manifests: &BTreeMap<String, Manifest>) -> Result<Vec<Vec<&Manifest>>, ChainError> {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for m in manifests.values().rev() {
+        if seen.contains(m.run_id.as_str()) {
+            continue;
+        }
+        let chain = chain_to(manifests, m)?;
+        seen.extend(chain.iter().map(|m| m.run_id.as_str()));
+        out.push(chain);
+    }
+    Ok(out)
+}
+
+/// The newest of `chains` (newest first) that covers `t`, and what it
+/// covers; otherwise, what each covers, in words.
+pub fn covering<'c, 'm>(
+    chains: &'c [Vec<&'m Manifest>],
+    t: i64,
+) -> Result<(&'c [&'m Manifest], Coverage), String> {
+    if let Some(found) = chains.iter().find_map(|c| {
+        Coverage::of(c)
+            .filter(|cov| cov.contains(t))
+            .map(|cov| (c.as_slice(), cov))
+    }) {
+        return Ok(found);
+    }
+    const SHOWN: usize = 10;
+    let mut each: Vec<String> = chains
+        .iter()
+        .take(SHOWN)
+        .filter_map(|c| {
+            let cov = Coverage::of(c)?;
+            let newest = c.last()?;
+            Some(format!(
+                "the chain ending with run `{}` ({} run(s)) covers {}",
+                newest.run_id,
+                c.len(),
+                cov.describe()
+            ))
+        })
+        .collect();
+    if chains.len() > SHOWN {
+        each.push(format!("{} older chain(s) not shown", chains.len() - SHOWN));
+    }
+    Err(each.join("; "))
 }
 
 /// Where each partition's next run starts, from the newest manifest.
@@ -314,6 +374,81 @@ mod tests {
             }
         );
         assert!(chain(&BTreeMap::new()).unwrap().is_empty());
+    }
+
+    /// `manifest(run, ...)` holding records from `min` to `max`, read at `read`.
+    fn timed(m: Manifest, min: i64, max: i64, read: i64) -> Manifest {
+        let mut m = m;
+        m.started_at_ms = read;
+        let r = &mut m.topics[0].ranges[0];
+        r.min_timestamp = Some(min);
+        r.max_timestamp = Some(max);
+        m
+    }
+
+    fn by_run(all: Vec<Manifest>) -> BTreeMap<String, Manifest> {
+        all.into_iter().map(|m| (m.run_id.clone(), m)).collect()
+    }
+
+    fn runs(chain: &[&Manifest]) -> Vec<String> {
+        chain.iter().map(|m| m.run_id.clone()).collect()
+    }
+
+    #[test]
+    fn a_time_an_older_chain_covers_restores_from_that_chain() {
+        // Full runs only (`incremental: false`): retention had deleted the
+        // records before 250 when run 2 read the topic.
+        let all = by_run(vec![
+            timed(manifest("1", RunKind::Full, None), 100, 200, 300),
+            timed(manifest("2", RunKind::Full, None), 250, 400, 500),
+        ]);
+        let cs = chains(&all).unwrap();
+        assert_eq!(
+            cs.iter().map(|c| runs(c)).collect::<Vec<_>>(),
+            [["2"], ["1"]]
+        );
+        assert_eq!(runs(covering(&cs, 150).unwrap().0), ["1"]);
+        // Both cover 260: the newest does.
+        assert_eq!(runs(covering(&cs, 260).unwrap().0), ["2"]);
+        assert_eq!(runs(covering(&cs, 500).unwrap().0), ["2"]);
+        let none = covering(&cs, 50).unwrap_err();
+        assert_eq!(
+            none,
+            "the chain ending with run `2` (1 run(s)) covers from 1970-01-01T00:00:00.250Z to 1970-01-01T00:00:00.500Z; \
+             the chain ending with run `1` (1 run(s)) covers from 1970-01-01T00:00:00.100Z to 1970-01-01T00:00:00.300Z"
+        );
+        assert!(covering(&cs, 501).is_err());
+
+        // Two chains of incremental runs: a chain ending inside another is
+        // not tried on its own.
+        let all = by_run(vec![
+            timed(manifest("1", RunKind::Full, None), 100, 150, 200),
+            timed(
+                manifest("2", RunKind::Incremental, Some("1")),
+                160,
+                250,
+                300,
+            ),
+            timed(manifest("3", RunKind::Full, None), 280, 350, 400),
+            timed(
+                manifest("4", RunKind::Incremental, Some("3")),
+                360,
+                450,
+                500,
+            ),
+        ]);
+        let cs = chains(&all).unwrap();
+        assert_eq!(
+            cs.iter().map(|c| runs(c)).collect::<Vec<_>>(),
+            [["3", "4"], ["1", "2"]]
+        );
+        assert_eq!(runs(covering(&cs, 120).unwrap().0), ["1", "2"]);
+        assert_eq!(runs(covering(&cs, 290).unwrap().0), ["3", "4"]);
+        assert_eq!(runs(covering(&cs, 270).unwrap().0), ["1", "2"]);
+
+        // A broken chain is reported, not skipped.
+        let broken = by_run(vec![manifest("4", RunKind::Incremental, Some("3"))]);
+        assert!(chains(&broken).is_err());
     }
 
     #[test]

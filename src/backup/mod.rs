@@ -5,8 +5,9 @@
 //!
 //! [`segment`] is the object format (Avro, zstd), [`manifest`] the manifest,
 //! the key layout and the chain (no I/O), [`run`] the backup, [`restore`]
-//! the restore.
+//! the restore, [`groups`] the consumer groups' offsets it translates.
 
+pub mod groups;
 pub mod manifest;
 pub mod restore;
 pub mod resume;
@@ -155,6 +156,16 @@ pub enum BackupError {
         partition: i32,
         message: String,
     },
+    /// `--groups`, and a declared group has members.
+    #[error(
+        "consumer group `{group}` has {members} active member(s): its offsets can be set only while none of its consumers runs; stop them and restore again (or leave out `--groups`); nothing was written"
+    )]
+    GroupActive { group: String, members: usize },
+    /// The records are written, a group's offsets are not.
+    #[error(
+        "setting the offsets of consumer group `{group}`: {message}. Every record was written; to set the groups' offsets, run the same restore again with `--resume --groups`"
+    )]
+    GroupNotSet { group: String, message: String },
     /// SIGINT or SIGTERM, or the lock was lost, between objects.
     #[error(
         "restore stopped ({reason}) after {written} record(s); the restored topics are incomplete"
@@ -176,6 +187,7 @@ impl BackupError {
                 | BackupError::HoldsData { .. }
                 | BackupError::TooFewPartitions { .. }
                 | BackupError::Mismatch { .. }
+                | BackupError::GroupActive { .. }
         )
     }
 }

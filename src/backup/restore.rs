@@ -9,14 +9,14 @@ use std::time::Duration;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 
+use super::groups::Translated;
 use super::manifest::{self, Coverage, Manifest, SegmentObject};
-use super::resume::{Present, Skipper, read_present};
-use super::run::load_chain;
+use super::resume::{Present, Skipper, held};
+use super::run::{load_all, load_chain};
 use super::{BackupError, now_ms, segment, sha256_hex};
 use crate::backend::s3::BucketObjects;
 use crate::desired::NamespaceState;
@@ -37,6 +37,8 @@ pub struct RestoreRequest {
     /// Go on with a restore that stopped: target topics may hold what it
     /// wrote before.
     pub resume: bool,
+    /// Set the declared consumer groups' offsets on the restored topics.
+    pub groups: bool,
 }
 
 /// What a restore will do: read before anything is written.
@@ -49,6 +51,12 @@ pub struct RestorePlan {
     pub coverage: Coverage,
     pub to_time_ms: Option<i64>,
     pub topics: Vec<TopicRestore>,
+    /// The run whose committed group offsets are translated: the newest.
+    pub groups_from: String,
+    /// The declared groups' committed offsets, translated.
+    pub groups: Vec<Translated>,
+    /// Whether they are set (`--groups`).
+    pub set_groups: bool,
 }
 
 /// One topic to restore.
@@ -67,6 +75,9 @@ pub struct TopicRestore {
     pub objects: Vec<(i32, SegmentObject)>,
     /// With `--resume`: what each partition of `into` holds already.
     pub present: BTreeMap<i32, Present>,
+    /// The offset of each partition's first restored record, for a topic
+    /// that exists (one that is created starts at 0).
+    pub base: BTreeMap<i32, i64>,
 }
 
 impl TopicRestore {
@@ -79,6 +90,11 @@ impl TopicRestore {
     pub fn present_records(&self) -> u64 {
         self.present.values().map(|p| p.count).sum()
     }
+
+    /// The offset of `partition`'s first restored record.
+    pub fn base(&self, partition: i32) -> i64 {
+        self.base.get(&partition).copied().unwrap_or(0)
+    }
 }
 
 /// What a restore wrote.
@@ -87,6 +103,16 @@ pub struct Restored {
     pub records: u64,
     pub objects: usize,
     pub created: Vec<String>,
+    /// Where the records written to each partition (topic, partition) landed.
+    pub landed: BTreeMap<(String, i32), Landed>,
+}
+
+/// The offsets the broker gave the records written to one partition.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Landed {
+    pub first: Option<i64>,
+    pub last: i64,
+    pub records: u64,
 }
 
 /// Reads the chain and the target topics; refuses what must not be done.
@@ -102,8 +128,8 @@ pub async fn plan(
     let backup = super::declared(ns)?;
     let dir = manifest::namespace_dir(&backup.prefix, &ns.name);
     let loaded = load_chain(objects, &dir).await?;
-    let chain = manifest::chain(&loaded)?;
-    let Some(coverage) = Coverage::of(&chain) else {
+    let mut chain = manifest::chain(&loaded)?;
+    let Some(mut coverage) = Coverage::of(&chain) else {
         return Err(BackupError::NoBackup {
             namespace: ns.name.clone(),
             bucket: objects.bucket().to_owned(),
@@ -125,14 +151,21 @@ pub async fn plan(
             });
         }
     }
+    // A time the newest chain does not cover: an older chain may.
+    let all;
+    let chains;
     if let Some(t) = req.to_time_ms
         && !coverage.contains(t)
     {
-        return Err(BackupError::OutOfRange {
-            namespace: ns.name.clone(),
-            time: manifest::rfc3339(t),
-            covered: coverage.describe(),
-        });
+        all = load_all(objects, &dir).await?;
+        chains = manifest::chains(&all)?;
+        let (found, covers) =
+            manifest::covering(&chains, t).map_err(|covered| BackupError::OutOfRange {
+                namespace: ns.name.clone(),
+                time: manifest::rfc3339(t),
+                covered,
+            })?;
+        (chain, coverage) = (found.to_vec(), covers);
     }
     let mut topics = topics_of(&chain, req.to_time_ms);
     if !req.topics.is_empty() {
@@ -179,27 +212,45 @@ pub async fn plan(
             existing.push((t.into.clone(), v.partitions));
         }
     }
-    if !existing.is_empty() && req.resume {
-        let config = config.clone();
-        let mut present =
-            tokio::task::spawn_blocking(move || read_present(&config, &existing, timeout))
+    if !existing.is_empty() {
+        let (config, resume) = (config.clone(), req.resume);
+        let (marks, mut present) =
+            tokio::task::spawn_blocking(move || held(&config, &existing, resume, timeout))
                 .await
                 .map_err(|e| BackupError::Kafka(e.to_string()))??;
         for t in &mut topics {
+            let mut held = 0;
             for p in 0..i32::try_from(t.partitions).unwrap_or(i32::MAX) {
-                if let Some(held) = present.remove(&(t.into.clone(), p)) {
-                    t.present.insert(p, held);
+                let Some(&(low, high)) = marks.get(&(t.into.clone(), p)) else {
+                    continue;
+                };
+                held += (high - low).max(0);
+                let present = present.remove(&(t.into.clone(), p)).unwrap_or_default();
+                // The restore's first record is the first one present, or
+                // comes at the end of the partition.
+                t.base.insert(p, present.first_offset.unwrap_or(high));
+                if present.count > 0 {
+                    t.present.insert(p, present);
                 }
             }
+            if held > 0 && !req.resume {
+                return Err(BackupError::HoldsData {
+                    topic: t.into.clone(),
+                    records: held,
+                });
+            }
         }
-    } else if !existing.is_empty() {
+    }
+    let newest = chain.last().expect("a chain holds a run");
+    let declared: Vec<&str> = ns.consumers.iter().map(|c| c.group.as_str()).collect();
+    let translated =
+        super::groups::translate(&topics, newest, &declared, req.to_time_ms, objects).await?;
+    if req.groups {
         let config = config.clone();
-        let held = tokio::task::spawn_blocking(move || records_held(&config, &existing, timeout))
+        let names: BTreeSet<String> = translated.iter().map(|g| g.group.clone()).collect();
+        tokio::task::spawn_blocking(move || super::groups::check_idle(&config, &names, timeout))
             .await
             .map_err(|e| BackupError::Kafka(e.to_string()))??;
-        if let Some((topic, records)) = held {
-            return Err(BackupError::HoldsData { topic, records });
-        }
     }
     Ok(RestorePlan {
         namespace: ns.name.clone(),
@@ -208,6 +259,9 @@ pub async fn plan(
         coverage,
         to_time_ms: req.to_time_ms,
         topics,
+        groups_from: newest.run_id.clone(),
+        groups: translated,
+        set_groups: req.groups,
     })
 }
 
@@ -229,6 +283,7 @@ fn topics_of(chain: &[&Manifest], to_time_ms: Option<i64>) -> Vec<TopicRestore> 
                     config: t.config.clone(),
                     objects: Vec::new(),
                     present: BTreeMap::new(),
+                    base: BTreeMap::new(),
                 },
             );
             for r in &t.ranges {
@@ -260,38 +315,6 @@ fn topics_of(chain: &[&Manifest], to_time_ms: Option<i64>) -> Vec<TopicRestore> 
             t
         })
         .collect()
-}
-
-/// The first of `topics` (name, partitions) holding records, with how many.
-fn records_held(
-    config: &ClientConfig,
-    topics: &[(String, u32)],
-    timeout: Duration,
-) -> Result<Option<(String, i64)>, BackupError> {
-    let consumer: BaseConsumer = config
-        .clone()
-        .set("group.id", "sluice-restore")
-        .set("enable.auto.commit", "false")
-        .create()
-        .map_err(|e| BackupError::Kafka(e.to_string()))?;
-    for (topic, partitions) in topics {
-        let mut held = 0;
-        for p in 0..i32::try_from(*partitions).unwrap_or(i32::MAX) {
-            let (low, high) =
-                consumer
-                    .fetch_watermarks(topic, p, timeout)
-                    .map_err(|e| BackupError::Read {
-                        topic: topic.clone(),
-                        partition: p,
-                        message: format!("reading its watermarks: {e}"),
-                    })?;
-            held += (high - low).max(0);
-        }
-        if held > 0 {
-            return Ok(Some((topic.clone(), held)));
-        }
-    }
-    Ok(None)
 }
 
 /// Writes the plan: missing topics first, then each object's records to
@@ -370,7 +393,9 @@ pub async fn execute(
                     .filter(|r| plan.to_time_ms.is_none_or(|t| r.timestamp <= t))
                     .collect();
                 let kept = skip.rest(kept).map_err(mismatch)?;
-                let written = write(&producer, &t.into, partition, &kept, done.records).await?;
+                let landed = done.landed.entry((t.into.clone(), partition)).or_default();
+                let written =
+                    write(&producer, &t.into, partition, &kept, done.records, landed).await?;
                 done.records += written;
                 done.objects += 1;
             }
@@ -383,7 +408,7 @@ pub async fn execute(
 /// Starts fetching one object: its bytes, checked against the manifest's
 /// SHA-256 and decoded on a blocking thread. Nothing is written until it is
 /// awaited, and an object that fails stops the restore before its records.
-fn fetch(
+pub(super) fn fetch(
     objects: &BucketObjects,
     bucket: &str,
     object: &SegmentObject,
@@ -521,6 +546,7 @@ async fn write(
     partition: i32,
     records: &[&segment::BackedRecord],
     before: u64,
+    landed: &mut Landed,
 ) -> Result<u64, BackupError> {
     let fail = |message: String, written: u64| BackupError::Write {
         topic: topic.to_owned(),
@@ -559,24 +585,33 @@ async fn write(
                 }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     record = back;
-                    let settled = settle(&mut pending).await.map_err(|m| fail(m, acked))?;
+                    let settled = settle(&mut pending, landed)
+                        .await
+                        .map_err(|m| fail(m, acked))?;
                     acked += settled;
                 }
                 Err((e, _)) => return Err(fail(e.to_string(), acked)),
             }
         }
     }
-    let settled = settle(&mut pending).await.map_err(|m| fail(m, acked))?;
+    let settled = settle(&mut pending, landed)
+        .await
+        .map_err(|m| fail(m, acked))?;
     Ok(acked + settled)
 }
 
-/// Waits for every pending delivery, in order; how many succeeded, or the
-/// first failure.
-async fn settle(pending: &mut Vec<DeliveryFuture>) -> Result<u64, String> {
+/// Waits for every pending delivery, in order, noting where they landed;
+/// how many succeeded, or the first failure.
+async fn settle(pending: &mut Vec<DeliveryFuture>, landed: &mut Landed) -> Result<u64, String> {
     let mut acked = 0;
     for delivery in pending.drain(..) {
         match delivery.await {
-            Ok(Ok(_)) => acked += 1,
+            Ok(Ok(d)) => {
+                acked += 1;
+                landed.first.get_or_insert(d.offset);
+                landed.last = d.offset;
+                landed.records += 1;
+            }
             Ok(Err((e, _))) => return Err(e.to_string()),
             Err(_) => return Err("the producer went away before the broker answered".into()),
         }

@@ -3,7 +3,8 @@
 //! order, since records are written in order and each object is
 //! acknowledged before the next. `restore --resume` counts what a partition
 //! holds, checks that its last record is the backup's record at that place,
-//! and writes only what comes after it.
+//! and writes only what comes after it. [`held`] reads what existing target
+//! topics hold, for any restore into them.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -52,8 +53,13 @@ impl From<&BackedRecord> for Content {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Present {
     pub count: u64,
+    /// The offset of the first record it holds.
+    pub first_offset: Option<i64>,
     pub last: Option<Content>,
 }
+
+/// What each partition (topic, partition) holds already.
+pub type Holdings = BTreeMap<(String, i32), Present>;
 
 /// What each partition of `topics` (name, partitions) holds, read to the
 /// end of each partition (not to its high watermark: some brokers, tansu,
@@ -62,7 +68,7 @@ pub fn read_present(
     config: &ClientConfig,
     topics: &[(String, u32)],
     timeout: Duration,
-) -> Result<BTreeMap<(String, i32), Present>, BackupError> {
+) -> Result<Holdings, BackupError> {
     let consumer: BaseConsumer = config
         .clone()
         .set("group.id", "sluice-restore")
@@ -85,6 +91,55 @@ pub fn read_present(
         }
     }
     Ok(out)
+}
+
+/// Low and high watermarks, by topic and partition.
+pub type Watermarks = BTreeMap<(String, i32), (i64, i64)>;
+
+/// The watermarks of every partition of `topics` (name, partitions).
+pub fn watermarks(
+    config: &ClientConfig,
+    topics: &[(String, u32)],
+    timeout: Duration,
+) -> Result<Watermarks, BackupError> {
+    let consumer: BaseConsumer = config
+        .clone()
+        .set("group.id", "sluice-restore")
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(|e| BackupError::Kafka(e.to_string()))?;
+    let mut out = BTreeMap::new();
+    for (topic, partitions) in topics {
+        for p in 0..i32::try_from(*partitions).unwrap_or(i32::MAX) {
+            let marks =
+                consumer
+                    .fetch_watermarks(topic, p, timeout)
+                    .map_err(|e| BackupError::Read {
+                        topic: topic.clone(),
+                        partition: p,
+                        message: format!("reading its watermarks: {e}"),
+                    })?;
+            out.insert((topic.clone(), p), marks);
+        }
+    }
+    Ok(out)
+}
+
+/// What the partitions of the existing target `topics` (name, partitions)
+/// hold: their watermarks, and with `resume` their records.
+pub fn held(
+    config: &ClientConfig,
+    topics: &[(String, u32)],
+    resume: bool,
+    timeout: Duration,
+) -> Result<(Watermarks, Holdings), BackupError> {
+    let marks = watermarks(config, topics, timeout)?;
+    let present = if resume {
+        read_present(config, topics, timeout)?
+    } else {
+        BTreeMap::new()
+    };
+    Ok((marks, present))
 }
 
 fn read_partition(
@@ -116,6 +171,7 @@ fn read_partition(
                 if m.topic() != topic || m.partition() != partition {
                     continue;
                 }
+                present.first_offset.get_or_insert(m.offset());
                 present.count += 1;
                 present.last = Some(BackedRecord::of(&m).into());
             }
@@ -193,6 +249,7 @@ mod tests {
         let all: Vec<BackedRecord> = (0..10).map(record).collect();
         let present = Present {
             count: 7,
+            first_offset: Some(0),
             last: Some(Content::from(&all[6])),
         };
         let mut skip = Skipper::new(Some(&present));
@@ -206,6 +263,7 @@ mod tests {
         // Something else there: refused.
         let other = Present {
             count: 3,
+            first_offset: Some(0),
             last: Some(Content::from(&record(99))),
         };
         let mut skip = Skipper::new(Some(&other));
@@ -213,6 +271,7 @@ mod tests {
         // More there than the backup has: refused.
         let more = Present {
             count: 11,
+            first_offset: Some(0),
             last: None,
         };
         let mut skip = Skipper::new(Some(&more));

@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use futures_util::{StreamExt, TryStreamExt};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
@@ -71,6 +72,21 @@ pub async fn load_chain(
         loaded.insert(run, m);
     }
     Ok(loaded)
+}
+
+/// Every complete run's manifest, by run ID: what a restore to a time the
+/// newest chain does not cover chooses among.
+pub async fn load_all(
+    objects: &BucketObjects,
+    dir: &str,
+) -> Result<BTreeMap<String, Manifest>, BackupError> {
+    let runs = manifest::complete_runs(dir, &objects.list(dir).await?);
+    let loaded: Vec<Manifest> = futures_util::stream::iter(&runs)
+        .map(|run| load_manifest(objects, dir, run))
+        .buffered(16)
+        .try_collect()
+        .await?;
+    Ok(runs.into_iter().zip(loaded).collect())
 }
 
 async fn load_manifest(

@@ -9,6 +9,7 @@ use super::apply::ask;
 use super::{Error, Exit, block_on, load_desired, on_signal};
 use crate::backend::s3::S3Backend;
 use crate::backup::BackupError;
+use crate::backup::groups;
 use crate::backup::manifest::rfc3339;
 use crate::backup::restore::{self, RestorePlan, RestoreRequest};
 use crate::backup::run::{self, BackupOptions};
@@ -177,8 +178,13 @@ pub fn restore(cli: &Cli, args: RestoreArgs<'_>) -> Result<Exit, Error> {
             print!("{}", describe(&plan));
             if args.confirm.is_none() {
                 let question = format!(
-                    "\nThis writes the records above into namespace `{}`'s topics. Type the namespace's name to confirm: ",
-                    ns.name
+                    "\nThis writes the records above into namespace `{}`'s topics{}. Type the namespace's name to confirm: ",
+                    ns.name,
+                    if plan.set_groups && !plan.groups.is_empty() {
+                        " and sets the consumer groups' offsets"
+                    } else {
+                        ""
+                    }
                 );
                 if !ask(&question, &ns.name, &cancel).await? {
                     return Err(Error::RestoreCancelled);
@@ -193,14 +199,19 @@ pub fn restore(cli: &Cli, args: RestoreArgs<'_>) -> Result<Exit, Error> {
                 cli.timeout,
             )
             .await?;
-            Ok::<_, Error>((plan.topics.len(), done))
+            let set = if plan.set_groups && !plan.groups.is_empty() {
+                groups::set(&plan, &done, &config, cli.timeout).await?
+            } else {
+                Vec::new()
+            };
+            Ok::<_, Error>((plan.topics.len(), done, set))
         }
         .await;
         release(lock).await;
         target.leave();
-        let (topics, done) = result?;
+        let (topics, done, set) = result?;
         println!(
-            "Restore complete: {} record(s) from {} object(s) into {} topic(s){}.",
+            "Restore complete: {} record(s) from {} object(s) into {} topic(s){}{}.",
             done.records,
             done.objects,
             topics,
@@ -208,6 +219,11 @@ pub fn restore(cli: &Cli, args: RestoreArgs<'_>) -> Result<Exit, Error> {
                 String::new()
             } else {
                 format!(", created {}", quoted(&done.created))
+            },
+            if set.is_empty() {
+                String::new()
+            } else {
+                format!("; set the offsets of consumer group(s) {}", quoted(&set))
             }
         );
         Ok(Exit::Success)
@@ -255,6 +271,35 @@ fn describe(plan: &RestorePlan) -> String {
             t.records(),
             t.from,
             t.objects.len()
+        ));
+    }
+    if plan.groups.is_empty() {
+        if plan.set_groups {
+            out.push_str(&format!(
+                "No consumer group offsets to set: run {} recorded no committed offsets of the groups the namespace declares on the restored topics.\n",
+                plan.groups_from
+            ));
+        }
+        return out;
+    }
+    out.push_str(&format!(
+        "Consumer group offsets committed as of run {}, in the restored topics{}:\n",
+        plan.groups_from,
+        if plan.set_groups {
+            ", set once the records are written"
+        } else {
+            " (not set: pass `--groups` to set them)"
+        }
+    ));
+    for g in &plan.groups {
+        let topic = if g.into == g.topic {
+            format!("`{}`", g.topic)
+        } else {
+            format!("`{}` -> `{}`", g.topic, g.into)
+        };
+        out.push_str(&format!(
+            "  group `{}`, {topic} partition {}: {} -> {}\n",
+            g.group, g.partition, g.committed, g.restored
         ));
     }
     out

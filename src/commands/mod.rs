@@ -462,6 +462,7 @@ fn run(cli: &Cli) -> Result<Exit, Error> {
             topics,
             into_suffix,
             resume,
+            groups,
             confirm,
             lock_timeout,
         } => backup::restore(
@@ -473,6 +474,7 @@ fn run(cli: &Cli) -> Result<Exit, Error> {
                     topics: topics.clone(),
                     into_suffix: into_suffix.clone(),
                     resume: *resume,
+                    groups: *groups,
                 },
                 confirm: confirm.as_deref(),
                 lock_wait: *lock_timeout,

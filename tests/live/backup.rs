@@ -67,9 +67,12 @@ fn kafka(repo: &TestRepo) -> ClientConfig {
 /// Produces records `range` to `topic`, several records per batch (one
 /// flush for all of them).
 fn produce(repo: &TestRepo, topic: &str, range: std::ops::Range<i64>) {
+    produce_records(repo, topic, range.map(record));
+}
+
+fn produce_records(repo: &TestRepo, topic: &str, records: impl Iterator<Item = Rec>) {
     let producer: BaseProducer = kafka(repo).set("linger.ms", "50").create().unwrap();
-    for i in range {
-        let r = record(i);
+    for r in records {
         let mut headers = OwnedHeaders::new();
         for (k, v) in &r.headers {
             headers = headers.insert(Header {
@@ -175,6 +178,27 @@ fn expected(range: impl Iterator<Item = i64>) -> BTreeMap<i32, Vec<Rec>> {
 
 fn ok(run: &Run) {
     assert_eq!(run.code, 0, "{}", run.all_output());
+}
+
+/// Milliseconds since the epoch as RFC 3339, as `--to-time` takes them.
+fn rfc3339(ms: i64) -> String {
+    humantime::format_rfc3339_millis(
+        std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap()),
+    )
+    .to_string()
+}
+
+/// Record `i`'s timestamp, as `--to-time` takes it.
+fn time_of(i: i64) -> String {
+    rfc3339(BASE + i * 1_000)
+}
+
+/// Replaces `old` with `new` in namespace `events`'s file.
+fn edit_events(repo: &TestRepo, old: &str, new: &str) {
+    let yaml = repo.dir.path().join("namespaces/events.yaml");
+    let text = std::fs::read_to_string(&yaml).unwrap();
+    assert!(text.contains(old), "{text}");
+    std::fs::write(&yaml, text.replace(old, new)).unwrap();
 }
 
 /// Namespace `events`: one topic of three partitions, a consumer group, and
@@ -390,10 +414,7 @@ async fn restore_to_a_time_restores_exactly_the_records_up_to_it() {
     ok(&repo.run(&["backup", "--segment-size", "1KiB"]));
 
     // Record 14's timestamp: records 0 to 14 are at or before it.
-    let t = humantime::format_rfc3339_millis(
-        std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(BASE + 14_000).unwrap()),
-    )
-    .to_string();
+    let t = time_of(14);
     let restore = repo.run(&[
         "restore",
         &ns,
@@ -419,10 +440,7 @@ async fn restore_to_a_time_restores_exactly_the_records_up_to_it() {
         &ns,
     ]);
     assert_eq!(early.code, 1, "{}", early.all_output());
-    let covered = humantime::format_rfc3339_millis(
-        std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(BASE).unwrap()),
-    )
-    .to_string();
+    let covered = time_of(0);
     assert!(
         early.stderr.contains("outside what the backups")
             && early.stderr.contains(&format!("from {covered} to ")),
@@ -433,16 +451,11 @@ async fn restore_to_a_time_restores_exactly_the_records_up_to_it() {
 
     // Inside what the backups cover, but before the PITR window (the
     // records' timestamps are a year old): refused.
-    let yaml = repo.dir.path().join("namespaces/events.yaml");
-    let text = std::fs::read_to_string(&yaml).unwrap();
-    std::fs::write(
-        &yaml,
-        text.replace(
-            "    rpo: 1h\n",
-            "    rpo: 1h\n    pitr:\n      window: 7d\n",
-        ),
-    )
-    .unwrap();
+    edit_events(
+        &repo,
+        "    rpo: 1h\n",
+        "    rpo: 1h\n    pitr:\n      window: 7d\n",
+    );
     let windowed = repo.run(&[
         "restore",
         &ns,
@@ -865,16 +878,10 @@ async fn backup_status_shows_the_last_complete_run_its_pitr_range_and_data_age()
     let b = &json["backups"][0];
     assert_eq!(b["last_run"], m["run_id"], "{b}");
     assert_eq!(b["chain_runs"], 1, "{b}");
-    let rfc = |ms: i64| {
-        humantime::format_rfc3339_millis(
-            std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap()),
-        )
-        .to_string()
-    };
-    assert_eq!(b["covered_from"], rfc(BASE).as_str(), "{b}");
+    assert_eq!(b["covered_from"], rfc3339(BASE).as_str(), "{b}");
     assert_eq!(
         b["covered_to"],
-        rfc(m["started_at_ms"].as_i64().unwrap()).as_str(),
+        rfc3339(m["started_at_ms"].as_i64().unwrap()).as_str(),
         "{b}"
     );
     assert_eq!(b["last_started_at"], b["covered_to"], "{b}");
@@ -898,4 +905,371 @@ async fn backup_status_shows_the_last_complete_run_its_pitr_range_and_data_age()
         "{}",
         text.stdout
     );
+}
+
+/// `group`'s committed offsets on `topic`, by partition (none where it
+/// committed nothing).
+fn committed(repo: &TestRepo, group: &str, topic: &str) -> BTreeMap<i32, i64> {
+    let consumer: BaseConsumer = kafka(repo).set("group.id", group).create().unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition(topic, p);
+    }
+    consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .unwrap()
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some((e.partition(), o)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A member of `group` subscribed to `topic`, once it is assigned every
+/// partition.
+fn member(repo: &TestRepo, group: &str, topic: &str) -> BaseConsumer {
+    let consumer: BaseConsumer = kafka(repo)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        // tansu takes about 20 s to form a group with the default 45 s
+        // session timeout, 3 s with this one.
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "500")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while consumer.assignment().unwrap().count() < PARTITIONS as usize {
+        assert!(
+            Instant::now() < deadline,
+            "{group} was not assigned {topic}"
+        );
+        if let Some(Err(e)) = consumer.poll(Duration::from_millis(200)) {
+            panic!("{group} reading {topic}: {e}");
+        }
+    }
+    consumer
+}
+
+/// Where each committed offset of `before` (by partition) should land in
+/// `after`: at the first record at or after it in `before` that `after`
+/// holds, or at `after`'s end when there is none.
+fn landing(
+    before: &BTreeMap<i32, Vec<Rec>>,
+    after: &BTreeMap<i32, Vec<Rec>>,
+    offsets: &BTreeMap<i32, i64>,
+) -> BTreeMap<i32, i64> {
+    offsets
+        .iter()
+        .map(|(p, c)| {
+            let restored = after.get(p).map(Vec::as_slice).unwrap_or_default();
+            let at = before[p][usize::try_from(*c).unwrap().min(before[p].len())..]
+                .iter()
+                .find_map(|r| restored.iter().position(|x| x == r))
+                .unwrap_or(restored.len());
+            (*p, i64::try_from(at).unwrap())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn backup_restore_groups_sets_each_group_at_the_restored_record_it_had_committed() {
+    let repo = TestRepo::new();
+    let (ns, topic) = backed_up_namespace(&repo);
+    let group = format!("{}-readers", repo.tag);
+    // Per partition: records 0 to 23, two late ones whose timestamps are
+    // after the time restored to below, records 24 to 44, and one closing
+    // record (after that time too) in a batch of its own, so that the
+    // backup covers every record (see `produce_closing`).
+    produce(&repo, &topic, 0..24);
+    produce_records(
+        &repo,
+        &topic,
+        (0..6).map(|k| Rec {
+            timestamp: BASE + 1_000_000 + k,
+            ..record(100 + k)
+        }),
+    );
+    produce(&repo, &topic, 24..45);
+    produce_closing(&repo, &topic, 45);
+    let before = read_back(&repo, &topic);
+    let ends: Vec<i64> = (0..PARTITIONS)
+        .map(|p| i64::try_from(before[&p].len()).unwrap())
+        .collect();
+
+    // A member of the group reads, commits mid-way (after the late records
+    // on partition 0, before them on 1, everything on 2), and leaves.
+    let reader = member(&repo, &group, &topic);
+    let offsets: BTreeMap<i32, i64> = [(0, 12), (1, 4), (2, ends[2])].into();
+    let mut commit = TopicPartitionList::new();
+    for (p, o) in &offsets {
+        commit
+            .add_partition_offset(&topic, *p, Offset::Offset(*o))
+            .unwrap();
+    }
+    reader
+        .commit(&commit, rdkafka::consumer::CommitMode::Sync)
+        .unwrap();
+    drop(reader);
+    assert_eq!(committed(&repo, &group, &topic), offsets);
+
+    ok(&repo.run(&["backup"]));
+    let runs = manifests(&repo, &ns).await;
+    assert_eq!(
+        runs[0]["consumer_groups"][0]["offsets"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    for (p, range) in runs[0]["topics"][0]["ranges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(
+            range["end_offset"], ends[p],
+            "the backup covers every record"
+        );
+    }
+
+    // Deleted and restored whole: every record is back at its offset.
+    delete_topic(&repo, &topic).await;
+    // The broker dropped the group's offsets with the topic.
+    assert!(committed(&repo, &group, &topic).is_empty());
+    let restore = repo.run(&["restore", &ns, "--groups", "--confirm", &ns]);
+    ok(&restore);
+    let after = read_back(&repo, &topic);
+    assert_eq!(after, before);
+    assert!(
+        restore
+            .stdout
+            .contains(&format!("group `{group}`, `{topic}` partition 0: 12 -> 12"))
+            && restore.stdout.contains("consumer group(s)"),
+        "{}",
+        restore.stdout
+    );
+    assert_eq!(committed(&repo, &group, &topic), offsets);
+
+    // Restored up to record 44: the late records and the closing ones are
+    // left out, so the offsets after them move.
+    let t = time_of(44);
+    let pit = format!("{topic}.pit");
+    let restore = repo.run(&[
+        "restore",
+        &ns,
+        "--to-time",
+        &t,
+        "--into-suffix",
+        ".pit",
+        "--groups",
+        "--confirm",
+        &ns,
+    ]);
+    ok(&restore);
+    let restored = read_back(&repo, &pit);
+    assert_eq!(restored, expected(0..45));
+    let set = committed(&repo, &group, &pit);
+    assert_eq!(
+        set,
+        landing(&before, &restored, &offsets),
+        "{}",
+        restore.stdout
+    );
+    // Each lands on the record it had committed (or at the end, for the
+    // one committed past every restored record).
+    assert_eq!(
+        restored[&0][usize::try_from(set[&0]).unwrap()],
+        before[&0][12]
+    );
+    assert_eq!(
+        restored[&1][usize::try_from(set[&1]).unwrap()],
+        before[&1][4]
+    );
+    assert_eq!(set[&2], i64::try_from(restored[&2].len()).unwrap());
+    assert!(set[&0] < 12 && set[&2] < ends[2], "{set:?}");
+    assert!(
+        restore.stdout.contains(&format!(
+            "group `{group}`, `{topic}` -> `{pit}` partition 0: 12 -> {}",
+            set[&0]
+        )),
+        "{}",
+        restore.stdout
+    );
+
+    // Without `--groups` the plan shows the translation and sets nothing.
+    let shown = repo.run(&[
+        "restore",
+        &ns,
+        "--to-time",
+        &t,
+        "--into-suffix",
+        ".shown",
+        "--confirm",
+        &ns,
+    ]);
+    ok(&shown);
+    assert!(
+        shown
+            .stdout
+            .contains("(not set: pass `--groups` to set them)")
+            && shown.stdout.contains(&format!(
+                "`{topic}` -> `{topic}.shown` partition 0: 12 -> {}",
+                set[&0]
+            )),
+        "{}",
+        shown.stdout
+    );
+    assert!(committed(&repo, &group, &format!("{topic}.shown")).is_empty());
+    // `--resume --groups` over a complete restore writes nothing more and
+    // sets the groups (what to do when setting them failed).
+    let resumed = repo.run(&[
+        "restore",
+        &ns,
+        "--to-time",
+        &t,
+        "--into-suffix",
+        ".shown",
+        "--resume",
+        "--groups",
+        "--confirm",
+        &ns,
+    ]);
+    ok(&resumed);
+    assert!(
+        resumed.stdout.contains("Restore complete: 0 record(s)"),
+        "{}",
+        resumed.stdout
+    );
+    assert_eq!(committed(&repo, &group, &format!("{topic}.shown")), set);
+
+    // A group with a member is refused before anything is written.
+    let busy = member(&repo, &group, &topic);
+    let refused = repo.run(&[
+        "restore",
+        &ns,
+        "--into-suffix",
+        ".busy",
+        "--groups",
+        "--confirm",
+        &ns,
+    ]);
+    drop(busy);
+    assert_eq!(refused.code, 1, "{}", refused.all_output());
+    assert!(
+        refused
+            .stderr
+            .contains(&format!("consumer group `{group}` has 1 active member(s)"))
+            && refused.stderr.contains("nothing was written"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!repo.has_topic("events.busy"), "nothing was created");
+
+    // A group the namespace no longer declares is not set.
+    edit_events(&repo, &format!("  consumers:\n    - group: {group}\n"), "");
+    let undeclared = repo.run(&[
+        "restore",
+        &ns,
+        "--into-suffix",
+        ".undeclared",
+        "--groups",
+        "--confirm",
+        &ns,
+    ]);
+    ok(&undeclared);
+    assert!(
+        undeclared
+            .stdout
+            .contains("No consumer group offsets to set"),
+        "{}",
+        undeclared.stdout
+    );
+    assert!(committed(&repo, &group, &format!("{topic}.undeclared")).is_empty());
+}
+
+#[tokio::test]
+async fn backup_restore_to_a_time_only_an_older_full_run_covers_reads_that_run() {
+    let repo = TestRepo::new();
+    let (ns, topic) = backed_up_namespace(&repo);
+    edit_events(&repo, "incremental: true", "incremental: false");
+    produce(&repo, &topic, 0..9);
+    produce_closing(&repo, &topic, 9);
+    ok(&repo.run(&["backup"]));
+    // The topic is emptied (deleted and created again) and gets later
+    // records: the second full run holds none of the first run's.
+    delete_topic(&repo, &topic).await;
+    ok(&repo.run(&["apply", "--auto-approve"]));
+    produce(&repo, &topic, 100..109);
+    produce_closing(&repo, &topic, 109);
+    ok(&repo.run(&["backup"]));
+    let runs = manifests(&repo, &ns).await;
+    assert_eq!(runs.len(), 2);
+    assert!(runs.iter().all(|m| m["kind"] == "full"), "{runs:#?}");
+
+    // Record 5's time: only the first run holds records that old.
+    let old = repo.run(&[
+        "restore",
+        &ns,
+        "--to-time",
+        &time_of(5),
+        "--into-suffix",
+        ".old",
+        "--confirm",
+        &ns,
+    ]);
+    ok(&old);
+    assert!(
+        old.stdout.contains(&format!(
+            "runs {} (covering",
+            runs[0]["run_id"].as_str().unwrap()
+        )),
+        "{}",
+        old.stdout
+    );
+    assert_eq!(read_back(&repo, &format!("{topic}.old")), expected(0..6));
+    // Record 105's: the newest run.
+    let new = repo.run(&[
+        "restore",
+        &ns,
+        "--to-time",
+        &time_of(105),
+        "--into-suffix",
+        ".new",
+        "--confirm",
+        &ns,
+    ]);
+    ok(&new);
+    assert_eq!(
+        read_back(&repo, &format!("{topic}.new")),
+        expected(100..106)
+    );
+    // Before record 0: neither run covers it, and the refusal says what
+    // each covers.
+    let none = repo.run(&[
+        "restore",
+        &ns,
+        "--to-time",
+        &time_of(-1),
+        "--into-suffix",
+        ".none",
+        "--confirm",
+        &ns,
+    ]);
+    assert_eq!(none.code, 1, "{}", none.all_output());
+    for m in &runs {
+        assert!(
+            none.stderr.contains(&format!(
+                "the chain ending with run `{}` (1 run(s)) covers from",
+                m["run_id"].as_str().unwrap()
+            )),
+            "{}",
+            none.stderr
+        );
+    }
+    assert!(!repo.has_topic("events.none"));
 }
