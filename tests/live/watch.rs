@@ -607,3 +607,62 @@ fn a_starting_watcher_sets_the_backup_metric_from_the_last_complete_run_in_s3() 
         "no run was expected"
     );
 }
+
+#[test]
+fn scheduled_etcd_snapshots_run_every_minute_and_move_the_snapshot_metrics() {
+    let repo = TestRepo::new();
+    let bucket = repo.bucket("state");
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        repo.s3()
+            .create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .unwrap();
+    });
+    repo.workspace(&format!(
+        "      state_backup:\n        bucket: {bucket}\n        prefix: snaps/\n        schedule: \"* * * * *\"\n"
+    ));
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let w = Watcher::start(&repo, &[]);
+    let success = "sluice_state_snapshot_last_success_timestamp_seconds{environment=\"local\"}";
+    let failures = "sluice_state_snapshot_failures_total{environment=\"local\"}";
+    // On taking the lead: no snapshot in S3 yet, so 0 ("never succeeded"),
+    // and a failure counter at 0.
+    w.wait_until(Duration::from_secs(20), "the seeded snapshot metric", |w| {
+        w.metric(success).is_some()
+    });
+    assert_eq!(w.metric(failures), Some(0.0));
+    // The next minute, plus at most six seconds of jitter, plus the run.
+    w.wait_until(Duration::from_secs(80), "a first scheduled snapshot", |w| {
+        w.metric(success).is_some_and(|t| t > started)
+    });
+    let first = w.metric(success).unwrap();
+    let count = "sluice_state_snapshot_duration_seconds_count{environment=\"local\"}";
+    assert_eq!(w.metric(count), Some(1.0));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let snaps = rt.block_on(crate::backup::manifests_under(&repo, &bucket, "snaps/"));
+    assert_eq!(snaps.len(), 1, "{snaps:?}");
+    #[allow(clippy::cast_precision_loss)]
+    let started_at = snaps[0]["started_at_ms"].as_i64().unwrap() as f64 / 1000.0;
+    assert!((first - started_at).abs() < 0.01, "{first} vs {started_at}");
+
+    // A minute later, the next one, and the metric moves by about a minute.
+    w.wait_until(
+        Duration::from_secs(70),
+        "a second scheduled snapshot",
+        |w| w.metric(success).is_some_and(|t| t > first),
+    );
+    let second = w.metric(success).unwrap();
+    assert!(
+        (50.0..70.0).contains(&(second - first)),
+        "{first} then {second}"
+    );
+    assert_eq!(w.metric(failures), Some(0.0));
+    let (code, _, logs) = w.terminate();
+    assert_eq!(code, Some(0), "{logs}");
+    assert!(logs.contains("scheduled etcd snapshot complete"), "{logs}");
+}
