@@ -630,8 +630,8 @@ fn scheduled_etcd_snapshots_run_every_minute_and_move_the_snapshot_metrics() {
     let w = Watcher::start(&repo, &[]);
     let success = "sluice_state_snapshot_last_success_timestamp_seconds{environment=\"local\"}";
     let failures = "sluice_state_snapshot_failures_total{environment=\"local\"}";
-    // On taking the lead: no snapshot in S3 yet, so 0 ("never succeeded"),
-    // and a failure counter at 0.
+    // On taking the lead the series is there (0 until a snapshot, see the
+    // next test), and the failure counter at 0.
     w.wait_until(Duration::from_secs(20), "the seeded snapshot metric", |w| {
         w.metric(success).is_some()
     });
@@ -665,4 +665,49 @@ fn scheduled_etcd_snapshots_run_every_minute_and_move_the_snapshot_metrics() {
     let (code, _, logs) = w.terminate();
     assert_eq!(code, Some(0), "{logs}");
     assert!(logs.contains("scheduled etcd snapshot complete"), "{logs}");
+}
+
+#[test]
+fn a_starting_watcher_sets_the_snapshot_metric_to_zero_without_a_snapshot_and_from_s3_with_one() {
+    let repo = TestRepo::new();
+    let bucket = repo.bucket("state");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        repo.s3()
+            .create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .unwrap();
+    });
+    // A yearly schedule: no snapshot during the test; the series comes from S3.
+    repo.workspace(&format!(
+        "      state_backup:\n        bucket: {bucket}\n        prefix: snaps/\n        schedule: \"0 0 1 1 *\"\n"
+    ));
+    let success = "sluice_state_snapshot_last_success_timestamp_seconds{environment=\"local\"}";
+    let w = Watcher::start(&repo, &[]);
+    w.wait_until(Duration::from_secs(20), "the seeded snapshot metric", |w| {
+        w.metric(success).is_some()
+    });
+    assert_eq!(w.metric(success), Some(0.0), "never succeeded");
+    drop(w);
+
+    let snap = repo.run(&["snapshot"]);
+    assert_eq!(snap.code, 0, "{}", snap.all_output());
+    let snaps = rt.block_on(crate::backup::manifests_under(&repo, &bucket, "snaps/"));
+    #[allow(clippy::cast_precision_loss)]
+    let started_at = snaps[0]["started_at_ms"].as_i64().unwrap() as f64 / 1000.0;
+    let w = Watcher::start(&repo, &[]);
+    w.wait_until(
+        Duration::from_secs(20),
+        "the snapshot metric from S3",
+        |w| w.metric(success).is_some_and(|t| t > 0.0),
+    );
+    let seen = w.metric(success).unwrap();
+    assert!((seen - started_at).abs() < 0.01, "{seen} vs {started_at}");
+    assert_eq!(
+        w.metric("sluice_state_snapshot_duration_seconds_count{environment=\"local\"}"),
+        None,
+        "no scheduled snapshot was expected"
+    );
 }
