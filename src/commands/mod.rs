@@ -203,7 +203,9 @@ impl Error {
             Error::Snapshot(e) => {
                 use crate::snapshot::SnapshotError as S;
                 match e {
-                    S::NotDeclared(_) | S::NoS3(_) | S::NoBucket { .. } => K::Input,
+                    S::NotDeclared(_) | S::NoS3(_) | S::NoBucket { .. } | S::NoObjectLock(_) => {
+                        K::Input
+                    }
                     S::Connect(ConnectError::Secret(_)) => K::Invalid,
                     _ => K::Unavailable,
                 }

@@ -86,6 +86,11 @@ pub enum SnapshotError {
         prefix: String,
         message: String,
     },
+    /// `object_lock` is declared, and the bucket cannot lock objects.
+    #[error(
+        "`state_backup.object_lock` asks for locked snapshots, but bucket `{0}` does not have object lock enabled; nothing was written"
+    )]
+    NoObjectLock(String),
     /// etcd could not be reached.
     #[error(transparent)]
     Connect(#[from] ConnectError),
@@ -118,6 +123,9 @@ impl SnapshotError {
             ),
             SnapshotError::NoBucket { .. } => Some(
                 "create the bucket (sluice does not create snapshot buckets; with `object_lock`, create it with object lock enabled), or name an existing one in `state_backup.bucket`",
+            ),
+            SnapshotError::NoObjectLock(_) => Some(
+                "object lock can only be enabled when a bucket is created: name a bucket created with it in `state_backup.bucket`, or remove `state_backup.object_lock`",
             ),
             SnapshotError::Preflight { .. } => Some(
                 "give sluice's S3 credentials s3:PutObject, s3:GetObject, s3:ListBucket (and s3:DeleteObject, for the probe) on that bucket and prefix, or point `state_backup` at one they may write",

@@ -51,6 +51,14 @@ pub async fn take(
         .list(&sb.prefix)
         .await
         .map_err(|e| preflight(sb, &e))?;
+    if sb.object_lock.is_some()
+        && !objects
+            .object_lock_enabled()
+            .await
+            .map_err(|e| preflight(sb, &e))?
+    {
+        return Err(SnapshotError::NoObjectLock(sb.bucket.clone()));
+    }
     let probed = complete(&sb.prefix, &keys).is_empty();
     if probed {
         probe(&objects, sb, &mut warnings).await?;
@@ -199,7 +207,13 @@ async fn copy(
     part_bytes: usize,
     upload: &mut Option<Upload>,
 ) -> Result<Streamed, SnapshotError> {
-    let endpoints = env.etcd.endpoints.join(",");
+    let endpoints = env
+        .etcd
+        .endpoints
+        .iter()
+        .map(|e| crate::config::redact::endpoint(e))
+        .collect::<Vec<_>>()
+        .join(",");
     let etcd_error = |message: String| SnapshotError::Etcd {
         endpoints: endpoints.clone(),
         message,

@@ -338,12 +338,25 @@ fn the_first_snapshot_probes_its_prefix_a_missing_bucket_is_named_and_status_fol
 #[test]
 fn snapshots_into_an_object_lock_bucket_are_retained_as_declared() {
     let repo = TestRepo::new();
+    let lock = "        object_lock:\n          mode: governance\n          days: 1\n";
+    // A bucket without object lock cannot keep that promise: refused, nothing written.
+    let plain = repo.bucket("plain");
+    rt().block_on(create_bucket(&repo, &plain, false));
+    repo.workspace(&state_backup(&plain, lock));
+    let refused = repo.run(&["snapshot"]);
+    assert_eq!(refused.code, 1, "{}", refused.all_output());
+    assert!(
+        refused.stderr.contains(&format!(
+            "bucket `{plain}` does not have object lock enabled"
+        )),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(rt().block_on(keys(&repo, &plain)), Vec::<String>::new());
+
     let bucket = repo.bucket("locked");
     rt().block_on(create_bucket(&repo, &bucket, true));
-    repo.workspace(&state_backup(
-        &bucket,
-        "        object_lock:\n          mode: governance\n          days: 1\n",
-    ));
+    repo.workspace(&state_backup(&bucket, lock));
     let snap = repo.run(&["snapshot"]);
     assert_eq!(snap.code, 0, "{}", snap.all_output());
     let m = &rt().block_on(manifests_under(&repo, &bucket, "snaps/"))[0];

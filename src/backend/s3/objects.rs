@@ -100,6 +100,26 @@ impl BucketObjects {
             .map_err(|e| self.rejected("PutObject", key, &describe(&e)))
     }
 
+    /// Whether the bucket has object lock enabled (so that objects can be
+    /// written with a retention).
+    pub async fn object_lock_enabled(&self) -> Result<bool, BackendError> {
+        let got = super::answer(
+            self.client
+                .get_object_lock_configuration()
+                .bucket(&self.bucket)
+                .send()
+                .await,
+            "GetObjectLockConfiguration",
+            &self.bucket,
+            &["ObjectLockConfigurationNotFoundError"],
+        )
+        .map_err(read_error)?;
+        Ok(got
+            .and_then(|l| l.object_lock_configuration().cloned())
+            .and_then(|c| c.object_lock_enabled().cloned())
+            .is_some_and(|e| e.as_str() == "Enabled"))
+    }
+
     /// Deletes object `key` (its current version: a versioned bucket keeps
     /// the data under a delete marker).
     pub async fn delete(&self, key: &str) -> Result<(), BackendError> {
