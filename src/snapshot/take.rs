@@ -70,7 +70,13 @@ pub async fn take(
         mode: l.mode,
         until_ms: started_ms + i64::from(l.days) * 86_400_000,
     });
-    let streamed = stream(env, &objects, &key, retention, timeout, part_bytes).await?;
+    let dest = Dest {
+        objects: &objects,
+        key: &key,
+        retention,
+        part_bytes,
+    };
+    let streamed = stream(env, &dest, timeout).await?;
     let finished_ms = now_ms();
     let manifest = SnapshotManifest {
         format_version: 1,
@@ -160,36 +166,38 @@ struct Streamed {
     sha256: String,
 }
 
+/// Where the stream goes: object `key`, in parts of `part_bytes`.
+struct Dest<'a> {
+    objects: &'a BucketObjects,
+    key: &'a str,
+    retention: Option<Retention>,
+    part_bytes: usize,
+}
+
+impl Dest<'_> {
+    fn error(&self, source: BackendError) -> SnapshotError {
+        SnapshotError::S3 {
+            what: format!(
+                "writing the snapshot to `s3://{}/{}`",
+                self.objects.bucket(),
+                self.key
+            ),
+            source,
+        }
+    }
+}
+
 /// etcd's snapshot into object `key`; a multipart upload that fails is aborted.
 async fn stream(
     env: &Environment,
-    objects: &BucketObjects,
-    key: &str,
-    retention: Option<Retention>,
+    dest: &Dest<'_>,
     timeout: Duration,
-    part_bytes: usize,
 ) -> Result<Streamed, SnapshotError> {
     let mut upload: Option<Upload> = None;
-    let result = copy(
-        env,
-        objects,
-        key,
-        retention,
-        timeout,
-        part_bytes,
-        &mut upload,
-    )
-    .await;
+    let result = copy(env, dest, timeout, &mut upload).await;
     match (result, upload) {
         (Ok(s), None) => Ok(s),
-        (Ok(s), Some(u)) => u
-            .complete()
-            .await
-            .map(|()| s)
-            .map_err(|source| SnapshotError::S3 {
-                what: format!("writing the snapshot to `s3://{}/{key}`", objects.bucket()),
-                source,
-            }),
+        (Ok(s), Some(u)) => u.complete().await.map(|()| s).map_err(|e| dest.error(e)),
         (Err(e), Some(u)) => {
             u.abort().await;
             Err(e)
@@ -200,11 +208,8 @@ async fn stream(
 
 async fn copy(
     env: &Environment,
-    objects: &BucketObjects,
-    key: &str,
-    retention: Option<Retention>,
+    dest: &Dest<'_>,
     timeout: Duration,
-    part_bytes: usize,
     upload: &mut Option<Upload>,
 ) -> Result<Streamed, SnapshotError> {
     let endpoints = env
@@ -219,10 +224,9 @@ async fn copy(
         message,
     };
     let waited = |what: &str| format!("{what}: no answer within {}s", timeout.as_secs_f64());
-    let s3_error = |source| SnapshotError::S3 {
-        what: format!("writing the snapshot to `s3://{}/{key}`", objects.bucket()),
-        source,
-    };
+    let s3_error = |e| dest.error(e);
+    let (objects, key, retention, part_bytes) =
+        (dest.objects, dest.key, dest.retention, dest.part_bytes);
     // No deadline on the call as a whole: a large snapshot takes as long as
     // it takes; each piece of it must come within `timeout`.
     let client = crate::backend::etcd::connect_with(&env.etcd, None).await?;

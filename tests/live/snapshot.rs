@@ -11,17 +11,10 @@ use sha2::{Digest, Sha256};
 
 use crate::backup::manifests_under;
 use crate::common::TestRepo;
+use crate::watch::free_port;
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Runtime::new().unwrap()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -74,7 +67,6 @@ async fn object(repo: &TestRepo, bucket: &str, key: &str) -> Vec<u8> {
 struct Etcd {
     child: Child,
     client: u16,
-    peer: u16,
 }
 
 impl Etcd {
@@ -95,11 +87,7 @@ impl Etcd {
             .stderr(Stdio::null())
             .spawn()
             .expect("etcd is installed by scripts/services.sh install");
-        let etcd = Etcd {
-            child,
-            client,
-            peer,
-        };
+        let etcd = Etcd { child, client };
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(20) {
             let up = Command::new("curl")

@@ -12,8 +12,8 @@ use crate::common::{TestRepo, commit_all};
 
 const INTERVAL: Duration = Duration::from_secs(1);
 
-/// A free loopback port for a watcher's listen address.
-fn free_port() -> u16 {
+/// A free loopback port (a watcher's listen address, a test's own etcd).
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -608,9 +608,9 @@ fn a_starting_watcher_sets_the_backup_metric_from_the_last_complete_run_in_s3() 
     );
 }
 
-#[test]
-fn scheduled_etcd_snapshots_run_every_minute_and_move_the_snapshot_metrics() {
-    let repo = TestRepo::new();
+/// A repository whose `local` environment snapshots etcd on `schedule`
+/// into a new bucket under `snaps/`; the bucket's name.
+fn snapshotted(repo: &TestRepo, schedule: &str) -> String {
     let bucket = repo.bucket("state");
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         repo.s3()
@@ -621,8 +621,15 @@ fn scheduled_etcd_snapshots_run_every_minute_and_move_the_snapshot_metrics() {
             .unwrap();
     });
     repo.workspace(&format!(
-        "      state_backup:\n        bucket: {bucket}\n        prefix: snaps/\n        schedule: \"* * * * *\"\n"
+        "      state_backup:\n        bucket: {bucket}\n        prefix: snaps/\n        schedule: \"{schedule}\"\n"
     ));
+    bucket
+}
+
+#[test]
+fn scheduled_etcd_snapshots_run_every_minute_and_move_the_snapshot_metrics() {
+    let repo = TestRepo::new();
+    let bucket = snapshotted(&repo, "* * * * *");
     let started = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -670,20 +677,9 @@ fn scheduled_etcd_snapshots_run_every_minute_and_move_the_snapshot_metrics() {
 #[test]
 fn a_starting_watcher_sets_the_snapshot_metric_to_zero_without_a_snapshot_and_from_s3_with_one() {
     let repo = TestRepo::new();
-    let bucket = repo.bucket("state");
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        repo.s3()
-            .create_bucket()
-            .bucket(&bucket)
-            .send()
-            .await
-            .unwrap();
-    });
     // A yearly schedule: no snapshot during the test; the series comes from S3.
-    repo.workspace(&format!(
-        "      state_backup:\n        bucket: {bucket}\n        prefix: snaps/\n        schedule: \"0 0 1 1 *\"\n"
-    ));
+    let bucket = snapshotted(&repo, "0 0 1 1 *");
+    let rt = tokio::runtime::Runtime::new().unwrap();
     let success = "sluice_state_snapshot_last_success_timestamp_seconds{environment=\"local\"}";
     let w = Watcher::start(&repo, &[]);
     w.wait_until(Duration::from_secs(20), "the seeded snapshot metric", |w| {
