@@ -176,6 +176,36 @@ mod tests {
     }
 
     #[test]
+    fn snapshot_rules_select_their_environment_whatever_its_name() {
+        let sb = StateBackupState {
+            bucket: "state".into(),
+            prefix: "etcd/".into(),
+            schedule: None,
+            stale_after_ms: 5_400_000,
+            object_lock: None,
+        };
+        let g = state_snapshot_group(r#"we"ird\env"#, &sb);
+        let names: Vec<&str> = g.rules.iter().map(|r| r.alert.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "SluiceStateSnapshotStale",
+                "SluiceStateSnapshotNeverSucceeded",
+                "SluiceStateSnapshotFailing"
+            ]
+        );
+        for r in &g.rules {
+            assert!(
+                r.expr.contains(r#"{environment="we\"ird\\env"}"#),
+                "{}",
+                r.expr
+            );
+        }
+        assert!(g.rules[0].expr.ends_with("> 5400"), "{}", g.rules[0].expr);
+        assert_eq!(g.rules[1].for_ms, Some(5_400_000));
+    }
+
+    #[test]
     fn quoting_keeps_every_character() {
         assert_eq!(quote(r#"x{a=~"b\\.c"}"#), r#"'x{a=~"b\\.c"}'"#);
         assert_eq!(quote("it's"), "'it''s'");
