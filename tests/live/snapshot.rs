@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::backup::manifests_under;
 use crate::common::TestRepo;
+use crate::proxy::{Mode, Proxy};
 use crate::watch::free_port;
 
 fn rt() -> tokio::runtime::Runtime {
@@ -150,6 +151,66 @@ fn etcdctl(args: &[&str], stdin: Option<&[u8]>) -> String {
     text
 }
 
+/// 10 MiB under `/bulk/`: the snapshot takes more than one 8 MiB part, so
+/// it goes up as a multipart upload.
+fn fill(etcd: &Etcd) {
+    let mib = vec![b'x'; 1024 * 1024];
+    for i in 0..10 {
+        etcd.etcdctl(&["put", &format!("/bulk/{i}")], Some(&mib));
+    }
+}
+
+#[test]
+fn a_snapshot_cut_during_its_upload_writes_no_manifest_and_the_next_one_completes() {
+    let repo = TestRepo::new();
+    let bucket = repo.bucket("state");
+    rt().block_on(create_bucket(&repo, &bucket, false));
+    repo.workspace(&state_backup(&bucket, ""));
+    let dir = tempfile::tempdir().unwrap();
+    let etcd = Etcd::start(&dir.path().join("data"), free_port(), free_port());
+    fill(&etcd);
+    let s3 = Proxy::start(&repo.services().s3);
+    // S3 goes away as the second part is sent.
+    let second = s3.when_sent("partNumber=2", Mode::Reset);
+    let cut = crate::common::run(
+        repo.sluice()
+            .env("SLUICE_ETCD_ENDPOINTS", etcd.endpoint())
+            .env("SLUICE_S3_ENDPOINT", s3.url())
+            .args(["snapshot", "--timeout", "2s"]),
+    );
+    second
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the second part was sent");
+    assert_eq!(cut.code, 1, "{}", cut.all_output());
+    assert!(
+        cut.stderr.contains("writing the snapshot to `s3://") && cut.stderr.contains("UploadPart"),
+        "{}",
+        cut.stderr
+    );
+    let listed = rt().block_on(keys(&repo, &bucket));
+    assert!(
+        !listed.iter().any(|k| k.ends_with("/manifest.json")),
+        "no manifest after a cut upload: {listed:?}"
+    );
+    let status = repo.run(&["status", "--format", "json"]);
+    assert_eq!(status.json()["state_snapshot"]["state"], "never_succeeded");
+
+    let next = crate::common::run(
+        repo.sluice()
+            .env("SLUICE_ETCD_ENDPOINTS", etcd.endpoint())
+            .arg("snapshot"),
+    );
+    assert_eq!(next.code, 0, "{}", next.all_output());
+    let manifests = rt().block_on(manifests_under(&repo, &bucket, "snaps/"));
+    assert_eq!(manifests.len(), 1, "{manifests:?}");
+    let m = &manifests[0];
+    let bytes = rt().block_on(object(&repo, &bucket, m["object"].as_str().unwrap()));
+    assert_eq!(
+        m["sha256"].as_str(),
+        Some(hex(&Sha256::digest(&bytes)).as_str())
+    );
+}
+
 #[test]
 fn a_snapshot_restored_with_etcdctl_into_a_new_data_directory_plans_clean() {
     let repo = TestRepo::new();
@@ -171,11 +232,7 @@ fn a_snapshot_restored_with_etcdctl_into_a_new_data_directory_plans_clean() {
                 .args(args),
         )
     };
-    // More than one 8 MiB part: the snapshot goes up as a multipart upload.
-    let mib = vec![b'x'; 1024 * 1024];
-    for i in 0..10 {
-        etcd.etcdctl(&["put", &format!("/bulk/{i}")], Some(&mib));
-    }
+    fill(&etcd);
     let applied = sluice(&["apply", "--auto-approve"]);
     assert_eq!(applied.code, 0, "{}", applied.all_output());
     let clean = sluice(&["plan", "--detailed-exitcode"]);
