@@ -13,6 +13,10 @@
 //! S3, so the series survives restarts and changes of leader. A run stopped
 //! by shutdown writes no manifest, so the next one starts where the last
 //! complete one ended.
+//!
+//! The same scheduler runs the environment's etcd snapshots on
+//! `state_backup.schedule` ([`Job::Snapshot`]; [`super::snapshots`] runs
+//! and seeds them).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
