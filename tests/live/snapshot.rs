@@ -381,6 +381,34 @@ fn the_first_snapshot_probes_its_prefix_a_missing_bucket_is_named_and_status_fol
 }
 
 #[test]
+fn a_probe_s3_refuses_fails_the_first_snapshot_at_once_naming_bucket_and_prefix() {
+    let repo = TestRepo::new();
+    let bucket = repo.bucket("state");
+    rt().block_on(create_bucket(&repo, &bucket, false));
+    repo.workspace(&state_backup(&bucket, ""));
+    let s3 = Proxy::start(&repo.services().s3);
+    let probe = s3.when_sent(".sluice-preflight-probe", Mode::Reset);
+    let refused = crate::common::run(repo.sluice().env("SLUICE_S3_ENDPOINT", s3.url()).args([
+        "snapshot",
+        "--timeout",
+        "2s",
+    ]));
+    probe
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the probe was sent");
+    assert_eq!(refused.code, 1, "{}", refused.all_output());
+    assert!(
+        refused.stderr.contains(&format!(
+            "preflight: sluice cannot write to `s3://{bucket}/snaps/`"
+        )) && refused.stderr.contains("s3:PutObject"),
+        "{}",
+        refused.stderr
+    );
+    // Found before any snapshot was taken or written.
+    assert_eq!(rt().block_on(keys(&repo, &bucket)), Vec::<String>::new());
+}
+
+#[test]
 fn snapshots_into_an_object_lock_bucket_are_retained_as_declared() {
     let repo = TestRepo::new();
     let lock = "        object_lock:\n          mode: governance\n          days: 1\n";
