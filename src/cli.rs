@@ -199,6 +199,8 @@ pub enum Command {
         #[arg(long, value_name = "N", default_value_t = crate::engine::apply::BATCH as u16, value_parser = clap::value_parser!(u16).range(1..))]
         batch_size: u16,
     },
+    /// Snapshot the environment's etcd to S3 per its `state_backup`: the snapshot, then a manifest
+    Snapshot,
     /// Back up namespaces' topics to S3 per their DR policy: segment objects, then a manifest
     Backup {
         /// Only these namespaces (default: every one with `disaster_recovery.backup`)

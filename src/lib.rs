@@ -7,7 +7,7 @@
 //! [`plan`] (a pure diff) → [`engine`] (plan and apply) → [`render`], with
 //! [`commands`] wiring it to the command line. [`import`] runs the other way:
 //! live state back to namespace YAML. [`backup`] copies a namespace's topic
-//! data to S3 and back. [`policy`] judges namespaces and plans
+//! data to S3 and back, [`snapshot`] the environment's etcd. [`policy`] judges namespaces and plans
 //! with Rego. Each module imports only from those before it in this list, and
 //! a test keeps it so.
 
@@ -36,6 +36,7 @@ pub mod records;
 pub mod render;
 pub mod resource;
 pub mod schema;
+pub mod snapshot;
 pub mod source;
 pub mod state;
 pub mod watch;

@@ -205,7 +205,6 @@ impl BackupError {
     }
 }
 
-/// Hex SHA-256 of `bytes`.
 /// The backup `ns` declares: a namespace without one is neither backed up
 /// nor restored.
 pub fn declared(ns: &NamespaceState) -> Result<&BackupState, BackupError> {
@@ -215,11 +214,14 @@ pub fn declared(ns: &NamespaceState) -> Result<&BackupState, BackupError> {
         .ok_or_else(|| BackupError::NotBackedUp(ns.name.clone()))
 }
 
+/// Hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&Sha256::digest(bytes))
+}
+
+/// `bytes` in lower-case hex (a digest, as manifests write it).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Milliseconds since the epoch, now.

@@ -13,6 +13,7 @@ mod pull_request;
 mod render;
 mod schema;
 mod show;
+mod snapshot;
 mod status;
 mod terminal;
 mod unlock;
@@ -129,6 +130,9 @@ pub enum Error {
     /// A backup or restore failed or refused.
     #[error(transparent)]
     Backup(#[from] crate::backup::BackupError),
+    /// An etcd snapshot failed.
+    #[error(transparent)]
+    Snapshot(#[from] crate::snapshot::SnapshotError),
     /// Backups need the environment's S3.
     #[error("environment `{0}` has no `s3` settings; backups are kept in S3")]
     NoS3(String),
@@ -196,6 +200,16 @@ impl Error {
             Error::Backup(e) if e.is_refusal() => K::Refused,
             Error::Backup(_) => K::Unavailable,
             Error::NoS3(_) => K::Input,
+            Error::Snapshot(e) => {
+                use crate::snapshot::SnapshotError as S;
+                match e {
+                    S::NotDeclared(_) | S::NoS3(_) | S::NoBucket { .. } | S::NoObjectLock(_) => {
+                        K::Input
+                    }
+                    S::Connect(ConnectError::Secret(_)) => K::Invalid,
+                    _ => K::Unavailable,
+                }
+            }
             Error::RestoreNeedsConfirmation(_)
             | Error::RestoreNotConfirmed { .. }
             | Error::RestoreCancelled => K::Refused,
@@ -267,6 +281,8 @@ impl Error {
             Error::Backup(crate::backup::BackupError::Corrupt { .. }) => Some(
                 "the object changed after its backup wrote it; restore from an S3 version of it (the backup buckets are versioned), or to a time before it with `--to-time`",
             ),
+            Error::Snapshot(crate::snapshot::SnapshotError::Connect(_)) => down(System::Etcd),
+            Error::Snapshot(e) => e.hint(),
             Error::Forget(ForgetError::Protected(_)) => Some(
                 "pass `--force` to forget them anyway; sluice then no longer remembers that they were protected",
             ),
@@ -452,6 +468,7 @@ fn run(cli: &Cli) -> Result<Exit, Error> {
                 detail: crate::render::Detail::Auto,
             },
         ),
+        Command::Snapshot => snapshot::run(cli),
         Command::Backup {
             namespaces,
             segment_size,

@@ -23,6 +23,19 @@ pub fn alerts(cli: &Cli, out: &Path) -> Result<Exit, Error> {
         println!("{}", path.display());
         written += 1;
     }
+    // The rules read what a watcher publishes of its scheduled snapshots:
+    // without a schedule there is nothing to read.
+    if let Some(sb) = &desired.environment.state_backup
+        && sb.schedule.is_some()
+    {
+        let path = out.join(rules::STATE_SNAPSHOT_FILE);
+        let group = rules::state_snapshot_group(&desired.environment.name, sb);
+        let header = "# Written by `sluice render alerts` from `state_backup` in sluice.yaml; `sluice apply` does not manage this file.";
+        crate::files::replace(&path, rules::render_as(header, &group).as_bytes())
+            .map_err(|e| write_error(&path, e))?;
+        println!("{}", path.display());
+        written += 1;
+    }
     eprintln!(
         "Wrote {written} rule file(s) for environment `{}` to {}.",
         desired.environment.name,

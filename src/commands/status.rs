@@ -5,6 +5,7 @@ use crate::backend::s3::S3Backend;
 use crate::cli::{Cli, Format};
 use crate::engine::{Target, status};
 use crate::render;
+use crate::resource::System;
 
 pub fn run(cli: &Cli, namespace: Option<&str>, format: Format) -> Result<Exit, Error> {
     let (tree, desired) = load_desired(cli, None)?;
@@ -53,6 +54,22 @@ pub fn run(cli: &Cli, namespace: Option<&str>, format: Format) -> Result<Exit, E
                 .map_err(|e| crate::diag::chain(&e));
             let s3 = s3.as_ref().map_err(String::as_str);
             status.backups = crate::backup::status::gather(&desired, s3, namespace).await;
+        }
+        // The etcd snapshots, for the environment as a whole, when S3 answers.
+        if let (Some(sb), Some(s3), None) = (
+            &desired.environment.state_backup,
+            &desired.environment.s3,
+            namespace,
+        ) && status
+            .backends
+            .iter()
+            .any(|b| b.system == System::S3 && b.ok)
+        {
+            let s3 = S3Backend::connect(s3, cli.timeout)
+                .await
+                .map_err(|e| crate::diag::chain(&e));
+            let s3 = s3.as_ref().map_err(String::as_str);
+            status.state_snapshot = Some(crate::snapshot::status::gather(sb, s3).await);
         }
         Ok::<_, Error>(status)
     })?;

@@ -7,10 +7,10 @@ use serde::{Deserialize, Serialize};
 
 use super::ApiVersion;
 use super::located::Located;
-use super::namespace::Compression;
+use super::namespace::{Compression, ObjectLock};
 use super::scalar::Scalar;
 use super::secret::{REDACTED, SecretRef, is_secret_key, parse_reference};
-use super::units::{HumanRetention, HumanSize};
+use super::units::{CronSchedule, HumanDuration, HumanRetention, HumanSize};
 
 /// The workspace: one per config repository, in `sluice.yaml`.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
@@ -98,6 +98,34 @@ pub struct Environment {
     /// Overrides of the workspace defaults for this environment.
     #[serde(default)]
     pub defaults: Defaults,
+    /// Snapshots of this environment's etcd (sluice's state and the data
+    /// plane's registry) to S3: `sluice snapshot`, and the watcher on
+    /// `schedule`.
+    #[serde(default)]
+    pub state_backup: Option<StateBackup>,
+}
+
+/// Where and how often the environment's etcd is snapshotted to S3.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StateBackup {
+    /// S3 bucket holding the snapshots (in the environment's `s3`); it must
+    /// exist: sluice does not create it.
+    pub bucket: Located<String>,
+    /// Key prefix in the bucket; defaults to `etcd-snapshots/<environment>/`.
+    #[serde(default)]
+    pub prefix: Option<Located<String>>,
+    /// When the watcher takes a snapshot (cron, UTC).
+    #[serde(default)]
+    pub schedule: Option<CronSchedule>,
+    /// How old the last snapshot may get before it is stale (default `2h`,
+    /// KafScale's 7,200 s): `status` and the `SluiceStateSnapshotStale` alert.
+    #[serde(default)]
+    pub stale_after: Option<HumanDuration>,
+    /// Object-lock retention each snapshot object is written with (the
+    /// bucket must have object lock enabled).
+    #[serde(default)]
+    pub object_lock: Option<ObjectLock>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]

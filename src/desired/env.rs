@@ -4,17 +4,25 @@
 use crate::config::Workspace;
 use crate::config::namespace::Compression;
 use crate::config::secret::{SecretRef, inline_secret, is_secret_key, parse_reference};
-use crate::config::workspace::{AlertsEnv, Environment as EnvConfig, S3Env};
+use crate::config::units::millis;
+use crate::config::workspace::{AlertsEnv, Environment as EnvConfig, S3Env, StateBackup};
 use crate::diag::Diagnostic;
 
-use super::model::Environment;
-use super::units::{count, nonzero, parse_unit};
+use super::model::{Environment, StateBackupState};
+use super::units::{count, nonzero, object_lock, parse_unit, schedule};
 
 /// Built-in defaults, when neither the environment nor the workspace sets one.
 pub const DEFAULT_REPLICATION_FACTOR: u16 = 3;
 pub const DEFAULT_PARTITIONS: u32 = 1;
 pub const DEFAULT_PARTITION_WRITE_RPS: u64 = 1000;
 pub const DEFAULT_PARTITION_READ_RPS: u64 = 2000;
+/// How old an etcd snapshot may get before it is stale: KafScale's 7,200 s.
+pub const DEFAULT_STALE_AFTER_MS: u64 = 7_200_000;
+
+/// Where an environment's etcd snapshots go without `state_backup.prefix`.
+pub fn default_snapshot_prefix(env: &str) -> String {
+    format!("etcd-snapshots/{env}/")
+}
 
 /// `SLUICE_*` environment variables, as operators set them in CI.
 #[derive(Clone, Debug, Default)]
@@ -123,6 +131,10 @@ pub fn resolve_environment(
     let effective = effective_defaults(ws, cfg, file, name, diags);
     check_secrets(cfg, file, name, diags);
     check_connection(cfg, file, name, diags);
+    let state_backup = cfg
+        .state_backup
+        .as_ref()
+        .map(|b| state_backup(b, file, name, diags));
     let mut env = Environment {
         name: name.to_owned(),
         stage: cfg.stage,
@@ -130,6 +142,7 @@ pub fn resolve_environment(
         s3: cfg.s3.clone(),
         etcd: cfg.etcd.clone(),
         alerts: cfg.alerts.clone(),
+        state_backup,
         overridden_by: Vec::new(),
     };
     if let Some(o) = overrides {
@@ -189,6 +202,57 @@ fn apply_overrides(env: &mut Environment, o: &Overrides) {
     if let (Some(v), Some(alerts)) = (&o.reload_url, env.alerts.as_mut()) {
         alerts.reload_url = Some(v.clone());
         env.overridden_by.push("SLUICE_RELOAD_URL");
+    }
+}
+
+/// An environment's `state_backup`, its units parsed and its prefix checked.
+fn state_backup(
+    b: &StateBackup,
+    file: &str,
+    env: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> StateBackupState {
+    let prefix = match &b.prefix {
+        Some(p) => {
+            if p.starts_with('/') || !(p.is_empty() || p.ends_with('/')) {
+                diags.push(
+                    Diagnostic::error(
+                        "invalid-value",
+                        format!(
+                            "snapshot prefix `{}` must not start with `/` and must end with one",
+                            p.value
+                        ),
+                    )
+                    .at(file, p.loc)
+                    .hint(format!(
+                        "write it as a directory, such as `{}`",
+                        default_snapshot_prefix(env)
+                    )),
+                );
+            }
+            p.value.clone()
+        }
+        None => default_snapshot_prefix(env),
+    };
+    let stale_after_ms = match parse_unit(b.stale_after.as_ref(), file, diags).map(millis) {
+        Some(0) => {
+            let at = b.stale_after.as_ref().expect("parsed above").loc();
+            diags.push(
+                Diagnostic::error("invalid-value", "`stale_after` must be longer than zero")
+                    .at(file, at)
+                    .hint("set it a little above the gap between two scheduled snapshots, such as `2h` for an hourly schedule"),
+            );
+            DEFAULT_STALE_AFTER_MS
+        }
+        Some(ms) => ms,
+        None => DEFAULT_STALE_AFTER_MS,
+    };
+    StateBackupState {
+        bucket: b.bucket.value.clone(),
+        prefix,
+        schedule: schedule(b.schedule.as_ref(), file, diags),
+        stale_after_ms,
+        object_lock: object_lock(b.object_lock.as_ref(), file, diags),
     }
 }
 

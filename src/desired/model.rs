@@ -46,6 +46,9 @@ pub struct Environment {
     pub s3: Option<S3Env>,
     pub etcd: EtcdEnv,
     pub alerts: Option<AlertsEnv>,
+    /// Where and how often its etcd is snapshotted to S3.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_backup: Option<StateBackupState>,
     /// The `SLUICE_*` variables that changed this environment.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub overridden_by: Vec<&'static str>,
@@ -264,4 +267,16 @@ pub struct ReplicationState {
     /// Where the replica bucket is named.
     #[serde(skip)]
     pub source: Span,
+}
+
+/// An environment's etcd snapshots (`state_backup`), resolved.
+#[derive(Clone, Debug, Serialize)]
+pub struct StateBackupState {
+    pub bucket: String,
+    /// Ends with `/` (or is empty): snapshots lie under `<prefix><id>/`.
+    pub prefix: String,
+    pub schedule: Option<String>,
+    /// How old the last complete snapshot may be before it is stale.
+    pub stale_after_ms: u64,
+    pub object_lock: Option<ObjectLockState>,
 }

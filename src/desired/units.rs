@@ -1,8 +1,11 @@
 //! Turning unit fields into values, with a diagnostic for each bad one.
 
 use crate::config::Located;
-use crate::config::units::{Human, UnitKind};
-use crate::diag::Diagnostic;
+use crate::config::namespace::ObjectLock;
+use crate::config::units::{CronSchedule, Human, UnitKind};
+use crate::diag::{Diagnostic, Span};
+
+use super::model::ObjectLockState;
 
 /// Parses an optional human-unit field; a malformed one is reported and yields `None`.
 pub fn parse_unit<K: UnitKind>(
@@ -56,4 +59,29 @@ pub fn count<T: Copy + Into<u64>>(
         Some(v) if nonzero(v, field, file, diags) => v.value,
         _ => default,
     }
+}
+
+/// A cron schedule as written (trimmed), when it parses; a bad one is reported.
+pub fn schedule(
+    s: Option<&CronSchedule>,
+    file: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<String> {
+    s.and_then(|s| parse_unit(Some(s), file, diags).map(|_| s.text().trim().to_owned()))
+}
+
+/// Object-lock retention as declared; zero days are reported.
+pub fn object_lock(
+    l: Option<&ObjectLock>,
+    file: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<ObjectLockState> {
+    l.map(|l| {
+        nonzero(&l.days, "object_lock.days", file, diags);
+        ObjectLockState {
+            mode: l.mode,
+            days: l.days.value,
+            source: Span::new(file, l.days.loc),
+        }
+    })
 }

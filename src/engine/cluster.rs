@@ -63,6 +63,7 @@ mod tests {
             s3: None,
             etcd: serde_saphyr::from_str("endpoints: [\"http://etcd:2379\"]").unwrap(),
             alerts: None,
+            state_backup: None,
             overridden_by: Vec::new(),
         }
     }

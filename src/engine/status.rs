@@ -36,6 +36,40 @@ pub struct Status {
     /// covers against `pitr.window`, and data age against `rpo` (filled from
     /// the manifests, by the `backup` module's `status`).
     pub backups: Vec<BackupStatus>,
+    /// The environment's etcd snapshots, when it declares `state_backup`
+    /// (filled from S3 by the `snapshot` module).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_snapshot: Option<SnapshotStatus>,
+}
+
+/// An environment's etcd snapshots, as S3 holds them.
+#[derive(Debug, Default, Serialize)]
+pub struct SnapshotStatus {
+    /// `s3://bucket/<prefix>`.
+    pub location: String,
+    /// `ok`, `stale`, `never_succeeded`, or `unknown` (S3 could not be read).
+    pub state: SnapshotState,
+    /// The newest complete snapshot's ID, start (RFC 3339), etcd revision and size.
+    pub last_snapshot: Option<String>,
+    pub last_started_at: Option<String>,
+    pub revision: Option<i64>,
+    pub size: Option<u64>,
+    /// Seconds since the newest complete snapshot started.
+    pub age_s: Option<u64>,
+    pub stale_after_s: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Whether the environment's etcd snapshots are fresh enough.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotState {
+    Ok,
+    Stale,
+    NeverSucceeded,
+    #[default]
+    Unknown,
 }
 
 /// A namespace's backups as their manifests tell them.
@@ -153,13 +187,18 @@ impl Status {
     }
 
     /// Whether anything needs attention: drift, pending or blocked changes,
-    /// DR violations, or a group over its `max_lag`.
+    /// DR violations, a group over its `max_lag`, or etcd snapshots that
+    /// are stale, never succeeded or cannot be read.
     pub fn needs_attention(&self) -> bool {
         self.drift
             .as_ref()
             .is_some_and(|d| d.drifted + d.pending + d.blocked > 0)
             || self.dr.iter().any(|r| !r.violations.is_empty())
             || self.consumers.iter().any(ConsumerStatus::over)
+            || self
+                .state_snapshot
+                .as_ref()
+                .is_some_and(|s| s.state != SnapshotState::Ok)
     }
 }
 
@@ -185,6 +224,7 @@ pub async fn gather(
         consumers: Vec::new(),
         dr: Vec::new(),
         backups: Vec::new(),
+        state_snapshot: None,
     };
     if !status.backends.iter().all(|b| b.ok) {
         status.drift_error = Some("a backend is down; drift is unknown".into());
@@ -307,6 +347,7 @@ pub async fn etcd_unreachable(
         consumers: Vec::new(),
         dr: Vec::new(),
         backups: Vec::new(),
+        state_snapshot: None,
         last_unlock: None,
     }
 }

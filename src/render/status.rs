@@ -5,7 +5,7 @@ use comfy_table::presets::NOTHING;
 use comfy_table::{Cell, Table};
 
 use crate::engine::compliance::human;
-use crate::engine::status::Status;
+use crate::engine::status::{SnapshotState, SnapshotStatus, Status};
 use crate::resource::System;
 use crate::state::{AppliedRecord, Operation, UnlockRecord};
 
@@ -84,7 +84,37 @@ pub fn text(s: &Status) -> String {
             }
         }
     }
+    if let Some(snap) = &s.state_snapshot {
+        out.push_str(&state_snapshot(snap));
+    }
     out
+}
+
+/// The etcd snapshots' line: last success, and its age against `stale_after`.
+fn state_snapshot(s: &SnapshotStatus) -> String {
+    let limit = human(s.stale_after_s);
+    let head = format!("\netcd snapshots ({}): ", s.location);
+    let last = match (&s.last_snapshot, &s.last_started_at, s.age_s) {
+        (Some(id), Some(at), Some(age)) => {
+            let what = match (s.revision, s.size) {
+                (Some(r), Some(b)) => format!(", revision {r}, {b} byte(s)"),
+                _ => String::new(),
+            };
+            format!(
+                "last success {at} (snapshot `{id}`{what}), {} ago",
+                human(age)
+            )
+        }
+        _ => String::new(),
+    };
+    match (s.state, &s.error) {
+        (_, Some(e)) => format!("{head}unknown: {e}\n"),
+        (SnapshotState::NeverSucceeded, _) => format!(
+            "{head}NEVER SUCCEEDED: no complete snapshot (stale after {limit}); run `sluice snapshot`\n"
+        ),
+        (SnapshotState::Stale, _) => format!("{head}STALE: {last}, over stale_after {limit}\n"),
+        _ => format!("{head}{last}; ok (stale after {limit})\n"),
+    }
 }
 
 fn backups(s: &Status) -> Table {

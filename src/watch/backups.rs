@@ -13,6 +13,10 @@
 //! S3, so the series survives restarts and changes of leader. A run stopped
 //! by shutdown writes no manifest, so the next one starts where the last
 //! complete one ended.
+//!
+//! The same scheduler runs the environment's etcd snapshots on
+//! `state_backup.schedule` ([`Job::Snapshot`]; [`super::snapshots`] runs
+//! and seeds them).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -45,22 +49,45 @@ pub fn spawn(metrics: Arc<Metrics>, shutdown: Arc<Interrupt>, timeout: Duration)
     tx
 }
 
-/// The namespaces with a backup schedule, and the schedule.
-fn scheduled(desired: &Desired) -> BTreeMap<String, String> {
-    desired
-        .namespaces
-        .iter()
-        .filter_map(|ns| {
-            let schedule = ns
-                .disaster_recovery
-                .as_ref()?
-                .backup
-                .as_ref()?
-                .schedule
-                .clone()?;
-            Some((ns.name.clone(), schedule))
-        })
-        .collect()
+/// What the scheduler runs: a namespace's backup, or the environment's
+/// etcd snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Job {
+    Backup(String),
+    Snapshot,
+}
+
+impl Job {
+    /// What its jitter is drawn from, and logs name it by.
+    fn name(&self) -> &str {
+        match self {
+            Job::Backup(ns) => ns,
+            // Not a namespace name (they hold no space), so never a twin's.
+            Job::Snapshot => "etcd snapshot",
+        }
+    }
+}
+
+/// Every scheduled job: the namespaces with a backup schedule, and the
+/// environment's snapshots when `state_backup` has one; with the schedule.
+fn scheduled(desired: &Desired) -> BTreeMap<Job, String> {
+    let backups = desired.namespaces.iter().filter_map(|ns| {
+        let schedule = ns
+            .disaster_recovery
+            .as_ref()?
+            .backup
+            .as_ref()?
+            .schedule
+            .clone()?;
+        Some((Job::Backup(ns.name.clone()), schedule))
+    });
+    let snapshot = desired
+        .environment
+        .state_backup
+        .as_ref()
+        .and_then(|b| b.schedule.clone())
+        .map(|s| (Job::Snapshot, s));
+    backups.chain(snapshot).collect()
 }
 
 /// When namespace `ns`'s next run is due after `now`: the schedule's next
@@ -96,12 +123,12 @@ async fn schedule(
     shutdown: Arc<Interrupt>,
     timeout: Duration,
 ) {
-    let running: Arc<Mutex<BTreeSet<String>>> = Arc::default();
-    // Per namespace: its schedule and when its next run is due.
-    let mut due: BTreeMap<String, (String, SystemTime)> = BTreeMap::new();
+    let running: Running = Arc::default();
+    // Per job: its schedule and when its next run is due.
+    let mut due: BTreeMap<Job, (String, SystemTime)> = BTreeMap::new();
     let mut connection: Option<Connection> = None;
-    // Namespaces whose last success was read from S3 since this replica led.
-    let mut seeded: BTreeSet<String> = BTreeSet::new();
+    // Jobs whose last success was read from S3 since this replica led.
+    let mut seeded: BTreeSet<Job> = BTreeSet::new();
     loop {
         let desired = rx.borrow_and_update().clone();
         let now = SystemTime::now();
@@ -109,55 +136,62 @@ async fn schedule(
         if desired.is_none() {
             seeded.clear();
         }
-        due.retain(|ns, (schedule, _)| wanted.get(ns) == Some(schedule));
-        if let Some(desired) = &desired
-            && wanted.keys().any(|ns| !seeded.contains(ns))
-        {
-            match connect(&mut connection, desired, timeout).await {
-                Ok(conn) => {
-                    for ns in wanted.keys() {
-                        if seeded.insert(ns.clone()) {
-                            seed(desired, ns, conn.s3.clone(), metrics.clone());
-                        }
-                    }
-                }
-                Err(why) => tracing::warn!("cannot read the last complete backups yet: {why}"),
-            }
+        due.retain(|job, (schedule, _)| wanted.get(job) == Some(schedule));
+        if let Some(desired) = &desired {
+            seed_all(
+                desired,
+                &wanted,
+                &mut seeded,
+                &mut connection,
+                &metrics,
+                timeout,
+            )
+            .await;
         }
-        for (ns, schedule) in &wanted {
-            if !due.contains_key(ns) {
-                match next_due(schedule, ns, now) {
+        for (job, schedule) in &wanted {
+            if !due.contains_key(job) {
+                match next_due(schedule, job.name(), now) {
                     Some(at) => {
-                        tracing::info!(namespace = %ns, schedule = %schedule, next = %humantime::format_rfc3339_seconds(at), "backups scheduled");
-                        due.insert(ns.clone(), (schedule.clone(), at));
+                        tracing::info!(job = %job.name(), schedule = %schedule, next = %humantime::format_rfc3339_seconds(at), "scheduled");
+                        due.insert(job.clone(), (schedule.clone(), at));
                     }
                     None => {
-                        tracing::warn!(namespace = %ns, schedule = %schedule, "the backup schedule never occurs; no backups are scheduled")
+                        tracing::warn!(job = %job.name(), schedule = %schedule, "the schedule never occurs; nothing is scheduled")
                     }
                 }
             }
         }
         if let Some(desired) = &desired {
-            let ready: Vec<String> = due
+            let ready: Vec<Job> = due
                 .iter()
                 .filter(|(_, (_, at))| *at <= now)
-                .map(|(ns, _)| ns.clone())
+                .map(|(job, _)| job.clone())
                 .collect();
-            if !ready.is_empty() {
-                let conn = connect(&mut connection, desired, timeout).await;
-                for ns in ready {
-                    let conn = match &conn {
-                        Ok(c) => Ok(*c),
-                        Err(e) => Err(e.as_str()),
-                    };
-                    start(&ns, desired, conn, &running, &metrics, timeout);
-                    let (schedule, at) = due.get_mut(&ns).expect("listed above");
-                    // A schedule that never occurs again drops out.
-                    match next_due(schedule, &ns, now) {
-                        Some(next) => *at = next,
-                        None => {
-                            due.remove(&ns);
-                        }
+            let backups = ready.iter().any(|j| matches!(j, Job::Backup(_)));
+            let conn = if backups {
+                connect(&mut connection, desired, timeout).await
+            } else {
+                Err(String::new())
+            };
+            for job in ready {
+                match &job {
+                    Job::Backup(ns) => {
+                        let conn = match &conn {
+                            Ok(c) => Ok(*c),
+                            Err(e) => Err(e.as_str()),
+                        };
+                        start(ns, desired, conn, &running, &metrics, timeout);
+                    }
+                    Job::Snapshot => {
+                        super::snapshots::start(desired, &running, &metrics, timeout);
+                    }
+                }
+                let (schedule, at) = due.get_mut(&job).expect("listed above");
+                // A schedule that never occurs again drops out.
+                match next_due(schedule, job.name(), now) {
+                    Some(next) => *at = next,
+                    None => {
+                        due.remove(&job);
                     }
                 }
             }
@@ -174,6 +208,39 @@ async fn schedule(
         if shutdown.requested() {
             return;
         }
+    }
+}
+
+/// The jobs running now: none starts twice at once in one watcher.
+pub type Running = Arc<Mutex<BTreeSet<Job>>>;
+
+/// Sets the last success of each wanted job not seeded since this replica
+/// led, from S3.
+async fn seed_all(
+    desired: &Arc<Desired>,
+    wanted: &BTreeMap<Job, String>,
+    seeded: &mut BTreeSet<Job>,
+    connection: &mut Option<Connection>,
+    metrics: &Arc<Metrics>,
+    timeout: Duration,
+) {
+    if wanted.contains_key(&Job::Snapshot) && seeded.insert(Job::Snapshot) {
+        super::snapshots::seed(desired, metrics.clone(), timeout);
+    }
+    let backups: Vec<&Job> = wanted.keys().filter(|j| !seeded.contains(*j)).collect();
+    if backups.is_empty() {
+        return;
+    }
+    match connect(connection, desired, timeout).await {
+        Ok(conn) => {
+            for job in backups {
+                if let Job::Backup(ns) = job {
+                    seeded.insert(job.clone());
+                    seed(desired, ns, conn.s3.clone(), metrics.clone());
+                }
+            }
+        }
+        Err(why) => tracing::warn!("cannot read the last complete backups yet: {why}"),
     }
 }
 
@@ -254,7 +321,7 @@ fn start(
     ns: &str,
     desired: &Arc<Desired>,
     conn: Result<&Connection, &str>,
-    running: &Arc<Mutex<BTreeSet<String>>>,
+    running: &Running,
     metrics: &Arc<Metrics>,
     timeout: Duration,
 ) {
@@ -270,7 +337,8 @@ fn start(
             return;
         }
     };
-    if !running.lock().expect("not poisoned").insert(ns.to_owned()) {
+    let job = Job::Backup(ns.to_owned());
+    if !running.lock().expect("not poisoned").insert(job.clone()) {
         tracing::warn!(namespace = %ns, "the previous scheduled backup is still running; this occurrence is skipped");
         return;
     }
@@ -300,7 +368,7 @@ fn start(
                 tracing::error!(namespace = %ns, "scheduled backup failed: {}; no manifest was written, so the next run starts where the last complete one ended", chain(&e));
             }
         }
-        running.lock().expect("not poisoned").remove(&ns);
+        running.lock().expect("not poisoned").remove(&job);
     });
 }
 

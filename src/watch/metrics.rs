@@ -87,6 +87,9 @@ pub struct Metrics {
     pub backup_last_success: Family<NamespaceLabels, Gauge<f64, AtomicU64>>,
     pub backup_failures: Family<NamespaceLabels, Counter>,
     pub backup_duration: Family<NamespaceLabels, Histogram, fn() -> Histogram>,
+    pub snapshot_last_success: Family<EnvLabels, Gauge<f64, AtomicU64>>,
+    pub snapshot_failures: Family<EnvLabels, Counter>,
+    pub snapshot_duration: Family<EnvLabels, Histogram, fn() -> Histogram>,
 }
 
 /// Buckets for backup runs: from a second to about nine hours.
@@ -170,6 +173,21 @@ impl Metrics {
             backup_duration: registered!(
                 "backup_duration_seconds",
                 "Time one scheduled backup run of the namespace took, failed or not",
+                Family::new_with_constructor(backup_histogram as fn() -> Histogram)
+            ),
+            snapshot_last_success: registered!(
+                "state_snapshot_last_success_timestamp_seconds",
+                "When the newest complete etcd snapshot of the environment started (Unix time); 0 when there is none",
+                Family::default()
+            ),
+            snapshot_failures: registered!(
+                "state_snapshot_failures",
+                "Scheduled etcd snapshots of the environment that failed or could not start",
+                Family::default()
+            ),
+            snapshot_duration: registered!(
+                "state_snapshot_duration_seconds",
+                "Time one scheduled etcd snapshot of the environment took, failed or not",
                 Family::new_with_constructor(backup_histogram as fn() -> Histogram)
             ),
             registry,

@@ -14,6 +14,7 @@ mod error;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod snapshots;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;

@@ -44,3 +44,19 @@ fn an_unknown_placeholder_is_an_error_at_its_column() {
     );
     assert!(r.stderr.contains("sluice.yaml:18:"), "{}", r.stderr);
 }
+
+/// The etcd snapshot rules read the metrics of a watcher's scheduled
+/// snapshots: rendered with `state_backup.schedule`, not without it.
+#[test]
+fn snapshot_rules_are_rendered_only_for_scheduled_snapshots() {
+    let repo = crate::common::TestRepo::new();
+    let rendered = |extra: &str| {
+        repo.workspace(&format!(
+            "      state_backup:\n        bucket: platform-state\n{extra}"
+        ));
+        let out = render_alerts(repo.dir.path(), "local");
+        out.path().join("sluice.state-snapshots.yml").exists()
+    };
+    assert!(!rendered(""));
+    assert!(rendered("        schedule: \"0 * * * *\"\n"));
+}

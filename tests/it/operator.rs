@@ -239,3 +239,23 @@ fn destroy_and_namespace_refuse_before_reaching_any_system() {
         assert!(out.stderr.contains("cannot be used with"), "{}", out.stderr);
     }
 }
+
+/// `sluice snapshot` in an environment without `state_backup` fails before
+/// reaching anything, naming the setting to add.
+#[test]
+fn snapshot_without_state_backup_names_the_setting_and_reaches_nothing() {
+    let repo = crate::common::TestRepo::new();
+    let out = repo.offline(&["snapshot"]);
+    assert_eq!(out.code, 1, "{}", out.all_output());
+    assert!(
+        out.stderr
+            .contains("environment `local` declares no `state_backup`"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("hint: declare `state_backup`"),
+        "{}",
+        out.stderr
+    );
+}

@@ -62,9 +62,14 @@ fn example_alerts() -> Vec<(String, String)> {
 fn every_example_rule_file_passes_promtool() {
     let alerts = example_alerts();
     assert!(alerts.len() >= 8, "{alerts:?}");
-    for env in ["local", "prod"] {
+    // `prod` declares `state_backup`: its three snapshot rules too.
+    for (env, workspace_rules) in [("local", 0), ("prod", 3)] {
         let out = render_alerts(&root().join("examples"), env);
-        assert_eq!(promtool(out.path()), alerts.len(), "environment {env}");
+        assert_eq!(
+            promtool(out.path()),
+            alerts.len() + workspace_rules,
+            "environment {env}"
+        );
     }
     // The golden fixture's rules, one per metric and operator, too.
     let golden = render_alerts(&root().join("tests/fixtures/alerts"), "local");
@@ -259,10 +264,147 @@ tests:
         rules = rules.display()
     );
     let file = rendered.path().join("backup-age.test.yml");
-    std::fs::write(&file, test).unwrap();
+    promtool_test(&file, &test);
+}
+
+/// `promtool test rules` on the workspace-level rules of an environment's
+/// etcd snapshots (`state_backup`, `stale_after: 1h`): stale fires an hour
+/// (and its `for: 5m`) after the success series stops advancing, and not
+/// while it advances; never-succeeded fires, after `stale_after`, when the
+/// series is 0 or absent while a watcher leads, and not when a snapshot
+/// exists or no replica leads; failing fires when the failure counter moves.
+#[test]
+fn state_snapshot_rules_fire_under_promtool_on_the_right_series_only() {
+    let repo = crate::common::TestRepo::new();
+    repo.workspace(
+        "      state_backup:\n        bucket: platform-state\n        schedule: \"*/10 * * * *\"\n        stale_after: 1h\n",
+    );
+    let rendered = render_alerts(repo.dir.path(), "local");
+    let rules = rendered.path().join("sluice.state-snapshots.yml");
+    let text = std::fs::read_to_string(&rules).unwrap();
+    // Each alert as promtool must find it: the rule's annotations, from the file.
+    let doc: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+    let alert = |name: &str| {
+        let rule = doc["groups"][0]["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["alert"] == name)
+            .unwrap_or_else(|| panic!("no rule {name} in\n{text}"));
+        format!(
+            "\n          - exp_labels: {{severity: {}, environment: local}}\n            exp_annotations: {}",
+            rule["labels"]["severity"].as_str().unwrap(),
+            rule["annotations"]
+        )
+    };
+    let (stale, never, failing) = (
+        alert("SluiceStateSnapshotStale"),
+        alert("SluiceStateSnapshotNeverSucceeded"),
+        alert("SluiceStateSnapshotFailing"),
+    );
+    let success = r#"sluice_state_snapshot_last_success_timestamp_seconds{environment="local"}"#;
+    let leader = r#"sluice_leader{environment="local"}"#;
+    let failures = r#"sluice_state_snapshot_failures_total{environment="local"}"#;
+    let test = format!(
+        r#"rule_files: ['{rules}']
+evaluation_interval: 1m
+tests:
+  # Snapshots every minute for 10 minutes, then none: the last at 600 s.
+  - interval: 1m
+    input_series:
+      - series: '{success}'
+        values: '0+60x10 600x100'
+      - series: '{leader}'
+        values: '1x110'
+    alert_rule_test:
+      - eval_time: 68m
+        alertname: SluiceStateSnapshotStale
+        exp_alerts: []
+      # Over 1h since 70m, for 5m by 75m.
+      - eval_time: 80m
+        alertname: SluiceStateSnapshotStale
+        exp_alerts:{stale}
+      - eval_time: 80m
+        alertname: SluiceStateSnapshotNeverSucceeded
+        exp_alerts: []
+  # Snapshots every minute throughout.
+  - interval: 1m
+    input_series:
+      - series: '{success}'
+        values: '60+60x110'
+      - series: '{leader}'
+        values: '1x110'
+    alert_rule_test:
+      - eval_time: 100m
+        alertname: SluiceStateSnapshotStale
+        exp_alerts: []
+      - eval_time: 100m
+        alertname: SluiceStateSnapshotNeverSucceeded
+        exp_alerts: []
+  # The leader found no snapshot in S3 (0), and none succeeds.
+  - interval: 1m
+    input_series:
+      - series: '{success}'
+        values: '0x100'
+      - series: '{leader}'
+        values: '1x100'
+    alert_rule_test:
+      - eval_time: 50m
+        alertname: SluiceStateSnapshotNeverSucceeded
+        exp_alerts: []
+      - eval_time: 70m
+        alertname: SluiceStateSnapshotNeverSucceeded
+        exp_alerts:{never}
+      - eval_time: 70m
+        alertname: SluiceStateSnapshotStale
+        exp_alerts: []
+  # A leader publishes no success series at all (S3 unreadable).
+  - interval: 1m
+    input_series:
+      - series: '{leader}'
+        values: '1x100'
+    alert_rule_test:
+      - eval_time: 70m
+        alertname: SluiceStateSnapshotNeverSucceeded
+        exp_alerts:{never}
+  # Only a standby runs: nobody is expected to snapshot.
+  - interval: 1m
+    input_series:
+      - series: '{leader}'
+        values: '0x100'
+    alert_rule_test:
+      - eval_time: 70m
+        alertname: SluiceStateSnapshotNeverSucceeded
+        exp_alerts: []
+  # A failure at 5m, then none.
+  - interval: 1m
+    input_series:
+      - series: '{failures}'
+        values: '0 0 0 0 0 1x100'
+    alert_rule_test:
+      - eval_time: 4m
+        alertname: SluiceStateSnapshotFailing
+        exp_alerts: []
+      - eval_time: 10m
+        alertname: SluiceStateSnapshotFailing
+        exp_alerts:{failing}
+      - eval_time: 90m
+        alertname: SluiceStateSnapshotFailing
+        exp_alerts: []
+"#,
+        rules = rules.display()
+    );
+    let file = rendered.path().join("state-snapshots.test.yml");
+    promtool_test(&file, &test);
+}
+
+/// Writes `test` to `file` and runs the real `promtool test rules` on it;
+/// every test in it must pass.
+fn promtool_test(file: &Path, test: &str) {
+    std::fs::write(file, test).unwrap();
     let out = Command::new("promtool")
         .args(["test", "rules"])
-        .arg(&file)
+        .arg(file)
         .output()
         .expect("promtool is installed by scripts/services.sh install");
     let text =

@@ -224,12 +224,20 @@ fn backed_up_namespace_with(repo: &TestRepo, backup: &str) -> (String, String) {
 
 /// The manifests under the namespace's directory, oldest first.
 pub(crate) async fn manifests(repo: &TestRepo, ns: &str) -> Vec<serde_json::Value> {
+    manifests_under(repo, &repo.bucket("backups"), &format!("backups/{ns}/")).await
+}
+
+/// The manifests under `prefix` of `bucket`, oldest first (by key).
+pub(crate) async fn manifests_under(
+    repo: &TestRepo,
+    bucket: &str,
+    prefix: &str,
+) -> Vec<serde_json::Value> {
     let s3 = repo.s3();
-    let bucket = repo.bucket("backups");
     let listed = s3
         .list_objects_v2()
-        .bucket(&bucket)
-        .prefix(format!("backups/{ns}/"))
+        .bucket(bucket)
+        .prefix(prefix)
         .send()
         .await
         .unwrap();
@@ -243,13 +251,7 @@ pub(crate) async fn manifests(repo: &TestRepo, ns: &str) -> Vec<serde_json::Valu
     keys.sort();
     let mut out = Vec::new();
     for k in keys {
-        let body = s3
-            .get_object()
-            .bucket(&bucket)
-            .key(&k)
-            .send()
-            .await
-            .unwrap();
+        let body = s3.get_object().bucket(bucket).key(&k).send().await.unwrap();
         let bytes = body.body.collect().await.unwrap().into_bytes();
         out.push(serde_json::from_slice(&bytes).unwrap());
     }

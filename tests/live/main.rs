@@ -21,6 +21,7 @@ mod proxy;
 mod pull_request;
 mod reconcile;
 mod smoke;
+mod snapshot;
 mod state;
 mod topic_configs;
 mod untrusted;

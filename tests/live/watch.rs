@@ -12,8 +12,8 @@ use crate::common::{TestRepo, commit_all};
 
 const INTERVAL: Duration = Duration::from_secs(1);
 
-/// A free loopback port for a watcher's listen address.
-fn free_port() -> u16 {
+/// A free loopback port (a watcher's listen address, a test's own etcd).
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -605,5 +605,109 @@ fn a_starting_watcher_sets_the_backup_metric_from_the_last_complete_run_in_s3() 
         )),
         None,
         "no run was expected"
+    );
+}
+
+/// A repository whose `local` environment snapshots etcd on `schedule`
+/// into bucket `<tag>-state` (not created) under `snaps/`; the bucket's name.
+fn snapshotted(repo: &TestRepo, schedule: &str) -> String {
+    let bucket = repo.bucket("state");
+    repo.workspace(&format!(
+        "      state_backup:\n        bucket: {bucket}\n        prefix: snaps/\n        schedule: \"{schedule}\"\n"
+    ));
+    bucket
+}
+
+fn create_bucket(repo: &TestRepo, bucket: &str) {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        repo.s3()
+            .create_bucket()
+            .bucket(bucket)
+            .send()
+            .await
+            .unwrap();
+    });
+}
+
+#[test]
+fn scheduled_etcd_snapshots_run_every_minute_count_failures_and_move_the_snapshot_metrics() {
+    let repo = TestRepo::new();
+    // No bucket yet: the first occurrence fails.
+    let bucket = snapshotted(&repo, "* * * * *");
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let w = Watcher::start(&repo, &[]);
+    let success = "sluice_state_snapshot_last_success_timestamp_seconds{environment=\"local\"}";
+    let failures = "sluice_state_snapshot_failures_total{environment=\"local\"}";
+    let count = "sluice_state_snapshot_duration_seconds_count{environment=\"local\"}";
+    // On taking the lead the failure counter is there at 0; S3 cannot be
+    // read, so no success series.
+    w.wait_until(Duration::from_secs(20), "the failure counter", |w| {
+        w.metric(failures).is_some()
+    });
+    assert_eq!(w.metric(failures), Some(0.0));
+    // The next minute, plus at most six seconds of jitter, plus the run.
+    w.wait_until(Duration::from_secs(80), "a first, failed snapshot", |w| {
+        w.metric(failures).is_some_and(|n| n >= 1.0)
+    });
+    assert_eq!(w.metric(success), None);
+    assert_eq!(w.metric(count), Some(1.0));
+
+    create_bucket(&repo, &bucket);
+    w.wait_until(Duration::from_secs(70), "a scheduled snapshot", |w| {
+        w.metric(success).is_some_and(|t| t > started)
+    });
+    let first = w.metric(success).unwrap();
+    assert_eq!(w.metric(count), Some(2.0));
+    assert_eq!(w.metric(failures), Some(1.0));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let snaps = rt.block_on(crate::backup::manifests_under(&repo, &bucket, "snaps/"));
+    assert_eq!(snaps.len(), 1, "{snaps:?}");
+    #[allow(clippy::cast_precision_loss)]
+    let started_at = snaps[0]["started_at_ms"].as_i64().unwrap() as f64 / 1000.0;
+    assert!((first - started_at).abs() < 0.01, "{first} vs {started_at}");
+    let (code, _, logs) = w.terminate();
+    assert_eq!(code, Some(0), "{logs}");
+    assert!(logs.contains("scheduled etcd snapshot complete"), "{logs}");
+    assert!(
+        logs.contains("scheduled etcd snapshot failed") && logs.contains("does not exist"),
+        "{logs}"
+    );
+}
+
+#[test]
+fn a_starting_watcher_sets_the_snapshot_metric_to_zero_without_a_snapshot_and_from_s3_with_one() {
+    let repo = TestRepo::new();
+    // A yearly schedule: no snapshot during the test; the series comes from S3.
+    let bucket = snapshotted(&repo, "0 0 1 1 *");
+    create_bucket(&repo, &bucket);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let success = "sluice_state_snapshot_last_success_timestamp_seconds{environment=\"local\"}";
+    let w = Watcher::start(&repo, &[]);
+    w.wait_until(Duration::from_secs(20), "the seeded snapshot metric", |w| {
+        w.metric(success).is_some()
+    });
+    assert_eq!(w.metric(success), Some(0.0), "never succeeded");
+    drop(w);
+
+    let snap = repo.run(&["snapshot"]);
+    assert_eq!(snap.code, 0, "{}", snap.all_output());
+    let snaps = rt.block_on(crate::backup::manifests_under(&repo, &bucket, "snaps/"));
+    #[allow(clippy::cast_precision_loss)]
+    let started_at = snaps[0]["started_at_ms"].as_i64().unwrap() as f64 / 1000.0;
+    let w = Watcher::start(&repo, &[]);
+    w.wait_until(
+        Duration::from_secs(20),
+        "the snapshot metric from S3",
+        |w| w.metric(success).is_some_and(|t| t > 0.0),
+    );
+    let seen = w.metric(success).unwrap();
+    assert!((seen - started_at).abs() < 0.01, "{seen} vs {started_at}");
+    assert_eq!(
+        w.metric("sluice_state_snapshot_duration_seconds_count{environment=\"local\"}"),
+        None,
+        "no scheduled snapshot was expected"
     );
 }

@@ -17,7 +17,7 @@ pub mod layout;
 mod objects;
 pub mod policy;
 
-pub use objects::BucketObjects;
+pub use objects::{BucketObjects, Retention, Upload};
 
 use documents::{lifecycle_value, replication_value};
 use policy::Policy;

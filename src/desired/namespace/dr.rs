@@ -10,7 +10,7 @@ use crate::diag::Span;
 
 use super::Ctx;
 use crate::desired::model::*;
-use crate::desired::units::{nonzero, parse_unit};
+use crate::desired::units::{object_lock, parse_unit, schedule};
 
 pub(super) fn resolve_dr(
     doc: &Doc<Namespace>,
@@ -72,18 +72,8 @@ fn backup(
     diags: &mut Vec<Diagnostic>,
 ) -> BackupState {
     check_bucket(&b.bucket, file, cx, diags);
-    let schedule = b
-        .schedule
-        .as_ref()
-        .and_then(|s| parse_unit(Some(s), file, diags).map(|_| s.text().trim().to_owned()));
-    let object_lock = b.object_lock.as_ref().map(|l| {
-        nonzero(&l.days, "object_lock.days", file, diags);
-        ObjectLockState {
-            mode: l.mode,
-            days: l.days.value,
-            source: Span::new(file, l.days.loc),
-        }
-    });
+    let schedule = schedule(b.schedule.as_ref(), file, diags);
+    let object_lock = object_lock(b.object_lock.as_ref(), file, diags);
     BackupState {
         bucket: b.bucket.value.clone(),
         prefix: b.prefix.clone().unwrap_or_else(|| format!("{namespace}/")),
