@@ -201,6 +201,11 @@ pub enum Command {
     },
     /// Snapshot the environment's etcd to S3 per its `state_backup`: the snapshot, then a manifest
     Snapshot,
+    /// Disaster recovery: the DR review's report
+    Dr {
+        #[command(subcommand)]
+        command: DrCommand,
+    },
     /// Back up namespaces' topics to S3 per their DR policy: segment objects, then a manifest
     Backup {
         /// Only these namespaces (default: every one with `disaster_recovery.backup`)
@@ -344,6 +349,9 @@ impl Command {
             Command::Validate { format } | Command::Status { format, .. } => {
                 *format == Format::Json
             }
+            Command::Dr {
+                command: DrCommand::Report { format },
+            } => *format == ReportFormat::Json,
             Command::Plan { format, .. }
             | Command::Drift { format, .. }
             | Command::Show { format, .. } => *format == PlanFormat::Json,
@@ -377,6 +385,23 @@ impl DetailArgs {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
+    Json,
+}
+
+/// `sluice dr ...`.
+#[derive(Debug, Subcommand)]
+pub enum DrCommand {
+    /// One table per environment (every one, or `--env`): each DR namespace's tier, RPO and
+    /// RTO targets, last backup age, PITR coverage and replication, and the etcd snapshot's age
+    Report {
+        #[arg(long, value_enum, default_value_t = ReportFormat::Markdown)]
+        format: ReportFormat,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Markdown,
     Json,
 }
 

@@ -5,6 +5,7 @@ mod apply;
 mod backup;
 mod completions;
 mod destroy;
+mod dr;
 mod forget;
 mod import;
 mod plan;
@@ -24,7 +25,7 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 
 use crate::backend::{BackendError, ConnectError};
-use crate::cli::{Cli, Command, LogFormat, Render};
+use crate::cli::{Cli, Command, DrCommand, LogFormat, Render};
 use crate::config::redact::{self, Redactor};
 use crate::desired::{Desired, Overrides};
 use crate::diag::{Diagnostic, render_text};
@@ -469,6 +470,9 @@ fn run(cli: &Cli) -> Result<Exit, Error> {
             },
         ),
         Command::Snapshot => snapshot::run(cli),
+        Command::Dr {
+            command: DrCommand::Report { format },
+        } => dr::report(cli, *format),
         Command::Backup {
             namespaces,
             segment_size,

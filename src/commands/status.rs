@@ -3,9 +3,13 @@
 use super::{Error, Exit, block_on, load_desired, load_policies, print_json};
 use crate::backend::s3::S3Backend;
 use crate::cli::{Cli, Format};
+use crate::desired::Desired;
+use crate::engine::status::Status;
 use crate::engine::{Target, status};
+use crate::policy::Policies;
 use crate::render;
 use crate::resource::System;
+use crate::source::SourceTree;
 
 pub fn run(cli: &Cli, namespace: Option<&str>, format: Format) -> Result<Exit, Error> {
     let (tree, desired) = load_desired(cli, None)?;
@@ -21,7 +25,30 @@ pub fn run(cli: &Cli, namespace: Option<&str>, format: Format) -> Result<Exit, E
         });
     }
     let policies = load_policies(&tree)?;
-    let status = block_on(async {
+    let status = collect(cli, &tree, &desired, &policies, namespace)?;
+    match format {
+        Format::Json => print_json(&serde_json::to_string_pretty(&status).expect("status is JSON")),
+        Format::Text => print!("{}", render::status::text(&status)),
+    }
+    Ok(if status.unhealthy() {
+        Exit::Failure
+    } else if status.needs_attention() {
+        Exit::Changes
+    } else {
+        Exit::Success
+    })
+}
+
+/// The status of `desired`'s environment (or of namespace `only`), with its
+/// backups' and etcd snapshots' figures when the systems answer.
+pub(super) fn collect(
+    cli: &Cli,
+    tree: &SourceTree,
+    desired: &Desired,
+    policies: &Policies,
+    namespace: Option<&str>,
+) -> Result<Status, Error> {
+    block_on(async {
         let target = match Target::connect(&desired.environment, cli.timeout).await {
             Ok(target) => target,
             // etcd does not answer: the table says so, with the others' health.
@@ -37,10 +64,10 @@ pub fn run(cli: &Cli, namespace: Option<&str>, format: Format) -> Result<Exit, E
             Err(e) => return Err(e.into()),
         };
         let mut status = status::gather(
-            &desired,
+            desired,
             tree.revision.as_deref(),
             &target,
-            &policies,
+            policies,
             namespace,
         )
         .await;
@@ -53,7 +80,7 @@ pub fn run(cli: &Cli, namespace: Option<&str>, format: Format) -> Result<Exit, E
                 .await
                 .map_err(|e| crate::diag::chain(&e));
             let s3 = s3.as_ref().map_err(String::as_str);
-            status.backups = crate::backup::status::gather(&desired, s3, namespace).await;
+            status.backups = crate::backup::status::gather(desired, s3, namespace).await;
         }
         // The etcd snapshots, for the environment as a whole, when S3 answers.
         if let (Some(sb), Some(s3), None) = (
@@ -72,16 +99,5 @@ pub fn run(cli: &Cli, namespace: Option<&str>, format: Format) -> Result<Exit, E
             status.state_snapshot = Some(crate::snapshot::status::gather(sb, s3).await);
         }
         Ok::<_, Error>(status)
-    })?;
-    match format {
-        Format::Json => print_json(&serde_json::to_string_pretty(&status).expect("status is JSON")),
-        Format::Text => print!("{}", render::status::text(&status)),
-    }
-    Ok(if status.unhealthy() {
-        Exit::Failure
-    } else if status.needs_attention() {
-        Exit::Changes
-    } else {
-        Exit::Success
     })
 }

@@ -7,6 +7,7 @@ pub mod compliance;
 pub mod destroy;
 pub mod forget;
 pub mod progress;
+pub mod report;
 pub mod status;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -3,6 +3,7 @@
 mod document;
 pub mod markdown;
 pub mod progress;
+pub mod report;
 pub mod status;
 pub mod text;
 

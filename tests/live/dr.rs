@@ -347,3 +347,115 @@ fn a_missing_replication_target_is_blocked_with_file_and_line() {
     let apply = repo.run(&["apply", "--auto-approve"]);
     assert_eq!(apply.code, 1, "{}", apply.all_output());
 }
+
+#[test]
+fn dr_report_shows_targets_backup_age_coverage_and_replication() {
+    let repo = TestRepo::new();
+    declare_buckets(&repo);
+    let replication = format!(
+        "    rpo: 1h\n    rto: 4h\n    replication:\n      bucket: {}\n      region: eu-west-1\n      read_only: true\n",
+        repo.bucket("replica")
+    );
+    dr_namespace(&repo, "30d", &replication);
+    ok(&repo.run(&["apply", "--auto-approve"]));
+    let ns = repo.name("dr");
+    let row = |run: &Run| -> serde_json::Value {
+        let envs = run.json();
+        assert_eq!(envs.as_array().unwrap().len(), 1, "{envs}");
+        assert_eq!(envs[0]["environment"], "local", "{envs}");
+        envs[0]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["namespace"] == ns.as_str())
+            .cloned()
+            .unwrap_or_else(|| panic!("no row for {ns}: {envs}"))
+    };
+
+    // No backup yet: the targets, the violation, exit 2.
+    let before = repo.run(&["dr", "report", "--format", "json"]);
+    assert_eq!(before.code, 2, "{}", before.all_output());
+    let r = row(&before);
+    assert_eq!(r["tier"], "standard", "{r}");
+    assert_eq!(
+        (r["rpo_s"].as_u64(), r["rto_s"].as_u64()),
+        (Some(3600), Some(14400)),
+        "{r}"
+    );
+    assert_eq!(r["replication"], "ok", "{r}");
+    assert_eq!(r["backup"]["last_run"], serde_json::Value::Null, "{r}");
+    assert!(
+        r["violations"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("no complete backup"),
+        "{r}"
+    );
+    assert_eq!(r["compliant"], false, "{r}");
+
+    // A real backup: its age, no violation, every target met, exit 0.
+    ok(&repo.run(&["backup"]));
+    let after = repo.run(&["dr", "report", "--format", "json"]);
+    assert_eq!(after.code, 0, "{}", after.all_output());
+    let r = row(&after);
+    assert!(r["backup"]["data_age_s"].as_u64().unwrap() < 60, "{r}");
+    assert_eq!(r["violations"], serde_json::json!([]), "{r}");
+    assert_eq!(r["compliant"], true, "{r}");
+    let md = repo.run(&["dr", "report"]);
+    assert_eq!(md.code, 0, "{}", md.all_output());
+    assert!(
+        md.stdout.contains("## Environment `local`"),
+        "{}",
+        md.stdout
+    );
+    assert!(
+        md.stdout
+            .contains(&format!("| `{ns}` | standard | 1h | 4h | ")),
+        "{}",
+        md.stdout
+    );
+    assert!(md.stdout.contains("| ok | yes |"), "{}", md.stdout);
+
+    // The replication rule removed out of band: failing, named, exit 2.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(
+        repo.s3()
+            .delete_bucket_replication()
+            .bucket(repo.bucket("backups"))
+            .send(),
+    )
+    .unwrap();
+    let broken = repo.run(&["dr", "report", "--format", "json"]);
+    assert_eq!(broken.code, 2, "{}", broken.all_output());
+    let r = row(&broken);
+    assert_eq!(r["replication"], "failing", "{r}");
+    assert!(
+        r["violations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v.as_str().unwrap().contains("replication rule")),
+        "{r}"
+    );
+
+    // S3 gone: the rows and targets still, every figure unknown, exit 1.
+    let down = crate::servers::closed_port();
+    let unread = crate::common::run(
+        repo.sluice()
+            .env("SLUICE_S3_ENDPOINT", format!("http://{down}"))
+            .args(["dr", "report"]),
+    );
+    assert_eq!(unread.code, 1, "{}", unread.all_output());
+    assert!(
+        unread.stdout.contains("**Figures incomplete:**"),
+        "{}",
+        unread.stdout
+    );
+    assert!(
+        unread.stdout.contains(&format!(
+            "| `{ns}` | standard | 1h | 4h | unknown | unknown | unknown | unknown |"
+        )),
+        "{}",
+        unread.stdout
+    );
+}
