@@ -3,16 +3,20 @@
 //! objects and ends with a manifest; `sluice restore` reads the chain of
 //! manifests back into topics.
 //!
-//! [`segment`] is the object format (Avro, zstd), [`manifest`] the manifest,
-//! the key layout and the chain (no I/O), [`run`] the backup, [`restore`]
-//! the restore.
+//! [`segment`] is the object format (Avro, zstd; [`avro`] its encoding),
+//! [`manifest`] the manifest, the key layout and the chain (no I/O), [`run`]
+//! the backup (`read` its reading side), [`restore`] the restore (`write`
+//! its writing side).
 
+pub mod avro;
 pub mod manifest;
+mod read;
 pub mod restore;
 pub mod resume;
 pub mod run;
 pub mod segment;
 pub mod status;
+mod write;
 
 use sha2::{Digest, Sha256};
 
@@ -136,6 +140,18 @@ pub enum BackupError {
         message: String,
         written: u64,
     },
+    /// A block of an object that passed its checks does not decode (a
+    /// writer's bug, not damage): records of the object before that block
+    /// may have been written.
+    #[error(
+        "object `s3://{bucket}/{key}` passed its checksum but a block of it does not decode: {message}; nothing after that block was written ({written} record(s) were written before it, records of this object among them)"
+    )]
+    UnreadableBlock {
+        bucket: String,
+        key: String,
+        message: String,
+        written: u64,
+    },
     /// Producing records failed.
     #[error(
         "writing to `{topic}` partition {partition}: {message} ({written} record(s) were written before it)"
@@ -184,8 +200,9 @@ impl BackupError {
     /// The same error, counting the `records` written before it (an object
     /// fetched ahead fails before the records ahead of it are written).
     pub fn written_before(mut self, records: u64) -> Self {
-        if let BackupError::Corrupt { written, .. } | BackupError::Unreadable { written, .. } =
-            &mut self
+        if let BackupError::Corrupt { written, .. }
+        | BackupError::Unreadable { written, .. }
+        | BackupError::UnreadableBlock { written, .. } = &mut self
         {
             *written = records;
         }
@@ -193,7 +210,6 @@ impl BackupError {
     }
 }
 
-/// Hex SHA-256 of `bytes`.
 /// The backup `ns` declares: a namespace without one is neither backed up
 /// nor restored.
 pub fn declared(ns: &NamespaceState) -> Result<&BackupState, BackupError> {
@@ -203,11 +219,18 @@ pub fn declared(ns: &NamespaceState) -> Result<&BackupState, BackupError> {
         .ok_or_else(|| BackupError::NotBackedUp(ns.name.clone()))
 }
 
+/// Hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&Sha256::digest(bytes))
+}
+
+/// Lower-case hex of a digest.
+pub fn hex(digest: &[u8]) -> String {
+    use std::fmt::Write;
+    digest.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 /// Milliseconds since the epoch, now.

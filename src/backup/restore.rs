@@ -1,7 +1,9 @@
 //! `sluice restore`: the chain of manifests back into topics. [`plan`]
 //! reads and checks everything and writes nothing; [`execute`] creates the
 //! missing topics and writes the records, object by object, each verified
-//! against its SHA-256 before any of its records is sent.
+//! against its SHA-256 before any of its records is sent, then decoded a
+//! block at a time: what is in memory is the compressed object being
+//! written, the next one, and a few decoded blocks.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -10,14 +12,15 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::producer::FutureProducer;
 
 use super::manifest::{self, Coverage, Manifest, SegmentObject};
 use super::resume::{Present, Skipper, read_present};
 use super::run::load_chain;
-use super::{BackupError, now_ms, segment, sha256_hex};
+use super::segment::SegmentReader;
+use super::write::{Decoder, Writing, send_object};
+use super::{BackupError, now_ms, sha256_hex};
 use crate::backend::s3::BucketObjects;
 use crate::desired::NamespaceState;
 use crate::engine::Target;
@@ -322,8 +325,8 @@ pub async fn execute(
         )
         .create()
         .map_err(|e| BackupError::Kafka(e.to_string()))?;
-    // Objects in the order they are written; the next one is fetched,
-    // checked and decoded while the records of this one are sent.
+    // Objects in the order they are written; the next one is fetched and
+    // checked while the records of this one are sent.
     let order: Vec<&SegmentObject> = plan
         .topics
         .iter()
@@ -338,15 +341,11 @@ pub async fn execute(
         .collect();
     let mut fetches = order.into_iter().map(|o| fetch(objects, &plan.bucket, o));
     let mut ahead = fetches.next();
+    let mut decoder = Decoder::start();
     for t in &plan.topics {
         for partition in 0..i32::try_from(t.partitions).unwrap_or(i32::MAX) {
             let mut skip = Skipper::new(t.present.get(&partition));
-            let mismatch = |message: String| BackupError::Mismatch {
-                topic: t.into.clone(),
-                partition,
-                message,
-            };
-            for _ in t.objects.iter().filter(|(p, _)| *p == partition) {
+            for (_, object) in t.objects.iter().filter(|(p, _)| *p == partition) {
                 if cancel.requested() {
                     return Err(BackupError::Stopped {
                         reason: "interrupted",
@@ -361,49 +360,67 @@ pub async fn execute(
                 }
                 let this = ahead.take().expect("one fetch per object");
                 ahead = fetches.next();
-                let records = this
+                let bytes = this
                     .await
                     .map_err(|e| BackupError::Kafka(e.to_string()))?
                     .map_err(|e| e.written_before(done.records))?;
-                let kept: Vec<&segment::BackedRecord> = records
-                    .iter()
-                    .filter(|r| plan.to_time_ms.is_none_or(|t| r.timestamp <= t))
-                    .collect();
-                let kept = skip.rest(kept).map_err(mismatch)?;
-                let written = write(&producer, &t.into, partition, &kept, done.records).await?;
-                done.records += written;
+                let mut writing = Writing {
+                    producer: &producer,
+                    topic: &t.into,
+                    partition,
+                    pending: Vec::new(),
+                    acked: 0,
+                    before: done.records,
+                };
+                let sent = send_object(
+                    bytes,
+                    &mut decoder,
+                    &mut writing,
+                    &mut skip,
+                    plan.to_time_ms,
+                    (&plan.bucket, object),
+                )
+                .await;
+                // Whatever happened, what was sent is waited for, so that
+                // the count an error gives is what the broker holds.
+                let settled = writing.settle().await;
+                done.records += writing.acked;
+                sent.map_err(|e| e.written_before(done.records))?;
+                settled?;
                 done.objects += 1;
             }
-            skip.finish().map_err(mismatch)?;
+            skip.finish().map_err(|message| BackupError::Mismatch {
+                topic: t.into.clone(),
+                partition,
+                message,
+            })?;
         }
     }
     Ok(done)
 }
 
 /// Starts fetching one object: its bytes, checked against the manifest's
-/// SHA-256 and decoded on a blocking thread. Nothing is written until it is
-/// awaited, and an object that fails stops the restore before its records.
+/// SHA-256 and walked for their framing on a blocking thread. Nothing is
+/// written until it is awaited, and an object that fails stops the restore
+/// before its records.
 fn fetch(
     objects: &BucketObjects,
     bucket: &str,
     object: &SegmentObject,
-) -> tokio::task::JoinHandle<Result<Vec<segment::BackedRecord>, BackupError>> {
+) -> tokio::task::JoinHandle<Result<Vec<u8>, BackupError>> {
     let (objects, bucket, object) = (objects.clone(), bucket.to_owned(), object.clone());
     tokio::spawn(async move {
         let bytes = objects.get(&object.key).await?;
-        tokio::task::spawn_blocking(move || check_and_decode(&bucket, &object, &bytes))
+        tokio::task::spawn_blocking(move || check(&bucket, &object, &bytes).map(|()| bytes))
             .await
             .map_err(|e| BackupError::Kafka(e.to_string()))?
     })
 }
 
-/// The records of one object, once its bytes match the manifest's SHA-256.
-/// `written` in its errors is filled in by the caller.
-fn check_and_decode(
-    bucket: &str,
-    object: &SegmentObject,
-    bytes: &[u8],
-) -> Result<Vec<segment::BackedRecord>, BackupError> {
+/// Whether one object's bytes match the manifest's SHA-256 and frame the
+/// records the manifest counts. `written` in its errors is filled in by the
+/// caller.
+fn check(bucket: &str, object: &SegmentObject, bytes: &[u8]) -> Result<(), BackupError> {
     let found = sha256_hex(bytes);
     if found != object.sha256 {
         return Err(BackupError::Corrupt {
@@ -414,12 +431,22 @@ fn check_and_decode(
             written: 0,
         });
     }
-    segment::read(bytes).map_err(|message| BackupError::Unreadable {
+    let unreadable = |message: String| BackupError::Unreadable {
         bucket: bucket.to_owned(),
         key: object.key.clone(),
         message,
         written: 0,
-    })
+    };
+    let records = SegmentReader::open(bytes)
+        .and_then(|r| r.check_framing())
+        .map_err(unreadable)?;
+    if records != object.records {
+        return Err(unreadable(format!(
+            "it frames {records} record(s), the manifest says {}",
+            object.records
+        )));
+    }
+    Ok(())
 }
 
 /// Creates the plan's missing topics with their backed-up shape, and waits
@@ -511,75 +538,4 @@ async fn create_topics(
     })
     .await
     .map_err(|e| BackupError::Kafka(e.to_string()))?
-}
-
-/// Sends `records` to one partition and waits until every one is
-/// acknowledged; how many were written.
-async fn write(
-    producer: &FutureProducer,
-    topic: &str,
-    partition: i32,
-    records: &[&segment::BackedRecord],
-    before: u64,
-) -> Result<u64, BackupError> {
-    let fail = |message: String, written: u64| BackupError::Write {
-        topic: topic.to_owned(),
-        partition,
-        message,
-        written: before + written,
-    };
-    let mut pending: Vec<DeliveryFuture> = Vec::new();
-    let mut acked = 0u64;
-    for r in records {
-        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).partition(partition);
-        if let Some(k) = &r.key {
-            record = record.key(k.as_slice());
-        }
-        if let Some(v) = &r.value {
-            record = record.payload(v.as_slice());
-        }
-        if r.timestamp >= 0 {
-            record = record.timestamp(r.timestamp);
-        }
-        if !r.headers.is_empty() {
-            let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
-            for (key, value) in &r.headers {
-                headers = headers.insert(Header {
-                    key: key.as_str(),
-                    value: value.as_deref(),
-                });
-            }
-            record = record.headers(headers);
-        }
-        loop {
-            match producer.send_result(record) {
-                Ok(delivery) => {
-                    pending.push(delivery);
-                    break;
-                }
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    let settled = settle(&mut pending).await.map_err(|m| fail(m, acked))?;
-                    acked += settled;
-                }
-                Err((e, _)) => return Err(fail(e.to_string(), acked)),
-            }
-        }
-    }
-    let settled = settle(&mut pending).await.map_err(|m| fail(m, acked))?;
-    Ok(acked + settled)
-}
-
-/// Waits for every pending delivery, in order; how many succeeded, or the
-/// first failure.
-async fn settle(pending: &mut Vec<DeliveryFuture>) -> Result<u64, String> {
-    let mut acked = 0;
-    for delivery in pending.drain(..) {
-        match delivery.await {
-            Ok(Ok(_)) => acked += 1,
-            Ok(Err((e, _))) => return Err(e.to_string()),
-            Err(_) => return Err("the producer went away before the broker answered".into()),
-        }
-    }
-    Ok(acked)
 }
