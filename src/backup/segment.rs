@@ -354,7 +354,7 @@ impl<'a> SegmentReader<'a> {
         let mut n = 0;
         while !c.rest.is_empty() {
             let (count, _) = self.frame(&mut c).map_err(|e| format!("block {n}: {e}"))?;
-            records += count;
+            records = records.saturating_add(count);
             n += 1;
         }
         Ok(records)
