@@ -34,9 +34,22 @@ pub(super) struct Work {
 /// the memory of the pipeline (about 1.5 MiB each) and the threads busy.
 pub(super) const BLOCKS_IN_FLIGHT: usize = 6;
 
-/// Partitions one consumer reads at once: as many segments are assembled
-/// at once (about half `--segment-size` each, compressed).
+/// Partitions one consumer reads at once, at most: as many segments are
+/// assembled at once (about half `--segment-size` each, compressed).
 const PARTITIONS_AT_ONCE: usize = 4;
+
+/// Record data of the segments assembled at once: with larger segments,
+/// fewer partitions are read at once (64 MiB segments, two), so that
+/// memory stays about the same up to 128 MiB segments.
+const ASSEMBLED_BYTES: u64 = 128 * 1024 * 1024;
+
+/// How many partitions to read at once with segments of `segment_bytes`.
+fn at_once(segment_bytes: u64) -> usize {
+    let fit = ASSEMBLED_BYTES / segment_bytes.max(1);
+    usize::try_from(fit)
+        .unwrap_or(PARTITIONS_AT_ONCE)
+        .clamp(1, PARTITIONS_AT_ONCE)
+}
 
 /// What the reader hands to the assembler, in order; `usize` is the
 /// partition's place in the run's work, since segments of several
@@ -189,7 +202,7 @@ struct Active {
 }
 
 /// Reads `[start, end)` of the partitions `todo` (places in `reads`) of
-/// one topic, up to [`PARTITIONS_AT_ONCE`] at a time, into segments.
+/// one topic, up to [`at_once`] at a time, into segments.
 fn read_topic(
     consumer: &BaseConsumer,
     topic: &str,
@@ -203,7 +216,7 @@ fn read_topic(
     let mut last_record = Instant::now();
     loop {
         let mut add = TopicPartitionList::new();
-        while active.len() < PARTITIONS_AT_ONCE
+        while active.len() < at_once(opts.segment_bytes)
             && let Some(at) = todo.pop_front()
         {
             let r = &reads[at];
@@ -413,4 +426,20 @@ pub(super) async fn assemble(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn larger_segments_read_fewer_partitions_at_once() {
+        let mib = 1024 * 1024;
+        assert_eq!(at_once(1024), 4);
+        assert_eq!(at_once(32 * mib), 4);
+        assert_eq!(at_once(64 * mib), 2);
+        assert_eq!(at_once(128 * mib), 1);
+        assert_eq!(at_once(1024 * mib), 1);
+        assert_eq!(at_once(0), 4);
+    }
 }
