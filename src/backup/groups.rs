@@ -17,7 +17,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::BackupError;
 use super::manifest::{Manifest, SegmentObject};
 use super::restore::{RestorePlan, Restored, TopicRestore, fetch};
-use super::segment::BackedRecord;
+use super::segment::{self, BackedRecord};
 use crate::backend::s3::BucketObjects;
 
 /// One committed offset of a group, and where it lands in the restored topic.
@@ -100,9 +100,16 @@ pub async fn translate(
                 before += match counted(object, o.offset, to) {
                     Some(n) => n,
                     None => {
-                        let records = fetch(objects, objects.bucket(), object)
+                        let bytes = fetch(objects, objects.bucket(), object)
                             .await
                             .map_err(|e| BackupError::Kafka(e.to_string()))??;
+                        let records =
+                            segment::read(&bytes).map_err(|message| BackupError::Unreadable {
+                                bucket: objects.bucket().to_owned(),
+                                key: object.key.clone(),
+                                message,
+                                written: 0,
+                            })?;
                         count(&records, o.offset, to)
                     }
                 };

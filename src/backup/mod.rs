@@ -3,17 +3,21 @@
 //! objects and ends with a manifest; `sluice restore` reads the chain of
 //! manifests back into topics.
 //!
-//! [`segment`] is the object format (Avro, zstd), [`manifest`] the manifest,
-//! the key layout and the chain (no I/O), [`run`] the backup, [`restore`]
-//! the restore, [`groups`] the consumer groups' offsets it translates.
+//! [`segment`] is the object format (Avro, zstd; [`avro`] its encoding),
+//! [`manifest`] the manifest, the key layout and the chain (no I/O), [`run`]
+//! the backup (`read` its reading side), [`restore`] the restore (`write`
+//! its writing side), [`groups`] the consumer groups' offsets it translates.
 
+pub mod avro;
 pub mod groups;
 pub mod manifest;
+mod read;
 pub mod restore;
 pub mod resume;
 pub mod run;
 pub mod segment;
 pub mod status;
+mod write;
 
 use sha2::{Digest, Sha256};
 
@@ -137,6 +141,18 @@ pub enum BackupError {
         message: String,
         written: u64,
     },
+    /// A block of an object that passed its checks does not decode (a
+    /// writer's bug, not damage): records of the object before that block
+    /// may have been written.
+    #[error(
+        "object `s3://{bucket}/{key}` passed its checksum but a block of it does not decode: {message}; nothing after that block was written ({written} record(s) were written before it, records of this object among them)"
+    )]
+    UnreadableBlock {
+        bucket: String,
+        key: String,
+        message: String,
+        written: u64,
+    },
     /// Producing records failed.
     #[error(
         "writing to `{topic}` partition {partition}: {message} ({written} record(s) were written before it)"
@@ -196,8 +212,9 @@ impl BackupError {
     /// The same error, counting the `records` written before it (an object
     /// fetched ahead fails before the records ahead of it are written).
     pub fn written_before(mut self, records: u64) -> Self {
-        if let BackupError::Corrupt { written, .. } | BackupError::Unreadable { written, .. } =
-            &mut self
+        if let BackupError::Corrupt { written, .. }
+        | BackupError::Unreadable { written, .. }
+        | BackupError::UnreadableBlock { written, .. } = &mut self
         {
             *written = records;
         }
@@ -221,7 +238,11 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// `bytes` in lower-case hex (a digest, as manifests write it).
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    use std::fmt::Write;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 /// Milliseconds since the epoch, now.

@@ -1,7 +1,9 @@
 //! `sluice restore`: the chain of manifests back into topics. [`plan`]
 //! reads and checks everything and writes nothing; [`execute`] creates the
 //! missing topics and writes the records, object by object, each verified
-//! against its SHA-256 before any of its records is sent.
+//! against its SHA-256 before any of its records is sent, then decoded a
+//! block at a time: what is in memory is the compressed object being
+//! written, the next one, and a few decoded blocks.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -9,15 +11,16 @@ use std::time::Duration;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::producer::FutureProducer;
 
 use super::groups::Translated;
 use super::manifest::{self, Coverage, Manifest, SegmentObject};
 use super::resume::{Present, Skipper, held};
 use super::run::{load_all, load_chain};
-use super::{BackupError, now_ms, segment, sha256_hex};
+use super::segment::SegmentReader;
+use super::write::{Decoder, Writing, send_object};
+use super::{BackupError, now_ms, sha256_hex};
 use crate::backend::s3::BucketObjects;
 use crate::desired::NamespaceState;
 use crate::engine::Target;
@@ -345,8 +348,8 @@ pub async fn execute(
         )
         .create()
         .map_err(|e| BackupError::Kafka(e.to_string()))?;
-    // Objects in the order they are written; the next one is fetched,
-    // checked and decoded while the records of this one are sent.
+    // Objects in the order they are written; the next one is fetched and
+    // checked while the records of this one are sent.
     let order: Vec<&SegmentObject> = plan
         .topics
         .iter()
@@ -361,15 +364,11 @@ pub async fn execute(
         .collect();
     let mut fetches = order.into_iter().map(|o| fetch(objects, &plan.bucket, o));
     let mut ahead = fetches.next();
+    let mut decoder = Decoder::start();
     for t in &plan.topics {
         for partition in 0..i32::try_from(t.partitions).unwrap_or(i32::MAX) {
             let mut skip = Skipper::new(t.present.get(&partition));
-            let mismatch = |message: String| BackupError::Mismatch {
-                topic: t.into.clone(),
-                partition,
-                message,
-            };
-            for _ in t.objects.iter().filter(|(p, _)| *p == partition) {
+            for (_, object) in t.objects.iter().filter(|(p, _)| *p == partition) {
                 if cancel.requested() {
                     return Err(BackupError::Stopped {
                         reason: "interrupted",
@@ -384,51 +383,68 @@ pub async fn execute(
                 }
                 let this = ahead.take().expect("one fetch per object");
                 ahead = fetches.next();
-                let records = this
+                let bytes = this
                     .await
                     .map_err(|e| BackupError::Kafka(e.to_string()))?
                     .map_err(|e| e.written_before(done.records))?;
-                let kept: Vec<&segment::BackedRecord> = records
-                    .iter()
-                    .filter(|r| plan.to_time_ms.is_none_or(|t| r.timestamp <= t))
-                    .collect();
-                let kept = skip.rest(kept).map_err(mismatch)?;
-                let landed = done.landed.entry((t.into.clone(), partition)).or_default();
-                let written =
-                    write(&producer, &t.into, partition, &kept, done.records, landed).await?;
-                done.records += written;
+                let mut writing = Writing {
+                    producer: &producer,
+                    topic: &t.into,
+                    partition,
+                    pending: Vec::new(),
+                    acked: 0,
+                    before: done.records,
+                    landed: done.landed.entry((t.into.clone(), partition)).or_default(),
+                };
+                let sent = send_object(
+                    bytes,
+                    &mut decoder,
+                    &mut writing,
+                    &mut skip,
+                    plan.to_time_ms,
+                    (&plan.bucket, object),
+                )
+                .await;
+                // Whatever happened, what was sent is waited for, so that
+                // the count an error gives is what the broker holds.
+                let settled = writing.settle().await;
+                done.records += writing.acked;
+                sent.map_err(|e| e.written_before(done.records))?;
+                settled?;
                 done.objects += 1;
             }
-            skip.finish().map_err(mismatch)?;
+            skip.finish().map_err(|message| BackupError::Mismatch {
+                topic: t.into.clone(),
+                partition,
+                message,
+            })?;
         }
     }
     Ok(done)
 }
 
 /// Starts fetching one object: its bytes, checked against the manifest's
-/// SHA-256 and decoded on a blocking thread. Nothing is written until it is
-/// awaited, and an object that fails stops the restore before its records.
+/// SHA-256 and walked for their framing on a blocking thread. Nothing is
+/// written until it is awaited, and an object that fails stops the restore
+/// before its records.
 pub(super) fn fetch(
     objects: &BucketObjects,
     bucket: &str,
     object: &SegmentObject,
-) -> tokio::task::JoinHandle<Result<Vec<segment::BackedRecord>, BackupError>> {
+) -> tokio::task::JoinHandle<Result<Vec<u8>, BackupError>> {
     let (objects, bucket, object) = (objects.clone(), bucket.to_owned(), object.clone());
     tokio::spawn(async move {
         let bytes = objects.get(&object.key).await?;
-        tokio::task::spawn_blocking(move || check_and_decode(&bucket, &object, &bytes))
+        tokio::task::spawn_blocking(move || check(&bucket, &object, &bytes).map(|()| bytes))
             .await
             .map_err(|e| BackupError::Kafka(e.to_string()))?
     })
 }
 
-/// The records of one object, once its bytes match the manifest's SHA-256.
-/// `written` in its errors is filled in by the caller.
-fn check_and_decode(
-    bucket: &str,
-    object: &SegmentObject,
-    bytes: &[u8],
-) -> Result<Vec<segment::BackedRecord>, BackupError> {
+/// Whether one object's bytes match the manifest's SHA-256 and frame the
+/// records the manifest counts. `written` in its errors is filled in by the
+/// caller.
+fn check(bucket: &str, object: &SegmentObject, bytes: &[u8]) -> Result<(), BackupError> {
     let found = sha256_hex(bytes);
     if found != object.sha256 {
         return Err(BackupError::Corrupt {
@@ -439,12 +455,22 @@ fn check_and_decode(
             written: 0,
         });
     }
-    segment::read(bytes).map_err(|message| BackupError::Unreadable {
+    let unreadable = |message: String| BackupError::Unreadable {
         bucket: bucket.to_owned(),
         key: object.key.clone(),
         message,
         written: 0,
-    })
+    };
+    let records = SegmentReader::open(bytes)
+        .and_then(|r| r.check_framing())
+        .map_err(unreadable)?;
+    if records != object.records {
+        return Err(unreadable(format!(
+            "it frames {records} record(s), the manifest says {}",
+            object.records
+        )));
+    }
+    Ok(())
 }
 
 /// Creates the plan's missing topics with their backed-up shape, and waits
@@ -538,83 +564,54 @@ async fn create_topics(
     .map_err(|e| BackupError::Kafka(e.to_string()))?
 }
 
-/// Sends `records` to one partition and waits until every one is
-/// acknowledged; how many were written.
-async fn write(
-    producer: &FutureProducer,
-    topic: &str,
-    partition: i32,
-    records: &[&segment::BackedRecord],
-    before: u64,
-    landed: &mut Landed,
-) -> Result<u64, BackupError> {
-    let fail = |message: String, written: u64| BackupError::Write {
-        topic: topic.to_owned(),
-        partition,
-        message,
-        written: before + written,
-    };
-    let mut pending: Vec<DeliveryFuture> = Vec::new();
-    let mut acked = 0u64;
-    for r in records {
-        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).partition(partition);
-        if let Some(k) = &r.key {
-            record = record.key(k.as_slice());
-        }
-        if let Some(v) = &r.value {
-            record = record.payload(v.as_slice());
-        }
-        if r.timestamp >= 0 {
-            record = record.timestamp(r.timestamp);
-        }
-        if !r.headers.is_empty() {
-            let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
-            for (key, value) in &r.headers {
-                headers = headers.insert(Header {
-                    key: key.as_str(),
-                    value: value.as_deref(),
-                });
-            }
-            record = record.headers(headers);
-        }
-        loop {
-            match producer.send_result(record) {
-                Ok(delivery) => {
-                    pending.push(delivery);
-                    break;
-                }
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    let settled = settle(&mut pending, landed)
-                        .await
-                        .map_err(|m| fail(m, acked))?;
-                    acked += settled;
-                }
-                Err((e, _)) => return Err(fail(e.to_string(), acked)),
-            }
-        }
-    }
-    let settled = settle(&mut pending, landed)
-        .await
-        .map_err(|m| fail(m, acked))?;
-    Ok(acked + settled)
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backup::segment::{self, BackedRecord};
 
-/// Waits for every pending delivery, in order, noting where they landed;
-/// how many succeeded, or the first failure.
-async fn settle(pending: &mut Vec<DeliveryFuture>, landed: &mut Landed) -> Result<u64, String> {
-    let mut acked = 0;
-    for delivery in pending.drain(..) {
-        match delivery.await {
-            Ok(Ok(d)) => {
-                acked += 1;
-                landed.first.get_or_insert(d.offset);
-                landed.last = d.offset;
-                landed.records += 1;
-            }
-            Ok(Err((e, _))) => return Err(e.to_string()),
-            Err(_) => return Err("the producer went away before the broker answered".into()),
+    fn object_of(bytes: &[u8], records: u64) -> SegmentObject {
+        SegmentObject {
+            key: "b/ns/run/t/0/00000000000000000000.avro".into(),
+            sha256: sha256_hex(bytes),
+            size: bytes.len() as u64,
+            records,
+            first_offset: 0,
+            last_offset: 0,
+            min_timestamp: None,
+            max_timestamp: None,
         }
     }
-    Ok(acked)
+
+    #[test]
+    fn an_object_is_refused_before_its_records_unless_checksum_framing_and_count_agree() {
+        let records: Vec<BackedRecord> = (0..3000)
+            .map(|i| BackedRecord {
+                partition: 0,
+                offset: i,
+                timestamp: i,
+                key: Some(i.to_le_bytes().to_vec()),
+                value: Some(vec![b'x'; 700]),
+                headers: Vec::new(),
+            })
+            .collect();
+        let (bytes, _) = segment::write(&records).unwrap();
+        check("b", &object_of(&bytes, 3000), &bytes).unwrap();
+
+        // Damaged in storage: the checksum says so, naming the object.
+        let mut damaged = bytes.clone();
+        damaged[bytes.len() / 2] ^= 1;
+        let err = check("b", &object_of(&bytes, 3000), &damaged).unwrap_err();
+        assert!(matches!(err, BackupError::Corrupt { .. }), "{err}");
+        assert!(err.to_string().contains("s3://b/b/ns/run/t/0/"), "{err}");
+
+        // Cut short by its writer (the checksum is of the cut bytes): the
+        // framing walk finds it before any block is decoded.
+        let cut = &bytes[..bytes.len() - 100];
+        let err = check("b", &object_of(cut, 3000), cut).unwrap_err();
+        assert!(matches!(err, BackupError::Unreadable { .. }), "{err}");
+
+        // Whole, but not what the manifest counts.
+        let err = check("b", &object_of(&bytes, 2999), &bytes).unwrap_err();
+        assert!(err.to_string().contains("manifest says 2999"), "{err}");
+    }
 }

@@ -2,25 +2,25 @@
 //! last complete run ended (or from the beginning) up to the high watermark
 //! read at the start, into segment objects; then the manifest, last.
 //!
-//! A reader thread consumes one partition at a time and hands finished
-//! segments over a channel of one to the uploader: at most three segments
-//! are in memory (one filling, one waiting, one uploading), whatever the
-//! topic's size.
+//! [`super::read`] reads the partitions, up to four at once, into
+//! compressed segments; here they are uploaded, a channel of one between
+//! them, and the manifest written last. What is in memory is bounded
+//! whatever the topic's size: the blocks being compressed, a segment being
+//! assembled per partition being read, one waiting and one uploading.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::{StreamExt, TryStreamExt};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
 use super::manifest::{self, CommittedOffset, GroupOffsets, Manifest, RunKind, SegmentObject};
-use super::segment::{BackedRecord, SegmentStats, SegmentWriter};
-use super::{BackupError, now_ms, sha256_hex};
+use super::read::{BLOCKS_IN_FLIGHT, Piece, Segment, Work, assemble, read_all};
+use super::{BackupError, now_ms};
 use crate::backend::s3::BucketObjects;
 use crate::desired::{Environment, NamespaceState};
 use crate::engine::Target;
@@ -112,33 +112,6 @@ async fn load_manifest(
     Ok(m)
 }
 
-/// One partition to read, and where the previous run ended.
-struct Work {
-    topic: String,
-    partition: i32,
-    resume: Option<i64>,
-}
-
-/// A finished segment on its way to S3.
-struct Segment {
-    topic: String,
-    partition: i32,
-    bytes: Vec<u8>,
-    stats: SegmentStats,
-}
-
-/// What was read of one partition.
-struct Read {
-    topic: String,
-    partition: i32,
-    start: i64,
-    end: i64,
-    records: u64,
-    min_timestamp: Option<i64>,
-    max_timestamp: Option<i64>,
-    warning: Option<String>,
-}
-
 /// Backs up one namespace: segments first, the manifest last.
 pub async fn backup(
     ns: &NamespaceState,
@@ -208,14 +181,17 @@ pub async fn backup(
         .collect();
     let config = crate::backend::kafka::client_settings(&env.kafka)?;
 
-    let (tx, mut rx) = mpsc::channel::<Segment>(1);
+    let (pieces, pieces_rx) = mpsc::channel::<Piece>(BLOCKS_IN_FLIGHT);
+    let (segments, mut rx) = mpsc::channel::<Segment>(1);
     let reader = {
         let config = config.clone();
-        tokio::task::spawn_blocking(move || read_all(&config, work, opts, &tx))
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || read_all(&config, work, opts, &pieces, &runtime))
     };
     let (dir_ref, run_ref) = (&dir, &run_id);
-    // Owns the receiver: should an upload fail, the reader's next send fails
-    // and it stops.
+    // Each stage owns its receiver: should an upload fail, the assembler's
+    // next send fails, then the reader's, and both stop.
+    let assemble = assemble(pieces_rx, segments);
     let upload = async move {
         let mut uploaded: BTreeMap<(String, i32), Vec<SegmentObject>> = BTreeMap::new();
         let mut bytes = 0u64;
@@ -227,7 +203,7 @@ pub async fn backup(
                 seg.partition,
                 seg.stats.first_offset,
             );
-            let sha256 = sha256_hex(&seg.bytes);
+            let sha256 = seg.sha256;
             let size = seg.bytes.len() as u64;
             objects.put(&key, seg.bytes).await?;
             bytes += size;
@@ -246,12 +222,14 @@ pub async fn backup(
                 });
         }
         Ok::<_, BackupError>((uploaded, bytes))
-    }
-    .await;
+    };
+    let (assembled, upload) = tokio::join!(assemble, upload);
     let read = reader
         .await
         .map_err(|e| BackupError::Kafka(e.to_string()))?;
+    // The first failure downstream is the cause of those upstream.
     let (mut uploaded, bytes) = upload?;
+    assembled?;
     let read = read?;
 
     let groups: Vec<String> = ns.consumers.iter().map(|c| c.group.clone()).collect();
@@ -328,150 +306,6 @@ pub async fn backup(
         bytes,
         warnings,
     })
-}
-
-/// A consumer that reads by assignment and never commits.
-fn reader(config: &ClientConfig) -> Result<BaseConsumer, BackupError> {
-    config
-        .clone()
-        .set("group.id", "sluice-backup")
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "true")
-        // librdkafka's prefetch queue, per partition: bounded memory.
-        .set("queued.max.messages.kbytes", "16384")
-        .create()
-        .map_err(|e| BackupError::Kafka(e.to_string()))
-}
-
-/// Reads every partition of `work` in turn; the high watermarks are read
-/// first, all of them, so that the run covers what was there when it began.
-fn read_all(
-    config: &ClientConfig,
-    work: Vec<Work>,
-    opts: BackupOptions,
-    tx: &mpsc::Sender<Segment>,
-) -> Result<Vec<Read>, BackupError> {
-    let consumer = reader(config)?;
-    let mut marks = Vec::with_capacity(work.len());
-    for w in &work {
-        let mark = consumer
-            .fetch_watermarks(&w.topic, w.partition, opts.timeout)
-            .map_err(|e| BackupError::Read {
-                topic: w.topic.clone(),
-                partition: w.partition,
-                message: format!("reading its watermarks: {e}"),
-            })?;
-        marks.push(mark);
-    }
-    let mut out = Vec::with_capacity(work.len());
-    for (w, (low, high)) in work.into_iter().zip(marks) {
-        let start = w.resume.map_or(low, |r| r.max(low));
-        let warning = w.resume.filter(|r| *r < low).map(|r| {
-            format!(
-                "`{}` partition {}: offsets {r} to {} were deleted (retention) before this backup read them",
-                w.topic,
-                w.partition,
-                low - 1
-            )
-        });
-        let mut read = Read {
-            topic: w.topic,
-            partition: w.partition,
-            start,
-            end: high.max(start),
-            records: 0,
-            min_timestamp: None,
-            max_timestamp: None,
-            warning,
-        };
-        if start < high {
-            read_partition(&consumer, &mut read, opts, tx)?;
-        }
-        out.push(read);
-    }
-    Ok(out)
-}
-
-/// Reads `[read.start, read.end)` of one partition into segments.
-fn read_partition(
-    consumer: &BaseConsumer,
-    read: &mut Read,
-    opts: BackupOptions,
-    tx: &mpsc::Sender<Segment>,
-) -> Result<(), BackupError> {
-    let (topic, partition, end) = (read.topic.clone(), read.partition, read.end);
-    let fail = |message: String| BackupError::Read {
-        topic: topic.clone(),
-        partition,
-        message,
-    };
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(&topic, partition, Offset::Offset(read.start))
-        .map_err(|e| fail(e.to_string()))?;
-    consumer.assign(&tpl).map_err(|e| fail(e.to_string()))?;
-    let new_segment = || SegmentWriter::new().map_err(|e| fail(format!("starting a segment: {e}")));
-    let mut segment = new_segment()?;
-    let mut next = read.start;
-    let mut last_record = Instant::now();
-    let send = |segment: SegmentWriter| -> Result<(), BackupError> {
-        let (bytes, stats) = segment
-            .finish()
-            .map_err(|e| fail(format!("encoding a segment: {e}")))?;
-        tx.blocking_send(Segment {
-            topic: topic.clone(),
-            partition,
-            bytes,
-            stats,
-        })
-        // The uploader stopped: its error is the one to report.
-        .map_err(|_| fail("the upload stopped".into()))
-    };
-    while next < end {
-        match consumer.poll(Duration::from_millis(200)) {
-            None => {
-                if last_record.elapsed() > opts.timeout {
-                    return Err(fail(format!(
-                        "no record came for {}s; read up to offset {next} of {end}",
-                        opts.timeout.as_secs_f64()
-                    )));
-                }
-            }
-            // The end of the log came before the high watermark read at the
-            // start: nothing more is there to read.
-            Some(Err(KafkaError::PartitionEOF(p))) if p == partition => break,
-            Some(Err(KafkaError::PartitionEOF(_))) => {}
-            Some(Err(e)) => return Err(fail(e.to_string())),
-            Some(Ok(m)) => {
-                last_record = Instant::now();
-                if m.topic() != topic || m.partition() != partition || m.offset() < next {
-                    continue;
-                }
-                if m.offset() >= end {
-                    break;
-                }
-                let record = BackedRecord::of(&m);
-                next = m.offset() + 1;
-                read.records += 1;
-                if record.timestamp >= 0 {
-                    let t = record.timestamp;
-                    read.min_timestamp = Some(read.min_timestamp.map_or(t, |m| m.min(t)));
-                    read.max_timestamp = Some(read.max_timestamp.map_or(t, |m| m.max(t)));
-                }
-                segment
-                    .append(record)
-                    .map_err(|e| fail(format!("encoding a record: {e}")))?;
-                if segment.size() as u64 >= opts.segment_bytes {
-                    send(std::mem::replace(&mut segment, new_segment()?))?;
-                }
-            }
-        }
-    }
-    if segment.records() > 0 {
-        send(segment)?;
-    }
-    consumer.unassign().map_err(|e| fail(e.to_string()))?;
-    Ok(())
 }
 
 /// The committed offsets of each group on `partitions`; partitions where a
