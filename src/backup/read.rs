@@ -159,7 +159,11 @@ pub(super) fn read_all(
             .filter(|&i| reads[i].start < reads[i].end)
             .collect();
         let mut pipe = Pipe { tx, runtime };
-        read_topic(&consumer, &topic, &mut reads, todo, opts, &mut pipe)?;
+        // A consumer per topic: librdkafka reports the end of a partition by
+        // its number alone, so an end left queued from the previous topic's
+        // partition of the same number could otherwise end this one's read
+        // early, and the manifest would claim offsets it does not hold.
+        read_topic(&reader(config)?, &topic, &mut reads, todo, opts, &mut pipe)?;
         first = last;
     }
     Ok(reads)
