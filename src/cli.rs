@@ -239,6 +239,11 @@ pub enum Command {
         #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
         lock_timeout: std::time::Duration,
     },
+    /// Disaster-recovery drills: `sluice dr drill NS`
+    Dr {
+        #[command(subcommand)]
+        what: Dr,
+    },
     /// Print shell completions: `sluice completions bash > /etc/bash_completion.d/sluice`
     Completions {
         #[arg(value_enum)]
@@ -325,6 +330,21 @@ pub struct Targets {
     /// YAML but still in sluice's inventory plans as deletes
     #[arg(long = "namespace", value_name = "NS")]
     pub namespaces: Vec<String>,
+}
+
+/// What `dr` does.
+#[derive(Debug, Subcommand)]
+pub enum Dr {
+    /// Restore a namespace's newest backup into scratch topics, verify it against the
+    /// manifests, measure RTO and data age against `rto` and `rpo`, delete the scratch topics
+    Drill {
+        /// The namespace drilled
+        #[arg(value_name = "NAMESPACE")]
+        namespace: String,
+        /// Wait this long for another apply to release the lock, e.g. `30s`
+        #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+        lock_timeout: std::time::Duration,
+    },
 }
 
 #[derive(Debug, Subcommand)]

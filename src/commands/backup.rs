@@ -20,7 +20,10 @@ use crate::engine::apply::{Interrupt, release};
 use crate::state::Holder;
 
 /// The namespaces named (each must exist), or every one with backups.
-fn chosen<'a>(desired: &'a Desired, names: &[String]) -> Result<Vec<&'a NamespaceState>, Error> {
+pub(super) fn chosen<'a>(
+    desired: &'a Desired,
+    names: &[String],
+) -> Result<Vec<&'a NamespaceState>, Error> {
     let has_backup = |n: &NamespaceState| crate::backup::declared(n).is_ok();
     if names.is_empty() {
         return Ok(desired
@@ -57,7 +60,7 @@ fn chosen<'a>(desired: &'a Desired, names: &[String]) -> Result<Vec<&'a Namespac
 }
 
 /// The environment's S3, which backups need.
-async fn s3(cli: &Cli, desired: &Desired) -> Result<S3Backend, Error> {
+pub(super) async fn s3(cli: &Cli, desired: &Desired) -> Result<S3Backend, Error> {
     let Some(s3) = &desired.environment.s3 else {
         return Err(Error::NoS3(desired.environment.name.clone()));
     };

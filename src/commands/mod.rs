@@ -5,6 +5,7 @@ mod apply;
 mod backup;
 mod completions;
 mod destroy;
+mod dr;
 mod forget;
 mod import;
 mod plan;
@@ -497,6 +498,13 @@ fn run(cli: &Cli) -> Result<Exit, Error> {
                 lock_wait: *lock_timeout,
             },
         ),
+        Command::Dr {
+            what:
+                crate::cli::Dr::Drill {
+                    namespace,
+                    lock_timeout,
+                },
+        } => dr::drill(cli, namespace, *lock_timeout),
         Command::Completions { shell } => completions::completions(*shell),
         Command::Man { out } => completions::man(out),
         Command::Apply {

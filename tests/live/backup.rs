@@ -66,7 +66,7 @@ fn kafka(repo: &TestRepo) -> ClientConfig {
 
 /// Produces records `range` to `topic`, several records per batch (one
 /// flush for all of them).
-fn produce(repo: &TestRepo, topic: &str, range: std::ops::Range<i64>) {
+pub(crate) fn produce(repo: &TestRepo, topic: &str, range: std::ops::Range<i64>) {
     produce_records(repo, topic, range.map(record));
 }
 
@@ -100,7 +100,7 @@ fn produce_records(repo: &TestRepo, topic: &str, records: impl Iterator<Item = R
 /// partition's last batch plus one, so the rest of that batch is above it
 /// until another batch comes; a last batch of one record puts the high
 /// watermark past every record before it.
-fn produce_closing(repo: &TestRepo, topic: &str, from: i64) {
+pub(crate) fn produce_closing(repo: &TestRepo, topic: &str, from: i64) {
     for i in from..from + i64::from(PARTITIONS) {
         produce(repo, topic, i..i + 1);
     }
@@ -209,7 +209,7 @@ fn backed_up_namespace(repo: &TestRepo) -> (String, String) {
 
 /// [`backed_up_namespace`], with `backup` settings added (indented as its
 /// fields are).
-fn backed_up_namespace_with(repo: &TestRepo, backup: &str) -> (String, String) {
+pub(crate) fn backed_up_namespace_with(repo: &TestRepo, backup: &str) -> (String, String) {
     let topic = repo.name("events");
     repo.namespace(
         "events",
