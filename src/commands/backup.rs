@@ -15,6 +15,7 @@ use crate::backup::restore::{self, RestorePlan, RestoreRequest};
 use crate::backup::run::{self, BackupOptions};
 use crate::cli::Cli;
 use crate::desired::{Desired, NamespaceState};
+use crate::diag::quoted;
 use crate::engine::Target;
 use crate::engine::apply::{Interrupt, release};
 use crate::state::Holder;
@@ -231,14 +232,6 @@ pub fn restore(cli: &Cli, args: RestoreArgs<'_>) -> Result<Exit, Error> {
         );
         Ok(Exit::Success)
     })
-}
-
-fn quoted(names: &[String]) -> String {
-    names
-        .iter()
-        .map(|n| format!("`{n}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// The restore plan as people read it.

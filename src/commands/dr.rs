@@ -6,30 +6,19 @@ use std::time::Duration;
 
 use super::backup::{chosen, s3};
 use super::{Error, Exit, block_on, load_desired, on_signal};
-use crate::backup::BackupError;
 use crate::cli::Cli;
-use crate::drill::{self, Drilled, human_ms};
-use crate::engine::Target;
-use crate::engine::apply::{Interrupt, release};
-use crate::state::Holder;
+use crate::drill::{self, DrillError, Drilled, human_ms};
+use crate::engine::apply::Interrupt;
+use crate::engine::{EngineError, Target};
 
 pub fn drill(cli: &Cli, namespace: &str, lock_wait: Duration) -> Result<Exit, Error> {
     let (_tree, desired) = load_desired(cli, None)?;
     let ns = chosen(&desired, &[namespace.to_owned()])?[0];
     let env = &desired.environment;
-    let bucket = crate::backup::declared(ns)?.bucket.clone();
     let cancel = Arc::new(Interrupt::default());
     block_on(async {
         let target = Target::connect(env, cli.timeout).await?;
         let s3 = s3(cli, &desired).await?;
-        let config = crate::backend::kafka::client_settings(&env.kafka)?;
-        let etcd = crate::backend::etcd::connect(&env.etcd, cli.timeout).await?;
-        let objects = s3.objects(&bucket).await.map_err(BackupError::from)?;
-        let lock = target
-            .state
-            .lock(&Holder::current(), lock_wait)
-            .await
-            .map_err(crate::engine::EngineError::from)?;
         {
             let cancel = cancel.clone();
             on_signal(move || {
@@ -39,27 +28,27 @@ pub fn drill(cli: &Cli, namespace: &str, lock_wait: Duration) -> Result<Exit, Er
                 );
             });
         }
-        let fence = lock.fence();
-        let drilled =
-            drill::drill(ns, &target, &objects, &config, &fence, &cancel, cli.timeout).await;
-        let saved = crate::state::drills::save(
-            &etcd,
-            &env.etcd.prefix,
-            &env.name,
-            &drilled.record,
-            Some(&fence),
-        )
-        .await;
-        release(lock).await;
+        let drilled = drill::locked(ns, env, &target, &s3, &cancel, lock_wait, cli.timeout).await;
         target.leave();
+        let (drilled, saved) = drilled?;
         print!("{}", describe(&drilled));
-        saved.map_err(crate::engine::EngineError::from)?;
+        saved.map_err(EngineError::from)?;
         Ok(if drilled.record.passed {
             Exit::Success
         } else {
             Exit::Failure
         })
     })
+}
+
+impl From<DrillError> for Error {
+    fn from(e: DrillError) -> Self {
+        match e {
+            DrillError::Backup(e) => e.into(),
+            DrillError::Connect(e) => e.into(),
+            DrillError::State(e) => EngineError::from(e).into(),
+        }
+    }
 }
 
 /// The drill's outcome as people read it.

@@ -14,15 +14,18 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::types::RDKafkaErrorCode;
 
-use crate::backend::s3::BucketObjects;
+use crate::backend::ConnectError;
+use crate::backend::s3::{BucketObjects, S3Backend};
 use crate::backup::manifest::{rfc3339, run_id};
 use crate::backup::restore::{self, RestorePlan, RestoreRequest, Restored};
 use crate::backup::{BackupError, now_ms};
-use crate::desired::NamespaceState;
+use crate::desired::{Environment, NamespaceState};
+use crate::diag::quoted;
 use crate::engine::Target;
-use crate::engine::apply::Interrupt;
-use crate::state::Fence;
+use crate::engine::apply::{Interrupt, release};
+use crate::state::drills::save;
 pub use crate::state::drills::{DrillRecord, last_drills};
+use crate::state::{Fence, Holder, StateError};
 
 /// What a drill did: its record, and the scratch topics it wrote and
 /// whether they are gone.
@@ -34,6 +37,52 @@ pub struct Drilled {
     /// Scratch topics that could not be deleted (named in the failure).
     pub left_behind: Vec<String>,
     pub objects: usize,
+}
+
+/// Why a drill could not start: nothing was written, and no record.
+#[derive(Debug, thiserror::Error)]
+pub enum DrillError {
+    /// The backup bucket could not be reached, or the namespace has no backup.
+    #[error(transparent)]
+    Backup(#[from] BackupError),
+    /// The Kafka client or etcd could not be set up.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// The apply lock could not be taken.
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// A drill of `ns` under the environment's apply lock (waiting up to
+/// `lock_wait` for it), its outcome recorded in etcd, fenced by the lock, and
+/// the lock released: `dr drill` and the watcher's schedule. Beside the
+/// outcome, whether its record was written.
+pub async fn locked(
+    ns: &NamespaceState,
+    env: &Environment,
+    target: &Target,
+    s3: &S3Backend,
+    cancel: &Interrupt,
+    lock_wait: Duration,
+    timeout: Duration,
+) -> Result<(Drilled, Result<(), StateError>), DrillError> {
+    let bucket = &crate::backup::declared(ns)?.bucket;
+    let config = crate::backend::kafka::client_settings(&env.kafka)?;
+    let etcd = crate::backend::etcd::connect(&env.etcd, timeout).await?;
+    let objects = s3.objects(bucket).await.map_err(BackupError::from)?;
+    let lock = target.state.lock(&Holder::current(), lock_wait).await?;
+    let fence = lock.fence();
+    let drilled = drill(ns, target, &objects, &config, &fence, cancel, timeout).await;
+    let saved = save(
+        &etcd,
+        &env.etcd.prefix,
+        &env.name,
+        &drilled.record,
+        Some(&fence),
+    )
+    .await;
+    release(lock).await;
+    Ok((drilled, saved))
 }
 
 /// The suffix of a drill's scratch topics, from its start:
@@ -192,14 +241,6 @@ pub fn verify(plan: &RestorePlan, done: &Restored) -> Result<(), String> {
             mismatched.join("; ")
         ))
     }
-}
-
-fn quoted(names: &[String]) -> String {
-    names
-        .iter()
-        .map(|n| format!("`{n}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Deletes the scratch topics (one that is gone already counts as deleted)

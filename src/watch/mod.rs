@@ -10,6 +10,7 @@
 //! through an etcd lease and only the leader plans, reports and remediates.
 
 pub mod backups;
+pub mod drills;
 mod error;
 pub mod http;
 pub mod leader;

@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use aws_sdk_s3::primitives::ByteStream;
-
-use crate::backup::{backed_up_namespace_with, manifests, produce, produce_closing};
+use crate::backup::{
+    backed_up_namespace_with, corrupt_second_object, manifests, produce, produce_closing,
+};
 use crate::common::{Run, TestRepo};
 
 fn ok(run: &Run) {
@@ -16,7 +16,7 @@ fn ok(run: &Run) {
 
 /// Every topic the broker lists whose name starts with `topic` and holds
 /// `.drill-`: the scratch topics of drills of it.
-fn scratch_topics(repo: &TestRepo, topic: &str) -> Vec<String> {
+pub(crate) fn scratch_topics(repo: &TestRepo, topic: &str) -> Vec<String> {
     repo.kafka_admin()
         .inner()
         .fetch_metadata(None, Duration::from_secs(10))
@@ -113,32 +113,9 @@ async fn drill_of_a_backed_up_namespace_passes_reports_its_rto_and_is_recorded()
 async fn drill_after_a_segment_is_corrupted_fails_naming_it_and_leaves_no_scratch_topic() {
     let repo = TestRepo::new();
     let (ns, topic) = drilled_namespace(&repo).await;
-    let runs = manifests(&repo, &ns).await;
-    // Partition 0's objects are written first; spoil its second one, so that
-    // the scratch topics exist and hold records when the drill fails.
-    let objects = runs[0]["topics"][0]["ranges"][0]["objects"]
-        .as_array()
-        .unwrap();
-    assert!(objects.len() > 1, "{objects:#?}");
-    let key = objects[1]["key"].as_str().unwrap().to_owned();
-    let (s3, bucket) = (repo.s3(), repo.bucket("backups"));
-    let body = s3
-        .get_object()
-        .bucket(&bucket)
-        .key(&key)
-        .send()
-        .await
-        .unwrap();
-    let mut bytes = body.body.collect().await.unwrap().into_bytes().to_vec();
-    let at = bytes.len() / 2;
-    bytes[at] ^= 0x01;
-    s3.put_object()
-        .bucket(&bucket)
-        .key(&key)
-        .body(ByteStream::from(bytes))
-        .send()
-        .await
-        .unwrap();
+    // Partition 0's objects are written first; spoiling its second one
+    // fails the drill once the scratch topic exists and holds records.
+    let (bucket, key, _) = corrupt_second_object(&repo, &ns).await;
 
     let drill = repo.run(&["dr", "drill", &ns]);
     assert_eq!(drill.code, 1, "{}", drill.all_output());
