@@ -67,23 +67,27 @@ fn describe(d: &Drilled) -> String {
     if let Some(f) = &r.failure {
         out.push_str(&format!("  failure: {f}\n"));
     }
-    out.push_str(&format!(
-        "  restored: {} record(s) from {} object(s) into {} scratch topic(s){}\n",
-        r.records,
-        d.objects,
-        d.scratch.len(),
-        if r.passed {
-            ", counts match the manifests"
-        } else {
-            ""
-        }
-    ));
-    out.push_str(&format!(
-        "  RTO: {} measured (start to verified restore), target {}\n",
-        human_ms(r.rto_ms),
-        r.rto_target_ms
-            .map_or_else(|| "none declared".into(), human_ms)
-    ));
+    if d.verified {
+        out.push_str(&format!(
+            "  restored: {} record(s) from {} object(s) into {} scratch topic(s), counts match the manifests\n",
+            r.records,
+            d.objects,
+            d.scratch.len()
+        ));
+        out.push_str(&format!(
+            "  RTO: {} measured (start to verified restore), target {}\n",
+            human_ms(r.rto_ms),
+            r.rto_target_ms
+                .map_or_else(|| "none declared".into(), human_ms)
+        ));
+    } else {
+        out.push_str(&format!(
+            "  restored: not verified ({} scratch topic(s) created)\n  RTO: not reached: the restore failed after {}, target {}\n",
+            d.scratch.len(),
+            human_ms(r.rto_ms),
+            r.rto_target_ms.map_or_else(|| "none declared".into(), human_ms)
+        ));
+    }
     out.push_str(&format!(
         "  data age: {} (newest backup's read), RPO {}\n",
         human_ms(r.data_age_ms),

@@ -37,6 +37,9 @@ pub struct Drilled {
     /// Scratch topics that could not be deleted (named in the failure).
     pub left_behind: Vec<String>,
     pub objects: usize,
+    /// Whether the restore completed and its counts matched the manifests
+    /// (the RTO is then measured to that moment).
+    pub verified: bool,
 }
 
 /// Why a drill could not start: nothing was written, and no record.
@@ -149,6 +152,7 @@ pub async fn drill(
     }
     .await;
     record.rto_ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let verified = outcome.is_ok();
     let mut failure = outcome.err();
     let left_behind = match delete_scratch(config, &scratch, timeout).await {
         Ok(()) => Vec::new(),
@@ -175,6 +179,7 @@ pub async fn drill(
         scratch,
         left_behind,
         objects: objects_read,
+        verified,
     }
 }
 
@@ -306,6 +311,66 @@ mod tests {
     #[test]
     fn scratch_topics_are_named_by_the_drills_start() {
         assert_eq!(scratch_suffix(0), ".drill-19700101T000000.000Z");
+    }
+
+    fn object(records: u64) -> crate::backup::manifest::SegmentObject {
+        crate::backup::manifest::SegmentObject {
+            key: "k".into(),
+            sha256: String::new(),
+            size: 0,
+            records,
+            first_offset: 0,
+            last_offset: 0,
+            min_timestamp: None,
+            max_timestamp: None,
+        }
+    }
+
+    #[test]
+    fn a_partition_missing_records_fails_the_count_naming_it() {
+        use crate::backup::manifest::Coverage;
+        use crate::backup::restore::{Landed, TopicRestore};
+        let plan = RestorePlan {
+            namespace: "orders".into(),
+            bucket: "b".into(),
+            runs: vec!["r".into()],
+            coverage: Coverage {
+                from_ms: None,
+                to_ms: 0,
+            },
+            to_time_ms: None,
+            topics: vec![TopicRestore {
+                from: "orders".into(),
+                into: "orders.drill-x".into(),
+                create: true,
+                partitions: 2,
+                replication_factor: 1,
+                config: BTreeMap::new(),
+                objects: vec![(0, object(3)), (0, object(2)), (1, object(4))],
+                present: BTreeMap::new(),
+                base: BTreeMap::new(),
+            }],
+            groups_from: "r".into(),
+            read_at_ms: 0,
+            groups: Vec::new(),
+            set_groups: false,
+        };
+        let landed = |records| Landed {
+            first: Some(0),
+            last: 0,
+            records,
+        };
+        let mut done = Restored::default();
+        done.landed.insert(("orders.drill-x".into(), 0), landed(5));
+        done.landed.insert(("orders.drill-x".into(), 1), landed(4));
+        assert_eq!(verify(&plan, &done), Ok(()));
+        done.landed.insert(("orders.drill-x".into(), 1), landed(3));
+        let failed = verify(&plan, &done).unwrap_err();
+        assert!(
+            failed.contains("`orders` partition 1: 3 record(s) written, the manifest says 4"),
+            "{failed}"
+        );
+        assert!(!failed.contains("partition 0"), "{failed}");
     }
 
     fn record() -> DrillRecord {

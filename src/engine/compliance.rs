@@ -246,3 +246,36 @@ fn replication(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drill(passed: bool) -> DrillRecord {
+        DrillRecord {
+            namespace: "orders".into(),
+            run: "r".into(),
+            started_at: "2026-12-07T09:00:00.000Z".into(),
+            finished_at: "2026-12-07T09:00:01.000Z".into(),
+            passed,
+            rto_ms: 1_000,
+            rto_target_ms: None,
+            data_age_ms: 0,
+            rpo_ms: None,
+            records: 1,
+            failure: (!passed).then(|| "object `s3://b/k` is corrupt".to_owned()),
+        }
+    }
+
+    #[test]
+    fn only_a_failed_last_drill_is_a_violation_and_it_says_why() {
+        assert_eq!(failed_drill(None), None);
+        assert_eq!(failed_drill(Some(&drill(true))), None);
+        let v = failed_drill(Some(&drill(false))).expect("a violation");
+        assert_eq!(v.check, Check::Drill);
+        assert_eq!(
+            v.message,
+            "the last restore drill (started 2026-12-07T09:00:00.000Z) failed: object `s3://b/k` is corrupt"
+        );
+    }
+}

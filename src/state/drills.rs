@@ -29,7 +29,8 @@ pub struct DrillRecord {
     pub data_age_ms: u64,
     /// The namespace's `rpo`, when it declares one.
     pub rpo_ms: Option<u64>,
-    /// Records written and counted against the manifests.
+    /// Records written and counted against the manifests (0 when the
+    /// restore failed before its count).
     pub records: u64,
     /// Why the drill failed; `None` when it passed.
     pub failure: Option<String>,

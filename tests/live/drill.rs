@@ -125,6 +125,11 @@ async fn drill_after_a_segment_is_corrupted_fails_naming_it_and_leaves_no_scratc
         out.contains(&format!("object `s3://{bucket}/{key}` is corrupt")),
         "{out}"
     );
+    assert!(
+        out.contains("restored: not verified (1 scratch topic(s) created)")
+            && out.contains("RTO: not reached: the restore failed after"),
+        "{out}"
+    );
     // The scratch topic was created and written to, then deleted.
     assert!(
         out.contains(&format!("scratch topics deleted: {topic}.drill-")),
