@@ -166,3 +166,63 @@ async fn drill_after_a_segment_is_corrupted_fails_naming_it_and_leaves_no_scratc
     assert_eq!(status.code, 2, "{}", status.all_output());
     assert!(status.stdout.contains("FAILED: "), "{}", status.stdout);
 }
+
+#[tokio::test]
+async fn drill_interrupted_once_its_scratch_topic_holds_records_deletes_it_and_is_recorded_failed()
+{
+    let repo = TestRepo::new();
+    let (ns, topic) = backed_up_namespace_with(&repo, "");
+    // Many small objects: the drill writes them one after the other.
+    produce(&repo, &topic, 0..3000);
+    produce_closing(&repo, &topic, 3000);
+    ok(&repo.run(&["backup", "--segment-size", "1KiB"]));
+
+    let child = repo
+        .sluice()
+        .args(["dr", "drill", &ns])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // SIGINT as soon as the broker shows a scratch partition holding records.
+    let consumer: rdkafka::consumer::BaseConsumer = rdkafka::config::ClientConfig::new()
+        .set("bootstrap.servers", &repo.services().kafka)
+        .create()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let landed = loop {
+        let landed = scratch_topics(&repo, &topic).first().is_some_and(|t| {
+            rdkafka::consumer::Consumer::fetch_watermarks(&consumer, t, 0, Duration::from_secs(5))
+                .is_ok_and(|(_, high)| high > 0)
+        });
+        if landed || std::time::Instant::now() > deadline {
+            break landed;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let pid = child.id().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(landed, "no scratch record within 30 s: {stdout}{stderr}");
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains(": FAILED") && stdout.contains("restore stopped (interrupted)"),
+        "{stdout}{stderr}"
+    );
+    assert!(stdout.contains("scratch topics deleted: "), "{stdout}");
+    assert_eq!(scratch_topics(&repo, &topic), Vec::<String>::new());
+    let record = drill_record(&repo, &ns).await;
+    assert_eq!(record["passed"], false, "{record}");
+    assert!(
+        record["failure"].as_str().unwrap().contains("interrupted"),
+        "{record}"
+    );
+}
