@@ -11,7 +11,8 @@
 //! topics are deleted and the drill recorded as failed.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::backups::{Job, Running};
 use super::metrics::{Metrics, NamespaceLabels};
@@ -22,6 +23,24 @@ use crate::drill::Drilled;
 use crate::engine::Target;
 use crate::engine::apply::Interrupt;
 use crate::state::StateError;
+
+/// Drills running in this process: a watcher shutting down waits for them
+/// to delete their scratch topics and record themselves ([`settle`]).
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+/// Waits, up to `limit`, until no drill runs: each was told to stop by the
+/// shutdown, and stops after the object in flight, then deletes its scratch
+/// topics. Whether none was left running.
+pub async fn settle(limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while IN_FLIGHT.load(Ordering::SeqCst) > 0 {
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    true
+}
 
 fn labels(desired: &Desired, ns: &str) -> NamespaceLabels {
     NamespaceLabels {
@@ -96,6 +115,7 @@ pub fn start(
     // futures are not `Send` for every lifetime (iterator closures held
     // across awaits), which `tokio::spawn` asks; a drill is long and rare.
     let handle = tokio::runtime::Handle::current();
+    IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
     tokio::task::spawn_blocking(move || {
         let result = handle.block_on(drill_one(
             &desired,
@@ -134,6 +154,7 @@ pub fn start(
             }
         }
         running.lock().expect("not poisoned").remove(&job);
+        IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
     });
 }
 

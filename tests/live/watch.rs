@@ -764,3 +764,61 @@ fn a_one_minute_drill_schedule_runs_a_drill_and_moves_the_drill_metrics() {
         Vec::<String>::new()
     );
 }
+
+#[test]
+fn sigterm_during_a_scheduled_drill_deletes_its_scratch_topic_and_records_it_failed() {
+    let repo = TestRepo::new();
+    let (ns, topic) = crate::backup::backed_up_namespace_with(
+        &repo,
+        "    drill:\n      schedule: \"* * * * *\"\n",
+    );
+    // Many small objects: the drill writes them one after the other.
+    crate::backup::produce(&repo, &topic, 0..3000);
+    crate::backup::produce_closing(&repo, &topic, 3000);
+    let backup = repo.run(&["backup", "--segment-size", "1KiB"]);
+    assert_eq!(backup.code, 0, "{}", backup.all_output());
+
+    let w = Watcher::start(&repo, &[]);
+    // SIGTERM as soon as the broker shows records in a scratch partition.
+    let consumer: rdkafka::consumer::BaseConsumer = rdkafka::config::ClientConfig::new()
+        .set("bootstrap.servers", &repo.services().kafka)
+        .create()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(80);
+    let landed = loop {
+        let landed = crate::drill::scratch_topics(&repo, &topic)
+            .first()
+            .is_some_and(|t| {
+                rdkafka::consumer::Consumer::fetch_watermarks(
+                    &consumer,
+                    t,
+                    0,
+                    Duration::from_secs(5),
+                )
+                .is_ok_and(|(_, high)| high > 0)
+            });
+        if landed || Instant::now() > deadline {
+            break landed;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let (code, _, logs) = w.terminate();
+    assert!(
+        landed,
+        "no scheduled drill wrote records within 80 s:\n{logs}"
+    );
+    assert_eq!(code, Some(0), "{logs}");
+    assert!(logs.contains("scheduled drill failed"), "{logs}");
+    assert_eq!(
+        crate::drill::scratch_topics(&repo, &topic),
+        Vec::<String>::new()
+    );
+    let status = repo.run(&["status", "--format", "json"]).json();
+    let drill = &status["drills"][0];
+    assert_eq!(drill["namespace"], ns.as_str(), "{status}");
+    assert_eq!(drill["passed"], false, "{status}");
+    assert!(
+        drill["failure"].as_str().unwrap().contains("interrupted"),
+        "{status}"
+    );
+}
