@@ -201,7 +201,7 @@ pub enum Command {
     },
     /// Snapshot the environment's etcd to S3 per its `state_backup`: the snapshot, then a manifest
     Snapshot,
-    /// Disaster recovery: the DR review's report
+    /// Disaster recovery: restore drills (`dr drill NS`) and the DR review's report (`dr report`)
     Dr {
         #[command(subcommand)]
         command: DrCommand,
@@ -241,7 +241,7 @@ pub enum Command {
         #[arg(long, value_name = "NAMESPACE")]
         confirm: Option<String>,
         /// Wait this long for another apply to release the lock, e.g. `30s`
-        #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+        #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
         lock_timeout: std::time::Duration,
     },
     /// Print shell completions: `sluice completions bash > /etc/bash_completion.d/sluice`
@@ -391,6 +391,16 @@ pub enum LogFormat {
 /// `sluice dr ...`.
 #[derive(Debug, Subcommand)]
 pub enum DrCommand {
+    /// Restore a namespace's newest backup into scratch topics, verify it against the
+    /// manifests, measure RTO and data age against `rto` and `rpo`, delete the scratch topics
+    Drill {
+        /// The namespace drilled
+        #[arg(value_name = "NAMESPACE")]
+        namespace: String,
+        /// Wait this long for another apply to release the lock, e.g. `30s`
+        #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
+        lock_timeout: std::time::Duration,
+    },
     /// One table per environment (every one, or `--env`): each DR namespace's tier, RPO and
     /// RTO targets, last backup age, PITR coverage and replication, and the etcd snapshot's age
     Report {

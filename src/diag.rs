@@ -310,6 +310,15 @@ pub fn chain(err: &dyn std::error::Error) -> String {
     text
 }
 
+/// Names in backticks, separated by commas: `` `a`, `b` ``.
+pub fn quoted(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

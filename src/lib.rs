@@ -26,6 +26,7 @@ pub mod commands;
 pub mod config;
 pub mod desired;
 pub mod diag;
+pub mod drill;
 pub mod engine;
 pub mod files;
 pub mod import;

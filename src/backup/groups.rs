@@ -353,6 +353,7 @@ mod tests {
             to_time_ms: None,
             topics: vec![topic],
             groups_from: "r".into(),
+            read_at_ms: 0,
             groups: vec![Translated {
                 group: "g".into(),
                 topic: "t".into(),

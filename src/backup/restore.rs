@@ -56,6 +56,9 @@ pub struct RestorePlan {
     pub topics: Vec<TopicRestore>,
     /// The run whose committed group offsets are translated: the newest.
     pub groups_from: String,
+    /// When the newest run read the high watermarks (ms since the epoch):
+    /// the age of the restored data is measured from it.
+    pub read_at_ms: i64,
     /// The declared groups' committed offsets, translated.
     pub groups: Vec<Translated>,
     /// Whether they are set (`--groups`).
@@ -263,6 +266,7 @@ pub async fn plan(
         to_time_ms: req.to_time_ms,
         topics,
         groups_from: newest.run_id.clone(),
+        read_at_ms: newest.started_at_ms,
         groups: translated,
         set_groups: req.groups,
     })

@@ -15,12 +15,16 @@ use crate::backup::restore::{self, RestorePlan, RestoreRequest};
 use crate::backup::run::{self, BackupOptions};
 use crate::cli::Cli;
 use crate::desired::{Desired, NamespaceState};
+use crate::diag::quoted;
 use crate::engine::Target;
 use crate::engine::apply::{Interrupt, release};
 use crate::state::Holder;
 
 /// The namespaces named (each must exist), or every one with backups.
-fn chosen<'a>(desired: &'a Desired, names: &[String]) -> Result<Vec<&'a NamespaceState>, Error> {
+pub(super) fn chosen<'a>(
+    desired: &'a Desired,
+    names: &[String],
+) -> Result<Vec<&'a NamespaceState>, Error> {
     let has_backup = |n: &NamespaceState| crate::backup::declared(n).is_ok();
     if names.is_empty() {
         return Ok(desired
@@ -57,7 +61,7 @@ fn chosen<'a>(desired: &'a Desired, names: &[String]) -> Result<Vec<&'a Namespac
 }
 
 /// The environment's S3, which backups need.
-async fn s3(cli: &Cli, desired: &Desired) -> Result<S3Backend, Error> {
+pub(super) async fn s3(cli: &Cli, desired: &Desired) -> Result<S3Backend, Error> {
     let Some(s3) = &desired.environment.s3 else {
         return Err(Error::NoS3(desired.environment.name.clone()));
     };
@@ -228,14 +232,6 @@ pub fn restore(cli: &Cli, args: RestoreArgs<'_>) -> Result<Exit, Error> {
         );
         Ok(Exit::Success)
     })
-}
-
-fn quoted(names: &[String]) -> String {
-    names
-        .iter()
-        .map(|n| format!("`{n}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// The restore plan as people read it.

@@ -501,6 +501,13 @@ fn run(cli: &Cli) -> Result<Exit, Error> {
                 lock_wait: *lock_timeout,
             },
         ),
+        Command::Dr {
+            command:
+                DrCommand::Drill {
+                    namespace,
+                    lock_timeout,
+                },
+        } => dr::drill(cli, namespace, *lock_timeout),
         Command::Completions { shell } => completions::completions(*shell),
         Command::Man { out } => completions::man(out),
         Command::Apply {

@@ -318,6 +318,16 @@ pub struct DrPolicy {
     pub replication: Option<Replication>,
     #[serde(default)]
     pub pitr: Option<Pitr>,
+    #[serde(default)]
+    pub drill: Option<Drill>,
+}
+
+/// Restore drills the watcher runs (`sluice dr drill` on a schedule).
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Drill {
+    /// When the watcher's leader drills the namespace (cron, as the backup's).
+    pub schedule: CronSchedule,
 }
 
 /// Where and how often the namespace is backed up.

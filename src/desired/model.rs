@@ -235,6 +235,9 @@ pub struct DrState {
     pub backup: Option<BackupState>,
     pub replication: Option<ReplicationState>,
     pub pitr_window_ms: Option<u64>,
+    /// When the watcher drills the namespace (cron), from `drill.schedule`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drill_schedule: Option<String>,
     pub source: Span,
 }
 

@@ -1,6 +1,6 @@
 //! DR compliance: checks, not changes. Is the newest complete backup (a run
 //! with a manifest) within the RPO, are both buckets versioned, is
-//! replication on, is the replica read-only?
+//! replication on, is the replica read-only, did the last restore drill pass?
 
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -11,6 +11,7 @@ use crate::desired::{BackupState, Desired, NamespaceState, ReplicationState};
 use crate::plan::{Check, DrReport, LiveState, Violation};
 use crate::resource::owned_id;
 use crate::resource::{Address, Kind, Value};
+use crate::state::drills::DrillRecord;
 
 /// When the newest complete backup started (seconds since the epoch), by
 /// `(bucket, namespace directory)`; the directory is `<prefix><namespace>/`.
@@ -106,14 +107,40 @@ pub fn now_s() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// The last restore drill of each namespace, by namespace.
+pub type Drills = BTreeMap<String, DrillRecord>;
+
 /// Checks every namespace with a DR backup against the live state a plan
-/// read and the newest backups. Pure, for tests.
-pub fn evaluate(desired: &Desired, live: &LiveState, newest: &Newest, now: i64) -> Vec<DrReport> {
+/// read, the newest backups and the last drills. Pure, for tests.
+pub fn evaluate(
+    desired: &Desired,
+    live: &LiveState,
+    newest: &Newest,
+    drills: &Drills,
+    now: i64,
+) -> Vec<DrReport> {
     desired
         .namespaces
         .iter()
-        .filter_map(|ns| report(ns, live, newest, now))
+        .filter_map(|ns| {
+            let mut r = report(ns, live, newest, now)?;
+            r.violations.extend(failed_drill(drills.get(&ns.name)));
+            Some(r)
+        })
         .collect()
+}
+
+/// A last drill that failed: a namespace never drilled is no violation.
+fn failed_drill(last: Option<&DrillRecord>) -> Option<Violation> {
+    let last = last.filter(|d| !d.passed)?;
+    Some(Violation {
+        check: Check::Drill,
+        message: format!(
+            "the last restore drill (started {}) failed: {}",
+            last.started_at,
+            last.failure.as_deref().unwrap_or("no reason recorded")
+        ),
+    })
 }
 
 /// `5m`, `1h30m`: a duration in seconds, for people.
@@ -218,4 +245,37 @@ fn replication(
         });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drill(passed: bool) -> DrillRecord {
+        DrillRecord {
+            namespace: "orders".into(),
+            run: "r".into(),
+            started_at: "2026-12-07T09:00:00.000Z".into(),
+            finished_at: "2026-12-07T09:00:01.000Z".into(),
+            passed,
+            rto_ms: 1_000,
+            rto_target_ms: None,
+            data_age_ms: 0,
+            rpo_ms: None,
+            records: 1,
+            failure: (!passed).then(|| "object `s3://b/k` is corrupt".to_owned()),
+        }
+    }
+
+    #[test]
+    fn only_a_failed_last_drill_is_a_violation_and_it_says_why() {
+        assert_eq!(failed_drill(None), None);
+        assert_eq!(failed_drill(Some(&drill(true))), None);
+        let v = failed_drill(Some(&drill(false))).expect("a violation");
+        assert_eq!(v.check, Check::Drill);
+        assert_eq!(
+            v.message,
+            "the last restore drill (started 2026-12-07T09:00:00.000Z) failed: object `s3://b/k` is corrupt"
+        );
+    }
 }

@@ -329,7 +329,9 @@ pub async fn plan_from(
                     .newest
             }
         };
-        planned.plan.dr = compliance::evaluate(judged, &planned.live, &newest, target.clock.now());
+        let drills = target.state.drills().await?;
+        planned.plan.dr =
+            compliance::evaluate(judged, &planned.live, &newest, &drills, target.clock.now());
         tracing::debug!(took = ?started.elapsed(), "backup listings read (after the reads)");
     }
     Ok(planned)

@@ -8,8 +8,10 @@ use serde::Serialize;
 use super::compliance::human;
 use super::status::{BackupStatus, SnapshotStatus, Status};
 use crate::config::namespace::Tier;
+use crate::config::units::format_ms;
 use crate::desired::Desired;
 use crate::plan::{Check, DrReport};
+use crate::state::drills::DrillRecord;
 
 /// One environment's DR table.
 #[derive(Debug, Serialize)]
@@ -37,6 +39,8 @@ pub struct NamespaceRow {
     /// Its backups, as their manifests tell; `None` when it declares none or
     /// they could not be read.
     pub backup: Option<BackupStatus>,
+    /// Its last restore drill (`sluice dr drill`), when it had one.
+    pub last_drill: Option<DrillRecord>,
     /// `not_declared`, `ok`, `failing` or `unknown`.
     pub replication: Replication,
     /// Every DR compliance check it fails (as `plan` and `status` report them).
@@ -64,6 +68,7 @@ impl EnvironmentReport {
             dr,
             backups,
             state_snapshot,
+            drills,
             ..
         } = status;
         let down: Vec<String> = backends
@@ -75,19 +80,36 @@ impl EnvironmentReport {
             (false, _) => Some(down.join("; ")),
             (true, e) => e,
         };
-        Self::build(desired, &dr, backups, state_snapshot, error, generated_at)
+        Self::build(
+            desired,
+            &dr,
+            backups,
+            drills,
+            state_snapshot,
+            error,
+            generated_at,
+        )
     }
 
     /// The report of an environment whose status could not be read: its
     /// namespaces and targets, every figure unknown.
     pub fn unread(desired: &Desired, error: String, generated_at: String) -> EnvironmentReport {
-        Self::build(desired, &[], Vec::new(), None, Some(error), generated_at)
+        Self::build(
+            desired,
+            &[],
+            Vec::new(),
+            Vec::new(),
+            None,
+            Some(error),
+            generated_at,
+        )
     }
 
     fn build(
         desired: &Desired,
         dr: &[DrReport],
         mut backups: Vec<BackupStatus>,
+        mut drills: Vec<DrillRecord>,
         state_snapshot: Option<SnapshotStatus>,
         error: Option<String>,
         generated_at: String,
@@ -126,7 +148,12 @@ impl EnvironmentReport {
                     Check::Versioning,
                     Check::Replication,
                     Check::ReplicaPolicy,
+                    Check::Drill,
                 ]);
+                let last_drill = drills
+                    .iter()
+                    .position(|d| d.namespace == ns.name)
+                    .map(|i| drills.swap_remove(i));
                 let window_short = backup
                     .as_ref()
                     .is_some_and(|b| b.covers_window == Some(false));
@@ -138,6 +165,7 @@ impl EnvironmentReport {
                     compliant: known.then_some(violations.is_empty() && !window_short),
                     backup_declared: policy.backup.is_some(),
                     backup,
+                    last_drill,
                     replication,
                     violations,
                 })
@@ -174,6 +202,27 @@ impl NamespaceRow {
             (None, _) if !self.backup_declared => "no backups declared".into(),
             (None, _) if self.backup.as_ref().is_none_or(|b| b.error.is_some()) => "unknown".into(),
             (None, _) => "none".into(),
+        }
+    }
+
+    /// The last drill: when, whether it passed, its RTO against the target.
+    pub fn drill(&self) -> String {
+        let Some(d) = &self.last_drill else {
+            return if self.compliant.is_some() {
+                "never"
+            } else {
+                "unknown"
+            }
+            .into();
+        };
+        let when = d.started_at.get(..10).unwrap_or(&d.started_at);
+        if !d.passed {
+            return format!("{when}, FAILED");
+        }
+        let rto = format_ms(d.rto_ms);
+        match d.rto_target_ms {
+            Some(t) if d.rto_ms > t => format!("{when}, passed, RTO {rto} (OVER {})", format_ms(t)),
+            _ => format!("{when}, passed, RTO {rto}"),
         }
     }
 

@@ -14,6 +14,7 @@ use crate::desired::{Desired, Environment, NamespaceState};
 use crate::plan::{Action, Cause, DrReport, LiveState};
 use crate::policy::Policies;
 use crate::resource::{Address, System, Value};
+use crate::state::drills::DrillRecord;
 use crate::state::{AppliedRecord, StateError, Stored, UnlockRecord};
 
 /// The operator's single view of an environment, or of one namespace in it.
@@ -40,6 +41,8 @@ pub struct Status {
     /// (filled from S3 by the `snapshot` module).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state_snapshot: Option<SnapshotStatus>,
+    /// The last restore drill of each namespace that had one (from etcd).
+    pub drills: Vec<DrillRecord>,
 }
 
 /// An environment's etcd snapshots, as S3 holds them.
@@ -225,6 +228,7 @@ pub async fn gather(
         dr: Vec::new(),
         backups: Vec::new(),
         state_snapshot: None,
+        drills: Vec::new(),
     };
     if !status.backends.iter().all(|b| b.ok) {
         status.drift_error = Some("a backend is down; drift is unknown".into());
@@ -247,6 +251,22 @@ pub async fn gather(
         }
     }
     status.drift = Some(counts);
+    // Drills of namespaces that are still declared (and in the scope).
+    match target.state.drills().await {
+        Ok(drills) => {
+            status.drills = drills
+                .into_values()
+                .filter(|d| mine(&d.namespace))
+                .filter(|d| desired.namespaces.iter().any(|n| n.name == d.namespace))
+                .collect();
+        }
+        // The plan above read them for DR compliance; a failure here is
+        // the store's between two reads, and the table is left out.
+        Err(e) => tracing::warn!(
+            "the last drills could not be read: {}",
+            crate::diag::chain(&e)
+        ),
+    }
     status.dr = planned
         .plan
         .dr
@@ -348,6 +368,7 @@ pub async fn etcd_unreachable(
         dr: Vec::new(),
         backups: Vec::new(),
         state_snapshot: None,
+        drills: Vec::new(),
         last_unlock: None,
     }
 }

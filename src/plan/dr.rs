@@ -47,17 +47,20 @@ pub enum Check {
     Replication,
     /// The replica has no read-only policy statement.
     ReplicaPolicy,
+    /// The namespace's last restore drill failed.
+    Drill,
 }
 
 impl Check {
     /// The name the JSON outputs use: `backup-age`, `versioning`,
-    /// `replication`, `replica-policy`.
+    /// `replication`, `replica-policy`, `drill`.
     pub fn as_str(self) -> &'static str {
         match self {
             Check::BackupAge => "backup-age",
             Check::Versioning => "versioning",
             Check::Replication => "replication",
             Check::ReplicaPolicy => "replica-policy",
+            Check::Drill => "drill",
         }
     }
 }

@@ -34,8 +34,8 @@ fn environment(r: &EnvironmentReport, out: &mut String) {
         out.push_str("No namespace declares `disaster_recovery`.\n");
         return;
     }
-    out.push_str("| Namespace | Tier | RPO | RTO | Last backup age | PITR coverage | Replication | Meets targets |\n");
-    out.push_str("|---|---|---|---|---|---|---|---|\n");
+    out.push_str("| Namespace | Tier | RPO | RTO | Last backup age | PITR coverage | Last drill | Replication | Meets targets |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|\n");
     for n in &r.namespaces {
         row(n, out);
     }
@@ -69,13 +69,14 @@ fn row(n: &NamespaceRow, out: &mut String) {
     };
     let _ = writeln!(
         out,
-        "| `{}` | {} | {} | {} | {} | {} | {} | {} |",
+        "| `{}` | {} | {} | {} | {} | {} | {} | {} | {} |",
         n.namespace,
         n.tier.as_str(),
         target(n.rpo_s),
         target(n.rto_s),
         cell(&n.backup_age()),
         cell(&n.pitr()),
+        cell(&n.drill()),
         replication,
         meets
     );

@@ -84,10 +84,46 @@ pub fn text(s: &Status) -> String {
             }
         }
     }
+    if !s.drills.is_empty() {
+        out.push_str(&format!("\nLast restore drills:\n{}\n", show(&drills(s))));
+    }
     if let Some(snap) = &s.state_snapshot {
         out.push_str(&state_snapshot(snap));
     }
     out
+}
+
+fn drills(s: &Status) -> Table {
+    use crate::drill::human_ms;
+    let mut t = table(&[
+        "namespace",
+        "last drill",
+        "result",
+        "rto measured",
+        "data age",
+    ]);
+    for d in &s.drills {
+        let result = match &d.failure {
+            None => "passed".to_owned(),
+            Some(f) => format!("FAILED: {f}"),
+        };
+        let rto = match d.rto_target_ms {
+            Some(target) => format!("{} (target {})", human_ms(d.rto_ms), human_ms(target)),
+            None => format!("{} (no rto declared)", human_ms(d.rto_ms)),
+        };
+        let age = match d.rpo_ms {
+            Some(rpo) => format!("{} (rpo {})", human_ms(d.data_age_ms), human_ms(rpo)),
+            None => human_ms(d.data_age_ms),
+        };
+        t.add_row(vec![
+            d.namespace.clone(),
+            format!("{} (run `{}`)", d.started_at, d.run),
+            result,
+            rto,
+            age,
+        ]);
+    }
+    t
 }
 
 /// The etcd snapshots' line: last success, and its age against `stale_after`.

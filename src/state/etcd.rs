@@ -14,6 +14,7 @@ mod unlock;
 
 pub use unlock::LockInfo;
 
+use super::drills::DrillRecord;
 use super::lease::Lease;
 use super::{
     AppliedRecord, Fence, Holder, Inventory, InventoryEntry, Lock, StateError, StateStore, Stored,
@@ -44,6 +45,8 @@ pub struct StateKeys {
     pub lock: String,
     /// The record of the last forced unlock.
     pub unlocked: String,
+    /// The directory of the last drill of each namespace.
+    pub drills: String,
 }
 
 impl StateKeys {
@@ -53,6 +56,7 @@ impl StateKeys {
             applied: state_key(prefix, "applied", env),
             lock: state_key(prefix, "locks", env),
             unlocked: state_key(prefix, "unlocked", env),
+            drills: super::drills::drills_dir(prefix, env),
         }
     }
 
@@ -151,7 +155,7 @@ pub fn readable(e: &etcd_client::Error) -> String {
     parts.join(": ")
 }
 
-fn unreachable(e: etcd_client::Error) -> StateError {
+pub(crate) fn unreachable(e: etcd_client::Error) -> StateError {
     StateError::Unreachable(e)
 }
 
@@ -288,6 +292,10 @@ impl StateStore for EtcdState {
             return self.read(None).await;
         }
         Ok(stored)
+    }
+
+    async fn drills(&self) -> Result<BTreeMap<String, DrillRecord>, StateError> {
+        super::drills::read_drills(&self.client, &self.keys.drills).await
     }
 
     async fn lock(&self, holder: &Holder, wait: Duration) -> Result<Box<dyn Lock>, StateError> {

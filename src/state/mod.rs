@@ -9,6 +9,7 @@
 //! - a lease-based apply lock per environment at `<prefix>locks/<env>`;
 //! - the record of the last forced unlock at `<prefix>unlocked/<env>`.
 
+pub mod drills;
 pub mod etcd;
 pub mod lease;
 pub mod memory;
@@ -463,6 +464,13 @@ pub trait StateStore: Send + Sync {
     /// when `None`; a store may read more), the applied record and who
     /// holds the lock, in one round trip; the record [`Stored::settle`]d.
     async fn load(&self, scope: Option<&BTreeSet<String>>) -> Result<Stored, StateError>;
+    /// The last restore drill of each namespace that had one (none, for a
+    /// store that keeps no drills).
+    async fn drills(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, drills::DrillRecord>, StateError> {
+        Ok(std::collections::BTreeMap::new())
+    }
     /// Takes the apply lock, waiting up to `wait` for another holder; fails
     /// naming the holder after that.
     async fn lock(&self, holder: &Holder, wait: Duration) -> Result<Box<dyn Lock>, StateError>;

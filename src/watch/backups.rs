@@ -16,7 +16,8 @@
 //!
 //! The same scheduler runs the environment's etcd snapshots on
 //! `state_backup.schedule` ([`Job::Snapshot`]; [`super::snapshots`] runs
-//! and seeds them).
+//! and seeds them) and each namespace's restore drills on
+//! `disaster_recovery.drill.schedule` ([`Job::Drill`]; [`super::drills`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -55,13 +56,16 @@ pub fn spawn(metrics: Arc<Metrics>, shutdown: Arc<Interrupt>, timeout: Duration)
 pub enum Job {
     Backup(String),
     Snapshot,
+    Drill(String),
 }
 
 impl Job {
     /// What its jitter is drawn from, and logs name it by.
     fn name(&self) -> &str {
         match self {
-            Job::Backup(ns) => ns,
+            // A drill shares its namespace's jitter: on one schedule with the
+            // backup, both start at once (the drill reads the newest complete run).
+            Job::Backup(ns) | Job::Drill(ns) => ns,
             // Not a namespace name (they hold no space), so never a twin's.
             Job::Snapshot => "etcd snapshot",
         }
@@ -81,13 +85,17 @@ fn scheduled(desired: &Desired) -> BTreeMap<Job, String> {
             .clone()?;
         Some((Job::Backup(ns.name.clone()), schedule))
     });
+    let drills = desired.namespaces.iter().filter_map(|ns| {
+        let schedule = ns.disaster_recovery.as_ref()?.drill_schedule.clone()?;
+        Some((Job::Drill(ns.name.clone()), schedule))
+    });
     let snapshot = desired
         .environment
         .state_backup
         .as_ref()
         .and_then(|b| b.schedule.clone())
         .map(|s| (Job::Snapshot, s));
-    backups.chain(snapshot).collect()
+    backups.chain(drills).chain(snapshot).collect()
 }
 
 /// When namespace `ns`'s next run is due after `now`: the schedule's next
@@ -111,7 +119,7 @@ pub fn next_due(schedule: &str, ns: &str, now: SystemTime) -> Option<SystemTime>
 }
 
 /// The connections runs share, made again when the environment changes.
-struct Connection {
+pub(super) struct Connection {
     key: String,
     target: Arc<Target>,
     s3: Arc<S3Backend>,
@@ -167,7 +175,9 @@ async fn schedule(
                 .filter(|(_, (_, at))| *at <= now)
                 .map(|(job, _)| job.clone())
                 .collect();
-            let backups = ready.iter().any(|j| matches!(j, Job::Backup(_)));
+            let backups = ready
+                .iter()
+                .any(|j| matches!(j, Job::Backup(_) | Job::Drill(_)));
             let conn = if backups {
                 connect(&mut connection, desired, timeout).await
             } else {
@@ -184,6 +194,19 @@ async fn schedule(
                     }
                     Job::Snapshot => {
                         super::snapshots::start(desired, &running, &metrics, timeout);
+                    }
+                    Job::Drill(ns) => {
+                        let conn = match &conn {
+                            Ok(c) => Ok((c.target.clone(), c.s3.clone())),
+                            Err(e) => Err(e.as_str()),
+                        };
+                        super::drills::start(
+                            ns,
+                            desired,
+                            conn,
+                            (&running, &metrics, &shutdown),
+                            timeout,
+                        );
                     }
                 }
                 let (schedule, at) = due.get_mut(&job).expect("listed above");
@@ -234,10 +257,14 @@ async fn seed_all(
     match connect(connection, desired, timeout).await {
         Ok(conn) => {
             for job in backups {
-                if let Job::Backup(ns) = job {
-                    seeded.insert(job.clone());
-                    seed(desired, ns, conn.s3.clone(), metrics.clone());
+                match job {
+                    Job::Backup(ns) => seed(desired, ns, conn.s3.clone(), metrics.clone()),
+                    Job::Drill(ns) => {
+                        super::drills::seed(desired, ns, conn.target.clone(), metrics.clone());
+                    }
+                    Job::Snapshot => continue,
                 }
+                seeded.insert(job.clone());
             }
         }
         Err(why) => tracing::warn!("cannot read the last complete backups yet: {why}"),

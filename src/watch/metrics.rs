@@ -90,6 +90,9 @@ pub struct Metrics {
     pub snapshot_last_success: Family<EnvLabels, Gauge<f64, AtomicU64>>,
     pub snapshot_failures: Family<EnvLabels, Counter>,
     pub snapshot_duration: Family<EnvLabels, Histogram, fn() -> Histogram>,
+    pub drill_last_success: Family<NamespaceLabels, Gauge<f64, AtomicU64>>,
+    pub drill_rto: Family<NamespaceLabels, Gauge<f64, AtomicU64>>,
+    pub drill_failures: Family<NamespaceLabels, Counter>,
 }
 
 /// Buckets for backup runs: from a second to about nine hours.
@@ -189,6 +192,21 @@ impl Metrics {
                 "state_snapshot_duration_seconds",
                 "Time one scheduled etcd snapshot of the environment took, failed or not",
                 Family::new_with_constructor(backup_histogram as fn() -> Histogram)
+            ),
+            drill_last_success: registered!(
+                "dr_drill_last_success_timestamp_seconds",
+                "When a restore drill of the namespace last passed (Unix time, when it finished)",
+                Family::default()
+            ),
+            drill_rto: registered!(
+                "dr_drill_rto_seconds",
+                "The RTO the namespace's last scheduled restore drill measured (start to verified restore)",
+                Family::default()
+            ),
+            drill_failures: registered!(
+                "dr_drill_failures",
+                "Scheduled restore drills of the namespace that failed or could not start",
+                Family::default()
             ),
             registry,
         }

@@ -10,6 +10,7 @@
 //! through an etcd lease and only the leader plans, reports and remediates.
 
 pub mod backups;
+pub mod drills;
 mod error;
 pub mod http;
 pub mod leader;
@@ -156,6 +157,13 @@ pub async fn run(opts: Options, shutdown: Arc<Interrupt>) -> Result<(), WatchErr
         if shutdown.requested() {
             break;
         }
+    }
+    // A drill stops after its object in flight, then deletes its scratch
+    // topics and records itself: time for a write, a delete and a record.
+    if !drills::settle(w.opts.timeout * 4).await {
+        tracing::error!(
+            "a scheduled drill did not stop in time; its `.drill-` scratch topics may be left behind"
+        );
     }
     if let Some(l) = w.leadership.take() {
         l.release().await;

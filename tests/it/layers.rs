@@ -119,8 +119,8 @@ fn the_plan_is_a_leaf_of_the_engine() {
 /// from those before it.
 const ORDER: &[&str] = &[
     "files", "par", "diag", "source", "config", "desired", "records", "resource", "state", "plan",
-    "backend", "policy", "engine", "import", "backup", "snapshot", "render", "watch", "schema",
-    "cli", "commands",
+    "backend", "policy", "engine", "import", "backup", "drill", "snapshot", "render", "watch",
+    "schema", "cli", "commands",
 ];
 
 #[test]

@@ -66,7 +66,7 @@ fn kafka(repo: &TestRepo) -> ClientConfig {
 
 /// Produces records `range` to `topic`, several records per batch (one
 /// flush for all of them).
-fn produce(repo: &TestRepo, topic: &str, range: std::ops::Range<i64>) {
+pub(crate) fn produce(repo: &TestRepo, topic: &str, range: std::ops::Range<i64>) {
     produce_records(repo, topic, range.map(record));
 }
 
@@ -100,7 +100,7 @@ fn produce_records(repo: &TestRepo, topic: &str, records: impl Iterator<Item = R
 /// partition's last batch plus one, so the rest of that batch is above it
 /// until another batch comes; a last batch of one record puts the high
 /// watermark past every record before it.
-fn produce_closing(repo: &TestRepo, topic: &str, from: i64) {
+pub(crate) fn produce_closing(repo: &TestRepo, topic: &str, from: i64) {
     for i in from..from + i64::from(PARTITIONS) {
         produce(repo, topic, i..i + 1);
     }
@@ -209,7 +209,7 @@ fn backed_up_namespace(repo: &TestRepo) -> (String, String) {
 
 /// [`backed_up_namespace`], with `backup` settings added (indented as its
 /// fields are).
-fn backed_up_namespace_with(repo: &TestRepo, backup: &str) -> (String, String) {
+pub(crate) fn backed_up_namespace_with(repo: &TestRepo, backup: &str) -> (String, String) {
     let topic = repo.name("events");
     repo.namespace(
         "events",
@@ -479,15 +479,12 @@ async fn restore_to_a_time_restores_exactly_the_records_up_to_it() {
     assert!(!repo.has_topic("events.window"), "nothing was created");
 }
 
-#[tokio::test]
-async fn backup_a_corrupt_segment_fails_the_restore_naming_it_and_nothing_after_it_is_written() {
-    let repo = TestRepo::new();
-    let (ns, topic) = backed_up_namespace(&repo);
-    produce(&repo, &topic, 0..150);
-    produce_closing(&repo, &topic, 150);
-    ok(&repo.run(&["backup", "--segment-size", "1KiB"]));
-    let runs = manifests(&repo, &ns).await;
-    // Partition 0's objects are restored first; spoil its second one.
+/// Flips one bit in the middle of the second object of partition 0 of the
+/// namespace's first run (partition 0 is restored first, so the scratch or
+/// restored topic holds the first object's records when it fails); the
+/// bucket, the object's key, and how many records the first object holds.
+pub(crate) async fn corrupt_second_object(repo: &TestRepo, ns: &str) -> (String, String, usize) {
+    let runs = manifests(repo, ns).await;
     let objects = runs[0]["topics"][0]["ranges"][0]["objects"]
         .as_array()
         .unwrap();
@@ -513,6 +510,18 @@ async fn backup_a_corrupt_segment_fails_the_restore_naming_it_and_nothing_after_
         .send()
         .await
         .unwrap();
+    (bucket, key, before)
+}
+
+#[tokio::test]
+async fn backup_a_corrupt_segment_fails_the_restore_naming_it_and_nothing_after_it_is_written() {
+    let repo = TestRepo::new();
+    let (ns, topic) = backed_up_namespace(&repo);
+    produce(&repo, &topic, 0..150);
+    produce_closing(&repo, &topic, 150);
+    ok(&repo.run(&["backup", "--segment-size", "1KiB"]));
+    // Partition 0's objects are restored first; spoil its second one.
+    let (bucket, key, before) = corrupt_second_object(&repo, &ns).await;
 
     let restore = repo.run(&["restore", &ns, "--into-suffix", ".r", "--confirm", &ns]);
     assert_eq!(restore.code, 1, "{}", restore.all_output());

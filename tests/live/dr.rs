@@ -414,7 +414,17 @@ fn dr_report_shows_targets_backup_age_coverage_and_replication() {
         "{}",
         md.stdout
     );
-    assert!(md.stdout.contains("| ok | yes |"), "{}", md.stdout);
+    assert!(md.stdout.contains("| never | ok | yes |"), "{}", md.stdout);
+
+    // A drill: its day, pass and measured RTO in the row.
+    ok(&repo.run(&["dr", "drill", &ns]));
+    let drilled = repo.run(&["dr", "report", "--format", "json"]);
+    assert_eq!(drilled.code, 0, "{}", drilled.all_output());
+    let r = row(&drilled);
+    assert_eq!(r["last_drill"]["passed"], true, "{r}");
+    assert!(r["last_drill"]["rto_ms"].as_u64().is_some(), "{r}");
+    let md = repo.run(&["dr", "report"]);
+    assert!(md.stdout.contains(", passed, RTO "), "{}", md.stdout);
 
     // The replication rule removed out of band: failing, named, exit 2.
     let rt = tokio::runtime::Runtime::new().unwrap();

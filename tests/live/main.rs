@@ -10,6 +10,7 @@ mod adopt;
 mod alerts;
 mod backup;
 mod dr;
+mod drill;
 mod env_file;
 mod faults;
 mod import;

@@ -711,3 +711,114 @@ fn a_starting_watcher_sets_the_snapshot_metric_to_zero_without_a_snapshot_and_fr
         "no scheduled snapshot was expected"
     );
 }
+
+#[test]
+fn a_one_minute_drill_schedule_runs_a_drill_and_moves_the_drill_metrics() {
+    let repo = TestRepo::new();
+    repo.namespace(
+        "drilled",
+        &format!(
+            "{}  disaster_recovery:\n    rpo: 1h\n    rto: 30m\n    backup:\n      bucket: {}\n      prefix: backups/\n    drill:\n      schedule: \"* * * * *\"\n",
+            topic_spec(&["drilled"]),
+            repo.bucket("backups")
+        ),
+    );
+    let applied = repo.run(&["apply", "--auto-approve"]);
+    assert_eq!(applied.code, 0, "{}", applied.all_output());
+    let topic = repo.name("drilled");
+    produce_each(&repo, &topic, 3);
+    let backup = repo.run(&["backup"]);
+    assert_eq!(backup.code, 0, "{}", backup.all_output());
+
+    let w = Watcher::start(&repo, &[]);
+    let labels = format!(
+        "{{environment=\"local\",namespace=\"{}\"}}",
+        repo.name("drilled")
+    );
+    let success = format!("sluice_dr_drill_last_success_timestamp_seconds{labels}");
+    let rto = format!("sluice_dr_drill_rto_seconds{labels}");
+    let failures = format!("sluice_dr_drill_failures_total{labels}");
+    // Seeded when the replica leads: no drill yet, no failure yet.
+    w.wait_until(Duration::from_secs(20), "the drill failure counter", |w| {
+        w.metric(&failures) == Some(0.0)
+    });
+    assert_eq!(w.metric(&success), None);
+    // The next minute, plus at most six seconds of jitter, plus the drill.
+    w.wait_until(Duration::from_secs(80), "a scheduled drill", |w| {
+        w.metric(&success).is_some()
+    });
+    let measured = w.metric(&rto).expect("the drill's RTO");
+    assert!(measured > 0.0 && measured < 1800.0, "{measured}");
+    assert_eq!(w.metric(&failures), Some(0.0));
+    let (code, _, logs) = w.terminate();
+    assert_eq!(code, Some(0), "{logs}");
+    assert!(logs.contains("scheduled drill passed"), "{logs}");
+
+    // Recorded as `dr drill` records it, and no scratch topic is left.
+    let status = repo.run(&["status", "--format", "json"]).json();
+    let drill = &status["drills"][0];
+    assert_eq!(drill["passed"], true, "{status}");
+    assert_eq!(drill["records"], 3, "{status}");
+    assert_eq!(
+        crate::drill::scratch_topics(&repo, &topic),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn sigterm_during_a_scheduled_drill_deletes_its_scratch_topic_and_records_it_failed() {
+    let repo = TestRepo::new();
+    let (ns, topic) = crate::backup::backed_up_namespace_with(
+        &repo,
+        "    drill:\n      schedule: \"* * * * *\"\n",
+    );
+    // Many small objects: the drill writes them one after the other.
+    crate::backup::produce(&repo, &topic, 0..3000);
+    crate::backup::produce_closing(&repo, &topic, 3000);
+    let backup = repo.run(&["backup", "--segment-size", "1KiB"]);
+    assert_eq!(backup.code, 0, "{}", backup.all_output());
+
+    let w = Watcher::start(&repo, &[]);
+    // SIGTERM as soon as the broker shows records in a scratch partition.
+    let consumer: rdkafka::consumer::BaseConsumer = rdkafka::config::ClientConfig::new()
+        .set("bootstrap.servers", &repo.services().kafka)
+        .create()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(80);
+    let landed = loop {
+        let landed = crate::drill::scratch_topics(&repo, &topic)
+            .first()
+            .is_some_and(|t| {
+                rdkafka::consumer::Consumer::fetch_watermarks(
+                    &consumer,
+                    t,
+                    0,
+                    Duration::from_secs(5),
+                )
+                .is_ok_and(|(_, high)| high > 0)
+            });
+        if landed || Instant::now() > deadline {
+            break landed;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let (code, _, logs) = w.terminate();
+    assert!(
+        landed,
+        "no scheduled drill wrote records within 80 s:\n{logs}"
+    );
+    assert_eq!(code, Some(0), "{logs}");
+    assert!(logs.contains("scheduled drill failed"), "{logs}");
+    assert_eq!(
+        crate::drill::scratch_topics(&repo, &topic),
+        Vec::<String>::new()
+    );
+    let status = repo.run(&["status", "--format", "json"]).json();
+    let drill = &status["drills"][0];
+    assert_eq!(drill["namespace"], ns.as_str(), "{status}");
+    assert_eq!(drill["passed"], false, "{status}");
+    assert!(
+        drill["failure"].as_str().unwrap().contains("interrupted"),
+        "{status}"
+    );
+}

@@ -2,7 +2,7 @@
 //! replication and the PITR window, checked against the workspace's buckets.
 
 use crate::config::Located;
-use crate::config::namespace::{Backup, DrPolicy, Namespace, Replication};
+use crate::config::namespace::{Backup, DrPolicy, Drill, Namespace, Replication};
 use crate::config::parse::Doc;
 use crate::config::units::millis;
 use crate::diag::Diagnostic;
@@ -36,8 +36,33 @@ pub(super) fn resolve_dr(
             .as_ref()
             .map(|r| replication(r, dr.backup.as_ref(), file, cx, diags)),
         pitr_window_ms,
+        drill_schedule: dr
+            .drill
+            .as_ref()
+            .and_then(|d| drill_schedule(d, dr.backup.is_some(), file, diags)),
         source: Span::new(file, doc.value.metadata.name.loc),
     }
+}
+
+/// The drill schedule, parsed as the backup's is; a drill restores the
+/// backups, so it needs a `backup`.
+fn drill_schedule(
+    d: &Drill,
+    has_backup: bool,
+    file: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<String> {
+    if !has_backup {
+        diags.push(
+            Diagnostic::error(
+                "drill-without-backup",
+                "`drill` restores the namespace's backups, but there is no `backup`",
+            )
+            .at(file, d.schedule.loc())
+            .hint("add `disaster_recovery.backup`, or remove `drill`"),
+        );
+    }
+    schedule(Some(&d.schedule), file, diags)
 }
 
 /// A bucket the namespace names must be one the workspace declares, when it
