@@ -264,7 +264,14 @@ pub async fn plan_from(
     };
     // The cluster's ID is asked beside the reads; a pin refuses the plan
     // (before any apply) when it does not match, whatever the reads found.
-    let (planned, cluster_id, listed) = tokio::join!(
+    // The last drills (for DR compliance) are read beside the rest too.
+    let drills = async {
+        match &target.catalog {
+            Some(_) => Some(target.state.drills().await),
+            None => None,
+        }
+    };
+    let (planned, cluster_id, listed, drills) = tokio::join!(
         plan_resources(
             &env.name,
             revision,
@@ -275,7 +282,8 @@ pub async fn plan_from(
             stored,
         ),
         cluster::cluster_id(env, target, kafka),
-        listed
+        listed,
+        drills
     );
     let cluster_id = cluster::pinned(env, cluster_id)?;
     let mut planned = planned?;
@@ -329,7 +337,7 @@ pub async fn plan_from(
                     .newest
             }
         };
-        let drills = target.state.drills().await?;
+        let drills = drills.transpose()?.unwrap_or_default();
         planned.plan.dr =
             compliance::evaluate(judged, &planned.live, &newest, &drills, target.clock.now());
         tracing::debug!(took = ?started.elapsed(), "backup listings read (after the reads)");
