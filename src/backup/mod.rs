@@ -238,11 +238,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// `bytes` in lower-case hex (a digest, as manifests write it).
 pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    hex::encode(bytes)
 }
 
 /// Milliseconds since the epoch, now.

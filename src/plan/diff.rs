@@ -295,6 +295,10 @@ fn create(d: &Resource, inv: Option<&InventoryEntry>) -> Change {
 }
 
 fn update(d: &Resource, live: &Value, inv: Option<&InventoryEntry>) -> Option<Change> {
+    // The common case, cheaply: what is live is exactly what is wanted.
+    if d.value == *live {
+        return None;
+    }
     let (fields, reasons, shown) = match (&d.value, live) {
         (Value::Topic(want), Value::Topic(have)) => {
             let managed: BTreeSet<&String> = want

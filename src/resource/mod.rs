@@ -486,7 +486,7 @@ impl schemars::JsonSchema for Record {
 /// The first 128 bits of a SHA-256, in hex.
 pub fn digest(bytes: &[u8]) -> String {
     let hash = Sha256::digest(bytes);
-    hash[..16].iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(&hash[..16])
 }
 
 /// A desired resource: its address, value, and where it was declared.
