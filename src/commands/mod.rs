@@ -646,11 +646,13 @@ fn resolve_desired(
     tree: SourceTree,
     env: Option<&str>,
 ) -> Result<(SourceTree, Desired), Error> {
-    let (desired, diags) = engine::load_desired(
-        &tree,
-        env.or(cli.env.as_deref()),
-        &Overrides::from_process(),
-    );
+    resolve_selected(tree, env.or(cli.env.as_deref()))
+}
+
+/// The desired state of environment `env` (else the one `SLUICE_ENV` or
+/// the workspace selects) in a tree already read; problems are printed.
+fn resolve_selected(tree: SourceTree, env: Option<&str>) -> Result<(SourceTree, Desired), Error> {
+    let (desired, diags) = engine::load_desired(&tree, env, &Overrides::from_process());
     let errors = print_diagnostics(&tree, &diags);
     match desired {
         Some(d) => Ok((tree, d)),

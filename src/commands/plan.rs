@@ -3,16 +3,20 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use futures_util::future::Either;
+
 use super::{
     Error, Exit, block_on, color_stdout, load_desired, load_policies, print_findings, print_json,
-    pull_request,
+    pull_request, resolve_selected,
 };
 use crate::cli::{Cli, PlanFormat};
 use crate::config::parse::suggest_among;
-use crate::desired::Desired;
-use crate::engine::{self, EngineError, Planned, Target};
+use crate::desired::{self, Desired, Overrides};
+use crate::engine::{self, EngineError, Known, Planned, Target};
 use crate::plan::Plan;
+use crate::policy::Policies;
 use crate::render::{self, Detail};
+use crate::source::SourceTree;
 use crate::state::{ApplyStatus, Stored};
 
 /// Validates, connects and plans the selected environment, judged by the
@@ -29,13 +33,26 @@ async fn plan_now(
     targets: &[String],
 ) -> Result<Planned, Error> {
     let (tree, planned) = match base {
+        None if targets.is_empty() => {
+            let ((tree, planned), target) = while_loading(
+                cli,
+                env,
+                async |(tree, desired, policies), target, known| {
+                    let revision = tree.revision.as_deref();
+                    let planned =
+                        engine::plan_from(&desired, revision, target, &policies, known).await?;
+                    Ok((tree, planned))
+                },
+            )
+            .await?;
+            target.leave();
+            (tree, planned)
+        }
         None => {
             let (tree, mut desired) = load_desired(cli, env)?;
             let policies = load_policies(&tree)?;
             let target = Target::connect(&desired.environment, cli.timeout).await?;
-            if !targets.is_empty() {
-                scope_to(&mut desired, targets, &target).await?;
-            }
+            scope_to(&mut desired, targets, &target).await?;
             let mut planned =
                 engine::plan(&desired, tree.revision.as_deref(), &target, &policies).await?;
             target.leave();
@@ -54,7 +71,8 @@ async fn plan_now(
                 pr.tree.revision.as_deref(),
                 &pr.target,
                 &pr.policies,
-                pr.stored,
+                pr.stored
+                    .map_or(Known::Nothing, |s| Known::Stored(Box::new(s))),
             )
             .await?;
             pr.target.leave();
@@ -66,6 +84,74 @@ async fn plan_now(
     warn_unfinished(&planned.stored);
     print_findings(&tree, &planned.plan.policy);
     Ok(planned)
+}
+
+/// A tree's desired state and policies, loaded.
+type Loaded = (SourceTree, Desired, Policies);
+
+/// Reads the tree and runs `then` with what it loads, connected to its
+/// environment. When the workspace alone selects that environment, sluice
+/// connects and [`engine::prefetch`]es (its state, and the live state of
+/// what it records) while the namespaces parse on a thread of their own, and
+/// `then` is handed the reads in flight; else it loads, then connects. A
+/// problem in the files is said before any connection error, and as soon as
+/// it is found.
+async fn while_loading<R>(
+    cli: &Cli,
+    env: Option<&str>,
+    then: impl AsyncFnOnce(Loaded, &Target, Known) -> Result<R, Error>,
+) -> Result<(R, Target), Error> {
+    let tree = cli.source.origin().load()?;
+    let selected = env.or(cli.env.as_deref()).map(str::to_owned);
+    let overrides = Overrides::from_process();
+    let Some(environment) = desired::environment(&tree, selected.as_deref(), &overrides) else {
+        let (tree, desired) = resolve_selected(tree, selected.as_deref())?;
+        let policies = load_policies(&tree)?;
+        let target = Target::connect(&desired.environment, cli.timeout).await?;
+        let done = then((tree, desired, policies), &target, Known::Nothing).await?;
+        return Ok((done, target));
+    };
+    let mut loading = tokio::task::spawn_blocking(move || {
+        let (tree, desired) = resolve_selected(tree, selected.as_deref())?;
+        let policies = load_policies(&tree)?;
+        Ok::<_, Error>((tree, desired, policies))
+    });
+    let joined = |loaded: Result<Result<Loaded, Error>, tokio::task::JoinError>| {
+        loaded.expect("loading the tree does not panic")
+    };
+    let connecting = Target::connect(&environment, cli.timeout);
+    tokio::pin!(connecting);
+    let (target, mut loaded) = tokio::select! {
+        loaded = &mut loading => {
+            let loaded = joined(loaded)?;
+            (connecting.await?, Some(loaded))
+        }
+        target = &mut connecting => match target {
+            Ok(target) => (target, None),
+            Err(e) => {
+                joined(loading.await)?;
+                return Err(e.into());
+            }
+        },
+    };
+    let done = {
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let reading = std::pin::pin!(async {
+            let _ = sender.send(engine::prefetch(&target).await);
+        });
+        let planning = std::pin::pin!(async {
+            let loaded = match loaded.take() {
+                Some(loaded) => loaded,
+                None => joined(loading.await)?,
+            };
+            then(loaded, &target, Known::Reading(receiver)).await
+        });
+        match futures_util::future::select(planning, reading).await {
+            Either::Left((done, _)) => done,
+            Either::Right(((), planning)) => planning.await,
+        }
+    }?;
+    Ok((done, target))
 }
 
 /// Scopes `desired` to the namespaces `--namespace` names, as a pull
@@ -185,10 +271,13 @@ pub fn plan(
 /// `plan --floor`: loads and connects as a plan does, then makes only the
 /// plan's reads and prints how long they took, in seconds.
 pub fn floor(cli: &Cli) -> Result<Exit, Error> {
-    let (_, desired) = load_desired(cli, None)?;
     let took = block_on(async {
-        let target = Target::connect(&desired.environment, cli.timeout).await?;
-        let took = engine::read_floor(&desired, &target).await?;
+        let start = std::time::Instant::now();
+        let (took, target) = while_loading(cli, None, async |(_, desired, _), target, known| {
+            engine::read_floor(&desired, target, known).await?;
+            Ok(start.elapsed())
+        })
+        .await?;
         target.leave();
         Ok::<_, Error>(took)
     })?;

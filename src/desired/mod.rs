@@ -62,6 +62,26 @@ pub fn load(
     (desired, diags)
 }
 
+/// The environment a command selects, resolved from the workspace file
+/// alone when it holds no problem: a plan connects with it while the
+/// namespace files still parse. `None` whenever anything is amiss: [`load`]
+/// then says what, and nothing has connected.
+pub fn environment(
+    tree: &SourceTree,
+    requested: Option<&str>,
+    overrides: &Overrides,
+) -> Option<Environment> {
+    let file = tree.workspace.as_ref().filter(|_| tree.links.is_empty())?;
+    let mut diags = Vec::new();
+    let mut docs = crate::config::parse::parse_documents::<Workspace>(file, &mut diags).into_iter();
+    let ws = docs.next().filter(|_| docs.next().is_none())?;
+    let name = select_env(&ws.value, requested.or(overrides.env.as_deref())).ok()?;
+    check_workspace(&ws, &mut diags);
+    let (environment, _) =
+        env::resolve_environment(&ws.value, &ws.file, &name, Some(overrides), &mut diags);
+    (!diags.iter().any(Diagnostic::is_error)).then_some(environment)
+}
+
 /// Where a mapping key first appears in a file's text (1-based), for a
 /// problem with a value that carries no place of its own.
 fn key_loc(text: &str, key: &str) -> Loc {

@@ -211,6 +211,35 @@ pub fn load_policies(tree: &SourceTree) -> Result<Policies, Vec<Diagnostic>> {
         .map_err(|errors| errors.iter().map(PolicyError::to_diagnostic).collect())
 }
 
+/// What a plan has read, or is reading, before it is asked for.
+pub enum Known {
+    /// Nothing: a full plan reads sluice's state beside the live systems.
+    Nothing,
+    /// sluice's state, read to choose what to load (`plan --base`): a
+    /// scoped plan uses it; a full one reads it again, beside the rest.
+    Stored(Box<Stored>),
+    /// [`Prefetched`], being read while the desired state loaded.
+    Reading(tokio::sync::oneshot::Receiver<Result<Prefetched, EngineError>>),
+}
+
+/// sluice's state and the live state of everything its inventory records:
+/// all a full plan can read before its desired state is known.
+pub struct Prefetched {
+    stored: Stored,
+    live: LiveState,
+    read: BTreeSet<Address>,
+}
+
+/// Reads [`Prefetched`]: sluice's state, then what its inventory records.
+/// A full plan reads this while its namespaces still parse; what the
+/// desired state names beyond it is read once that is known.
+pub async fn prefetch(target: &Target) -> Result<Prefetched, EngineError> {
+    let stored = target.state.load(None).await?;
+    let read: BTreeSet<Address> = stored.inventory.entries.keys().cloned().collect();
+    let live = target.read(&read).await?;
+    Ok(Prefetched { stored, live, read })
+}
+
 /// A plan and the state it was made against.
 pub struct Planned {
     pub plan: Plan,
@@ -227,18 +256,16 @@ pub async fn plan(
     target: &Target,
     policies: &Policies,
 ) -> Result<Planned, EngineError> {
-    plan_from(desired, revision, target, policies, None).await
+    plan_from(desired, revision, target, policies, Known::Nothing).await
 }
 
-/// [`plan`], with sluice's state read already (`stored`) when the caller
-/// needed it to choose what to load; a full plan reads it again, beside the
-/// live systems.
+/// [`plan`], with what the caller has read, or is reading, already.
 pub async fn plan_from(
     desired: &Desired,
     revision: Option<&str>,
     target: &Target,
     policies: &Policies,
-    stored: Option<Stored>,
+    known: Known,
 ) -> Result<Planned, EngineError> {
     // Resources come from the whole desired state, so that a bucket shared
     // with a namespace outside the scope has the value a full plan gives it.
@@ -279,7 +306,7 @@ pub async fn plan_from(
             &resources,
             desired.scope.as_ref(),
             target,
-            stored,
+            known,
         ),
         cluster::cluster_id(env, target, kafka),
         listed,
@@ -413,8 +440,7 @@ fn in_scope(
 }
 
 /// Plans desired resources (sorted by address) against live state and the
-/// inventory; with a `scope`, only the inventory of those namespaces
-/// (`stored`, when the caller read it already).
+/// inventory; with a `scope`, only the inventory of those namespaces.
 pub async fn plan_resources(
     environment: &str,
     revision: Option<&str>,
@@ -422,7 +448,7 @@ pub async fn plan_resources(
     resources: &[Resource],
     scope: Option<&BTreeSet<String>>,
     target: &Target,
-    stored: Option<Stored>,
+    known: Known,
 ) -> Result<Planned, EngineError> {
     let input = |desired, live, inventory, inventory_revision, partial| PlanInput {
         environment,
@@ -435,16 +461,17 @@ pub async fn plan_resources(
         partial,
     };
     let Some(scope) = scope else {
-        // A full plan reads what the desired state names while sluice's
-        // state loads; what only the inventory names is read once it is known.
-        let (stored, live) = read_all(target, resources).await?;
+        let (stored, live) = match known {
+            Known::Reading(prefetched) => read_after(target, resources, prefetched).await?,
+            _ => read_all(target, resources).await?,
+        };
         let revision = stored.revision_of(None);
         let plan = diff(&input(resources, &live, &stored.inventory, revision, false))?;
         return Ok(Planned { plan, stored, live });
     };
-    let stored = match stored {
-        Some(stored) => stored,
-        None => target.state.load(Some(scope)).await?,
+    let stored = match known {
+        Known::Stored(stored) => *stored,
+        _ => target.state.load(Some(scope)).await?,
     };
     let (resources, scope, mut stored) = widen(resources, scope, stored, target).await?;
     let mut inventory = scoped_inventory(&stored, &resources, &scope);
@@ -511,6 +538,31 @@ fn scoped_inventory(
     }
 }
 
+/// The reads of a full plan that [`prefetch`]ed: what it read, once it is
+/// read, and what `resources` name beyond that.
+async fn read_after(
+    target: &Target,
+    resources: &[Resource],
+    prefetched: tokio::sync::oneshot::Receiver<Result<Prefetched, EngineError>>,
+) -> Result<(Stored, LiveState), EngineError> {
+    let Prefetched {
+        stored,
+        mut live,
+        read,
+    } = prefetched
+        .await
+        .expect("the prefetch runs until the plan has it")?;
+    let rest: BTreeSet<Address> = addresses(resources)
+        .into_iter()
+        .filter(|a| !read.contains(a))
+        .collect();
+    tracing::debug!(rest = rest.len(), "read beyond the inventory");
+    if !rest.is_empty() {
+        live.merge(target.read(&rest).await?);
+    }
+    Ok((stored, live))
+}
+
 /// The reads of a full plan: what `resources` name while sluice's state
 /// loads, then what only the inventory names.
 async fn read_all(
@@ -562,32 +614,38 @@ async fn read_rest(
 }
 
 /// The floor a full plan of `desired` is measured against: only the reads
-/// it makes, with the same batching, concurrency and overlap (state and
-/// live state together, then what only the inventory names; the backup
-/// listings of DR compliance beside them, in the declared regions).
-/// Returns how long they took.
-pub async fn read_floor(desired: &Desired, target: &Target) -> Result<Duration, EngineError> {
+/// it makes, with the same batching, concurrency and overlap (what the
+/// caller [`prefetch`]ed or reads itself, then what `desired` names beyond
+/// it; the backup listings of DR compliance beside them, in the declared
+/// regions).
+pub async fn read_floor(
+    desired: &Desired,
+    target: &Target,
+    known: Known,
+) -> Result<(), EngineError> {
     let resources = expand(desired);
     let declared = declared_regions(&resources);
     let region = |b: &str| declared.get(b).copied();
-    let start = std::time::Instant::now();
     let listed = async {
         match &target.catalog {
             Some(catalog) => {
                 compliance::newest_backups(desired, region, catalog.as_ref()).await?;
-                tracing::debug!(took = ?start.elapsed(), "backup listings read");
+                tracing::debug!("backup listings read");
                 Ok(())
             }
             None => Ok::<_, EngineError>(()),
         }
     };
     let read = async {
-        read_all(target, &resources).await?;
-        tracing::debug!(took = ?start.elapsed(), "state and live state read");
+        match known {
+            Known::Reading(prefetched) => read_after(target, &resources, prefetched).await?,
+            _ => read_all(target, &resources).await?,
+        };
+        tracing::debug!("state and live state read");
         Ok::<_, EngineError>(())
     };
     tokio::try_join!(read, listed)?;
-    Ok(start.elapsed())
+    Ok(())
 }
 
 /// Every address `resources` declare or require.

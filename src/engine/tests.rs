@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::apply::{ApplyError, ApplyOptions, apply};
-use super::{EngineError, Planned, Target, plan_resources};
+use super::{EngineError, Known, Planned, Target, plan_resources};
 use crate::backend::BackendError;
 use crate::backend::fake::FakeBackend;
 use crate::config::workspace::Guards;
@@ -102,14 +102,31 @@ pub(super) async fn plan(
 ) -> Result<Planned, EngineError> {
     let mut desired = desired.to_vec();
     desired.sort_by(|a, b| a.address.cmp(&b.address));
-    plan_resources("dev", None, guards, &desired, None, &w.target, None).await
+    plan_resources(
+        "dev",
+        None,
+        guards,
+        &desired,
+        None,
+        &w.target,
+        Known::Nothing,
+    )
+    .await
 }
 
 /// A plan of `desired` scoped to one namespace, as `plan --base` makes it.
 async fn scoped(w: &World, desired: &[Resource], namespace: &str) -> Plan {
     let scope = std::collections::BTreeSet::from([namespace.to_owned()]);
     let guards = Guards::default();
-    let planned = plan_resources("dev", None, &guards, desired, Some(&scope), &w.target, None);
+    let planned = plan_resources(
+        "dev",
+        None,
+        &guards,
+        desired,
+        Some(&scope),
+        &w.target,
+        Known::Nothing,
+    );
     planned.await.unwrap().plan
 }
 
@@ -549,4 +566,60 @@ async fn a_scoped_plan_hands_a_shared_bucket_over_instead_of_deleting_it() {
     assert_eq!(p.summary.delete, 0, "{:#?}", p.changes);
     assert_eq!(p.scope, Some(vec!["alpha".to_owned(), "beta".to_owned()]));
     assert_eq!(p.adopt[&Address::bucket("x")].namespace, "beta");
+}
+
+/// A full plan that reads sluice's state and the inventory's resources while
+/// its YAML still parses ([`super::prefetch`]).
+async fn prefetched(w: &World, desired: &[Resource]) -> Result<Planned, EngineError> {
+    let mut desired = desired.to_vec();
+    desired.sort_by(|a, b| a.address.cmp(&b.address));
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let _ = sender.send(super::prefetch(&w.target).await);
+    let guards = Guards::default();
+    let known = Known::Reading(receiver);
+    plan_resources("dev", None, &guards, &desired, None, &w.target, known).await
+}
+
+#[tokio::test]
+async fn a_prefetched_plan_reads_the_inventory_then_only_what_the_yaml_adds() {
+    let w = world();
+    converge(
+        &w,
+        &[topic("orders", 3), record("orders"), topic("billing", 1)],
+    )
+    .await;
+    let desired = [topic("orders", 5), record("orders"), topic("audit", 1)];
+    let before = w.kafka.calls().len();
+    let early = prefetched(&w, &desired).await.unwrap().plan;
+    // The inventory's three resources first, then the one topic it lacks
+    // (each system is asked, with nothing to read it makes no request).
+    assert_eq!(
+        w.kafka.calls()[before..],
+        ["read Kafka 2", "read etcd 1", "read Kafka 1", "read etcd 0"]
+    );
+    let late = plan(&w, &desired, &Guards::default()).await.unwrap().plan;
+    assert_eq!(
+        serde_json::to_value(&early).unwrap(),
+        serde_json::to_value(&late).unwrap()
+    );
+    let actions: Vec<String> = early
+        .changes
+        .iter()
+        .map(|c| format!("{:?} {}", c.action, c.address))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "Create kafka.topic/audit",
+            "Update kafka.topic/orders",
+            "Delete kafka.topic/billing"
+        ]
+    );
+    // A failed read of the inventory's resources fails the plan: never deletes.
+    w.kafka.fail_reads(true);
+    let err = prefetched(&w, &desired).await.err().unwrap();
+    assert!(
+        matches!(err, EngineError::Backend(BackendError::Read { .. })),
+        "{err}"
+    );
 }

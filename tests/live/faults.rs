@@ -165,6 +165,48 @@ fn a_hung_kafka_or_etcd_fails_plan_drift_and_apply_with_timed_out_and_status_kee
     }
 }
 
+#[test]
+fn a_yaml_error_is_said_though_the_plan_connects_while_it_parses_and_a_server_hangs() {
+    let repo = TestRepo::new();
+    repo.namespace("fine", "  topics:\n    - name: {tag}-fine\n");
+    // A typo the schema names, at a line and column.
+    repo.namespace(
+        "typo",
+        "  topics:\n    - name: {tag}-typo\n      partitons: 3\n",
+    );
+    for (var, upstream) in [
+        ("SLUICE_KAFKA_BOOTSTRAP", repo.services().kafka.clone()),
+        ("SLUICE_ETCD_ENDPOINTS", repo.services().etcd.clone()),
+    ] {
+        let proxy = Proxy::start(&upstream);
+        proxy.set(Mode::BlackHole);
+        let endpoint = if var.contains("ETCD") {
+            proxy.url()
+        } else {
+            proxy.addr()
+        };
+        // The timeout is longer than `run_bounded` waits: had the plan
+        // waited on the hung server before saying what is wrong in the
+        // file, it would hang.
+        let run = run_bounded(
+            repo.sluice()
+                .env(var, &endpoint)
+                .args(["--timeout", "10m", "plan"]),
+        );
+        assert_eq!(run.code, 1, "{var}: {}", run.all_output());
+        assert!(
+            run.stderr.contains("namespaces/typo.yaml:9:7") && run.stderr.contains("partitons"),
+            "{var}: the file, line and column of the typo: {}",
+            run.stderr
+        );
+        assert!(
+            !run.all_output().contains("timed out"),
+            "{var}: {}",
+            run.all_output()
+        );
+    }
+}
+
 /// `status` kept its table, named the down backend in its row and said
 /// what to do, with the other backends' rows there too.
 fn assert_status_table(run: &Run, down: &str) {
