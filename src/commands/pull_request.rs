@@ -37,7 +37,7 @@ pub(super) struct Loaded {
 /// the scope is the namespaces whose files it changed (those its changed
 /// files declare now, and those they declared at the base: a deleted or
 /// renamed namespace plans as deletes), and only the namespace files that
-/// may bear on them are parsed: see [`related`].
+/// may bear on them are parsed: see [`Related`].
 pub(super) async fn load(cli: &Cli, base: &str, env: Option<&str>) -> Result<Loaded, Error> {
     let started = std::time::Instant::now();
     let pr = load_pull_request(&cli.source.origin(), base)?;
@@ -116,19 +116,21 @@ async fn load_scoped(
     // The workspace is the base's: the change did not edit it.
     let target = Target::connect(base_env, cli.timeout).await?;
     // The inventory of every namespace found, read again as more are.
+    let mut related = Related::new(&head, &changed.now, &scope);
     let mut read = scope.clone();
-    let (tree, stored) = loop {
+    let stored = loop {
         let stored = target
             .state
             .load(Some(&read))
             .await
             .map_err(EngineError::from)?;
-        let (tree, found) = related(&head, &changed.now, &scope, &stored.inventory);
-        if stored.covers(&found) {
-            break (tree, stored);
+        let found = related.grow(&stored.inventory);
+        if stored.covers(found) {
+            break stored;
         }
-        read.extend(found);
+        read.extend(found.iter().cloned());
     };
+    let tree = related.tree(&head);
     let (tree, mut desired) = resolve_desired(cli, tree, env)?;
     let review = connect_as_base(&mut desired.environment, base_env);
     desired.scope = Some(scope);
@@ -151,63 +153,91 @@ fn names_in(files: Vec<SourceFile>) -> BTreeSet<String> {
         .collect()
 }
 
-/// `head`, with only the namespace files a plan of `scope` needs: the
-/// `changed` ones, and every other that spells a name they declare (a
-/// namespace, topic, group or bucket that could collide or be shared) or a
-/// name the inventory records under the scope (a resource handed over).
-/// The files found so pull in those sharing a bucket with them, and so on,
-/// as [`engine::plan`] widens the scope. Checks over every namespace (the
-/// partition budget) are `validate`'s and apply's. Returns the tree and the
-/// namespaces found, whose inventory it should be given.
-fn related(
-    head: &SourceTree,
-    changed: &BTreeSet<String>,
-    scope: &BTreeSet<String>,
-    inventory: &Inventory,
-) -> (SourceTree, BTreeSet<String>) {
-    let files = &head.namespaces;
-    let recorded = |names: &BTreeSet<String>| -> Vec<String> {
-        inventory
-            .entries
-            .iter()
-            .filter(|(_, e)| names.contains(&e.namespace))
-            .filter_map(|(a, _)| word_of(a))
-            .collect()
-    };
-    let mut picked: BTreeSet<usize> = (0..files.len())
-        .filter(|&i| changed.contains(&files[i].path))
-        .collect();
-    let at = |indices: &BTreeSet<usize>| indices.iter().map(|&i| files[i].clone()).collect();
-    let mut words: BTreeSet<String> = parse_files(at(&picked))
-        .flat_map(|ns| ns.names())
-        .chain(scope.iter().cloned())
-        .chain(recorded(scope))
-        .collect();
-    let mut searched = BTreeSet::new();
-    let mut found = scope.clone();
-    loop {
-        let fresh: BTreeSet<String> = words.difference(&searched).cloned().collect();
-        let hits: BTreeSet<usize> = naming(files, &picked, &fresh).into_iter().collect();
-        if hits.is_empty() {
-            break;
+/// The namespace files of `head` a plan of `scope` needs: the `changed`
+/// ones, and every other that spells a name they declare (a namespace,
+/// topic, group or bucket that could collide or be shared) or a name the
+/// inventory records under the scope (a resource handed over). The files
+/// found so pull in those sharing a bucket with them, and so on, as
+/// [`engine::plan`] widens the scope. Checks over every namespace (the
+/// partition budget) are `validate`'s and apply's. The search grows as
+/// more of the inventory is read, and never searches for a name twice.
+struct Related<'a> {
+    files: &'a [SourceFile],
+    /// The files found, by index.
+    picked: BTreeSet<usize>,
+    /// The names to look for, and those looked for already.
+    words: BTreeSet<String>,
+    searched: BTreeSet<String>,
+    /// The namespaces found, whose inventory the search should be given.
+    found: BTreeSet<String>,
+}
+
+impl<'a> Related<'a> {
+    fn new(head: &'a SourceTree, changed: &BTreeSet<String>, scope: &BTreeSet<String>) -> Self {
+        let files = &head.namespaces;
+        let picked: BTreeSet<usize> = (0..files.len())
+            .filter(|&i| changed.contains(&files[i].path))
+            .collect();
+        let words = parse_files(Self::at(files, &picked))
+            .flat_map(|ns| ns.names())
+            .chain(scope.iter().cloned())
+            .collect();
+        Related {
+            files,
+            picked,
+            words,
+            searched: BTreeSet::new(),
+            found: scope.clone(),
         }
-        searched.extend(fresh);
-        let mut names = BTreeSet::new();
-        for ns in parse_files(at(&hits)) {
-            words.extend(ns.buckets());
-            names.insert(ns.metadata.name.value);
-        }
-        words.extend(recorded(&names));
-        found.extend(names);
-        picked.extend(hits);
     }
-    tracing::debug!(
-        files = picked.len(),
-        of = files.len(),
-        "namespace files read for the scope"
-    );
-    let tree = head.with_namespaces(picked.into_iter().map(|i| files[i].clone()).collect());
-    (tree, found)
+
+    fn at(files: &[SourceFile], indices: &BTreeSet<usize>) -> Vec<SourceFile> {
+        indices.iter().map(|&i| files[i].clone()).collect()
+    }
+
+    /// Searches on with what `inventory` records under the namespaces found;
+    /// returns every namespace found so far.
+    fn grow(&mut self, inventory: &Inventory) -> &BTreeSet<String> {
+        let recorded = |names: &BTreeSet<String>| -> Vec<String> {
+            inventory
+                .entries
+                .iter()
+                .filter(|(_, e)| names.contains(&e.namespace))
+                .filter_map(|(a, _)| word_of(a))
+                .collect()
+        };
+        self.words.extend(recorded(&self.found));
+        loop {
+            let fresh: BTreeSet<String> = self.words.difference(&self.searched).cloned().collect();
+            // A name searched for once has found every file that spells it.
+            let hits: BTreeSet<usize> = naming(self.files, &self.picked, &fresh)
+                .into_iter()
+                .collect();
+            self.searched.extend(fresh);
+            if hits.is_empty() {
+                break;
+            }
+            let mut names = BTreeSet::new();
+            for ns in parse_files(Self::at(self.files, &hits)) {
+                self.words.extend(ns.buckets());
+                names.insert(ns.metadata.name.value);
+            }
+            self.words.extend(recorded(&names));
+            self.found.extend(names);
+            self.picked.extend(hits);
+        }
+        &self.found
+    }
+
+    /// `head` with the files found only.
+    fn tree(&self, head: &SourceTree) -> SourceTree {
+        tracing::debug!(
+            files = self.picked.len(),
+            of = self.files.len(),
+            "namespace files read for the scope"
+        );
+        head.with_namespaces(Self::at(self.files, &self.picked))
+    }
 }
 
 /// The namespace documents of `files` that parse.
@@ -341,7 +371,9 @@ mod tests {
         );
         let changed = ["namespaces/alpha.yaml".to_owned()].into_iter().collect();
         let scope = ["alpha".to_owned()].into_iter().collect();
-        let (tree, found) = related(&head, &changed, &scope, &inventory);
+        let mut related = Related::new(&head, &changed, &scope);
+        let found = related.grow(&inventory).clone();
+        let tree = related.tree(&head);
         let paths: Vec<&str> = tree.namespaces.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(
             paths,
@@ -350,14 +382,18 @@ mod tests {
         );
         assert!(tree.partial);
         assert_eq!(found.len(), 6, "{found:?}");
-        // With nothing recorded, `f` bears on nothing.
-        let (tree, _) = related(&head, &changed, &scope, &Inventory::default());
-        assert!(
-            !tree
-                .namespaces
+        // With nothing recorded, `foxtrot` bears on nothing; once the
+        // inventory read later records `legacy`, the search finds it.
+        let mut related = Related::new(&head, &changed, &scope);
+        related.grow(&Inventory::default());
+        let foxtrot = |t: &SourceTree| {
+            t.namespaces
                 .iter()
                 .any(|f| f.path.ends_with("/foxtrot.yaml"))
-        );
+        };
+        assert!(!foxtrot(&related.tree(&head)));
+        assert!(related.grow(&inventory).contains("foxtrot"));
+        assert!(foxtrot(&related.tree(&head)));
     }
 
     #[test]
