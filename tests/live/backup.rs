@@ -11,9 +11,10 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
+use sluice::backup::segment::BackedRecord;
 
 use crate::common::{Run, TestRepo};
 
@@ -21,21 +22,16 @@ use crate::common::{Run, TestRepo};
 const BASE: i64 = 1_765_000_000_000;
 const PARTITIONS: i32 = 3;
 
-/// A record as the tests compare them: partition, timestamp, key, value, headers.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Rec {
-    partition: i32,
-    timestamp: i64,
-    key: Option<Vec<u8>>,
-    value: Option<Vec<u8>>,
-    headers: Vec<(String, Option<Vec<u8>>)>,
-}
+/// A record as the tests compare them: as a backup keeps it, with its
+/// offset left at 0 (a restore may write it at another).
+type Rec = BackedRecord;
 
 /// Record `i`: binary values, a null key now and then, a null value once,
 /// headers with and without values.
 fn record(i: i64) -> Rec {
     Rec {
         partition: i32::try_from(i).unwrap() % PARTITIONS,
+        offset: 0,
         timestamp: BASE + i * 1_000,
         key: (i % 7 != 3).then(|| format!("key-{i}").into_bytes()),
         value: (i != 5).then(|| {
@@ -147,18 +143,8 @@ fn read_back(repo: &TestRepo, topic: &str) -> BTreeMap<i32, Vec<Rec>> {
             Some(Ok(m)) => {
                 ended.remove(&m.partition());
                 out.entry(m.partition()).or_default().push(Rec {
-                    partition: m.partition(),
-                    timestamp: m.timestamp().to_millis().unwrap(),
-                    key: m.key().map(<[u8]>::to_vec),
-                    value: m.payload().map(<[u8]>::to_vec),
-                    headers: m
-                        .headers()
-                        .map(|h| {
-                            h.iter()
-                                .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
-                                .collect()
-                        })
-                        .unwrap_or_default(),
+                    offset: 0,
+                    ..BackedRecord::of(&m)
                 });
             }
         }
