@@ -24,14 +24,8 @@ mib=${1:-1024}
 runs=${2:-3}
 
 # Fresh servers of its own, so the figures are about this topic only.
-export SLUICE_SERVICES_DIR="$PWD/.services/bench-backup"
-scripts/services.sh down >/dev/null 2>&1 || true
-trap 'scripts/services.sh down >/dev/null 2>&1' EXIT
-scripts/services.sh up
-set -a; . "$SLUICE_SERVICES_DIR/env"; set +a
-export SLUICE_ENV=local
-
-cargo build --quiet --release --locked --bin sluice
+. scripts/lib/bench-servers.sh
+bench_servers bench-backup
 bin=${SLUICE_BENCH_BIN:-$PWD/target/release/sluice}
 floor=$(cargo bench --locked --bench backup --no-run --message-format=json 2>/dev/null |
   python3 -c 'import json, sys
@@ -40,8 +34,6 @@ for line in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "backup" and m.get("executable"):
         print(m["executable"])')
 [ -x "$floor" ] || { echo "the floor binary did not build" >&2; exit 1; }
-repo=$(mktemp -d)
-trap 'rm -rf "$repo"; scripts/services.sh down >/dev/null 2>&1' EXIT
 
 python3 - "$repo" <<'PY'
 import os, sys

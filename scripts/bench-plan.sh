@@ -20,17 +20,9 @@ runs=${2:-5}
 namespaces=$(( (n + 4) / 5 ))
 
 # Fresh servers of its own, so the figures are about N topics only.
-export SLUICE_SERVICES_DIR="$PWD/.services/bench"
-scripts/services.sh down >/dev/null 2>&1 || true
-trap 'scripts/services.sh down >/dev/null 2>&1' EXIT
-scripts/services.sh up
-set -a; . "$SLUICE_SERVICES_DIR/env"; set +a
-export SLUICE_ENV=local
-
-cargo build --quiet --release --locked --bin sluice
+. scripts/lib/bench-servers.sh
+bench_servers bench
 bin=$PWD/target/release/sluice
-repo=$(mktemp -d)
-trap 'rm -rf "$repo"; scripts/services.sh down >/dev/null 2>&1' EXIT
 
 python3 - "$repo" "$n" "$namespaces" <<'PY'
 import os, sys

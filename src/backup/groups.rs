@@ -295,14 +295,11 @@ mod tests {
 
     fn object(first: i64, last: i64, records: u64, min: i64, max: i64) -> SegmentObject {
         SegmentObject {
-            key: String::new(),
-            sha256: String::new(),
-            size: 0,
-            records,
             first_offset: first,
             last_offset: last,
             min_timestamp: Some(min),
             max_timestamp: Some(max),
+            ..SegmentObject::holding(&[], records)
         }
     }
 

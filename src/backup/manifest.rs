@@ -89,6 +89,24 @@ pub struct SegmentObject {
     pub max_timestamp: Option<i64>,
 }
 
+#[cfg(test)]
+impl SegmentObject {
+    /// For unit tests: `bytes` stored under a segment key, said to hold
+    /// `records` records at offset 0, without timestamps.
+    pub(crate) fn holding(bytes: &[u8], records: u64) -> Self {
+        SegmentObject {
+            key: segment_key("b/ns/", "run", "t", 0, 0),
+            sha256: crate::backup::sha256_hex(bytes),
+            size: bytes.len() as u64,
+            records,
+            first_offset: 0,
+            last_offset: 0,
+            min_timestamp: None,
+            max_timestamp: None,
+        }
+    }
+}
+
 /// A consumer group's committed offsets on the namespace's topics.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupOffsets {

@@ -573,19 +573,6 @@ mod tests {
     use super::*;
     use crate::backup::segment::{self, BackedRecord};
 
-    fn object_of(bytes: &[u8], records: u64) -> SegmentObject {
-        SegmentObject {
-            key: "b/ns/run/t/0/00000000000000000000.avro".into(),
-            sha256: sha256_hex(bytes),
-            size: bytes.len() as u64,
-            records,
-            first_offset: 0,
-            last_offset: 0,
-            min_timestamp: None,
-            max_timestamp: None,
-        }
-    }
-
     #[test]
     fn an_object_is_refused_before_its_records_unless_checksum_framing_and_count_agree() {
         let records: Vec<BackedRecord> = (0..3000)
@@ -599,23 +586,23 @@ mod tests {
             })
             .collect();
         let (bytes, _) = segment::write(&records).unwrap();
-        check("b", &object_of(&bytes, 3000), &bytes).unwrap();
+        check("b", &SegmentObject::holding(&bytes, 3000), &bytes).unwrap();
 
         // Damaged in storage: the checksum says so, naming the object.
         let mut damaged = bytes.clone();
         damaged[bytes.len() / 2] ^= 1;
-        let err = check("b", &object_of(&bytes, 3000), &damaged).unwrap_err();
+        let err = check("b", &SegmentObject::holding(&bytes, 3000), &damaged).unwrap_err();
         assert!(matches!(err, BackupError::Corrupt { .. }), "{err}");
         assert!(err.to_string().contains("s3://b/b/ns/run/t/0/"), "{err}");
 
         // Cut short by its writer (the checksum is of the cut bytes): the
         // framing walk finds it before any block is decoded.
         let cut = &bytes[..bytes.len() - 100];
-        let err = check("b", &object_of(cut, 3000), cut).unwrap_err();
+        let err = check("b", &SegmentObject::holding(cut, 3000), cut).unwrap_err();
         assert!(matches!(err, BackupError::Unreadable { .. }), "{err}");
 
         // Whole, but not what the manifest counts.
-        let err = check("b", &object_of(&bytes, 2999), &bytes).unwrap_err();
+        let err = check("b", &SegmentObject::holding(&bytes, 2999), &bytes).unwrap_err();
         assert!(err.to_string().contains("manifest says 2999"), "{err}");
     }
 }

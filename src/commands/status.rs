@@ -72,30 +72,31 @@ pub(super) fn collect(
         )
         .await;
         target.leave();
+        let Some(s3) = &desired.environment.s3 else {
+            return Ok(status);
+        };
         // The backups' figures, from their manifests, when every backend answers.
-        if let Some(s3) = &desired.environment.s3
-            && status.backends.iter().all(|b| b.ok)
-        {
-            let s3 = S3Backend::connect(s3, cli.timeout)
-                .await
-                .map_err(|e| crate::diag::chain(&e));
-            let s3 = s3.as_ref().map_err(String::as_str);
+        let backups = status.backends.iter().all(|b| b.ok);
+        // The etcd snapshots, for the environment as a whole, when S3 answers.
+        let snapshots = desired.environment.state_backup.as_ref().filter(|_| {
+            namespace.is_none()
+                && status
+                    .backends
+                    .iter()
+                    .any(|b| b.system == System::S3 && b.ok)
+        });
+        if !backups && snapshots.is_none() {
+            return Ok(status);
+        }
+        // One client for both.
+        let s3 = S3Backend::connect(s3, cli.timeout)
+            .await
+            .map_err(|e| crate::diag::chain(&e));
+        let s3 = s3.as_ref().map_err(String::as_str);
+        if backups {
             status.backups = crate::backup::status::gather(desired, s3, namespace).await;
         }
-        // The etcd snapshots, for the environment as a whole, when S3 answers.
-        if let (Some(sb), Some(s3), None) = (
-            &desired.environment.state_backup,
-            &desired.environment.s3,
-            namespace,
-        ) && status
-            .backends
-            .iter()
-            .any(|b| b.system == System::S3 && b.ok)
-        {
-            let s3 = S3Backend::connect(s3, cli.timeout)
-                .await
-                .map_err(|e| crate::diag::chain(&e));
-            let s3 = s3.as_ref().map_err(String::as_str);
+        if let Some(sb) = snapshots {
             status.state_snapshot = Some(crate::snapshot::status::gather(sb, s3).await);
         }
         Ok::<_, Error>(status)

@@ -313,22 +313,9 @@ mod tests {
         assert_eq!(scratch_suffix(0), ".drill-19700101T000000.000Z");
     }
 
-    fn object(records: u64) -> crate::backup::manifest::SegmentObject {
-        crate::backup::manifest::SegmentObject {
-            key: "k".into(),
-            sha256: String::new(),
-            size: 0,
-            records,
-            first_offset: 0,
-            last_offset: 0,
-            min_timestamp: None,
-            max_timestamp: None,
-        }
-    }
-
     #[test]
     fn a_partition_missing_records_fails_the_count_naming_it() {
-        use crate::backup::manifest::Coverage;
+        use crate::backup::manifest::{Coverage, SegmentObject};
         use crate::backup::restore::{Landed, TopicRestore};
         let plan = RestorePlan {
             namespace: "orders".into(),
@@ -346,7 +333,11 @@ mod tests {
                 partitions: 2,
                 replication_factor: 1,
                 config: BTreeMap::new(),
-                objects: vec![(0, object(3)), (0, object(2)), (1, object(4))],
+                objects: vec![
+                    (0, SegmentObject::holding(&[], 3)),
+                    (0, SegmentObject::holding(&[], 2)),
+                    (1, SegmentObject::holding(&[], 4)),
+                ],
                 present: BTreeMap::new(),
                 base: BTreeMap::new(),
             }],

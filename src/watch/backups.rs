@@ -314,10 +314,7 @@ fn seed(desired: &Desired, ns: &str, s3: Arc<S3Backend>, metrics: Arc<Metrics>) 
     else {
         return;
     };
-    let labels = NamespaceLabels {
-        environment: desired.environment.name.clone(),
-        namespace: ns.to_owned(),
-    };
+    let labels = NamespaceLabels::new(&desired.environment.name, ns);
     tokio::spawn(async move {
         let dir = manifest::namespace_dir(&backup.prefix, &labels.namespace);
         let listed = async { s3.objects(&backup.bucket).await?.list(&dir).await }.await;
@@ -352,10 +349,7 @@ fn start(
     metrics: &Arc<Metrics>,
     timeout: Duration,
 ) {
-    let labels = NamespaceLabels {
-        environment: desired.environment.name.clone(),
-        namespace: ns.to_owned(),
-    };
+    let labels = NamespaceLabels::new(&desired.environment.name, ns);
     let conn = match conn {
         Ok(c) => c,
         Err(why) => {

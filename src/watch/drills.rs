@@ -42,13 +42,6 @@ pub async fn settle(limit: Duration) -> bool {
     true
 }
 
-fn labels(desired: &Desired, ns: &str) -> NamespaceLabels {
-    NamespaceLabels {
-        environment: desired.environment.name.clone(),
-        namespace: ns.to_owned(),
-    }
-}
-
 /// Seconds since the epoch of an RFC 3339 time.
 fn seconds(rfc3339: &str) -> Option<f64> {
     let t = humantime::parse_rfc3339_weak(rfc3339).ok()?;
@@ -58,7 +51,7 @@ fn seconds(rfc3339: &str) -> Option<f64> {
 /// Sets namespace `ns`'s last success from its drill record in etcd, when
 /// that drill passed, unless a drill of this replica set a later one.
 pub fn seed(desired: &Desired, ns: &str, target: Arc<Target>, metrics: Arc<Metrics>) {
-    let labels = labels(desired, ns);
+    let labels = NamespaceLabels::new(&desired.environment.name, ns);
     // The failure counter starts at 0, so that its first failure is an increase.
     let _ = metrics.drill_failures.get_or_create(&labels);
     tokio::spawn(async move {
@@ -91,7 +84,7 @@ pub fn start(
     (running, metrics, shutdown): (&Running, &Arc<Metrics>, &Arc<Interrupt>),
     timeout: Duration,
 ) {
-    let labels = labels(desired, ns);
+    let labels = NamespaceLabels::new(&desired.environment.name, ns);
     let (target, s3) = match conn {
         Ok(c) => c,
         Err(why) => {

@@ -24,6 +24,16 @@ pub struct NamespaceLabels {
     pub namespace: String,
 }
 
+impl NamespaceLabels {
+    /// The labels of namespace `namespace` in environment `environment`.
+    pub fn new(environment: &str, namespace: &str) -> Self {
+        NamespaceLabels {
+            environment: environment.to_owned(),
+            namespace: namespace.to_owned(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
     pub environment: String,
@@ -245,10 +255,7 @@ impl Metrics {
             .set(i64::try_from(blocked).unwrap_or(i64::MAX));
         for (namespace, _) in plan.violations() {
             self.dr_violations
-                .get_or_create(&NamespaceLabels {
-                    environment: environment.to_owned(),
-                    namespace: namespace.to_owned(),
-                })
+                .get_or_create(&NamespaceLabels::new(environment, namespace))
                 .inc();
         }
     }
@@ -338,6 +345,35 @@ mod tests {
         assert_eq!(
             sample(&metrics, r#"sluice_blocked_changes{environment="prod"}"#).as_deref(),
             Some("1")
+        );
+    }
+
+    #[test]
+    fn dr_violations_are_counted_per_environment_and_namespace() {
+        use crate::plan::{Check, DrReport, Violation};
+        let violation = |check| Violation {
+            check,
+            message: String::new(),
+        };
+        let mut plan = Plan::of_changes("prod", Vec::new());
+        plan.dr = vec![DrReport {
+            namespace: "orders".into(),
+            backups: String::new(),
+            backup_age_s: None,
+            rpo_s: None,
+            violations: vec![violation(Check::BackupAge), violation(Check::Drill)],
+        }];
+        let metrics = Metrics::new();
+        metrics.publish("prod", &plan);
+        assert_eq!(
+            sample(
+                &metrics,
+                r#"sluice_dr_compliance_violations{environment="prod",namespace="orders"}"#
+            )
+            .as_deref(),
+            Some("2"),
+            "{}",
+            metrics.encode()
         );
     }
 }

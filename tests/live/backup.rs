@@ -11,9 +11,10 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
+use sluice::backup::segment::BackedRecord;
 
 use crate::common::{Run, TestRepo};
 
@@ -21,21 +22,16 @@ use crate::common::{Run, TestRepo};
 const BASE: i64 = 1_765_000_000_000;
 const PARTITIONS: i32 = 3;
 
-/// A record as the tests compare them: partition, timestamp, key, value, headers.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Rec {
-    partition: i32,
-    timestamp: i64,
-    key: Option<Vec<u8>>,
-    value: Option<Vec<u8>>,
-    headers: Vec<(String, Option<Vec<u8>>)>,
-}
+/// A record as the tests compare them: as a backup keeps it, with its
+/// offset left at 0 (a restore may write it at another).
+type Rec = BackedRecord;
 
 /// Record `i`: binary values, a null key now and then, a null value once,
 /// headers with and without values.
 fn record(i: i64) -> Rec {
     Rec {
         partition: i32::try_from(i).unwrap() % PARTITIONS,
+        offset: 0,
         timestamp: BASE + i * 1_000,
         key: (i % 7 != 3).then(|| format!("key-{i}").into_bytes()),
         value: (i != 5).then(|| {
@@ -119,6 +115,15 @@ fn high_watermarks(repo: &TestRepo, topic: &str) -> Vec<i64> {
         .collect()
 }
 
+/// `sluice restore NS ARGS... --confirm NS`: a restore confirmed as a
+/// script confirms it.
+fn restore_confirmed(repo: &TestRepo, ns: &str, args: &[&str]) -> Run {
+    let mut all = vec!["restore", ns];
+    all.extend_from_slice(args);
+    all.extend(["--confirm", ns]);
+    repo.run(&all)
+}
+
 /// Every record of `topic`, per partition in order, read to the end.
 fn read_back(repo: &TestRepo, topic: &str) -> BTreeMap<i32, Vec<Rec>> {
     let consumer: BaseConsumer = kafka(repo)
@@ -147,18 +152,8 @@ fn read_back(repo: &TestRepo, topic: &str) -> BTreeMap<i32, Vec<Rec>> {
             Some(Ok(m)) => {
                 ended.remove(&m.partition());
                 out.entry(m.partition()).or_default().push(Rec {
-                    partition: m.partition(),
-                    timestamp: m.timestamp().to_millis().unwrap(),
-                    key: m.key().map(<[u8]>::to_vec),
-                    value: m.payload().map(<[u8]>::to_vec),
-                    headers: m
-                        .headers()
-                        .map(|h| {
-                            h.iter()
-                                .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
-                                .collect()
-                        })
-                        .unwrap_or_default(),
+                    offset: 0,
+                    ..BackedRecord::of(&m)
                 });
             }
         }
@@ -357,7 +352,7 @@ async fn backup_full_then_incremental_then_restore_gives_back_every_record() {
     );
 
     delete_topic(&repo, &topic).await;
-    let restore = repo.run(&["restore", &ns, "--confirm", &ns]);
+    let restore = restore_confirmed(&repo, &ns, &[]);
     ok(&restore);
     assert!(
         restore
@@ -400,7 +395,11 @@ async fn backup_into_a_bucket_with_object_lock_writes_segments_and_manifest() {
     ok(&repo.run(&["backup", "--segment-size", "1KiB"]));
     let manifests = manifests(&repo, &ns).await;
     assert_eq!(manifests.len(), 1, "{manifests:?}");
-    ok(&repo.run(&["restore", &ns, "--into-suffix", ".locked", "--confirm", &ns]));
+    ok(&restore_confirmed(
+        &repo,
+        &ns,
+        &["--into-suffix", ".locked"],
+    ));
     assert_eq!(
         read_back(&repo, &format!("{topic}.locked")),
         expected(0..30 + i64::from(PARTITIONS))
@@ -417,30 +416,21 @@ async fn restore_to_a_time_restores_exactly_the_records_up_to_it() {
 
     // Record 14's timestamp: records 0 to 14 are at or before it.
     let t = time_of(14);
-    let restore = repo.run(&[
-        "restore",
-        &ns,
-        "--to-time",
-        &t,
-        "--into-suffix",
-        ".pit",
-        "--confirm",
-        &ns,
-    ]);
+    let restore = restore_confirmed(&repo, &ns, &["--to-time", &t, "--into-suffix", ".pit"]);
     ok(&restore);
     assert_eq!(read_back(&repo, &format!("{topic}.pit")), expected(0..15));
 
     // Before the first record: refused, saying what is covered.
-    let early = repo.run(&[
-        "restore",
+    let early = restore_confirmed(
+        &repo,
         &ns,
-        "--to-time",
-        "2020-01-01T00:00:00Z",
-        "--into-suffix",
-        ".early",
-        "--confirm",
-        &ns,
-    ]);
+        &[
+            "--to-time",
+            "2020-01-01T00:00:00Z",
+            "--into-suffix",
+            ".early",
+        ],
+    );
     assert_eq!(early.code, 1, "{}", early.all_output());
     let covered = time_of(0);
     assert!(
@@ -458,16 +448,7 @@ async fn restore_to_a_time_restores_exactly_the_records_up_to_it() {
         "    rpo: 1h\n",
         "    rpo: 1h\n    pitr:\n      window: 7d\n",
     );
-    let windowed = repo.run(&[
-        "restore",
-        &ns,
-        "--to-time",
-        &t,
-        "--into-suffix",
-        ".window",
-        "--confirm",
-        &ns,
-    ]);
+    let windowed = restore_confirmed(&repo, &ns, &["--to-time", &t, "--into-suffix", ".window"]);
     assert_eq!(windowed.code, 1, "{}", windowed.all_output());
     assert!(
         windowed.stderr.contains(&format!(
@@ -523,7 +504,7 @@ async fn backup_a_corrupt_segment_fails_the_restore_naming_it_and_nothing_after_
     // Partition 0's objects are restored first; spoil its second one.
     let (bucket, key, before) = corrupt_second_object(&repo, &ns).await;
 
-    let restore = repo.run(&["restore", &ns, "--into-suffix", ".r", "--confirm", &ns]);
+    let restore = restore_confirmed(&repo, &ns, &["--into-suffix", ".r"]);
     assert_eq!(restore.code, 1, "{}", restore.all_output());
     assert!(
         restore
@@ -560,7 +541,7 @@ async fn backup_restore_refuses_a_topic_that_holds_data_and_needs_confirmation()
     assert_eq!(drift.code, 0, "{}", drift.all_output());
     assert_eq!(drift.json()["dr"][0]["violations"], serde_json::json!([]));
 
-    let refused = repo.run(&["restore", &ns, "--confirm", &ns]);
+    let refused = restore_confirmed(&repo, &ns, &[]);
     assert_eq!(refused.code, 1, "{}", refused.all_output());
     assert!(
         refused.stderr.contains(&format!(
@@ -575,7 +556,7 @@ async fn backup_restore_refuses_a_topic_that_holds_data_and_needs_confirmation()
         "nothing was added"
     );
 
-    let unknown = repo.run(&["restore", &ns, "--topic", "nope", "--confirm", &ns]);
+    let unknown = restore_confirmed(&repo, &ns, &["--topic", "nope"]);
     assert_eq!(unknown.code, 1, "{}", unknown.all_output());
     assert!(
         unknown.stderr.contains(&format!(
@@ -691,7 +672,7 @@ async fn backup_killed_mid_run_leaves_no_manifest_and_the_next_run_covers_every_
         assert_eq!(range["records"], marks[p], "one record per offset");
     }
 
-    let restore = repo.run(&["restore", &ns, "--into-suffix", ".again", "--confirm", &ns]);
+    let restore = restore_confirmed(&repo, &ns, &["--into-suffix", ".again"]);
     ok(&restore);
     assert_eq!(
         read_back(&repo, &format!("{topic}.again")),
@@ -762,15 +743,7 @@ async fn backup_restore_killed_mid_way_then_resumed_writes_every_record_once() {
 
     // The killed restore held the environment's apply lock: until its lease
     // lapses, another restore (or apply) is refused.
-    let locked = repo.run(&[
-        "restore",
-        &ns,
-        "--into-suffix",
-        ".r",
-        "--resume",
-        "--confirm",
-        &ns,
-    ]);
+    let locked = restore_confirmed(&repo, &ns, &["--into-suffix", ".r", "--resume"]);
     assert_eq!(locked.code, 1, "{}", locked.all_output());
     assert!(
         locked
@@ -782,33 +755,22 @@ async fn backup_restore_killed_mid_way_then_resumed_writes_every_record_once() {
 
     // Without --resume the topic holds data: refused. With it, the rest is
     // written (the killed run's lock lapses with its lease).
-    let refused = repo.run(&[
-        "restore",
+    let refused = restore_confirmed(
+        &repo,
         &ns,
-        "--into-suffix",
-        ".r",
-        "--confirm",
-        &ns,
-        "--lock-timeout",
-        "30s",
-    ]);
+        &["--into-suffix", ".r", "--lock-timeout", "30s"],
+    );
     assert_eq!(refused.code, 1, "{}", refused.all_output());
     assert!(
         refused.stderr.contains("it holds") && refused.stderr.contains("--resume"),
         "{}",
         refused.stderr
     );
-    let resumed = repo.run(&[
-        "restore",
+    let resumed = restore_confirmed(
+        &repo,
         &ns,
-        "--into-suffix",
-        ".r",
-        "--resume",
-        "--confirm",
-        &ns,
-        "--lock-timeout",
-        "30s",
-    ]);
+        &["--into-suffix", ".r", "--resume", "--lock-timeout", "30s"],
+    );
     ok(&resumed);
     assert!(
         resumed.stdout.contains(&format!(
@@ -828,15 +790,7 @@ async fn backup_restore_killed_mid_way_then_resumed_writes_every_record_once() {
 
     // A topic holding something else is not taken for a restore's prefix.
     produce(&repo, &format!("{topic}.r"), 5000..5001);
-    let other = repo.run(&[
-        "restore",
-        &ns,
-        "--into-suffix",
-        ".r",
-        "--resume",
-        "--confirm",
-        &ns,
-    ]);
+    let other = restore_confirmed(&repo, &ns, &["--into-suffix", ".r", "--resume"]);
     assert_eq!(other.code, 1, "{}", other.all_output());
     assert!(
         other.stderr.contains("refusing to resume the restore into"),
@@ -1052,7 +1006,7 @@ async fn backup_restore_groups_sets_each_group_at_the_restored_record_it_had_com
     delete_topic(&repo, &topic).await;
     // The broker dropped the group's offsets with the topic.
     assert!(committed(&repo, &group, &topic).is_empty());
-    let restore = repo.run(&["restore", &ns, "--groups", "--confirm", &ns]);
+    let restore = restore_confirmed(&repo, &ns, &["--groups"]);
     ok(&restore);
     let after = read_back(&repo, &topic);
     assert_eq!(after, before);
@@ -1070,17 +1024,11 @@ async fn backup_restore_groups_sets_each_group_at_the_restored_record_it_had_com
     // left out, so the offsets after them move.
     let t = time_of(44);
     let pit = format!("{topic}.pit");
-    let restore = repo.run(&[
-        "restore",
+    let restore = restore_confirmed(
+        &repo,
         &ns,
-        "--to-time",
-        &t,
-        "--into-suffix",
-        ".pit",
-        "--groups",
-        "--confirm",
-        &ns,
-    ]);
+        &["--to-time", &t, "--into-suffix", ".pit", "--groups"],
+    );
     ok(&restore);
     let restored = read_back(&repo, &pit);
     assert_eq!(restored, expected(0..45));
@@ -1113,16 +1061,7 @@ async fn backup_restore_groups_sets_each_group_at_the_restored_record_it_had_com
     );
 
     // Without `--groups` the plan shows the translation and sets nothing.
-    let shown = repo.run(&[
-        "restore",
-        &ns,
-        "--to-time",
-        &t,
-        "--into-suffix",
-        ".shown",
-        "--confirm",
-        &ns,
-    ]);
+    let shown = restore_confirmed(&repo, &ns, &["--to-time", &t, "--into-suffix", ".shown"]);
     ok(&shown);
     assert!(
         shown
@@ -1138,18 +1077,18 @@ async fn backup_restore_groups_sets_each_group_at_the_restored_record_it_had_com
     assert!(committed(&repo, &group, &format!("{topic}.shown")).is_empty());
     // `--resume --groups` over a complete restore writes nothing more and
     // sets the groups (what to do when setting them failed).
-    let resumed = repo.run(&[
-        "restore",
+    let resumed = restore_confirmed(
+        &repo,
         &ns,
-        "--to-time",
-        &t,
-        "--into-suffix",
-        ".shown",
-        "--resume",
-        "--groups",
-        "--confirm",
-        &ns,
-    ]);
+        &[
+            "--to-time",
+            &t,
+            "--into-suffix",
+            ".shown",
+            "--resume",
+            "--groups",
+        ],
+    );
     ok(&resumed);
     assert!(
         resumed.stdout.contains("Restore complete: 0 record(s)"),
@@ -1160,15 +1099,7 @@ async fn backup_restore_groups_sets_each_group_at_the_restored_record_it_had_com
 
     // A group with a member is refused before anything is written.
     let busy = member(&repo, &group, &topic);
-    let refused = repo.run(&[
-        "restore",
-        &ns,
-        "--into-suffix",
-        ".busy",
-        "--groups",
-        "--confirm",
-        &ns,
-    ]);
+    let refused = restore_confirmed(&repo, &ns, &["--into-suffix", ".busy", "--groups"]);
     drop(busy);
     assert_eq!(refused.code, 1, "{}", refused.all_output());
     assert!(
@@ -1183,15 +1114,7 @@ async fn backup_restore_groups_sets_each_group_at_the_restored_record_it_had_com
 
     // A group the namespace no longer declares is not set.
     edit_events(&repo, &format!("  consumers:\n    - group: {group}\n"), "");
-    let undeclared = repo.run(&[
-        "restore",
-        &ns,
-        "--into-suffix",
-        ".undeclared",
-        "--groups",
-        "--confirm",
-        &ns,
-    ]);
+    let undeclared = restore_confirmed(&repo, &ns, &["--into-suffix", ".undeclared", "--groups"]);
     ok(&undeclared);
     assert!(
         undeclared
@@ -1223,16 +1146,11 @@ async fn backup_restore_to_a_time_only_an_older_full_run_covers_reads_that_run()
     assert!(runs.iter().all(|m| m["kind"] == "full"), "{runs:#?}");
 
     // Record 5's time: only the first run holds records that old.
-    let old = repo.run(&[
-        "restore",
+    let old = restore_confirmed(
+        &repo,
         &ns,
-        "--to-time",
-        &time_of(5),
-        "--into-suffix",
-        ".old",
-        "--confirm",
-        &ns,
-    ]);
+        &["--to-time", &time_of(5), "--into-suffix", ".old"],
+    );
     ok(&old);
     assert!(
         old.stdout.contains(&format!(
@@ -1244,16 +1162,11 @@ async fn backup_restore_to_a_time_only_an_older_full_run_covers_reads_that_run()
     );
     assert_eq!(read_back(&repo, &format!("{topic}.old")), expected(0..6));
     // Record 105's: the newest run.
-    let new = repo.run(&[
-        "restore",
+    let new = restore_confirmed(
+        &repo,
         &ns,
-        "--to-time",
-        &time_of(105),
-        "--into-suffix",
-        ".new",
-        "--confirm",
-        &ns,
-    ]);
+        &["--to-time", &time_of(105), "--into-suffix", ".new"],
+    );
     ok(&new);
     assert_eq!(
         read_back(&repo, &format!("{topic}.new")),
@@ -1261,16 +1174,11 @@ async fn backup_restore_to_a_time_only_an_older_full_run_covers_reads_that_run()
     );
     // Before record 0: neither run covers it, and the refusal says what
     // each covers.
-    let none = repo.run(&[
-        "restore",
+    let none = restore_confirmed(
+        &repo,
         &ns,
-        "--to-time",
-        &time_of(-1),
-        "--into-suffix",
-        ".none",
-        "--confirm",
-        &ns,
-    ]);
+        &["--to-time", &time_of(-1), "--into-suffix", ".none"],
+    );
     assert_eq!(none.code, 1, "{}", none.all_output());
     for m in &runs {
         assert!(

@@ -28,6 +28,16 @@ pub(crate) fn scratch_topics(repo: &TestRepo, topic: &str) -> Vec<String> {
         .collect()
 }
 
+/// A drill's output says it deleted its scratch topics of `topic`, and the
+/// broker lists none.
+fn assert_scratch_topics_deleted(repo: &TestRepo, out: &str, topic: &str) {
+    assert!(
+        out.contains(&format!("scratch topics deleted: {topic}.drill-")),
+        "{out}"
+    );
+    assert_eq!(scratch_topics(repo, topic), Vec::<String>::new());
+}
+
 /// The drill record of `ns` in etcd, as JSON.
 async fn drill_record(repo: &TestRepo, ns: &str) -> serde_json::Value {
     let mut etcd = etcd_client::Client::connect([repo.services().etcd.as_str()], None)
@@ -72,11 +82,7 @@ async fn drill_of_a_backed_up_namespace_passes_reports_its_rto_and_is_recorded()
     );
     assert!(out.contains("target 30m"), "{out}");
     assert!(out.contains("RPO 1h"), "{out}");
-    assert!(
-        out.contains(&format!("scratch topics deleted: {topic}.drill-")),
-        "{out}"
-    );
-    assert_eq!(scratch_topics(&repo, &topic), Vec::<String>::new());
+    assert_scratch_topics_deleted(&repo, out, &topic);
 
     let record = drill_record(&repo, &ns).await;
     assert_eq!(record["passed"], true, "{record}");
@@ -131,11 +137,7 @@ async fn drill_after_a_segment_is_corrupted_fails_naming_it_and_leaves_no_scratc
         "{out}"
     );
     // The scratch topic was created and written to, then deleted.
-    assert!(
-        out.contains(&format!("scratch topics deleted: {topic}.drill-")),
-        "{out}"
-    );
-    assert_eq!(scratch_topics(&repo, &topic), Vec::<String>::new());
+    assert_scratch_topics_deleted(&repo, out, &topic);
 
     let record = drill_record(&repo, &ns).await;
     assert_eq!(record["passed"], false, "{record}");
@@ -213,8 +215,7 @@ async fn drill_interrupted_once_its_scratch_topic_holds_records_deletes_it_and_i
         stdout.contains(": FAILED") && stdout.contains("restore stopped (interrupted)"),
         "{stdout}{stderr}"
     );
-    assert!(stdout.contains("scratch topics deleted: "), "{stdout}");
-    assert_eq!(scratch_topics(&repo, &topic), Vec::<String>::new());
+    assert_scratch_topics_deleted(&repo, &stdout, &topic);
     let record = drill_record(&repo, &ns).await;
     assert_eq!(record["passed"], false, "{record}");
     assert!(

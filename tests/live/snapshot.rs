@@ -37,6 +37,16 @@ async fn create_bucket(repo: &TestRepo, bucket: &str, lock: bool) {
         .unwrap();
 }
 
+/// A test repository whose workspace snapshots etcd into a new bucket
+/// (without object lock); the bucket's name.
+fn snapshotting_repo() -> (TestRepo, String) {
+    let repo = TestRepo::new();
+    let bucket = repo.bucket("state");
+    rt().block_on(create_bucket(&repo, &bucket, false));
+    repo.workspace(&state_backup(&bucket, ""));
+    (repo, bucket)
+}
+
 async fn keys(repo: &TestRepo, bucket: &str) -> Vec<String> {
     let listed = repo
         .s3()
@@ -162,10 +172,7 @@ fn fill(etcd: &Etcd) {
 
 #[test]
 fn a_snapshot_cut_during_its_upload_writes_no_manifest_and_the_next_one_completes() {
-    let repo = TestRepo::new();
-    let bucket = repo.bucket("state");
-    rt().block_on(create_bucket(&repo, &bucket, false));
-    repo.workspace(&state_backup(&bucket, ""));
+    let (repo, bucket) = snapshotting_repo();
     let dir = tempfile::tempdir().unwrap();
     let etcd = Etcd::start(&dir.path().join("data"), free_port(), free_port());
     fill(&etcd);
@@ -213,10 +220,7 @@ fn a_snapshot_cut_during_its_upload_writes_no_manifest_and_the_next_one_complete
 
 #[test]
 fn a_snapshot_restored_with_etcdctl_into_a_new_data_directory_plans_clean() {
-    let repo = TestRepo::new();
-    let bucket = repo.bucket("state");
-    rt().block_on(create_bucket(&repo, &bucket, false));
-    repo.workspace(&state_backup(&bucket, ""));
+    let (repo, bucket) = snapshotting_repo();
     repo.namespace(
         "orders",
         "  topics:\n    - name: {tag}-orders\n      partitions: 1\n  access:\n    - service: billing\n      permissions: [read]\n",
@@ -382,10 +386,7 @@ fn the_first_snapshot_probes_its_prefix_a_missing_bucket_is_named_and_status_fol
 
 #[test]
 fn a_probe_s3_refuses_fails_the_first_snapshot_at_once_naming_bucket_and_prefix() {
-    let repo = TestRepo::new();
-    let bucket = repo.bucket("state");
-    rt().block_on(create_bucket(&repo, &bucket, false));
-    repo.workspace(&state_backup(&bucket, ""));
+    let (repo, bucket) = snapshotting_repo();
     let s3 = Proxy::start(&repo.services().s3);
     let probe = s3.when_sent(".sluice-preflight-probe", Mode::Reset);
     let refused = crate::common::run(repo.sluice().env("SLUICE_S3_ENDPOINT", s3.url()).args([
