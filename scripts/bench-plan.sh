@@ -137,5 +137,32 @@ for _ in range(runs):
 print(f"plan --base HEAD (1 namespace file changed): median {statistics.median(times):.3f} s (min {min(times):.3f}, max {max(times):.3f}) over {runs} runs")
 PY
 
+# librdkafka asks for the brokers alone (Metadata with an empty topic list)
+# as it connects, and every plan waits on that answer. Kafka answers it with
+# no topic; tansu answers it with every topic. Its size and time here are
+# part of every plan's, `plan --base`'s too, and grow with the estate.
+python3 - "$runs" <<'PY'
+import os, socket, statistics, struct, sys, time
+host, port = os.environ["SLUICE_KAFKA_BOOTSTRAP"].split(",")[0].rsplit(":", 1)
+def brokers_only():
+    body = struct.pack(">hhih", 3, 1, 1, 5) + b"bench" + struct.pack(">i", 0)
+    with socket.create_connection((host, int(port))) as s:
+        s.sendall(struct.pack(">i", len(body)) + body)
+        size = struct.unpack(">i", s.recv(4, socket.MSG_WAITALL))[0]
+        data = s.recv(size, socket.MSG_WAITALL)
+    off = 4 + 4
+    for _ in range(struct.unpack_from(">i", data, 4)[0]):  # brokers
+        off += 4
+        off += 2 + struct.unpack_from(">h", data, off)[0] + 4
+        off += 2 + max(struct.unpack_from(">h", data, off)[0], 0)
+    return size, struct.unpack_from(">i", data, off + 4)[0]
+times = []
+for _ in range(int(sys.argv[1])):
+    t = time.perf_counter()
+    size, topics = brokers_only()
+    times.append(time.perf_counter() - t)
+print(f"the broker's answer to a brokers-only Metadata request: {topics} topics, {size // 1024} KiB, median {statistics.median(times) * 1000:.1f} ms (Kafka: no topics)")
+PY
+
 size=$(etcdctl --endpoints "$SLUICE_ETCD_ENDPOINTS" get /sluice/inventory/local/ --prefix --print-value-only | wc -c)
 echo "inventory in etcd: $((size / 1024)) KiB"

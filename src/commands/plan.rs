@@ -34,17 +34,15 @@ async fn plan_now(
 ) -> Result<Planned, Error> {
     let (tree, planned) = match base {
         None if targets.is_empty() => {
-            let ((tree, planned), target) = while_loading(
-                cli,
-                env,
-                async |(tree, desired, policies), target, known| {
+            let ((tree, planned), target) =
+                while_loading(cli, env, async |(tree, desired, policies), to| {
                     let revision = tree.revision.as_deref();
                     let planned =
-                        engine::plan_from(&desired, revision, target, &policies, known).await?;
+                        engine::plan_from(&desired, revision, to.target, &policies, to.known)
+                            .await?;
                     Ok((tree, planned))
-                },
-            )
-            .await?;
+                })
+                .await?;
             target.leave();
             (tree, planned)
         }
@@ -89,6 +87,14 @@ async fn plan_now(
 /// A tree's desired state and policies, loaded.
 type Loaded = (SourceTree, Desired, Policies);
 
+/// The systems [`while_loading`] connected to, what it is reading from
+/// them, and when it began to connect.
+struct Connected<'a> {
+    target: &'a Target,
+    known: Known,
+    since: std::time::Instant,
+}
+
 /// Reads the tree and runs `then` with what it loads, connected to its
 /// environment. When the workspace alone selects that environment, sluice
 /// connects and [`engine::prefetch`]es (its state, and the live state of
@@ -99,7 +105,7 @@ type Loaded = (SourceTree, Desired, Policies);
 async fn while_loading<R>(
     cli: &Cli,
     env: Option<&str>,
-    then: impl AsyncFnOnce(Loaded, &Target, Known) -> Result<R, Error>,
+    then: impl AsyncFnOnce(Loaded, Connected<'_>) -> Result<R, Error>,
 ) -> Result<(R, Target), Error> {
     let tree = cli.source.origin().load()?;
     let selected = env.or(cli.env.as_deref()).map(str::to_owned);
@@ -107,9 +113,18 @@ async fn while_loading<R>(
     let Some(environment) = desired::environment(&tree, selected.as_deref(), &overrides) else {
         let (tree, desired) = resolve_selected(tree, selected.as_deref())?;
         let policies = load_policies(&tree)?;
+        let since = std::time::Instant::now();
         let target = Target::connect(&desired.environment, cli.timeout).await?;
-        let done = then((tree, desired, policies), &target, Known::Nothing).await?;
-        return Ok((done, target));
+        let known = Known::Nothing;
+        let done = then(
+            (tree, desired, policies),
+            Connected {
+                target: &target,
+                known,
+                since,
+            },
+        );
+        return Ok((done.await?, target));
     };
     let mut loading = tokio::task::spawn_blocking(move || {
         let (tree, desired) = resolve_selected(tree, selected.as_deref())?;
@@ -119,6 +134,7 @@ async fn while_loading<R>(
     let joined = |loaded: Result<Result<Loaded, Error>, tokio::task::JoinError>| {
         loaded.expect("loading the tree does not panic")
     };
+    let since = std::time::Instant::now();
     let connecting = Target::connect(&environment, cli.timeout);
     tokio::pin!(connecting);
     let (target, mut loaded) = tokio::select! {
@@ -144,7 +160,16 @@ async fn while_loading<R>(
                 Some(loaded) => loaded,
                 None => joined(loading.await)?,
             };
-            then(loaded, &target, Known::Reading(receiver)).await
+            let known = Known::Reading(receiver);
+            then(
+                loaded,
+                Connected {
+                    target: &target,
+                    known,
+                    since,
+                },
+            )
+            .await
         });
         match futures_util::future::select(planning, reading).await {
             Either::Left((done, _)) => done,
@@ -268,14 +293,14 @@ pub fn plan(
     ))
 }
 
-/// `plan --floor`: loads and connects as a plan does, then makes only the
-/// plan's reads and prints how long they took, in seconds.
+/// `plan --floor`: loads and connects as a plan does, and makes only the
+/// plan's reads; prints how long they took, in seconds, from the start of
+/// connecting.
 pub fn floor(cli: &Cli) -> Result<Exit, Error> {
     let took = block_on(async {
-        let start = std::time::Instant::now();
-        let (took, target) = while_loading(cli, None, async |(_, desired, _), target, known| {
-            engine::read_floor(&desired, target, known).await?;
-            Ok(start.elapsed())
+        let (took, target) = while_loading(cli, None, async |(_, desired, _), to| {
+            engine::read_floor(&desired, to.target, to.known).await?;
+            Ok(to.since.elapsed())
         })
         .await?;
         target.leave();
