@@ -106,14 +106,16 @@ fn s3_that_accepts_and_never_answers_fails_plan_drift_status_and_apply_with_time
     assert_eq!(applied.code, 0, "{}", applied.all_output());
 }
 
-#[test]
-fn a_hung_kafka_or_etcd_fails_plan_drift_and_apply_with_timed_out_and_status_keeps_its_table() {
-    let repo = TestRepo::new();
-    repo.namespace("hung", "  topics:\n    - name: {tag}-hung\n");
-    for (var, upstream) in [
+/// Kafka and etcd, each behind a proxy that swallows every byte: the
+/// variable that points sluice at it, the proxy (kept while in use) and the
+/// endpoint to set.
+fn hung_servers(repo: &TestRepo) -> Vec<(&'static str, Proxy, String)> {
+    [
         ("SLUICE_KAFKA_BOOTSTRAP", repo.services().kafka.clone()),
         ("SLUICE_ETCD_ENDPOINTS", repo.services().etcd.clone()),
-    ] {
+    ]
+    .into_iter()
+    .map(|(var, upstream)| {
         let proxy = Proxy::start(&upstream);
         proxy.set(Mode::BlackHole);
         let endpoint = if var.contains("ETCD") {
@@ -121,6 +123,16 @@ fn a_hung_kafka_or_etcd_fails_plan_drift_and_apply_with_timed_out_and_status_kee
         } else {
             proxy.addr()
         };
+        (var, proxy, endpoint)
+    })
+    .collect()
+}
+
+#[test]
+fn a_hung_kafka_or_etcd_fails_plan_drift_and_apply_with_timed_out_and_status_keeps_its_table() {
+    let repo = TestRepo::new();
+    repo.namespace("hung", "  topics:\n    - name: {tag}-hung\n");
+    for (var, _proxy, endpoint) in hung_servers(&repo) {
         for args in [
             &["plan"][..],
             &["drift"],
@@ -174,17 +186,7 @@ fn a_yaml_error_is_said_though_the_plan_connects_while_it_parses_and_a_server_ha
         "typo",
         "  topics:\n    - name: {tag}-typo\n      partitons: 3\n",
     );
-    for (var, upstream) in [
-        ("SLUICE_KAFKA_BOOTSTRAP", repo.services().kafka.clone()),
-        ("SLUICE_ETCD_ENDPOINTS", repo.services().etcd.clone()),
-    ] {
-        let proxy = Proxy::start(&upstream);
-        proxy.set(Mode::BlackHole);
-        let endpoint = if var.contains("ETCD") {
-            proxy.url()
-        } else {
-            proxy.addr()
-        };
+    for (var, _proxy, endpoint) in hung_servers(&repo) {
         // The timeout is longer than `run_bounded` waits: had the plan
         // waited on the hung server before saying what is wrong in the
         // file, it would hang.
