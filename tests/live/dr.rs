@@ -276,6 +276,51 @@ async fn a_backup_older_than_the_rpo_is_a_violation_and_a_fresh_one_clears_it() 
 }
 
 #[tokio::test]
+async fn a_backup_history_longer_than_two_listing_pages_is_read_by_its_runs() {
+    use futures_util::{StreamExt, TryStreamExt};
+    let repo = TestRepo::new();
+    declare_buckets(&repo);
+    dr_namespace(&repo, "30d", "    rpo: 1h\n");
+    ok(&repo.run(&["apply", "--auto-approve"]));
+    let s3 = repo.s3();
+    let backups = repo.bucket("backups");
+    let put = |key: String| {
+        s3.put_object()
+            .bucket(&backups)
+            .key(key)
+            .body(ByteStream::from_static(b"{}"))
+            .send()
+    };
+    // A run of two hours ago with 2,100 segments: more than two pages of
+    // 1,000 keys, so sluice reads this directory by its runs. Then the
+    // complete run of ten minutes ago, and one of a minute ago that died
+    // before its manifest.
+    let two_hours = manifest_key(&repo, Duration::from_secs(7200));
+    let old_run = two_hours.strip_suffix("manifest.json").unwrap().to_owned();
+    futures_util::stream::iter((0..2100).map(|n| put(format!("{old_run}t/0/{n:020}.avro"))))
+        .buffer_unordered(32)
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap();
+    put(two_hours).await.unwrap();
+    put(manifest_key(&repo, Duration::from_secs(600)))
+        .await
+        .unwrap();
+    let died = manifest_key(&repo, Duration::from_secs(60));
+    put(died.replace("manifest.json", "t/0/00000000000000000000.avro"))
+        .await
+        .unwrap();
+
+    let drift = repo.run(&["drift", "--format", "json"]);
+    assert_eq!(drift.code, 0, "{}", drift.all_output());
+    let report = &drift.json()["dr"][0];
+    assert_eq!(report["violations"], serde_json::json!([]), "{report}");
+    // The run of ten minutes ago: not the one that died, not the older one.
+    let age = report["backup_age_s"].as_u64().unwrap();
+    assert!((600..900).contains(&age), "{report}");
+}
+
+#[tokio::test]
 async fn segments_without_a_manifest_are_no_backup() {
     let repo = TestRepo::new();
     declare_buckets(&repo);

@@ -14,6 +14,7 @@
 mod bucket;
 mod documents;
 pub mod layout;
+mod newest;
 mod objects;
 pub mod policy;
 
@@ -372,41 +373,12 @@ impl BackupCatalog for S3Backend {
     ) -> Result<Vec<Option<i64>>, BackendError> {
         let common = common_start(dirs);
         let what = format!("listing s3://{bucket}/{common}");
-        self.bounded(&what, async {
-            let mut pages = self
-                .client(region)
-                .list_objects_v2()
-                .bucket(bucket)
-                .prefix(common)
-                .into_paginator()
-                .send();
-            let mut newest: Vec<Option<i64>> = vec![None; dirs.len()];
-            while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| {
-                    read_error(format!("ListObjectsV2 {bucket}/{common}: {}", describe(&e)))
-                })?;
-                for o in page.contents() {
-                    let Some(key) = o.key() else { continue };
-                    for (i, dir) in dirs.iter().enumerate() {
-                        let Some(run) = layout::complete_run(dir, key) else {
-                            continue;
-                        };
-                        // The run's start is when its data was read; a
-                        // manifest sluice did not name dates from its write.
-                        let t = layout::run_started_ms(run)
-                            .map(|ms| ms / 1000)
-                            .or_else(|| o.last_modified().map(|t| t.secs()));
-                        if let Some(t) = t
-                            && newest[i].is_none_or(|n| t > n)
-                        {
-                            newest[i] = Some(t);
-                        }
-                    }
-                }
-            }
-            Ok(newest)
-        })
-        .await
+        let lister = BucketLister {
+            client: self.client(region),
+            bucket,
+        };
+        self.bounded(&what, newest::newest(&lister, common, dirs))
+            .await
     }
 
     /// Lists buckets: proves S3 answers.
@@ -416,6 +388,72 @@ impl BackupCatalog for S3Backend {
             Ok(Ok(r)) => Ok(r.buckets().len()),
             Ok(Err(SdkError::TimeoutError(_))) | Err(_) => Err(self.timed_out()),
             Ok(Err(e)) => Err(describe(&e)),
+        }
+    }
+}
+
+/// [`newest::Lister`] over one bucket.
+struct BucketLister<'a> {
+    client: Client,
+    bucket: &'a str,
+}
+
+#[async_trait]
+impl newest::Lister for BucketLister<'_> {
+    async fn page(
+        &self,
+        prefix: &str,
+        delimited: bool,
+        token: Option<String>,
+    ) -> Result<newest::Page, BackendError> {
+        let bucket = self.bucket;
+        let page = self
+            .client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .set_delimiter(delimited.then(|| "/".to_owned()))
+            .set_continuation_token(token)
+            .send()
+            .await
+            .map_err(|e| {
+                read_error(format!("ListObjectsV2 {bucket}/{prefix}: {}", describe(&e)))
+            })?;
+        Ok(newest::Page {
+            keys: page
+                .contents()
+                .iter()
+                .filter_map(|o| Some((o.key()?.to_owned(), o.last_modified().map(|t| t.secs()))))
+                .collect(),
+            prefixes: page
+                .common_prefixes()
+                .iter()
+                .filter_map(|p| p.prefix().map(str::to_owned))
+                .collect(),
+            next: page
+                .is_truncated()
+                .unwrap_or(false)
+                .then(|| page.next_continuation_token().map(str::to_owned))
+                .flatten(),
+        })
+    }
+
+    async fn modified(&self, key: &str) -> Result<Option<Option<i64>>, BackendError> {
+        let bucket = self.bucket;
+        match self
+            .client
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(head) => Ok(Some(head.last_modified().map(|t| t.secs()))),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(None),
+            Err(e) => Err(read_error(format!(
+                "HeadObject {bucket}/{key}: {}",
+                describe(&e)
+            ))),
         }
     }
 }
