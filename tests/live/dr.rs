@@ -219,33 +219,49 @@ fn manifest_key(repo: &TestRepo, ago: Duration) -> String {
     sluice::backup::manifest::manifest_key(&format!("dr/{}/", repo.name("dr")), &run)
 }
 
-#[tokio::test]
-async fn a_backup_older_than_the_rpo_is_a_violation_and_a_fresh_one_clears_it() {
-    let repo = TestRepo::new();
-    declare_buckets(&repo);
-    dr_namespace(&repo, "30d", "    rpo: 1h\n");
-    ok(&repo.run(&["apply", "--auto-approve"]));
-    let s3 = repo.s3();
-    let backups = repo.bucket("backups");
-    let put = |key: String| {
-        s3.put_object()
-            .bucket(&backups)
+/// A DR namespace with an RPO of an hour, applied, and its backups bucket.
+struct Backups {
+    repo: TestRepo,
+    s3: aws_sdk_s3::Client,
+    bucket: String,
+}
+
+impl Backups {
+    fn applied() -> Backups {
+        let repo = TestRepo::new();
+        declare_buckets(&repo);
+        dr_namespace(&repo, "30d", "    rpo: 1h\n");
+        ok(&repo.run(&["apply", "--auto-approve"]));
+        let (s3, bucket) = (repo.s3(), repo.bucket("backups"));
+        Backups { repo, s3, bucket }
+    }
+
+    /// Puts a small object at `key`.
+    async fn put(&self, key: String) {
+        self.s3
+            .put_object()
+            .bucket(&self.bucket)
             .key(key)
             .body(ByteStream::from_static(b"{}"))
             .send()
-    };
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_backup_older_than_the_rpo_is_a_violation_and_a_fresh_one_clears_it() {
+    let backups = Backups::applied();
+    let (repo, put) = (&backups.repo, |key| backups.put(key));
     // A complete run that started two hours ago.
-    put(manifest_key(&repo, Duration::from_secs(7200)))
-        .await
-        .unwrap();
+    put(manifest_key(repo, Duration::from_secs(7200))).await;
     // A run that died just now: its segments, no manifest. It is no backup.
     let dir = format!("dr/{}/", repo.name("dr"));
     put(format!(
         "{dir}20991231T000000.000Z-1/t/0/00000000000000000000.avro"
     ))
-    .await
-    .unwrap();
-    put(format!("{dir}{}", "loose-object.tar")).await.unwrap();
+    .await;
+    put(format!("{dir}{}", "loose-object.tar")).await;
 
     let drift = repo.run(&["drift", "--format", "json"]);
     assert_eq!(drift.code, 2, "{}", drift.all_output());
@@ -268,7 +284,7 @@ async fn a_backup_older_than_the_rpo_is_a_violation_and_a_fresh_one_clears_it() 
         text.stdout
     );
 
-    put(manifest_key(&repo, Duration::ZERO)).await.unwrap();
+    put(manifest_key(repo, Duration::ZERO)).await;
     let drift = repo.run(&["drift", "--format", "json"]);
     assert_eq!(drift.code, 0, "{}", drift.all_output());
     assert_eq!(drift.json()["dr"][0]["violations"], serde_json::json!([]));
@@ -277,39 +293,23 @@ async fn a_backup_older_than_the_rpo_is_a_violation_and_a_fresh_one_clears_it() 
 
 #[tokio::test]
 async fn a_backup_history_longer_than_two_listing_pages_is_read_by_its_runs() {
-    use futures_util::{StreamExt, TryStreamExt};
-    let repo = TestRepo::new();
-    declare_buckets(&repo);
-    dr_namespace(&repo, "30d", "    rpo: 1h\n");
-    ok(&repo.run(&["apply", "--auto-approve"]));
-    let s3 = repo.s3();
-    let backups = repo.bucket("backups");
-    let put = |key: String| {
-        s3.put_object()
-            .bucket(&backups)
-            .key(key)
-            .body(ByteStream::from_static(b"{}"))
-            .send()
-    };
+    use futures_util::StreamExt;
+    let backups = Backups::applied();
+    let (repo, put) = (&backups.repo, |key| backups.put(key));
     // A run of two hours ago with 2,100 segments: more than two pages of
     // 1,000 keys, so sluice reads this directory by its runs. Then the
     // complete run of ten minutes ago, and one of a minute ago that died
     // before its manifest.
-    let two_hours = manifest_key(&repo, Duration::from_secs(7200));
+    let two_hours = manifest_key(repo, Duration::from_secs(7200));
     let old_run = two_hours.strip_suffix("manifest.json").unwrap().to_owned();
     futures_util::stream::iter((0..2100).map(|n| put(format!("{old_run}t/0/{n:020}.avro"))))
         .buffer_unordered(32)
-        .try_collect::<Vec<_>>()
-        .await
-        .unwrap();
-    put(two_hours).await.unwrap();
-    put(manifest_key(&repo, Duration::from_secs(600)))
-        .await
-        .unwrap();
-    let died = manifest_key(&repo, Duration::from_secs(60));
-    put(died.replace("manifest.json", "t/0/00000000000000000000.avro"))
-        .await
-        .unwrap();
+        .collect::<Vec<()>>()
+        .await;
+    put(two_hours).await;
+    put(manifest_key(repo, Duration::from_secs(600))).await;
+    let died = manifest_key(repo, Duration::from_secs(60));
+    put(died.replace("manifest.json", "t/0/00000000000000000000.avro")).await;
 
     let drift = repo.run(&["drift", "--format", "json"]);
     assert_eq!(drift.code, 0, "{}", drift.all_output());
