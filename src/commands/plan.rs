@@ -87,6 +87,13 @@ async fn plan_now(
 /// A tree's desired state and policies, loaded.
 type Loaded = (SourceTree, Desired, Policies);
 
+/// Loads the desired state of environment `env` from `tree`, and its policies.
+fn load_all(tree: SourceTree, env: Option<&str>) -> Result<Loaded, Error> {
+    let (tree, desired) = resolve_selected(tree, env)?;
+    let policies = load_policies(&tree)?;
+    Ok((tree, desired, policies))
+}
+
 /// The systems [`while_loading`] connected to, what it is reading from
 /// them, and when it began to connect.
 struct Connected<'a> {
@@ -111,8 +118,7 @@ async fn while_loading<R>(
     let selected = env.or(cli.env.as_deref()).map(str::to_owned);
     let overrides = Overrides::from_process();
     let Some(environment) = desired::environment(&tree, selected.as_deref(), &overrides) else {
-        let (tree, desired) = resolve_selected(tree, selected.as_deref())?;
-        let policies = load_policies(&tree)?;
+        let (tree, desired, policies) = load_all(tree, selected.as_deref())?;
         let since = std::time::Instant::now();
         let target = Target::connect(&desired.environment, cli.timeout).await?;
         let known = Known::Nothing;
@@ -126,11 +132,7 @@ async fn while_loading<R>(
         );
         return Ok((done.await?, target));
     };
-    let mut loading = tokio::task::spawn_blocking(move || {
-        let (tree, desired) = resolve_selected(tree, selected.as_deref())?;
-        let policies = load_policies(&tree)?;
-        Ok::<_, Error>((tree, desired, policies))
-    });
+    let mut loading = tokio::task::spawn_blocking(move || load_all(tree, selected.as_deref()));
     let joined = |loaded: Result<Result<Loaded, Error>, tokio::task::JoinError>| {
         loaded.expect("loading the tree does not panic")
     };

@@ -227,7 +227,6 @@ pub enum Known {
 pub struct Prefetched {
     stored: Stored,
     live: LiveState,
-    read: BTreeSet<Address>,
 }
 
 /// Reads [`Prefetched`]: sluice's state, then what its inventory records.
@@ -235,9 +234,9 @@ pub struct Prefetched {
 /// desired state names beyond it is read once that is known.
 pub async fn prefetch(target: &Target) -> Result<Prefetched, EngineError> {
     let stored = target.state.load(None).await?;
-    let read: BTreeSet<Address> = stored.inventory.entries.keys().cloned().collect();
-    let live = target.read(&read).await?;
-    Ok(Prefetched { stored, live, read })
+    let recorded: BTreeSet<Address> = stored.inventory.entries.keys().cloned().collect();
+    let live = target.read(&recorded).await?;
+    Ok(Prefetched { stored, live })
 }
 
 /// A plan and the state it was made against.
@@ -461,10 +460,7 @@ pub async fn plan_resources(
         partial,
     };
     let Some(scope) = scope else {
-        let (stored, live) = match known {
-            Known::Reading(prefetched) => read_after(target, resources, prefetched).await?,
-            _ => read_all(target, resources).await?,
-        };
+        let (stored, live) = read_all(target, resources, known).await?;
         let revision = stored.revision_of(None);
         let plan = diff(&input(resources, &live, &stored.inventory, revision, false))?;
         return Ok(Planned { plan, stored, live });
@@ -545,16 +541,12 @@ async fn read_after(
     resources: &[Resource],
     prefetched: tokio::sync::oneshot::Receiver<Result<Prefetched, EngineError>>,
 ) -> Result<(Stored, LiveState), EngineError> {
-    let Prefetched {
-        stored,
-        mut live,
-        read,
-    } = prefetched
+    let Prefetched { stored, mut live } = prefetched
         .await
         .expect("the prefetch runs until the plan has it")?;
     let rest: BTreeSet<Address> = addresses(resources)
         .into_iter()
-        .filter(|a| !read.contains(a))
+        .filter(|a| !stored.inventory.entries.contains_key(a))
         .collect();
     tracing::debug!(rest = rest.len(), "read beyond the inventory");
     if !rest.is_empty() {
@@ -563,12 +555,17 @@ async fn read_after(
     Ok((stored, live))
 }
 
-/// The reads of a full plan: what `resources` name while sluice's state
+/// The reads of a full plan: after what was [`prefetch`]ed (`known`), what
+/// `resources` name beyond it; else what `resources` name while sluice's state
 /// loads, then what only the inventory names.
 async fn read_all(
     target: &Target,
     resources: &[Resource],
+    known: Known,
 ) -> Result<(Stored, LiveState), EngineError> {
+    if let Known::Reading(prefetched) = known {
+        return read_after(target, resources, prefetched).await;
+    }
     let named = addresses(resources);
     let (stored, mut live) = load_and_read(target, &named).await?;
     read_rest(
@@ -637,10 +634,7 @@ pub async fn read_floor(
         }
     };
     let read = async {
-        match known {
-            Known::Reading(prefetched) => read_after(target, &resources, prefetched).await?,
-            _ => read_all(target, &resources).await?,
-        };
+        read_all(target, &resources, known).await?;
         tracing::debug!("state and live state read");
         Ok::<_, EngineError>(())
     };
