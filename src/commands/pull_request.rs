@@ -12,7 +12,7 @@ use crate::engine::{self, EngineError, Target};
 use crate::policy::Policies;
 use crate::resource::{Address, Kind, System};
 use crate::source::related::naming;
-use crate::source::{PullRequest, SourceFile, SourceTree, load_pull_request};
+use crate::source::{PullRequest, PullRequestRepo, SourceFile, SourceTree};
 use crate::state::{Inventory, Stored};
 
 /// What a pull request's plan is made from.
@@ -38,39 +38,56 @@ pub(super) struct Loaded {
 /// files declare now, and those they declared at the base: a deleted or
 /// renamed namespace plans as deletes), and only the namespace files that
 /// may bear on them are parsed: see [`Related`].
+///
+/// The base's workspace is read first, and sluice connects with it while
+/// the change is read and checked: librdkafka's first Metadata request,
+/// whose answer grows with the cluster on some brokers, is in flight
+/// meanwhile. A problem in the change's files is still said first, even
+/// when a system does not answer.
 pub(super) async fn load(cli: &Cli, base: &str, env: Option<&str>) -> Result<Loaded, Error> {
     let started = std::time::Instant::now();
-    let pr = load_pull_request(&cli.source.origin(), base)?;
-    tracing::debug!(took = ?started.elapsed(), "pull request read");
-    let started = std::time::Instant::now();
-    let policies = load_policies(&pr.base)?;
-    tracing::debug!(took = ?started.elapsed(), "policies compiled");
-    let base_env =
-        workspace_environment(cli, &pr.base, env).ok_or_else(|| Error::BaseEnvironment {
+    let repo = PullRequestRepo::open(&cli.source.origin(), base)?;
+    let base_env = workspace_environment(cli, &repo.base_workspace()?, env).ok_or_else(|| {
+        Error::BaseEnvironment {
             env: env
                 .or(cli.env.as_deref())
                 .unwrap_or("the default")
                 .to_owned(),
             base: base.to_owned(),
-        })?;
+        }
+    })?;
+    let connecting = tokio::spawn({
+        let (env, timeout) = (base_env.clone(), cli.timeout);
+        async move { Target::connect(&env, timeout).await }
+    });
+    let connected = async || -> Result<Target, Error> {
+        Ok(connecting.await.expect("connecting does not panic")?)
+    };
+    let pr = tokio::task::spawn_blocking(move || repo.read())
+        .await
+        .expect("reading the change does not panic")?;
+    tracing::debug!(took = ?started.elapsed(), "pull request read");
+    let started = std::time::Instant::now();
+    let policies = load_policies(&pr.base)?;
+    tracing::debug!(took = ?started.elapsed(), "policies compiled");
     let widened = widened_by(&pr.base, &pr.head);
     // Nothing declared at all: plan everything, so that the guard against
     // deleting everything applies.
     if widened.is_some() || pr.head.namespaces.is_empty() {
         let (tree, mut desired) = resolve_desired(cli, pr.head, env)?;
+        // What it connects with is the base's, as `target` was connected.
         let review = connect_as_base(&mut desired.environment, &base_env);
-        let target = Target::connect(&desired.environment, cli.timeout).await?;
         return Ok(Loaded {
             tree,
             desired,
             policies,
-            target,
+            target: connected().await?,
             stored: None,
             review,
             widened,
         });
     }
-    load_scoped(cli, pr, env, &base_env, policies).await
+    load_scoped(cli, pr, env, &base_env, policies, connected).await
 }
 
 /// [`load`] of a change to namespace files only.
@@ -80,6 +97,7 @@ async fn load_scoped(
     env: Option<&str>,
     base_env: &Environment,
     policies: Policies,
+    connected: impl AsyncFnOnce() -> Result<Target, Error>,
 ) -> Result<Loaded, Error> {
     let PullRequest {
         head,
@@ -114,7 +132,7 @@ async fn load_scoped(
     );
     scope.extend(names_in(own.namespaces));
     // The workspace is the base's: the change did not edit it.
-    let target = Target::connect(base_env, cli.timeout).await?;
+    let target = connected().await?;
     // The inventory of every namespace found, read again as more are.
     let mut related = Related::new(&head, &changed.now, &scope);
     let mut read = scope.clone();

@@ -70,88 +70,141 @@ pub struct Changed {
     pub before: BTreeSet<String>,
 }
 
-/// Reads the source and its config at `base`, and finds the namespace files
-/// that differ with a git2 tree diff: with `--git`, of `base`'s tree against
-/// `rev`'s; with `--repo DIR`, of `base`'s tree against the working tree
-/// (untracked files included), in the repository holding DIR. The
-/// repository is opened, and a URL fetched, once.
-pub fn load_pull_request(origin: &Origin, base: &str) -> Result<PullRequest, SourceError> {
-    let (repository, remote, sub) = match origin {
-        Origin::Git { repo, .. } => {
-            let (repository, remote) = open_or_fetch(repo)?;
-            (repository, remote, PathBuf::new())
-        }
-        Origin::Dir(dir) => {
-            let repository = Repository::discover(dir).map_err(git(format!(
-                "`{}` is not in a Git repository",
-                dir.display()
-            )))?;
-            let sub = subdirectory(&repository, dir);
-            (repository, false, sub)
-        }
-    };
-    let base_commit = resolve(&repository, base, remote)?;
-    let base_tree = base_commit
-        .tree()
-        .map_err(git(format!("cannot read the tree of `{base}`")))?;
-    let mut opts = git2::DiffOptions::new();
-    opts.include_untracked(true)
-        .recurse_untracked_dirs(true)
-        .pathspec(sub.join(NAMESPACES_DIR).to_string_lossy().as_ref());
-    let (head, diff) = match origin {
-        Origin::Git { rev, .. } => {
-            let commit = resolve(&repository, rev, remote)?;
-            let tree = commit
-                .tree()
-                .map_err(git(format!("cannot read the tree of `{rev}`")))?;
-            let head = read_tree(&repository, &tree, Some(commit.id().to_string()))?;
-            let diff = repository.diff_tree_to_tree(Some(&base_tree), Some(&tree), Some(&mut opts));
-            (head, diff)
-        }
-        Origin::Dir(dir) => (
-            load_dir(dir)?,
-            repository.diff_tree_to_workdir_with_index(Some(&base_tree), Some(&mut opts)),
-        ),
-    };
-    let diff = diff.map_err(git(format!("cannot diff against `{base}`")))?;
+/// A pull request's repository, opened (a URL fetched) and its base
+/// revision resolved, before any of the change is read: the base's
+/// workspace can be read alone first, to connect while the rest is read.
+pub struct PullRequestRepo {
+    repository: Repository,
+    /// Whether it was fetched (its branches live under `origin/`).
+    remote: bool,
+    /// Where the config is inside the repository (empty at its root).
+    sub: PathBuf,
+    base: git2::Oid,
+    base_name: String,
+    origin: Origin,
+}
 
-    // Diff paths are relative to the repository; trees show them relative to
-    // the config root, and a directory's files under the directory as given.
-    let relative = |p: Option<&Path>| {
-        p.and_then(|p| p.strip_prefix(&sub).ok())
-            .map(|p| p.to_string_lossy().replace('\\', "/"))
-            .filter(|p| is_yaml(p))
-    };
-    let shown = |rel: String| match origin {
-        Origin::Dir(dir) => display_path(dir, &dir.join(&rel)),
-        Origin::Git { .. } => rel,
-    };
-    let mut changed = Changed::default();
-    for delta in diff.deltas() {
-        if let Some(now) = relative(delta.new_file().path())
-            && delta.status() != git2::Delta::Deleted
-        {
-            changed.now.insert(shown(now));
-        }
-        if let Some(before) = relative(delta.old_file().path())
-            && !matches!(delta.status(), git2::Delta::Added | git2::Delta::Untracked)
-        {
-            changed.before.insert(before);
-        }
+impl PullRequestRepo {
+    /// Opens the repository of `origin` (a URL is fetched, once) and
+    /// resolves `base` in it.
+    pub fn open(origin: &Origin, base: &str) -> Result<Self, SourceError> {
+        let (repository, remote, sub) = match origin {
+            Origin::Git { repo, .. } => {
+                let (repository, remote) = open_or_fetch(repo)?;
+                (repository, remote, PathBuf::new())
+            }
+            Origin::Dir(dir) => {
+                let repository = Repository::discover(dir).map_err(git(format!(
+                    "`{}` is not in a Git repository",
+                    dir.display()
+                )))?;
+                let sub = subdirectory(&repository, dir);
+                (repository, false, sub)
+            }
+        };
+        let base_id = resolve(&repository, base, remote)?.id();
+        Ok(PullRequestRepo {
+            repository,
+            remote,
+            sub,
+            base: base_id,
+            base_name: base.to_owned(),
+            origin: origin.clone(),
+        })
     }
-    // Of the base's namespace files, only the changed ones are read.
-    let base_config = read_subtree(
-        &repository,
-        &base_tree,
-        &sub,
-        Some(base_commit.id().to_string()),
-        &|path| changed.before.contains(path),
-    )?;
-    Ok(PullRequest {
-        head,
-        base: base_config,
-        changed,
-    })
+
+    fn base_tree(&self) -> Result<git2::Tree<'_>, SourceError> {
+        self.repository
+            .find_commit(self.base)
+            .and_then(|c| c.tree())
+            .map_err(git(format!("cannot read the tree of `{}`", self.base_name)))
+    }
+
+    /// The base revision's workspace file alone (none when it is missing
+    /// or a symbolic link), in a tree of its own.
+    pub fn base_workspace(&self) -> Result<SourceTree, SourceError> {
+        let tree = self.base_tree()?;
+        let workspace = match tree.get_path(&self.sub.join(WORKSPACE_FILE)) {
+            Ok(entry) if entry.filemode() != LINK => {
+                Some(blob_file(&self.repository, entry.id(), WORKSPACE_FILE)?)
+            }
+            _ => None,
+        };
+        Ok(SourceTree {
+            revision: Some(self.base.to_string()),
+            workspace,
+            ..SourceTree::default()
+        })
+    }
+
+    /// Reads the source and its config at the base, and finds the namespace
+    /// files that differ with a git2 tree diff: with `--git`, of the base's
+    /// tree against `rev`'s; with `--repo DIR`, of the base's tree against
+    /// the working tree (untracked files included), in the repository
+    /// holding DIR.
+    pub fn read(&self) -> Result<PullRequest, SourceError> {
+        let (repository, sub, base) = (&self.repository, &self.sub, &self.base_name);
+        let base_tree = self.base_tree()?;
+        let mut opts = git2::DiffOptions::new();
+        opts.include_untracked(true)
+            .recurse_untracked_dirs(true)
+            .pathspec(sub.join(NAMESPACES_DIR).to_string_lossy().as_ref());
+        let (head, diff) = match &self.origin {
+            Origin::Git { rev, .. } => {
+                let commit = resolve(repository, rev, self.remote)?;
+                let tree = commit
+                    .tree()
+                    .map_err(git(format!("cannot read the tree of `{rev}`")))?;
+                let head = read_tree(repository, &tree, Some(commit.id().to_string()))?;
+                let diff =
+                    repository.diff_tree_to_tree(Some(&base_tree), Some(&tree), Some(&mut opts));
+                (head, diff)
+            }
+            Origin::Dir(dir) => (
+                load_dir(dir)?,
+                repository.diff_tree_to_workdir_with_index(Some(&base_tree), Some(&mut opts)),
+            ),
+        };
+        let diff = diff.map_err(git(format!("cannot diff against `{base}`")))?;
+
+        // Diff paths are relative to the repository; trees show them relative to
+        // the config root, and a directory's files under the directory as given.
+        let relative = |p: Option<&Path>| {
+            p.and_then(|p| p.strip_prefix(sub).ok())
+                .map(|p| p.to_string_lossy().replace('\\', "/"))
+                .filter(|p| is_yaml(p))
+        };
+        let shown = |rel: String| match &self.origin {
+            Origin::Dir(dir) => display_path(dir, &dir.join(&rel)),
+            Origin::Git { .. } => rel,
+        };
+        let mut changed = Changed::default();
+        for delta in diff.deltas() {
+            if let Some(now) = relative(delta.new_file().path())
+                && delta.status() != git2::Delta::Deleted
+            {
+                changed.now.insert(shown(now));
+            }
+            if let Some(before) = relative(delta.old_file().path())
+                && !matches!(delta.status(), git2::Delta::Added | git2::Delta::Untracked)
+            {
+                changed.before.insert(before);
+            }
+        }
+        // Of the base's namespace files, only the changed ones are read.
+        let base_config = read_subtree(
+            repository,
+            &base_tree,
+            sub,
+            Some(self.base.to_string()),
+            &|path| changed.before.contains(path),
+        )?;
+        Ok(PullRequest {
+            head,
+            base: base_config,
+            changed,
+        })
+    }
 }
 
 /// The config in subdirectory `sub` of a tree (empty when it is not there).

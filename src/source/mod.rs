@@ -8,7 +8,7 @@ pub mod related;
 use std::path::PathBuf;
 
 pub use dir::load_dir;
-pub use git::{Changed, PullRequest, load_git, load_pull_request, load_revision};
+pub use git::{Changed, PullRequest, PullRequestRepo, load_git, load_revision};
 
 /// The workspace file at the root of a config repository.
 pub const WORKSPACE_FILE: &str = "sluice.yaml";

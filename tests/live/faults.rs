@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
-use crate::common::{Run, TestRepo};
+use crate::common::{Run, TestRepo, commit_all};
 use crate::proxy::{Mode, Proxy};
 
 /// Long enough for anything here to finish; a run past it is a hang.
@@ -177,35 +177,43 @@ fn a_hung_kafka_or_etcd_fails_plan_drift_and_apply_with_timed_out_and_status_kee
     }
 }
 
+/// A full plan, and a pull request's (`plan --base`), connect while they
+/// read and parse the files.
 #[test]
 fn a_yaml_error_is_said_though_the_plan_connects_while_it_parses_and_a_server_hangs() {
     let repo = TestRepo::new();
+    let git = git2::Repository::init(repo.dir.path()).unwrap();
     repo.namespace("fine", "  topics:\n    - name: {tag}-fine\n");
-    // A typo the schema names, at a line and column.
+    let base = commit_all(&git, "fine").to_string();
+    // A typo the schema names, at a line and column: the change.
     repo.namespace(
         "typo",
         "  topics:\n    - name: {tag}-typo\n      partitons: 3\n",
     );
     for (var, _proxy, endpoint) in hung_servers(&repo) {
-        // The timeout is longer than `run_bounded` waits: had the plan
-        // waited on the hung server before saying what is wrong in the
-        // file, it would hang.
-        let run = run_bounded(
-            repo.sluice()
-                .env(var, &endpoint)
-                .args(["--timeout", "10m", "plan"]),
-        );
-        assert_eq!(run.code, 1, "{var}: {}", run.all_output());
-        assert!(
-            run.stderr.contains("namespaces/typo.yaml:9:7") && run.stderr.contains("partitons"),
-            "{var}: the file, line and column of the typo: {}",
-            run.stderr
-        );
-        assert!(
-            !run.all_output().contains("timed out"),
-            "{var}: {}",
-            run.all_output()
-        );
+        for args in [&["plan"][..], &["plan", "--base", &base]] {
+            // The timeout is longer than `run_bounded` waits: had the plan
+            // waited on the hung server before saying what is wrong in the
+            // file, it would hang.
+            let run = run_bounded(
+                repo.sluice()
+                    .env(var, &endpoint)
+                    .args(["--timeout", "10m"])
+                    .args(args),
+            );
+            let what = format!("{var} {args:?}");
+            assert_eq!(run.code, 1, "{what}: {}", run.all_output());
+            assert!(
+                run.stderr.contains("namespaces/typo.yaml:9:7") && run.stderr.contains("partitons"),
+                "{what}: the file, line and column of the typo: {}",
+                run.stderr
+            );
+            assert!(
+                !run.all_output().contains("timed out"),
+                "{what}: {}",
+                run.all_output()
+            );
+        }
     }
 }
 
