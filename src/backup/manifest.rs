@@ -299,10 +299,9 @@ pub fn rfc3339(ms: i64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn manifest(run: &str, kind: RunKind, previous: Option<&str>) -> Manifest {
+impl Manifest {
+    /// A run of 7 records in one partition of `orders`, started at 1,000 ms.
+    pub(crate) fn sample(run: &str, kind: RunKind, previous: Option<&str>) -> Manifest {
         Manifest {
             format_version: MANIFEST_VERSION,
             namespace: "orders".into(),
@@ -331,6 +330,15 @@ mod tests {
             registry: None,
             consumer_groups: Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(run: &str, kind: RunKind, previous: Option<&str>) -> Manifest {
+        Manifest::sample(run, kind, previous)
     }
 
     #[test]

@@ -22,7 +22,7 @@ use super::manifest::{self, CommittedOffset, GroupOffsets, Manifest, RunKind, Se
 use super::read::{BLOCKS_IN_FLIGHT, Piece, Segment, Work, assemble, read_all};
 use super::{BackupError, now_ms};
 use crate::backend::s3::BucketObjects;
-use crate::desired::{Environment, NamespaceState};
+use crate::desired::{BackupState, Environment, NamespaceState};
 use crate::engine::Target;
 use crate::records::RecordKind;
 use crate::resource::{Address, Value};
@@ -112,6 +112,27 @@ async fn load_manifest(
     Ok(m)
 }
 
+/// Whether a run goes on from the newest chain (`chain`, oldest run first)
+/// or starts a new one with a full run. A chain goes on only while it is
+/// whole (its oldest run a full one: a run added to a broken chain could
+/// never be restored), and, with `retain`, while its full run is younger
+/// than half of it. The bucket's lifecycle rule expires objects by age, so
+/// a chain whose full run had expired could not be restored either: a new
+/// chain starts well before that.
+fn run_kind(backup: &BackupState, chain: &BTreeMap<String, Manifest>, now_ms: i64) -> RunKind {
+    let Some(first) = chain.values().next() else {
+        return RunKind::Full;
+    };
+    let young = backup.retain_ms.is_none_or(|retain| {
+        now_ms.saturating_sub(first.started_at_ms) < i64::try_from(retain / 2).unwrap_or(i64::MAX)
+    });
+    if backup.incremental && first.kind == RunKind::Full && young {
+        RunKind::Incremental
+    } else {
+        RunKind::Full
+    }
+}
+
 /// Backs up one namespace: segments first, the manifest last.
 pub async fn backup(
     ns: &NamespaceState,
@@ -124,10 +145,7 @@ pub async fn backup(
     let dir = manifest::namespace_dir(&backup.prefix, &ns.name);
     let chain = load_chain(objects, &dir).await?;
     let previous = chain.values().next_back();
-    let kind = match previous {
-        Some(_) if backup.incremental => RunKind::Incremental,
-        _ => RunKind::Full,
-    };
+    let kind = run_kind(backup, &chain, now_ms());
     let resume = match (kind, previous) {
         (RunKind::Incremental, Some(p)) => manifest::resume_points(p),
         _ => BTreeMap::new(),
@@ -355,4 +373,66 @@ fn committed(
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diag::{Loc, Span};
+
+    const DAY_MS: u64 = 86_400_000;
+
+    fn backup(incremental: bool, retain_days: Option<u64>) -> BackupState {
+        BackupState {
+            bucket: "b".into(),
+            prefix: String::new(),
+            schedule: None,
+            retain_ms: retain_days.map(|d| d * DAY_MS),
+            incremental,
+            object_lock: None,
+            source: Span::new("namespaces/orders.yaml", Loc::default()),
+        }
+    }
+
+    /// A chain of a full run started at `full_ms` and one incremental run;
+    /// without its full run when `whole` is false (retention expired it).
+    fn chain(full_ms: i64, whole: bool) -> BTreeMap<String, Manifest> {
+        let mut full = Manifest::sample("1", RunKind::Full, None);
+        full.started_at_ms = full_ms;
+        let mut next = Manifest::sample("2", RunKind::Incremental, Some("1"));
+        next.started_at_ms = full_ms + 1;
+        let runs = if whole { vec![full, next] } else { vec![next] };
+        runs.into_iter().map(|m| (m.run_id.clone(), m)).collect()
+    }
+
+    #[test]
+    fn a_chain_goes_on_while_whole_and_its_full_run_is_younger_than_half_of_retain() {
+        let day = i64::try_from(DAY_MS).unwrap();
+        let now = 100 * day;
+        let kind = |b: &BackupState, c: &BTreeMap<String, Manifest>| run_kind(b, c, now);
+        // Nothing yet, or full runs asked for: a full run.
+        assert_eq!(kind(&backup(true, None), &BTreeMap::new()), RunKind::Full);
+        assert_eq!(
+            kind(&backup(false, None), &chain(now - day, true)),
+            RunKind::Full
+        );
+        // No retain: the chain goes on, whatever its age.
+        assert_eq!(
+            kind(&backup(true, None), &chain(now - 50 * day, true)),
+            RunKind::Incremental
+        );
+        // retain 14d: on while the full run is under 7 days old, then anew.
+        let retain = backup(true, Some(14));
+        assert_eq!(
+            kind(&retain, &chain(now - 7 * day + 1, true)),
+            RunKind::Incremental
+        );
+        assert_eq!(kind(&retain, &chain(now - 7 * day, true)), RunKind::Full);
+        // A chain whose full run is gone is never gone on from.
+        assert_eq!(kind(&retain, &chain(now - day, false)), RunKind::Full);
+        assert_eq!(
+            kind(&backup(true, None), &chain(now - day, false)),
+            RunKind::Full
+        );
+    }
 }

@@ -265,6 +265,55 @@ async fn delete_topic(repo: &TestRepo, topic: &str) {
     }
 }
 
+/// `retain`'s lifecycle rule expires a chain's full run by age; the runs
+/// after it are then a broken chain, which no restore can read. The next
+/// backup starts a new chain, from each partition's low watermark.
+#[tokio::test]
+async fn a_backup_after_the_chains_full_run_expired_starts_a_new_chain() {
+    let repo = TestRepo::new();
+    let (ns, topic) = backed_up_namespace(&repo);
+    produce(&repo, &topic, 0..20);
+    ok(&repo.run(&["backup", &ns]));
+    produce(&repo, &topic, 20..40);
+    ok(&repo.run(&["backup", &ns]));
+    let runs = manifests(&repo, &ns).await;
+    assert_eq!(
+        runs.iter().map(|m| m["kind"].clone()).collect::<Vec<_>>(),
+        ["full", "incremental"],
+        "{runs:#?}"
+    );
+    // Expired, as the lifecycle rule would (moto runs no lifecycle).
+    let full = format!(
+        "backups/{ns}/{}/manifest.json",
+        runs[0]["run_id"].as_str().unwrap()
+    );
+    repo.s3()
+        .delete_object()
+        .bucket(repo.bucket("backups"))
+        .key(&full)
+        .send()
+        .await
+        .unwrap();
+
+    produce(&repo, &topic, 40..60);
+    let third = repo.run(&["backup", &ns]);
+    ok(&third);
+    assert!(third.stdout.contains("(full run "), "{}", third.stdout);
+    let runs = manifests(&repo, &ns).await;
+    let newest = runs.last().unwrap();
+    assert_eq!(newest["kind"], "full", "{runs:#?}");
+    assert_eq!(newest["previous"], serde_json::Value::Null);
+    for range in newest["topics"][0]["ranges"].as_array().unwrap() {
+        assert_eq!(range["start_offset"], 0, "{newest:#}");
+    }
+    // The new chain is whole: status reads it, one run long.
+    let status = repo.run(&["status", "--format", "json"]);
+    let b = &status.json()["backups"][0];
+    assert_eq!(b["last_run"], newest["run_id"], "{b}");
+    assert_eq!(b["chain_runs"], 1, "{b}");
+    assert_eq!(b["error"], serde_json::Value::Null, "{b}");
+}
+
 #[tokio::test]
 async fn backup_full_then_incremental_then_restore_gives_back_every_record() {
     let repo = TestRepo::new();
