@@ -163,58 +163,82 @@ pub enum ChainError {
 /// through `previous` to a full run; oldest first. Empty when there are none.
 pub fn chain(manifests: &BTreeMap<String, Manifest>) -> Result<Vec<&Manifest>, ChainError> {
     match manifests.values().next_back() {
-        Some(newest) => chain_to(manifests, newest),
+        Some(newest) => {
+            let (chain, broken) = chain_to(manifests, newest);
+            broken.map_or(Ok(chain), Err)
+        }
         None => Ok(Vec::new()),
     }
 }
 
-/// The chain that ends with run `end`, oldest first.
+/// The chain that ends with run `end`, oldest first, as far back as its
+/// manifests go; and why it stops short of a full run, when it does.
 fn chain_to<'a>(
     manifests: &'a BTreeMap<String, Manifest>,
     end: &'a Manifest,
-) -> Result<Vec<&'a Manifest>, ChainError> {
+) -> (Vec<&'a Manifest>, Option<ChainError>) {
     let mut out = Vec::new();
     let mut at = end;
+    let mut broken = None;
     loop {
         out.push(at);
         match (&at.kind, &at.previous) {
-            (RunKind::Incremental, Some(previous)) => {
-                at = manifests.get(previous).ok_or_else(|| ChainError::Broken {
-                    run: at.run_id.clone(),
-                    previous: previous.clone(),
-                })?;
-            }
+            (RunKind::Incremental, Some(previous)) => match manifests.get(previous) {
+                Some(m) => at = m,
+                None => {
+                    broken = Some(ChainError::Broken {
+                        run: at.run_id.clone(),
+                        previous: previous.clone(),
+                    });
+                    break;
+                }
+            },
             _ => break,
         }
     }
     out.reverse();
-    Ok(out)
+    (out, broken)
 }
 
-/// Every chain of `manifests`, newest first: the one ending with the newest
-/// run, then the one ending with the newest run not in it, and so on. A
-/// chain ending inside another covers no more than it, so it is left out.
-pub fn chains(manifests: &BTreeMap<String, Manifest>) -> Result<Vec<Vec<&Manifest>>, ChainError> {
+/// Every chain of a namespace's complete runs, newest first.
+pub struct Chains<'a> {
+    /// Those that go back to a full run: the one ending with the newest
+    /// run, then the one ending with the newest run not in it, and so on. A
+    /// chain ending inside another covers no more than it, so it is left out.
+    pub whole: Vec<Vec<&'a Manifest>>,
+    /// Those whose full run is gone (`retain` expired it): no restore can
+    /// read them.
+    pub broken: Vec<ChainError>,
+}
+
+/// The [`Chains`] of `manifests`.
+pub fn chains(manifests: &BTreeMap<String, Manifest>) -> Chains<'_> {
     let mut seen = BTreeSet::new();
-    let mut out = Vec::new();
+    let mut out = Chains {
+        whole: Vec::new(),
+        broken: Vec::new(),
+    };
     for m in manifests.values().rev() {
         if seen.contains(m.run_id.as_str()) {
             continue;
         }
-        let chain = chain_to(manifests, m)?;
+        let (chain, broken) = chain_to(manifests, m);
         seen.extend(chain.iter().map(|m| m.run_id.as_str()));
-        out.push(chain);
+        match broken {
+            Some(e) => out.broken.push(e),
+            None => out.whole.push(chain),
+        }
     }
-    Ok(out)
+    out
 }
 
-/// The newest of `chains` (newest first) that covers `t`, and what it
-/// covers; otherwise, what each covers, in words.
+/// The newest whole chain of `chains` that covers `t`, and what it covers;
+/// otherwise, what each covers (and which are broken), in words.
 pub fn covering<'c, 'm>(
-    chains: &'c [Vec<&'m Manifest>],
+    chains: &'c Chains<'m>,
     t: i64,
 ) -> Result<(&'c [&'m Manifest], Coverage), String> {
-    if let Some(found) = chains.iter().find_map(|c| {
+    if let Some(found) = chains.whole.iter().find_map(|c| {
         Coverage::of(c)
             .filter(|cov| cov.contains(t))
             .map(|cov| (c.as_slice(), cov))
@@ -223,6 +247,7 @@ pub fn covering<'c, 'm>(
     }
     const SHOWN: usize = 10;
     let mut each: Vec<String> = chains
+        .whole
         .iter()
         .take(SHOWN)
         .filter_map(|c| {
@@ -236,8 +261,17 @@ pub fn covering<'c, 'm>(
             ))
         })
         .collect();
-    if chains.len() > SHOWN {
-        each.push(format!("{} older chain(s) not shown", chains.len() - SHOWN));
+    if chains.whole.len() > SHOWN {
+        each.push(format!(
+            "{} older chain(s) not shown",
+            chains.whole.len() - SHOWN
+        ));
+    }
+    if let Some(first) = chains.broken.first() {
+        each.push(format!(
+            "{} broken chain(s) cannot be restored ({first})",
+            chains.broken.len()
+        ));
     }
     Err(each.join("; "))
 }
@@ -428,9 +462,9 @@ mod tests {
             timed(manifest("1", RunKind::Full, None), 100, 200, 300),
             timed(manifest("2", RunKind::Full, None), 250, 400, 500),
         ]);
-        let cs = chains(&all).unwrap();
+        let cs = chains(&all);
         assert_eq!(
-            cs.iter().map(|c| runs(c)).collect::<Vec<_>>(),
+            cs.whole.iter().map(|c| runs(c)).collect::<Vec<_>>(),
             [["2"], ["1"]]
         );
         assert_eq!(runs(covering(&cs, 150).unwrap().0), ["1"]);
@@ -463,18 +497,42 @@ mod tests {
                 500,
             ),
         ]);
-        let cs = chains(&all).unwrap();
+        let cs = chains(&all);
         assert_eq!(
-            cs.iter().map(|c| runs(c)).collect::<Vec<_>>(),
+            cs.whole.iter().map(|c| runs(c)).collect::<Vec<_>>(),
             [["3", "4"], ["1", "2"]]
         );
         assert_eq!(runs(covering(&cs, 120).unwrap().0), ["1", "2"]);
         assert_eq!(runs(covering(&cs, 290).unwrap().0), ["3", "4"]);
         assert_eq!(runs(covering(&cs, 270).unwrap().0), ["1", "2"]);
 
-        // A broken chain is reported, not skipped.
-        let broken = by_run(vec![manifest("4", RunKind::Incremental, Some("3"))]);
-        assert!(chains(&broken).is_err());
+        // A chain whose full run expired cannot be restored: a time it
+        // covers is refused, and said; a whole chain still restores.
+        let all = by_run(vec![
+            timed(
+                manifest("2", RunKind::Incremental, Some("1")),
+                160,
+                250,
+                300,
+            ),
+            timed(manifest("3", RunKind::Full, None), 280, 350, 400),
+        ]);
+        let cs = chains(&all);
+        assert_eq!(
+            cs.whole.iter().map(|c| runs(c)).collect::<Vec<_>>(),
+            [["3"]]
+        );
+        assert_eq!(runs(covering(&cs, 290).unwrap().0), ["3"]);
+        let gone = covering(&cs, 200).unwrap_err();
+        assert!(
+            gone.ends_with(
+                "1 broken chain(s) cannot be restored (incremental run `2` goes on from run `1`, whose manifest is missing)"
+            ),
+            "{gone}"
+        );
+        assert!(chain(&all).is_ok());
+        let newest_broken = by_run(vec![manifest("4", RunKind::Incremental, Some("3"))]);
+        assert!(chain(&newest_broken).is_err());
     }
 
     #[test]

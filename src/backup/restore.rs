@@ -164,7 +164,7 @@ pub async fn plan(
         && !coverage.contains(t)
     {
         all = load_all(objects, &dir).await?;
-        chains = manifest::chains(&all)?;
+        chains = manifest::chains(&all);
         let (found, covers) =
             manifest::covering(&chains, t).map_err(|covered| BackupError::OutOfRange {
                 namespace: ns.name.clone(),

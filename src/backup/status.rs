@@ -1,16 +1,25 @@
 //! What `status` shows of each namespace's backups, from its manifests: the
-//! last complete run, the range its chain covers against `pitr.window`, and
-//! data age against `rpo`.
+//! last complete run, the range a restore can reach against `pitr.window`,
+//! and data age against `rpo`.
+
+use std::collections::BTreeMap;
 
 use super::manifest::{self, Coverage, Manifest};
-use super::run::load_chain;
+use super::run::{load_all, load_chain};
 use crate::backend::s3::S3Backend;
 use crate::desired::{Desired, NamespaceState};
 use crate::engine::status::BackupStatus;
 
-/// Figures from the chain of a namespace's complete runs (oldest first), at
-/// `now_ms`; `None` for a namespace without backups. Pure, for tests.
-pub fn figures(ns: &NamespaceState, chain: &[Manifest], now_ms: i64) -> Option<BackupStatus> {
+/// Figures from the newest chain of a namespace's complete runs (oldest
+/// first), and from the `older` whole chains (newest first) that a restore
+/// can reach past it without a gap, at `now_ms`; `None` for a namespace
+/// without backups. Pure, for tests.
+pub fn figures(
+    ns: &NamespaceState,
+    chain: &[Manifest],
+    older: &[Vec<&Manifest>],
+    now_ms: i64,
+) -> Option<BackupStatus> {
     let dr = ns.disaster_recovery.as_ref()?;
     let backup = dr.backup.as_ref()?;
     let mut out = BackupStatus {
@@ -34,14 +43,29 @@ pub fn figures(ns: &NamespaceState, chain: &[Manifest], now_ms: i64) -> Option<B
     out.data_age_s = Some(u64::try_from((now_ms - newest.started_at_ms) / 1000).unwrap_or(0));
     let refs: Vec<&Manifest> = chain.iter().collect();
     if let Some(c) = Coverage::of(&refs) {
-        out.covered_from = c.from_ms.map(manifest::rfc3339);
+        let from = reachable_from(c, older);
+        out.covered_from = from.map(manifest::rfc3339);
         out.covered_to = Some(manifest::rfc3339(c.to_ms));
         out.covers_window = dr.pitr_window_ms.map(|w| {
             let start = now_ms.saturating_sub(i64::try_from(w).unwrap_or(i64::MAX));
-            c.from_ms.is_some_and(|from| from <= start)
+            from.is_some_and(|from| from <= start)
         });
     }
     Some(out)
+}
+
+/// How far back a restore reaches without a gap: the newest chain's
+/// coverage `newest`, then each older chain (newest first) whose coverage
+/// reaches the start so far.
+fn reachable_from(newest: Coverage, older: &[Vec<&Manifest>]) -> Option<i64> {
+    let mut from = newest.from_ms?;
+    for chain in older {
+        match Coverage::of(chain) {
+            Some(c) if c.to_ms >= from => from = c.from_ms.map_or(from, |f| f.min(from)),
+            _ => break,
+        }
+    }
+    Some(from)
 }
 
 /// The figures of every namespace of `desired` with backups (or of `only`),
@@ -78,8 +102,29 @@ pub async fn gather(
             loaded.await.map_err(|e| crate::diag::chain(&e))
         };
         let figures = match read.await {
-            Ok(chain) => figures(ns, &chain, now_ms),
-            Err(e) => figures(ns, &[], now_ms).map(|mut f| {
+            Ok(chain) => {
+                let newest = figures(ns, &chain, &[], now_ms);
+                // A restore reaches older chains too: the window may be
+                // covered through them.
+                let uncovered = newest.as_ref().and_then(|f| f.covers_window) == Some(false);
+                let all = match (uncovered, s3) {
+                    (true, Ok(s3)) => all_runs(s3, &backup.bucket, &dir).await,
+                    _ => None,
+                };
+                match all {
+                    Some(all) => {
+                        let first = chain.first().map(|m| m.run_id.as_str());
+                        let older: Vec<Vec<&Manifest>> = manifest::chains(&all)
+                            .whole
+                            .into_iter()
+                            .filter(|c| c.last().map(|m| m.run_id.as_str()) < first)
+                            .collect();
+                        figures(ns, &chain, &older, now_ms)
+                    }
+                    None => newest,
+                }
+            }
+            Err(e) => figures(ns, &[], &[], now_ms).map(|mut f| {
                 f.error = Some(e);
                 f
             }),
@@ -87,4 +132,82 @@ pub async fn gather(
         out.extend(figures);
     }
     out
+}
+
+/// Every complete run's manifest under `dir` of `bucket`, when they can be
+/// read (else status shows the newest chain's figures alone).
+async fn all_runs(s3: &S3Backend, bucket: &str, dir: &str) -> Option<BTreeMap<String, Manifest>> {
+    let objects = s3.objects(bucket).await.ok()?;
+    load_all(&objects, dir).await.ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backup::manifest::RunKind;
+    use crate::desired::{Overrides, Selection, load};
+    use crate::source::{SourceFile, SourceTree};
+
+    const DAY: i64 = 86_400_000;
+
+    /// Namespace `ledger` of the golden plans: `pitr.window: 7d`.
+    fn ledger() -> NamespaceState {
+        let file = |path: &str, at: &str| SourceFile {
+            path: path.into(),
+            text: std::fs::read_to_string(format!(
+                "{}/tests/fixtures/plans/{at}",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap(),
+        };
+        let tree = SourceTree {
+            workspace: Some(file("sluice.yaml", "sluice.yaml")),
+            namespaces: vec![file(
+                "namespaces/ledger.yaml",
+                "dr-compliance-met/desired/namespaces/ledger.yaml",
+            )],
+            ..SourceTree::default()
+        };
+        let (mut envs, diags) = load(&tree, Selection::One(None), &Overrides::default());
+        assert!(diags.iter().all(|d| !d.is_error()), "{diags:#?}");
+        envs.pop().unwrap().namespaces[0].clone()
+    }
+
+    /// A run whose records run from `from` to `to` (days), read at `to`.
+    fn run(id: &str, previous: Option<&str>, from: i64, to: i64) -> Manifest {
+        let kind = if previous.is_some() {
+            RunKind::Incremental
+        } else {
+            RunKind::Full
+        };
+        let mut m = Manifest::sample(id, kind, previous);
+        m.started_at_ms = to * DAY;
+        let range = &mut m.topics[0].ranges[0];
+        range.min_timestamp = Some(from * DAY);
+        range.max_timestamp = Some(to * DAY);
+        m
+    }
+
+    #[test]
+    fn the_window_counts_older_chains_a_restore_reaches_without_a_gap() {
+        let ns = ledger();
+        let now = 100 * DAY;
+        // The newest chain began with a full run two days ago, and holds
+        // records from day 97 on: alone, it does not cover 7 days.
+        let newest = [run("3", None, 97, 99)];
+        let alone = figures(&ns, &newest, &[], now).unwrap();
+        assert_eq!(alone.covers_window, Some(false));
+        assert_eq!(alone.covered_from, Some(manifest::rfc3339(97 * DAY)));
+        // The chain before it reaches day 98, past the newest one's start.
+        let (one, two) = (run("1", None, 90, 91), run("2", Some("1"), 91, 98));
+        let reaching = figures(&ns, &newest, &[vec![&one, &two]], now).unwrap();
+        assert_eq!(reaching.covers_window, Some(true));
+        assert_eq!(reaching.covered_from, Some(manifest::rfc3339(90 * DAY)));
+        assert_eq!(reaching.chain_runs, 1);
+        // One that ended on day 96 leaves a gap a restore cannot cross.
+        let short = run("2", Some("1"), 91, 96);
+        let gap = figures(&ns, &newest, &[vec![&one, &short]], now).unwrap();
+        assert_eq!(gap.covers_window, Some(false));
+        assert_eq!(gap.covered_from, Some(manifest::rfc3339(97 * DAY)));
+    }
 }
