@@ -23,8 +23,8 @@ use crate::desired::{Environment, NamespaceState};
 use crate::diag::quoted;
 use crate::engine::Target;
 use crate::engine::apply::{Interrupt, release};
+pub use crate::state::drills::DrillRecord;
 use crate::state::drills::save;
-pub use crate::state::drills::{DrillRecord, last_drills};
 use crate::state::{Fence, Holder, StateError};
 
 /// What a drill did: its record, and the scratch topics it wrote and

@@ -107,8 +107,7 @@ pub fn now_s() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-/// The last restore drill of each namespace, by namespace.
-pub type Drills = BTreeMap<String, DrillRecord>;
+pub use crate::state::drills::Drills;
 
 /// Checks every namespace with a DR backup against the live state a plan
 /// read, the newest backups and the last drills. Pure, for tests.
@@ -130,16 +129,21 @@ pub fn evaluate(
         .collect()
 }
 
-/// A last drill that failed: a namespace never drilled is no violation.
-fn failed_drill(last: Option<&DrillRecord>) -> Option<Violation> {
-    let last = last.filter(|d| !d.passed)?;
+/// A last drill that failed, or whose record cannot be read: a namespace
+/// never drilled is no violation.
+fn failed_drill(last: Option<&Result<DrillRecord, String>>) -> Option<Violation> {
+    let message = match last? {
+        Ok(d) if d.passed => return None,
+        Ok(d) => format!(
+            "the last restore drill (started {}) failed: {}",
+            d.started_at,
+            d.failure.as_deref().unwrap_or("no reason recorded")
+        ),
+        Err(why) => why.clone(),
+    };
     Some(Violation {
         check: Check::Drill,
-        message: format!(
-            "the last restore drill (started {}) failed: {}",
-            last.started_at,
-            last.failure.as_deref().unwrap_or("no reason recorded")
-        ),
+        message,
     })
 }
 
@@ -270,12 +274,16 @@ mod tests {
     #[test]
     fn only_a_failed_last_drill_is_a_violation_and_it_says_why() {
         assert_eq!(failed_drill(None), None);
-        assert_eq!(failed_drill(Some(&drill(true))), None);
-        let v = failed_drill(Some(&drill(false))).expect("a violation");
+        assert_eq!(failed_drill(Some(&Ok(drill(true)))), None);
+        let v = failed_drill(Some(&Ok(drill(false)))).expect("a violation");
         assert_eq!(v.check, Check::Drill);
         assert_eq!(
             v.message,
             "the last restore drill (started 2026-12-07T09:00:00.000Z) failed: object `s3://b/k` is corrupt"
         );
+        // A record that cannot be read is said as read: it hides no other.
+        let unreadable = Err("its drill record `k` in etcd cannot be read".to_owned());
+        let v = failed_drill(Some(&unreadable)).expect("a violation");
+        assert_eq!(v.message, "its drill record `k` in etcd cannot be read");
     }
 }

@@ -254,8 +254,10 @@ pub async fn gather(
     // Drills of namespaces that are still declared (and in the scope).
     match target.state.drills().await {
         Ok(drills) => {
+            // One that cannot be read is DR compliance's violation.
             status.drills = drills
                 .into_values()
+                .filter_map(Result::ok)
                 .filter(|d| mine(&d.namespace))
                 .filter(|d| desired.namespaces.iter().any(|n| n.name == d.namespace))
                 .collect();

@@ -36,6 +36,10 @@ pub struct DrillRecord {
     pub failure: Option<String>,
 }
 
+/// The last restore drill of each namespace that had one, by namespace; a
+/// record that does not parse is said, and does not hide the others.
+pub type Drills = BTreeMap<String, Result<DrillRecord, String>>;
+
 /// The directory of an environment's drill records.
 pub fn drills_dir(prefix: &str, env: &str) -> String {
     format!("{}/", state_key(prefix, "drills", env))
@@ -73,37 +77,32 @@ pub async fn save(
     }
 }
 
-/// The last drill of every namespace of `env` that had one, by namespace:
-/// one range read.
-pub async fn last_drills(
-    client: &Client,
-    prefix: &str,
-    env: &str,
-) -> Result<BTreeMap<String, DrillRecord>, StateError> {
-    read_drills(client, &drills_dir(prefix, env)).await
-}
-
 /// The drill records under `dir`, by namespace.
-pub(crate) async fn read_drills(
-    client: &Client,
-    dir: &str,
-) -> Result<BTreeMap<String, DrillRecord>, StateError> {
+pub(crate) async fn read_drills(client: &Client, dir: &str) -> Result<Drills, StateError> {
     let resp = client
         .clone()
         .get(dir, Some(GetOptions::new().with_prefix()))
         .await
         .map_err(super::etcd::unreachable)?;
-    let mut out = BTreeMap::new();
-    for kv in resp.kvs() {
-        let key = String::from_utf8_lossy(kv.key()).into_owned();
-        let record: DrillRecord =
-            serde_json::from_slice(kv.value()).map_err(|source| StateError::Corrupt {
-                key: key.clone(),
-                source,
-            })?;
-        out.insert(record.namespace.clone(), record);
-    }
-    Ok(out)
+    Ok(resp
+        .kvs()
+        .iter()
+        .map(|kv| {
+            let key = String::from_utf8_lossy(kv.key()).into_owned();
+            let namespace = key.strip_prefix(dir).unwrap_or(&key).to_owned();
+            let record = parse(&key, &namespace, kv.value());
+            (namespace, record)
+        })
+        .collect())
+}
+
+/// The drill record at `key`, or why it cannot be read, and what to do.
+fn parse(key: &str, namespace: &str, value: &[u8]) -> Result<DrillRecord, String> {
+    serde_json::from_slice(value).map_err(|e| {
+        format!(
+            "its drill record `{key}` in etcd cannot be read ({e}); the next `sluice dr drill {namespace}` writes a new one"
+        )
+    })
 }
 
 #[cfg(test)]
@@ -115,5 +114,10 @@ mod tests {
             "/sluice/drills/prod/orders"
         );
         assert_eq!(super::drills_dir("/x", "dev"), "/x/drills/dev/");
+        let bad = super::parse("/x/drills/dev/orders", "orders", b"{\"namespace\":");
+        assert_eq!(
+            bad.unwrap_err(),
+            "its drill record `/x/drills/dev/orders` in etcd cannot be read (EOF while parsing a value at line 1 column 13); the next `sluice dr drill orders` writes a new one"
+        );
     }
 }

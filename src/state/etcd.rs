@@ -14,7 +14,7 @@ mod unlock;
 
 pub use unlock::LockInfo;
 
-use super::drills::DrillRecord;
+use super::drills::Drills;
 use super::lease::Lease;
 use super::{
     AppliedRecord, Fence, Holder, Inventory, InventoryEntry, Lock, StateError, StateStore, Stored,
@@ -294,7 +294,7 @@ impl StateStore for EtcdState {
         Ok(stored)
     }
 
-    async fn drills(&self) -> Result<BTreeMap<String, DrillRecord>, StateError> {
+    async fn drills(&self) -> Result<Drills, StateError> {
         super::drills::read_drills(&self.client, &self.keys.drills).await
     }
 

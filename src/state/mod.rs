@@ -466,10 +466,8 @@ pub trait StateStore: Send + Sync {
     async fn load(&self, scope: Option<&BTreeSet<String>>) -> Result<Stored, StateError>;
     /// The last restore drill of each namespace that had one (none, for a
     /// store that keeps no drills).
-    async fn drills(
-        &self,
-    ) -> Result<std::collections::BTreeMap<String, drills::DrillRecord>, StateError> {
-        Ok(std::collections::BTreeMap::new())
+    async fn drills(&self) -> Result<drills::Drills, StateError> {
+        Ok(drills::Drills::new())
     }
     /// Takes the apply lock, waiting up to `wait` for another holder; fails
     /// naming the holder after that.

@@ -64,6 +64,7 @@ pub fn seed(desired: &Desired, ns: &str, target: Arc<Target>, metrics: Arc<Metri
         };
         let Some(at) = drills
             .get(&labels.namespace)
+            .and_then(|d| d.as_ref().ok())
             .filter(|d| d.passed)
             .and_then(|d| seconds(&d.finished_at))
         else {

@@ -169,6 +169,47 @@ async fn drill_after_a_segment_is_corrupted_fails_naming_it_and_leaves_no_scratc
     assert!(status.stdout.contains("FAILED: "), "{}", status.stdout);
 }
 
+/// A drill record that does not parse (written by hand, or by a later
+/// sluice) is one namespace's violation, not every plan's failure; the next
+/// drill writes a new one.
+#[tokio::test]
+async fn an_unreadable_drill_record_is_a_violation_of_its_namespace_and_the_next_drill_replaces_it()
+{
+    let repo = TestRepo::new();
+    let (ns, _topic) = drilled_namespace(&repo).await;
+    let mut etcd = etcd_client::Client::connect([repo.services().etcd.as_str()], None)
+        .await
+        .unwrap();
+    let key = format!("{}drills/local/{ns}", repo.prefix());
+    etcd.put(key.as_str(), "{\"namespace\":", None)
+        .await
+        .unwrap();
+
+    let drift = repo.run(&["drift", "--format", "json"]);
+    assert_eq!(drift.code, 2, "{}", drift.all_output());
+    let violations = drift.json()["dr"][0]["violations"].clone();
+    let unreadable = violations
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["check"] == "drill")
+        .unwrap_or_else(|| panic!("{violations}"))
+        .clone();
+    let message = unreadable["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("`{key}` in etcd cannot be read"))
+            && message.contains(&format!("the next `sluice dr drill {ns}` writes a new one")),
+        "{message}"
+    );
+    let status = repo.run(&["status"]);
+    assert_eq!(status.code, 2, "{}", status.all_output());
+
+    ok(&repo.run(&["dr", "drill", &ns]));
+    assert_eq!(drill_record(&repo, &ns).await["passed"], true);
+    let drift = repo.run(&["drift", "--format", "json"]);
+    assert_eq!(drift.code, 0, "{}", drift.all_output());
+}
+
 #[tokio::test]
 async fn drill_interrupted_once_its_scratch_topic_holds_records_deletes_it_and_is_recorded_failed()
 {
