@@ -344,7 +344,7 @@ fn default_replication_factor(
     let brokers = *cfg.kafka.brokers;
     match rf {
         Some(rf) => {
-            nonzero(rf, "replication_factor", file, diags);
+            nonzero(rf, "replication_factor", true, file, diags);
             if rf.value > brokers {
                 diags.push(rf_above_brokers(rf.value, brokers, name).at(file, rf.loc).hint(format!(
                     "lower it, or set `environments.{name}.defaults.replication_factor` to at most {brokers}"

@@ -435,6 +435,7 @@ fn check_namespace_environments(ws: &Doc<Workspace>, parsed: &Parsed, diags: &mu
             }
         }
     }
+    check_environment_names(ws, diags);
     check_apply_order(ws, diags);
     if parsed.partial {
         return;
@@ -449,6 +450,35 @@ fn check_namespace_environments(ws: &Doc<Workspace>, parsed: &Parsed, diags: &mu
                 Diagnostic::warning("unknown-namespace", format!("protected namespace `{name}` is not declared"))
                     .at(&ws.file, Loc::UNKNOWN)
                     .hint("it stays protected if sluice already manages it; otherwise remove it from `guards.protected_namespaces`"),
+            );
+        }
+    }
+}
+
+/// Longest environment name: like a namespace's, it becomes part of etcd
+/// keys, metric labels and rule group names.
+const MAX_ENV_NAME: usize = 63;
+
+/// An environment's name is a segment of sluice's etcd keys
+/// (`<prefix>inventory/<env>/…`): a `/` in it would put one environment's
+/// state inside another's, so names are checked like namespaces'.
+fn check_environment_names(ws: &Doc<Workspace>, diags: &mut Vec<Diagnostic>) {
+    for (name, env) in &ws.value.spec.environments {
+        let valid = !name.is_empty()
+            && name.len() <= MAX_ENV_NAME
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+            && name.as_bytes()[0].is_ascii_alphanumeric();
+        if !valid {
+            diags.push(
+                Diagnostic::error(
+                    "invalid-name",
+                    format!("`{name}` is not a valid environment name"),
+                )
+                // The map's keys carry no place: its servers are just below.
+                .at(&ws.file, env.kafka.bootstrap_servers.loc)
+                .hint(format!("use lowercase letters, digits, `-` and `_`, at most {MAX_ENV_NAME} characters, starting with a letter or digit")),
             );
         }
     }

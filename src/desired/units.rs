@@ -31,16 +31,20 @@ pub fn parse_unit<K: UnitKind>(
 pub fn nonzero<T: Copy + Into<u64>>(
     v: &Located<T>,
     field: &str,
+    has_default: bool,
     file: &str,
     diags: &mut Vec<Diagnostic>,
 ) -> bool {
     if v.value.into() == 0 {
+        let or = if has_default {
+            ", or remove it to use the default"
+        } else {
+            ""
+        };
         diags.push(
             Diagnostic::error("invalid-value", format!("`{field}` must be at least 1"))
                 .at(file, v.loc)
-                .hint(format!(
-                    "set `{field}` to 1 or more, or remove it to use the default"
-                )),
+                .hint(format!("set `{field}` to 1 or more{or}")),
         );
         return false;
     }
@@ -56,7 +60,7 @@ pub fn count<T: Copy + Into<u64>>(
     diags: &mut Vec<Diagnostic>,
 ) -> T {
     match v {
-        Some(v) if nonzero(v, field, file, diags) => v.value,
+        Some(v) if nonzero(v, field, true, file, diags) => v.value,
         _ => default,
     }
 }
@@ -77,11 +81,32 @@ pub fn object_lock(
     diags: &mut Vec<Diagnostic>,
 ) -> Option<ObjectLockState> {
     l.map(|l| {
-        nonzero(&l.days, "object_lock.days", file, diags);
+        nonzero(&l.days, "object_lock.days", false, file, diags);
         ObjectLockState {
             mode: l.mode,
             days: l.days.value,
             source: Span::new(file, l.days.loc),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diag::Loc;
+
+    #[test]
+    fn a_zero_is_told_to_go_only_where_a_default_takes_its_place() {
+        let zero = Located::new(0u32, Loc::default());
+        let hint = |has_default| {
+            let mut diags = Vec::new();
+            assert!(!nonzero(&zero, "days", has_default, "f.yaml", &mut diags));
+            diags.pop().unwrap().hint.unwrap()
+        };
+        assert_eq!(hint(false), "set `days` to 1 or more");
+        assert_eq!(
+            hint(true),
+            "set `days` to 1 or more, or remove it to use the default"
+        );
+    }
 }

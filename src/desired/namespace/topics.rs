@@ -187,7 +187,7 @@ pub(super) fn resolve_topics(
         };
         check_topic_name(&name, file, loc, diags);
         let (partitions, partitions_from, why) = match &spec.partitions {
-            Some(p) if nonzero(p, "partitions", file, diags) => (
+            Some(p) if nonzero(p, "partitions", true, file, diags) => (
                 p.value.into(),
                 PartitionsFrom::Explicit,
                 Partitions::Written,
@@ -198,7 +198,7 @@ pub(super) fn resolve_topics(
         check_partitions(partitions, &why, cx, (file, at), diags);
         let partitions = u32::try_from(partitions).unwrap_or(u32::MAX);
         let replication_factor = match &spec.replication_factor {
-            Some(rf) if nonzero(rf, "replication_factor", file, diags) => {
+            Some(rf) if nonzero(rf, "replication_factor", true, file, diags) => {
                 if rf.value > cx.brokers {
                     diags.push(rf_above_brokers(rf.value, cx.brokers, cx.env).at(file, rf.loc).hint(format!(
                         "lower it to at most {}, or limit the namespace with `metadata.environments`",
