@@ -115,6 +115,12 @@ fn describe(d: &Drilled) -> String {
             d.left_behind.join(", ")
         )
     });
+    if !d.cleaned.is_empty() {
+        out.push_str(&format!(
+            "  scratch topics an interrupted drill left, deleted first: {}\n",
+            d.cleaned.join(", ")
+        ));
+    }
     out
 }
 

@@ -24,7 +24,7 @@ use crate::diag::quoted;
 use crate::engine::Target;
 use crate::engine::apply::{Interrupt, release};
 pub use crate::state::drills::DrillRecord;
-use crate::state::drills::save;
+use crate::state::drills::{left_scratch, mark_scratch, save};
 use crate::state::{Fence, Holder, StateError};
 
 /// What a drill did: its record, and the scratch topics it wrote and
@@ -36,6 +36,9 @@ pub struct Drilled {
     pub scratch: Vec<String>,
     /// Scratch topics that could not be deleted (named in the failure).
     pub left_behind: Vec<String>,
+    /// Scratch topics an earlier drill listed and did not see deleted (its
+    /// process was killed), deleted before this one began.
+    pub cleaned: Vec<String>,
     pub objects: usize,
     /// Whether the restore completed and its counts matched the manifests
     /// (the RTO is then measured to that moment).
@@ -75,7 +78,13 @@ pub async fn locked(
     let objects = s3.objects(bucket).await.map_err(BackupError::from)?;
     let lock = target.state.lock(&Holder::current(), lock_wait).await?;
     let fence = lock.fence();
-    let drilled = drill(ns, target, &objects, &config, &fence, cancel, timeout).await;
+    let list = ScratchList {
+        etcd: &etcd,
+        prefix: &env.etcd.prefix,
+        env: &env.name,
+        fence: &fence,
+    };
+    let drilled = drill(ns, target, &objects, &config, &list, cancel, timeout).await;
     let saved = save(
         &etcd,
         &env.etcd.prefix,
@@ -96,15 +105,55 @@ pub fn scratch_suffix(started_ms: i64) -> String {
     format!(".drill-{stamp}")
 }
 
+/// Where a drill lists its scratch topics in etcd while they exist, under
+/// the lock `fence` proves: see [`crate::state::drills::scratch_key`].
+pub struct ScratchList<'a> {
+    pub etcd: &'a etcd_client::Client,
+    pub prefix: &'a str,
+    pub env: &'a str,
+    pub fence: &'a Fence,
+}
+
+impl ScratchList<'_> {
+    async fn mark(&self, namespace: &str, topics: &[String]) -> Result<(), StateError> {
+        let (etcd, prefix, env) = (self.etcd, self.prefix, self.env);
+        mark_scratch(etcd, prefix, env, namespace, topics, self.fence).await
+    }
+
+    /// Deletes the scratch topics an earlier drill of `namespace` listed and
+    /// did not see deleted; what it deleted, or why it could not.
+    async fn clean(
+        &self,
+        namespace: &str,
+        config: &ClientConfig,
+        timeout: Duration,
+    ) -> Result<Vec<String>, String> {
+        let left = left_scratch(self.etcd, self.prefix, self.env, namespace)
+            .await
+            .map_err(|e| crate::diag::chain(&e))?;
+        if left.is_empty() {
+            return Ok(left);
+        }
+        delete_scratch(config, &left, timeout)
+            .await
+            .map_err(|m| format!("{} ({m})", quoted(&left)))?;
+        self.mark(namespace, &[])
+            .await
+            .map_err(|e| crate::diag::chain(&e))?;
+        Ok(left)
+    }
+}
+
 /// Runs one drill of `ns` from `objects` (its backup bucket) into scratch
-/// topics, under the lock `fence` proves. Never fails: every failure is in
-/// the record, and the scratch topics are deleted in every outcome.
+/// topics, under the lock `list` holds, listing them there while they
+/// exist. Never fails: every failure is in the record, and the scratch
+/// topics are deleted in every outcome; those a killed drill left first.
 pub async fn drill(
     ns: &NamespaceState,
     target: &Target,
     objects: &BucketObjects,
     config: &ClientConfig,
-    fence: &Fence,
+    list: &ScratchList<'_>,
     cancel: &Interrupt,
     timeout: Duration,
 ) -> Drilled {
@@ -128,6 +177,16 @@ pub async fn drill(
         into_suffix: Some(scratch_suffix(started_ms)),
         ..RestoreRequest::default()
     };
+    let mut notes = Vec::new();
+    let cleaned = match list.clean(&ns.name, config, timeout).await {
+        Ok(cleaned) => cleaned,
+        Err(why) => {
+            notes.push(format!(
+                "the scratch topics an interrupted drill left could not be deleted: {why}; delete them by hand"
+            ));
+            Vec::new()
+        }
+    };
     let mut scratch = Vec::new();
     let mut objects_read = 0;
     let outcome = async {
@@ -142,8 +201,15 @@ pub async fn drill(
                 t.into
             ));
         }
-        scratch = plan.topics.iter().map(|t| t.into.clone()).collect();
-        let done = restore::execute(&plan, objects, config, fence, cancel, timeout)
+        let names: Vec<String> = plan.topics.iter().map(|t| t.into.clone()).collect();
+        list.mark(&ns.name, &names).await.map_err(|e| {
+            format!(
+                "the scratch topics could not be listed in etcd before they were created ({}); nothing was written",
+                crate::diag::chain(&e)
+            )
+        })?;
+        scratch = names;
+        let done = restore::execute(&plan, objects, config, list.fence, cancel, timeout)
             .await
             .map_err(|e| failed(&e))?;
         objects_read = done.objects;
@@ -155,19 +221,30 @@ pub async fn drill(
     let verified = outcome.is_ok();
     let mut failure = outcome.err();
     let left_behind = match delete_scratch(config, &scratch, timeout).await {
-        Ok(()) => Vec::new(),
+        Ok(()) => {
+            if !scratch.is_empty()
+                && let Err(e) = list.mark(&ns.name, &[]).await
+            {
+                // The next drill deletes them again: they are gone.
+                tracing::warn!(namespace = %ns.name, "the deleted scratch topics are still listed in etcd: {}", crate::diag::chain(&e));
+            }
+            Vec::new()
+        }
         Err(message) => {
-            let note = format!(
+            notes.push(format!(
                 "the scratch topic(s) {} could not be deleted ({message}); delete them by hand",
                 quoted(&scratch)
-            );
-            failure = Some(match failure {
-                Some(f) => format!("{f}; {note}"),
-                None => note,
-            });
+            ));
             scratch.clone()
         }
     };
+    if !notes.is_empty() {
+        let notes = notes.join("; ");
+        failure = Some(match failure {
+            Some(f) => format!("{f}; {notes}"),
+            None => notes,
+        });
+    }
     if failure.is_none() {
         failure = targets_missed(&record);
     }
@@ -178,6 +255,7 @@ pub async fn drill(
         record,
         scratch,
         left_behind,
+        cleaned,
         objects: objects_read,
         verified,
     }

@@ -61,10 +61,67 @@ pub async fn save(
 ) -> Result<(), StateError> {
     let key = drill_key(prefix, env, &record.namespace);
     let value = serde_json::to_string(record).expect("a drill record is JSON");
+    fenced(client, env, TxnOp::put(key, value, None), fence).await
+}
+
+/// The key listing the scratch topics a drill of the namespace creates:
+/// written before it creates them, deleted once they are gone. A drill whose
+/// process was killed leaves it, for the next drill to delete them.
+pub fn scratch_key(prefix: &str, env: &str, namespace: &str) -> String {
+    format!("{}/{namespace}", state_key(prefix, "drill-scratch", env))
+}
+
+/// Lists `topics` as the namespace's scratch topics, or (with none) says
+/// they are gone; only while the lock `fence` proves is held.
+pub async fn mark_scratch(
+    client: &Client,
+    prefix: &str,
+    env: &str,
+    namespace: &str,
+    topics: &[String],
+    fence: &Fence,
+) -> Result<(), StateError> {
+    let key = scratch_key(prefix, env, namespace);
+    let op = if topics.is_empty() {
+        TxnOp::delete(key, None)
+    } else {
+        let value = serde_json::to_string(topics).expect("topic names are JSON");
+        TxnOp::put(key, value, None)
+    };
+    fenced(client, env, op, Some(fence)).await
+}
+
+/// The scratch topics a drill of the namespace listed and did not see
+/// deleted (none, when the last drill cleaned up).
+pub async fn left_scratch(
+    client: &Client,
+    prefix: &str,
+    env: &str,
+    namespace: &str,
+) -> Result<Vec<String>, StateError> {
+    let key = scratch_key(prefix, env, namespace);
+    let resp = client
+        .clone()
+        .get(key.as_str(), None)
+        .await
+        .map_err(super::etcd::unreachable)?;
+    match resp.kvs().first() {
+        Some(kv) => {
+            serde_json::from_slice(kv.value()).map_err(|source| StateError::Corrupt { key, source })
+        }
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Runs `op`; with a `fence`, only while that lock is held.
+async fn fenced(
+    client: &Client,
+    env: &str,
+    op: TxnOp,
+    fence: Option<&Fence>,
+) -> Result<(), StateError> {
     let compares: Vec<Compare> = fence.map(super::etcd::fence_compare).into_iter().collect();
-    let txn = Txn::new()
-        .when(compares)
-        .and_then(vec![TxnOp::put(key, value, None)]);
+    let txn = Txn::new().when(compares).and_then(vec![op]);
     let resp = client
         .clone()
         .txn(txn)

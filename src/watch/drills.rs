@@ -141,6 +141,9 @@ pub fn start(
                 if !drilled.left_behind.is_empty() {
                     tracing::error!(namespace = %labels.namespace, topics = ?drilled.left_behind, "scratch topics left behind");
                 }
+                if !drilled.cleaned.is_empty() {
+                    tracing::warn!(namespace = %labels.namespace, topics = ?drilled.cleaned, "deleted the scratch topics an interrupted drill left");
+                }
             }
             Err(why) => {
                 metrics.drill_failures.get_or_create(&labels).inc();

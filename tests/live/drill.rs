@@ -210,31 +210,29 @@ async fn an_unreadable_drill_record_is_a_violation_of_its_namespace_and_the_next
     assert_eq!(drift.code, 0, "{}", drift.all_output());
 }
 
-#[tokio::test]
-async fn drill_interrupted_once_its_scratch_topic_holds_records_deletes_it_and_is_recorded_failed()
-{
-    let repo = TestRepo::new();
-    let (ns, topic) = backed_up_namespace_with(&repo, "");
-    // Many small objects: the drill writes them one after the other.
-    produce(&repo, &topic, 0..3000);
-    produce_closing(&repo, &topic, 3000);
-    ok(&repo.run(&["backup", "--segment-size", "1KiB"]));
-
+/// Starts `dr drill NS` and sends it `signal` as soon as the broker shows a
+/// partition of one of its scratch topics (of `topic`) holding records;
+/// its output, and whether records were seen within 30 s.
+fn signal_once_scratch_holds_records(
+    repo: &TestRepo,
+    ns: &str,
+    topic: &str,
+    signal: i32,
+) -> (std::process::Output, bool) {
     let child = repo
         .sluice()
-        .args(["dr", "drill", &ns])
+        .args(["dr", "drill", ns])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // SIGINT as soon as the broker shows a scratch partition holding records.
     let consumer: rdkafka::consumer::BaseConsumer = rdkafka::config::ClientConfig::new()
         .set("bootstrap.servers", &repo.services().kafka)
         .create()
         .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let landed = loop {
-        let landed = scratch_topics(&repo, &topic).first().is_some_and(|t| {
+        let landed = scratch_topics(repo, topic).first().is_some_and(|t| {
             rdkafka::consumer::Consumer::fetch_watermarks(&consumer, t, 0, Duration::from_secs(5))
                 .is_ok_and(|(_, high)| high > 0)
         });
@@ -244,8 +242,64 @@ async fn drill_interrupted_once_its_scratch_topic_holds_records_deletes_it_and_i
         std::thread::sleep(Duration::from_millis(5));
     };
     // A signal sent by the test itself: a bare machine may have no `kill` binary.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
-    let out = child.wait_with_output().unwrap();
+    assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+    (child.wait_with_output().unwrap(), landed)
+}
+
+/// A namespace of many small backup objects, which a drill writes one
+/// after the other: its name and topic.
+fn slowly_drilled_namespace(repo: &TestRepo) -> (String, String) {
+    let (ns, topic) = backed_up_namespace_with(repo, "");
+    produce(repo, &topic, 0..3000);
+    produce_closing(repo, &topic, 3000);
+    ok(&repo.run(&["backup", "--segment-size", "1KiB"]));
+    (ns, topic)
+}
+
+/// A drill killed outright cannot clean up: it listed its scratch topics
+/// in etcd before creating them, and the next drill deletes them first.
+#[tokio::test]
+async fn the_scratch_topics_of_a_killed_drill_are_deleted_by_the_next_drill() {
+    let repo = TestRepo::new();
+    let (ns, topic) = slowly_drilled_namespace(&repo);
+    let (out, landed) = signal_once_scratch_holds_records(&repo, &ns, &topic, libc::SIGKILL);
+    assert!(landed, "no scratch record within 30 s: {out:?}");
+    let left = scratch_topics(&repo, &topic);
+    assert_eq!(
+        left.len(),
+        1,
+        "the killed drill's scratch topic is still there"
+    );
+
+    // Its lock's lease outlives it by the TTL: the operator removes it.
+    ok(&repo.run(&["unlock", "--force"]));
+    let drill = repo.run(&["dr", "drill", &ns]);
+    ok(&drill);
+    assert!(
+        drill.stdout.contains(&format!(
+            "scratch topics an interrupted drill left, deleted first: {}",
+            left[0]
+        )),
+        "{}",
+        drill.stdout
+    );
+    assert_eq!(scratch_topics(&repo, &topic), Vec::<String>::new());
+    // The list is gone with them: the drill after that cleans nothing.
+    let again = repo.run(&["dr", "drill", &ns]);
+    ok(&again);
+    assert!(
+        !again.stdout.contains("interrupted drill left"),
+        "{}",
+        again.stdout
+    );
+}
+
+#[tokio::test]
+async fn drill_interrupted_once_its_scratch_topic_holds_records_deletes_it_and_is_recorded_failed()
+{
+    let repo = TestRepo::new();
+    let (ns, topic) = slowly_drilled_namespace(&repo);
+    let (out, landed) = signal_once_scratch_holds_records(&repo, &ns, &topic, libc::SIGINT);
     let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
