@@ -109,6 +109,12 @@ pub enum Error {
         "environment `{env}` is not declared (or not valid) at the base revision `{base}`; a pull request's plan connects with the base revision's settings"
     )]
     BaseEnvironment { env: String, base: String },
+    /// `plan --base`: the base revision has no workspace file to connect
+    /// with (`why` says how), and the change's is never used.
+    #[error(
+        "the base revision `{base}` has {why}; a pull request's plan connects only with the base revision's settings, so plan without `--base`, or choose a base that has one"
+    )]
+    BaseWorkspace { base: String, why: &'static str },
     /// Apply without a terminal to confirm on.
     #[error("refusing to apply without confirmation: there is no terminal to ask on")]
     NeedsApproval,
@@ -238,7 +244,7 @@ impl Error {
             Error::Connect(_) | Error::Engine(_) | Error::Apply(_) | Error::Watch(_) => {
                 K::Unavailable
             }
-            Error::BaseEnvironment { .. } => K::Refused,
+            Error::BaseEnvironment { .. } | Error::BaseWorkspace { .. } => K::Refused,
             Error::Source(_)
             | Error::Write { .. }
             | Error::PlanFile { .. }

@@ -47,13 +47,25 @@ pub(super) struct Loaded {
 pub(super) async fn load(cli: &Cli, base: &str, env: Option<&str>) -> Result<Loaded, Error> {
     let started = std::time::Instant::now();
     let repo = PullRequestRepo::open(&cli.source.origin(), base)?;
-    let base_env = workspace_environment(cli, &repo.base_workspace()?, env).ok_or_else(|| {
-        Error::BaseEnvironment {
-            env: env
-                .or(cli.env.as_deref())
-                .unwrap_or("the default")
-                .to_owned(),
-            base: base.to_owned(),
+    let base_workspace = repo.base_workspace()?;
+    let base_env = workspace_environment(cli, &base_workspace, env).ok_or_else(|| {
+        let base = base.to_owned();
+        match (&base_workspace.workspace, base_workspace.links.is_empty()) {
+            (None, true) => Error::BaseWorkspace {
+                base,
+                why: "no `sluice.yaml`",
+            },
+            (None, false) => Error::BaseWorkspace {
+                base,
+                why: "`sluice.yaml` as a symbolic link, which sluice never follows",
+            },
+            (Some(_), _) => Error::BaseEnvironment {
+                env: env
+                    .or(cli.env.as_deref())
+                    .unwrap_or("the default")
+                    .to_owned(),
+                base,
+            },
         }
     })?;
     let connecting = tokio::spawn({

@@ -121,18 +121,22 @@ impl PullRequestRepo {
     }
 
     /// The base revision's workspace file alone (none when it is missing
-    /// or a symbolic link), in a tree of its own.
+    /// or a symbolic link, which is then in `links`), in a tree of its own.
     pub fn base_workspace(&self) -> Result<SourceTree, SourceError> {
         let tree = self.base_tree()?;
+        let mut links = Vec::new();
         let workspace = match tree.get_path(&self.sub.join(WORKSPACE_FILE)) {
-            Ok(entry) if entry.filemode() != LINK => {
-                Some(blob_file(&self.repository, entry.id(), WORKSPACE_FILE)?)
+            Ok(entry) if entry.filemode() == LINK => {
+                links.push(WORKSPACE_FILE.to_owned());
+                None
             }
-            _ => None,
+            Ok(entry) => Some(blob_file(&self.repository, entry.id(), WORKSPACE_FILE)?),
+            Err(_) => None,
         };
         Ok(SourceTree {
             revision: Some(self.base.to_string()),
             workspace,
+            links,
             ..SourceTree::default()
         })
     }

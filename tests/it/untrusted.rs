@@ -109,6 +109,44 @@ fn a_symlink_committed_to_git_is_never_read() {
     assert!(r.stderr.contains("namespaces/leak.yaml"), "{}", r.stderr);
 }
 
+/// `plan --base` connects only with the base's settings: a base without a
+/// workspace file, or with a link in its place, is refused saying which,
+/// before any system is reached; the link is not followed, and the
+/// change's workspace is not used instead.
+#[test]
+fn plan_base_refuses_a_base_whose_workspace_is_missing_or_a_symlink_saying_which() {
+    let repo = TestRepo::new();
+    let git = Repository::init(repo.dir.path()).unwrap();
+    let ws = repo.dir.path().join("sluice.yaml");
+    let text = std::fs::read_to_string(&ws).unwrap();
+    std::fs::remove_file(&ws).unwrap();
+    repo.namespace("a", "  topics:\n    - name: {tag}-a\n");
+    let missing = commit_all(&git, "no workspace").to_string();
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(outside(elsewhere.path()), &ws).unwrap();
+    let link = commit_all(&git, "a link").to_string();
+    // The change: a workspace of its own.
+    std::fs::remove_file(&ws).unwrap();
+    std::fs::write(&ws, text).unwrap();
+    for (base, said) in [
+        (missing, "has no `sluice.yaml`"),
+        (
+            link,
+            "has `sluice.yaml` as a symbolic link, which sluice never follows",
+        ),
+    ] {
+        let r = run(sluice(repo.dir.path()).args(["plan", "--base", &base]));
+        assert_eq!(r.code, 1, "{}", r.all_output());
+        assert!(
+            r.stderr
+                .contains(&format!("the base revision `{base}` {said}")),
+            "{}",
+            r.stderr
+        );
+        assert_no_canary(&r);
+    }
+}
+
 /// Every secret-bearing field of the workspace, written inline: the canary
 /// never reaches any output of validate or plan, in any format, whether the
 /// document is otherwise valid or has a problem of shape too (which sends it
