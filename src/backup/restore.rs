@@ -157,14 +157,24 @@ pub async fn plan(
             });
         }
     }
-    // A time the newest chain does not cover: an older chain may.
+    // A time the newest chain does not cover, or that it did not run
+    // across: an older chain may hold more of it. A full run holds what
+    // retention left then, so a chain started after the time may lack
+    // records that were there at it; the newest chain whose runs went on
+    // across the time (its full run by then, a run at or after it) is read
+    // first.
+    let ran_across = |c: &[&Manifest], t: i64| {
+        c.first().is_some_and(|m| m.started_at_ms <= t)
+            && c.last().is_some_and(|m| m.started_at_ms >= t)
+    };
     let all;
-    let chains;
+    let mut chains;
     if let Some(t) = req.to_time_ms
-        && !coverage.contains(t)
+        && !(coverage.contains(t) && ran_across(&chain, t))
     {
         all = load_all(objects, &dir).await?;
         chains = manifest::chains(&all);
+        chains.whole.sort_by_key(|c| !ran_across(c, t));
         let (found, covers) =
             manifest::covering(&chains, t).map_err(|covered| BackupError::OutOfRange {
                 namespace: ns.name.clone(),

@@ -314,6 +314,145 @@ async fn a_backup_after_the_chains_full_run_expired_starts_a_new_chain() {
     assert_eq!(b["error"], serde_json::Value::Null, "{b}");
 }
 
+/// A new chain starts when the newest is broken, so an older chain that
+/// `retain` broke stays in the bucket beside whole ones: a restore to a
+/// time only a whole older chain covers reads that chain.
+#[tokio::test]
+async fn a_restore_to_a_time_an_older_whole_chain_covers_is_not_refused_for_a_broken_one() {
+    let repo = TestRepo::new();
+    let (ns, topic) = backed_up_namespace(&repo);
+    // Chain A: a full run and an incremental one; its full run then expires.
+    produce(&repo, &topic, 0..9);
+    produce_closing(&repo, &topic, 9);
+    ok(&repo.run(&["backup", &ns]));
+    produce(&repo, &topic, 20..29);
+    produce_closing(&repo, &topic, 29);
+    ok(&repo.run(&["backup", &ns]));
+    let a = manifests(&repo, &ns).await;
+    repo.s3()
+        .delete_object()
+        .bucket(repo.bucket("backups"))
+        .key(format!(
+            "backups/{ns}/{}/manifest.json",
+            a[0]["run_id"].as_str().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap();
+    // Chain B: a full run of later records only (the topic emptied).
+    delete_topic(&repo, &topic).await;
+    ok(&repo.run(&["apply", "--auto-approve"]));
+    produce(&repo, &topic, 100..109);
+    produce_closing(&repo, &topic, 109);
+    ok(&repo.run(&["backup", &ns]));
+    // Chain C, the newest: later records again, a full run asked for.
+    delete_topic(&repo, &topic).await;
+    edit_events(&repo, "incremental: true", "incremental: false");
+    ok(&repo.run(&["apply", "--auto-approve"]));
+    produce(&repo, &topic, 200..209);
+    produce_closing(&repo, &topic, 209);
+    ok(&repo.run(&["backup", &ns]));
+    let runs = manifests(&repo, &ns).await;
+    assert_eq!(
+        runs.iter().map(|m| m["kind"].clone()).collect::<Vec<_>>(),
+        ["incremental", "full", "full"],
+        "{runs:#?}"
+    );
+
+    let b = restore_confirmed(
+        &repo,
+        &ns,
+        &["--to-time", &time_of(105), "--into-suffix", ".b"],
+    );
+    ok(&b);
+    assert_eq!(read_back(&repo, &format!("{topic}.b")), expected(100..106));
+    // A time only the broken chain holds: refused, naming the missing run.
+    let broken = restore_confirmed(
+        &repo,
+        &ns,
+        &["--to-time", &time_of(25), "--into-suffix", ".a"],
+    );
+    assert_eq!(broken.code, 1, "{}", broken.all_output());
+    assert!(
+        broken.stderr.contains(&format!(
+            "goes on from run `{}`, whose manifest is missing",
+            a[0]["run_id"].as_str().unwrap()
+        )),
+        "{}",
+        broken.stderr
+    );
+    assert!(!repo.has_topic("events.a"));
+}
+
+/// Retention deletes a busy partition's old records before a slow one's;
+/// a chain whose full run started after `--to-time` then holds a record
+/// that old without the others: the chain that started by that time, and
+/// holds them all, is the one read.
+#[tokio::test]
+async fn a_restore_to_a_time_reads_the_chain_started_by_then_not_a_later_full_run() {
+    let repo = TestRepo::new();
+    let (ns, topic) = backed_up_namespace(&repo);
+    // Records of a minute ago, as producers stamp them.
+    let since = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+        - 60_000;
+    let at = move |i: i64| Rec {
+        timestamp: since + (i % 100) * 100,
+        ..record(i)
+    };
+    let closing = |from: i64| {
+        for i in from..from + i64::from(PARTITIONS) {
+            produce_records(&repo, &topic, std::iter::once(at(i)));
+        }
+    };
+    produce_records(&repo, &topic, (100..109).map(at));
+    closing(109);
+    ok(&repo.run(&["backup", &ns]));
+    let first = manifests(&repo, &ns).await[0].clone();
+    // The time of the first run: every record so far is at or before it.
+    let t = first["started_at_ms"].as_i64().unwrap();
+    // Retention, as it deletes: all but record 101 (partition 2) gone;
+    // then records after `t`.
+    delete_topic(&repo, &topic).await;
+    ok(&repo.run(&["apply", "--auto-approve"]));
+    produce_records(&repo, &topic, std::iter::once(at(101)));
+    let later = |i: i64| Rec {
+        timestamp: t + 1_000 + i,
+        ..record(i)
+    };
+    produce_records(&repo, &topic, (200..212).map(later));
+    // A new chain: a full run, as a restarted chain starts.
+    edit_events(&repo, "incremental: true", "incremental: false");
+    ok(&repo.run(&["backup", &ns]));
+    let runs = manifests(&repo, &ns).await;
+    assert_eq!(runs.len(), 2, "{runs:#?}");
+
+    let restore = restore_confirmed(
+        &repo,
+        &ns,
+        &["--to-time", &rfc3339(t), "--into-suffix", ".pit"],
+    );
+    ok(&restore);
+    assert!(
+        restore.stdout.contains(&format!(
+            "runs {} (covering",
+            first["run_id"].as_str().unwrap()
+        )),
+        "{}",
+        restore.stdout
+    );
+    let mut want: BTreeMap<i32, Vec<Rec>> = BTreeMap::new();
+    for r in (100..112).map(at) {
+        want.entry(r.partition).or_default().push(r);
+    }
+    assert_eq!(read_back(&repo, &format!("{topic}.pit")), want);
+}
+
 #[tokio::test]
 async fn backup_full_then_incremental_then_restore_gives_back_every_record() {
     let repo = TestRepo::new();
