@@ -241,6 +241,12 @@ pub struct DrState {
     pub source: Span,
 }
 
+/// Where a namespace's backup runs live in its bucket:
+/// `<prefix><namespace>/`. Its lifecycle rule covers this directory alone.
+pub fn namespace_dir(prefix: &str, namespace: &str) -> String {
+    format!("{prefix}{namespace}/")
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct BackupState {
     pub bucket: String,

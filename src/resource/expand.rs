@@ -180,7 +180,9 @@ fn dr_resources(desired: &Desired) -> Vec<Resource> {
                 ns,
                 Address::in_bucket(Kind::S3Lifecycle, &backup.bucket, &id),
                 Value::Lifecycle(LifecycleValue {
-                    prefix: backup.prefix.clone(),
+                    // The namespace's own directory: namespaces sharing a
+                    // prefix must not expire each other's runs.
+                    prefix: crate::desired::namespace_dir(&backup.prefix, &ns.name),
                     expiration_days: backup.retain_ms.map(days),
                     noncurrent_days: dr.pitr_window_ms.map(days),
                 }),

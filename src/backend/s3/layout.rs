@@ -6,10 +6,7 @@
 /// The file name that marks a run as complete.
 pub const MANIFEST_FILE: &str = "manifest.json";
 
-/// Where a namespace's runs live: `<prefix><namespace>/`.
-pub fn namespace_dir(prefix: &str, namespace: &str) -> String {
-    format!("{prefix}{namespace}/")
-}
+pub use crate::desired::namespace_dir;
 
 /// The run whose manifest `key` is (`<dir><run>/manifest.json`), if it is one.
 pub fn complete_run<'a>(dir: &str, key: &'a str) -> Option<&'a str> {
