@@ -157,6 +157,10 @@ pub fn complete_runs(dir: &str, keys: &[String]) -> Vec<String> {
 pub enum ChainError {
     #[error("incremental run `{run}` goes on from run `{previous}`, whose manifest is missing")]
     Broken { run: String, previous: String },
+    #[error(
+        "incremental run `{run}` goes on from run `{previous}`, which goes back to it: the manifests' `previous` fields form a loop"
+    )]
+    Loop { run: String, previous: String },
 }
 
 /// The chain that ends with the newest of `manifests` (by run ID): back
@@ -177,12 +181,19 @@ fn chain_to<'a>(
     manifests: &'a BTreeMap<String, Manifest>,
     end: &'a Manifest,
 ) -> (Vec<&'a Manifest>, Option<ChainError>) {
-    let mut out = Vec::new();
+    let mut out: Vec<&Manifest> = Vec::new();
     let mut at = end;
     let mut broken = None;
     loop {
         out.push(at);
         match (&at.kind, &at.previous) {
+            (RunKind::Incremental, Some(previous)) if out.iter().any(|m| &m.run_id == previous) => {
+                broken = Some(ChainError::Loop {
+                    run: at.run_id.clone(),
+                    previous: previous.clone(),
+                });
+                break;
+            }
             (RunKind::Incremental, Some(previous)) => match manifests.get(previous) {
                 Some(m) => at = m,
                 None => {
@@ -533,6 +544,16 @@ mod tests {
         assert!(chain(&all).is_ok());
         let newest_broken = by_run(vec![manifest("4", RunKind::Incremental, Some("3"))]);
         assert!(chain(&newest_broken).is_err());
+        // Hand-edited manifests naming each other: a loop, said, not walked
+        // for ever.
+        let looped = by_run(vec![
+            manifest("5", RunKind::Incremental, Some("6")),
+            manifest("6", RunKind::Incremental, Some("5")),
+        ]);
+        assert!(matches!(chain(&looped), Err(ChainError::Loop { .. })));
+        let cs = chains(&looped);
+        assert!(cs.whole.is_empty());
+        assert_eq!(cs.broken.len(), 1);
     }
 
     #[test]

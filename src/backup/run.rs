@@ -61,8 +61,8 @@ pub async fn load_chain(
     let mut loaded = BTreeMap::new();
     let mut next = runs.last().cloned();
     while let Some(run) = next.take() {
-        if !runs.contains(&run) {
-            // chain() names the missing link.
+        if !runs.contains(&run) || loaded.contains_key(&run) {
+            // chain() names the missing link, or the loop.
             break;
         }
         let m = load_manifest(objects, dir, &run).await?;

@@ -453,6 +453,58 @@ async fn a_restore_to_a_time_reads_the_chain_started_by_then_not_a_later_full_ru
     assert_eq!(read_back(&repo, &format!("{topic}.pit")), want);
 }
 
+/// Manifests edited by hand so that two runs go on from each other: backup,
+/// status and restore say so, and none walks the loop for ever.
+#[tokio::test]
+async fn manifests_whose_previous_fields_loop_are_refused_not_walked_for_ever() {
+    let repo = TestRepo::new();
+    let (ns, topic) = backed_up_namespace(&repo);
+    produce(&repo, &topic, 0..9);
+    ok(&repo.run(&["backup", &ns]));
+    produce(&repo, &topic, 9..18);
+    ok(&repo.run(&["backup", &ns]));
+    let runs = manifests(&repo, &ns).await;
+    let (first, second) = (&runs[0]["run_id"], &runs[1]["run_id"]);
+    let mut looped = runs[0].clone();
+    looped["kind"] = "incremental".into();
+    looped["previous"] = second.clone();
+    repo.s3()
+        .put_object()
+        .bucket(repo.bucket("backups"))
+        .key(format!(
+            "backups/{ns}/{}/manifest.json",
+            first.as_str().unwrap()
+        ))
+        .body(ByteStream::from(serde_json::to_vec(&looped).unwrap()))
+        .send()
+        .await
+        .unwrap();
+
+    let status = crate::faults::run_bounded(repo.sluice().args(["status", "--format", "json"]));
+    let b = &status.json()["backups"][0];
+    assert!(
+        b["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("form a loop"),
+        "{b}"
+    );
+    let restore = crate::faults::run_bounded(repo.sluice().args([
+        "restore",
+        &ns,
+        "--into-suffix",
+        ".r",
+        "--confirm",
+        &ns,
+    ]));
+    assert_eq!(restore.code, 1, "{}", restore.all_output());
+    assert!(restore.stderr.contains("form a loop"), "{}", restore.stderr);
+    // A backup starts a new chain from the loop, which is no whole chain.
+    let backup = crate::faults::run_bounded(repo.sluice().args(["backup", &ns]));
+    assert_eq!(backup.code, 0, "{}", backup.all_output());
+    assert!(backup.stdout.contains("(full run "), "{}", backup.stdout);
+}
+
 #[tokio::test]
 async fn backup_full_then_incremental_then_restore_gives_back_every_record() {
     let repo = TestRepo::new();

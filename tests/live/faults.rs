@@ -17,7 +17,7 @@ pub(crate) const HANG: Duration = Duration::from_secs(90);
 
 /// Runs `cmd`, failing the test (and killing it) if it is still running
 /// after [`HANG`]: the defect under test is a command that never returns.
-fn run_bounded(cmd: &mut Command) -> Run {
+pub(crate) fn run_bounded(cmd: &mut Command) -> Run {
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
