@@ -190,13 +190,13 @@ fn backups(s: &Status) -> Table {
 pub fn down_hint(system: System) -> &'static str {
     match system {
         System::Kafka => {
-            "check that the brokers answer at `kafka.bootstrap_servers` of this environment in sluice.yaml (or `SLUICE_KAFKA_BOOTSTRAP`)"
+            "check that the brokers answer at `kafka.bootstrap_servers` of this environment in sluice.yaml (with `plan --base`, the base revision's) or `SLUICE_KAFKA_BOOTSTRAP`"
         }
         System::Etcd => {
-            "check that etcd answers at `etcd.endpoints` of this environment in sluice.yaml (or `SLUICE_ETCD_ENDPOINTS`); without it sluice knows neither its state nor drift"
+            "check that etcd answers at `etcd.endpoints` of this environment in sluice.yaml (with `plan --base`, the base revision's) or `SLUICE_ETCD_ENDPOINTS`; without it sluice knows neither its state nor drift"
         }
         System::S3 => {
-            "check the S3 endpoint and region of this environment in sluice.yaml (or `SLUICE_S3_ENDPOINT`, `SLUICE_S3_REGION`) and the AWS credentials"
+            "check the S3 endpoint and region of this environment in sluice.yaml (with `plan --base`, the base revision's) or `SLUICE_S3_ENDPOINT` and `SLUICE_S3_REGION`, and the AWS credentials"
         }
         System::Prometheus => {
             "check the rules directory and the reload URL of this environment in sluice.yaml (or `SLUICE_RULES_DIR`)"

@@ -104,6 +104,9 @@ fn header(plan: &Plan) -> String {
         } else {
             "named with `--namespace`"
         };
+        if s.is_empty() {
+            return "\nNo namespace file changed: the plan covers no namespace.\n".to_owned();
+        }
         format!(
             "\nOnly the {} namespace(s) {which}, or that share a bucket with them: {}\n",
             s.len(),

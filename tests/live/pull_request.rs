@@ -556,3 +556,21 @@ fn a_pull_request_plan_reads_only_what_bears_on_it_and_creates_nothing() {
         taken.stderr
     );
 }
+
+#[test]
+fn a_change_to_no_namespace_file_says_so() {
+    let repo = TestRepo::new();
+    let (git, _base) = three_applied(&repo);
+    std::fs::write(repo.dir.path().join("README.md"), "notes\n").unwrap();
+    let base = commit_all(&git, "notes only").to_string();
+    std::fs::write(repo.dir.path().join("README.md"), "more notes\n").unwrap();
+    let plan = repo.run(&["plan", "--base", &base]);
+    assert_eq!(plan.code, 0, "{}", plan.all_output());
+    assert!(
+        plan.stdout
+            .contains("No namespace file changed: the plan covers no namespace."),
+        "{}",
+        plan.stdout
+    );
+    assert!(!plan.stdout.contains("Only the 0"), "{}", plan.stdout);
+}
