@@ -509,3 +509,48 @@ fn empty_upper_case_and_stray_yaml_files_are_not_ignored_without_a_word() {
         );
     }
 }
+
+/// Incremental backups start a new chain every half of `retain`: a
+/// `pitr.window` longer than that is warned of, a shorter one is not.
+#[test]
+fn a_pitr_window_longer_than_half_of_retain_is_warned_of_with_incremental_backups() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        root().join("tests/fixtures/plans/sluice.yaml"),
+        dir.path().join("sluice.yaml"),
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("namespaces")).unwrap();
+    let warned = |retain: &str| -> Vec<String> {
+        std::fs::write(
+            dir.path().join("namespaces/ledger.yaml"),
+            format!(
+                "apiVersion: sluice/v1\nkind: Namespace\nmetadata:\n  name: ledger\nspec:\n  topics:\n    - name: ledger\n  disaster_recovery:\n    pitr:\n      window: 7d\n    backup:\n      bucket: dr-backups\n      incremental: true\n      retain: {retain}\n"
+            ),
+        )
+        .unwrap();
+        let out = run(sluice(dir.path()).args(["validate", "--format", "json"]));
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        out.json()["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["code"] == "pitr-beyond-retain")
+            .map(|d| {
+                format!(
+                    "{}:{}: {}",
+                    d["line"],
+                    d["column"],
+                    d["message"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        warned("10d"),
+        [
+            "10:15: `pitr.window` (7d) is longer than half of `retain` (10d): incremental backups start a new chain every 5d, so a restore is sure to reach back only that far (and to what Kafka still held when that chain began)"
+        ]
+    );
+    assert_eq!(warned("14d"), Vec::<String>::new());
+}

@@ -24,13 +24,17 @@ pub(super) fn resolve_dr(
         .as_ref()
         .and_then(|p| parse_unit(Some(&p.window), file, diags))
         .map(millis);
+    let backup = dr
+        .backup
+        .as_ref()
+        .map(|b| backup(b, &doc.value.metadata.name.value, file, cx, diags));
+    if let (Some(pitr), Some(window), Some(b)) = (&dr.pitr, pitr_window_ms, &backup) {
+        check_window(window, b, file, pitr.window.loc(), diags);
+    }
     DrState {
         rpo_ms: parse_unit(dr.rpo.as_ref(), file, diags).map(millis),
         rto_ms: parse_unit(dr.rto.as_ref(), file, diags).map(millis),
-        backup: dr
-            .backup
-            .as_ref()
-            .map(|b| backup(b, &doc.value.metadata.name.value, file, cx, diags)),
+        backup,
         replication: dr
             .replication
             .as_ref()
@@ -42,6 +46,39 @@ pub(super) fn resolve_dr(
             .and_then(|d| drill_schedule(d, dr.backup.is_some(), file, diags)),
         source: Span::new(file, doc.value.metadata.name.loc),
     }
+}
+
+/// With incremental backups and `retain`, a new chain starts every half of
+/// `retain` (see `backup::run`), and an older chain lasts until its full run
+/// expires: a restore is sure to reach back half of `retain` only. A longer
+/// `pitr.window` is warned of.
+fn check_window(
+    window: u64,
+    b: &BackupState,
+    file: &str,
+    at: crate::diag::Loc,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let Some(retain) = b.retain_ms.filter(|_| b.incremental) else {
+        return;
+    };
+    if window <= retain / 2 {
+        return;
+    }
+    let fmt = crate::config::units::format_ms;
+    diags.push(
+        Diagnostic::warning(
+            "pitr-beyond-retain",
+            format!(
+                "`pitr.window` ({}) is longer than half of `retain` ({}): incremental backups start a new chain every {}, so a restore is sure to reach back only that far (and to what Kafka still held when that chain began)",
+                fmt(window),
+                fmt(retain),
+                fmt(retain / 2)
+            ),
+        )
+        .at(file, at)
+        .hint("set `retain` to at least twice `pitr.window`, or `incremental: false`"),
+    );
 }
 
 /// The drill schedule, parsed as the backup's is; a drill restores the
