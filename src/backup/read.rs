@@ -23,11 +23,34 @@ use super::hex;
 use super::run::BackupOptions;
 use super::segment::{RawBlock, SegmentStats, SegmentWriter};
 
-/// One partition to read, and where the previous run ended.
+/// One partition to read, where to start, and where the previous run ended.
 pub(super) struct Work {
     pub(super) topic: String,
     pub(super) partition: i32,
+    /// Where an incremental run goes on from (a full run starts at the low
+    /// watermark).
     pub(super) resume: Option<i64>,
+    /// Where the newest complete run ended, whatever this run's kind: what
+    /// retention deleted since is said.
+    pub(super) ended: Option<i64>,
+}
+
+impl Work {
+    /// Where to start reading, given the partition's low watermark `low`;
+    /// and, when retention deleted records after the newest complete run
+    /// ended, which, for every kind of run.
+    fn start(&self, low: i64) -> (i64, Option<String>) {
+        let start = self.resume.map_or(low, |r| r.max(low));
+        let warning = self.ended.filter(|r| *r < low).map(|r| {
+            format!(
+                "`{}` partition {}: offsets {r} to {} were deleted (retention) before this backup read them",
+                self.topic,
+                self.partition,
+                low - 1
+            )
+        });
+        (start, warning)
+    }
 }
 
 /// Blocks handed to the compressing threads and not yet assembled: bounds
@@ -126,15 +149,7 @@ pub(super) fn read_all(
     }
     let mut reads: Vec<Read> = Vec::with_capacity(work.len());
     for (w, (low, high)) in work.into_iter().zip(marks) {
-        let start = w.resume.map_or(low, |r| r.max(low));
-        let warning = w.resume.filter(|r| *r < low).map(|r| {
-            format!(
-                "`{}` partition {}: offsets {r} to {} were deleted (retention) before this backup read them",
-                w.topic,
-                w.partition,
-                low - 1
-            )
-        });
+        let (start, warning) = w.start(low);
         reads.push(Read {
             topic: w.topic,
             partition: w.partition,
@@ -435,6 +450,26 @@ pub(super) async fn assemble(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_retention_deleted_since_the_last_run_is_said_for_a_full_run_too() {
+        let work = |resume, ended| Work {
+            topic: "orders".into(),
+            partition: 2,
+            resume,
+            ended,
+        };
+        let lost = "`orders` partition 2: offsets 40 to 49 were deleted (retention) before this backup read them";
+        // An incremental run goes on where the last ended, or from the low
+        // watermark when retention got there first.
+        assert_eq!(work(Some(60), Some(60)).start(50), (60, None));
+        assert_eq!(work(Some(40), Some(40)).start(50), (50, Some(lost.into())));
+        // A full run (a new chain) starts at the low watermark, and says
+        // what the last run did not read either.
+        assert_eq!(work(None, Some(40)).start(50), (50, Some(lost.into())));
+        assert_eq!(work(None, Some(60)).start(50), (50, None));
+        assert_eq!(work(None, None).start(50), (50, None));
+    }
 
     #[test]
     fn larger_segments_read_fewer_partitions_at_once() {

@@ -146,9 +146,10 @@ pub async fn backup(
     let chain = load_chain(objects, &dir).await?;
     let previous = chain.values().next_back();
     let kind = run_kind(backup, &chain, now_ms());
-    let resume = match (kind, previous) {
-        (RunKind::Incremental, Some(p)) => manifest::resume_points(p),
-        _ => BTreeMap::new(),
+    let ended = previous.map(manifest::resume_points).unwrap_or_default();
+    let resume = match kind {
+        RunKind::Incremental => ended.clone(),
+        RunKind::Full => BTreeMap::new(),
     };
 
     // The topics' shapes and configs, and the registry record, as they are.
@@ -190,6 +191,7 @@ pub async fn backup(
                 topic: name.clone(),
                 partition: p,
                 resume: resume.get(&(name.clone(), p)).copied(),
+                ended: ended.get(&(name.clone(), p)).copied(),
             })
         })
         .collect();
