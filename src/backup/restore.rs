@@ -134,14 +134,20 @@ pub async fn plan(
     let backup = super::declared(ns)?;
     let dir = manifest::namespace_dir(&backup.prefix, &ns.name);
     let loaded = load_chain(objects, &dir).await?;
-    let mut chain = manifest::chain(&loaded)?;
-    let Some(mut coverage) = Coverage::of(&chain) else {
+    if loaded.is_empty() {
         return Err(BackupError::NoBackup {
             namespace: ns.name.clone(),
             bucket: objects.bucket().to_owned(),
             dir,
         });
+    }
+    let mut chain = match manifest::chain(&loaded) {
+        Ok(chain) => chain,
+        // A broken newest chain: an older whole one may cover `--to-time`.
+        Err(_) if req.to_time_ms.is_some() => Vec::new(),
+        Err(e) => return Err(e.into()),
     };
+    let mut coverage = Coverage::of(&chain);
     let window = ns
         .disaster_recovery
         .as_ref()
@@ -170,7 +176,7 @@ pub async fn plan(
     let all;
     let mut chains;
     if let Some(t) = req.to_time_ms
-        && !(coverage.contains(t) && ran_across(&chain, t))
+        && !(coverage.is_some_and(|c| c.contains(t)) && ran_across(&chain, t))
     {
         all = load_all(objects, &dir).await?;
         chains = manifest::chains(&all);
@@ -181,8 +187,9 @@ pub async fn plan(
                 time: manifest::rfc3339(t),
                 covered,
             })?;
-        (chain, coverage) = (found.to_vec(), covers);
+        (chain, coverage) = (found.to_vec(), Some(covers));
     }
+    let coverage = coverage.expect("a whole chain of complete runs covers a range");
     let mut topics = topics_of(&chain, req.to_time_ms);
     if !req.topics.is_empty() {
         let held: Vec<String> = topics.iter().map(|t| format!("`{}`", t.from)).collect();

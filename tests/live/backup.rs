@@ -384,6 +384,58 @@ async fn a_restore_to_a_time_an_older_whole_chain_covers_is_not_refused_for_a_br
     assert!(!repo.has_topic("events.a"));
 }
 
+/// The newest chain broken (its full run expired, say) does not stop a
+/// restore to a time an older whole chain covers.
+#[tokio::test]
+async fn a_restore_to_a_time_reads_an_older_whole_chain_when_the_newest_is_broken() {
+    let repo = TestRepo::new();
+    let (ns, topic) = backed_up_namespace(&repo);
+    produce(&repo, &topic, 0..9);
+    produce_closing(&repo, &topic, 9);
+    ok(&repo.run(&["backup", &ns]));
+    // Chain Y: a full run, then an incremental one; its full run is lost.
+    edit_events(&repo, "incremental: true", "incremental: false");
+    ok(&repo.run(&["apply", "--auto-approve"]));
+    ok(&repo.run(&["backup", &ns]));
+    edit_events(&repo, "incremental: false", "incremental: true");
+    ok(&repo.run(&["apply", "--auto-approve"]));
+    produce(&repo, &topic, 20..29);
+    produce_closing(&repo, &topic, 29);
+    ok(&repo.run(&["backup", &ns]));
+    let runs = manifests(&repo, &ns).await;
+    assert_eq!(
+        runs.iter().map(|m| m["kind"].clone()).collect::<Vec<_>>(),
+        ["full", "full", "incremental"],
+        "{runs:#?}"
+    );
+    repo.s3()
+        .delete_object()
+        .bucket(repo.bucket("backups"))
+        .key(format!(
+            "backups/{ns}/{}/manifest.json",
+            runs[1]["run_id"].as_str().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap();
+
+    let restore = restore_confirmed(
+        &repo,
+        &ns,
+        &["--to-time", &time_of(5), "--into-suffix", ".x"],
+    );
+    ok(&restore);
+    assert_eq!(read_back(&repo, &format!("{topic}.x")), expected(0..6));
+    // Without a time, the newest chain is what a restore reads: refused.
+    let newest = restore_confirmed(&repo, &ns, &["--into-suffix", ".y"]);
+    assert_eq!(newest.code, 1, "{}", newest.all_output());
+    assert!(
+        newest.stderr.contains("whose manifest is missing"),
+        "{}",
+        newest.stderr
+    );
+}
+
 /// Retention deletes a busy partition's old records before a slow one's;
 /// a chain whose full run started after `--to-time` then holds a record
 /// that old without the others: the chain that started by that time, and
