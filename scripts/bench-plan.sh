@@ -127,7 +127,8 @@ PY
 # with every tenth DR namespace, so its scope (the namespaces sharing that
 # bucket) grows with N: 2 namespaces at 1,000 topics, 20 at 10,000.
 # Each is timed against tansu, and through scripts/lib/kafka-proxy.py, which
-# answers librdkafka's brokers-only Metadata requests as Kafka does (below).
+# answers librdkafka's brokers-only Metadata requests as Kafka does (below),
+# 3 x RUNS times: a run takes a tenth of a second, and its spread is wide.
 git -C "$repo" init -q && git -C "$repo" add -A
 git -C "$repo" -c user.name=bench -c user.email=bench@sluice.invalid commit -qm estate
 proxy_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -136,7 +137,7 @@ proxy=$!
 trap 'kill $proxy 2>/dev/null; rm -rf "$repo"; scripts/services.sh down >/dev/null 2>&1' EXIT
 for ns in ns-00001 ns-00000; do
     sed -i 's/retention: [0-9]*d/retention: 13d/' "$repo/namespaces/$ns.yaml"
-    python3 - "$bin" "$repo" "$runs" "$ns" "127.0.0.1:$proxy_port" <<'PY'
+    python3 - "$bin" "$repo" "$((runs * 3))" "$ns" "127.0.0.1:$proxy_port" <<'PY'
 import os, re, statistics, subprocess, sys, time
 bin, repo, runs, ns, proxied = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
 args = [bin, "plan", "--repo", repo, "--base", "HEAD", "--format", "json"]

@@ -30,11 +30,7 @@ pub fn load_revision(origin: &Origin, rev: &str) -> Result<SourceTree, SourceErr
     match origin {
         Origin::Git { repo, .. } => load_git(repo, rev),
         Origin::Dir(dir) => {
-            let repository = Repository::discover(dir).map_err(git(format!(
-                "`{}` is not in a Git repository",
-                dir.display()
-            )))?;
-            let sub = subdirectory(&repository, dir);
+            let (repository, sub) = discover(dir)?;
             let commit = resolve(&repository, rev, false)?;
             let tree = commit
                 .tree()
@@ -94,11 +90,7 @@ impl PullRequestRepo {
                 (repository, remote, PathBuf::new())
             }
             Origin::Dir(dir) => {
-                let repository = Repository::discover(dir).map_err(git(format!(
-                    "`{}` is not in a Git repository",
-                    dir.display()
-                )))?;
-                let sub = subdirectory(&repository, dir);
+                let (repository, sub) = discover(dir)?;
                 (repository, false, sub)
             }
         };
@@ -234,6 +226,16 @@ fn read_subtree(
             ..SourceTree::default()
         }),
     }
+}
+
+/// The Git repository holding `dir`, and where `dir` is inside it.
+fn discover(dir: &Path) -> Result<(Repository, PathBuf), SourceError> {
+    let repository = Repository::discover(dir).map_err(git(format!(
+        "`{}` is not in a Git repository",
+        dir.display()
+    )))?;
+    let sub = subdirectory(&repository, dir);
+    Ok((repository, sub))
 }
 
 /// Where `dir` is inside the repository's work tree (empty at its root).

@@ -52,12 +52,34 @@ async fn drill_record(repo: &TestRepo, ns: &str) -> serde_json::Value {
     serde_json::from_slice(kv.value()).unwrap()
 }
 
+/// The message of the `drill` DR violation `drift` reports (exit 2) for
+/// the one DR namespace.
+fn drill_violation(repo: &TestRepo) -> String {
+    let drift = repo.run(&["drift", "--format", "json"]);
+    assert_eq!(drift.code, 2, "{}", drift.all_output());
+    let violations = drift.json()["dr"][0]["violations"].clone();
+    violations
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["check"] == "drill")
+        .and_then(|v| v["message"].as_str())
+        .unwrap_or_else(|| panic!("{violations}"))
+        .to_owned()
+}
+
 /// Namespace `events` with an RTO and RPO, 153 records over three
 /// partitions, backed up into small segments; its name and topic.
 async fn drilled_namespace(repo: &TestRepo) -> (String, String) {
-    let (ns, topic) = backed_up_namespace_with(repo, "    rto: 30m\n");
-    produce(repo, &topic, 0..150);
-    produce_closing(repo, &topic, 150);
+    backed_up_in_small_segments(repo, "    rto: 30m\n", 150)
+}
+
+/// Namespace `events` (with `extra` settings) holding `records` records and
+/// three closing ones, backed up into 1 KiB segments; its name and topic.
+fn backed_up_in_small_segments(repo: &TestRepo, extra: &str, records: i64) -> (String, String) {
+    let (ns, topic) = backed_up_namespace_with(repo, extra);
+    produce(repo, &topic, 0..records);
+    produce_closing(repo, &topic, records);
     ok(&repo.run(&["backup", "--segment-size", "1KiB"]));
     (ns, topic)
 }
@@ -147,23 +169,8 @@ async fn drill_after_a_segment_is_corrupted_fails_naming_it_and_leaves_no_scratc
     );
 
     // A failed last drill is a DR compliance violation, in drift and status.
-    let drift = repo.run(&["drift", "--format", "json"]);
-    assert_eq!(drift.code, 2, "{}", drift.all_output());
-    let violations = drift.json()["dr"][0]["violations"].clone();
-    let drill_violation = violations
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["check"] == "drill")
-        .unwrap_or_else(|| panic!("{violations}"))
-        .clone();
-    assert!(
-        drill_violation["message"]
-            .as_str()
-            .unwrap()
-            .contains("the last restore drill"),
-        "{drill_violation}"
-    );
+    let message = drill_violation(&repo);
+    assert!(message.contains("the last restore drill"), "{message}");
     let status = repo.run(&["status"]);
     assert_eq!(status.code, 2, "{}", status.all_output());
     assert!(status.stdout.contains("FAILED: "), "{}", status.stdout);
@@ -185,17 +192,7 @@ async fn an_unreadable_drill_record_is_a_violation_of_its_namespace_and_the_next
         .await
         .unwrap();
 
-    let drift = repo.run(&["drift", "--format", "json"]);
-    assert_eq!(drift.code, 2, "{}", drift.all_output());
-    let violations = drift.json()["dr"][0]["violations"].clone();
-    let unreadable = violations
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["check"] == "drill")
-        .unwrap_or_else(|| panic!("{violations}"))
-        .clone();
-    let message = unreadable["message"].as_str().unwrap();
+    let message = drill_violation(&repo);
     assert!(
         message.contains(&format!("`{key}` in etcd cannot be read"))
             && message.contains(&format!("the next `sluice dr drill {ns}` writes a new one")),
@@ -249,11 +246,7 @@ fn signal_once_scratch_holds_records(
 /// A namespace of many small backup objects, which a drill writes one
 /// after the other: its name and topic.
 fn slowly_drilled_namespace(repo: &TestRepo) -> (String, String) {
-    let (ns, topic) = backed_up_namespace_with(repo, "");
-    produce(repo, &topic, 0..3000);
-    produce_closing(repo, &topic, 3000);
-    ok(&repo.run(&["backup", "--segment-size", "1KiB"]));
-    (ns, topic)
+    backed_up_in_small_segments(repo, "", 3000)
 }
 
 /// A drill killed outright cannot clean up: it listed its scratch topics
