@@ -4,10 +4,11 @@
 
 use std::collections::BTreeSet;
 
-use super::{Error, load_policies, resolve_desired};
+use super::{Error, load_policies, print_diagnostics, resolve_desired};
 use crate::cli::Cli;
 use crate::config::parse::parse_tree;
 use crate::desired::{Desired, Environment, Overrides, connect_as_base};
+use crate::diag::Diagnostic;
 use crate::engine::{self, EngineError, Target};
 use crate::policy::Policies;
 use crate::resource::{Address, Kind, System};
@@ -48,7 +49,13 @@ pub(super) async fn load(cli: &Cli, base: &str, env: Option<&str>) -> Result<Loa
     let started = std::time::Instant::now();
     let repo = PullRequestRepo::open(&cli.source.origin(), base)?;
     let base_workspace = repo.base_workspace()?;
-    let base_env = workspace_environment(cli, &base_workspace, env).ok_or_else(|| {
+    let (base_env, problems) = workspace_environment(cli, &base_workspace, env);
+    if base_env.is_none() {
+        // What is wrong with the base's file, said as validate says it.
+        let errors: Vec<Diagnostic> = problems.into_iter().filter(Diagnostic::is_error).collect();
+        print_diagnostics(&base_workspace, &errors);
+    }
+    let base_env = base_env.ok_or_else(|| {
         let base = base.to_owned();
         match (&base_workspace.workspace, base_workspace.links.is_empty()) {
             (None, true) => Error::BaseWorkspace {
@@ -323,17 +330,21 @@ fn widened_by(base: &SourceTree, head: &SourceTree) -> Option<String> {
 /// The environment as `tree`'s workspace declares it (for a pull request,
 /// the base revision's: its plan connects with that, never with the
 /// change's settings).
-fn workspace_environment(cli: &Cli, tree: &SourceTree, env: Option<&str>) -> Option<Environment> {
+fn workspace_environment(
+    cli: &Cli,
+    tree: &SourceTree,
+    env: Option<&str>,
+) -> (Option<Environment>, Vec<Diagnostic>) {
     let workspace_only = SourceTree {
         workspace: tree.workspace.clone(),
         ..SourceTree::default()
     };
-    let (desired, _) = engine::load_desired(
+    let (desired, diags) = engine::load_desired(
         &workspace_only,
         env.or(cli.env.as_deref()),
         &Overrides::from_process(),
     );
-    desired.map(|d| d.environment)
+    (desired.map(|d| d.environment), diags)
 }
 
 #[cfg(test)]

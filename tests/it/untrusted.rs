@@ -114,7 +114,7 @@ fn a_symlink_committed_to_git_is_never_read() {
 /// before any system is reached; the link is not followed, and the
 /// change's workspace is not used instead.
 #[test]
-fn plan_base_refuses_a_base_whose_workspace_is_missing_or_a_symlink_saying_which() {
+fn plan_base_refuses_a_base_whose_workspace_is_missing_a_symlink_or_invalid_saying_which() {
     let repo = TestRepo::new();
     let git = Repository::init(repo.dir.path()).unwrap();
     let ws = repo.dir.path().join("sluice.yaml");
@@ -125,9 +125,25 @@ fn plan_base_refuses_a_base_whose_workspace_is_missing_or_a_symlink_saying_which
     let elsewhere = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(outside(elsewhere.path()), &ws).unwrap();
     let link = commit_all(&git, "a link").to_string();
-    // The change: a workspace of its own.
     std::fs::remove_file(&ws).unwrap();
+    std::fs::write(&ws, text.replace("brokers: 1", "brokerz: 1")).unwrap();
+    let invalid = commit_all(&git, "a typo").to_string();
+    // The change: a workspace of its own.
     std::fs::write(&ws, text).unwrap();
+    // What is wrong with the base's file is said, where, as validate says it.
+    let r = run(sluice(repo.dir.path()).args(["plan", "--base", &invalid]));
+    assert_eq!(r.code, 1, "{}", r.all_output());
+    assert!(
+        r.stderr.contains("sluice.yaml:9:9") && r.stderr.contains("brokerz"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains(&format!("at the base revision `{invalid}`")),
+        "{}",
+        r.stderr
+    );
     for (base, said) in [
         (missing, "has no `sluice.yaml`"),
         (
