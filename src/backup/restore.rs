@@ -17,7 +17,7 @@ use rdkafka::producer::FutureProducer;
 use super::groups::Translated;
 use super::manifest::{self, Coverage, Manifest, SegmentObject};
 use super::resume::{Present, Skipper, held};
-use super::run::{load_all, load_chain};
+use super::run::{complete_runs, load_all, load_chain};
 use super::segment::SegmentReader;
 use super::write::{Decoder, Writing, send_object};
 use super::{BackupError, now_ms, sha256_hex};
@@ -133,7 +133,8 @@ pub async fn plan(
 ) -> Result<RestorePlan, BackupError> {
     let backup = super::declared(ns)?;
     let dir = manifest::namespace_dir(&backup.prefix, &ns.name);
-    let loaded = load_chain(objects, &dir).await?;
+    let runs = complete_runs(objects, &dir).await?;
+    let loaded = load_chain(objects, &dir, &runs).await?;
     if loaded.is_empty() {
         return Err(BackupError::NoBackup {
             namespace: ns.name.clone(),
@@ -178,7 +179,7 @@ pub async fn plan(
     if let Some(t) = req.to_time_ms
         && !(coverage.is_some_and(|c| c.contains(t)) && ran_across(&chain, t))
     {
-        all = load_all(objects, &dir).await?;
+        all = load_all(objects, &dir, &runs, &loaded).await?;
         chains = manifest::chains(&all);
         chains.whole.sort_by_key(|c| !ran_across(c, t));
         let (found, covers) =

@@ -52,12 +52,19 @@ pub struct Backed {
     pub warnings: Vec<String>,
 }
 
-/// The newest complete run's manifest and those it goes on from, by run ID.
+/// The complete runs under `dir`, oldest first: one listing, which
+/// [`load_chain`] and [`load_all`] then read from.
+pub async fn complete_runs(objects: &BucketObjects, dir: &str) -> Result<Vec<String>, BackupError> {
+    Ok(manifest::complete_runs(dir, &objects.list(dir).await?))
+}
+
+/// The newest of the complete `runs`' manifest and those it goes on from,
+/// by run ID.
 pub async fn load_chain(
     objects: &BucketObjects,
     dir: &str,
+    runs: &[String],
 ) -> Result<BTreeMap<String, Manifest>, BackupError> {
-    let runs = manifest::complete_runs(dir, &objects.list(dir).await?);
     let mut loaded = BTreeMap::new();
     let mut next = runs.last().cloned();
     while let Some(run) = next.take() {
@@ -75,18 +82,23 @@ pub async fn load_chain(
 }
 
 /// Every complete run's manifest, by run ID: what a restore to a time the
-/// newest chain does not cover chooses among.
+/// newest chain does not cover chooses among. Those in `known` (the
+/// newest chain, read already) are not read again.
 pub async fn load_all(
     objects: &BucketObjects,
     dir: &str,
+    runs: &[String],
+    known: &BTreeMap<String, Manifest>,
 ) -> Result<BTreeMap<String, Manifest>, BackupError> {
-    let runs = manifest::complete_runs(dir, &objects.list(dir).await?);
-    let loaded: Vec<Manifest> = futures_util::stream::iter(&runs)
+    let missing: Vec<&String> = runs.iter().filter(|r| !known.contains_key(*r)).collect();
+    let loaded: Vec<Manifest> = futures_util::stream::iter(&missing)
         .map(|run| load_manifest(objects, dir, run))
         .buffered(16)
         .try_collect()
         .await?;
-    Ok(runs.into_iter().zip(loaded).collect())
+    let mut all = known.clone();
+    all.extend(missing.into_iter().cloned().zip(loaded));
+    Ok(all)
 }
 
 async fn load_manifest(
@@ -143,7 +155,8 @@ pub async fn backup(
 ) -> Result<Backed, BackupError> {
     let backup = super::declared(ns)?;
     let dir = manifest::namespace_dir(&backup.prefix, &ns.name);
-    let chain = load_chain(objects, &dir).await?;
+    let runs = complete_runs(objects, &dir).await?;
+    let chain = load_chain(objects, &dir, &runs).await?;
     let previous = chain.values().next_back();
     let kind = run_kind(backup, &chain, now_ms());
     let ended = previous.map(manifest::resume_points).unwrap_or_default();

@@ -2,12 +2,10 @@
 //! last complete run, the range a restore can reach against `pitr.window`,
 //! and data age against `rpo`.
 
-use std::collections::BTreeMap;
-
 use super::manifest::{self, Coverage, Manifest};
-use super::run::{load_all, load_chain};
+use super::run::{complete_runs, load_all, load_chain};
 use crate::backend::s3::S3Backend;
-use crate::desired::{Desired, NamespaceState};
+use crate::desired::{BackupState, Desired, NamespaceState};
 use crate::engine::status::BackupStatus;
 
 /// Figures from the newest chain of a namespace's complete runs (oldest
@@ -90,55 +88,52 @@ pub async fn gather(
         else {
             continue;
         };
-        let dir = manifest::namespace_dir(&backup.prefix, &ns.name);
-        let read = async {
-            let s3 = s3.map_err(str::to_owned)?;
-            let loaded = async {
-                let objects = s3.objects(&backup.bucket).await?;
-                let loaded = load_chain(&objects, &dir).await?;
-                let chain: Vec<Manifest> = manifest::chain(&loaded)?.into_iter().cloned().collect();
-                Ok::<_, super::BackupError>(chain)
-            };
-            loaded.await.map_err(|e| crate::diag::chain(&e))
+        let read = match s3 {
+            Ok(s3) => namespace_figures(ns, backup, s3, now_ms)
+                .await
+                .map_err(|e| crate::diag::chain(&e)),
+            Err(why) => Err(why.to_owned()),
         };
-        let figures = match read.await {
-            Ok(chain) => {
-                let newest = figures(ns, &chain, &[], now_ms);
-                // A restore reaches older chains too: the window may be
-                // covered through them.
-                let uncovered = newest.as_ref().and_then(|f| f.covers_window) == Some(false);
-                let all = match (uncovered, s3) {
-                    (true, Ok(s3)) => all_runs(s3, &backup.bucket, &dir).await,
-                    _ => None,
-                };
-                match all {
-                    Some(all) => {
-                        let first = chain.first().map(|m| m.run_id.as_str());
-                        let older: Vec<Vec<&Manifest>> = manifest::chains(&all)
-                            .whole
-                            .into_iter()
-                            .filter(|c| c.last().map(|m| m.run_id.as_str()) < first)
-                            .collect();
-                        figures(ns, &chain, &older, now_ms)
-                    }
-                    None => newest,
-                }
-            }
-            Err(e) => figures(ns, &[], &[], now_ms).map(|mut f| {
+        let figures = read.unwrap_or_else(|e| {
+            figures(ns, &[], &[], now_ms).map(|mut f| {
                 f.error = Some(e);
                 f
-            }),
-        };
+            })
+        });
         out.extend(figures);
     }
     out
 }
 
-/// Every complete run's manifest under `dir` of `bucket`, when they can be
-/// read (else status shows the newest chain's figures alone).
-async fn all_runs(s3: &S3Backend, bucket: &str, dir: &str) -> Option<BTreeMap<String, Manifest>> {
-    let objects = s3.objects(bucket).await.ok()?;
-    load_all(&objects, dir).await.ok()
+/// The figures of `ns`, backed up as `backup` says, from one listing of
+/// its directory: its newest chain's, and when that falls short of the
+/// window, with the older whole chains a restore can reach too (if their
+/// manifests can be read; else the newest chain's alone).
+async fn namespace_figures(
+    ns: &NamespaceState,
+    backup: &BackupState,
+    s3: &S3Backend,
+    now_ms: i64,
+) -> Result<Option<BackupStatus>, super::BackupError> {
+    let dir = manifest::namespace_dir(&backup.prefix, &ns.name);
+    let objects = s3.objects(&backup.bucket).await?;
+    let runs = complete_runs(&objects, &dir).await?;
+    let loaded = load_chain(&objects, &dir, &runs).await?;
+    let chain: Vec<Manifest> = manifest::chain(&loaded)?.into_iter().cloned().collect();
+    let newest = figures(ns, &chain, &[], now_ms);
+    if newest.as_ref().and_then(|f| f.covers_window) != Some(false) {
+        return Ok(newest);
+    }
+    let Ok(all) = load_all(&objects, &dir, &runs, &loaded).await else {
+        return Ok(newest);
+    };
+    let first = chain.first().map(|m| m.run_id.as_str());
+    let older: Vec<Vec<&Manifest>> = manifest::chains(&all)
+        .whole
+        .into_iter()
+        .filter(|c| c.last().map(|m| m.run_id.as_str()) < first)
+        .collect();
+    Ok(figures(ns, &chain, &older, now_ms))
 }
 
 #[cfg(test)]
