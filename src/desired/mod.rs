@@ -455,6 +455,18 @@ fn check_namespace_environments(ws: &Doc<Workspace>, parsed: &Parsed, diags: &mu
     }
 }
 
+/// Whether `name` is a name sluice puts in keys and labels: lowercase
+/// letters, digits and the `separators`, at most `max` bytes, starting and
+/// ending with a letter or digit.
+pub(crate) fn is_name(name: &str, max: usize, separators: &[u8]) -> bool {
+    let alnum = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    let bytes = name.as_bytes();
+    name.len() <= max
+        && bytes.first().is_some_and(alnum)
+        && bytes.last().is_some_and(alnum)
+        && bytes.iter().all(|b| alnum(b) || separators.contains(b))
+}
+
 /// Longest environment name: like a namespace's, it becomes part of etcd
 /// keys, metric labels and rule group names.
 const MAX_ENV_NAME: usize = 63;
@@ -464,13 +476,7 @@ const MAX_ENV_NAME: usize = 63;
 /// state inside another's, so names are checked like namespaces'.
 fn check_environment_names(ws: &Doc<Workspace>, diags: &mut Vec<Diagnostic>) {
     for (name, env) in &ws.value.spec.environments {
-        let valid = !name.is_empty()
-            && name.len() <= MAX_ENV_NAME
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-            && name.as_bytes()[0].is_ascii_alphanumeric();
-        if !valid {
+        if !is_name(name, MAX_ENV_NAME, b"-_") {
             diags.push(
                 Diagnostic::error(
                     "invalid-name",
@@ -478,7 +484,7 @@ fn check_environment_names(ws: &Doc<Workspace>, diags: &mut Vec<Diagnostic>) {
                 )
                 // The map's keys carry no place: its servers are just below.
                 .at(&ws.file, env.kafka.bootstrap_servers.loc)
-                .hint(format!("use lowercase letters, digits, `-` and `_`, at most {MAX_ENV_NAME} characters, starting with a letter or digit")),
+                .hint(format!("use lowercase letters, digits, `-` and `_`, at most {MAX_ENV_NAME} characters, starting and ending with a letter or digit")),
             );
         }
     }

@@ -127,13 +127,7 @@ pub fn applies(ns: &Namespace, env: &str) -> bool {
 
 fn check_name(name: &Located<String>, file: &str, diags: &mut Vec<Diagnostic>) {
     let n = name.value.as_str();
-    let valid = !n.is_empty()
-        && n.len() <= MAX_NAME
-        && n.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !n.starts_with('-')
-        && !n.ends_with('-');
-    if !valid {
+    if !crate::desired::is_name(n, MAX_NAME, b"-") {
         diags.push(
             Diagnostic::error("invalid-name", format!("`{n}` is not a valid namespace name"))
                 .at(file, name.loc)
