@@ -24,8 +24,8 @@ use crate::diag::quoted;
 use crate::engine::Target;
 use crate::engine::apply::{Interrupt, release};
 pub use crate::state::drills::DrillRecord;
-use crate::state::drills::{left_scratch, mark_scratch, save};
-use crate::state::{Fence, Holder, StateError};
+use crate::state::drills::{ScratchList, save};
+use crate::state::{Holder, StateError};
 
 /// What a drill did: its record, and the scratch topics it wrote and
 /// whether they are gone.
@@ -78,12 +78,7 @@ pub async fn locked(
     let objects = s3.objects(bucket).await.map_err(BackupError::from)?;
     let lock = target.state.lock(&Holder::current(), lock_wait).await?;
     let fence = lock.fence();
-    let list = ScratchList {
-        etcd: &etcd,
-        prefix: &env.etcd.prefix,
-        env: &env.name,
-        fence: &fence,
-    };
+    let list = ScratchList::new(&etcd, &env.etcd.prefix, &env.name, &ns.name, &fence);
     let drilled = drill(ns, target, &objects, &config, &list, cancel, timeout).await;
     let saved = save(
         &etcd,
@@ -105,43 +100,23 @@ pub fn scratch_suffix(started_ms: i64) -> String {
     format!(".drill-{stamp}")
 }
 
-/// Where a drill lists its scratch topics in etcd while they exist, under
-/// the lock `fence` proves: see [`crate::state::drills::scratch_key`].
-pub struct ScratchList<'a> {
-    pub etcd: &'a etcd_client::Client,
-    pub prefix: &'a str,
-    pub env: &'a str,
-    pub fence: &'a Fence,
-}
-
-impl ScratchList<'_> {
-    async fn mark(&self, namespace: &str, topics: &[String]) -> Result<(), StateError> {
-        let (etcd, prefix, env) = (self.etcd, self.prefix, self.env);
-        mark_scratch(etcd, prefix, env, namespace, topics, self.fence).await
+/// Deletes the scratch topics an earlier drill listed in `list` and did not
+/// see deleted (its process was killed); what it deleted, or why it could not.
+async fn clean(
+    list: &ScratchList<'_>,
+    config: &ClientConfig,
+    timeout: Duration,
+) -> Result<Vec<String>, String> {
+    let chain = |e: StateError| crate::diag::chain(&e);
+    let left = list.left().await.map_err(chain)?;
+    if left.is_empty() {
+        return Ok(left);
     }
-
-    /// Deletes the scratch topics an earlier drill of `namespace` listed and
-    /// did not see deleted; what it deleted, or why it could not.
-    async fn clean(
-        &self,
-        namespace: &str,
-        config: &ClientConfig,
-        timeout: Duration,
-    ) -> Result<Vec<String>, String> {
-        let left = left_scratch(self.etcd, self.prefix, self.env, namespace)
-            .await
-            .map_err(|e| crate::diag::chain(&e))?;
-        if left.is_empty() {
-            return Ok(left);
-        }
-        delete_scratch(config, &left, timeout)
-            .await
-            .map_err(|m| format!("{} ({m})", quoted(&left)))?;
-        self.mark(namespace, &[])
-            .await
-            .map_err(|e| crate::diag::chain(&e))?;
-        Ok(left)
-    }
+    delete_scratch(config, &left, timeout)
+        .await
+        .map_err(|m| format!("{} ({m})", quoted(&left)))?;
+    list.mark(&[]).await.map_err(chain)?;
+    Ok(left)
 }
 
 /// Runs one drill of `ns` from `objects` (its backup bucket) into scratch
@@ -178,7 +153,7 @@ pub async fn drill(
         ..RestoreRequest::default()
     };
     let mut notes = Vec::new();
-    let cleaned = match list.clean(&ns.name, config, timeout).await {
+    let cleaned = match clean(list, config, timeout).await {
         Ok(cleaned) => cleaned,
         Err(why) => {
             notes.push(format!(
@@ -202,7 +177,7 @@ pub async fn drill(
             ));
         }
         let names: Vec<String> = plan.topics.iter().map(|t| t.into.clone()).collect();
-        list.mark(&ns.name, &names).await.map_err(|e| {
+        list.mark(&names).await.map_err(|e| {
             format!(
                 "the scratch topics could not be listed in etcd before they were created ({}); nothing was written",
                 crate::diag::chain(&e)
@@ -223,7 +198,7 @@ pub async fn drill(
     let left_behind = match delete_scratch(config, &scratch, timeout).await {
         Ok(()) => {
             if !scratch.is_empty()
-                && let Err(e) = list.mark(&ns.name, &[]).await
+                && let Err(e) = list.mark(&[]).await
             {
                 // The next drill deletes them again: they are gone.
                 tracing::warn!(namespace = %ns.name, "the deleted scratch topics are still listed in etcd: {}", crate::diag::chain(&e));

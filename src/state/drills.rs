@@ -67,49 +67,63 @@ pub async fn save(
 /// The key listing the scratch topics a drill of the namespace creates:
 /// written before it creates them, deleted once they are gone. A drill whose
 /// process was killed leaves it, for the next drill to delete them.
-pub fn scratch_key(prefix: &str, env: &str, namespace: &str) -> String {
+fn scratch_key(prefix: &str, env: &str, namespace: &str) -> String {
     format!("{}/{namespace}", state_key(prefix, "drill-scratch", env))
 }
 
-/// Lists `topics` as the namespace's scratch topics, or (with none) says
-/// they are gone; only while the lock `fence` proves is held.
-pub async fn mark_scratch(
-    client: &Client,
-    prefix: &str,
-    env: &str,
-    namespace: &str,
-    topics: &[String],
-    fence: &Fence,
-) -> Result<(), StateError> {
-    let key = scratch_key(prefix, env, namespace);
-    let op = if topics.is_empty() {
-        TxnOp::delete(key, None)
-    } else {
-        let value = serde_json::to_string(topics).expect("topic names are JSON");
-        TxnOp::put(key, value, None)
-    };
-    fenced(client, env, op, Some(fence)).await
+/// Where a drill of one namespace lists its scratch topics while they
+/// exist ([`scratch_key`]), written only under the lock `fence` proves.
+pub struct ScratchList<'a> {
+    client: &'a Client,
+    env: &'a str,
+    key: String,
+    pub fence: &'a Fence,
 }
 
-/// The scratch topics a drill of the namespace listed and did not see
-/// deleted (none, when the last drill cleaned up).
-pub async fn left_scratch(
-    client: &Client,
-    prefix: &str,
-    env: &str,
-    namespace: &str,
-) -> Result<Vec<String>, StateError> {
-    let key = scratch_key(prefix, env, namespace);
-    let resp = client
-        .clone()
-        .get(key.as_str(), None)
-        .await
-        .map_err(super::etcd::unreachable)?;
-    match resp.kvs().first() {
-        Some(kv) => {
-            serde_json::from_slice(kv.value()).map_err(|source| StateError::Corrupt { key, source })
+impl<'a> ScratchList<'a> {
+    pub fn new(
+        client: &'a Client,
+        prefix: &str,
+        env: &'a str,
+        namespace: &str,
+        fence: &'a Fence,
+    ) -> Self {
+        ScratchList {
+            client,
+            env,
+            key: scratch_key(prefix, env, namespace),
+            fence,
         }
-        None => Ok(Vec::new()),
+    }
+
+    /// Lists `topics` as the scratch topics, or (with none) says they are
+    /// gone.
+    pub async fn mark(&self, topics: &[String]) -> Result<(), StateError> {
+        let op = if topics.is_empty() {
+            TxnOp::delete(self.key.as_str(), None)
+        } else {
+            let value = serde_json::to_string(topics).expect("topic names are JSON");
+            TxnOp::put(self.key.as_str(), value, None)
+        };
+        fenced(self.client, self.env, op, Some(self.fence)).await
+    }
+
+    /// The scratch topics a drill listed and did not see deleted (none,
+    /// when the last drill cleaned up).
+    pub async fn left(&self) -> Result<Vec<String>, StateError> {
+        let resp = self
+            .client
+            .clone()
+            .get(self.key.as_str(), None)
+            .await
+            .map_err(super::etcd::unreachable)?;
+        match resp.kvs().first() {
+            Some(kv) => serde_json::from_slice(kv.value()).map_err(|source| StateError::Corrupt {
+                key: self.key.clone(),
+                source,
+            }),
+            None => Ok(Vec::new()),
+        }
     }
 }
 
