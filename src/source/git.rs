@@ -117,14 +117,8 @@ impl PullRequestRepo {
     pub fn base_workspace(&self) -> Result<SourceTree, SourceError> {
         let tree = self.base_tree()?;
         let mut links = Vec::new();
-        let workspace = match tree.get_path(&self.sub.join(WORKSPACE_FILE)) {
-            Ok(entry) if entry.filemode() == LINK => {
-                links.push(WORKSPACE_FILE.to_owned());
-                None
-            }
-            Ok(entry) => Some(blob_file(&self.repository, entry.id(), WORKSPACE_FILE)?),
-            Err(_) => None,
-        };
+        let at = self.sub.join(WORKSPACE_FILE);
+        let workspace = workspace_file(&self.repository, &tree, &at, &mut links)?;
         Ok(SourceTree {
             revision: Some(self.base.to_string()),
             workspace,
@@ -265,14 +259,7 @@ fn read_tree_only(
     only: &dyn Fn(&str) -> bool,
 ) -> Result<SourceTree, SourceError> {
     let mut links = Vec::new();
-    let workspace = match tree.get_path(Path::new(WORKSPACE_FILE)) {
-        Ok(entry) if entry.filemode() == LINK => {
-            links.push(WORKSPACE_FILE.to_owned());
-            None
-        }
-        Ok(entry) => Some(blob_file(repository, entry.id(), WORKSPACE_FILE)?),
-        Err(_) => None,
-    };
+    let workspace = workspace_file(repository, tree, Path::new(WORKSPACE_FILE), &mut links)?;
     let namespaces = walk_blobs(repository, tree, NAMESPACES_DIR, is_yaml, &mut links)?
         .into_iter()
         .filter(|(path, _)| only(path))
@@ -398,6 +385,24 @@ fn blob_file(repo: &Repository, id: git2::Oid, path: &str) -> Result<SourceFile,
         path: path.to_owned(),
         text,
     })
+}
+
+/// The workspace file at `at` in `tree` (none when it is missing); a
+/// symbolic link is never read, only named in `links`.
+fn workspace_file(
+    repository: &Repository,
+    tree: &git2::Tree<'_>,
+    at: &Path,
+    links: &mut Vec<String>,
+) -> Result<Option<SourceFile>, SourceError> {
+    match tree.get_path(at) {
+        Ok(entry) if entry.filemode() == LINK => {
+            links.push(WORKSPACE_FILE.to_owned());
+            Ok(None)
+        }
+        Ok(entry) => Ok(Some(blob_file(repository, entry.id(), WORKSPACE_FILE)?)),
+        Err(_) => Ok(None),
+    }
 }
 
 /// Whether `repo` names a remote rather than a local path.
