@@ -217,6 +217,21 @@ pub(crate) fn backed_up_namespace_with(repo: &TestRepo, backup: &str) -> (String
     (repo.name("events"), topic)
 }
 
+/// Deletes the manifest of `run` (one of [`manifests`]) of `ns`, as
+/// `retain`'s lifecycle rule would expire it (moto runs no lifecycle).
+async fn expire(repo: &TestRepo, ns: &str, run: &serde_json::Value) {
+    repo.s3()
+        .delete_object()
+        .bucket(repo.bucket("backups"))
+        .key(format!(
+            "backups/{ns}/{}/manifest.json",
+            run["run_id"].as_str().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap();
+}
+
 /// The manifests under the namespace's directory, oldest first.
 pub(crate) async fn manifests(repo: &TestRepo, ns: &str) -> Vec<serde_json::Value> {
     manifests_under(repo, &repo.bucket("backups"), &format!("backups/{ns}/")).await
@@ -282,18 +297,7 @@ async fn a_backup_after_the_chains_full_run_expired_starts_a_new_chain() {
         ["full", "incremental"],
         "{runs:#?}"
     );
-    // Expired, as the lifecycle rule would (moto runs no lifecycle).
-    let full = format!(
-        "backups/{ns}/{}/manifest.json",
-        runs[0]["run_id"].as_str().unwrap()
-    );
-    repo.s3()
-        .delete_object()
-        .bucket(repo.bucket("backups"))
-        .key(&full)
-        .send()
-        .await
-        .unwrap();
+    expire(&repo, &ns, &runs[0]).await;
 
     produce(&repo, &topic, 40..60);
     let third = repo.run(&["backup", &ns]);
@@ -329,16 +333,7 @@ async fn a_restore_to_a_time_an_older_whole_chain_covers_is_not_refused_for_a_br
     produce_closing(&repo, &topic, 29);
     ok(&repo.run(&["backup", &ns]));
     let a = manifests(&repo, &ns).await;
-    repo.s3()
-        .delete_object()
-        .bucket(repo.bucket("backups"))
-        .key(format!(
-            "backups/{ns}/{}/manifest.json",
-            a[0]["run_id"].as_str().unwrap()
-        ))
-        .send()
-        .await
-        .unwrap();
+    expire(&repo, &ns, &a[0]).await;
     // Chain B: a full run of later records only (the topic emptied).
     delete_topic(&repo, &topic).await;
     ok(&repo.run(&["apply", "--auto-approve"]));
@@ -408,16 +403,7 @@ async fn a_restore_to_a_time_reads_an_older_whole_chain_when_the_newest_is_broke
         ["full", "full", "incremental"],
         "{runs:#?}"
     );
-    repo.s3()
-        .delete_object()
-        .bucket(repo.bucket("backups"))
-        .key(format!(
-            "backups/{ns}/{}/manifest.json",
-            runs[1]["run_id"].as_str().unwrap()
-        ))
-        .send()
-        .await
-        .unwrap();
+    expire(&repo, &ns, &runs[1]).await;
 
     let restore = restore_confirmed(
         &repo,
