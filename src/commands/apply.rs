@@ -18,7 +18,7 @@ use crate::engine::{self, EngineError, Target};
 use crate::plan::{FORMAT_VERSION, Plan};
 use crate::render;
 use crate::source::{SourceTree, load_revision};
-use crate::state::{ApplyStatus, Holder, Lock};
+use crate::state::{ApplyStatus, Holder, Lock, SourceIndex};
 
 /// How long to wait for the lock, how many changes per request, and how
 /// much of the plan to show before asking.
@@ -27,6 +27,30 @@ pub struct Limits {
     pub lock_wait: Duration,
     pub batch: usize,
     pub detail: render::Detail,
+}
+
+/// Writes the source index of `tree`'s namespace files, which pull
+/// requests' plans look names up in, unless it is of them already (the
+/// files are parsed again only then). Without it those plans read every
+/// file: a failure is said, and changes nothing else.
+async fn save_index(tree: &SourceTree, target: &Target, lock: &dyn Lock) {
+    if tree.partial {
+        return;
+    }
+    let digest = SourceIndex::digest_of(tree);
+    let none = std::collections::BTreeSet::new();
+    if let Ok(Some(_)) = target.state.index_lookup(&digest, &none).await {
+        return;
+    }
+    let Some(index) = SourceIndex::of(tree) else {
+        return;
+    };
+    if let Err(e) = lock.save_index(&index).await {
+        tracing::warn!(
+            "could not write the source index (plans of pull requests read every namespace file until an apply writes it): {}",
+            crate::diag::chain(&e)
+        );
+    }
 }
 
 /// A plan file given to apply.
@@ -103,6 +127,7 @@ pub fn run(
                 plan_and_apply(&tree, &desired, &target, lock.as_ref(), how, &opts).await
             }
         };
+        save_index(&tree, &target, lock.as_ref()).await;
         reporter.finish();
         release(lock).await;
         target.leave();

@@ -13,8 +13,8 @@ use crate::engine::{self, EngineError, Target};
 use crate::policy::Policies;
 use crate::resource::{Address, Kind, System};
 use crate::source::related::naming;
-use crate::source::{PullRequest, PullRequestRepo, SourceFile, SourceTree};
-use crate::state::{Inventory, Stored};
+use crate::source::{PullRequest, PullRequestRepo, SourceError, SourceFile, SourceTree, Unchanged};
+use crate::state::{Inventory, StateStore, Stored};
 
 /// What a pull request's plan is made from.
 pub(super) struct Loaded {
@@ -82,7 +82,7 @@ pub(super) async fn load(cli: &Cli, base: &str, env: Option<&str>) -> Result<Loa
     let connected = async || -> Result<Target, Error> {
         Ok(connecting.await.expect("connecting does not panic")?)
     };
-    let pr = tokio::task::spawn_blocking(move || repo.read())
+    let (repo, pr) = tokio::task::spawn_blocking(move || repo.read().map(|pr| (repo, pr)))
         .await
         .expect("reading the change does not panic")?;
     tracing::debug!(took = ?started.elapsed(), "pull request read");
@@ -92,8 +92,15 @@ pub(super) async fn load(cli: &Cli, base: &str, env: Option<&str>) -> Result<Loa
     let widened = widened_by(&pr.base, &pr.head);
     // Nothing declared at all: plan everything, so that the guard against
     // deleting everything applies.
-    if widened.is_some() || pr.head.namespaces.is_empty() {
-        let (tree, mut desired) = resolve_desired(cli, pr.head, env)?;
+    if widened.is_some() || (pr.head.namespaces.is_empty() && pr.unchanged.is_empty()) {
+        let mut namespaces = repo.read_unchanged(&pr.unchanged)?;
+        namespaces.extend(pr.head.namespaces.iter().cloned());
+        namespaces.sort_by(|a, b| a.path.cmp(&b.path));
+        let head = SourceTree {
+            partial: false,
+            ..pr.head.with_namespaces(namespaces)
+        };
+        let (tree, mut desired) = resolve_desired(cli, head, env)?;
         // What it connects with is the base's, as `target` was connected.
         let review = connect_as_base(&mut desired.environment, &base_env);
         return Ok(Loaded {
@@ -106,12 +113,13 @@ pub(super) async fn load(cli: &Cli, base: &str, env: Option<&str>) -> Result<Loa
             widened,
         });
     }
-    load_scoped(cli, pr, env, &base_env, policies, connected).await
+    load_scoped(cli, &repo, pr, env, &base_env, policies, connected).await
 }
 
 /// [`load`] of a change to namespace files only.
 async fn load_scoped(
     cli: &Cli,
+    repo: &PullRequestRepo,
     pr: PullRequest,
     env: Option<&str>,
     base_env: &Environment,
@@ -122,23 +130,21 @@ async fn load_scoped(
         head,
         base: base_tree,
         changed,
+        unchanged,
+        base_digest,
     } = pr;
-    let is_changed = |f: &SourceFile| changed.now.contains(&f.path);
     // The change's own files first: their problems are shown before any
     // system is reached.
-    let own = head.with_namespaces(
-        head.namespaces
-            .iter()
-            .filter(|f| is_changed(f))
-            .cloned()
-            .collect(),
-    );
-    if engine::load_desired(&own, env.or(cli.env.as_deref()), &Overrides::from_process())
-        .0
-        .is_none()
+    if engine::load_desired(
+        &head,
+        env.or(cli.env.as_deref()),
+        &Overrides::from_process(),
+    )
+    .0
+    .is_none()
     {
         // Prints its problems.
-        return Err(resolve_desired(cli, own, env)
+        return Err(resolve_desired(cli, head, env)
             .err()
             .unwrap_or(Error::Invalid(1)));
     }
@@ -149,11 +155,20 @@ async fn load_scoped(
             .filter(|f| changed.before.contains(&f.path))
             .collect(),
     );
-    scope.extend(names_in(own.namespaces));
+    scope.extend(names_in(head.namespaces.clone()));
     // The workspace is the base's: the change did not edit it.
     let target = connected().await?;
+    let read = |files: &[Unchanged]| repo.read_unchanged(files);
+    let total = head.namespaces.len() + unchanged.len();
+    let mut others = Others {
+        named: unchanged,
+        read: Vec::new(),
+        index: Some((target.state.as_ref(), base_digest.as_str())),
+        reader: &read,
+        reads: 0,
+    };
     // The inventory of every namespace found, read again as more are.
-    let mut related = Related::new(&head, &changed.now, &scope);
+    let mut related = Related::new(head.namespaces.clone(), &scope);
     let mut read = scope.clone();
     let stored = loop {
         let stored = target
@@ -161,13 +176,19 @@ async fn load_scoped(
             .load(Some(&read))
             .await
             .map_err(EngineError::from)?;
-        let found = related.grow(&stored.inventory);
+        let found = related.grow(&stored.inventory, &mut others).await?;
         if stored.covers(found) {
             break stored;
         }
         read.extend(found.iter().cloned());
     };
     let tree = related.tree(&head);
+    tracing::debug!(
+        files = tree.namespaces.len(),
+        unchanged_read = others.reads,
+        of = total,
+        "namespace files read for the scope"
+    );
     let (tree, mut desired) = resolve_desired(cli, tree, env)?;
     let review = connect_as_base(&mut desired.environment, base_env);
     desired.scope = Some(scope);
@@ -190,18 +211,67 @@ fn names_in(files: Vec<SourceFile>) -> BTreeSet<String> {
         .collect()
 }
 
-/// The namespace files of `head` a plan of `scope` needs: the `changed`
-/// ones, and every other that spells a name they declare (a namespace,
-/// topic, group or bucket that could collide or be shared) or a name the
-/// inventory records under the scope (a resource handed over). The files
-/// found so pull in those sharing a bucket with them, and so on, as
-/// [`engine::plan`] widens the scope. Checks over every namespace (the
-/// partition budget) are `validate`'s and apply's. The search grows as
-/// more of the inventory is read, and never searches for a name twice.
-struct Related<'a> {
-    files: &'a [SourceFile],
-    /// The files found, by index.
-    picked: BTreeSet<usize>,
+/// Reads unchanged namespace files.
+type Reader<'a> = dyn Fn(&[Unchanged]) -> Result<Vec<SourceFile>, SourceError> + 'a;
+
+/// The namespace files a pull request leaves as they are, not found yet:
+/// looked up by name in the source index, and only those found read; or,
+/// when the index is not of the base's files, all read and searched by
+/// their text.
+struct Others<'a> {
+    /// Not read.
+    named: Vec<Unchanged>,
+    /// Read, once the index is found not to be of the base's files.
+    read: Vec<SourceFile>,
+    /// The store and the digest of the base's files.
+    index: Option<(&'a dyn StateStore, &'a str)>,
+    reader: &'a Reader<'a>,
+    /// How many were read.
+    reads: usize,
+}
+
+impl Others<'_> {
+    /// Takes the files that may declare one of `words`.
+    async fn take_naming(&mut self, words: &BTreeSet<String>) -> Result<Vec<SourceFile>, Error> {
+        if let Some((state, digest)) = self.index {
+            let blobs = state
+                .index_lookup(digest, words)
+                .await
+                .map_err(EngineError::from)?;
+            if let Some(blobs) = blobs {
+                let (hits, rest) = std::mem::take(&mut self.named)
+                    .into_iter()
+                    .partition::<Vec<_>, _>(|u| blobs.contains(&u.blob.to_string()));
+                self.named = rest;
+                self.reads += hits.len();
+                return Ok((self.reader)(&hits)?);
+            }
+            tracing::debug!("no source index of the base's namespace files: all are read");
+            self.index = None;
+            self.reads += self.named.len();
+            self.read = (self.reader)(&std::mem::take(&mut self.named))?;
+        }
+        let hits: BTreeSet<usize> = naming(&self.read, words).into_iter().collect();
+        let (hits, rest) = std::mem::take(&mut self.read)
+            .into_iter()
+            .enumerate()
+            .partition::<Vec<_>, _>(|(i, _)| hits.contains(i));
+        self.read = rest.into_iter().map(|(_, f)| f).collect();
+        Ok(hits.into_iter().map(|(_, f)| f).collect())
+    }
+}
+
+/// The namespace files a plan of `scope` needs: the changed ones, and every
+/// other that declares a name they declare (a namespace, topic, group or
+/// bucket that could collide or be shared) or a name the inventory records
+/// under the scope (a resource handed over). The files found so pull in
+/// those sharing a bucket with them, and so on, as [`engine::plan`] widens
+/// the scope. Checks over every namespace (the partition budget) are
+/// `validate`'s and apply's. The search grows as more of the inventory is
+/// read, and never searches for a name twice.
+struct Related {
+    /// The files found, the changed ones first.
+    picked: Vec<SourceFile>,
     /// The names to look for, and those looked for already.
     words: BTreeSet<String>,
     searched: BTreeSet<String>,
@@ -209,32 +279,27 @@ struct Related<'a> {
     found: BTreeSet<String>,
 }
 
-impl<'a> Related<'a> {
-    fn new(head: &'a SourceTree, changed: &BTreeSet<String>, scope: &BTreeSet<String>) -> Self {
-        let files = &head.namespaces;
-        let picked: BTreeSet<usize> = (0..files.len())
-            .filter(|&i| changed.contains(&files[i].path))
-            .collect();
-        let words = parse_files(Self::at(files, &picked))
+impl Related {
+    fn new(changed: Vec<SourceFile>, scope: &BTreeSet<String>) -> Self {
+        let words = parse_files(changed.clone())
             .flat_map(|ns| ns.names())
             .chain(scope.iter().cloned())
             .collect();
         Related {
-            files,
-            picked,
+            picked: changed,
             words,
             searched: BTreeSet::new(),
             found: scope.clone(),
         }
     }
 
-    fn at(files: &[SourceFile], indices: &BTreeSet<usize>) -> Vec<SourceFile> {
-        indices.iter().map(|&i| files[i].clone()).collect()
-    }
-
-    /// Searches on with what `inventory` records under the namespaces found;
-    /// returns every namespace found so far.
-    fn grow(&mut self, inventory: &Inventory) -> &BTreeSet<String> {
+    /// Searches `others` on with what `inventory` records under the
+    /// namespaces found; returns every namespace found so far.
+    async fn grow(
+        &mut self,
+        inventory: &Inventory,
+        others: &mut Others<'_>,
+    ) -> Result<&BTreeSet<String>, Error> {
         let recorded = |names: &BTreeSet<String>| -> Vec<String> {
             inventory
                 .entries
@@ -246,16 +311,14 @@ impl<'a> Related<'a> {
         self.words.extend(recorded(&self.found));
         loop {
             let fresh: BTreeSet<String> = self.words.difference(&self.searched).cloned().collect();
-            // A name searched for once has found every file that spells it.
-            let hits: BTreeSet<usize> = naming(self.files, &self.picked, &fresh)
-                .into_iter()
-                .collect();
-            self.searched.extend(fresh);
-            if hits.is_empty() {
+            if fresh.is_empty() {
                 break;
             }
+            // A name searched for once has found every file that declares it.
+            let hits = others.take_naming(&fresh).await?;
+            self.searched.extend(fresh);
             let mut names = BTreeSet::new();
-            for ns in parse_files(Self::at(self.files, &hits)) {
+            for ns in parse_files(hits.clone()) {
                 self.words.extend(ns.buckets());
                 names.insert(ns.metadata.name.value);
             }
@@ -263,17 +326,14 @@ impl<'a> Related<'a> {
             self.found.extend(names);
             self.picked.extend(hits);
         }
-        &self.found
+        Ok(&self.found)
     }
 
     /// `head` with the files found only.
     fn tree(&self, head: &SourceTree) -> SourceTree {
-        tracing::debug!(
-            files = self.picked.len(),
-            of = self.files.len(),
-            "namespace files read for the scope"
-        );
-        head.with_namespaces(Self::at(self.files, &self.picked))
+        let mut files = self.picked.clone();
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        head.with_namespaces(files)
     }
 }
 
@@ -352,6 +412,7 @@ mod tests {
     use super::*;
     use crate::resource::Address;
     use crate::state::InventoryEntry;
+    use crate::state::memory::MemoryState;
 
     fn file(name: &str, body: &str) -> SourceFile {
         SourceFile {
@@ -366,13 +427,13 @@ mod tests {
         format!("  disaster_recovery:\n    backup:\n      bucket: {bucket}\n")
     }
 
-    #[test]
-    fn reads_the_changed_files_and_those_that_name_what_they_declare() {
-        let files = vec![
-            file(
-                "alpha",
-                &format!("  topics:\n    - name: orders\n{}", backup("shared")),
-            ),
+    /// `alpha` changed; the others as they are.
+    fn estate() -> (SourceFile, Vec<SourceFile>, Inventory) {
+        let alpha = file(
+            "alpha",
+            &format!("  topics:\n    - name: orders\n{}", backup("shared")),
+        );
+        let others = vec![
             // Shares a bucket with `alpha`, and replicates into `far`.
             file(
                 "bravo",
@@ -385,7 +446,7 @@ mod tests {
             file("charlie", &backup("far")),
             // Would collide with `alpha`'s dead-letter topic.
             file("delta", "  topics:\n    - name: orders.dlq\n"),
-            // May spell anything: an escape.
+            // May spell anything to a text search: an escape.
             file("echo", "  topics:\n    - name: \"ord\\x65rs-x\"\n"),
             // Declares what the inventory records under `alpha`.
             file("foxtrot", "  topics:\n    - name: legacy\n"),
@@ -395,10 +456,6 @@ mod tests {
                 &format!("  topics:\n    - name: payments\n{}", backup("other")),
             ),
         ];
-        let head = SourceTree {
-            namespaces: files,
-            ..SourceTree::default()
-        };
         let mut inventory = Inventory::default();
         inventory.entries.insert(
             Address::topic("legacy"),
@@ -410,31 +467,135 @@ mod tests {
                 creating: false,
             },
         );
-        let changed = ["namespaces/alpha.yaml".to_owned()].into_iter().collect();
-        let scope = ["alpha".to_owned()].into_iter().collect();
-        let mut related = Related::new(&head, &changed, &scope);
-        let found = related.grow(&inventory).clone();
-        let tree = related.tree(&head);
-        let paths: Vec<&str> = tree.namespaces.iter().map(|f| f.path.as_str()).collect();
-        assert_eq!(
-            paths,
-            ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"]
-                .map(|n| format!("namespaces/{n}.yaml"))
-        );
-        assert!(tree.partial);
-        assert_eq!(found.len(), 6, "{found:?}");
-        // With nothing recorded, `foxtrot` bears on nothing; once the
-        // inventory read later records `legacy`, the search finds it.
-        let mut related = Related::new(&head, &changed, &scope);
-        related.grow(&Inventory::default());
-        let foxtrot = |t: &SourceTree| {
-            t.namespaces
+        (alpha, others, inventory)
+    }
+
+    fn named(files: &[SourceFile]) -> Vec<Unchanged> {
+        files
+            .iter()
+            .map(|f| Unchanged {
+                path: f.path.clone(),
+                blob: git2::Oid::from_str(&crate::source::blob_id(f.text.as_bytes())).unwrap(),
+            })
+            .collect()
+    }
+
+    /// What a search from `alpha` finds with `state`'s index (the base's
+    /// files are `alpha` and the others), given one inventory after another:
+    /// the namespaces, the files picked, and the unchanged files read.
+    async fn search(
+        state: &dyn StateStore,
+        inventories: &[&Inventory],
+    ) -> Vec<(BTreeSet<String>, Vec<String>, Vec<String>)> {
+        let (alpha, others, _) = estate();
+        let digest = crate::source::blob_digest(
+            named(&others)
                 .iter()
-                .any(|f| f.path.ends_with("/foxtrot.yaml"))
+                .map(|u| u.blob.to_string())
+                .chain([crate::source::blob_id(alpha.text.as_bytes())])
+                .collect::<Vec<_>>()
+                .iter()
+                .map(String::as_str),
+        );
+        let reads = std::sync::Mutex::new(Vec::new());
+        let read = |files: &[Unchanged]| {
+            let mut reads = reads.lock().unwrap();
+            reads.extend(files.iter().map(|u| u.path.clone()));
+            Ok(others
+                .iter()
+                .filter(|f| files.iter().any(|u| u.path == f.path))
+                .cloned()
+                .collect())
         };
-        assert!(!foxtrot(&related.tree(&head)));
-        assert!(related.grow(&inventory).contains("foxtrot"));
-        assert!(foxtrot(&related.tree(&head)));
+        let mut others_left = Others {
+            named: named(&others),
+            read: Vec::new(),
+            index: Some((state, digest.as_str())),
+            reader: &read,
+            reads: 0,
+        };
+        let scope = ["alpha".to_owned()].into_iter().collect();
+        let mut related = Related::new(vec![alpha], &scope);
+        let mut out = Vec::new();
+        for inventory in inventories {
+            let found = related
+                .grow(inventory, &mut others_left)
+                .await
+                .unwrap()
+                .clone();
+            let tree = related.tree(&SourceTree::default());
+            let paths = tree.namespaces.iter().map(|f| f.path.clone()).collect();
+            assert!(tree.partial);
+            let mut reads = std::mem::take(&mut *reads.lock().unwrap());
+            reads.sort();
+            out.push((found, paths, reads));
+        }
+        out
+    }
+
+    fn paths(names: &[&str]) -> Vec<String> {
+        names
+            .iter()
+            .map(|n| format!("namespaces/{n}.yaml"))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn without_an_index_every_file_is_read_and_those_that_spell_a_name_are_picked() {
+        let (_, _, inventory) = estate();
+        let state = MemoryState::default();
+        let steps = search(&state, &[&Inventory::default(), &inventory]).await;
+        // All six unchanged files are read once, at the first search.
+        let (found, picked, reads) = &steps[0];
+        assert_eq!(reads.len(), 6);
+        // The escape may spell `orders`: it is picked, not guessed.
+        assert_eq!(
+            picked,
+            &paths(&["alpha", "bravo", "charlie", "delta", "echo"])
+        );
+        assert_eq!(found.len(), 5, "{found:?}");
+        // Once the inventory records `legacy` under `alpha`, the search finds
+        // `foxtrot`, with nothing read again.
+        let (found, picked, reads) = &steps[1];
+        assert!(reads.is_empty());
+        assert!(found.contains("foxtrot"));
+        assert_eq!(picked.len(), 6);
+    }
+
+    #[tokio::test]
+    async fn with_the_index_of_the_base_only_the_files_found_are_read() {
+        let (alpha, others, inventory) = estate();
+        let state = MemoryState::default();
+        let mut all = others.clone();
+        all.push(alpha);
+        let index = crate::state::SourceIndex::of(&SourceTree {
+            namespaces: all,
+            ..SourceTree::default()
+        })
+        .unwrap();
+        let lock = state
+            .lock(&crate::state::Holder::current(), std::time::Duration::ZERO)
+            .await
+            .unwrap();
+        lock.save_index(&index).await.unwrap();
+        let steps = search(&state, &[&Inventory::default(), &inventory]).await;
+        // The escape spells `orders-x`, which the index knows: not read.
+        let (found, picked, reads) = &steps[0];
+        assert_eq!(reads, &paths(&["bravo", "charlie", "delta"]));
+        assert_eq!(picked, &paths(&["alpha", "bravo", "charlie", "delta"]));
+        assert_eq!(found.len(), 4, "{found:?}");
+        let (found, picked, reads) = &steps[1];
+        assert_eq!(reads, &paths(&["foxtrot"]));
+        assert!(found.contains("foxtrot"));
+        assert_eq!(picked.len(), 5);
+
+        // An index of other files is not used: every file is read.
+        let mut other = index.clone();
+        other.digest = "of-another-revision".into();
+        lock.save_index(&other).await.unwrap();
+        let steps = search(&state, &[&inventory]).await;
+        assert_eq!(steps[0].2.len(), 6);
+        assert_eq!(steps[0].1.len(), 6);
     }
 
     #[test]

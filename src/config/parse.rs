@@ -165,7 +165,7 @@ pub fn parse_documents<T: DeserializeOwned + JsonSchema>(
 
 /// The namespace documents of `files` and their diagnostics, in file order;
 /// the files are split among the cores.
-fn parse_namespaces(files: &[SourceFile]) -> (Vec<Doc<Namespace>>, Vec<Diagnostic>) {
+pub fn parse_namespaces(files: &[SourceFile]) -> (Vec<Doc<Namespace>>, Vec<Diagnostic>) {
     let parse = |files: &[SourceFile]| {
         let (mut docs, mut diags) = (Vec::new(), Vec::new());
         for file in files {

@@ -11,6 +11,15 @@ use super::{
 /// Reads `sluice.yaml`, `namespaces/**/*.yaml` and `policies/**/*.rego` under `root`. Paths are shown
 /// as `root` joined with the file, so people can open them from the shell.
 pub fn load_dir(root: &Path) -> Result<SourceTree, SourceError> {
+    load_dir_only(root, &|_| true)
+}
+
+/// [`load_dir`], reading only the namespace files whose shown paths `only`
+/// accepts (the others are not opened).
+pub(super) fn load_dir_only(
+    root: &Path,
+    only: &dyn Fn(&str) -> bool,
+) -> Result<SourceTree, SourceError> {
     if !root.is_dir() {
         return Err(SourceError::NoRepo(root.to_owned()));
     }
@@ -24,8 +33,8 @@ pub fn load_dir(root: &Path) -> Result<SourceTree, SourceError> {
         Ok(m) if m.is_file() => Some(read(root, &workspace_path)?),
         _ => None,
     };
-    let namespaces = read_all(root, NAMESPACES_DIR, &is_yaml, &mut links)?;
-    let policies = read_all(root, POLICIES_DIR, &is_policy, &mut links)?;
+    let namespaces = read_all(root, NAMESPACES_DIR, &is_yaml, only, &mut links)?;
+    let policies = read_all(root, POLICIES_DIR, &is_policy, &|_| true, &mut links)?;
     // Only named, never read: such a file may hold anything.
     let mut ignored = Vec::new();
     let dir = root.join(NAMESPACES_DIR);
@@ -82,12 +91,14 @@ fn stray(root: &Path) -> Vec<String> {
         .collect()
 }
 
-/// The files under `root/dir` whose names `keep` accepts, sorted by path;
-/// the links met on the way are added to `links`, not followed.
+/// The files under `root/dir` whose names `keep` and shown paths `only`
+/// accept, sorted by path; the links met on the way are added to `links`,
+/// not followed.
 fn read_all(
     root: &Path,
     dir: &str,
     keep: &dyn Fn(&str) -> bool,
+    only: &dyn Fn(&str) -> bool,
     links: &mut Vec<String>,
 ) -> Result<Vec<SourceFile>, SourceError> {
     let mut paths = Vec::new();
@@ -98,6 +109,7 @@ fn read_all(
         Ok(m) if m.is_dir() => collect(&dir, keep, &mut paths, &mut found)?,
         _ => {}
     }
+    paths.retain(|p| only(&display_path(root, p)));
     paths.sort();
     found.sort();
     links.extend(found.iter().map(|p| display_path(root, p)));

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use git2::{ObjectType, Repository, TreeWalkMode, TreeWalkResult};
 
-use super::dir::{display_path, load_dir};
+use super::dir::{display_path, load_dir_only};
 use super::{
     NAMESPACES_DIR, Origin, POLICIES_DIR, SourceError, SourceFile, SourceTree, WORKSPACE_FILE,
     is_ignored_yaml, is_policy, is_sluice_yaml, is_yaml, may_be_stray,
@@ -48,13 +48,45 @@ pub fn load_revision(origin: &Origin, rev: &str) -> Result<SourceTree, SourceErr
 
 /// A pull request's view of the config: the source as it is, the config at
 /// the base revision, and the namespace files that differ between them.
+/// Of the namespace files, only the changed ones are read.
 #[derive(Clone, Debug)]
 pub struct PullRequest {
+    /// The source as it is; of its namespace files, those in `changed.now`.
     pub head: SourceTree,
     /// The base's workspace and policies, and of its namespace files only
     /// those in `changed.before`.
     pub base: SourceTree,
     pub changed: Changed,
+    /// The source's other namespace files, the same as at the base: named,
+    /// not read ([`PullRequestRepo::read_unchanged`] reads them).
+    pub unchanged: Vec<Unchanged>,
+    /// The [`blob_digest`] of every namespace file of the base.
+    pub base_digest: String,
+}
+
+/// A namespace file the pull request does not change.
+#[derive(Clone, Debug)]
+pub struct Unchanged {
+    /// As the source shows it.
+    pub path: String,
+    /// Its Git blob id.
+    pub blob: git2::Oid,
+}
+
+/// The Git blob id of a file's bytes: the same whether the file was read
+/// from a tree or from disk (unless Git filters it on checkout).
+pub fn blob_id(bytes: &[u8]) -> String {
+    git2::Oid::hash_object(ObjectType::Blob, bytes)
+        .expect("hashing bytes does not fail")
+        .to_string()
+}
+
+/// One id for a set of blob ids (the namespace files of a revision), in
+/// whatever order and repetition they come.
+pub fn blob_digest<'a>(ids: impl IntoIterator<Item = &'a str>) -> String {
+    let ids: BTreeSet<&str> = ids.into_iter().collect();
+    let listing: String = ids.into_iter().flat_map(|id| [id, "\n"]).collect();
+    blob_id(listing.as_bytes())
 }
 
 /// Namespace files a pull request touches, each path as its tree shows it.
@@ -139,19 +171,18 @@ impl PullRequestRepo {
         opts.include_untracked(true)
             .recurse_untracked_dirs(true)
             .pathspec(sub.join(NAMESPACES_DIR).to_string_lossy().as_ref());
-        let (head, diff) = match &self.origin {
+        let (head_tree, diff) = match &self.origin {
             Origin::Git { rev, .. } => {
                 let commit = resolve(repository, rev, self.remote)?;
                 let tree = commit
                     .tree()
                     .map_err(git(format!("cannot read the tree of `{rev}`")))?;
-                let head = read_tree(repository, &tree, Some(commit.id().to_string()))?;
                 let diff =
                     repository.diff_tree_to_tree(Some(&base_tree), Some(&tree), Some(&mut opts));
-                (head, diff)
+                (Some((commit.id(), tree)), diff)
             }
-            Origin::Dir(dir) => (
-                load_dir(dir)?,
+            Origin::Dir(_) => (
+                None,
                 repository.diff_tree_to_workdir_with_index(Some(&base_tree), Some(&mut opts)),
             ),
         };
@@ -164,16 +195,12 @@ impl PullRequestRepo {
                 .map(|p| p.to_string_lossy().replace('\\', "/"))
                 .filter(|p| is_yaml(p))
         };
-        let shown = |rel: String| match &self.origin {
-            Origin::Dir(dir) => display_path(dir, &dir.join(&rel)),
-            Origin::Git { .. } => rel,
-        };
         let mut changed = Changed::default();
         for delta in diff.deltas() {
             if let Some(now) = relative(delta.new_file().path())
                 && delta.status() != git2::Delta::Deleted
             {
-                changed.now.insert(shown(now));
+                changed.now.insert(self.shown(now));
             }
             if let Some(before) = relative(delta.old_file().path())
                 && !matches!(delta.status(), git2::Delta::Added | git2::Delta::Untracked)
@@ -181,7 +208,16 @@ impl PullRequestRepo {
                 changed.before.insert(before);
             }
         }
-        // Of the base's namespace files, only the changed ones are read.
+        // Of the namespace files, only the changed ones are read.
+        let now = |path: &str| changed.now.contains(path);
+        let mut head = match (&self.origin, head_tree) {
+            (Origin::Dir(dir), _) => load_dir_only(dir, &now)?,
+            (Origin::Git { .. }, tree) => {
+                let (id, tree) = tree.expect("a Git source's revision was read");
+                read_tree_only(repository, &tree, Some(id.to_string()), &now)?
+            }
+        };
+        head.partial = true;
         let base_config = read_subtree(
             repository,
             &base_tree,
@@ -189,11 +225,73 @@ impl PullRequestRepo {
             Some(self.base.to_string()),
             &|path| changed.before.contains(path),
         )?;
+        let base_files = self.base_namespace_blobs(&base_tree)?;
+        let base_digest = blob_digest(base_files.iter().map(|(_, id)| id.as_str()));
+        let unchanged = base_files
+            .into_iter()
+            .filter(|(rel, _)| !changed.before.contains(rel))
+            .map(|(rel, id)| Unchanged {
+                path: self.shown(rel),
+                blob: git2::Oid::from_str(&id).expect("a blob id names a blob"),
+            })
+            .filter(|u| !changed.now.contains(&u.path))
+            .collect();
         Ok(PullRequest {
             head,
             base: base_config,
             changed,
+            unchanged,
+            base_digest,
         })
+    }
+
+    /// A path relative to the config root as the source shows it.
+    fn shown(&self, rel: String) -> String {
+        match &self.origin {
+            Origin::Dir(dir) => display_path(dir, &dir.join(&rel)),
+            Origin::Git { .. } => rel,
+        }
+    }
+
+    /// Every namespace file of the base, relative to the config root, with
+    /// its blob id; none is read.
+    fn base_namespace_blobs(
+        &self,
+        base_tree: &git2::Tree<'_>,
+    ) -> Result<Vec<(String, String)>, SourceError> {
+        let root = if self.sub.as_os_str().is_empty() {
+            base_tree.clone()
+        } else {
+            match base_tree.get_path(&self.sub) {
+                Ok(entry) if entry.kind() == Some(ObjectType::Tree) => self
+                    .repository
+                    .find_tree(entry.id())
+                    .map_err(git(format!("cannot read `{}`", self.sub.display())))?,
+                _ => return Ok(Vec::new()),
+            }
+        };
+        Ok(walk_blobs(
+            &self.repository,
+            &root,
+            NAMESPACES_DIR,
+            is_yaml,
+            &mut Vec::new(),
+        )?
+        .into_iter()
+        .map(|(path, id)| (path, id.to_string()))
+        .collect())
+    }
+
+    /// The unchanged namespace files `files`, read from the base (where
+    /// they are the same as in the source).
+    pub fn read_unchanged<'u>(
+        &self,
+        files: impl IntoIterator<Item = &'u Unchanged>,
+    ) -> Result<Vec<SourceFile>, SourceError> {
+        files
+            .into_iter()
+            .map(|u| blob_file(&self.repository, u.blob, &u.path))
+            .collect()
     }
 }
 

@@ -8,7 +8,9 @@ pub mod related;
 use std::path::PathBuf;
 
 pub use dir::load_dir;
-pub use git::{Changed, PullRequest, PullRequestRepo, load_git, load_revision};
+pub use git::{
+    Changed, PullRequest, PullRequestRepo, Unchanged, blob_digest, blob_id, load_git, load_revision,
+};
 
 /// The workspace file at the root of a config repository.
 pub const WORKSPACE_FILE: &str = "sluice.yaml";

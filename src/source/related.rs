@@ -9,14 +9,10 @@ use aho_corasick::{AhoCorasick, AhoCorasickKind};
 
 use super::SourceFile;
 
-/// The indices of `files`, outside `skip`, whose text holds one of `words`,
-/// or that may spell a name other than literally: any backslash (a
-/// double-quoted escape or line continuation) makes a file a candidate.
-pub fn naming(
-    files: &[SourceFile],
-    skip: &BTreeSet<usize>,
-    words: &BTreeSet<String>,
-) -> Vec<usize> {
+/// The indices of `files` whose text holds one of `words`, or that may
+/// spell a name other than literally: any backslash (a double-quoted escape
+/// or line continuation) makes a file a candidate.
+pub fn naming(files: &[SourceFile], words: &BTreeSet<String>) -> Vec<usize> {
     let words: Vec<&str> = words
         .iter()
         .map(String::as_str)
@@ -33,7 +29,6 @@ pub fn naming(
     files
         .iter()
         .enumerate()
-        .filter(|(i, _)| !skip.contains(i))
         .filter(|(_, f)| f.text.contains('\\') || search.is_match(&f.text))
         .map(|(i, _)| i)
         .collect()
@@ -62,11 +57,10 @@ mod tests {
             file("bucket: shared-dr\n"),
             file("name: \"ord\\x65rs\"\n"),
         ];
-        let found = naming(&files, &BTreeSet::new(), &words(&["orders", "shared-dr"]));
+        let found = naming(&files, &words(&["orders", "shared-dr"]));
         // The escaped spelling may be `orders`: it is parsed, not guessed.
         assert_eq!(found, vec![0, 2, 3]);
-        let skip = [0].into_iter().collect();
-        assert_eq!(naming(&files, &skip, &words(&["orders"])), vec![3]);
-        assert!(naming(&files, &BTreeSet::new(), &BTreeSet::new()).is_empty());
+        assert_eq!(naming(&files[1..], &words(&["orders"])), vec![2]);
+        assert!(naming(&files, &BTreeSet::new()).is_empty());
     }
 }

@@ -10,6 +10,7 @@ use etcd_client::{
 };
 use serde::{Deserialize, Serialize};
 
+mod index;
 mod unlock;
 
 pub use unlock::LockInfo;
@@ -17,7 +18,8 @@ pub use unlock::LockInfo;
 use super::drills::Drills;
 use super::lease::Lease;
 use super::{
-    AppliedRecord, Fence, Holder, Inventory, InventoryEntry, Lock, StateError, StateStore, Stored,
+    AppliedRecord, Fence, Holder, Inventory, InventoryEntry, Lock, SourceIndex, StateError,
+    StateStore, Stored,
 };
 use crate::records::state_key;
 use crate::resource::Address;
@@ -47,6 +49,8 @@ pub struct StateKeys {
     pub unlocked: String,
     /// The directory of the last drill of each namespace.
     pub drills: String,
+    /// The directory of the source index.
+    pub index: String,
 }
 
 impl StateKeys {
@@ -57,6 +61,7 @@ impl StateKeys {
             lock: state_key(prefix, "locks", env),
             unlocked: state_key(prefix, "unlocked", env),
             drills: super::drills::drills_dir(prefix, env),
+            index: format!("{}/", state_key(prefix, "index", env)),
         }
     }
 
@@ -298,6 +303,14 @@ impl StateStore for EtcdState {
         super::drills::read_drills(&self.client, &self.keys.drills).await
     }
 
+    async fn index_lookup(
+        &self,
+        digest: &str,
+        words: &BTreeSet<String>,
+    ) -> Result<Option<BTreeSet<String>>, StateError> {
+        index::lookup(&self.client, &self.keys, digest, words).await
+    }
+
     async fn lock(&self, holder: &Holder, wait: Duration) -> Result<Box<dyn Lock>, StateError> {
         let mut client = self.client.clone();
         // Kept alive from the start: waiting for another holder may outlast the TTL.
@@ -457,6 +470,10 @@ impl Lock for EtcdLock {
             Some(DeleteOptions::new().with_range(end)),
         ));
         self.fenced(txn).await
+    }
+
+    async fn save_index(&self, index: &SourceIndex) -> Result<(), StateError> {
+        index::save(self, index).await
     }
 
     async fn release(self: Box<Self>) -> Result<(), StateError> {

@@ -6,13 +6,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{AppliedRecord, Fence, Holder, Inventory, Lock, StateError, StateStore, Stored};
+use super::{
+    AppliedRecord, Fence, Holder, Inventory, Lock, SourceIndex, StateError, StateStore, Stored,
+};
 
 #[derive(Debug, Default)]
 struct Inner {
     stored: Stored,
     holder: Option<(Holder, i64)>,
     next_revision: i64,
+    index: Option<SourceIndex>,
 }
 
 /// An environment's state held in memory; clones share it.
@@ -52,6 +55,19 @@ impl StateStore for MemoryState {
             ..inner.stored.clone()
         };
         Ok(stored.settle())
+    }
+
+    async fn index_lookup(
+        &self,
+        digest: &str,
+        words: &BTreeSet<String>,
+    ) -> Result<Option<BTreeSet<String>>, StateError> {
+        let inner = self.inner.lock().unwrap();
+        Ok(inner
+            .index
+            .as_ref()
+            .filter(|i| i.digest == digest)
+            .map(|i| i.naming(words)))
     }
 
     async fn lock(&self, holder: &Holder, _wait: Duration) -> Result<Box<dyn Lock>, StateError> {
@@ -124,6 +140,13 @@ impl Lock for MemoryLock {
         }
         inner.stored.shared_revision += 1;
         inner.stored.applied = Some(applied.clone());
+        Ok(())
+    }
+
+    async fn save_index(&self, index: &SourceIndex) -> Result<(), StateError> {
+        let mut inner = self.state.inner.lock().unwrap();
+        self.held(&inner)?;
+        inner.index = Some(index.clone());
         Ok(())
     }
 

@@ -7,10 +7,12 @@
 //! - the applied record (commit, plan digest, time, user, outcome) at
 //!   `<prefix>applied/<env>`, written in the same transaction as the inventory;
 //! - a lease-based apply lock per environment at `<prefix>locks/<env>`;
-//! - the record of the last forced unlock at `<prefix>unlocked/<env>`.
+//! - the record of the last forced unlock at `<prefix>unlocked/<env>`;
+//! - the source index under `<prefix>index/<env>/` (see [`index`]).
 
 pub mod drills;
 pub mod etcd;
+pub mod index;
 pub mod lease;
 pub mod memory;
 
@@ -22,6 +24,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::resource::{Address, Kind, Resource, Value};
+pub use index::SourceIndex;
 
 /// What sluice manages in one environment.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -469,6 +472,17 @@ pub trait StateStore: Send + Sync {
     async fn drills(&self) -> Result<drills::Drills, StateError> {
         Ok(drills::Drills::new())
     }
+    /// Of the namespace files the source index holds, the blobs that
+    /// declare one of `words`: none when the index is not of the files
+    /// whose digest is `digest` (not written, being rewritten, or of other
+    /// files), or the store keeps no index.
+    async fn index_lookup(
+        &self,
+        _digest: &str,
+        _words: &BTreeSet<String>,
+    ) -> Result<Option<BTreeSet<String>>, StateError> {
+        Ok(None)
+    }
     /// Takes the apply lock, waiting up to `wait` for another holder; fails
     /// naming the holder after that.
     async fn lock(&self, holder: &Holder, wait: Duration) -> Result<Box<dyn Lock>, StateError>;
@@ -496,6 +510,11 @@ pub trait Lock: Send + Sync {
         after: &Inventory,
         applied: &AppliedRecord,
     ) -> Result<(), StateError>;
+    /// Makes the source index that of `index`'s files: a reader meanwhile
+    /// finds none.
+    async fn save_index(&self, _index: &SourceIndex) -> Result<(), StateError> {
+        Ok(())
+    }
     async fn release(self: Box<Self>) -> Result<(), StateError>;
 }
 

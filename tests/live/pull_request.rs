@@ -1,6 +1,8 @@
 //! The pull-request view: `plan --base REF` plans only the namespaces whose
 //! files changed between REF and the revision, against the real servers.
 
+use std::path::{Path, PathBuf};
+
 use git2::Repository;
 
 use crate::common::{TestRepo, commit_all, run};
@@ -524,7 +526,7 @@ fn a_pull_request_plan_reads_only_what_bears_on_it_and_creates_nothing() {
     assert_eq!(plan.code, 0, "{}", plan.all_output());
     assert!(
         plan.stderr
-            .contains("namespace files read for the scope files=1 of=3"),
+            .contains("namespace files read for the scope files=1 unchanged_read=0 of=3"),
         "{}",
         plan.stderr
     );
@@ -554,6 +556,149 @@ fn a_pull_request_plan_reads_only_what_bears_on_it_and_creates_nothing() {
         taken.stderr.contains("is declared twice") && taken.stderr.contains("namespaces/b.yaml"),
         "{}",
         taken.stderr
+    );
+}
+
+/// Moves the objects of `paths` at `commit` out of the repository, so that
+/// reading one fails; returns where each went, for [`restore`].
+fn hide(git: &Repository, commit: &str, paths: &[&str]) -> Vec<(PathBuf, PathBuf)> {
+    let tree = git
+        .find_commit(git2::Oid::from_str(commit).unwrap())
+        .unwrap()
+        .tree()
+        .unwrap();
+    let aside = git.path().join("aside");
+    std::fs::create_dir_all(&aside).unwrap();
+    paths
+        .iter()
+        .map(|p| {
+            let id = tree.get_path(Path::new(p)).unwrap().id().to_string();
+            let object = git.path().join("objects").join(&id[..2]).join(&id[2..]);
+            let moved = aside.join(&id);
+            std::fs::rename(&object, &moved).unwrap();
+            (object, moved)
+        })
+        .collect()
+}
+
+fn restore(hidden: &[(PathBuf, PathBuf)]) {
+    for (object, moved) in hidden {
+        std::fs::rename(moved, object).unwrap();
+    }
+}
+
+/// Apply writes the source index of the files it applied; a pull request
+/// based on the same files looks names up there and reads only the files
+/// it finds, which a plan shows by succeeding with the other files'
+/// objects gone from the repository. Based on other files, it reads them
+/// all. The next apply updates the index: it gains the new files, and
+/// keeps nothing of those deleted.
+#[tokio::test]
+async fn with_the_source_index_a_pull_request_reads_only_the_files_it_finds() {
+    let repo = TestRepo::new();
+    let git = Repository::init(repo.dir.path()).unwrap();
+    for n in ["a", "b", "c", "d"] {
+        repo.namespace(n, &topics(&[n]));
+    }
+    let base = commit_all(&git, "four namespaces").to_string();
+    let apply = repo.run(&["apply", "--auto-approve"]);
+    assert_eq!(apply.code, 0, "{}", apply.all_output());
+    let (b, d) = ("namespaces/b.yaml", "namespaces/d.yaml");
+    let dir = repo.dir.path().to_str().unwrap().to_owned();
+    let plan = |base: &str| {
+        run(repo
+            .sluice()
+            .env("SLUICE_LOG", "sluice=debug")
+            .args(["plan", "--repo", &dir, "--format", "json", "--base", base]))
+    };
+
+    let hidden = hide(&git, &base, &[b, d]);
+    repo.namespace("a", &topics(&["a", "a2"]));
+    let grown = plan(&base);
+    assert_eq!(grown.code, 0, "{}", grown.all_output());
+    assert!(
+        grown.stderr.contains("files=1 unchanged_read=0 of=4"),
+        "{}",
+        grown.stderr
+    );
+    assert_eq!(grown.json()["scope"], serde_json::json!([repo.name("a")]));
+    // A topic that `c` declares: the index finds `c`, and only `c`.
+    repo.namespace("a", &topics(&["a", "c"]));
+    let taken = plan(&base);
+    assert_eq!(taken.code, 1, "{}", taken.all_output());
+    assert!(
+        taken.stderr.contains("is declared twice")
+            && taken.stderr.contains("namespaces/c.yaml")
+            && taken.stderr.contains("files=2 unchanged_read=1 of=4"),
+        "{}",
+        taken.stderr
+    );
+
+    // A base with other files (`e` added, `d` deleted) not applied yet:
+    // every file is read, and a hidden one fails the plan.
+    restore(&hidden);
+    repo.namespace("a", &topics(&["a"]));
+    repo.namespace("e", &topics(&["e"]));
+    let d_blob = hidden[1]
+        .1
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    repo.remove_namespace("d");
+    let next = commit_all(&git, "add e, drop d").to_string();
+    let hidden = hide(&git, &next, &[b]);
+    repo.namespace("a", &topics(&["a", "a2"]));
+    let unindexed = plan(&next);
+    assert_eq!(unindexed.code, 1, "{}", unindexed.all_output());
+    assert!(
+        unindexed.stderr.contains("namespaces/b.yaml"),
+        "{}",
+        unindexed.stderr
+    );
+
+    // Applied, the index is of those files: `e` is found in it.
+    restore(&hidden);
+    repo.namespace("a", &topics(&["a"]));
+    let apply = repo.run(&["apply", "--auto-approve", "--allow-delete"]);
+    assert_eq!(apply.code, 0, "{}", apply.all_output());
+    let _hidden = hide(&git, &next, &[b]);
+    repo.namespace("a", &topics(&["a", "e"]));
+    let taken = plan(&next);
+    assert_eq!(taken.code, 1, "{}", taken.all_output());
+    assert!(
+        taken.stderr.contains("namespaces/e.yaml")
+            && taken.stderr.contains("unchanged_read=1 of=4"),
+        "{}",
+        taken.stderr
+    );
+    let mut etcd = etcd_client::Client::connect([repo.services().etcd.as_str()], None)
+        .await
+        .unwrap();
+    let index = format!("{}index/local/", repo.prefix());
+    let keys = etcd
+        .get(
+            index.as_str(),
+            Some(
+                etcd_client::GetOptions::new()
+                    .with_prefix()
+                    .with_keys_only(),
+            ),
+        )
+        .await
+        .unwrap();
+    let keys: Vec<String> = keys
+        .kvs()
+        .iter()
+        .map(|kv| String::from_utf8_lossy(kv.key()).into_owned())
+        .collect();
+    assert!(keys.contains(&format!("{index}digest")), "{keys:?}");
+    assert!(!keys.iter().any(|k| k.contains(&d_blob)), "{keys:?}");
+    assert!(
+        keys.iter()
+            .any(|k| k.contains(&format!("/word/{}/", repo.name("e")))),
+        "{keys:?}"
     );
 }
 
