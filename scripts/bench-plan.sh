@@ -128,7 +128,9 @@ PY
 # bucket) grows with N: 2 namespaces at 1,000 topics, 20 at 10,000.
 # Each is timed against tansu, and through scripts/lib/kafka-proxy.py, which
 # answers librdkafka's brokers-only Metadata requests as Kafka does (below),
-# 3 x RUNS times: a run takes a tenth of a second, and its spread is wide.
+# then through the proxy without the source index apply wrote (every file is
+# read then), 3 x RUNS times each: a run takes a tenth of a second, and its
+# spread is wide.
 git -C "$repo" init -q && git -C "$repo" add -A
 git -C "$repo" -c user.name=bench -c user.email=bench@sluice.invalid commit -qm estate
 proxy_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -141,10 +143,12 @@ for ns in ns-00001 ns-00000; do
 import os, re, statistics, subprocess, sys, time
 bin, repo, runs, ns, proxied = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
 args = [bin, "plan", "--repo", repo, "--base", "HEAD", "--format", "json"]
-p = subprocess.run(args, capture_output=True, text=True, env=dict(os.environ, SLUICE_LOG="sluice::commands::pull_request=debug"))
-files = re.search(r"files=(\d+) of=(\d+)", p.stderr)
-scope = f"{files.group(1)} of {files.group(2)} namespace files read" if files else "no scope logged"
-for broker, env in (("tansu", os.environ), ("tansu behind kafka-proxy.py", dict(os.environ, SLUICE_KAFKA_BOOTSTRAP=proxied))):
+def files_read(env):
+    p = subprocess.run(args, capture_output=True, text=True, env=dict(env, SLUICE_LOG="sluice::commands::pull_request=debug"))
+    m = re.search(r"files=(\d+) unchanged_read=(\d+) of=(\d+)", p.stderr)
+    return f"{m.group(1)} of {m.group(3)} namespace files parsed, {m.group(2)} unchanged ones read" if m else "no scope logged"
+def timed(label, env):
+    scope = files_read(env)
     times = []
     for _ in range(runs):
         t = time.perf_counter()
@@ -152,7 +156,20 @@ for broker, env in (("tansu", os.environ), ("tansu behind kafka-proxy.py", dict(
         times.append(time.perf_counter() - t)
         if p.returncode != 0:
             sys.exit(f"plan --base failed ({p.returncode}): {p.stderr[-2000:]}")
-    print(f"plan --base HEAD ({ns} changed; {scope}), {broker}: median {statistics.median(times):.3f} s (min {min(times):.3f}, max {max(times):.3f}) over {runs} runs")
+    print(f"plan --base HEAD ({ns} changed; {scope}), {label}: median {statistics.median(times):.3f} s (min {min(times):.3f}, max {max(times):.3f}) over {runs} runs")
+behind_proxy = dict(os.environ, SLUICE_KAFKA_BOOTSTRAP=proxied)
+timed("tansu", os.environ)
+timed("tansu behind kafka-proxy.py", behind_proxy)
+# The same without the source index (its digest key taken away, then put
+# back), as a plan of a base that apply has not indexed reads every file.
+etcdctl = ["etcdctl", "--endpoints", os.environ["SLUICE_ETCD_ENDPOINTS"]]
+key = "/sluice/index/local/digest"
+digest = subprocess.run(etcdctl + ["get", key, "--print-value-only"], capture_output=True, text=True, check=True).stdout.strip()
+if not digest:
+    sys.exit("apply wrote no source index")
+subprocess.run(etcdctl + ["del", key], capture_output=True, check=True)
+timed("no source index, behind kafka-proxy.py", behind_proxy)
+subprocess.run(etcdctl + ["put", key, digest], capture_output=True, check=True)
 PY
     git -C "$repo" checkout -q -- "namespaces/$ns.yaml"
 done
