@@ -158,13 +158,13 @@ async fn load_scoped(
     scope.extend(names_in(head.namespaces.clone()));
     // The workspace is the base's: the change did not edit it.
     let target = connected().await?;
-    let read = |files: &[Unchanged]| repo.read_unchanged(files);
+    let read_blobs = |files: &[Unchanged]| repo.read_unchanged(files);
     let total = head.namespaces.len() + unchanged.len();
     let mut others = Others {
         named: unchanged,
         read: Vec::new(),
         index: Some((target.state.as_ref(), base_digest.as_str())),
-        reader: &read,
+        reader: &read_blobs,
         reads: 0,
     };
     // The inventory of every namespace found, read again as more are.
