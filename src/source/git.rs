@@ -170,6 +170,9 @@ impl PullRequestRepo {
         let mut opts = git2::DiffOptions::new();
         opts.include_untracked(true)
             .recurse_untracked_dirs(true)
+            // The path as it is: a directory named `c[1]` is not a pattern
+            // (which would match `c1/` and miss every change under it).
+            .disable_pathspec_match(true)
             .pathspec(sub.join(NAMESPACES_DIR).to_string_lossy().as_ref());
         let (head_tree, diff) = match &self.origin {
             Origin::Git { rev, .. } => {

@@ -106,3 +106,40 @@ fn a_url_is_fetched_into_the_cache() {
         out.stderr
     );
 }
+
+/// `sluice.yaml` of one environment whose servers refuse at once: a pull
+/// request's plan says the problems of its own files before connecting.
+const UNREACHABLE_WORKSPACE: &str = "apiVersion: sluice/v1\nkind: Workspace\nspec:\n  environments:\n    local:\n      stage: dev\n      kafka:\n        bootstrap_servers: [\"127.0.0.1:9\"]\n        brokers: 1\n      etcd:\n        endpoints: [\"http://127.0.0.1:9\"]\n      defaults:\n        replication_factor: 1\n";
+
+/// A namespace file of `name` with one topic.
+fn namespace_file(name: &str) -> String {
+    format!(
+        "apiVersion: sluice/v1\nkind: Namespace\nmetadata:\n  name: {name}\nspec:\n  topics:\n    - name: {name}\n"
+    )
+}
+
+/// `--repo DIR` where DIR is a directory of the repository whose name is a
+/// glob pattern: a change under it is found (as a pattern, `c[1]` would
+/// only match `c1/`, and the change would plan as none).
+#[test]
+fn plan_base_finds_a_change_under_a_directory_named_like_a_pattern() {
+    let tmp = tempfile::tempdir().unwrap();
+    let git = Repository::init(tmp.path()).unwrap();
+    let config = tmp.path().join("c[1]");
+    std::fs::create_dir_all(config.join("namespaces")).unwrap();
+    std::fs::write(config.join("sluice.yaml"), UNREACHABLE_WORKSPACE).unwrap();
+    std::fs::write(config.join("namespaces/a.yaml"), namespace_file("a")).unwrap();
+    let base = commit_all(&git, "one namespace").to_string();
+    std::fs::write(
+        config.join("namespaces/a.yaml"),
+        "apiVersion: sluice/v1\nkind: Namespace\nmetadata:\n  name: a\nspec:\n  retention: soon\n",
+    )
+    .unwrap();
+    let out = run(sluice(tmp.path()).args(["plan", "--repo", "c[1]", "--base", &base]));
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("c[1]/namespaces/a.yaml:6:14"),
+        "{}",
+        out.stderr
+    );
+}
