@@ -211,26 +211,9 @@ impl PullRequestRepo {
                 changed.before.insert(before);
             }
         }
-        // Of the namespace files, only the changed ones are read.
-        let now = |path: &str| changed.now.contains(path);
-        let mut head = match (&self.origin, head_tree) {
-            (Origin::Dir(dir), _) => load_dir_only(dir, &now)?,
-            (Origin::Git { .. }, tree) => {
-                let (id, tree) = tree.expect("a Git source's revision was read");
-                read_tree_only(repository, &tree, Some(id.to_string()), &now)?
-            }
-        };
-        head.partial = true;
-        let base_config = read_subtree(
-            repository,
-            &base_tree,
-            sub,
-            Some(self.base.to_string()),
-            &|path| changed.before.contains(path),
-        )?;
         let base_files = self.base_namespace_blobs(&base_tree)?;
         let base_digest = blob_digest(base_files.iter().map(|(_, id)| id.as_str()));
-        let unchanged = base_files
+        let unchanged: Vec<Unchanged> = base_files
             .into_iter()
             .filter(|(rel, _)| !changed.before.contains(rel))
             .map(|(rel, id)| Unchanged {
@@ -239,6 +222,30 @@ impl PullRequestRepo {
             })
             .filter(|u| !changed.now.contains(&u.path))
             .collect();
+        // Of the namespace files, only those the diff does not show to be
+        // the base's are read: the changed ones, and on disk also those Git
+        // lists not at all (ignored, in a nested repository, removed from
+        // its index), which a plan of the directory reads all the same.
+        let same: BTreeSet<&str> = unchanged.iter().map(|u| u.path.as_str()).collect();
+        let now = |path: &str| !same.contains(path);
+        let mut head = match (&self.origin, head_tree) {
+            (Origin::Dir(dir), _) => load_dir_only(dir, &now)?,
+            (Origin::Git { .. }, tree) => {
+                let (id, tree) = tree.expect("a Git source's revision was read");
+                read_tree_only(repository, &tree, Some(id.to_string()), &now)?
+            }
+        };
+        head.partial = true;
+        changed
+            .now
+            .extend(head.namespaces.iter().map(|f| f.path.clone()));
+        let base_config = read_subtree(
+            repository,
+            &base_tree,
+            sub,
+            Some(self.base.to_string()),
+            &|path| changed.before.contains(path),
+        )?;
         Ok(PullRequest {
             head,
             base: base_config,

@@ -143,3 +143,51 @@ fn plan_base_finds_a_change_under_a_directory_named_like_a_pattern() {
         out.stderr
     );
 }
+
+/// A namespace file on disk that Git does not list (ignored, or removed
+/// from its index) is read by a plan of the directory: a pull request's plan
+/// reads it too, as a changed file, and says its problems.
+#[test]
+fn plan_base_reads_the_files_on_disk_git_does_not_list() {
+    let tmp = tempfile::tempdir().unwrap();
+    let git = Repository::init(tmp.path()).unwrap();
+    std::fs::create_dir_all(tmp.path().join("namespaces")).unwrap();
+    std::fs::write(tmp.path().join("sluice.yaml"), UNREACHABLE_WORKSPACE).unwrap();
+    std::fs::write(tmp.path().join(".gitignore"), "namespaces/local-*.yaml\n").unwrap();
+    std::fs::write(tmp.path().join("namespaces/a.yaml"), namespace_file("a")).unwrap();
+    std::fs::write(tmp.path().join("namespaces/b.yaml"), namespace_file("b")).unwrap();
+    let base = commit_all(&git, "two namespaces").to_string();
+    let broken =
+        "apiVersion: sluice/v1\nkind: Namespace\nmetadata:\n  name: x\nspec:\n  retention: soon\n";
+    let plan = || run(sluice(tmp.path()).args(["plan", "--base", &base]));
+
+    std::fs::write(tmp.path().join("namespaces/local-x.yaml"), broken).unwrap();
+    let validate = run(sluice(tmp.path()).args(["validate"]));
+    assert!(
+        validate.stderr.contains("namespaces/local-x.yaml:6:14"),
+        "the directory's plan reads it: {}",
+        validate.stderr
+    );
+    let ignored = plan();
+    assert_eq!(ignored.code, 1, "{}", ignored.stderr);
+    assert!(
+        ignored.stderr.contains("namespaces/local-x.yaml:6:14"),
+        "{}",
+        ignored.stderr
+    );
+    std::fs::remove_file(tmp.path().join("namespaces/local-x.yaml")).unwrap();
+
+    // Removed from Git's index, still on disk: its text on disk counts.
+    std::fs::write(tmp.path().join("namespaces/b.yaml"), broken).unwrap();
+    let mut index = git.index().unwrap();
+    index.remove_path(Path::new("namespaces/b.yaml")).unwrap();
+    index.write().unwrap();
+    std::fs::write(tmp.path().join(".gitignore"), "namespaces/b.yaml\n").unwrap();
+    let untracked = plan();
+    assert_eq!(untracked.code, 1, "{}", untracked.stderr);
+    assert!(
+        untracked.stderr.contains("namespaces/b.yaml:6:14"),
+        "{}",
+        untracked.stderr
+    );
+}
