@@ -211,6 +211,14 @@ impl PullRequestRepo {
                 changed.before.insert(before);
             }
         }
+        // Git takes a file its index marks assume-unchanged or
+        // skip-worktree at its word, and diffs it not: on disk, it counts.
+        if let Origin::Dir(_) = &self.origin {
+            for rel in unwatched(repository, sub)? {
+                changed.now.insert(self.shown(rel.clone()));
+                changed.before.insert(rel);
+            }
+        }
         let base_files = self.base_namespace_blobs(&base_tree)?;
         let base_digest = blob_digest(base_files.iter().map(|(_, id)| id.as_str()));
         let unchanged: Vec<Unchanged> = base_files
@@ -303,6 +311,31 @@ impl PullRequestRepo {
             .map(|u| blob_file(&self.repository, u.blob, &u.path))
             .collect()
     }
+}
+
+/// The namespace files, relative to `sub`, that the repository's index
+/// marks assume-unchanged or skip-worktree: Git's diff trusts them to be
+/// the same as in the index, whatever is on disk.
+fn unwatched(repository: &Repository, sub: &Path) -> Result<Vec<String>, SourceError> {
+    // libgit2's GIT_INDEX_ENTRY_VALID and GIT_INDEX_ENTRY_SKIP_WORKTREE.
+    const ASSUME_UNCHANGED: u16 = 1 << 15;
+    const SKIP_WORKTREE: u16 = 1 << 14;
+    let index = repository
+        .index()
+        .map_err(git("cannot read the repository's index".to_owned()))?;
+    Ok(index
+        .iter()
+        .filter(|e| e.flags & ASSUME_UNCHANGED != 0 || e.flags_extended & SKIP_WORKTREE != 0)
+        .filter_map(|e| {
+            let path = PathBuf::from(String::from_utf8_lossy(&e.path).into_owned());
+            let rel = path
+                .strip_prefix(sub)
+                .ok()?
+                .to_string_lossy()
+                .replace('\\', "/");
+            (rel.starts_with(&format!("{NAMESPACES_DIR}/")) && is_yaml(&rel)).then_some(rel)
+        })
+        .collect())
 }
 
 /// The config in subdirectory `sub` of a tree (empty when it is not there).

@@ -191,3 +191,43 @@ fn plan_base_reads_the_files_on_disk_git_does_not_list() {
         untracked.stderr
     );
 }
+
+/// A namespace file Git's index marks assume-unchanged or skip-worktree is
+/// not diffed by Git, and read from disk by a plan of the directory: a pull
+/// request's plan reads it from disk too.
+#[test]
+fn plan_base_reads_from_disk_the_files_git_assumes_unchanged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let git = Repository::init(tmp.path()).unwrap();
+    std::fs::create_dir_all(tmp.path().join("namespaces")).unwrap();
+    std::fs::write(tmp.path().join("sluice.yaml"), UNREACHABLE_WORKSPACE).unwrap();
+    std::fs::write(tmp.path().join("namespaces/a.yaml"), namespace_file("a")).unwrap();
+    std::fs::write(tmp.path().join("namespaces/b.yaml"), namespace_file("b")).unwrap();
+    let base = commit_all(&git, "two namespaces").to_string();
+    std::fs::write(
+        tmp.path().join("namespaces/b.yaml"),
+        "apiVersion: sluice/v1\nkind: Namespace\nmetadata:\n  name: b\nspec:\n  retention: soon\n",
+    )
+    .unwrap();
+    // libgit2's GIT_INDEX_ENTRY_VALID (in `flags`) and
+    // GIT_INDEX_ENTRY_SKIP_WORKTREE (in `flags_extended`).
+    for (valid, skip) in [(1 << 15, 0), (0, 1 << 14)] {
+        let mut index = git.index().unwrap();
+        let mut entry = index.get_path(Path::new("namespaces/b.yaml"), 0).unwrap();
+        entry.flags = (entry.flags & !(1 << 15)) | valid;
+        if skip != 0 {
+            // An extended flag needs the entry marked extended.
+            entry.flags |= 1 << 14;
+        }
+        entry.flags_extended = skip;
+        index.add(&entry).unwrap();
+        index.write().unwrap();
+        let plan = run(sluice(tmp.path()).args(["plan", "--base", &base]));
+        assert_eq!(plan.code, 1, "{}", plan.stderr);
+        assert!(
+            plan.stderr.contains("namespaces/b.yaml:6:14"),
+            "valid {valid}, skip-worktree {skip}: {}",
+            plan.stderr
+        );
+    }
+}
