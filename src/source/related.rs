@@ -11,7 +11,9 @@ use super::SourceFile;
 
 /// The indices of `files` whose text holds one of `words`, or that may
 /// spell a name other than literally: any backslash (a double-quoted escape
-/// or line continuation) makes a file a candidate.
+/// or line continuation) or `!` (a tag: `!!binary b3JkZXJz` is `orders`,
+/// and so is `!<tag:yaml.org,2002:%62inary> b3JkZXJz`) makes a file a
+/// candidate.
 pub fn naming(files: &[SourceFile], words: &BTreeSet<String>) -> Vec<usize> {
     let words: Vec<&str> = words
         .iter()
@@ -29,7 +31,7 @@ pub fn naming(files: &[SourceFile], words: &BTreeSet<String>) -> Vec<usize> {
     files
         .iter()
         .enumerate()
-        .filter(|(_, f)| f.text.contains('\\') || search.is_match(&f.text))
+        .filter(|(_, f)| f.text.contains(['\\', '!']) || search.is_match(&f.text))
         .map(|(i, _)| i)
         .collect()
 }
@@ -56,11 +58,14 @@ mod tests {
             file("topics:\n  - name: payments\n"),
             file("bucket: shared-dr\n"),
             file("name: \"ord\\x65rs\"\n"),
+            file("name: !!binary b3JkZXJz\n"),
+            file("name: !<tag:yaml.org,2002:%62inary> b3JkZXJz\n"),
         ];
         let found = naming(&files, &words(&["orders", "shared-dr"]));
-        // The escaped spelling may be `orders`: it is parsed, not guessed.
-        assert_eq!(found, vec![0, 2, 3]);
-        assert_eq!(naming(&files[1..], &words(&["orders"])), vec![2]);
+        // The escaped and the base64 spellings may be `orders`: they are
+        // parsed, not guessed.
+        assert_eq!(found, vec![0, 2, 3, 4, 5]);
+        assert_eq!(naming(&files[1..], &words(&["orders"])), vec![2, 3, 4]);
         assert!(naming(&files, &BTreeSet::new()).is_empty());
     }
 }
