@@ -17,8 +17,15 @@ use super::SourceFile;
 pub fn naming(files: &[SourceFile], words: &BTreeSet<String>) -> Vec<usize> {
     let words: Vec<&str> = words
         .iter()
-        .map(String::as_str)
         .filter(|w| !w.is_empty())
+        // A consumer group may hold a space, which YAML may fold over
+        // lines, or a `'`, which a single-quoted scalar doubles: the
+        // longest piece between them is spelled as it is.
+        .map(|w| {
+            w.split(|c: char| c.is_whitespace() || c == '\'')
+                .max_by_key(|p| p.len())
+                .unwrap_or(w)
+        })
         .collect();
     if words.is_empty() {
         return Vec::new();
@@ -67,5 +74,19 @@ mod tests {
         assert_eq!(found, vec![0, 2, 3, 4, 5]);
         assert_eq!(naming(&files[1..], &words(&["orders"])), vec![2, 3, 4]);
         assert!(naming(&files, &BTreeSet::new()).is_empty());
+    }
+
+    #[test]
+    fn a_name_with_a_space_or_quote_is_found_folded_or_doubled() {
+        // The first two parse as the group `night shift`, the third as
+        // `night's shift`.
+        let files = [
+            file("consumers:\n  - group: night\n      shift\n"),
+            file("consumers:\n  - group: \"night\n      shift\"\n"),
+            file("consumers:\n  - group: 'night''s shift'\n"),
+            file("consumers:\n  - group: day\n"),
+        ];
+        assert_eq!(naming(&files, &words(&["night shift"])), vec![0, 1, 2]);
+        assert_eq!(naming(&files[2..], &words(&["night's shift"])), vec![0]);
     }
 }
