@@ -702,6 +702,112 @@ async fn with_the_source_index_a_pull_request_reads_only_the_files_it_finds() {
     );
 }
 
+/// The keys under the source index of this test's `local` environment.
+async fn index_keys(repo: &TestRepo) -> Vec<String> {
+    let mut etcd = etcd_client::Client::connect([repo.services().etcd.as_str()], None)
+        .await
+        .unwrap();
+    let index = format!("{}index/local/", repo.prefix());
+    let keys = etcd
+        .get(
+            index.as_str(),
+            Some(
+                etcd_client::GetOptions::new()
+                    .with_prefix()
+                    .with_keys_only(),
+            ),
+        )
+        .await
+        .unwrap();
+    keys.kvs()
+        .iter()
+        .map(|kv| String::from_utf8_lossy(kv.key()).into_owned())
+        .collect()
+}
+
+/// An apply killed while it writes the source index, once the first
+/// transaction of word keys has reached etcd (more names than one
+/// transaction holds), leaves no digest: a pull request's plan reads every
+/// file and still finds its collision. The next apply writes the index
+/// whole, and the plan reads only the file it finds.
+#[tokio::test]
+async fn an_apply_killed_while_writing_the_index_leaves_none_and_the_next_writes_it_whole() {
+    let repo = TestRepo::new();
+    let git = Repository::init(repo.dir.path()).unwrap();
+    repo.namespace("a", &topics(&["a"]));
+    repo.namespace("c", &topics(&["c"]));
+    commit_all(&git, "two namespaces");
+    let apply = repo.run(&["apply", "--auto-approve"]);
+    assert_eq!(apply.code, 0, "{}", apply.all_output());
+
+    // `b` declares 150 consumer groups: its words take two transactions.
+    let mut groups = String::from("  consumers:\n");
+    for i in 0..150 {
+        groups.push_str(&format!("    - group: {{tag}}-g{i}\n"));
+    }
+    repo.namespace("b", &format!("{}{groups}", topics(&["b"])));
+    let base = commit_all(&git, "add b").to_string();
+    let etcd = crate::proxy::Proxy::start(&repo.services().etcd);
+    let words = format!("{}index/local/word/", repo.prefix());
+    let sent = etcd.when_sent(&words, crate::proxy::Mode::HoldReplies);
+    let mut killed = repo
+        .sluice()
+        .env("SLUICE_ETCD_ENDPOINTS", etcd.url())
+        .args(["apply", "--auto-approve"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    sent.recv().expect("the apply writes the index's words");
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    drop(etcd);
+    let keys = index_keys(&repo).await;
+    let b_words = keys
+        .iter()
+        .filter(|k| k.contains(&format!("/word/{}-g", repo.tag)))
+        .count();
+    assert!(
+        !keys.iter().any(|k| k.ends_with("/digest")) && b_words > 0 && b_words < 150,
+        "half written, with no digest: {keys:?}"
+    );
+
+    let plan = || {
+        run(repo
+            .sluice()
+            .env("SLUICE_LOG", "sluice=debug")
+            .args(["plan", "--base", &base]))
+    };
+    repo.namespace("a", &topics(&["a", "c"]));
+    let unindexed = plan();
+    assert_eq!(unindexed.code, 1, "{}", unindexed.all_output());
+    assert!(
+        unindexed.stderr.contains("is declared twice")
+            && unindexed.stderr.contains("namespaces/c.yaml")
+            && unindexed.stderr.contains("unchanged_read=2 of=3"),
+        "{}",
+        unindexed.stderr
+    );
+
+    // The killed apply's lock is left on its lease: removed, as an operator would.
+    repo.namespace("a", &topics(&["a"]));
+    let unlock = repo.run(&["unlock", "--force"]);
+    assert_eq!(unlock.code, 0, "{}", unlock.all_output());
+    let apply = repo.run(&["apply", "--auto-approve"]);
+    assert_eq!(apply.code, 0, "{}", apply.all_output());
+    let keys = index_keys(&repo).await;
+    assert!(keys.iter().any(|k| k.ends_with("/digest")), "{keys:?}");
+    repo.namespace("a", &topics(&["a", "c"]));
+    let indexed = plan();
+    assert_eq!(indexed.code, 1, "{}", indexed.all_output());
+    assert!(
+        indexed.stderr.contains("namespaces/c.yaml")
+            && indexed.stderr.contains("unchanged_read=1 of=3"),
+        "{}",
+        indexed.stderr
+    );
+}
+
 #[test]
 fn a_change_to_no_namespace_file_says_so() {
     let repo = TestRepo::new();
