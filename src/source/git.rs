@@ -81,11 +81,19 @@ pub fn blob_id(bytes: &[u8]) -> String {
         .to_string()
 }
 
+/// Which names the source index holds of a file: bump it whenever
+/// [`crate::config::Namespace::names`] gives other names, so that an index
+/// written by a sluice that gave the old ones is of no revision's files.
+const INDEX_NAMES: &str = "sluice source index: names v1";
+
 /// One id for a set of blob ids (the namespace files of a revision), in
-/// whatever order and repetition they come.
+/// whatever order and repetition they come, and for [`INDEX_NAMES`].
 pub fn blob_digest<'a>(ids: impl IntoIterator<Item = &'a str>) -> String {
     let ids: BTreeSet<&str> = ids.into_iter().collect();
-    let listing: String = ids.into_iter().flat_map(|id| [id, "\n"]).collect();
+    let listing: String = std::iter::once(INDEX_NAMES)
+        .chain(ids)
+        .flat_map(|id| [id, "\n"])
+        .collect();
     blob_id(listing.as_bytes())
 }
 

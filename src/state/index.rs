@@ -143,6 +143,23 @@ mod tests {
     }
 
     #[test]
+    fn the_digest_says_which_names_the_index_holds() {
+        let tree = SourceTree {
+            namespaces: vec![file("namespaces/a.yaml", &namespace("alpha", &["x"], None))],
+            ..SourceTree::default()
+        };
+        // The digest of the blob ids alone: what an index of the same files
+        // holding other names (another sluice's) would be found by.
+        let id = blob_id(tree.namespaces[0].text.as_bytes());
+        let of_ids_alone = blob_id(format!("{id}\n").as_bytes());
+        assert_ne!(SourceIndex::digest_of(&tree), of_ids_alone);
+        assert_eq!(
+            SourceIndex::of(&tree).unwrap().digest,
+            SourceIndex::digest_of(&tree)
+        );
+    }
+
+    #[test]
     fn no_index_of_some_files_or_of_a_file_that_does_not_parse() {
         let good = file("namespaces/a.yaml", &namespace("alpha", &["x"], None));
         let bad = file("namespaces/b.yaml", "kind: Namespace\nspec: [\n");

@@ -808,6 +808,63 @@ async fn an_apply_killed_while_writing_the_index_leaves_none_and_the_next_writes
     );
 }
 
+/// A blob's entry in the index that says other names than the file
+/// declares (as a sluice whose names were other would have written it,
+/// or a corrupt value that still reads), with those words' keys gone: the
+/// next apply that writes the index writes that blob's names again, and a
+/// pull request's plan finds the file by them.
+#[tokio::test]
+async fn an_index_entry_that_says_other_names_is_written_again() {
+    let repo = TestRepo::new();
+    let git = Repository::init(repo.dir.path()).unwrap();
+    repo.namespace("a", &topics(&["a"]));
+    repo.namespace("c", &topics(&["c"]));
+    let base = commit_all(&git, "two namespaces").to_string();
+    let apply = repo.run(&["apply", "--auto-approve"]);
+    assert_eq!(apply.code, 0, "{}", apply.all_output());
+
+    let mut etcd = etcd_client::Client::connect([repo.services().etcd.as_str()], None)
+        .await
+        .unwrap();
+    let index = format!("{}index/local/", repo.prefix());
+    let c_blob = git2::Oid::hash_file(
+        git2::ObjectType::Blob,
+        repo.dir.path().join("namespaces/c.yaml"),
+    )
+    .unwrap()
+    .to_string();
+    etcd.put(format!("{index}blob/{c_blob}"), "[]", None)
+        .await
+        .unwrap();
+    let c_words: Vec<String> = index_keys(&repo)
+        .await
+        .into_iter()
+        .filter(|k| k.contains("/word/") && k.ends_with(&c_blob))
+        .collect();
+    assert!(!c_words.is_empty());
+    for key in c_words {
+        etcd.delete(key, None).await.unwrap();
+    }
+    etcd.delete(format!("{index}digest"), None).await.unwrap();
+    let apply = repo.run(&["apply", "--auto-approve"]);
+    assert_eq!(apply.code, 0, "{}", apply.all_output());
+    assert!(index_keys(&repo).await.contains(&format!("{index}digest")));
+
+    repo.namespace("a", &topics(&["a", "c"]));
+    let taken = run(repo
+        .sluice()
+        .env("SLUICE_LOG", "sluice=debug")
+        .args(["plan", "--base", &base]));
+    assert_eq!(taken.code, 1, "{}", taken.all_output());
+    assert!(
+        taken.stderr.contains("is declared twice")
+            && taken.stderr.contains("namespaces/c.yaml")
+            && taken.stderr.contains("unchanged_read=1 of=2"),
+        "{}",
+        taken.stderr
+    );
+}
+
 #[test]
 fn a_change_to_no_namespace_file_says_so() {
     let repo = TestRepo::new();
