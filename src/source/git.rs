@@ -496,7 +496,12 @@ fn walk_blobs(
     links: &mut Vec<String>,
 ) -> Result<Vec<(String, git2::Oid)>, SourceError> {
     let mut blobs = Vec::new();
-    if let Ok(entry) = tree.get_path(Path::new(dir))
+    let entry = tree.get_path(Path::new(dir));
+    // The folder itself a link: named, as from a directory.
+    if entry.as_ref().is_ok_and(|e| e.filemode() == LINK) {
+        links.push(dir.to_owned());
+    }
+    if let Ok(entry) = entry
         && entry.kind() == Some(ObjectType::Tree)
     {
         let sub = repository
