@@ -747,6 +747,19 @@ async fn an_apply_killed_while_writing_the_index_leaves_none_and_the_next_writes
     }
     repo.namespace("b", &format!("{}{groups}", topics(&["b"])));
     let base = commit_all(&git, "add b").to_string();
+    // The first transaction of words is committed (etcd says so to a
+    // watch), its reply held: the apply waits there, and is killed.
+    let mut client = etcd_client::Client::connect([repo.services().etcd.as_str()], None)
+        .await
+        .unwrap();
+    let b_words = format!("{}index/local/word/{}-g", repo.prefix(), repo.tag);
+    let mut committed = client
+        .watch(
+            b_words.as_str(),
+            Some(etcd_client::WatchOptions::new().with_prefix()),
+        )
+        .await
+        .unwrap();
     let etcd = crate::proxy::Proxy::start(&repo.services().etcd);
     let words = format!("{}index/local/word/", repo.prefix());
     let sent = etcd.when_sent(&words, crate::proxy::Mode::HoldReplies);
@@ -759,6 +772,15 @@ async fn an_apply_killed_while_writing_the_index_leaves_none_and_the_next_writes
         .spawn()
         .unwrap();
     sent.recv().expect("the apply writes the index's words");
+    // The first answer says the watch is made; then come the puts.
+    while committed
+        .message()
+        .await
+        .unwrap()
+        .expect("the watch goes on")
+        .events()
+        .is_empty()
+    {}
     killed.kill().unwrap();
     killed.wait().unwrap();
     drop(etcd);
