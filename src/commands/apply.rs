@@ -127,7 +127,10 @@ pub fn run(
                 plan_and_apply(&tree, &desired, &target, lock.as_ref(), how, &opts).await
             }
         };
-        save_index(&tree, &target, lock.as_ref()).await;
+        // After SIGINT or SIGTERM, nothing new is started.
+        if !opts.cancel.requested() {
+            save_index(&tree, &target, lock.as_ref()).await;
+        }
         reporter.finish();
         release(lock).await;
         target.leave();

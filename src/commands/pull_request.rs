@@ -306,6 +306,12 @@ impl Related {
                 .iter()
                 .filter(|(_, e)| names.contains(&e.namespace))
                 .filter_map(|(a, _)| word_of(a))
+                .flat_map(|word| {
+                    // A dead-letter topic is declared as its topic's
+                    // `dlq: true`, by the topic's name only.
+                    let stem = word.strip_suffix(".dlq").map(str::to_owned);
+                    std::iter::once(word).chain(stem)
+                })
                 .collect()
         };
         self.words.extend(recorded(&self.found));
@@ -596,6 +602,68 @@ mod tests {
         let steps = search(&state, &[&inventory]).await;
         assert_eq!(steps[0].2.len(), 6);
         assert_eq!(steps[0].1.len(), 6);
+    }
+
+    /// The inventory records `hand.dlq` under `alpha`, and `bravo` now
+    /// makes it with `dlq: true` on `hand` (a file that spells `hand.dlq`
+    /// nowhere): `bravo` is found, with the index and without (else the
+    /// scoped plan deletes `hand.dlq`, which the full plan hands over).
+    #[tokio::test]
+    async fn a_dead_letter_topic_recorded_under_the_scope_finds_the_file_whose_dlq_makes_it() {
+        let alpha = file("alpha", "  topics:\n    - name: orders\n");
+        let others = vec![
+            file("bravo", "  topics:\n    - name: hand\n      dlq: true\n"),
+            file("charlie", "  topics:\n    - name: other\n"),
+        ];
+        let mut inventory = Inventory::default();
+        inventory.entries.insert(
+            Address::topic("hand.dlq"),
+            InventoryEntry {
+                namespace: "alpha".into(),
+                digest: String::new(),
+                protected: false,
+                keys: Vec::new(),
+                creating: false,
+            },
+        );
+        let mut all = others.clone();
+        all.push(alpha.clone());
+        let tree = SourceTree {
+            namespaces: all,
+            ..SourceTree::default()
+        };
+        let digest = crate::state::SourceIndex::digest_of(&tree);
+        let read = |files: &[Unchanged]| {
+            Ok(others
+                .iter()
+                .filter(|f| files.iter().any(|u| u.path == f.path))
+                .cloned()
+                .collect())
+        };
+        for indexed in [false, true] {
+            let state = MemoryState::default();
+            if indexed {
+                let lock = state
+                    .lock(&crate::state::Holder::current(), std::time::Duration::ZERO)
+                    .await
+                    .unwrap();
+                let index = crate::state::SourceIndex::of(&tree).unwrap();
+                lock.save_index(&index).await.unwrap();
+            }
+            let mut left = Others {
+                named: named(&others),
+                read: Vec::new(),
+                index: Some((&state, digest.as_str())),
+                reader: &read,
+                reads: 0,
+            };
+            let scope = ["alpha".to_owned()].into_iter().collect();
+            let mut related = Related::new(vec![alpha.clone()], &scope);
+            let found = related.grow(&inventory, &mut left).await.unwrap();
+            assert!(found.contains("bravo"), "indexed: {indexed}, {found:?}");
+            assert!(!found.contains("charlie"), "indexed: {indexed}, {found:?}");
+            assert_eq!(left.reads, if indexed { 1 } else { 2 });
+        }
     }
 
     #[test]

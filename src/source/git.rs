@@ -81,11 +81,19 @@ pub fn blob_id(bytes: &[u8]) -> String {
         .to_string()
 }
 
+/// Which names the source index holds of a file: bump it whenever
+/// [`crate::config::Namespace::names`] gives other names, so that an index
+/// written by a sluice that gave the old ones is of no revision's files.
+const INDEX_NAMES: &str = "sluice source index: names v1";
+
 /// One id for a set of blob ids (the namespace files of a revision), in
-/// whatever order and repetition they come.
+/// whatever order and repetition they come, and for [`INDEX_NAMES`].
 pub fn blob_digest<'a>(ids: impl IntoIterator<Item = &'a str>) -> String {
     let ids: BTreeSet<&str> = ids.into_iter().collect();
-    let listing: String = ids.into_iter().flat_map(|id| [id, "\n"]).collect();
+    let listing: String = std::iter::once(INDEX_NAMES)
+        .chain(ids)
+        .flat_map(|id| [id, "\n"])
+        .collect();
     blob_id(listing.as_bytes())
 }
 
@@ -170,6 +178,9 @@ impl PullRequestRepo {
         let mut opts = git2::DiffOptions::new();
         opts.include_untracked(true)
             .recurse_untracked_dirs(true)
+            // The path as it is: a directory named `c[1]` is not a pattern
+            // (which would match `c1/` and miss every change under it).
+            .disable_pathspec_match(true)
             .pathspec(sub.join(NAMESPACES_DIR).to_string_lossy().as_ref());
         let (head_tree, diff) = match &self.origin {
             Origin::Git { rev, .. } => {
@@ -208,26 +219,17 @@ impl PullRequestRepo {
                 changed.before.insert(before);
             }
         }
-        // Of the namespace files, only the changed ones are read.
-        let now = |path: &str| changed.now.contains(path);
-        let mut head = match (&self.origin, head_tree) {
-            (Origin::Dir(dir), _) => load_dir_only(dir, &now)?,
-            (Origin::Git { .. }, tree) => {
-                let (id, tree) = tree.expect("a Git source's revision was read");
-                read_tree_only(repository, &tree, Some(id.to_string()), &now)?
+        // Git takes a file its index marks assume-unchanged or
+        // skip-worktree at its word, and diffs it not: on disk, it counts.
+        if let Origin::Dir(_) = &self.origin {
+            for rel in unwatched(repository, sub)? {
+                changed.now.insert(self.shown(rel.clone()));
+                changed.before.insert(rel);
             }
-        };
-        head.partial = true;
-        let base_config = read_subtree(
-            repository,
-            &base_tree,
-            sub,
-            Some(self.base.to_string()),
-            &|path| changed.before.contains(path),
-        )?;
+        }
         let base_files = self.base_namespace_blobs(&base_tree)?;
         let base_digest = blob_digest(base_files.iter().map(|(_, id)| id.as_str()));
-        let unchanged = base_files
+        let unchanged: Vec<Unchanged> = base_files
             .into_iter()
             .filter(|(rel, _)| !changed.before.contains(rel))
             .map(|(rel, id)| Unchanged {
@@ -236,6 +238,30 @@ impl PullRequestRepo {
             })
             .filter(|u| !changed.now.contains(&u.path))
             .collect();
+        // Of the namespace files, only those the diff does not show to be
+        // the base's are read: the changed ones, and on disk also those Git
+        // lists not at all (ignored, in a nested repository, removed from
+        // its index), which a plan of the directory reads all the same.
+        let same: BTreeSet<&str> = unchanged.iter().map(|u| u.path.as_str()).collect();
+        let now = |path: &str| !same.contains(path);
+        let mut head = match (&self.origin, head_tree) {
+            (Origin::Dir(dir), _) => load_dir_only(dir, &now)?,
+            (Origin::Git { .. }, tree) => {
+                let (id, tree) = tree.expect("a Git source's revision was read");
+                read_tree_only(repository, &tree, Some(id.to_string()), &now)?
+            }
+        };
+        head.partial = true;
+        changed
+            .now
+            .extend(head.namespaces.iter().map(|f| f.path.clone()));
+        let base_config = read_subtree(
+            repository,
+            &base_tree,
+            sub,
+            Some(self.base.to_string()),
+            &|path| changed.before.contains(path),
+        )?;
         Ok(PullRequest {
             head,
             base: base_config,
@@ -293,6 +319,31 @@ impl PullRequestRepo {
             .map(|u| blob_file(&self.repository, u.blob, &u.path))
             .collect()
     }
+}
+
+/// The namespace files, relative to `sub`, that the repository's index
+/// marks assume-unchanged or skip-worktree: Git's diff trusts them to be
+/// the same as in the index, whatever is on disk.
+fn unwatched(repository: &Repository, sub: &Path) -> Result<Vec<String>, SourceError> {
+    // libgit2's GIT_INDEX_ENTRY_VALID and GIT_INDEX_ENTRY_SKIP_WORKTREE.
+    const ASSUME_UNCHANGED: u16 = 1 << 15;
+    const SKIP_WORKTREE: u16 = 1 << 14;
+    let index = repository
+        .index()
+        .map_err(git("cannot read the repository's index".to_owned()))?;
+    Ok(index
+        .iter()
+        .filter(|e| e.flags & ASSUME_UNCHANGED != 0 || e.flags_extended & SKIP_WORKTREE != 0)
+        .filter_map(|e| {
+            let path = PathBuf::from(String::from_utf8_lossy(&e.path).into_owned());
+            let rel = path
+                .strip_prefix(sub)
+                .ok()?
+                .to_string_lossy()
+                .replace('\\', "/");
+            (rel.starts_with(&format!("{NAMESPACES_DIR}/")) && is_yaml(&rel)).then_some(rel)
+        })
+        .collect())
 }
 
 /// The config in subdirectory `sub` of a tree (empty when it is not there).
@@ -445,7 +496,12 @@ fn walk_blobs(
     links: &mut Vec<String>,
 ) -> Result<Vec<(String, git2::Oid)>, SourceError> {
     let mut blobs = Vec::new();
-    if let Ok(entry) = tree.get_path(Path::new(dir))
+    let entry = tree.get_path(Path::new(dir));
+    // The folder itself a link: named, as from a directory.
+    if entry.as_ref().is_ok_and(|e| e.filemode() == LINK) {
+        links.push(dir.to_owned());
+    }
+    if let Ok(entry) = entry
         && entry.kind() == Some(ObjectType::Tree)
     {
         let sub = repository

@@ -142,6 +142,52 @@ mod tests {
         assert_ne!(SourceIndex::of(&edited).unwrap().digest, index.digest);
     }
 
+    /// The names the index holds of a file, each kind once. When they
+    /// change, bump `INDEX_NAMES` (source/git.rs): an index of the old
+    /// names would otherwise be taken as whole.
+    #[test]
+    fn the_names_held_of_a_file_are_every_kind_of_name_it_declares() {
+        let text = "apiVersion: sluice/v1\nkind: Namespace\nmetadata:\n  name: alpha\nspec:\n  topics:\n    - name: orders\n      dlq: true\n    - name: audit.dlq\n    - {}\n  consumers:\n    - group: billing\n  disaster_recovery:\n    backup:\n      bucket: backups\n    replication:\n      bucket: replica\n      region: eu-west-1\n";
+        let tree = SourceTree {
+            namespaces: vec![file("namespaces/a.yaml", text)],
+            ..SourceTree::default()
+        };
+        let index = SourceIndex::of(&tree).expect("the file parses");
+        let names: Vec<&str> = index.blobs[&blob_id(text.as_bytes())]
+            .iter()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "alpha",
+                "audit",
+                "audit.dlq",
+                "backups",
+                "billing",
+                "orders",
+                "replica"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_digest_says_which_names_the_index_holds() {
+        let tree = SourceTree {
+            namespaces: vec![file("namespaces/a.yaml", &namespace("alpha", &["x"], None))],
+            ..SourceTree::default()
+        };
+        // The digest of the blob ids alone: what an index of the same files
+        // holding other names (another sluice's) would be found by.
+        let id = blob_id(tree.namespaces[0].text.as_bytes());
+        let of_ids_alone = blob_id(format!("{id}\n").as_bytes());
+        assert_ne!(SourceIndex::digest_of(&tree), of_ids_alone);
+        assert_eq!(
+            SourceIndex::of(&tree).unwrap().digest,
+            SourceIndex::digest_of(&tree)
+        );
+    }
+
     #[test]
     fn no_index_of_some_files_or_of_a_file_that_does_not_parse() {
         let good = file("namespaces/a.yaml", &namespace("alpha", &["x"], None));

@@ -106,3 +106,128 @@ fn a_url_is_fetched_into_the_cache() {
         out.stderr
     );
 }
+
+/// `sluice.yaml` of one environment whose servers refuse at once: a pull
+/// request's plan says the problems of its own files before connecting.
+const UNREACHABLE_WORKSPACE: &str = "apiVersion: sluice/v1\nkind: Workspace\nspec:\n  environments:\n    local:\n      stage: dev\n      kafka:\n        bootstrap_servers: [\"127.0.0.1:9\"]\n        brokers: 1\n      etcd:\n        endpoints: [\"http://127.0.0.1:9\"]\n      defaults:\n        replication_factor: 1\n";
+
+/// A namespace file of `name` with one topic.
+fn namespace_file(name: &str) -> String {
+    format!(
+        "apiVersion: sluice/v1\nkind: Namespace\nmetadata:\n  name: {name}\nspec:\n  topics:\n    - name: {name}\n"
+    )
+}
+
+/// `--repo DIR` where DIR is a directory of the repository whose name is a
+/// glob pattern: a change under it is found (as a pattern, `c[1]` would
+/// only match `c1/`, and the change would plan as none).
+#[test]
+fn plan_base_finds_a_change_under_a_directory_named_like_a_pattern() {
+    let tmp = tempfile::tempdir().unwrap();
+    let git = Repository::init(tmp.path()).unwrap();
+    let config = tmp.path().join("c[1]");
+    std::fs::create_dir_all(config.join("namespaces")).unwrap();
+    std::fs::write(config.join("sluice.yaml"), UNREACHABLE_WORKSPACE).unwrap();
+    std::fs::write(config.join("namespaces/a.yaml"), namespace_file("a")).unwrap();
+    let base = commit_all(&git, "one namespace").to_string();
+    std::fs::write(
+        config.join("namespaces/a.yaml"),
+        "apiVersion: sluice/v1\nkind: Namespace\nmetadata:\n  name: a\nspec:\n  retention: soon\n",
+    )
+    .unwrap();
+    let out = run(sluice(tmp.path()).args(["plan", "--repo", "c[1]", "--base", &base]));
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("c[1]/namespaces/a.yaml:6:14"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// A namespace file on disk that Git does not list (ignored, or removed
+/// from its index) is read by a plan of the directory: a pull request's plan
+/// reads it too, as a changed file, and says its problems.
+#[test]
+fn plan_base_reads_the_files_on_disk_git_does_not_list() {
+    let tmp = tempfile::tempdir().unwrap();
+    let git = Repository::init(tmp.path()).unwrap();
+    std::fs::create_dir_all(tmp.path().join("namespaces")).unwrap();
+    std::fs::write(tmp.path().join("sluice.yaml"), UNREACHABLE_WORKSPACE).unwrap();
+    std::fs::write(tmp.path().join(".gitignore"), "namespaces/local-*.yaml\n").unwrap();
+    std::fs::write(tmp.path().join("namespaces/a.yaml"), namespace_file("a")).unwrap();
+    std::fs::write(tmp.path().join("namespaces/b.yaml"), namespace_file("b")).unwrap();
+    let base = commit_all(&git, "two namespaces").to_string();
+    let broken =
+        "apiVersion: sluice/v1\nkind: Namespace\nmetadata:\n  name: x\nspec:\n  retention: soon\n";
+    let plan = || run(sluice(tmp.path()).args(["plan", "--base", &base]));
+
+    std::fs::write(tmp.path().join("namespaces/local-x.yaml"), broken).unwrap();
+    let validate = run(sluice(tmp.path()).args(["validate"]));
+    assert!(
+        validate.stderr.contains("namespaces/local-x.yaml:6:14"),
+        "the directory's plan reads it: {}",
+        validate.stderr
+    );
+    let ignored = plan();
+    assert_eq!(ignored.code, 1, "{}", ignored.stderr);
+    assert!(
+        ignored.stderr.contains("namespaces/local-x.yaml:6:14"),
+        "{}",
+        ignored.stderr
+    );
+    std::fs::remove_file(tmp.path().join("namespaces/local-x.yaml")).unwrap();
+
+    // Removed from Git's index, still on disk: its text on disk counts.
+    std::fs::write(tmp.path().join("namespaces/b.yaml"), broken).unwrap();
+    let mut index = git.index().unwrap();
+    index.remove_path(Path::new("namespaces/b.yaml")).unwrap();
+    index.write().unwrap();
+    std::fs::write(tmp.path().join(".gitignore"), "namespaces/b.yaml\n").unwrap();
+    let untracked = plan();
+    assert_eq!(untracked.code, 1, "{}", untracked.stderr);
+    assert!(
+        untracked.stderr.contains("namespaces/b.yaml:6:14"),
+        "{}",
+        untracked.stderr
+    );
+}
+
+/// A namespace file Git's index marks assume-unchanged or skip-worktree is
+/// not diffed by Git, and read from disk by a plan of the directory: a pull
+/// request's plan reads it from disk too.
+#[test]
+fn plan_base_reads_from_disk_the_files_git_assumes_unchanged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let git = Repository::init(tmp.path()).unwrap();
+    std::fs::create_dir_all(tmp.path().join("namespaces")).unwrap();
+    std::fs::write(tmp.path().join("sluice.yaml"), UNREACHABLE_WORKSPACE).unwrap();
+    std::fs::write(tmp.path().join("namespaces/a.yaml"), namespace_file("a")).unwrap();
+    std::fs::write(tmp.path().join("namespaces/b.yaml"), namespace_file("b")).unwrap();
+    let base = commit_all(&git, "two namespaces").to_string();
+    std::fs::write(
+        tmp.path().join("namespaces/b.yaml"),
+        "apiVersion: sluice/v1\nkind: Namespace\nmetadata:\n  name: b\nspec:\n  retention: soon\n",
+    )
+    .unwrap();
+    // libgit2's GIT_INDEX_ENTRY_VALID (in `flags`) and
+    // GIT_INDEX_ENTRY_SKIP_WORKTREE (in `flags_extended`).
+    for (valid, skip) in [(1 << 15, 0), (0, 1 << 14)] {
+        let mut index = git.index().unwrap();
+        let mut entry = index.get_path(Path::new("namespaces/b.yaml"), 0).unwrap();
+        entry.flags = (entry.flags & !(1 << 15)) | valid;
+        if skip != 0 {
+            // An extended flag needs the entry marked extended.
+            entry.flags |= 1 << 14;
+        }
+        entry.flags_extended = skip;
+        index.add(&entry).unwrap();
+        index.write().unwrap();
+        let plan = run(sluice(tmp.path()).args(["plan", "--base", &base]));
+        assert_eq!(plan.code, 1, "{}", plan.stderr);
+        assert!(
+            plan.stderr.contains("namespaces/b.yaml:6:14"),
+            "valid {valid}, skip-worktree {skip}: {}",
+            plan.stderr
+        );
+    }
+}

@@ -109,6 +109,35 @@ fn a_symlink_committed_to_git_is_never_read() {
     assert!(r.stderr.contains("namespaces/leak.yaml"), "{}", r.stderr);
 }
 
+/// A committed `namespaces` that is a link to a folder is an error, as it
+/// is in a directory; read from Git, it was taken for no namespace at all.
+#[test]
+fn a_namespaces_folder_committed_as_a_link_is_an_error() {
+    let repo = TestRepo::new();
+    let git = Repository::init(repo.dir.path()).unwrap();
+    let ns = repo.dir.path().join("namespaces");
+    std::fs::remove_dir_all(&ns).unwrap();
+    std::fs::create_dir(repo.dir.path().join("elsewhere")).unwrap();
+    std::os::unix::fs::symlink("elsewhere", &ns).unwrap();
+    commit_all(&git, "a linked folder");
+    let dir = repo.dir.path().to_str().unwrap();
+    for source in [vec!["--repo", dir], vec!["--git", dir]] {
+        let r = run(sluice(repo.dir.path())
+            .args(["validate", "--format", "json"])
+            .args(&source));
+        assert_eq!(r.code, 1, "{source:?}: {}", r.all_output());
+        let links: Vec<String> = r.json()["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["code"] == "symlink")
+            .map(|d| d["file"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(links.len(), 1, "{source:?}: {}", r.stdout);
+        assert!(links[0].ends_with("namespaces"), "{links:?}");
+    }
+}
+
 /// `plan --base` connects only with the base's settings: a base without a
 /// workspace file, or with a link in its place, is refused saying which,
 /// before any system is reached; the link is not followed, and the

@@ -407,8 +407,37 @@ fn sigint_and_sigterm_at_the_confirmation_prompt_release_the_lock() {
         apply.wait_for(PROMPT);
         apply.signal(sig);
         assert_ne!(apply.exit_code(), Some(0), "a signal is no `yes`");
+        // Nothing new is started after it: not the source index either.
+        let index = index_keys(&repo);
+        assert!(index.is_empty(), "signal {sig}, then written: {index:?}");
         assert!(lock_is_free(&repo), "signal {sig} left the lock held");
     }
+}
+
+/// The keys of the source index of this test's `local` environment.
+fn index_keys(repo: &TestRepo) -> Vec<String> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut etcd = etcd_client::Client::connect([repo.services().etcd.as_str()], None)
+            .await
+            .unwrap();
+        let index = format!("{}index/local/", repo.prefix());
+        let got = etcd
+            .get(
+                index,
+                Some(
+                    etcd_client::GetOptions::new()
+                        .with_prefix()
+                        .with_keys_only(),
+                ),
+            )
+            .await
+            .unwrap();
+        got.kvs()
+            .iter()
+            .map(|kv| String::from_utf8_lossy(kv.key()).into_owned())
+            .collect()
+    })
 }
 
 #[test]

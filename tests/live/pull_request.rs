@@ -702,6 +702,191 @@ async fn with_the_source_index_a_pull_request_reads_only_the_files_it_finds() {
     );
 }
 
+/// The keys under the source index of this test's `local` environment.
+async fn index_keys(repo: &TestRepo) -> Vec<String> {
+    let mut etcd = etcd_client::Client::connect([repo.services().etcd.as_str()], None)
+        .await
+        .unwrap();
+    let index = format!("{}index/local/", repo.prefix());
+    let keys = etcd
+        .get(
+            index.as_str(),
+            Some(
+                etcd_client::GetOptions::new()
+                    .with_prefix()
+                    .with_keys_only(),
+            ),
+        )
+        .await
+        .unwrap();
+    keys.kvs()
+        .iter()
+        .map(|kv| String::from_utf8_lossy(kv.key()).into_owned())
+        .collect()
+}
+
+/// An apply killed while it writes the source index, once the first
+/// transaction of word keys has reached etcd (more names than one
+/// transaction holds), leaves no digest: a pull request's plan reads every
+/// file and still finds its collision. The next apply writes the index
+/// whole, and the plan reads only the file it finds.
+#[tokio::test]
+async fn an_apply_killed_while_writing_the_index_leaves_none_and_the_next_writes_it_whole() {
+    let repo = TestRepo::new();
+    let git = Repository::init(repo.dir.path()).unwrap();
+    repo.namespace("a", &topics(&["a"]));
+    repo.namespace("c", &topics(&["c"]));
+    commit_all(&git, "two namespaces");
+    let apply = repo.run(&["apply", "--auto-approve"]);
+    assert_eq!(apply.code, 0, "{}", apply.all_output());
+
+    // `b` declares 150 consumer groups: its words take two transactions.
+    let mut groups = String::from("  consumers:\n");
+    for i in 0..150 {
+        groups.push_str(&format!("    - group: {{tag}}-g{i}\n"));
+    }
+    repo.namespace("b", &format!("{}{groups}", topics(&["b"])));
+    let base = commit_all(&git, "add b").to_string();
+    // The first transaction of words is committed (etcd says so to a
+    // watch), its reply held: the apply waits there, and is killed.
+    let mut client = etcd_client::Client::connect([repo.services().etcd.as_str()], None)
+        .await
+        .unwrap();
+    let b_words = format!("{}index/local/word/{}-g", repo.prefix(), repo.tag);
+    let mut committed = client
+        .watch(
+            b_words.as_str(),
+            Some(etcd_client::WatchOptions::new().with_prefix()),
+        )
+        .await
+        .unwrap();
+    let etcd = crate::proxy::Proxy::start(&repo.services().etcd);
+    let words = format!("{}index/local/word/", repo.prefix());
+    let sent = etcd.when_sent(&words, crate::proxy::Mode::HoldReplies);
+    let mut killed = repo
+        .sluice()
+        .env("SLUICE_ETCD_ENDPOINTS", etcd.url())
+        .args(["apply", "--auto-approve"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    sent.recv().expect("the apply writes the index's words");
+    // The first answer says the watch is made; then come the puts.
+    while committed
+        .message()
+        .await
+        .unwrap()
+        .expect("the watch goes on")
+        .events()
+        .is_empty()
+    {}
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    drop(etcd);
+    let keys = index_keys(&repo).await;
+    let b_words = keys
+        .iter()
+        .filter(|k| k.contains(&format!("/word/{}-g", repo.tag)))
+        .count();
+    assert!(
+        !keys.iter().any(|k| k.ends_with("/digest")) && b_words > 0 && b_words < 150,
+        "half written, with no digest: {keys:?}"
+    );
+
+    let plan = || {
+        run(repo
+            .sluice()
+            .env("SLUICE_LOG", "sluice=debug")
+            .args(["plan", "--base", &base]))
+    };
+    repo.namespace("a", &topics(&["a", "c"]));
+    let unindexed = plan();
+    assert_eq!(unindexed.code, 1, "{}", unindexed.all_output());
+    assert!(
+        unindexed.stderr.contains("is declared twice")
+            && unindexed.stderr.contains("namespaces/c.yaml")
+            && unindexed.stderr.contains("unchanged_read=2 of=3"),
+        "{}",
+        unindexed.stderr
+    );
+
+    // The killed apply's lock is left on its lease: removed, as an operator would.
+    repo.namespace("a", &topics(&["a"]));
+    let unlock = repo.run(&["unlock", "--force"]);
+    assert_eq!(unlock.code, 0, "{}", unlock.all_output());
+    let apply = repo.run(&["apply", "--auto-approve"]);
+    assert_eq!(apply.code, 0, "{}", apply.all_output());
+    let keys = index_keys(&repo).await;
+    assert!(keys.iter().any(|k| k.ends_with("/digest")), "{keys:?}");
+    repo.namespace("a", &topics(&["a", "c"]));
+    let indexed = plan();
+    assert_eq!(indexed.code, 1, "{}", indexed.all_output());
+    assert!(
+        indexed.stderr.contains("namespaces/c.yaml")
+            && indexed.stderr.contains("unchanged_read=1 of=3"),
+        "{}",
+        indexed.stderr
+    );
+}
+
+/// A blob's entry in the index that says other names than the file
+/// declares (as a sluice whose names were other would have written it,
+/// or a corrupt value that still reads), with those words' keys gone: the
+/// next apply that writes the index writes that blob's names again, and a
+/// pull request's plan finds the file by them.
+#[tokio::test]
+async fn an_index_entry_that_says_other_names_is_written_again() {
+    let repo = TestRepo::new();
+    let git = Repository::init(repo.dir.path()).unwrap();
+    repo.namespace("a", &topics(&["a"]));
+    repo.namespace("c", &topics(&["c"]));
+    let base = commit_all(&git, "two namespaces").to_string();
+    let apply = repo.run(&["apply", "--auto-approve"]);
+    assert_eq!(apply.code, 0, "{}", apply.all_output());
+
+    let mut etcd = etcd_client::Client::connect([repo.services().etcd.as_str()], None)
+        .await
+        .unwrap();
+    let index = format!("{}index/local/", repo.prefix());
+    let c_blob = git2::Oid::hash_file(
+        git2::ObjectType::Blob,
+        repo.dir.path().join("namespaces/c.yaml"),
+    )
+    .unwrap()
+    .to_string();
+    etcd.put(format!("{index}blob/{c_blob}"), "[]", None)
+        .await
+        .unwrap();
+    let c_words: Vec<String> = index_keys(&repo)
+        .await
+        .into_iter()
+        .filter(|k| k.contains("/word/") && k.ends_with(&c_blob))
+        .collect();
+    assert!(!c_words.is_empty());
+    for key in c_words {
+        etcd.delete(key, None).await.unwrap();
+    }
+    etcd.delete(format!("{index}digest"), None).await.unwrap();
+    let apply = repo.run(&["apply", "--auto-approve"]);
+    assert_eq!(apply.code, 0, "{}", apply.all_output());
+    assert!(index_keys(&repo).await.contains(&format!("{index}digest")));
+
+    repo.namespace("a", &topics(&["a", "c"]));
+    let taken = run(repo
+        .sluice()
+        .env("SLUICE_LOG", "sluice=debug")
+        .args(["plan", "--base", &base]));
+    assert_eq!(taken.code, 1, "{}", taken.all_output());
+    assert!(
+        taken.stderr.contains("is declared twice")
+            && taken.stderr.contains("namespaces/c.yaml")
+            && taken.stderr.contains("unchanged_read=1 of=2"),
+        "{}",
+        taken.stderr
+    );
+}
+
 #[test]
 fn a_change_to_no_namespace_file_says_so() {
     let repo = TestRepo::new();

@@ -116,8 +116,16 @@ pub(super) async fn save(lock: &EtcdLock, index: &SourceIndex) -> Result<(), Sta
     batch.push(TxnOp::delete(keys.index_digest(), None)).await?;
     batch.flush().await?;
     for (blob, words) in &index.blobs {
-        if matches!(indexed.get(blob), Some(Some(_))) {
-            continue;
+        // Names another sluice wrote (or a value that reads as other
+        // names) are written again, and those no longer said go.
+        let stale = match indexed.get(blob) {
+            Some(Some(said)) if said == words => continue,
+            Some(Some(said)) => said.difference(words).collect(),
+            _ => Vec::new(),
+        };
+        for word in stale.into_iter().filter(|w| !w.is_empty()) {
+            let key = format!("{}{blob}", keys.index_word(word));
+            batch.push(TxnOp::delete(key, None)).await?;
         }
         for word in words.iter().filter(|w| !w.is_empty()) {
             let key = format!("{}{blob}", keys.index_word(word));
