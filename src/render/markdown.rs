@@ -104,7 +104,7 @@ fn header(plan: &Plan) -> String {
     if let Some(scope) = &plan.scope {
         let _ = writeln!(
             out,
-            "Only the {} namespace(s) {}, or that share a bucket with them: {}.\n",
+            "Only the {} namespace(s) {}, or that share a bucket or a resource recorded under them: {}.\n",
             scope.len(),
             if plan.targets.is_empty() {
                 "whose files this change touches"

@@ -108,7 +108,7 @@ fn header(plan: &Plan) -> String {
             return "\nNo namespace file changed: the plan covers no namespace.\n".to_owned();
         }
         format!(
-            "\nOnly the {} namespace(s) {which}, or that share a bucket with them: {}\n",
+            "\nOnly the {} namespace(s) {which}, or that share a bucket or a resource recorded under them: {}\n",
             s.len(),
             s.join(", ")
         )
