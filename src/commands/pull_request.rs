@@ -429,6 +429,20 @@ mod tests {
         }
     }
 
+    /// An inventory recording topic `topic` under `alpha`.
+    fn recorded_under_alpha(topic: &str) -> Inventory {
+        let entry = InventoryEntry {
+            namespace: "alpha".into(),
+            digest: String::new(),
+            protected: false,
+            keys: Vec::new(),
+            creating: false,
+        };
+        Inventory {
+            entries: [(Address::topic(topic), entry)].into(),
+        }
+    }
+
     fn backup(bucket: &str) -> String {
         format!("  disaster_recovery:\n    backup:\n      bucket: {bucket}\n")
     }
@@ -462,17 +476,7 @@ mod tests {
                 &format!("  topics:\n    - name: payments\n{}", backup("other")),
             ),
         ];
-        let mut inventory = Inventory::default();
-        inventory.entries.insert(
-            Address::topic("legacy"),
-            InventoryEntry {
-                namespace: "alpha".into(),
-                digest: String::new(),
-                protected: false,
-                keys: Vec::new(),
-                creating: false,
-            },
-        );
+        let inventory = recorded_under_alpha("legacy");
         (alpha, others, inventory)
     }
 
@@ -615,17 +619,7 @@ mod tests {
             file("bravo", "  topics:\n    - name: hand\n      dlq: true\n"),
             file("charlie", "  topics:\n    - name: other\n"),
         ];
-        let mut inventory = Inventory::default();
-        inventory.entries.insert(
-            Address::topic("hand.dlq"),
-            InventoryEntry {
-                namespace: "alpha".into(),
-                digest: String::new(),
-                protected: false,
-                keys: Vec::new(),
-                creating: false,
-            },
-        );
+        let inventory = recorded_under_alpha("hand.dlq");
         let mut all = others.clone();
         all.push(alpha.clone());
         let tree = SourceTree {

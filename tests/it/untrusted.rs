@@ -72,6 +72,17 @@ fn a_symlinked_workspace_or_directory_is_never_followed() {
     }
 }
 
+/// The files of a JSON validate's `symlink` diagnostics.
+fn symlinks(r: &Run) -> Vec<String> {
+    r.json()["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["code"] == "symlink")
+        .map(|d| d["file"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 #[test]
 fn symlink_loops_do_not_make_validate_walk_forever() {
     let repo = TestRepo::new();
@@ -82,13 +93,7 @@ fn symlink_loops_do_not_make_validate_walk_forever() {
     std::os::unix::fs::symlink("self.yaml", ns.join("self.yaml")).unwrap();
     let r = repo.offline(&["validate", "--format", "json"]);
     assert_eq!(r.code, 1, "{}", r.all_output());
-    let links: Vec<String> = r.json()["diagnostics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|d| d["code"] == "symlink")
-        .map(|d| d["file"].as_str().unwrap().to_owned())
-        .collect();
+    let links = symlinks(&r);
     assert_eq!(links.len(), 3, "{links:?}");
     // The real file is still read, once.
     assert!(!r.stdout.contains("duplicate"), "{}", r.stdout);
@@ -126,13 +131,7 @@ fn a_namespaces_folder_committed_as_a_link_is_an_error() {
             .args(["validate", "--format", "json"])
             .args(&source));
         assert_eq!(r.code, 1, "{source:?}: {}", r.all_output());
-        let links: Vec<String> = r.json()["diagnostics"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|d| d["code"] == "symlink")
-            .map(|d| d["file"].as_str().unwrap().to_owned())
-            .collect();
+        let links = symlinks(&r);
         assert_eq!(links.len(), 1, "{source:?}: {}", r.stdout);
         assert!(links[0].ends_with("namespaces"), "{links:?}");
     }

@@ -414,30 +414,10 @@ fn sigint_and_sigterm_at_the_confirmation_prompt_release_the_lock() {
     }
 }
 
-/// The keys of the source index of this test's `local` environment.
+/// [`crate::pull_request::index_keys`], from a test that is not async.
 fn index_keys(repo: &TestRepo) -> Vec<String> {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let mut etcd = etcd_client::Client::connect([repo.services().etcd.as_str()], None)
-            .await
-            .unwrap();
-        let index = format!("{}index/local/", repo.prefix());
-        let got = etcd
-            .get(
-                index,
-                Some(
-                    etcd_client::GetOptions::new()
-                        .with_prefix()
-                        .with_keys_only(),
-                ),
-            )
-            .await
-            .unwrap();
-        got.kvs()
-            .iter()
-            .map(|kv| String::from_utf8_lossy(kv.key()).into_owned())
-            .collect()
-    })
+    rt.block_on(crate::pull_request::index_keys(repo))
 }
 
 #[test]

@@ -673,26 +673,8 @@ async fn with_the_source_index_a_pull_request_reads_only_the_files_it_finds() {
         "{}",
         taken.stderr
     );
-    let mut etcd = etcd_client::Client::connect([repo.services().etcd.as_str()], None)
-        .await
-        .unwrap();
     let index = format!("{}index/local/", repo.prefix());
-    let keys = etcd
-        .get(
-            index.as_str(),
-            Some(
-                etcd_client::GetOptions::new()
-                    .with_prefix()
-                    .with_keys_only(),
-            ),
-        )
-        .await
-        .unwrap();
-    let keys: Vec<String> = keys
-        .kvs()
-        .iter()
-        .map(|kv| String::from_utf8_lossy(kv.key()).into_owned())
-        .collect();
+    let keys = index_keys(&repo).await;
     assert!(keys.contains(&format!("{index}digest")), "{keys:?}");
     assert!(!keys.iter().any(|k| k.contains(&d_blob)), "{keys:?}");
     assert!(
@@ -703,7 +685,7 @@ async fn with_the_source_index_a_pull_request_reads_only_the_files_it_finds() {
 }
 
 /// The keys under the source index of this test's `local` environment.
-async fn index_keys(repo: &TestRepo) -> Vec<String> {
+pub(crate) async fn index_keys(repo: &TestRepo) -> Vec<String> {
     let mut etcd = etcd_client::Client::connect([repo.services().etcd.as_str()], None)
         .await
         .unwrap();
