@@ -228,13 +228,14 @@ impl PullRequestRepo {
             }
         }
         let base_files = self.base_namespace_blobs(&base_tree)?;
-        let base_digest = blob_digest(base_files.iter().map(|(_, id)| id.as_str()));
+        let base_ids: Vec<String> = base_files.iter().map(|(_, id)| id.to_string()).collect();
+        let base_digest = blob_digest(base_ids.iter().map(String::as_str));
         let unchanged: Vec<Unchanged> = base_files
             .into_iter()
             .filter(|(rel, _)| !changed.before.contains(rel))
-            .map(|(rel, id)| Unchanged {
+            .map(|(rel, blob)| Unchanged {
                 path: self.shown(rel),
-                blob: git2::Oid::from_str(&id).expect("a blob id names a blob"),
+                blob,
             })
             .filter(|u| !changed.now.contains(&u.path))
             .collect();
@@ -284,28 +285,17 @@ impl PullRequestRepo {
     fn base_namespace_blobs(
         &self,
         base_tree: &git2::Tree<'_>,
-    ) -> Result<Vec<(String, String)>, SourceError> {
-        let root = if self.sub.as_os_str().is_empty() {
-            base_tree.clone()
-        } else {
-            match base_tree.get_path(&self.sub) {
-                Ok(entry) if entry.kind() == Some(ObjectType::Tree) => self
-                    .repository
-                    .find_tree(entry.id())
-                    .map_err(git(format!("cannot read `{}`", self.sub.display())))?,
-                _ => return Ok(Vec::new()),
-            }
-        };
-        Ok(walk_blobs(
-            &self.repository,
-            &root,
-            NAMESPACES_DIR,
-            is_yaml,
-            &mut Vec::new(),
-        )?
-        .into_iter()
-        .map(|(path, id)| (path, id.to_string()))
-        .collect())
+    ) -> Result<Vec<(String, git2::Oid)>, SourceError> {
+        match subtree(&self.repository, base_tree, &self.sub)? {
+            Some(root) => walk_blobs(
+                &self.repository,
+                &root,
+                NAMESPACES_DIR,
+                is_yaml,
+                &mut Vec::new(),
+            ),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// The unchanged namespace files `files`, read from the base (where
@@ -354,20 +344,31 @@ fn read_subtree(
     revision: Option<String>,
     only: &dyn Fn(&str) -> bool,
 ) -> Result<SourceTree, SourceError> {
-    if sub.as_os_str().is_empty() {
-        return read_tree_only(repository, tree, revision, only);
-    }
-    match tree.get_path(sub) {
-        Ok(entry) if entry.kind() == Some(ObjectType::Tree) => {
-            let subtree = repository
-                .find_tree(entry.id())
-                .map_err(git(format!("cannot read `{}`", sub.display())))?;
-            read_tree_only(repository, &subtree, revision, only)
-        }
-        _ => Ok(SourceTree {
+    match subtree(repository, tree, sub)? {
+        Some(subtree) => read_tree_only(repository, &subtree, revision, only),
+        None => Ok(SourceTree {
             revision,
             ..SourceTree::default()
         }),
+    }
+}
+
+/// The tree of subdirectory `sub` of `tree` (`tree` itself when `sub` is
+/// empty; none when `sub` is not a directory there).
+fn subtree<'r>(
+    repository: &'r Repository,
+    tree: &git2::Tree<'r>,
+    sub: &Path,
+) -> Result<Option<git2::Tree<'r>>, SourceError> {
+    if sub.as_os_str().is_empty() {
+        return Ok(Some(tree.clone()));
+    }
+    match tree.get_path(sub) {
+        Ok(entry) if entry.kind() == Some(ObjectType::Tree) => repository
+            .find_tree(entry.id())
+            .map(Some)
+            .map_err(git(format!("cannot read `{}`", sub.display()))),
+        _ => Ok(None),
     }
 }
 
