@@ -16,6 +16,7 @@ use crate::backend::etcd::{EtcdBackend, connect};
 use crate::backend::kafka::KafkaBackend;
 use crate::backend::s3::S3Backend;
 use crate::cli::Cli;
+use crate::config::namespace::dlq_name;
 use crate::config::parse::parse_tree;
 use crate::desired::{Environment, Overrides, applies};
 use crate::engine::EngineError;
@@ -158,7 +159,7 @@ fn run_merge(cli: &Cli, ns: &str) -> Result<Exit, Error> {
     let names: Vec<&str> = new.iter().map(|e| e.name.as_str()).collect();
     let adopted: BTreeSet<Address> = names
         .iter()
-        .flat_map(|n| [Address::topic(n), Address::topic(&format!("{n}.dlq"))])
+        .flat_map(|n| [Address::topic(n), Address::topic(&dlq_name(n))])
         .collect();
     let left = leftovers(&tree.with_namespaces(files), &env.name, &live, |a| {
         adopted.contains(a)

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use super::{Error, load_policies, print_diagnostics, resolve_desired};
 use crate::cli::Cli;
+use crate::config::namespace::dlq_parent;
 use crate::config::parse::parse_tree;
 use crate::desired::{Desired, Environment, Overrides, connect_as_base};
 use crate::diag::Diagnostic;
@@ -309,7 +310,7 @@ impl Related {
                 .flat_map(|word| {
                     // A dead-letter topic is declared as its topic's
                     // `dlq: true`, by the topic's name only.
-                    let stem = word.strip_suffix(".dlq").map(str::to_owned);
+                    let stem = dlq_parent(&word).map(str::to_owned);
                     std::iter::once(word).chain(stem)
                 })
                 .collect()

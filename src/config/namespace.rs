@@ -23,6 +23,17 @@ pub struct Namespace {
     pub spec: NamespaceSpec,
 }
 
+/// The dead-letter topic `dlq: true` makes for topic `topic`.
+pub fn dlq_name(topic: &str) -> String {
+    format!("{topic}.dlq")
+}
+
+/// The topic whose `dlq: true` would make a topic named `name`, when the
+/// name is a dead-letter topic's.
+pub fn dlq_parent(name: &str) -> Option<&str> {
+    name.strip_suffix(".dlq")
+}
+
 impl Namespace {
     /// Every name by which this namespace could collide with another or
     /// share with it: its own, its topics' (the implicit one too), its
@@ -39,7 +50,7 @@ impl Namespace {
         };
         let stems: Vec<String> = topics
             .iter()
-            .filter_map(|t| t.strip_suffix(".dlq"))
+            .filter_map(|t| dlq_parent(t))
             .map(str::to_owned)
             .collect();
         std::iter::once(own.clone())

@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value as Json, json};
 
+use crate::config::namespace::{dlq_name, dlq_parent};
 use crate::plan::LiveState;
 use crate::records::{
     AlertRecord, AlertsRecord, DrRecord, GrantsRecord, RecordKind, RegistryRecord,
@@ -122,7 +123,7 @@ pub fn group(estate: &Estate) -> BTreeMap<String, BTreeSet<String>> {
     for name in estate.topics.keys() {
         let ns = owner.get(name.as_str()).cloned().unwrap_or_else(|| {
             // A DLQ goes with its topic.
-            let base = name.strip_suffix(".dlq").unwrap_or(name);
+            let base = dlq_parent(name).unwrap_or(name);
             owner
                 .get(base)
                 .cloned()
@@ -308,7 +309,7 @@ pub(crate) fn topic_spec(
             .filter(|(k, v)| base.get(*k) != Some(*v))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
-        dlq: topics.contains(&format!("{name}.dlq")),
+        dlq: topics.contains(&dlq_name(name)),
     }
 }
 

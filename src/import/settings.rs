@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Value as Json, json};
 
 use super::{Estate, duration};
-use crate::config::namespace::Compression;
+use crate::config::namespace::{Compression, dlq_parent};
 use crate::records::RegistryRecord;
 
 /// The topic configs a namespace sets on each of its topics, and the `spec`
@@ -23,8 +23,7 @@ const SETTINGS: [(&str, &str); 3] = [
 /// Whether `name` is the DLQ of another topic of the namespace: it is then
 /// written as that topic's `dlq: true`.
 pub(super) fn is_folded_dlq(name: &str, topics: &BTreeSet<String>) -> bool {
-    name.strip_suffix(".dlq")
-        .is_some_and(|base| topics.contains(base))
+    dlq_parent(name).is_some_and(|base| topics.contains(base))
 }
 
 /// The namespace's settings, as topic config keys and values. Retention is

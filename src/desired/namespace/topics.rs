@@ -1,7 +1,7 @@
 //! A namespace's topics: names, partitions (explicit, or derived from
 //! capacity), replication and configs, with their DLQs.
 
-use crate::config::namespace::{Capacity, Namespace, TopicSpec};
+use crate::config::namespace::{Capacity, Namespace, TopicSpec, dlq_name};
 use crate::config::parse::Doc;
 use crate::config::workspace::Guards;
 use crate::config::{Loc, Located};
@@ -232,7 +232,7 @@ pub(super) fn resolve_topics(
             // A DLQ keeps the namespace's retention and sizes, not the topic's own
             // configs (a compacted topic's DLQ must not compact away failures).
             topics.push(TopicState {
-                name: format!("{name}.dlq"),
+                name: dlq_name(&name),
                 namespace: ns.metadata.name.value.clone(),
                 partitions: cx.defaults.partitions,
                 partitions_from: PartitionsFrom::Default,
