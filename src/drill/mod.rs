@@ -132,6 +132,18 @@ pub async fn drill(
     cancel: &Interrupt,
     timeout: Duration,
 ) -> Drilled {
+    // What an interrupted drill left goes first: its deletion is not part
+    // of the time this drill measures.
+    let mut notes = Vec::new();
+    let cleaned = match clean(list, config, timeout).await {
+        Ok(cleaned) => cleaned,
+        Err(why) => {
+            notes.push(format!(
+                "the scratch topics an interrupted drill left could not be deleted: {why}; delete them by hand"
+            ));
+            Vec::new()
+        }
+    };
     let clock = Instant::now();
     let started_ms = now_ms();
     let dr = ns.disaster_recovery.as_ref();
@@ -151,16 +163,6 @@ pub async fn drill(
     let request = RestoreRequest {
         into_suffix: Some(scratch_suffix(started_ms)),
         ..RestoreRequest::default()
-    };
-    let mut notes = Vec::new();
-    let cleaned = match clean(list, config, timeout).await {
-        Ok(cleaned) => cleaned,
-        Err(why) => {
-            notes.push(format!(
-                "the scratch topics an interrupted drill left could not be deleted: {why}; delete them by hand"
-            ));
-            Vec::new()
-        }
     };
     let mut scratch = Vec::new();
     let mut objects_read = 0;
