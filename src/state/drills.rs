@@ -1,12 +1,13 @@
 //! The drill records in etcd: one per namespace, the last drill's outcome,
 //! under `<prefix>drills/<env>/<namespace>`. `dr drill` and the watcher write
-//! them; `status`, DR compliance and `dr report` read them ([`last_drills`]).
+//! them; `status`, DR compliance and `dr report` read them ([`read_drills`]).
 
 use std::collections::BTreeMap;
 
-use etcd_client::{Client, Compare, GetOptions, Txn, TxnOp};
+use etcd_client::{Client, GetOptions, TxnOp};
 use serde::{Deserialize, Serialize};
 
+use super::etcd::fenced_txn;
 use super::{Fence, StateError};
 use crate::records::state_key;
 
@@ -61,7 +62,7 @@ pub async fn save(
 ) -> Result<(), StateError> {
     let key = drill_key(prefix, env, &record.namespace);
     let value = serde_json::to_string(record).expect("a drill record is JSON");
-    fenced(client, env, TxnOp::put(key, value, None), fence).await
+    fenced_txn(client, env, fence, vec![TxnOp::put(key, value, None)]).await
 }
 
 /// The key listing the scratch topics a drill of the namespace creates:
@@ -105,7 +106,7 @@ impl<'a> ScratchList<'a> {
             let value = serde_json::to_string(topics).expect("topic names are JSON");
             TxnOp::put(self.key.as_str(), value, None)
         };
-        fenced(self.client, self.env, op, Some(self.fence)).await
+        fenced_txn(self.client, self.env, Some(self.fence), vec![op]).await
     }
 
     /// The scratch topics a drill listed and did not see deleted (none,
@@ -124,27 +125,6 @@ impl<'a> ScratchList<'a> {
             }),
             None => Ok(Vec::new()),
         }
-    }
-}
-
-/// Runs `op`; with a `fence`, only while that lock is held.
-async fn fenced(
-    client: &Client,
-    env: &str,
-    op: TxnOp,
-    fence: Option<&Fence>,
-) -> Result<(), StateError> {
-    let compares: Vec<Compare> = fence.map(super::etcd::fence_compare).into_iter().collect();
-    let txn = Txn::new().when(compares).and_then(vec![op]);
-    let resp = client
-        .clone()
-        .txn(txn)
-        .await
-        .map_err(super::etcd::unreachable)?;
-    if resp.succeeded() {
-        Ok(())
-    } else {
-        Err(StateError::FenceLost(env.to_owned()))
     }
 }
 

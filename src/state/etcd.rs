@@ -385,22 +385,28 @@ struct EtcdLock {
 
 impl EtcdLock {
     async fn fenced(&self, ops: Vec<TxnOp>) -> Result<(), StateError> {
-        if !self.fence.is_held() {
-            return Err(StateError::FenceLost(self.env.clone()));
-        }
-        let txn = Txn::new()
-            .when([Compare::create_revision(
-                self.fence.key.as_str(),
-                CompareOp::Equal,
-                self.fence.revision,
-            )])
-            .and_then(ops);
-        let resp = self.client.clone().txn(txn).await.map_err(unreachable)?;
-        if resp.succeeded() {
-            Ok(())
-        } else {
-            Err(StateError::FenceLost(self.env.clone()))
-        }
+        fenced_txn(&self.client, &self.env, Some(&self.fence), ops).await
+    }
+}
+
+/// Runs `ops` in one transaction; with a `fence`, only while that lock is
+/// held (checked first as far as its keep-alive knows, then by etcd).
+pub(crate) async fn fenced_txn(
+    client: &Client,
+    env: &str,
+    fence: Option<&Fence>,
+    ops: Vec<TxnOp>,
+) -> Result<(), StateError> {
+    if fence.is_some_and(|f| !f.is_held()) {
+        return Err(StateError::FenceLost(env.to_owned()));
+    }
+    let compares: Vec<Compare> = fence.map(fence_compare).into_iter().collect();
+    let txn = Txn::new().when(compares).and_then(ops);
+    let resp = client.clone().txn(txn).await.map_err(unreachable)?;
+    if resp.succeeded() {
+        Ok(())
+    } else {
+        Err(StateError::FenceLost(env.to_owned()))
     }
 }
 
