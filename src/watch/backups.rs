@@ -30,7 +30,7 @@ use super::metrics::{Metrics, NamespaceLabels};
 use crate::backend::s3::S3Backend;
 use crate::backup::BackupError;
 use crate::backup::manifest;
-use crate::backup::run::{self, BackupOptions};
+use crate::backup::run::{self, BackupOptions, complete_runs};
 use crate::desired::Desired;
 use crate::diag::chain;
 use crate::engine::Target;
@@ -317,15 +317,16 @@ fn seed(desired: &Desired, ns: &str, s3: Arc<S3Backend>, metrics: Arc<Metrics>) 
     let labels = NamespaceLabels::new(&desired.environment.name, ns);
     tokio::spawn(async move {
         let dir = manifest::namespace_dir(&backup.prefix, &labels.namespace);
-        let listed = async { s3.objects(&backup.bucket).await?.list(&dir).await }.await;
-        let keys = match listed {
-            Ok(keys) => keys,
+        let listed =
+            async { complete_runs(&s3.objects(&backup.bucket).await?, &dir).await }.await;
+        let runs = match listed {
+            Ok(runs) => runs,
             Err(e) => {
                 tracing::warn!(namespace = %labels.namespace, "cannot read the last complete backup: {}", chain(&e));
                 return;
             }
         };
-        let Some(ms) = manifest::complete_runs(&dir, &keys)
+        let Some(ms) = runs
             .last()
             .and_then(|run| manifest::run_started_ms(run))
         else {
