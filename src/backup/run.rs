@@ -160,10 +160,8 @@ pub async fn backup(
     let previous = chain.values().next_back();
     let kind = run_kind(backup, &chain, now_ms());
     let ended = previous.map(manifest::resume_points).unwrap_or_default();
-    let resume = match kind {
-        RunKind::Incremental => ended.clone(),
-        RunKind::Full => BTreeMap::new(),
-    };
+    // An incremental run resumes each partition where the last one ended.
+    let incremental = kind == RunKind::Incremental;
 
     // The topics' shapes and configs, and the registry record, as they are.
     let registry_key = RecordKind::Registry.key(&env.etcd.prefix, &ns.name);
@@ -200,11 +198,14 @@ pub async fn backup(
     let work: Vec<Work> = topics
         .iter()
         .flat_map(|(name, v)| {
-            (0..i32::try_from(v.partitions).unwrap_or(i32::MAX)).map(|p| Work {
-                topic: name.clone(),
-                partition: p,
-                resume: resume.get(&(name.clone(), p)).copied(),
-                ended: ended.get(&(name.clone(), p)).copied(),
+            (0..i32::try_from(v.partitions).unwrap_or(i32::MAX)).map(|p| {
+                let ended = ended.get(&(name.clone(), p)).copied();
+                Work {
+                    topic: name.clone(),
+                    partition: p,
+                    resume: ended.filter(|_| incremental),
+                    ended,
+                }
             })
         })
         .collect();
