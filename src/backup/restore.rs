@@ -148,7 +148,6 @@ pub async fn plan(
         Err(_) if req.to_time_ms.is_some() => Vec::new(),
         Err(e) => return Err(e.into()),
     };
-    let mut coverage = Coverage::of(&chain);
     let window = ns
         .disaster_recovery
         .as_ref()
@@ -177,20 +176,20 @@ pub async fn plan(
     let all;
     let mut chains;
     if let Some(t) = req.to_time_ms
-        && !(coverage.is_some_and(|c| c.contains(t)) && ran_across(&chain, t))
+        && !(Coverage::of(&chain).is_some_and(|c| c.contains(t)) && ran_across(&chain, t))
     {
         all = load_all(objects, &dir, &runs, &loaded).await?;
         chains = manifest::chains(&all);
         chains.whole.sort_by_key(|c| !ran_across(c, t));
-        let (found, covers) =
+        let (found, _) =
             manifest::covering(&chains, t).map_err(|covered| BackupError::OutOfRange {
                 namespace: ns.name.clone(),
                 time: manifest::rfc3339(t),
                 covered,
             })?;
-        (chain, coverage) = (found.to_vec(), Some(covers));
+        chain = found.to_vec();
     }
-    let coverage = coverage.expect("a whole chain of complete runs covers a range");
+    let coverage = Coverage::of(&chain).expect("a whole chain of complete runs covers a range");
     let mut topics = topics_of(&chain, req.to_time_ms);
     if !req.topics.is_empty() {
         let held: Vec<String> = topics.iter().map(|t| format!("`{}`", t.from)).collect();
