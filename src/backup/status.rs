@@ -14,7 +14,7 @@ use crate::engine::status::BackupStatus;
 /// without backups. Pure, for tests.
 pub fn figures(
     ns: &NamespaceState,
-    chain: &[Manifest],
+    chain: &[&Manifest],
     older: &[Vec<&Manifest>],
     now_ms: i64,
 ) -> Option<BackupStatus> {
@@ -39,8 +39,7 @@ pub fn figures(
     out.last_started_at = Some(manifest::rfc3339(newest.started_at_ms));
     out.last_finished_at = Some(newest.finished_at.clone());
     out.data_age_s = Some(u64::try_from((now_ms - newest.started_at_ms) / 1000).unwrap_or(0));
-    let refs: Vec<&Manifest> = chain.iter().collect();
-    if let Some(c) = Coverage::of(&refs) {
+    if let Some(c) = Coverage::of(chain) {
         let from = reachable_from(c, older);
         out.covered_from = from.map(manifest::rfc3339);
         out.covered_to = Some(manifest::rfc3339(c.to_ms));
@@ -119,7 +118,7 @@ async fn namespace_figures(
     let objects = s3.objects(&backup.bucket).await?;
     let runs = complete_runs(&objects, &dir).await?;
     let loaded = load_chain(&objects, &dir, &runs).await?;
-    let chain: Vec<Manifest> = manifest::chain(&loaded)?.into_iter().cloned().collect();
+    let chain = manifest::chain(&loaded)?;
     let newest = figures(ns, &chain, &[], now_ms);
     if newest.as_ref().and_then(|f| f.covers_window) != Some(false) {
         return Ok(newest);
@@ -189,7 +188,8 @@ mod tests {
         let now = 100 * DAY;
         // The newest chain began with a full run two days ago, and holds
         // records from day 97 on: alone, it does not cover 7 days.
-        let newest = [run("3", None, 97, 99)];
+        let three = run("3", None, 97, 99);
+        let newest = [&three];
         let alone = figures(&ns, &newest, &[], now).unwrap();
         assert_eq!(alone.covers_window, Some(false));
         assert_eq!(alone.covered_from, Some(manifest::rfc3339(97 * DAY)));
