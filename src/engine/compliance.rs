@@ -107,7 +107,7 @@ pub fn now_s() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-pub use crate::state::drills::Drills;
+use crate::state::drills::Drills;
 
 /// Checks every namespace with a DR backup against the live state a plan
 /// read, the newest backups and the last drills. Pure, for tests.
