@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::backend::s3::layout::{MANIFEST_FILE, complete_run, namespace_dir, run_started_ms};
+pub use crate::backend::s3::layout::{MANIFEST_FILE, complete_run, run_started_ms};
 
 /// Version of the manifest document.
 pub const MANIFEST_VERSION: u32 = 1;

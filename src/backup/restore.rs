@@ -132,7 +132,7 @@ pub async fn plan(
     timeout: Duration,
 ) -> Result<RestorePlan, BackupError> {
     let backup = super::declared(ns)?;
-    let dir = manifest::namespace_dir(&backup.prefix, &ns.name);
+    let dir = backup.dir(&ns.name);
     let runs = complete_runs(objects, &dir).await?;
     let loaded = load_chain(objects, &dir, &runs).await?;
     if loaded.is_empty() {

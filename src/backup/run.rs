@@ -154,7 +154,7 @@ pub async fn backup(
     opts: BackupOptions,
 ) -> Result<Backed, BackupError> {
     let backup = super::declared(ns)?;
-    let dir = manifest::namespace_dir(&backup.prefix, &ns.name);
+    let dir = backup.dir(&ns.name);
     let runs = complete_runs(objects, &dir).await?;
     let chain = load_chain(objects, &dir, &runs).await?;
     let previous = chain.values().next_back();

@@ -22,11 +22,7 @@ pub fn figures(
     let backup = dr.backup.as_ref()?;
     let mut out = BackupStatus {
         namespace: ns.name.clone(),
-        location: format!(
-            "s3://{}/{}",
-            backup.bucket,
-            manifest::namespace_dir(&backup.prefix, &ns.name)
-        ),
+        location: format!("s3://{}/{}", backup.bucket, backup.dir(&ns.name)),
         rpo_s: dr.rpo_ms.map(|ms| ms / 1000),
         pitr_window_s: dr.pitr_window_ms.map(|ms| ms / 1000),
         chain_runs: chain.len(),
@@ -114,7 +110,7 @@ async fn namespace_figures(
     s3: &S3Backend,
     now_ms: i64,
 ) -> Result<Option<BackupStatus>, super::BackupError> {
-    let dir = manifest::namespace_dir(&backup.prefix, &ns.name);
+    let dir = backup.dir(&ns.name);
     let objects = s3.objects(&backup.bucket).await?;
     let runs = complete_runs(&objects, &dir).await?;
     let loaded = load_chain(&objects, &dir, &runs).await?;

@@ -241,10 +241,14 @@ pub struct DrState {
     pub source: Span,
 }
 
-/// Where a namespace's backup runs live in its bucket:
-/// `<prefix><namespace>/`. Its lifecycle rule covers this directory alone.
-pub fn namespace_dir(prefix: &str, namespace: &str) -> String {
-    format!("{prefix}{namespace}/")
+impl BackupState {
+    /// Where `namespace`'s backup runs live in the bucket,
+    /// `<prefix><namespace>/`: its own directory under the prefix, which
+    /// other namespaces may share. Its lifecycle rule, replication rule and
+    /// the replica's read-only statement cover this directory alone.
+    pub fn dir(&self, namespace: &str) -> String {
+        format!("{}{namespace}/", self.prefix)
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]

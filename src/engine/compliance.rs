@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::backend::s3::layout::namespace_dir;
 use crate::backend::{BackendError, BackupCatalog};
 use crate::desired::{BackupState, Desired, NamespaceState, ReplicationState};
 use crate::plan::{Check, DrReport, LiveState, Violation};
@@ -71,7 +70,7 @@ pub async fn newest_backups<'a>(
         .iter()
         .filter_map(|ns| {
             let b = ns.disaster_recovery.as_ref()?.backup.as_ref()?;
-            Some((b.bucket.as_str(), namespace_dir(&b.prefix, &ns.name)))
+            Some((b.bucket.as_str(), b.dir(&ns.name)))
         })
         .collect();
     for (bucket, dir) in &dirs {
@@ -157,7 +156,7 @@ fn report(ns: &NamespaceState, live: &LiveState, newest: &Newest, now: i64) -> O
     let backup = dr.backup.as_ref()?;
     let mut violations = Vec::new();
     let rpo_s = dr.rpo_ms.map(|ms| ms / 1000);
-    let dir = namespace_dir(&backup.prefix, &ns.name);
+    let dir = backup.dir(&ns.name);
     let backups = format!("s3://{}/{dir}", backup.bucket);
     let age = newest
         .get(&(backup.bucket.clone(), dir))

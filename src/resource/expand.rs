@@ -182,7 +182,7 @@ fn dr_resources(desired: &Desired) -> Vec<Resource> {
                 Value::Lifecycle(LifecycleValue {
                     // The namespace's own directory: namespaces sharing a
                     // prefix must not expire each other's runs.
-                    prefix: crate::desired::namespace_dir(&backup.prefix, &ns.name),
+                    prefix: backup.dir(&ns.name),
                     expiration_days: backup.retain_ms.map(days),
                     noncurrent_days: dr.pitr_window_ms.map(days),
                 }),
@@ -280,7 +280,7 @@ fn replication(
             ns,
             Address::in_bucket(Kind::S3Replication, &backup.bucket, &id),
             Value::Replication(ReplicationValue {
-                prefix: backup.prefix.clone(),
+                prefix: backup.dir(&ns.name),
                 destination_bucket: replica.bucket.clone(),
                 role: role.to_owned(),
                 enabled: true,
@@ -297,7 +297,7 @@ fn replication(
                 Value::Statement(read_only_statement(
                     &ns.name,
                     &replica.bucket,
-                    &backup.prefix,
+                    &backup.dir(&ns.name),
                     role,
                 )),
                 &replica.source,

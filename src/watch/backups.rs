@@ -316,9 +316,8 @@ fn seed(desired: &Desired, ns: &str, s3: Arc<S3Backend>, metrics: Arc<Metrics>) 
     };
     let labels = NamespaceLabels::new(&desired.environment.name, ns);
     tokio::spawn(async move {
-        let dir = manifest::namespace_dir(&backup.prefix, &labels.namespace);
-        let listed =
-            async { complete_runs(&s3.objects(&backup.bucket).await?, &dir).await }.await;
+        let dir = backup.dir(&labels.namespace);
+        let listed = async { complete_runs(&s3.objects(&backup.bucket).await?, &dir).await }.await;
         let runs = match listed {
             Ok(runs) => runs,
             Err(e) => {
@@ -326,10 +325,7 @@ fn seed(desired: &Desired, ns: &str, s3: Arc<S3Backend>, metrics: Arc<Metrics>) 
                 return;
             }
         };
-        let Some(ms) = runs
-            .last()
-            .and_then(|run| manifest::run_started_ms(run))
-        else {
+        let Some(ms) = runs.last().and_then(|run| manifest::run_started_ms(run)) else {
             return;
         };
         #[allow(clippy::cast_precision_loss)]

@@ -1,12 +1,11 @@
-//! Where backups lie in their bucket: a namespace's directory, its runs'
-//! manifests, and when a run started (from its ID). The backup catalogue
+//! Where backups lie in their bucket (a namespace's directory is
+//! [`crate::desired::BackupState::dir`]): its runs' manifests, and when a
+//! run started (from its ID). The backup catalogue
 //! reads it for DR compliance without fetching a manifest; `backup`
 //! writes it.
 
 /// The file name that marks a run as complete.
 pub const MANIFEST_FILE: &str = "manifest.json";
-
-pub use crate::desired::namespace_dir;
 
 /// The run whose manifest `key` is (`<dir><run>/manifest.json`), if it is one.
 pub fn complete_run<'a>(dir: &str, key: &'a str) -> Option<&'a str> {
