@@ -1,6 +1,6 @@
 //! Reading the config from a Git revision, without a checkout.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use git2::{Oid, Repository};
 
@@ -11,7 +11,7 @@ fn repo_with_history(dir: &Path) -> (Repository, Oid, Oid) {
     let repo = Repository::init(dir).unwrap();
     copy_tree(&root().join("examples"), dir);
     let good = commit_all(&repo, "examples");
-    std::fs::write(dir.join("namespaces/orders.yaml"), "apiVersion: sluice/v1\nkind: Namespace\nmetadata:\n  name: orders\nspec:\n  retention: soon\n").unwrap();
+    std::fs::write(dir.join("namespaces/orders.yaml"), broken_file("orders")).unwrap();
     let bad = commit_all(&repo, "break orders");
     (repo, good, bad)
 }
@@ -118,23 +118,40 @@ fn namespace_file(name: &str) -> String {
     )
 }
 
+/// Namespace `name`'s file with a retention that does not parse, at 6:14.
+fn broken_file(name: &str) -> String {
+    format!(
+        "apiVersion: sluice/v1\nkind: Namespace\nmetadata:\n  name: {name}\nspec:\n  retention: soon\n"
+    )
+}
+
+/// A repository in `dir` whose config, in its subdirectory `config` (`.`
+/// for its root), holds namespaces `names`, committed; returns the
+/// repository, the config's path and the commit.
+fn committed(dir: &Path, config: &str, names: &[&str]) -> (Repository, PathBuf, String) {
+    let git = Repository::init(dir).unwrap();
+    let config = dir.join(config);
+    std::fs::create_dir_all(config.join("namespaces")).unwrap();
+    std::fs::write(config.join("sluice.yaml"), UNREACHABLE_WORKSPACE).unwrap();
+    for name in names {
+        std::fs::write(
+            config.join(format!("namespaces/{name}.yaml")),
+            namespace_file(name),
+        )
+        .unwrap();
+    }
+    let base = commit_all(&git, "namespaces").to_string();
+    (git, config, base)
+}
+
 /// `--repo DIR` where DIR is a directory of the repository whose name is a
 /// glob pattern: a change under it is found (as a pattern, `c[1]` would
 /// only match `c1/`, and the change would plan as none).
 #[test]
 fn plan_base_finds_a_change_under_a_directory_named_like_a_pattern() {
     let tmp = tempfile::tempdir().unwrap();
-    let git = Repository::init(tmp.path()).unwrap();
-    let config = tmp.path().join("c[1]");
-    std::fs::create_dir_all(config.join("namespaces")).unwrap();
-    std::fs::write(config.join("sluice.yaml"), UNREACHABLE_WORKSPACE).unwrap();
-    std::fs::write(config.join("namespaces/a.yaml"), namespace_file("a")).unwrap();
-    let base = commit_all(&git, "one namespace").to_string();
-    std::fs::write(
-        config.join("namespaces/a.yaml"),
-        "apiVersion: sluice/v1\nkind: Namespace\nmetadata:\n  name: a\nspec:\n  retention: soon\n",
-    )
-    .unwrap();
+    let (_git, config, base) = committed(tmp.path(), "c[1]", &["a"]);
+    std::fs::write(config.join("namespaces/a.yaml"), broken_file("a")).unwrap();
     let out = run(sluice(tmp.path()).args(["plan", "--repo", "c[1]", "--base", &base]));
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(
@@ -150,18 +167,12 @@ fn plan_base_finds_a_change_under_a_directory_named_like_a_pattern() {
 #[test]
 fn plan_base_reads_the_files_on_disk_git_does_not_list() {
     let tmp = tempfile::tempdir().unwrap();
-    let git = Repository::init(tmp.path()).unwrap();
-    std::fs::create_dir_all(tmp.path().join("namespaces")).unwrap();
-    std::fs::write(tmp.path().join("sluice.yaml"), UNREACHABLE_WORKSPACE).unwrap();
     std::fs::write(tmp.path().join(".gitignore"), "namespaces/local-*.yaml\n").unwrap();
-    std::fs::write(tmp.path().join("namespaces/a.yaml"), namespace_file("a")).unwrap();
-    std::fs::write(tmp.path().join("namespaces/b.yaml"), namespace_file("b")).unwrap();
-    let base = commit_all(&git, "two namespaces").to_string();
-    let broken =
-        "apiVersion: sluice/v1\nkind: Namespace\nmetadata:\n  name: x\nspec:\n  retention: soon\n";
+    let (git, _, base) = committed(tmp.path(), ".", &["a", "b"]);
+    let broken = broken_file("x");
     let plan = || run(sluice(tmp.path()).args(["plan", "--base", &base]));
 
-    std::fs::write(tmp.path().join("namespaces/local-x.yaml"), broken).unwrap();
+    std::fs::write(tmp.path().join("namespaces/local-x.yaml"), &broken).unwrap();
     let validate = run(sluice(tmp.path()).args(["validate"]));
     assert!(
         validate.stderr.contains("namespaces/local-x.yaml:6:14"),
@@ -178,7 +189,7 @@ fn plan_base_reads_the_files_on_disk_git_does_not_list() {
     std::fs::remove_file(tmp.path().join("namespaces/local-x.yaml")).unwrap();
 
     // Removed from Git's index, still on disk: its text on disk counts.
-    std::fs::write(tmp.path().join("namespaces/b.yaml"), broken).unwrap();
+    std::fs::write(tmp.path().join("namespaces/b.yaml"), &broken).unwrap();
     let mut index = git.index().unwrap();
     index.remove_path(Path::new("namespaces/b.yaml")).unwrap();
     index.write().unwrap();
@@ -198,17 +209,8 @@ fn plan_base_reads_the_files_on_disk_git_does_not_list() {
 #[test]
 fn plan_base_reads_from_disk_the_files_git_assumes_unchanged() {
     let tmp = tempfile::tempdir().unwrap();
-    let git = Repository::init(tmp.path()).unwrap();
-    std::fs::create_dir_all(tmp.path().join("namespaces")).unwrap();
-    std::fs::write(tmp.path().join("sluice.yaml"), UNREACHABLE_WORKSPACE).unwrap();
-    std::fs::write(tmp.path().join("namespaces/a.yaml"), namespace_file("a")).unwrap();
-    std::fs::write(tmp.path().join("namespaces/b.yaml"), namespace_file("b")).unwrap();
-    let base = commit_all(&git, "two namespaces").to_string();
-    std::fs::write(
-        tmp.path().join("namespaces/b.yaml"),
-        "apiVersion: sluice/v1\nkind: Namespace\nmetadata:\n  name: b\nspec:\n  retention: soon\n",
-    )
-    .unwrap();
+    let (git, _, base) = committed(tmp.path(), ".", &["a", "b"]);
+    std::fs::write(tmp.path().join("namespaces/b.yaml"), broken_file("b")).unwrap();
     // libgit2's GIT_INDEX_ENTRY_VALID (in `flags`) and
     // GIT_INDEX_ENTRY_SKIP_WORKTREE (in `flags_extended`).
     for (valid, skip) in [(1 << 15, 0), (0, 1 << 14)] {
